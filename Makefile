@@ -1,0 +1,66 @@
+# patchrisk — two commands matter: `make run` (the whole local loop) and `make test`.
+# Every target sets up what it needs (venv with the locked dependencies) on first use.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+CHECKOV_VENV := .venv-checkov
+STAMP := $(VENV)/.installed
+STATE_DIR ?= .state
+
+.PHONY: help venv run test test-unit test-integration manifests-check compile-pipelines serve \
+        stack-up stack-down bench lock clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check uv==0.13.9
+	@$(UV) pip install -q --python $(PY) -r requirements.lock
+	@$(UV) pip install -q --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv with the locked dependencies
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check uv==0.13.9
+	@$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
+	@touch $@
+
+run: $(STAMP)  ## the whole local loop on embedded defaults, ending with a summary
+	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR)
+
+test: $(STAMP) $(CHECKOV_VENV)/.installed  ## every test, manifests check included
+	@$(PY) -m pytest -q
+
+test-unit: $(STAMP)  ## fast tests only
+	@$(PY) -m pytest -q tests/unit
+
+manifests-check: $(STAMP) $(CHECKOV_VENV)/.installed  ## render, validate and policy-check every overlay
+	@$(VENV)/bin/patchrisk manifests check --checkov $(CHECKOV_VENV)/bin/checkov
+
+compile-pipelines: $(STAMP)  ## recompile the committed pipeline YAML
+	@$(VENV)/bin/patchrisk pipeline compile
+
+serve: $(STAMP)  ## serve the champion (or MODEL_URI=...) on 127.0.0.1:8080
+	@$(VENV)/bin/patchrisk serve --state-dir $(STATE_DIR) $(if $(MODEL_URI),--model-uri $(MODEL_URI),)
+
+stack-up: $(STAMP)  ## local MLflow server + S3-compatible server on 127.0.0.1
+	@$(VENV)/bin/patchrisk stack up --state-dir $(STATE_DIR)
+
+stack-down: $(STAMP)  ## stop the local stack
+	@$(VENV)/bin/patchrisk stack down --state-dir $(STATE_DIR)
+
+bench: $(STAMP)  ## print the speed figures (training, pipeline, serving, drift)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
+	uv pip compile --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
+	uv pip compile --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
+
+clean:  ## remove local state (keeps the venvs)
+	rm -rf $(STATE_DIR)

@@ -1,0 +1,231 @@
+"""Model specs as data: a YAML file declares features, target, ids, sensitive attributes and risk
+buckets. Every stage loads the spec through :func:`load_spec`; nothing re-declares a feature list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from patchrisk.errors import SpecError
+
+
+class DType(str, Enum):
+    float = "float"
+    int = "int"
+    bool = "bool"
+    category = "category"
+
+
+class UnknownCategoryPolicy(str, Enum):
+    reject = "reject"  # 400 at serving, contract violation in data
+    allow = "allow"  # CatBoost handles unseen categories; only reported
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    dtype: DType
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+    nullable: bool = False
+    unknown_category: UnknownCategoryPolicy = UnknownCategoryPolicy.reject
+
+    @model_validator(mode="after")
+    def _check(self) -> "Feature":
+        if self.dtype == DType.category:
+            if not self.categories:
+                raise ValueError(f"feature '{self.name}': dtype category needs a non-empty 'categories' list")
+            if self.min is not None or self.max is not None:
+                raise ValueError(f"feature '{self.name}': min/max apply to numeric features only")
+        else:
+            if self.categories:
+                raise ValueError(f"feature '{self.name}': 'categories' applies to dtype category only")
+            if self.min is not None and self.max is not None and self.min > self.max:
+                raise ValueError(f"feature '{self.name}': min {self.min} is greater than max {self.max}")
+        return self
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.dtype == DType.category
+
+    def range_problem(self, value: float) -> str | None:
+        """Why a numeric value is out of this feature's range, or None when it is fine."""
+        if math.isnan(value) or math.isinf(value):
+            return "must be a finite number" if not self.nullable or math.isinf(value) else None
+        if self.min is not None and value < self.min:
+            return f"{value} is below the minimum {self.min:g}"
+        if self.max is not None and value > self.max:
+            return f"{value} is above the maximum {self.max:g}"
+        return None
+
+
+class Target(_Strict):
+    name: str
+    description: str = ""
+    positive_label: int = 1
+
+
+class RiskBucket(_Strict):
+    name: str
+    upper: float = Field(gt=0, le=1, description="scores below this (or equal to 1.0) fall in the bucket")
+
+
+class InvarianceCheck(_Strict):
+    feature: str
+    epsilon: float = Field(gt=0, le=1)
+
+
+class DirectionalCheck(_Strict):
+    feature: str
+    direction: Literal["increasing", "decreasing"]
+    delta: float = Field(gt=0, description="how much the feature is raised in the test")
+
+
+class Aggregation(_Strict):
+    """How raw per-request telemetry becomes one row per entity per day."""
+
+    events_key: str
+    events_timestamp: str
+    metadata_key: str
+    metadata_columns: tuple[str, ...]
+    measures: dict[str, dict[str, str]]  # output column -> {"column": event column, "agg": mean|sum|count}
+    label: dict[str, float]  # thresholds on next-day aggregates: {"avg_latency_above": .., ...}
+
+
+class ModelSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    version: int = Field(ge=1)
+    description: str = ""
+    entity: str
+    id_column: str
+    timestamp_column: str
+    target: Target
+    features: tuple[Feature, ...] = Field(min_length=1)
+    sensitive_attributes: tuple[str, ...] = ()
+    risk_buckets: tuple[RiskBucket, ...] = Field(min_length=1)
+    decision_threshold: float = Field(0.5, gt=0, lt=1)
+    primary_metric: Literal["roc_auc", "pr_auc", "f1", "recall"] = "roc_auc"
+    invariance: tuple[InvarianceCheck, ...] = ()
+    directional: tuple[DirectionalCheck, ...] = ()
+    aggregation: Aggregation | None = None
+    # Quality rules for training data (the data contract beyond types and ranges).
+    min_rows: int = Field(200, ge=1)
+    max_missing_rate: float = Field(0.2, ge=0, le=1)
+    min_positive_rate: float = Field(0.02, ge=0, le=1)
+    max_positive_rate: float = Field(0.8, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSpec":
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate feature names: {', '.join(dupes)}")
+        reserved = {self.id_column, self.timestamp_column, self.target.name}
+        clash = reserved.intersection(names)
+        if clash:
+            raise ValueError(f"features must not include id/timestamp/target columns: {', '.join(sorted(clash))}")
+        for attr in self.sensitive_attributes:
+            if attr not in names:
+                raise ValueError(f"sensitive_attributes: '{attr}' is not a feature")
+            if not self.feature(attr).is_categorical:
+                raise ValueError(f"sensitive_attributes: '{attr}' must be a category feature")
+        for check in (*self.invariance, *self.directional):
+            if check.feature not in names:
+                raise ValueError(f"behaviour check names unknown feature '{check.feature}'")
+        for check in self.directional:
+            if self.feature(check.feature).is_categorical:
+                raise ValueError(f"directional check on '{check.feature}' needs a numeric feature")
+        uppers = [b.upper for b in self.risk_buckets]
+        if uppers != sorted(uppers) or len(set(uppers)) != len(uppers) or uppers[-1] != 1.0:
+            raise ValueError("risk_buckets: 'upper' must strictly increase and the last must be 1.0")
+        return self
+
+    # -- schema helpers used by every stage -------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [f.name for f in self.features if f.is_categorical]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [f.name for f in self.features if not f.is_categorical]
+
+    @property
+    def model_name(self) -> str:
+        return self.name
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def risk_bucket(self, score: float) -> str:
+        for bucket in self.risk_buckets:
+            if score < bucket.upper:
+                return bucket.name
+        return self.risk_buckets[-1].name
+
+    def fingerprint(self) -> str:
+        """A short hash of the spec's content: lineage for models trained on it."""
+        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
+
+
+BUILTIN_SPECS = ("patch-risk", "feature-reliability")
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid model spec"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {where}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a model spec must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(source, exc)) from None
+
+
+def load_spec(name_or_path: str | Path) -> ModelSpec:
+    """Load a built-in spec by name (``patch-risk``) or any spec YAML by path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+        if not candidate.is_file():
+            raise SpecError(f"{candidate}: spec file not found")
+        return parse_spec(candidate.read_text(), str(candidate))
+    if str(name_or_path) not in BUILTIN_SPECS:
+        raise SpecError(
+            f"unknown spec '{name_or_path}': use one of {', '.join(BUILTIN_SPECS)} or a path to a YAML file"
+        )
+    text = resources.files("patchrisk.specs").joinpath(f"{name_or_path}.yaml").read_text()
+    return parse_spec(text, f"spec {name_or_path}")

@@ -1,0 +1,139 @@
+"""Object storage behind one small interface: a local directory or ``s3://bucket/prefix``.
+
+S3 goes through boto3 against any endpoint (``PATCHRISK_S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL``),
+so MinIO, moto's server and AWS behave alike. Writes are atomic: a local file is written beside
+its destination and renamed; an S3 object only becomes visible when its PUT completes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+def is_s3(uri: str) -> bool:
+    return str(uri).startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def s3_client(endpoint_url: str | None = None):
+    import boto3  # only S3 users pay for the import
+
+    endpoint = endpoint_url or os.environ.get("PATCHRISK_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    return boto3.client("s3", endpoint_url=endpoint, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+
+
+def join(base: str, *parts: str) -> str:
+    if is_s3(base):
+        return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
+    return str(Path(base, *parts))
+
+
+@dataclass
+class Store:
+    """Reads and writes bytes under a root URI (a directory or s3://bucket/prefix)."""
+
+    root: str
+    endpoint_url: str | None = None
+
+    def _key(self, relative: str) -> str:
+        return join(self.root, relative)
+
+    def write_bytes(self, relative: str, data: bytes) -> str:
+        uri = self._key(relative)
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            s3_client(self.endpoint_url).put_object(Bucket=bucket, Key=key, Body=data)
+            return uri
+        path = Path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(path)
+
+    def read_bytes(self, relative: str) -> bytes:
+        uri = self._key(relative)
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            return s3_client(self.endpoint_url).get_object(Bucket=bucket, Key=key)["Body"].read()
+        return Path(uri).read_bytes()
+
+    def exists(self, relative: str) -> bool:
+        uri = self._key(relative)
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            resp = s3_client(self.endpoint_url).list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+            return any(o["Key"] == key for o in resp.get("Contents", []))
+        return Path(uri).exists()
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Relative names of every object under ``prefix`` (hidden temp files excluded), sorted."""
+        uri = self._key(prefix) if prefix else self.root
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            _, root_key = split_s3(self.root)
+            names = []
+            paginator = s3_client(self.endpoint_url).get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=key):
+                for obj in page.get("Contents", []):
+                    names.append(obj["Key"][len(root_key):].lstrip("/"))
+            return sorted(names)
+        base = Path(self.root)
+        start = Path(uri)
+        if not start.exists():
+            return []
+        files = [start] if start.is_file() else [p for p in start.rglob("*") if p.is_file()]
+        return sorted(str(p.relative_to(base)) for p in files if not p.name.startswith("."))
+
+
+def download(uri: str, dest: Path, endpoint_url: str | None = None) -> Path:
+    """Copy a file or a whole directory/prefix to ``dest``; returns the local path."""
+    dest = Path(dest)
+    if not is_s3(uri):
+        src = Path(uri)
+        if src.is_dir():
+            shutil.copytree(src, dest, dirs_exist_ok=True)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+        return dest
+    bucket, key = split_s3(uri)
+    client = s3_client(endpoint_url)
+    if not uri.endswith("/"):
+        try:
+            client.head_object(Bucket=bucket, Key=key)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, key, str(dest))
+            return dest
+        except client.exceptions.ClientError:
+            key += "/"
+    for name in Store(f"s3://{bucket}/{key}", endpoint_url).list():
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, f"{key}{name}", str(target))
+    return dest
+
+
+def upload_dir(src: Path, uri: str, endpoint_url: str | None = None) -> str:
+    """Upload every file under ``src`` to ``uri`` (returned with a trailing '/')."""
+    store = Store(uri, endpoint_url)
+    for path in sorted(Path(src).rglob("*")):
+        if path.is_file():
+            store.write_bytes(str(path.relative_to(src)), path.read_bytes())
+    return uri.rstrip("/") + "/"

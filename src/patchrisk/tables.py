@@ -1,0 +1,50 @@
+"""Read and write tabular files (CSV or Parquet, chosen by extension) with errors naming the file."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from patchrisk.errors import DataContractError
+from patchrisk.storage import download, is_s3
+
+TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
+
+
+def local_copy(uri: str) -> Path:
+    """A local path for ``uri``: itself, or a download of an ``s3://`` object into a temp dir."""
+    if not is_s3(uri):
+        return Path(uri)
+    dest = Path(tempfile.mkdtemp(prefix="patchrisk-")) / Path(uri.rstrip("/")).name
+    return download(uri, dest)
+
+
+def read_table(uri: str | Path) -> pd.DataFrame:
+    path = local_copy(str(uri))
+    if not path.exists():
+        raise DataContractError(f"{uri}: file not found")
+    if path.is_dir() or path.suffix.lower() not in TABLE_SUFFIXES:
+        raise DataContractError(f"{uri}: expected a .csv or .parquet file")
+    if path.stat().st_size == 0:
+        raise DataContractError(f"{uri}: file is empty")
+    try:
+        if path.suffix.lower() == ".csv":
+            # Only empty cells and explicit NaN/null are missing: a category such as "NA" stays a value.
+            return pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan", "null", "NULL"])
+        return pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataContractError(f"{uri}: cannot be read as a table ({exc})") from None
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix.lower() == ".csv":
+        df.to_csv(tmp, index=False)
+    else:
+        df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
