@@ -40,6 +40,10 @@ class RegisteredVersion:
                 "storage_uri": self.storage_uri, "created": self.created}
 
 
+def _is_error(exc: Exception, code: str) -> bool:
+    return code in (getattr(exc, "error_code", "") or "") or code in str(exc)
+
+
 def client(settings: Settings):
     """An MlflowClient on the configured store, creating the experiment with its artifact root."""
     import mlflow
@@ -63,7 +67,7 @@ def find_version_for_run(c, name: str, pipeline_run_id: str):
     try:
         found = c.search_model_versions(f"name = '{name}' and tags.{PIPELINE_RUN_TAG} = '{pipeline_run_id}'")
     except Exception as exc:  # the registered model may not exist yet
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc):
+        if _is_error(exc, "RESOURCE_DOES_NOT_EXIST"):
             return None
         raise
     return sorted(found, key=lambda v: int(v.version))[0] if found else None
@@ -84,7 +88,7 @@ def register_model_dir(settings: Settings, model_dir: Path, *, name: str, pipeli
         try:
             c.create_registered_model(name, description=f"patchrisk model for spec {name}")
         except Exception as exc:
-            if "RESOURCE_ALREADY_EXISTS" not in str(exc):
+            if not _is_error(exc, "RESOURCE_ALREADY_EXISTS"):
                 raise
         run = c.get_run(run_id)
         version = c.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
@@ -148,7 +152,7 @@ def get_version(settings: Settings, name: str, alias: str | None = None, version
             return c.get_model_version_by_alias(name, alias)
         return c.get_model_version(name, str(version))
     except Exception as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
+        if _is_error(exc, "RESOURCE_DOES_NOT_EXIST") or _is_error(exc, "INVALID_PARAMETER_VALUE"):
             what = f"alias '{alias}'" if alias else f"version {version}"
             raise PatchriskError(f"model '{name}' has no {what} in {settings.tracking_uri}") from None
         raise
@@ -159,7 +163,7 @@ def aliases(settings: Settings, name: str) -> dict[str, str]:
     try:
         model = client(settings).get_registered_model(name)
     except Exception as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc):
+        if _is_error(exc, "RESOURCE_DOES_NOT_EXIST"):
             return {}
         raise
     return {a: str(v) for a, v in (model.aliases or {}).items()}
