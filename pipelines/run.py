@@ -4,6 +4,8 @@ The same pipeline function serves both; only where it runs differs.
 """
 
 import logging
+import re
+import warnings
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Callable
 
 from kfp import compiler
 
+from patchrisk.errors import PatchriskError
 from patchrisk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,31 @@ def pipelines() -> dict[str, Callable]:
     else:
         found["batch-scoring"] = batch_scoring_pipeline
     return found
+
+
+class PipelineFailed(PatchriskError):
+    """A local pipeline run ended in a failed task; the message says which and why."""
+
+    @classmethod
+    def from_local_error(cls, exc: RuntimeError, run_dir: Path | None) -> "PipelineFailed":
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # kfp colours task names
+        match = re.search(r"Inner task failed: '([^']+)'", text)
+        task = match.group(1) if match else "unknown task"
+        detail = ""
+        report = next(run_dir.glob("validate-data/report"), None) if run_dir else None
+        if task == "validate-data" and report and report.is_file():
+            import json
+
+            found = json.loads(report.read_text())
+            violations = found.get("violations", [])
+            detail = "\n".join(
+                f"  - column '{v['column']}': {v['rule']} ({v['count']} value(s)"
+                + (f", e.g. {v['examples']}" if v.get("examples") else "") + ")"
+                for v in violations if v.get("blocking", True))
+            return cls(f"{found.get('source')}: data breaks the contract of spec {found.get('spec')}; "
+                       f"nothing was registered:\n{detail}")
+        where = f" (outputs under {run_dir})" if run_dir else ""
+        return cls(f"pipeline failed in task '{task}'{where}; its log above says why")
 
 
 def compile_pipeline(func: Callable, out: Path) -> Path:
@@ -63,7 +91,16 @@ def run_local(func: Callable, arguments: dict, settings: Settings) -> LocalRun:
     before = set(root.iterdir())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     started = time.perf_counter()
-    func(**arguments)
+    try:
+        with warnings.catch_warnings():
+            # kfp.local warns that our image is not a stock Python image and that resource
+            # requests do nothing locally: both expected, since use_venv=False runs our own env.
+            warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+            func(**arguments)
+    except RuntimeError as exc:
+        new_dirs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+        raise PipelineFailed.from_local_error(exc, new_dirs[-1] if new_dirs else None) from None
     new_dirs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
     return LocalRun(func.name if hasattr(func, "name") else func.__name__, time.perf_counter() - started,
                     root, new_dirs[-1] if new_dirs else None)

@@ -64,16 +64,18 @@ def training_pipeline(
     model_store_uri: str = "s3://patchrisk-models",
     git_commit: str = "",
 ):
-    """Parameters:
-    data_uri: Training data: a .csv/.parquet table (s3://… or path), or for telemetry specs a
-        directory with events.parquet and metadata.csv.
-    spec: Model spec name (patch-risk, feature-reliability) or path to a spec YAML in the image.
-    seed: Seed for the split and CatBoost; the same seed and data give the same model.
-    device: 'cpu', or 'gpu' to request an NVIDIA GPU for training (CatBoost task_type=GPU).
-    iterations: Maximum boosting iterations (early stopping usually ends sooner).
-    mlflow_tracking_uri: MLflow tracking server the model is registered in.
-    model_store_uri: Root of the immutable model copies KServe reads (s3://bucket[/prefix]).
-    git_commit: Commit of the code that built the pipeline (lineage tag).
+    """Train, evaluate and register a risk model for one spec.
+
+    Args:
+        data_uri: Training data: a .csv/.parquet table (s3://… or path), or for telemetry specs a
+            directory with events.parquet and metadata.csv.
+        spec: Model spec name (patch-risk, feature-reliability) or path to a spec YAML in the image.
+        seed: Seed for the split and CatBoost; the same seed and data give the same model.
+        device: 'cpu', or 'gpu' to request an NVIDIA GPU for training (CatBoost task_type=GPU).
+        iterations: Maximum boosting iterations (early stopping usually ends sooner).
+        mlflow_tracking_uri: MLflow tracking server the model is registered in.
+        model_store_uri: Root of the immutable model copies KServe reads (s3://bucket[/prefix]).
+        git_commit: Commit of the code that built the pipeline (lineage tag).
     """
     prepared = _with_s3_credentials(prepare_data(spec=spec, data_uri=data_uri))
     validated = validate_data(spec=spec, data_uri=data_uri, table=prepared.outputs["table"])
