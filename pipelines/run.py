@@ -3,6 +3,7 @@
 The same pipeline function serves both; only where it runs differs.
 """
 
+import contextlib
 import logging
 import re
 import warnings
@@ -39,7 +40,8 @@ class PipelineFailed(PatchriskError):
     """A local pipeline run ended in a failed task; the message says which and why."""
 
     @classmethod
-    def from_local_error(cls, exc: RuntimeError, run_dir: Path | None) -> "PipelineFailed":
+    def from_local_error(cls, exc: RuntimeError, run_dir: Path | None,
+                         log_file: Path | None = None) -> "PipelineFailed":
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # kfp colours task names
         match = re.search(r"Inner task failed: '([^']+)'", text)
         task = match.group(1) if match else "unknown task"
@@ -57,7 +59,9 @@ class PipelineFailed(PatchriskError):
             return cls(f"{found.get('source')}: data breaks the contract of spec {found.get('spec')}; "
                        f"nothing was registered:\n{detail}")
         where = f" (outputs under {run_dir})" if run_dir else ""
-        return cls(f"pipeline failed in task '{task}'{where}; its log above says why")
+        if log_file:
+            where += f"; task logs in {log_file}"
+        return cls(f"pipeline failed in task '{task}'{where}; the task log says why")
 
 
 def compile_pipeline(func: Callable, out: Path) -> Path:
@@ -78,11 +82,12 @@ class LocalRun:
     run_dir: Path | None
 
 
-def run_local(func: Callable, arguments: dict, settings: Settings) -> LocalRun:
+def run_local(func: Callable, arguments: dict, settings: Settings, log_file: Path | None = None) -> LocalRun:
     """Run a pipeline with kfp.local's SubprocessRunner in this Python environment.
 
     use_venv=False: components run with the packages installed here (ours included), which is
-    exactly what the component image holds. A failed task raises with its name.
+    exactly what the component image holds. A failed task raises with its name. With
+    ``log_file``, kfp.local's task logs go there instead of this process's stdout.
     """
     from kfp import local
 
@@ -97,13 +102,24 @@ def run_local(func: Callable, arguments: dict, settings: Settings) -> LocalRun:
             # requests do nothing locally: both expected, since use_venv=False runs our own env.
             warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
-            func(**arguments)
+            with _output_to(log_file):
+                func(**arguments)
     except RuntimeError as exc:
         new_dirs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
-        raise PipelineFailed.from_local_error(exc, new_dirs[-1] if new_dirs else None) from None
+        raise PipelineFailed.from_local_error(exc, new_dirs[-1] if new_dirs else None, log_file) from None
     new_dirs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
     return LocalRun(func.name if hasattr(func, "name") else func.__name__, time.perf_counter() - started,
                     root, new_dirs[-1] if new_dirs else None)
+
+
+@contextlib.contextmanager
+def _output_to(log_file: Path | None):
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        yield
 
 
 def submit(host: str, func: Callable, arguments: dict, experiment: str, run_name: str) -> str:
@@ -155,7 +171,7 @@ def find_reports(run_dir: Path | None) -> dict[str, Path]:
 
 def run_training_locally(settings: Settings, *, data_uri: str, spec: str = "patch-risk", seed: int = 42,
                          device: str = "cpu", iterations: int = 600, git_commit: str = "",
-                         extra_arguments: dict | None = None) -> TrainingOutcome:
+                         extra_arguments: dict | None = None, log_file: Path | None = None) -> TrainingOutcome:
     from patchrisk import registry
     from patchrisk_pipelines.training import training_pipeline
 
@@ -164,7 +180,7 @@ def run_training_locally(settings: Settings, *, data_uri: str, spec: str = "patc
                      mlflow_tracking_uri=settings.tracking_uri,
                      model_store_uri=registry.model_store_root(settings), git_commit=git_commit,
                      **(extra_arguments or {}))
-    local_run = run_local(training_pipeline, arguments, settings)
+    local_run = run_local(training_pipeline, arguments, settings, log_file)
     return TrainingOutcome(spec, local_run, _version_registered_since(settings, spec, started_ms),
                            find_reports(local_run.run_dir))
 
