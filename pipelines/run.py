@@ -206,3 +206,24 @@ def _version_registered_since(settings: Settings, spec_name: str, since_ms: int)
             "aliases": sorted(a for a, ver in alias_map.items() if ver == str(v.version)),
             "metrics": c.get_run(v.run_id).data.metrics,
             "storage_uri": (v.tags or {}).get(registry.STORAGE_URI_TAG, ""), "tags": dict(v.tags or {})}
+
+
+@dataclass
+class BatchScoringOutcome:
+    local_run: LocalRun
+    qa_priority: Path
+    device_watchlist: Path
+    report: Path
+
+
+def run_batch_scoring_locally(settings: Settings, *, patches_uri: str,
+                              model_uri: str = "models:/patch-risk@champion",
+                              log_file: Path | None = None) -> BatchScoringOutcome:
+    from patchrisk_pipelines.batch_scoring import batch_scoring_pipeline
+
+    local_run = run_local(batch_scoring_pipeline, dict(patches_uri=str(patches_uri), model_uri=model_uri,
+                                                       mlflow_tracking_uri=settings.tracking_uri),
+                          settings, log_file)
+    task_dir = local_run.run_dir / "score-batch"
+    return BatchScoringOutcome(local_run, task_dir / "qa_priority", task_dir / "device_watchlist",
+                               task_dir / "report")

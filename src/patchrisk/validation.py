@@ -146,7 +146,7 @@ def _contract_violations(df: pd.DataFrame, spec: ModelSpec, require_target: bool
 
 def _quality_violations(df: pd.DataFrame, spec: ModelSpec, require_target: bool) -> list[Violation]:
     out = []
-    if len(df) < spec.min_rows:
+    if require_target and len(df) < spec.min_rows:  # a training-set rule; any batch can be scored
         out.append(Violation("(table)", f"at least {spec.min_rows} rows required", len(df)))
     if spec.id_column in df:
         dup = df[spec.id_column][df[spec.id_column].duplicated(keep=False)]

@@ -1,0 +1,18 @@
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Output
+
+from patchrisk_components._base import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def score_batch(model_uri: str, patches_uri: str, mlflow_tracking_uri: str, qa_priority: Output[Dataset],
+                device_watchlist: Output[Dataset], report: Output[HTML]) -> int:
+    """QA priority list and device-monitoring list (CSV) plus an HTML report, from the champion model."""
+    from patchrisk.logs import setup_logging
+    from patchrisk.steps.score import score_batch as run
+
+    setup_logging()
+    result = run(model_uri, patches_uri, qa_priority.path, device_watchlist.path, report.path,
+                 mlflow_tracking_uri=mlflow_tracking_uri)
+    qa_priority.metadata.update(result)
+    return result["patches"]

@@ -1,0 +1,28 @@
+"""Batch scoring: upcoming patches scored with the champion → QA and device-monitoring lists."""
+
+from kfp import dsl
+
+from patchrisk_components.score_batch.component import score_batch
+from patchrisk_pipelines.training import _with_s3_credentials
+
+
+@dsl.pipeline(
+    name="patchrisk-batch-scoring",
+    description="Score a batch of upcoming patches with the champion model; write the QA priority list "
+                "and the device-monitoring priority list (CSV) and an HTML report.",
+)
+def batch_scoring_pipeline(
+    patches_uri: str,
+    model_uri: str = "models:/patch-risk@champion",
+    mlflow_tracking_uri: str = "http://mlflow.patchrisk.svc.cluster.local:5000",
+):
+    """Score upcoming patches.
+
+    Args:
+        patches_uri: Upcoming patches to score (.csv/.parquet, path or s3://), without labels.
+        model_uri: Model to score with: models:/<name>@<alias>, models:/<name>/<version> or a model dir URI.
+        mlflow_tracking_uri: MLflow tracking server that resolves models:/ URIs.
+    """
+    task = score_batch(model_uri=model_uri, patches_uri=patches_uri, mlflow_tracking_uri=mlflow_tracking_uri)
+    task.set_caching_options(False)  # the champion behind the alias changes between runs
+    _with_s3_credentials(task)

@@ -1,0 +1,1 @@
+"""Self-contained HTML for reports people open: no server, no external assets."""

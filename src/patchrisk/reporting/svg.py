@@ -1,0 +1,64 @@
+"""Small inline-SVG charts (bars, lines) so reports render anywhere, with no JavaScript."""
+
+from __future__ import annotations
+
+from html import escape
+
+PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"]
+
+
+def bar_chart(labels: list[str], values: list[float], title: str, width: int = 640, bar_height: int = 22,
+              value_format: str = "{:.2f}", color: str = PALETTE[0]) -> str:
+    """Horizontal bars, largest first as given; labels on the left, values at the bar's end."""
+    label_w, pad = 180, 8
+    height = pad * 2 + 24 + bar_height * len(values)
+    top = max(max(values, default=0), 1e-12)
+    rows = []
+    for i, (label, value) in enumerate(zip(labels, values)):
+        y = pad + 24 + i * bar_height
+        w = max((width - label_w - 80) * value / top, 1)
+        rows.append(
+            f'<text x="{label_w - 6}" y="{y + bar_height * 0.7:.1f}" text-anchor="end" font-size="12">'
+            f"{escape(str(label))}</text>"
+            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{bar_height - 6}" fill="{color}" rx="2">'
+            f"<title>{escape(str(label))}: {value_format.format(value)}</title></rect>"
+            f'<text x="{label_w + w + 4:.1f}" y="{y + bar_height * 0.7:.1f}" font-size="11">'
+            f"{value_format.format(value)}</text>")
+    return (f'<svg class="chart" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" '
+            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+            f'<text x="{pad}" y="{pad + 12}" font-size="14" font-weight="bold">{escape(title)}</text>'
+            + "".join(rows) + "</svg>")
+
+
+def line_chart(series: dict[str, list[float]], x_labels: list[str], title: str, width: int = 640,
+               height: int = 240, threshold: float | None = None) -> str:
+    """One line per series over shared x positions; an optional dashed threshold line."""
+    pad_l, pad_r, pad_t, pad_b = 48, 120, 28, 36
+    all_values = [v for vals in series.values() for v in vals if v == v]
+    if threshold is not None:
+        all_values.append(threshold)
+    top = max(max(all_values, default=1.0), 1e-12) * 1.1
+    n = max(len(x_labels), 2)
+    px = lambda i: pad_l + (width - pad_l - pad_r) * i / (n - 1)  # noqa: E731
+    py = lambda v: pad_t + (height - pad_t - pad_b) * (1 - v / top)  # noqa: E731
+    parts = [f'<line x1="{pad_l}" y1="{py(0):.1f}" x2="{width - pad_r}" y2="{py(0):.1f}" stroke="#999"/>',
+             f'<text x="{pad_l - 6}" y="{py(top / 1.1):.1f}" text-anchor="end" font-size="10">{top / 1.1:.2g}</text>',
+             f'<text x="{pad_l - 6}" y="{py(0):.1f}" text-anchor="end" font-size="10">0</text>']
+    for i, label in enumerate(x_labels):
+        if len(x_labels) <= 12 or i % max(len(x_labels) // 8, 1) == 0:
+            parts.append(f'<text x="{px(i):.1f}" y="{height - pad_b + 14}" text-anchor="middle" '
+                         f'font-size="10">{escape(str(label))}</text>')
+    if threshold is not None:
+        parts.append(f'<line x1="{pad_l}" y1="{py(threshold):.1f}" x2="{width - pad_r}" y2="{py(threshold):.1f}" '
+                     f'stroke="#dc2626" stroke-dasharray="4 3"><title>threshold {threshold:g}</title></line>')
+    for k, (name, values) in enumerate(series.items()):
+        color = PALETTE[k % len(PALETTE)]
+        pts = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(values) if v == v)
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}">'
+                     f"<title>{escape(name)}</title></polyline>")
+        parts.append(f'<text x="{width - pad_r + 6}" y="{pad_t + 14 * k + 10}" font-size="11" fill="{color}">'
+                     f"{escape(name)}</text>")
+    return (f'<svg class="chart" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" '
+            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+            f'<text x="{pad_l}" y="16" font-size="14" font-weight="bold">{escape(title)}</text>'
+            + "".join(parts) + "</svg>")

@@ -1,0 +1,30 @@
+"""Score upcoming patches with a registered model; write the two priority lists and a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from patchrisk.batch_scoring import batch_report_html, device_watchlist, qa_priority, score_patches
+from patchrisk.model_bundle import ModelBundle
+from patchrisk.registry import download_model
+from patchrisk.settings import get_settings
+from patchrisk.tables import read_table
+from patchrisk.validation import conform, validate_frame
+
+
+def score_batch(model_uri: str, patches_uri: str, qa_csv: str, watch_csv: str, report_html: str, *,
+                mlflow_tracking_uri: str = "") -> dict:
+    settings = get_settings(mlflow_tracking_uri=mlflow_tracking_uri or None)
+    bundle = ModelBundle.load(download_model(settings, model_uri))
+    patches = read_table(patches_uri)
+    validate_frame(patches, bundle.spec, source=patches_uri, require_target=False).raise_if_failed()
+    scored = score_patches(bundle, conform(patches, bundle.spec))
+    qa = qa_priority(scored, bundle.spec.id_column)
+    watch = device_watchlist(scored)
+    for path in (qa_csv, watch_csv, report_html):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    qa.to_csv(qa_csv, index=False)
+    watch.to_csv(watch_csv, index=False)
+    Path(report_html).write_text(batch_report_html(qa, watch, bundle.name, bundle.version))
+    return {"patches": len(qa), "model_version": bundle.version,
+            "high_risk": int((qa["risk_bucket"] == "high").sum())}
