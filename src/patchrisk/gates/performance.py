@@ -7,7 +7,7 @@ import numpy as np
 
 from patchrisk.evaluation import classification_metrics
 from patchrisk.gates.policy import PerformancePolicy
-from patchrisk.gates.report import GateResult, compare, gate_from_checks
+from patchrisk.gates.report import FAILED, PASSED, Check, GateResult, compare, gate_from_checks
 
 GATE = "performance"
 
@@ -15,17 +15,17 @@ GATE = "performance"
 def performance_gate(y_true: np.ndarray, scores: np.ndarray, threshold: float,
                      policy: PerformancePolicy) -> GateResult:
     metrics = classification_metrics(y_true, scores, threshold)
-    checks = [compare(name, metrics[name], floor, ">=",
-                      _detail(name, metrics[name], floor, "below the minimum"))
-              for name, floor in policy.minimum.items()]
-    checks += [compare(name, metrics[name], ceiling, "<=",
-                       _detail(name, metrics[name], ceiling, "above the maximum"))
-               for name, ceiling in policy.maximum.items()]
+    checks = [_check(name, metrics[name], floor, ">=") for name, floor in policy.minimum.items()]
+    checks += [_check(name, metrics[name], ceiling, "<=") for name, ceiling in policy.maximum.items()]
     shown = ", ".join(f"{k} {metrics[k]:.3f}" for k in ("roc_auc", "pr_auc", "f1"))
     gate = gate_from_checks(GATE, checks, f"holdout {shown} meet every threshold",
                             details={"metrics": metrics, "threshold": threshold})
     return gate
 
 
-def _detail(name: str, value: float, limit: float, problem: str) -> str:
-    return f"holdout {name} {value:.4f} is {problem} {limit:g}"
+def _check(name: str, value: float, limit: float, comparator: str) -> Check:
+    check = compare(name, value, limit, comparator)
+    bound = "minimum" if comparator == ">=" else "maximum"
+    where = {PASSED: "within", FAILED: "beyond"}[check.verdict]
+    check.detail = f"holdout {name} {value:.4f} is {where} the {bound} {limit:g}"
+    return check
