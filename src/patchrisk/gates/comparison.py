@@ -77,7 +77,7 @@ def comparison_gate(challenger: ModelBundle, champion: ModelBundle | None, holdo
     missing = sorted(set(champion.spec.feature_names) - set(holdout.columns))
     if missing:
         check = Check("champion", None, None, "", NOT_APPLICABLE,
-                      f"champion v{champion.version} needs columns the holdout lacks: {', '.join(missing)}")
+                      f"champion version {champion.version} needs columns the holdout lacks: {', '.join(missing)}")
         return GateResult(GATE, PASSED, f"not comparable: {check.detail}", [check])
 
     spec, y = challenger.spec, np.asarray(y_true).astype(int)
@@ -92,7 +92,7 @@ def comparison_gate(challenger: ModelBundle, champion: ModelBundle | None, holdo
     worse = diff < -policy.max_primary_metric_drop and (metric != "roc_auc" or ci[1] < 0)
     metric_check = Check(
         f"{metric}_difference", diff, -policy.max_primary_metric_drop, ">=", FAILED if worse else PASSED,
-        f"challenger {metric} {m_chall[metric]:.4f} vs champion v{champion.version} {m_champ[metric]:.4f} "
+        f"challenger {metric} {m_chall[metric]:.4f} vs champion version {champion.version} {m_champ[metric]:.4f} "
         f"(difference {diff:+.4f}, {policy.confidence:.0%} bootstrap CI of the AUC difference "
         f"[{ci[0]:+.4f}, {ci[1]:+.4f}]; allowed drop {policy.max_primary_metric_drop:g})")
     mc = mcnemar_exact(y, (s_chall >= threshold).astype(int), (s_champ >= champion.spec.decision_threshold)
@@ -106,5 +106,5 @@ def comparison_gate(challenger: ModelBundle, champion: ModelBundle | None, holdo
     details = {"champion_version": champion.version, "challenger": m_chall, "champion": m_champ,
                "auc_difference_ci": ci, "mcnemar": mc, "metric": metric}
     return gate_from_checks(GATE, [metric_check, mcnemar_check],
-                            f"challenger is not worse than champion v{champion.version} ({metric} {diff:+.4f})",
+                            f"challenger is not worse than champion version {champion.version} ({metric} {diff:+.4f})",
                             details)
