@@ -23,8 +23,22 @@ def validation_gates(
 
     from patchrisk.gates.step import run_gates_step
 
-    report = run_gates_step(model.path, holdout.path, spec, policy_env, mlflow_tracking_uri, model_name,
-                            gate_report.path, gate_summary.path, gate_report_html.path)
-    gate_report.metadata.update({"passed": report.passed, "reason": report.reason,
-                                 **{f"gate.{g.name}": g.verdict for g in report.gates}})
+    report = run_gates_step(
+        model.path,
+        holdout.path,
+        spec,
+        policy_env,
+        mlflow_tracking_uri,
+        model_name,
+        gate_report.path,
+        gate_summary.path,
+        gate_report_html.path,
+    )
+    gate_report.metadata.update(
+        {
+            "passed": report.passed,
+            "reason": report.reason,
+            **{f"gate.{g.name}": g.verdict for g in report.gates},
+        }
+    )
     return namedtuple("Outputs", ["passed", "reason"])(report.passed, report.reason)

@@ -3,7 +3,7 @@ trained once per test session (cached), with planted flaws the gates must catch.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -23,12 +23,12 @@ def spec():
     return load_spec(SPEC)
 
 
-@lru_cache(maxsize=None)
+@cache
 def training_data() -> pd.DataFrame:
     return generate_rows(spec(), TRAIN_ROWS, seed=11)
 
 
-@lru_cache(maxsize=None)
+@cache
 def holdout() -> pd.DataFrame:
     """An independent labelled table (another seed) every model is judged on."""
     return generate_rows(spec(), HOLDOUT_ROWS, seed=99)
@@ -38,12 +38,12 @@ def _train(df: pd.DataFrame, **params) -> ModelBundle:
     return train_model(df, spec(), TrainParams(seed=11, **params)).bundle
 
 
-@lru_cache(maxsize=None)
+@cache
 def healthy_model() -> ModelBundle:
     return _train(training_data())
 
 
-@lru_cache(maxsize=None)
+@cache
 def biased_model() -> ModelBundle:
     """Trained where every patch for one device family was labelled safe: it misses that family's risk."""
     df = training_data().copy()
@@ -55,23 +55,23 @@ def sharp_threshold_labels(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**{spec().target.name: (df[FRAGILE_FEATURE] > FRAGILE_CUT).astype(int)})
 
 
-@lru_cache(maxsize=None)
+@cache
 def fragile_model() -> ModelBundle:
     """Labels are a sharp cut on one numeric feature: perfect on clean data, brittle under noise."""
     return _train(sharp_threshold_labels(training_data()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def fragile_holdout() -> pd.DataFrame:
     return sharp_threshold_labels(holdout())
 
 
-@lru_cache(maxsize=None)
+@cache
 def undertrained_model() -> ModelBundle:
     return _train(training_data(), iterations=2, depth=1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def weak_model() -> ModelBundle:
     """A clearly worse challenger: trained on a tenth of the data with a third of its labels flipped."""
     df = training_data().sample(frac=0.3, random_state=5).reset_index(drop=True)

@@ -2,10 +2,10 @@
 
 Every model is a real CatBoost model trained on small synthetic data (see gates_support)."""
 
+import gates_support as models
 import numpy as np
 import pytest
 
-import gates_support as models
 from patchrisk.gates.policy import load_policy
 from patchrisk.gates.report import FAILED, PASSED
 from patchrisk.gates.runner import run_gates
@@ -30,7 +30,15 @@ def test_healthy_model_passes_all_four_gates(healthy_report):
 
 def test_healthy_report_measures_what_it_claims(healthy_report):
     perf = healthy_report.gate("performance")
-    assert {c.name for c in perf.checks} == {"roc_auc", "pr_auc", "precision", "recall", "f1", "log_loss", "brier"}
+    assert {c.name for c in perf.checks} == {
+        "roc_auc",
+        "pr_auc",
+        "precision",
+        "recall",
+        "f1",
+        "log_loss",
+        "brier",
+    }
     assert 0.78 < perf.details["metrics"]["roc_auc"] < 0.95
     fairness = healthy_report.gate("fairness")
     families = {r["group"] for r in fairness.details["groups"]["device_family"]}
@@ -49,11 +57,13 @@ def test_model_biased_against_one_device_family_fails_fairness(policy):
     failed = {c.name for c in gate.failed_checks}
     assert "device_family.recall_disparity" in failed
     assert not any(name.startswith("region.") for name in failed)
-    assert f"vs {models.BIASED_FAMILY} 0.000" in gate.reason and "device_family recall disparity" in gate.reason
+    assert (
+        f"vs {models.BIASED_FAMILY} 0.000" in gate.reason and "device_family recall disparity" in gate.reason
+    )
     rows = {r["group"]: r for r in gate.details["groups"]["device_family"]}
     assert rows[models.BIASED_FAMILY]["recall"]["value"] < 0.1
     assert report.gate("robustness").verdict == PASSED
-    assert f"rejected by gate fairness: device_family recall disparity" in report.reason
+    assert "rejected by gate fairness: device_family recall disparity" in report.reason
 
 
 def test_model_hinging_on_one_fragile_feature_fails_robustness(policy):

@@ -41,8 +41,6 @@ def _write(tmp_path, text):
     return path
 
 
-
-
 def _builtin_text():
     from importlib import resources
 
@@ -58,7 +56,9 @@ def test_wrong_type_names_file_environment_and_field(tmp_path):
 
 
 def test_a_bad_override_is_caught_in_its_environment_only(tmp_path):
-    path = _write(tmp_path, _builtin_text().replace("max_primary_metric_drop: 0.005", "max_primary_metric_drop: -1"))
+    path = _write(
+        tmp_path, _builtin_text().replace("max_primary_metric_drop: 0.005", "max_primary_metric_drop: -1")
+    )
     assert load_policy(path).comparison.max_primary_metric_drop == 0.01
     with pytest.raises(SpecError, match=r"environment 'prod'[\s\S]*comparison.max_primary_metric_drop"):
         load_policy(path, env="prod")

@@ -16,14 +16,23 @@ EXIT_PASSED, EXIT_GATE_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate_cmd(
-        model: str = typer.Option(..., help="Model directory, s3://…/ URI, or models:/<name>@<alias> | models:/<name>/<N>."),
-        data: Path = typer.Option(..., help="Labelled holdout table (.csv/.parquet) keeping the spec's contract."),
-        policy: str = typer.Option("", help="Gate policy: a YAML file or a spec name (default: the model's spec)."),
+        model: str = typer.Option(
+            ..., help="Model directory, s3://…/ URI, or models:/<name>@<alias> | models:/<name>/<N>."
+        ),
+        data: Path = typer.Option(
+            ..., help="Labelled holdout table (.csv/.parquet) keeping the spec's contract."
+        ),
+        policy: str = typer.Option(
+            "", help="Gate policy: a YAML file or a spec name (default: the model's spec)."
+        ),
         env: str = typer.Option("dev", help="Policy environment whose overrides apply (e.g. prod)."),
         champion: str = typer.Option(
-            "none", help="Compare with: 'none', 'auto' (the registry's champion alias) or a model URI/path."),
+            "none", help="Compare with: 'none', 'auto' (the registry's champion alias) or a model URI/path."
+        ),
         json_output: bool = typer.Option(False, "--json", help="Print the JSON report instead of Markdown."),
-        out: Path | None = typer.Option(None, help="Also write gate_report.json/.md/.html into this directory."),
+        out: Path | None = typer.Option(
+            None, help="Also write gate_report.json/.md/.html into this directory."
+        ),
     ) -> None:
         """Run the performance, fairness, robustness and champion gates; exit 0 passed, 1 failed, 2 error."""
         import logging
@@ -37,7 +46,9 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
             raise typer.Exit(EXIT_CANNOT_RUN) from None
         except Exception as err:  # exit 1 must mean "a gate failed", never "it crashed"
-            typer.secho(f"error: could not run the gates: {type(err).__name__}: {err}", fg=typer.colors.RED, err=True)
+            typer.secho(
+                f"error: could not run the gates: {type(err).__name__}: {err}", fg=typer.colors.RED, err=True
+            )
             raise typer.Exit(EXIT_CANNOT_RUN) from None
         if json_output:
             typer.echo(report.to_json())
@@ -56,7 +67,10 @@ def _run(model: str, data: Path, policy: str, env: str, champion: str, out: Path
 
     settings = get_settings()
     model_dir = download_model(settings, model)
-    progress = lambda line: typer.echo(line, err=True)  # noqa: E731 - progress to stderr, report to stdout
+
+    def progress(line: str) -> None:  # progress to stderr; the report alone goes to stdout
+        typer.echo(line, err=True)
+
     run = validate_model(model_dir, data, policy or None, env, settings, champion=champion, progress=progress)
     if out:
         for kind, path in write_gate_report(run.report, out).items():

@@ -17,7 +17,7 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prologue: the SVG sits inside HTML
+    return text[text.index("<svg") :]  # drop the XML prologue: the SVG sits inside HTML
 
 
 def _pyplot():
@@ -54,9 +54,17 @@ def robustness_chart(gate: GateResult) -> str:
     plt = _pyplot()
     d = gate.details
     fig, ax = plt.subplots(figsize=(6, 2.4))
-    series = [("gaussian noise (sigma x std)", [(0, d["baseline"])] + [(p["sigma"], p["metric"]) for p in d["noise"]]),
-              ("category flips (rate)", [(0, d["baseline"])] + [(p["rate"], p["metric"]) for p in d["category_flips"]]),
-              ("missing values (rate)", [(0, d["baseline"])] + [(p["rate"], p["metric"]) for p in d["missing"]])]
+    series = [
+        (
+            "gaussian noise (sigma x std)",
+            [(0, d["baseline"])] + [(p["sigma"], p["metric"]) for p in d["noise"]],
+        ),
+        (
+            "category flips (rate)",
+            [(0, d["baseline"])] + [(p["rate"], p["metric"]) for p in d["category_flips"]],
+        ),
+        ("missing values (rate)", [(0, d["baseline"])] + [(p["rate"], p["metric"]) for p in d["missing"]]),
+    ]
     for label, points in series:
         if len(points) > 1:
             ax.plot(*zip(*points), marker="o", label=label)

@@ -12,14 +12,19 @@ from patchrisk.gates.report import FAILED, PASSED, Check, GateResult, compare, g
 GATE = "performance"
 
 
-def performance_gate(y_true: np.ndarray, scores: np.ndarray, threshold: float,
-                     policy: PerformancePolicy) -> GateResult:
+def performance_gate(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float, policy: PerformancePolicy
+) -> GateResult:
     metrics = classification_metrics(y_true, scores, threshold)
     checks = [_check(name, metrics[name], floor, ">=") for name, floor in policy.minimum.items()]
     checks += [_check(name, metrics[name], ceiling, "<=") for name, ceiling in policy.maximum.items()]
     shown = ", ".join(f"{k} {metrics[k]:.3f}" for k in ("roc_auc", "pr_auc", "f1"))
-    gate = gate_from_checks(GATE, checks, f"holdout {shown} meet every threshold",
-                            details={"metrics": metrics, "threshold": threshold})
+    gate = gate_from_checks(
+        GATE,
+        checks,
+        f"holdout {shown} meet every threshold",
+        details={"metrics": metrics, "threshold": threshold},
+    )
     return gate
 
 

@@ -47,8 +47,11 @@ class FairnessPolicy(_Strict):
     min_group_positives: int = Field(ge=1, description="fewer positives: recall is insufficient data")
     min_group_negatives: int = Field(ge=1, description="fewer negatives: FPR is insufficient data")
     confidence: float = Field(
-        ge=0.5, lt=1, description="one-sided confidence that the disparity exceeds the maximum before failing; "
-                                  "0.5 compares the observed disparity itself")
+        ge=0.5,
+        lt=1,
+        description="one-sided confidence that the disparity exceeds the maximum before failing; "
+        "0.5 compares the observed disparity itself",
+    )
     max_disparity: dict[str, float] = Field(description="metric -> largest allowed max-min gap across groups")
 
     @field_validator("max_disparity")
@@ -165,8 +168,13 @@ def load_policy(spec_name_or_path: str | Path, env: str = "dev") -> GatePolicy:
         return parse_policy(candidate.read_text(), str(candidate), env)
     resource = resources.files("patchrisk.policies").joinpath(f"{spec_name_or_path}.yaml")
     if not resource.is_file():
-        builtin = sorted(p.name.removesuffix(".yaml") for p in resources.files("patchrisk.policies").iterdir()
-                         if p.name.endswith(".yaml"))
-        raise SpecError(f"no gate policy for '{spec_name_or_path}': use one of {', '.join(builtin)} "
-                        "or a path to a policy YAML")
+        builtin = sorted(
+            p.name.removesuffix(".yaml")
+            for p in resources.files("patchrisk.policies").iterdir()
+            if p.name.endswith(".yaml")
+        )
+        raise SpecError(
+            f"no gate policy for '{spec_name_or_path}': use one of {', '.join(builtin)} "
+            "or a path to a policy YAML"
+        )
     return parse_policy(resource.read_text(), f"policy {spec_name_or_path}", env)

@@ -27,16 +27,32 @@ def _headline(report: GateReport) -> str:
 
 def render_markdown(report: GateReport) -> str:
     m, h, p = report.model, report.holdout, report.policy
-    lines = [f"# {_headline(report)}", "", f"**{report.reason}**", "",
-             f"Spec `{m['spec']}` v{m['spec_version']} (fingerprint `{m['spec_fingerprint']}`); holdout "
-             f"{h['rows']} rows, {h['positives']} positives; threshold {h['decision_threshold']:g}; "
-             f"policy `{p['source']}` env `{p['env']}` (digest `{p['digest']}`).", "",
-             "| gate | verdict | reason |", "|---|---|---|"]
+    lines = [
+        f"# {_headline(report)}",
+        "",
+        f"**{report.reason}**",
+        "",
+        f"Spec `{m['spec']}` v{m['spec_version']} (fingerprint `{m['spec_fingerprint']}`); holdout "
+        f"{h['rows']} rows, {h['positives']} positives; threshold {h['decision_threshold']:g}; "
+        f"policy `{p['source']}` env `{p['env']}` (digest `{p['digest']}`).",
+        "",
+        "| gate | verdict | reason |",
+        "|---|---|---|",
+    ]
     lines += [f"| {g.name} | {ICON[g.verdict]} {g.verdict} | {g.reason} |" for g in report.gates]
     for g in report.gates:
-        lines += ["", f"## {ICON[g.verdict]} {g.name}", "", g.reason, "",
-                  "| check | value | limit | verdict | detail |", "|---|---|---|---|---|"]
-        lines += ["| " + " | ".join(cell.replace("|", "/") for cell in _check_row(c)) + " |" for c in g.checks]
+        lines += [
+            "",
+            f"## {ICON[g.verdict]} {g.name}",
+            "",
+            g.reason,
+            "",
+            "| check | value | limit | verdict | detail |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            "| " + " | ".join(cell.replace("|", "/") for cell in _check_row(c)) + " |" for c in g.checks
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -51,21 +67,38 @@ def render_html(report: GateReport) -> str:
 
     esc = html.escape
     overall = PASSED if report.passed else FAILED
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(_headline(report))}</title>",
-             f"<style>{CSS}</style></head><body>", f"<h1>{esc(_headline(report))}</h1>",
-             f"<p class='{overall}'>{esc(report.reason)}</p>",
-             "<table><tr><th>gate</th><th>verdict</th><th>reason</th></tr>"]
-    parts += [f"<tr><td>{esc(g.name)}</td><td class='{g.verdict}'>{g.verdict}</td><td>{esc(g.reason)}</td></tr>"
-              for g in report.gates]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(_headline(report))}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{esc(_headline(report))}</h1>",
+        f"<p class='{overall}'>{esc(report.reason)}</p>",
+        "<table><tr><th>gate</th><th>verdict</th><th>reason</th></tr>",
+    ]
+    parts += [
+        f"<tr><td>{esc(g.name)}</td><td class='{g.verdict}'>{g.verdict}</td><td>{esc(g.reason)}</td></tr>"
+        for g in report.gates
+    ]
     parts.append("</table>")
     for g in report.gates:
-        parts.append(f"<section><h2 class='{g.verdict}'>{ICON[g.verdict]} {esc(g.name)}</h2><p>{esc(g.reason)}</p>")
+        parts.append(
+            f"<section><h2 class='{g.verdict}'>{ICON[g.verdict]} {esc(g.name)}</h2><p>{esc(g.reason)}</p>"
+        )
         parts.extend(charts_for(g))
-        parts.append("<table><tr><th>check</th><th>value</th><th>limit</th><th>verdict</th><th>detail</th></tr>")
+        parts.append(
+            "<table><tr><th>check</th><th>value</th><th>limit</th><th>verdict</th><th>detail</th></tr>"
+        )
         for c in g.checks:
             cells = _check_row(c)
-            parts.append("<tr>" + "".join(f"<td class='{c.verdict}'>{esc(x)}</td>" if i == 3 else f"<td>{esc(x)}</td>"
-                                          for i, x in enumerate(cells)) + "</tr>")
+            parts.append(
+                "<tr>"
+                + "".join(
+                    f"<td class='{c.verdict}'>{esc(x)}</td>" if i == 3 else f"<td>{esc(x)}</td>"
+                    for i, x in enumerate(cells)
+                )
+                + "</tr>"
+            )
         parts.append("</table></section>")
-    parts.append(f"<footer><small>{esc(report.schema)} - {esc(report.created_at)}</small></footer></body></html>")
+    parts.append(
+        f"<footer><small>{esc(report.schema)} - {esc(report.created_at)}</small></footer></body></html>"
+    )
     return "\n".join(parts)

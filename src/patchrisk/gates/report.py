@@ -17,7 +17,7 @@ import json
 import math
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,14 @@ class Check:
 def compare(name: str, value: float, threshold: float, comparator: str, detail: str = "") -> Check:
     """A check whose verdict is ``value <comparator> threshold`` (a NaN value fails)."""
     ok = (value >= threshold) if comparator == ">=" else (value <= threshold)
-    return Check(name, _finite(value), threshold, comparator, PASSED if ok and not math.isnan(value) else FAILED,
-                 detail)
+    return Check(
+        name,
+        _finite(value),
+        threshold,
+        comparator,
+        PASSED if ok and not math.isnan(value) else FAILED,
+        detail,
+    )
 
 
 @dataclass
@@ -67,8 +73,13 @@ class GateResult:
         return [c for c in self.checks if c.verdict == FAILED]
 
 
-def gate_from_checks(name: str, checks: list[Check], pass_reason: str, details: dict | None = None,
-                     fail_reason: str | None = None) -> GateResult:
+def gate_from_checks(
+    name: str,
+    checks: list[Check],
+    pass_reason: str,
+    details: dict | None = None,
+    fail_reason: str | None = None,
+) -> GateResult:
     """A gate that fails when any check fails; the reason names the failed checks."""
     failed = [c for c in checks if c.verdict == FAILED]
     if not failed:
@@ -89,7 +100,7 @@ class GateReport:
     policy: dict[str, Any]
     holdout: dict[str, Any]
     gates: list[GateResult]
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema: str = SCHEMA
 
     @property
@@ -114,21 +125,38 @@ class GateReport:
         raise KeyError(name)
 
     def to_dict(self) -> dict:
-        return {"schema": self.schema, "passed": self.passed, "reason": self.reason,
-                "created_at": self.created_at, "model": self.model, "policy": self.policy,
-                "holdout": self.holdout, "gates": [asdict(g) for g in self.gates]}
+        return {
+            "schema": self.schema,
+            "passed": self.passed,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "model": self.model,
+            "policy": self.policy,
+            "holdout": self.holdout,
+            "gates": [asdict(g) for g in self.gates],
+        }
 
     def to_json(self) -> str:
         return json.dumps(_jsonable(self.to_dict()), indent=2, allow_nan=False)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GateReport":
+    def from_dict(cls, data: dict) -> GateReport:
         if data.get("schema") != SCHEMA:
             raise PatchriskError(f"gate report schema '{data.get('schema')}' is not {SCHEMA}")
-        gates = [GateResult(g["name"], g["verdict"], g["reason"], [Check(**c) for c in g["checks"]],
-                            g.get("details", {})) for g in data["gates"]]
-        return cls(model=data["model"], policy=data["policy"], holdout=data["holdout"], gates=gates,
-                   created_at=data["created_at"], schema=data["schema"])
+        gates = [
+            GateResult(
+                g["name"], g["verdict"], g["reason"], [Check(**c) for c in g["checks"]], g.get("details", {})
+            )
+            for g in data["gates"]
+        ]
+        return cls(
+            model=data["model"],
+            policy=data["policy"],
+            holdout=data["holdout"],
+            gates=gates,
+            created_at=data["created_at"],
+            schema=data["schema"],
+        )
 
 
 def load_gate_report(path: str | Path) -> GateReport:
@@ -144,8 +172,11 @@ def write_gate_report(report: GateReport, directory: str | Path) -> dict[str, Pa
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {"json": directory / "gate_report.json", "markdown": directory / "gate_report.md",
-             "html": directory / "gate_report.html"}
+    paths = {
+        "json": directory / "gate_report.json",
+        "markdown": directory / "gate_report.md",
+        "html": directory / "gate_report.html",
+    }
     paths["json"].write_text(report.to_json())
     paths["markdown"].write_text(render_markdown(report))
     paths["html"].write_text(render_html(report))

@@ -41,7 +41,9 @@ class Scorer:
 
     def metric(self, frame: pd.DataFrame) -> float:
         scores = self.bundle.predict_frame(frame)
-        return classification_metrics(self.y_true, scores, self.spec.decision_threshold)[self.spec.primary_metric]
+        return classification_metrics(self.y_true, scores, self.spec.decision_threshold)[
+            self.spec.primary_metric
+        ]
 
 
 def noisy_features(spec: ModelSpec) -> list[str]:
@@ -52,8 +54,14 @@ def flippable_features(spec: ModelSpec) -> list[str]:
     return [f.name for f in spec.features if f.dtype in (DType.category, DType.bool)]
 
 
-def add_noise(frame: pd.DataFrame, spec: ModelSpec, features: list[str], sigma: float,
-              scales: dict[str, float], rng: np.random.Generator) -> pd.DataFrame:
+def add_noise(
+    frame: pd.DataFrame,
+    spec: ModelSpec,
+    features: list[str],
+    sigma: float,
+    scales: dict[str, float],
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     out = frame.copy()
     for name in features:
         f = spec.feature(name)
@@ -66,7 +74,9 @@ def add_noise(frame: pd.DataFrame, spec: ModelSpec, features: list[str], sigma: 
     return out
 
 
-def flip_categories(frame: pd.DataFrame, spec: ModelSpec, rate: float, rng: np.random.Generator) -> pd.DataFrame:
+def flip_categories(
+    frame: pd.DataFrame, spec: ModelSpec, rate: float, rng: np.random.Generator
+) -> pd.DataFrame:
     out = frame.copy()
     for name in flippable_features(spec):
         f = spec.feature(name)
@@ -80,7 +90,9 @@ def flip_categories(frame: pd.DataFrame, spec: ModelSpec, rate: float, rng: np.r
     return out
 
 
-def blank_nullable(frame: pd.DataFrame, spec: ModelSpec, rate: float, rng: np.random.Generator) -> pd.DataFrame:
+def blank_nullable(
+    frame: pd.DataFrame, spec: ModelSpec, rate: float, rng: np.random.Generator
+) -> pd.DataFrame:
     out = frame.copy()
     for f in spec.features:
         if f.nullable and not f.is_categorical:
@@ -90,35 +102,50 @@ def blank_nullable(frame: pd.DataFrame, spec: ModelSpec, rate: float, rng: np.ra
     return out
 
 
-def _drop_check(kind: str, level: PerturbationLevel, baseline: float, value: float, metric: str,
-                extra: str = "") -> Check:
+def _drop_check(
+    kind: str, level: PerturbationLevel, baseline: float, value: float, metric: str, extra: str = ""
+) -> Check:
     drop = baseline - value
-    detail = (f"{metric} drops {drop:.3f} ({baseline:.3f} -> {value:.3f}) under {kind} {level.level:g}"
-              f" (max {level.max_drop:g}){extra}")
+    detail = (
+        f"{metric} drops {drop:.3f} ({baseline:.3f} -> {value:.3f}) under {kind} {level.level:g}"
+        f" (max {level.max_drop:g}){extra}"
+    )
     return compare(f"{kind}_{level.level:g}.{metric}_drop", drop, level.max_drop, "<=", detail)
 
 
-def noise_checks(scorer: Scorer, frame: pd.DataFrame, baseline: float, policy: RobustnessPolicy,
-                 rng: np.random.Generator) -> tuple[list[Check], dict]:
+def noise_checks(
+    scorer: Scorer, frame: pd.DataFrame, baseline: float, policy: RobustnessPolicy, rng: np.random.Generator
+) -> tuple[list[Check], dict]:
     spec, metric = scorer.spec, scorer.spec.primary_metric
     features = noisy_features(spec)
     scales = {n: float(np.nanstd(frame[n].to_numpy(dtype=float))) for n in features}
     checks, curve, per_feature = [], [], {n: [] for n in features}
     for level in policy.noise:
-        value = float(np.mean([scorer.metric(add_noise(frame, spec, features, level.level, scales, rng))
-                               for _ in range(policy.noise_repeats)]))
+        value = float(
+            np.mean(
+                [
+                    scorer.metric(add_noise(frame, spec, features, level.level, scales, rng))
+                    for _ in range(policy.noise_repeats)
+                ]
+            )
+        )
         for name in features:
             single = scorer.metric(add_noise(frame, spec, [name], level.level, scales, rng))
             per_feature[name].append(baseline - single)
         worst = max(features, key=lambda n: per_feature[n][-1])
-        extra = f"; most sensitive feature: {worst} (drop {per_feature[worst][-1]:.3f} with noise on it alone)"
+        extra = (
+            f"; most sensitive feature: {worst} (drop {per_feature[worst][-1]:.3f} with noise on it alone)"
+        )
         checks.append(_drop_check("noise_sigma", level, baseline, value, metric, extra))
-        curve.append({"sigma": level.level, "metric": value, "drop": baseline - value, "max_drop": level.max_drop})
+        curve.append(
+            {"sigma": level.level, "metric": value, "drop": baseline - value, "max_drop": level.max_drop}
+        )
     return checks, {"noise": curve, "noise_per_feature_drop": per_feature}
 
 
-def perturbation_checks(scorer: Scorer, frame: pd.DataFrame, baseline: float, policy: RobustnessPolicy,
-                        rng: np.random.Generator) -> tuple[list[Check], dict]:
+def perturbation_checks(
+    scorer: Scorer, frame: pd.DataFrame, baseline: float, policy: RobustnessPolicy, rng: np.random.Generator
+) -> tuple[list[Check], dict]:
     spec, metric = scorer.spec, scorer.spec.primary_metric
     checks, flips, missing = [], [], []
     for level in policy.category_flips:
@@ -128,11 +155,21 @@ def perturbation_checks(scorer: Scorer, frame: pd.DataFrame, baseline: float, po
     nullable = [f.name for f in spec.features if f.nullable and not f.is_categorical]
     for level in policy.missing:
         if not nullable:
-            checks.append(Check(f"missing_rate_{level.level:g}.{metric}_drop", None, level.max_drop, "<=",
-                                NOT_APPLICABLE, "the spec has no nullable numeric feature"))
+            checks.append(
+                Check(
+                    f"missing_rate_{level.level:g}.{metric}_drop",
+                    None,
+                    level.max_drop,
+                    "<=",
+                    NOT_APPLICABLE,
+                    "the spec has no nullable numeric feature",
+                )
+            )
             continue
         value = scorer.metric(blank_nullable(frame, spec, level.level, rng))
-        checks.append(_drop_check("missing_rate", level, baseline, value, metric, f" (blanked: {', '.join(nullable)})"))
+        checks.append(
+            _drop_check("missing_rate", level, baseline, value, metric, f" (blanked: {', '.join(nullable)})")
+        )
         missing.append({"rate": level.level, "metric": value, "drop": baseline - value})
     return checks, {"category_flips": flips, "missing": missing}
 
@@ -148,10 +185,15 @@ def invariance_checks(scorer: Scorer, frame: pd.DataFrame, policy: RobustnessPol
             changed = scorer.bundle.predict_frame(frame.assign(**{f.name: value}))
             moved = np.maximum(moved, np.abs(changed - base))
         share = float(np.mean(moved <= inv.epsilon))
-        detail = (f"changing {f.name} alone moves the score by at most {inv.epsilon:g} for {share:.1%} of rows "
-                  f"(need {policy.invariance.min_share:.0%}; largest move {moved.max():.3f})")
-        checks.append(compare(f"invariance.{f.name}.share_within_epsilon", share,
-                              policy.invariance.min_share, ">=", detail))
+        detail = (
+            f"changing {f.name} alone moves the score by at most {inv.epsilon:g} for {share:.1%} of rows "
+            f"(need {policy.invariance.min_share:.0%}; largest move {moved.max():.3f})"
+        )
+        checks.append(
+            compare(
+                f"invariance.{f.name}.share_within_epsilon", share, policy.invariance.min_share, ">=", detail
+            )
+        )
     return checks
 
 
@@ -160,21 +202,30 @@ def directional_checks(scorer: Scorer, frame: pd.DataFrame, policy: RobustnessPo
     base = scorer.bundle.predict_frame(frame)
     for d in spec.directional:
         f = spec.feature(d.feature)
-        raised = np.clip(frame[f.name].to_numpy(dtype=float) + d.delta,
-                         -np.inf if f.min is None else f.min, np.inf if f.max is None else f.max)
+        raised = np.clip(
+            frame[f.name].to_numpy(dtype=float) + d.delta,
+            -np.inf if f.min is None else f.min,
+            np.inf if f.max is None else f.max,
+        )
         moved = scorer.bundle.predict_frame(frame.assign(**{f.name: raised})) - base
         against = moved < -tol if d.direction == "increasing" else moved > tol
         share = float(1 - np.mean(against))
         expected = "lower" if d.direction == "increasing" else "raise"
-        detail = (f"raising {f.name} by {d.delta:g} does not {expected} the risk score by more than {tol:g} "
-                  f"for {share:.1%} of rows (need {policy.directional.min_share:.0%})")
-        checks.append(compare(f"directional.{f.name}.share_respecting", share,
-                              policy.directional.min_share, ">=", detail))
+        detail = (
+            f"raising {f.name} by {d.delta:g} does not {expected} the risk score by more than {tol:g} "
+            f"for {share:.1%} of rows (need {policy.directional.min_share:.0%})"
+        )
+        checks.append(
+            compare(
+                f"directional.{f.name}.share_respecting", share, policy.directional.min_share, ">=", detail
+            )
+        )
     return checks
 
 
-def robustness_gate(bundle: ModelBundle, holdout: pd.DataFrame, y_true: np.ndarray,
-                    policy: RobustnessPolicy) -> GateResult:
+def robustness_gate(
+    bundle: ModelBundle, holdout: pd.DataFrame, y_true: np.ndarray, policy: RobustnessPolicy
+) -> GateResult:
     spec = bundle.spec
     rng = np.random.default_rng(policy.seed)
     if len(holdout) > policy.max_rows:  # bounded cost on big holdouts; the metric needs no more
@@ -187,8 +238,13 @@ def robustness_gate(bundle: ModelBundle, holdout: pd.DataFrame, y_true: np.ndarr
     more, more_details = perturbation_checks(scorer, frame, baseline, policy, rng)
     checks += more + invariance_checks(scorer, frame, policy) + directional_checks(scorer, frame, policy)
     details.update(more_details, baseline=baseline, metric=spec.primary_metric, rows=len(frame))
-    gate = gate_from_checks(GATE, checks, f"{spec.primary_metric} stays within policy under noise, flips and "
-                                          "missing values; behavioural checks hold", details)
+    gate = gate_from_checks(
+        GATE,
+        checks,
+        f"{spec.primary_metric} stays within policy under noise, flips and "
+        "missing values; behavioural checks hold",
+        details,
+    )
     if gate.verdict == PASSED and not spec.invariance and not spec.directional:
         gate.reason += " (the spec declares no behavioural checks)"
     return gate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 def _check_inputs(bundle: ModelBundle, holdout: pd.DataFrame, policy: GatePolicy) -> np.ndarray:
     spec = bundle.spec
     if policy.spec != spec.name:
-        raise PatchriskError(f"{policy.source}: policy is for spec '{policy.spec}', the model is '{spec.name}'")
+        raise PatchriskError(
+            f"{policy.source}: policy is for spec '{policy.spec}', the model is '{spec.name}'"
+        )
     missing = [c for c in (*spec.feature_names, spec.target.name) if c not in holdout.columns]
     if missing:
         raise PatchriskError(f"holdout lacks column(s) {', '.join(missing)}")
@@ -36,9 +38,13 @@ def _check_inputs(bundle: ModelBundle, holdout: pd.DataFrame, policy: GatePolicy
     return y.to_numpy(dtype=int)
 
 
-def run_gates(bundle: ModelBundle, holdout_df: pd.DataFrame, policy: GatePolicy,
-              champion_bundle: ModelBundle | None = None,
-              progress: Callable[[str], None] | None = None) -> GateReport:
+def run_gates(
+    bundle: ModelBundle,
+    holdout_df: pd.DataFrame,
+    policy: GatePolicy,
+    champion_bundle: ModelBundle | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> GateReport:
     """Performance, fairness, robustness and champion comparison on ``holdout_df`` (features + labels).
 
     Raises :class:`PatchriskError` only when the gates cannot run (wrong policy, missing columns);
@@ -52,8 +58,10 @@ def run_gates(bundle: ModelBundle, holdout_df: pd.DataFrame, policy: GatePolicy,
     threshold = spec.decision_threshold
     steps: list[tuple[str, Callable[[], GateResult]]] = [
         ("performance", lambda: performance_gate(y, scores, threshold, policy.performance)),
-        ("fairness", lambda: fairness_gate(holdout, y, scores, threshold, spec.sensitive_attributes,
-                                           policy.fairness)),
+        (
+            "fairness",
+            lambda: fairness_gate(holdout, y, scores, threshold, spec.sensitive_attributes, policy.fairness),
+        ),
         ("robustness", lambda: robustness_gate(bundle, holdout, y, policy.robustness)),
         ("comparison", lambda: comparison_gate(bundle, champion_bundle, holdout, y, policy.comparison)),
     ]
@@ -62,15 +70,26 @@ def run_gates(bundle: ModelBundle, holdout_df: pd.DataFrame, policy: GatePolicy,
         started = time.perf_counter()
         gate = run()
         gates.append(gate)
-        say(f"[{i}/{len(steps)}] gate {name}: {gate.verdict} ({time.perf_counter() - started:.1f}s) - {gate.reason}")
+        seconds = time.perf_counter() - started
+        say(f"[{i}/{len(steps)}] gate {name}: {gate.verdict} ({seconds:.1f}s) - {gate.reason}")
     meta = bundle.metadata
-    model = {"name": bundle.name, "version": bundle.version, "spec": spec.name, "spec_version": spec.version,
-             "spec_fingerprint": spec.fingerprint(), "training_data_hash": meta.get("training_data_hash"),
-             "champion_version": champion_bundle.version if champion_bundle else None}
+    model = {
+        "name": bundle.name,
+        "version": bundle.version,
+        "spec": spec.name,
+        "spec_version": spec.version,
+        "spec_fingerprint": spec.fingerprint(),
+        "training_data_hash": meta.get("training_data_hash"),
+        "champion_version": champion_bundle.version if champion_bundle else None,
+    }
     return GateReport(
         model=model,
         policy={"source": policy.source, "env": policy.env, "digest": policy.digest()},
-        holdout={"rows": int(len(holdout)), "positives": int(y.sum()), "decision_threshold": threshold,
-                 "primary_metric": spec.primary_metric},
+        holdout={
+            "rows": len(holdout),
+            "positives": int(y.sum()),
+            "decision_threshold": threshold,
+            "primary_metric": spec.primary_metric,
+        },
         gates=gates,
     )

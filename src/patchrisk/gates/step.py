@@ -5,9 +5,9 @@ every gate, and write the report files. The KFP component and ``patchrisk valida
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -48,33 +48,60 @@ class GateRun:
     bundle: ModelBundle
 
 
-def validate_model(model_dir: str | Path, holdout_path: str | Path, policy: str | Path | None, env: str,
-                   settings, champion: str = "auto", model_name: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> GateRun:
+def validate_model(
+    model_dir: str | Path,
+    holdout_path: str | Path,
+    policy: str | Path | None,
+    env: str,
+    settings,
+    champion: str = "auto",
+    model_name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> GateRun:
     from patchrisk.gates.runner import run_gates
 
     say = progress or log.info
     bundle = ModelBundle.load(model_dir)
     gate_policy = load_policy(policy or bundle.spec.name, env)
     holdout = load_holdout(holdout_path, bundle.spec)
-    say(f"model {bundle.name} version {bundle.version}; holdout {len(holdout)} rows; policy {gate_policy.source} ({env})")
+    say(f"model {bundle.name} version {bundle.version}; holdout {len(holdout)} rows; "
+        f"policy {gate_policy.source} ({env})")
     champion_bundle = resolve_champion(champion, settings, model_name or bundle.spec.name)
     say(f"champion: {'version ' + champion_bundle.version if champion_bundle else 'none'}")
     report = run_gates(bundle, holdout, gate_policy, champion_bundle, progress=say)
     return GateRun(report, gate_policy, bundle)
 
 
-def run_gates_step(model_dir: str, holdout_path: str, spec: str, policy_env: str, tracking_uri: str,
-                   model_name: str, report_path: str, summary_path: str, html_path: str | None = None) -> GateReport:
+def run_gates_step(
+    model_dir: str,
+    holdout_path: str,
+    spec: str,
+    policy_env: str,
+    tracking_uri: str,
+    model_name: str,
+    report_path: str,
+    summary_path: str,
+    html_path: str | None = None,
+) -> GateReport:
     """What the KFP component does: write the JSON report, the Markdown summary (and HTML)."""
     from patchrisk.gates.render import render_html, render_markdown
     from patchrisk.settings import get_settings
 
     settings = get_settings(mlflow_tracking_uri=tracking_uri or None)
-    run = validate_model(model_dir, holdout_path, spec or None, policy_env or "dev", settings,
-                         champion="auto", model_name=model_name or None)
-    for path, text in ((report_path, run.report.to_json()), (summary_path, render_markdown(run.report)),
-                       (html_path, render_html(run.report) if html_path else None)):
+    run = validate_model(
+        model_dir,
+        holdout_path,
+        spec or None,
+        policy_env or "dev",
+        settings,
+        champion="auto",
+        model_name=model_name or None,
+    )
+    for path, text in (
+        (report_path, run.report.to_json()),
+        (summary_path, render_markdown(run.report)),
+        (html_path, render_html(run.report) if html_path else None),
+    ):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text)
