@@ -122,7 +122,7 @@ def test_pipeline_can_branch_on_the_passed_output(tmp_path):
             mlflow_tracking_uri="",
             model_name="patch-risk",
         )
-        with dsl.If(gates.outputs["passed"] == True):
+        with dsl.If(gates.outputs["passed"] == True):  # noqa: E712 - KFP builds the condition from ==
             register(reason=gates.outputs["reason"])
 
     path = tmp_path / "pipeline.yaml"
