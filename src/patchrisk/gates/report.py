@@ -1,0 +1,221 @@
+"""The gate report: one JSON document with a versioned, stable schema, what every consumer reads
+(the pipeline's ``dsl.If``, the registration step, CI, people through the Markdown/HTML renderings).
+
+    {"schema": "patchrisk.gate_report/v1", "passed": bool, "reason": str, "model": {...},
+     "policy": {...}, "holdout": {...}, "created_at": iso8601,
+     "gates": [{"name", "verdict": "passed"|"failed", "reason",
+                "checks": [{"name", "value", "threshold", "comparator", "verdict", "detail"}],
+                "details": {...chart data...}}]}
+
+Check verdicts: ``passed``, ``failed``, ``insufficient_data`` (too few rows to judge; never fails a
+gate silently: the report lists it) and ``not_applicable`` (e.g. no nullable feature to blank).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from patchrisk.errors import PatchriskError
+
+SCHEMA = "patchrisk.gate_report/v1"
+PASSED, FAILED = "passed", "failed"
+INSUFFICIENT, NOT_APPLICABLE = "insufficient_data", "not_applicable"
+CHECK_VERDICTS = (PASSED, FAILED, INSUFFICIENT, NOT_APPLICABLE)
+
+
+@dataclass
+class Check:
+    name: str
+    value: float | None
+    threshold: float | None
+    comparator: str  # ">=", "<=" or "" when there is nothing to compare
+    verdict: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in CHECK_VERDICTS:
+            raise ValueError(f"check verdict must be one of {CHECK_VERDICTS}, got '{self.verdict}'")
+
+
+def compare(name: str, value: float, threshold: float, comparator: str, detail: str = "") -> Check:
+    """A check whose verdict is ``value <comparator> threshold`` (a NaN value fails)."""
+    ok = (value >= threshold) if comparator == ">=" else (value <= threshold)
+    return Check(
+        name,
+        _finite(value),
+        threshold,
+        comparator,
+        PASSED if ok and not math.isnan(value) else FAILED,
+        detail,
+    )
+
+
+@dataclass
+class GateResult:
+    name: str
+    verdict: str
+    reason: str
+    checks: list[Check] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == PASSED
+
+    @property
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if c.verdict == FAILED]
+
+
+def gate_from_checks(
+    name: str,
+    checks: list[Check],
+    pass_reason: str,
+    details: dict | None = None,
+    fail_reason: str | None = None,
+) -> GateResult:
+    """A gate that fails when any check fails; the reason names the failed checks."""
+    failed = [c for c in checks if c.verdict == FAILED]
+    if not failed:
+        return GateResult(name, PASSED, pass_reason, checks, details or {})
+    reason = fail_reason or "; ".join(describe_check(c) for c in failed)
+    return GateResult(name, FAILED, reason, checks, details or {})
+
+
+def describe_check(check: Check) -> str:
+    if check.detail:
+        return check.detail
+    return f"{check.name} {_fmt(check.value)} (must be {check.comparator} {_fmt(check.threshold)})"
+
+
+@dataclass
+class GateReport:
+    model: dict[str, Any]
+    policy: dict[str, Any]
+    holdout: dict[str, Any]
+    gates: list[GateResult]
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    schema: str = SCHEMA
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+    @property
+    def reason(self) -> str:
+        failed = self.failed_gates
+        if not failed:
+            return f"all {len(self.gates)} gates passed ({', '.join(g.name for g in self.gates)})"
+        return "; ".join(f"rejected by gate {g.name}: {g.reason}" for g in failed)
+
+    def gate(self, name: str) -> GateResult:
+        for g in self.gates:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": self.schema,
+            "passed": self.passed,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "model": self.model,
+            "policy": self.policy,
+            "holdout": self.holdout,
+            "gates": [asdict(g) for g in self.gates],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(_jsonable(self.to_dict()), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GateReport:
+        if data.get("schema") != SCHEMA:
+            raise PatchriskError(f"gate report schema '{data.get('schema')}' is not {SCHEMA}")
+        gates = [
+            GateResult(
+                g["name"], g["verdict"], g["reason"], [Check(**c) for c in g["checks"]], g.get("details", {})
+            )
+            for g in data["gates"]
+        ]
+        return cls(
+            model=data["model"],
+            policy=data["policy"],
+            holdout=data["holdout"],
+            gates=gates,
+            created_at=data["created_at"],
+            schema=data["schema"],
+        )
+
+
+def load_gate_report(path: str | Path) -> GateReport:
+    try:
+        return GateReport.from_dict(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PatchriskError(f"{path}: not a readable gate report ({exc})") from None
+
+
+def write_gate_report(report: GateReport, directory: str | Path) -> dict[str, Path]:
+    """gate_report.json, gate_report.md and gate_report.html in ``directory``."""
+    from patchrisk.gates.render import render_html, render_markdown
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": directory / "gate_report.json",
+        "markdown": directory / "gate_report.md",
+        "html": directory / "gate_report.html",
+    }
+    paths["json"].write_text(report.to_json())
+    paths["markdown"].write_text(render_markdown(report))
+    paths["html"].write_text(render_html(report))
+    return paths
+
+
+def log_gate_report_to_mlflow(settings, run_id: str, report: GateReport) -> None:
+    """Tags ``gate.<name>=passed|failed`` (and ``gate.passed``) on the run; the report as artifacts."""
+    from patchrisk.registry import client
+
+    c = client(settings)
+    for gate in report.gates:
+        c.set_tag(run_id, f"gate.{gate.name}", gate.verdict)
+    c.set_tag(run_id, "gate.passed", str(report.passed).lower())
+    c.set_tag(run_id, "gate.reason", report.reason[:5000])
+    with tempfile.TemporaryDirectory(prefix="patchrisk-gates-") as tmp:
+        for path in write_gate_report(report, tmp).values():
+            c.log_artifact(run_id, str(path), artifact_path="gates")
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _jsonable(obj: Any) -> Any:
+    """NaN/inf become null (JSON has no NaN); numpy scalars become Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
