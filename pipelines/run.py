@@ -138,6 +138,7 @@ class TrainingOutcome:
     local_run: LocalRun
     version: dict | None  # name, version, aliases, metrics, storage_uri; None when nothing registered
     reports: dict[str, Path]
+    rejection: str | None = None  # "rejected by gate X: reason" when a gate stopped registration
 
     def summary(self) -> str:
         lines = [f"training pipeline ({self.spec}) finished in {self.local_run.seconds:.0f}s"]
@@ -150,7 +151,7 @@ class TrainingOutcome:
                                                    if k in metrics))
             lines.append(f"  storage URI: {v['storage_uri']}")
         else:
-            lines.append("  no model version registered")
+            lines.append(f"  no model version registered: {self.rejection or 'see the task logs'}")
         for name, path in self.reports.items():
             lines.append(f"  {name}: {path}")
         return "\n".join(lines)
@@ -161,7 +162,7 @@ def find_reports(run_dir: Path | None) -> dict[str, Path]:
     if run_dir is None:
         return {}
     wanted = {"validation report": ("validate-data", "summary"), "evaluation summary": ("evaluate-model", "summary"),
-              "gate report": ("gates", "gate_summary")}
+              "gate report": ("validation-gates", "gate_report_html")}
     found = {}
     for label, (task_prefix, artifact) in wanted.items():
         for path in sorted(run_dir.glob(f"{task_prefix}*/{artifact}")):
@@ -170,7 +171,7 @@ def find_reports(run_dir: Path | None) -> dict[str, Path]:
 
 
 def run_training_locally(settings: Settings, *, data_uri: str, spec: str = "patch-risk", seed: int = 42,
-                         device: str = "cpu", iterations: int = 600, git_commit: str = "",
+                         device: str = "cpu", iterations: int = 600, git_commit: str = "", policy_env: str = "dev",
                          extra_arguments: dict | None = None, log_file: Path | None = None) -> TrainingOutcome:
     from patchrisk import registry
     from patchrisk_pipelines.training import training_pipeline
@@ -179,10 +180,16 @@ def run_training_locally(settings: Settings, *, data_uri: str, spec: str = "patc
     arguments = dict(data_uri=str(data_uri), spec=spec, seed=seed, device=device, iterations=iterations,
                      mlflow_tracking_uri=settings.tracking_uri,
                      model_store_uri=registry.model_store_root(settings), git_commit=git_commit,
+                     policy_env=policy_env,
                      **(extra_arguments or {}))
     local_run = run_local(training_pipeline, arguments, settings, log_file)
     return TrainingOutcome(spec, local_run, _version_registered_since(settings, spec, started_ms),
-                           find_reports(local_run.run_dir))
+                           find_reports(local_run.run_dir), _rejection(local_run.run_dir))
+
+
+def _rejection(run_dir: Path | None) -> str | None:
+    found = sorted(run_dir.glob("record-rejection*/rejection")) if run_dir else []
+    return found[-1].read_text().splitlines()[-1].strip() if found else None
 
 
 def _version_registered_since(settings: Settings, spec_name: str, since_ms: int) -> dict | None:

@@ -1,4 +1,4 @@
-"""The training pipeline: prepare → validate → train → evaluate → register.
+"""The training pipeline: prepare → validate → train → evaluate → gates → register (if every gate passes).
 
 One definition serves both the KFP UI (compiled to ``pipelines/compiled/training.yaml``) and
 local runs through ``kfp.local``. Credentials come from Kubernetes Secrets, never parameters.
@@ -8,7 +8,9 @@ local runs through ``kfp.local``. Credentials come from Kubernetes Secrets, neve
 from kfp import dsl, kubernetes
 
 from patchrisk_components.evaluate_model.component import evaluate_model
+from patchrisk_components.gates.component import validation_gates
 from patchrisk_components.prepare_data.component import prepare_data
+from patchrisk_components.record_rejection.component import record_rejection
 from patchrisk_components.register_model.component import register_model
 from patchrisk_components.train_model.component import train_model
 from patchrisk_components.validate_data.component import validate_data
@@ -33,26 +35,34 @@ def _train(spec, table, seed, device, iterations, gpu: bool) -> dsl.PipelineTask
 
 
 def _train_evaluate_register(spec, table, seed, device, iterations, mlflow_tracking_uri, model_store_uri,
-                             git_commit, gpu: bool) -> None:
+                             git_commit, policy_env, gpu: bool) -> None:
     trained = _train(spec, table, seed, device, iterations, gpu=gpu)
     model, holdout = trained.outputs["model"], trained.outputs["holdout"]
     evaluated = evaluate_model(model=model, holdout=holdout)
-    registered = register_model(
-        model=model,
-        evaluation=evaluated.outputs["evaluation"],
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        model_store_uri=model_store_uri,
-        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        git_commit=git_commit,
-    )
-    registered.set_caching_options(False)  # registration has side effects; never skip it
-    _with_s3_credentials(registered)
+    gates = validation_gates(model=model, holdout=holdout, spec=spec, policy_env=policy_env,
+                             mlflow_tracking_uri=mlflow_tracking_uri, model_name="")
+    gates.set_caching_options(False)  # the champion it compares against changes between runs
+    with dsl.If(gates.outputs["passed"] == True, name="all-gates-passed"):  # noqa: E712 (KFP condition)
+        registered = register_model(
+            model=model,
+            evaluation=evaluated.outputs["evaluation"],
+            gate_report=gates.outputs["gate_report"],
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            model_store_uri=model_store_uri,
+            pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            git_commit=git_commit,
+        )
+        registered.set_caching_options(False)  # registration has side effects; never skip it
+        _with_s3_credentials(registered)
+    with dsl.Else(name="rejected-by-gate"):
+        record_rejection(reason=gates.outputs["reason"])
 
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description="Validate data against the model spec, train a CatBoost risk model, evaluate it on a "
-                "holdout and register it in MLflow with alias 'challenger'.",
+                "holdout, run the performance/fairness/robustness/champion gates and register it in MLflow "
+                "with alias 'challenger' only if every gate passes.",
 )
 def training_pipeline(
     data_uri: str,
@@ -63,6 +73,7 @@ def training_pipeline(
     mlflow_tracking_uri: str = "http://mlflow.patchrisk.svc.cluster.local:5000",
     model_store_uri: str = "s3://patchrisk-models",
     git_commit: str = "",
+    policy_env: str = "dev",
 ):
     """Train, evaluate and register a risk model for one spec.
 
@@ -76,6 +87,7 @@ def training_pipeline(
         mlflow_tracking_uri: MLflow tracking server the model is registered in.
         model_store_uri: Root of the immutable model copies KServe reads (s3://bucket[/prefix]).
         git_commit: Commit of the code that built the pipeline (lineage tag).
+        policy_env: Gate policy environment (dev, staging, prod: stricter thresholds in prod).
     """
     prepared = _with_s3_credentials(prepare_data(spec=spec, data_uri=data_uri))
     validated = validate_data(spec=spec, data_uri=data_uri, table=prepared.outputs["table"])
@@ -84,8 +96,8 @@ def training_pipeline(
     # be part of the task spec, and kfp.local cannot merge branch outputs (dsl.OneOf).
     with dsl.If(device == "gpu", name="on-gpu"):
         _train_evaluate_register(spec, validated.outputs["validated"], seed, device, iterations,
-                                 mlflow_tracking_uri, model_store_uri, git_commit, gpu=True)
+                                 mlflow_tracking_uri, model_store_uri, git_commit, policy_env, gpu=True)
     with dsl.Else(name="on-cpu"):
         _train_evaluate_register(spec, validated.outputs["validated"], seed, device, iterations,
-                                 mlflow_tracking_uri, model_store_uri, git_commit, gpu=False)
+                                 mlflow_tracking_uri, model_store_uri, git_commit, policy_env, gpu=False)
 

@@ -3,10 +3,10 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Model, Output
 
-from patchrisk.settings import get_settings
+from patchrisk_components._base import COMPONENT_IMAGE
 
 
-@dsl.component(base_image=get_settings().component_image, install_kfp_package=False)
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def validation_gates(
     model: Input[Model],
     holdout: Input[Dataset],

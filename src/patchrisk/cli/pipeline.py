@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option(None, envvar="PATCHRISK_KFP_HOST", help="KFP API URL; implies --cluster."),
         state_dir: Path = typer.Option(None, help="Local state directory (default .state)."),
         experiment: str = typer.Option("patchrisk", help="KFP experiment for cluster runs."),
+        policy_env: str = typer.Option("dev", help="Gate policy environment (dev, staging, prod)."),
     ) -> None:
         """Run the training pipeline: validate → train → evaluate → register (alias challenger)."""
         from patchrisk.logs import setup_logging
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
             from patchrisk_pipelines.training import training_pipeline
 
             args = dict(data_uri=data_uri, spec=spec, seed=seed, device=device, iterations=iterations,
-                        git_commit=git_commit())
+                        git_commit=git_commit(), policy_env=policy_env)
             if settings.mlflow_tracking_uri:
                 args["mlflow_tracking_uri"] = settings.mlflow_tracking_uri
             if settings.model_store_uri:
@@ -68,5 +69,7 @@ def register(app: typer.Typer) -> None:
         from patchrisk_pipelines.run import run_training_locally
 
         result = run_training_locally(settings, data_uri=data_uri, spec=spec, seed=seed, device=device,
-                                      iterations=iterations, git_commit=git_commit())
+                                      iterations=iterations, git_commit=git_commit(), policy_env=policy_env)
         typer.echo(result.summary())
+        if result.version is None:
+            raise typer.Exit(1)  # rejected by a gate: CI can tell
