@@ -2,7 +2,8 @@
 
 V1  ``{"instances": [{feature: value, ...}, ...]}`` or ``{"instances": [[v1, v2, ...], ...]}``.
 V2  one input per feature (``BYTES`` for categories, ``FP64``/``FP32``/``INT64``/``INT32``/``BOOL``
-    for numbers), each of shape ``[rows]`` (or ``[rows, 1]``); or one 2-D input (any name, e.g.
+    for numbers), each of shape ``[rows]`` (or ``[rows, 1]``); a numeric feature may also come as
+    ``BYTES`` (numbers as text, ``""`` = missing: JSON tensors cannot carry null or NaN); or one 2-D input (any name, e.g.
     ``input-0``) of shape ``[rows, n_features]`` in schema order, ``BYTES`` (numbers spelt as
     text) or a numeric datatype.
 
@@ -103,9 +104,11 @@ def _parse_feature_inputs(inputs: Sequence[Any], validator: RowValidator) -> lis
     if missing:
         raise InvalidRequest(f"missing input(s) for feature(s) {', '.join(repr(n) for n in missing)}",
                              field=missing[0])
-    columns, rows = [], None
-    for feature in validator.spec.features:
+    columns, rows, text_columns = [], None, set()
+    for index, feature in enumerate(validator.spec.features):
         tensor = by_name[feature.name]
+        if tensor.datatype == TEXT_DATATYPE:
+            text_columns.add(index)
         _check_feature_datatype(feature, tensor.datatype)
         values = _flat(tensor.data, feature.name)
         count = _column_length(tensor, feature.name)
@@ -119,7 +122,7 @@ def _parse_feature_inputs(inputs: Sequence[Any], validator: RowValidator) -> lis
             raise InvalidRequest(f"input '{feature.name}' has {count} rows but input '{names[0]}' has {rows}; "
                                  f"every input needs one value per row", field=feature.name)
         columns.append(values)
-    return validator.from_lists(list(zip(*columns)), what="inputs")
+    return validator.from_lists(list(zip(*columns)), what="inputs", text_columns=frozenset(text_columns))
 
 
 def _column_length(tensor: Any, name: str) -> int:
@@ -136,9 +139,9 @@ def _check_feature_datatype(feature: Any, datatype: str) -> None:
         if datatype != TEXT_DATATYPE:
             raise InvalidRequest(f"input '{feature.name}': datatype {datatype} does not fit a category "
                                  f"feature; use BYTES", field=feature.name)
-    elif datatype not in NUMERIC_DATATYPES:
+    elif datatype not in NUMERIC_DATATYPES and datatype != TEXT_DATATYPE:
         raise InvalidRequest(f"input '{feature.name}': datatype {datatype} does not fit a {feature.dtype.value} "
-                             f"feature; use {v2_datatype(feature)}", field=feature.name)
+                             f"feature; use {v2_datatype(feature)} (or BYTES, numbers as text)", field=feature.name)
 
 
 def v2_datatype(feature: Any) -> str:

@@ -200,10 +200,12 @@ class RowValidator:
 
     # -- rows as lists in schema order ------------------------------------------------------
     def from_lists(self, rows: Iterable[Sequence[Any]], from_text: bool = False,
-                   what: str = "instances") -> list[list[Any]]:
+                   what: str = "instances", text_columns: frozenset[int] = frozenset()) -> list[list[Any]]:
+        """``from_text``: every value is text (a V2 BYTES matrix); ``text_columns``: only these are."""
         rows = rows if isinstance(rows, list) else list(rows)
         self.check_batch_size(len(rows), what)
-        convs = self._text if from_text else self._strict
+        convs = self._text if from_text else [
+            (text if i in text_columns else strict) for i, (strict, text) in enumerate(zip(self._strict, self._text))]
         n_features = len(convs)
         matrix = []
         for i, row in enumerate(rows):
