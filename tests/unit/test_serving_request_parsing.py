@@ -187,3 +187,20 @@ def _same(a: list[list], b: list[list]) -> bool:
     def key(v):
         return "NaN" if isinstance(v, float) and math.isnan(v) else v
     return [[key(v) for v in row] for row in a] == [[key(v) for v in row] for row in b]
+
+
+def test_batches_take_the_column_path_with_the_same_result_and_messages(validator):
+    rows = [with_(files_changed=i + 1, test_coverage_pct=None if i % 3 else 40.0 + i, is_hotfix=i % 2,
+                  region=("eu", "na", "apac")[i % 3]) for i in range(20)]
+    parsed = parse_v1({"instances": rows}, validator)
+    assert _same(parsed.matrix, rows_to_matrix([as_list(r) for r in rows], SPEC))
+    assert _same(parse_v1({"instances": [as_list(r) for r in rows]}, validator).matrix, parsed.matrix)
+    rows[15] = with_(lines_deleted=-1)
+    assert "row 15, field 'lines_deleted': -1 is below the minimum 0" in rejection(
+        lambda: parse_v1({"instances": rows}, validator))
+    rows[15] = with_(files_changed=2.5)
+    assert "row 15, field 'files_changed': expected a whole number" in rejection(
+        lambda: parse_v1({"instances": rows}, validator))
+    rows[15] = with_(is_hotfix="1")
+    assert "row 15, field 'is_hotfix': expected true/false or 0/1" in rejection(
+        lambda: parse_v1({"instances": rows}, validator))
