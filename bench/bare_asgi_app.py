@@ -23,7 +23,9 @@ names = bundle.spec.feature_names
 
 async def predict(request: Request) -> Response:
     rows = orjson.loads(await request.body())["instances"]
-    scores = bundle.predict_matrix(rows_to_matrix([[r[n] for n in names] for r in rows], bundle.spec)).tolist()
+    scores = bundle.predict_matrix(
+        rows_to_matrix([[r[n] for n in names] for r in rows], bundle.spec)
+    ).tolist()
     body = {"predictions": [{"risk_score": s, "risk_bucket": bundle.spec.risk_bucket(s)} for s in scores]}
     return Response(orjson.dumps(body), media_type="application/json")
 
@@ -35,5 +37,12 @@ async def ready(_request: Request) -> Response:
 app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/v2/health/ready", ready)])
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=False, log_level="warning",
-                loop="uvloop", http="httptools")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[2]),
+        access_log=False,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+    )

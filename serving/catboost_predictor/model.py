@@ -16,7 +16,12 @@ from kserve.protocol.infer_type import InferRequest
 from patchrisk.errors import InvalidRequest
 from patchrisk.model_bundle import ModelBundle
 from patchrisk_serving.catboost_predictor import metrics, responses
-from patchrisk_serving.catboost_predictor.request_parsing import ParsedRequest, parse_v1, parse_v2, v2_datatype
+from patchrisk_serving.catboost_predictor.request_parsing import (
+    ParsedRequest,
+    parse_v1,
+    parse_v2,
+    v2_datatype,
+)
 from patchrisk_serving.catboost_predictor.row_validation import RowValidator
 
 log = logging.getLogger("patchrisk.predictor")
@@ -24,8 +29,15 @@ SELF_CHECK_TOLERANCE = 1e-6
 
 
 class PatchRiskModel(kserve.Model):
-    def __init__(self, name: str, model_dir: str | None = None, *, max_batch_rows: int = 1000,
-                 top_k: int = 5, bundle: ModelBundle | None = None):
+    def __init__(
+        self,
+        name: str,
+        model_dir: str | None = None,
+        *,
+        max_batch_rows: int = 1000,
+        top_k: int = 5,
+        bundle: ModelBundle | None = None,
+    ):
         super().__init__(name)
         self.model_dir = model_dir
         self.max_batch_rows = max_batch_rows
@@ -42,11 +54,19 @@ class PatchRiskModel(kserve.Model):
         self.self_check_error = self._self_check()
         self.ready = self.self_check_error is None
         if self.ready:
-            log.info("model %s version %s loaded from %s; self-check passed", self.name, self.version,
-                     self.model_dir)
+            log.info(
+                "model %s version %s loaded from %s; self-check passed",
+                self.name,
+                self.version,
+                self.model_dir,
+            )
         else:
-            log.error("model %s version %s NOT READY: self-check failed: %s", self.name, self.version,
-                      self.self_check_error)
+            log.error(
+                "model %s version %s NOT READY: self-check failed: %s",
+                self.name,
+                self.version,
+                self.self_check_error,
+            )
         return self.ready
 
     def start(self):
@@ -74,7 +94,9 @@ class PatchRiskModel(kserve.Model):
 
     # -- metadata (GET /v2/models/<name>) ------------------------------------------------------
     def get_input_types(self) -> list[dict]:
-        return [{"name": f.name, "datatype": v2_datatype(f), "shape": [-1]} for f in self.bundle.spec.features]
+        return [
+            {"name": f.name, "datatype": v2_datatype(f), "shape": [-1]} for f in self.bundle.spec.features
+        ]
 
     def get_output_types(self) -> list[dict]:
         return [dict(o) for o in responses.V2_OUTPUTS]
@@ -103,8 +125,9 @@ class PatchRiskModel(kserve.Model):
         parsed = self._parse(payload)
         scores = self.bundle.predict_matrix(parsed.matrix)
         contributions = self.bundle.contributions(parsed.matrix)
-        return responses.explanations(self.bundle.spec, parsed.matrix, scores, contributions, top_k,
-                                      self.version)
+        return responses.explanations(
+            self.bundle.spec, parsed.matrix, scores, contributions, top_k, self.version
+        )
 
     def _top_k(self, payload: Any) -> int:
         requested = payload.get("top_k", self.top_k) if isinstance(payload, dict) else self.top_k

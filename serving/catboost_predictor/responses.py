@@ -46,24 +46,46 @@ def v2_response(spec: ModelSpec, scores: np.ndarray, model_name: str, version: s
     rows = len(score_list)
     outputs = [
         # content_type as MLServer spells it; also keeps KServe from writing "parameters": null.
-        InferOutput(name="risk_score", shape=[rows], datatype="FP64", data=score_list,
-                    parameters={"content_type": "np"}),
-        InferOutput(name="risk_bucket", shape=[rows], datatype="BYTES", data=buckets(spec, score_list),
-                    parameters={"content_type": "str"}),
+        InferOutput(
+            name="risk_score",
+            shape=[rows],
+            datatype="FP64",
+            data=score_list,
+            parameters={"content_type": "np"},
+        ),
+        InferOutput(
+            name="risk_bucket",
+            shape=[rows],
+            datatype="BYTES",
+            data=buckets(spec, score_list),
+            parameters={"content_type": "str"},
+        ),
     ]
-    return InferResponse(response_id=request_id or uuid.uuid4().hex, model_name=model_name,
-                         model_version=version, infer_outputs=outputs,
-                         parameters={"model_version": version})
+    return InferResponse(
+        response_id=request_id or uuid.uuid4().hex,
+        model_name=model_name,
+        model_version=version,
+        infer_outputs=outputs,
+        parameters={"model_version": version},
+    )
 
 
-def explanations(spec: ModelSpec, matrix: list[list[Any]], scores: np.ndarray, contributions: np.ndarray,
-                 top_k: int, version: str) -> dict:
+def explanations(
+    spec: ModelSpec,
+    matrix: list[list[Any]],
+    scores: np.ndarray,
+    contributions: np.ndarray,
+    top_k: int,
+    version: str,
+) -> dict:
     names = spec.feature_names
     out = []
     for row, score, contrib in zip(matrix, scores.tolist(), contributions):
         order = np.argsort(-np.abs(contrib), kind="stable")[:top_k]
-        top = [{"feature": names[j], "value": _jsonable(row[j]), "contribution": float(contrib[j])}
-               for j in order]
+        top = [
+            {"feature": names[j], "value": _jsonable(row[j]), "contribution": float(contrib[j])}
+            for j in order
+        ]
         out.append({"risk_score": score, "risk_bucket": spec.risk_bucket(score), "top_features": top})
     return {"explanations": out, "model_version": version, "contribution_units": "log-odds"}
 

@@ -40,15 +40,19 @@ def _describe(value: Any) -> str:
         return f"string {value[:40]!r}"
     if isinstance(value, (int, float)):
         return f"number {value!r}"
-    return type(value).__name__ if not isinstance(value, (list, dict)) else \
-        ("a list" if isinstance(value, list) else "an object")
+    return (
+        type(value).__name__
+        if not isinstance(value, (list, dict))
+        else ("a list" if isinstance(value, list) else "an object")
+    )
 
 
 def _missing(feature: Feature, value: Any, missing_value: Any) -> Any:
     if feature.nullable:
         return missing_value
-    raise _Reject(f"is required but got {'NaN' if value is not None else 'null'} "
-                  f"(the feature is not nullable)")
+    raise _Reject(
+        f"is required but got {'NaN' if value is not None else 'null'} (the feature is not nullable)"
+    )
 
 
 def _numeric_converter(feature: Feature, from_text: bool) -> Converter:
@@ -119,8 +123,11 @@ def _category_converter(feature: Feature, from_text: bool) -> Converter:
     listed = ", ".join(feature.categories or ())
 
     def slow(value: Any) -> str:
-        if value is None or (type(value) is float and math.isnan(value)) or \
-                (from_text and value in _TEXT_NULLS):
+        if (
+            value is None
+            or (type(value) is float and math.isnan(value))
+            or (from_text and value in _TEXT_NULLS)
+        ):
             return _missing(feature, value, MISSING_CATEGORY)
         if not isinstance(value, str):
             raise _Reject(f"expected a category (string), got {_describe(value)}")
@@ -161,8 +168,9 @@ def _column_checker(feature: Feature) -> Callable[[list], list | None]:
         return lambda col: col if set(col) <= known else None
     if feature.dtype == DType.bool:
         bools = {True, False}  # 1/0 and 1.0/0.0 hash equal to these
-        return lambda col: [1.0 if v else 0.0 for v in col] if set(col) <= bools and str not in set(map(type, col)) \
-            else None
+        return lambda col: (
+            [1.0 if v else 0.0 for v in col] if set(col) <= bools and str not in set(map(type, col)) else None
+        )
     lo = -sys.float_info.max if feature.min is None else feature.min
     hi = sys.float_info.max if feature.max is None else feature.max
     whole = feature.dtype == DType.int
@@ -214,8 +222,10 @@ class RowValidator:
         if count == 0:
             raise InvalidRequest(f"{what} is empty: send at least one row")
         if count > self.max_batch_rows:
-            raise InvalidRequest(f"{what} has {count} rows, more than the limit of {self.max_batch_rows} "
-                                 f"rows per request; split the batch")
+            raise InvalidRequest(
+                f"{what} has {count} rows, more than the limit of {self.max_batch_rows} "
+                f"rows per request; split the batch"
+            )
 
     # -- rows as objects (feature name -> value) --------------------------------------------
     def from_objects(self, rows: Sequence[Any]) -> tuple[list[list[Any]], list[Any]]:
@@ -226,8 +236,10 @@ class RowValidator:
         ids = []
         for i, row in enumerate(rows):
             if type(row) is not dict:
-                raise InvalidRequest(f"row {i}: expected an object (feature name -> value) like row 0, "
-                                     f"got {_describe(row)}", row=i)
+                raise InvalidRequest(
+                    f"row {i}: expected an object (feature name -> value) like row 0, got {_describe(row)}",
+                    row=i,
+                )
             if len(row) != n_features or row.keys() != self.name_set:
                 self._check_keys(i, row)
             ids.append(row.get(id_column))
@@ -246,29 +258,51 @@ class RowValidator:
     def _check_keys(self, i: int, row: dict) -> None:
         missing = [n for n in self.names if n not in row]
         if missing:
-            raise InvalidRequest(f"row {i}: missing feature(s) {', '.join(repr(n) for n in missing)}",
-                                 row=i, field=missing[0])
+            raise InvalidRequest(
+                f"row {i}: missing feature(s) {', '.join(repr(n) for n in missing)}", row=i, field=missing[0]
+            )
         unknown = [k for k in row if k not in self.name_set and k not in self._passthrough]
         if unknown:
-            raise InvalidRequest(f"row {i}: unknown field(s) {', '.join(repr(str(k)) for k in unknown)} "
-                                 f"(expected the features: {', '.join(self.names)})", row=i, field=str(unknown[0]))
+            raise InvalidRequest(
+                f"row {i}: unknown field(s) {', '.join(repr(str(k)) for k in unknown)} "
+                f"(expected the features: {', '.join(self.names)})",
+                row=i,
+                field=str(unknown[0]),
+            )
 
     # -- rows as lists in schema order ------------------------------------------------------
-    def from_lists(self, rows: Iterable[Sequence[Any]], from_text: bool = False,
-                   what: str = "instances", text_columns: frozenset[int] = frozenset()) -> list[list[Any]]:
+    def from_lists(
+        self,
+        rows: Iterable[Sequence[Any]],
+        from_text: bool = False,
+        what: str = "instances",
+        text_columns: frozenset[int] = frozenset(),
+    ) -> list[list[Any]]:
         """``from_text``: every value is text (a V2 BYTES matrix); ``text_columns``: only these are."""
         rows = rows if isinstance(rows, list) else list(rows)
         self.check_batch_size(len(rows), what)
-        convs = self._text if from_text else [
-            (text if i in text_columns else strict) for i, (strict, text) in enumerate(zip(self._strict, self._text))]
+        convs = (
+            self._text
+            if from_text
+            else [
+                (text if i in text_columns else strict)
+                for i, (strict, text) in enumerate(zip(self._strict, self._text))
+            ]
+        )
         n_features = len(convs)
         for i, row in enumerate(rows):
             if type(row) not in (list, tuple):
-                raise InvalidRequest(f"row {i}: expected a list of {n_features} values in schema order like "
-                                     f"row 0, got {_describe(row)}", row=i)
+                raise InvalidRequest(
+                    f"row {i}: expected a list of {n_features} values in schema order like "
+                    f"row 0, got {_describe(row)}",
+                    row=i,
+                )
             if len(row) != n_features:
-                raise InvalidRequest(f"row {i}: has {len(row)} values, expected {n_features} in schema order "
-                                     f"({', '.join(self.names)})", row=i)
+                raise InvalidRequest(
+                    f"row {i}: has {len(row)} values, expected {n_features} in schema order "
+                    f"({', '.join(self.names)})",
+                    row=i,
+                )
         if len(rows) >= self.COLUMN_PATH_MIN_ROWS and not from_text and not text_columns:
             matrix = self._typed_by_columns([list(column) for column in zip(*rows)])
             if matrix is not None:

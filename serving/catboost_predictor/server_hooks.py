@@ -14,10 +14,25 @@ from patchrisk_serving.catboost_predictor import metrics
 
 MODEL_VERSION_HEADER = "x-model-version"
 # KServe 0.21 seeds :explain response headers with the request's headers; these must not echo back.
-_REQUEST_ONLY_HEADERS = frozenset({b"host", b"user-agent", b"accept", b"accept-encoding", b"connection",
-                                   b"authorization", b"cookie", b"expect", b"origin", b"referer",
-                                   b"transfer-encoding", b"content-encoding"})
-_ENDPOINT = re.compile(r"^/v1/models/(?P<v1>[^/:]+):(?P<verb>predict|explain)$|^/v2/models/(?P<v2>[^/]+)/infer$")
+_REQUEST_ONLY_HEADERS = frozenset(
+    {
+        b"host",
+        b"user-agent",
+        b"accept",
+        b"accept-encoding",
+        b"connection",
+        b"authorization",
+        b"cookie",
+        b"expect",
+        b"origin",
+        b"referer",
+        b"transfer-encoding",
+        b"content-encoding",
+    }
+)
+_ENDPOINT = re.compile(
+    r"^/v1/models/(?P<v1>[^/:]+):(?P<verb>predict|explain)$|^/v2/models/(?P<v2>[^/]+)/infer$"
+)
 
 
 class ModelResponseMiddleware:
@@ -79,7 +94,9 @@ async def request_validation_handler(_request, exc):
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "InferenceRequest")]
         if err.get("type") == "json_invalid":
             detail = (err.get("ctx") or {}).get("error", "")
-            problems.append(f"not valid JSON at character {loc[0] if loc else '?'}" + (f" ({detail})" if detail else ""))
+            problems.append(
+                f"not valid JSON at character {loc[0] if loc else '?'}" + (f" ({detail})" if detail else "")
+            )
         else:
             problems.append(f"{'.'.join(loc) or 'body'}: {err.get('msg', 'invalid')}")
     return JSONResponse(status_code=400, content={"error": "invalid request body: " + "; ".join(problems)})
@@ -94,7 +111,12 @@ class _InvalidInputAsWarning(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, (InvalidInput, ModelNotFound)):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg, record.args, record.exc_info, record.exc_text = f"rejected request: {exc}", (), None, None
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                f"rejected request: {exc}",
+                (),
+                None,
+                None,
+            )
         return True
 
 

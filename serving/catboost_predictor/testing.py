@@ -1,7 +1,7 @@
 """Start the predictor as a subprocess on 127.0.0.1 for tests, demos and rollout checks.
 
-    with serve_in_subprocess(model_dir) as server:
-        httpx.post(f"{server.url}/v1/models/{server.model_name}:predict", json={"instances": [...]})
+with serve_in_subprocess(model_dir) as server:
+    httpx.post(f"{server.url}/v1/models/{server.model_name}:predict", json={"instances": [...]})
 """
 
 from __future__ import annotations
@@ -39,14 +39,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def predictor_command(model_dir: str | Path, port: int, model_name: str = "patch-risk",
-                      extra_args: tuple[str, ...] = ()) -> list[str]:
-    return [sys.executable, "-m", "patchrisk_serving.catboost_predictor", f"--model_name={model_name}",
-            f"--model_dir={model_dir}", f"--http_port={port}", "--host=127.0.0.1", *extra_args]
+def predictor_command(
+    model_dir: str | Path, port: int, model_name: str = "patch-risk", extra_args: tuple[str, ...] = ()
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "patchrisk_serving.catboost_predictor",
+        f"--model_name={model_name}",
+        f"--model_dir={model_dir}",
+        f"--http_port={port}",
+        "--host=127.0.0.1",
+        *extra_args,
+    ]
 
 
-def wait_until_ready(url: str, model_name: str, timeout: float, process: subprocess.Popen | None = None,
-                     require_model: bool = True) -> None:
+def wait_until_ready(
+    url: str,
+    model_name: str,
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    require_model: bool = True,
+) -> None:
     """Poll ``/v2/health/ready`` and the model's ready endpoint until both answer 200."""
     deadline = time.monotonic() + timeout
     paths = ["/v2/health/ready"] + ([f"/v2/models/{model_name}/ready"] if require_model else [])
@@ -75,10 +89,17 @@ def stop(process: subprocess.Popen, grace: float = 10) -> None:
 
 
 @contextlib.contextmanager
-def serve_in_subprocess(model_dir: str | Path, port: int | None = None, *, model_name: str = "patch-risk",
-                        extra_args: tuple[str, ...] = (), ready_timeout: float = 90,
-                        require_model_ready: bool = True, log_path: str | Path | None = None,
-                        env: dict | None = None) -> Iterator[RunningServer]:
+def serve_in_subprocess(
+    model_dir: str | Path,
+    port: int | None = None,
+    *,
+    model_name: str = "patch-risk",
+    extra_args: tuple[str, ...] = (),
+    ready_timeout: float = 90,
+    require_model_ready: bool = True,
+    log_path: str | Path | None = None,
+    env: dict | None = None,
+) -> Iterator[RunningServer]:
     """Run the predictor on 127.0.0.1 (a free port unless given) until the block ends.
 
     Output goes to ``log_path`` (a temporary file by default; see ``RunningServer.log()``). With
@@ -89,8 +110,12 @@ def serve_in_subprocess(model_dir: str | Path, port: int | None = None, *, model
     log_file = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="predictor-", suffix=".log")[1])
     url = f"http://127.0.0.1:{port}"
     with open(log_file, "wb") as sink:
-        process = subprocess.Popen(predictor_command(model_dir, port, model_name, extra_args), stdout=sink,
-                                   stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        process = subprocess.Popen(
+            predictor_command(model_dir, port, model_name, extra_args),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
     server = RunningServer(url=url, port=port, model_name=model_name, process=process, log_path=log_file)
     try:
         try:

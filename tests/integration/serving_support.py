@@ -19,7 +19,9 @@ def trained_model_dir(base: Path) -> Path:
     """Train on 1500 seeded rows and save a registered model directory (cached for the session)."""
     if "dir" not in _trained:
         spec = load_spec("patch-risk")
-        result = train_model(generate_rows(spec, 1500, seed=SEED), spec, TrainParams(seed=SEED, iterations=150))
+        result = train_model(
+            generate_rows(spec, 1500, seed=SEED), spec, TrainParams(seed=SEED, iterations=150)
+        )
         directory = result.bundle.save(base / "model")
         write_registration(directory, {"name": MODEL_NAME, "version": MODEL_VERSION, "run_id": "test-run"})
         _trained["dir"] = directory

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -54,8 +53,15 @@ def test_low_risk_patches_pass_with_exit_0(server, scored_patches, tmp_path, pro
     df, spec = scored_patches
     low = df.head(3)
     threshold = float(low["score"].max()) + 0.05
-    result = gate(str(write_json(tmp_path / "p.json", low, spec)), "--endpoint", server.url,
-                  "--protocol", protocol, "--threshold", str(threshold))
+    result = gate(
+        str(write_json(tmp_path / "p.json", low, spec)),
+        "--endpoint",
+        server.url,
+        "--protocol",
+        protocol,
+        "--threshold",
+        str(threshold),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "risk gate PASSED: 0 of 3" in result.stdout
     for patch_id in low[spec.id_column]:
@@ -67,8 +73,16 @@ def test_a_risky_patch_blocks_with_exit_1_and_top_features(server, scored_patche
     df, spec = scored_patches
     chosen = df.iloc[[0, len(df) - 1]]  # the safest and the riskiest
     threshold = float(chosen["score"].mean())
-    result = gate(str(write_json(tmp_path / "p.json", chosen, spec, wrap="instances")), "--endpoint", server.url,
-                  "--protocol", protocol, "--threshold", f"{threshold:.6f}", "--json")
+    result = gate(
+        str(write_json(tmp_path / "p.json", chosen, spec, wrap="instances")),
+        "--endpoint",
+        server.url,
+        "--protocol",
+        protocol,
+        "--threshold",
+        f"{threshold:.6f}",
+        "--json",
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["verdict"] == "blocked" and report["exit_code"] == 1 and report["blocked"] == 1
@@ -100,7 +114,9 @@ def test_unreachable_endpoint_exits_2_and_fail_open_exits_0(scored_patches, tmp_
     assert result.returncode == 2
     assert "risk gate ERROR: predict failed after 3 attempt(s): cannot reach" in result.stdout
     assert result.stderr.count("retrying in") == 2
-    result = gate(path, "--endpoint", nobody, "--protocol", protocol, "--retries", "0", "--fail-open", "--json")
+    result = gate(
+        path, "--endpoint", nobody, "--protocol", protocol, "--retries", "0", "--fail-open", "--json"
+    )
     assert result.returncode == 0
     assert "WARNING" in result.stderr and "--fail-open" in result.stderr
     report = json.loads(result.stdout)
@@ -122,18 +138,30 @@ def test_endpoint_rejection_exits_2_without_retry_and_names_the_patch(server, sc
 
 def test_wrong_model_name_exits_2(server, scored_patches, tmp_path):
     df, spec = scored_patches
-    result = gate(str(write_json(tmp_path / "p.json", df.head(1), spec)), "--endpoint", server.url,
-                  "--model", "no-such-model")
+    result = gate(
+        str(write_json(tmp_path / "p.json", df.head(1), spec)),
+        "--endpoint",
+        server.url,
+        "--model",
+        "no-such-model",
+    )
     assert result.returncode == 2 and "(404)" in result.stdout
 
 
-@pytest.mark.parametrize("content, suffix, expected", [
-    ("{not json", ".json", "not valid JSON"),
-    ('[{"code_churn_score": 0.5}]', ".json", "patch 0: missing feature(s) is_hotfix"),
-    ('[42]', ".json", "patch 0: expected an object"),
-    ("[]", ".json", "no patches in the file"),
-    ("patch_id,code_churn_score\nP-1,lots\n", ".csv", "line 2, field 'code_churn_score': 'lots' is not a number"),
-])
+@pytest.mark.parametrize(
+    "content, suffix, expected",
+    [
+        ("{not json", ".json", "not valid JSON"),
+        ('[{"code_churn_score": 0.5}]', ".json", "patch 0: missing feature(s) is_hotfix"),
+        ("[42]", ".json", "patch 0: expected an object"),
+        ("[]", ".json", "no patches in the file"),
+        (
+            "patch_id,code_churn_score\nP-1,lots\n",
+            ".csv",
+            "line 2, field 'code_churn_score': 'lots' is not a number",
+        ),
+    ],
+)
 def test_bad_input_files_exit_2_naming_file_and_field(tmp_path, content, suffix, expected):
     path = tmp_path / f"bad{suffix}"
     path.write_text(content)

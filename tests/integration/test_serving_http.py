@@ -35,7 +35,9 @@ OIP = yaml.safe_load(find_shared_schema("open-inference-protocol-rest.yaml").rea
 
 
 def oip_validator(schema_name: str) -> Draft202012Validator:
-    return Draft202012Validator({"$ref": f"#/components/schemas/{schema_name}", "components": OIP["components"]})
+    return Draft202012Validator(
+        {"$ref": f"#/components/schemas/{schema_name}", "components": OIP["components"]}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,9 @@ def bundle(model_dir):
 
 @pytest.fixture(scope="module")
 def server(model_dir):
-    with serve_in_subprocess(model_dir, model_name=MODEL_NAME, extra_args=("--max_batch_rows=200",)) as running:
+    with serve_in_subprocess(
+        model_dir, model_name=MODEL_NAME, extra_args=("--max_batch_rows=200",)
+    ) as running:
         yield running
 
 
@@ -78,13 +82,21 @@ def per_feature_inputs(df, spec) -> list[dict]:
     for feature in spec.features:
         column = df[feature.name]
         if feature.is_categorical:
-            inputs.append({"name": feature.name, "shape": [len(df)], "datatype": "BYTES", "data": column.tolist()})
+            inputs.append(
+                {"name": feature.name, "shape": [len(df)], "datatype": "BYTES", "data": column.tolist()}
+            )
         elif column.isna().any():  # JSON tensors cannot carry NaN: missing numbers travel as text
             data = ["" if math.isnan(v) else repr(v) for v in column.astype(float).tolist()]
             inputs.append({"name": feature.name, "shape": [len(df)], "datatype": "BYTES", "data": data})
         else:
-            inputs.append({"name": feature.name, "shape": [len(df)], "datatype": "FP64",
-                           "data": column.astype(float).tolist()})
+            inputs.append(
+                {
+                    "name": feature.name,
+                    "shape": [len(df)],
+                    "datatype": "FP64",
+                    "data": column.astype(float).tolist(),
+                }
+            )
     return inputs
 
 
@@ -105,8 +117,10 @@ def test_v2_metadata_lists_one_input_per_feature_and_both_outputs(http, bundle):
     assert datatypes["component"] == "BYTES" and datatypes["code_churn_score"] == "FP64"
     assert datatypes["is_hotfix"] == "BOOL" and datatypes["files_changed"] == "INT64"
     assert all(i["shape"] == [-1] for i in metadata["inputs"])
-    assert metadata["outputs"] == [{"name": "risk_score", "datatype": "FP64", "shape": [-1]},
-                                   {"name": "risk_bucket", "datatype": "BYTES", "shape": [-1]}]
+    assert metadata["outputs"] == [
+        {"name": "risk_score", "datatype": "FP64", "shape": [-1]},
+        {"name": "risk_bucket", "datatype": "BYTES", "shape": [-1]},
+    ]
     assert metadata["versions"] == [MODEL_VERSION]
 
 
@@ -153,10 +167,20 @@ def test_v2_per_feature_inputs_round_trip(http, bundle, patches):
 
 def test_v2_one_bytes_matrix_input_round_trip(http, bundle, patches):
     df, expected = patches
-    text = [["" if v is None else str(v) for v in (row[n] for n in bundle.spec.feature_names)]
-            for row in as_objects(df, bundle.spec)]
-    request = {"inputs": [{"name": "input-0", "shape": [len(df), len(bundle.spec.features)],
-                           "datatype": "BYTES", "data": text}]}
+    text = [
+        ["" if v is None else str(v) for v in (row[n] for n in bundle.spec.feature_names)]
+        for row in as_objects(df, bundle.spec)
+    ]
+    request = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [len(df), len(bundle.spec.features)],
+                "datatype": "BYTES",
+                "data": text,
+            }
+        ]
+    }
     oip_validator("inference_request").validate(request)
     response = http.post(f"{V2}/infer", json=request)
     assert response.status_code == 200, response.text
@@ -210,69 +234,208 @@ def malformed_requests(good: dict, spec) -> list[tuple[str, str, dict, int, str]
     text_row = ["" if v is None else str(v) for v in (good[k] for k in names)]
     json_header = {"content-type": "application/json"}
     return [
-        ("v1 bad json", f"{V1}:predict", {"content": b'{"instances": [', "headers": json_header}, 400,
-         "Unrecognized request format"),
-        ("v1 wrong content type", f"{V1}:predict", {"content": json.dumps({"instances": [good]}),
-                                                    "headers": {"content-type": "text/plain"}}, 400,
-         "Content-Type: application/json"),
+        (
+            "v1 bad json",
+            f"{V1}:predict",
+            {"content": b'{"instances": [', "headers": json_header},
+            400,
+            "Unrecognized request format",
+        ),
+        (
+            "v1 wrong content type",
+            f"{V1}:predict",
+            {"content": json.dumps({"instances": [good]}), "headers": {"content-type": "text/plain"}},
+            400,
+            "Content-Type: application/json",
+        ),
         ("v1 body is a list", f"{V1}:predict", {"json": [good]}, 400, "must be a JSON object"),
         ("v1 no instances", f"{V1}:predict", {"json": {"rows": [good]}}, 400, "no 'instances' list"),
         ("v1 instances not a list", f"{V1}:predict", {"json": {"instances": good}}, 400, "to be a list"),
         ("v1 empty instances", f"{V1}:predict", {"json": {"instances": []}}, 400, "instances is empty"),
-        ("v1 huge batch", f"{V1}:predict", {"json": {"instances": [good] * 201}}, 400,
-         "201 rows, more than the limit of 200"),
-        ("v1 row not an object", f"{V1}:predict", {"json": {"instances": [good, "x"]}}, 400,
-         "row 1: expected an object"),
-        ("v1 wrong row length", f"{V1}:predict", {"json": {"instances": [list(good.values())[:5]]}}, 400,
-         f"row 0: has 5 values, expected {n}"),
-        ("v1 missing feature", f"{V1}:predict",
-         {"json": {"instances": [{k: v for k, v in good.items() if k != "region"}]}}, 400,
-         "row 0: missing feature(s) 'region'"),
-        ("v1 extra feature", f"{V1}:predict", {"json": {"instances": [row(colour="red")]}}, 400,
-         "unknown field(s) 'colour'"),
-        ("v1 string for number", f"{V1}:predict", {"json": {"instances": [good, row(lines_added="many")]}}, 400,
-         "row 1, field 'lines_added': expected a number, got string 'many'"),
-        ("v1 number for category", f"{V1}:predict", {"json": {"instances": [row(component=7)]}}, 400,
-         "field 'component': expected a category (string), got number 7"),
-        ("v1 bad bool", f"{V1}:predict", {"json": {"instances": [row(is_hotfix="maybe")]}}, 400,
-         "field 'is_hotfix': expected true/false or 0/1"),
-        ("v1 null not nullable", f"{V1}:predict", {"json": {"instances": [row(code_churn_score=None)]}}, 400,
-         "field 'code_churn_score': is required but got null"),
-        ("v1 NaN literal", f"{V1}:predict",
-         {"content": json.dumps({"instances": [row(code_churn_score=math.nan)]}), "headers": json_header}, 400,
-         "Unrecognized request format"),
-        ("v1 out of range", f"{V1}:predict", {"json": {"instances": [good, good, good, row(code_churn_score=1.7)]}},
-         400, "row 3, field 'code_churn_score': 1.7 is above the maximum 1"),
-        ("v1 unknown category", f"{V1}:predict", {"json": {"instances": [row(device_family="fridge")]}}, 400,
-         "field 'device_family': 'fridge' is not a known category"),
-        ("v1 wrong model name", "/v1/models/no-such-model:predict", {"json": {"instances": [good]}}, 404,
-         "no-such-model does not exist"),
-        ("explain bad top_k", f"{V1}:explain", {"json": {"instances": [good], "top_k": 0}}, 400,
-         "'top_k' must be a whole number from 1 to"),
-        ("v2 bad json", f"{V2}/infer", {"content": b'{"inputs": [', "headers": json_header}, 400,
-         "not valid JSON"),
-        ("v2 missing fields", f"{V2}/infer", {"json": {"inputs": [{"name": "input-0"}]}}, 400,
-         "inputs.0.shape: Field required"),
+        (
+            "v1 huge batch",
+            f"{V1}:predict",
+            {"json": {"instances": [good] * 201}},
+            400,
+            "201 rows, more than the limit of 200",
+        ),
+        (
+            "v1 row not an object",
+            f"{V1}:predict",
+            {"json": {"instances": [good, "x"]}},
+            400,
+            "row 1: expected an object",
+        ),
+        (
+            "v1 wrong row length",
+            f"{V1}:predict",
+            {"json": {"instances": [list(good.values())[:5]]}},
+            400,
+            f"row 0: has 5 values, expected {n}",
+        ),
+        (
+            "v1 missing feature",
+            f"{V1}:predict",
+            {"json": {"instances": [{k: v for k, v in good.items() if k != "region"}]}},
+            400,
+            "row 0: missing feature(s) 'region'",
+        ),
+        (
+            "v1 extra feature",
+            f"{V1}:predict",
+            {"json": {"instances": [row(colour="red")]}},
+            400,
+            "unknown field(s) 'colour'",
+        ),
+        (
+            "v1 string for number",
+            f"{V1}:predict",
+            {"json": {"instances": [good, row(lines_added="many")]}},
+            400,
+            "row 1, field 'lines_added': expected a number, got string 'many'",
+        ),
+        (
+            "v1 number for category",
+            f"{V1}:predict",
+            {"json": {"instances": [row(component=7)]}},
+            400,
+            "field 'component': expected a category (string), got number 7",
+        ),
+        (
+            "v1 bad bool",
+            f"{V1}:predict",
+            {"json": {"instances": [row(is_hotfix="maybe")]}},
+            400,
+            "field 'is_hotfix': expected true/false or 0/1",
+        ),
+        (
+            "v1 null not nullable",
+            f"{V1}:predict",
+            {"json": {"instances": [row(code_churn_score=None)]}},
+            400,
+            "field 'code_churn_score': is required but got null",
+        ),
+        (
+            "v1 NaN literal",
+            f"{V1}:predict",
+            {"content": json.dumps({"instances": [row(code_churn_score=math.nan)]}), "headers": json_header},
+            400,
+            "Unrecognized request format",
+        ),
+        (
+            "v1 out of range",
+            f"{V1}:predict",
+            {"json": {"instances": [good, good, good, row(code_churn_score=1.7)]}},
+            400,
+            "row 3, field 'code_churn_score': 1.7 is above the maximum 1",
+        ),
+        (
+            "v1 unknown category",
+            f"{V1}:predict",
+            {"json": {"instances": [row(device_family="fridge")]}},
+            400,
+            "field 'device_family': 'fridge' is not a known category",
+        ),
+        (
+            "v1 wrong model name",
+            "/v1/models/no-such-model:predict",
+            {"json": {"instances": [good]}},
+            404,
+            "no-such-model does not exist",
+        ),
+        (
+            "explain bad top_k",
+            f"{V1}:explain",
+            {"json": {"instances": [good], "top_k": 0}},
+            400,
+            "'top_k' must be a whole number from 1 to",
+        ),
+        (
+            "v2 bad json",
+            f"{V2}/infer",
+            {"content": b'{"inputs": [', "headers": json_header},
+            400,
+            "not valid JSON",
+        ),
+        (
+            "v2 missing fields",
+            f"{V2}/infer",
+            {"json": {"inputs": [{"name": "input-0"}]}},
+            400,
+            "inputs.0.shape: Field required",
+        ),
         ("v2 empty inputs", f"{V2}/infer", {"json": {"inputs": []}}, 400, "'inputs' is empty"),
-        ("v2 wrong matrix shape", f"{V2}/infer", v2_matrix([1, n - 1], [text_row[:-1]]), 400,
-         f"must be one 2-D input of shape [rows, {n}]"),
-        ("v2 length mismatch", f"{V2}/infer", v2_matrix([2, n], [text_row]), 400,
-         f"shape [2, {n}] needs {2 * n} values, got {n}"),
+        (
+            "v2 wrong matrix shape",
+            f"{V2}/infer",
+            v2_matrix([1, n - 1], [text_row[:-1]]),
+            400,
+            f"must be one 2-D input of shape [rows, {n}]",
+        ),
+        (
+            "v2 length mismatch",
+            f"{V2}/infer",
+            v2_matrix([2, n], [text_row]),
+            400,
+            f"shape [2, {n}] needs {2 * n} values, got {n}",
+        ),
         ("v2 unsupported datatype", f"{V2}/infer", v2_matrix([1, n], [text_row], "FP16"), 400, "FP16"),
-        ("v2 inf", f"{V2}/infer",
-         {"content": '{"inputs": [{"name": "input-0", "shape": [1, %d], "datatype": "FP64", "data": [%s]}]}'
-          % (n, ", ".join(["Infinity"] + ["1"] * (n - 1))), "headers": json_header}, 400,
-         "field 'code_churn_score': must be a finite number"),
-        ("v2 category datatype", f"{V2}/infer", {"json": {"inputs": [
-            {"name": k, "shape": [1], "datatype": "FP64" if k == "region" or not isinstance(good[k], str) else "BYTES",
-             "data": [good[k]]} for k in names]}}, 400,
-         "input 'region': datatype FP64 does not fit a category feature; use BYTES"),
-        ("v2 uneven inputs", f"{V2}/infer", {"json": {"inputs": [
-            {"name": k, "shape": [2 if k == "region" else 1], "datatype": "BYTES" if isinstance(good[k], str) else "FP64",
-             "data": [good[k]] * (2 if k == "region" else 1)} for k in names]}}, 400,
-         "input 'region' has 2 rows but input 'code_churn_score' has 1"),
-        ("v2 wrong model name", "/v2/models/no-such-model/infer", v2_matrix([1, n], [text_row]), 404,
-         "no-such-model does not exist"),
+        (
+            "v2 inf",
+            f"{V2}/infer",
+            {
+                "content": '{"inputs": [{"name": "input-0", "shape": [1, %d], "datatype": "FP64", "data": [%s]}]}'
+                % (n, ", ".join(["Infinity"] + ["1"] * (n - 1))),
+                "headers": json_header,
+            },
+            400,
+            "field 'code_churn_score': must be a finite number",
+        ),
+        (
+            "v2 category datatype",
+            f"{V2}/infer",
+            {
+                "json": {
+                    "inputs": [
+                        {
+                            "name": k,
+                            "shape": [1],
+                            "datatype": "FP64" if k == "region" or not isinstance(good[k], str) else "BYTES",
+                            "data": [good[k]],
+                        }
+                        for k in names
+                    ]
+                }
+            },
+            400,
+            "input 'region': datatype FP64 does not fit a category feature; use BYTES",
+        ),
+        (
+            "v2 uneven inputs",
+            f"{V2}/infer",
+            {
+                "json": {
+                    "inputs": [
+                        {
+                            "name": k,
+                            "shape": [2 if k == "region" else 1],
+                            "datatype": "BYTES" if isinstance(good[k], str) else "FP64",
+                            "data": [good[k]] * (2 if k == "region" else 1),
+                        }
+                        for k in names
+                    ]
+                }
+            },
+            400,
+            "input 'region' has 2 rows but input 'code_churn_score' has 1",
+        ),
+        (
+            "v2 wrong model name",
+            "/v2/models/no-such-model/infer",
+            v2_matrix([1, n], [text_row]),
+            404,
+            "no-such-model does not exist",
+        ),
     ]
 
 
@@ -283,8 +446,11 @@ def test_malformed_requests_get_4xx_naming_the_problem_and_the_server_stays_corr
     failures = []
     for name, path, kwargs, status, fragment in corpus:
         response = http.post(path, **kwargs)
-        error = response.json().get("error", "") if response.headers.get("content-type", "").startswith(
-            "application/json") else response.text
+        error = (
+            response.json().get("error", "")
+            if response.headers.get("content-type", "").startswith("application/json")
+            else response.text
+        )
         if response.status_code != status or fragment not in error:
             failures.append(f"{name}: {response.status_code} {error!r} (wanted {status}, {fragment!r})")
         assert response.headers.get("x-model-version") == MODEL_VERSION
@@ -334,6 +500,8 @@ def test_model_failing_its_self_check_is_not_ready(model_dir, tmp_path):
     (broken / "metadata.json").write_text(json.dumps(metadata))
     with serve_in_subprocess(broken, model_name=MODEL_NAME, require_model_ready=False) as running:
         assert httpx.get(f"{running.url}{V2}/ready").status_code == 503
-        response = httpx.post(f"{running.url}{V1}:predict", json={"instances": [metadata["reference_rows"][0]]})
+        response = httpx.post(
+            f"{running.url}{V1}:predict", json={"instances": [metadata["reference_rows"][0]]}
+        )
         assert response.status_code == 503
         assert "NOT READY: self-check failed: reference scores differ by up to 0.01" in running.log()

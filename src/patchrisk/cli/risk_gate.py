@@ -15,13 +15,21 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("risk-gate")
     def risk_gate_cmd(
-        patches: list[Path] = typer.Argument(..., help="Patch files: JSON (object, list, {\"instances\": [...]}) or CSV."),
-        endpoint: str = typer.Option("http://127.0.0.1:8080", help="Predictor base URL, e.g. http://host:port."),
+        patches: list[Path] = typer.Argument(
+            ..., help='Patch files: JSON (object, list, {"instances": [...]}) or CSV.'
+        ),
+        endpoint: str = typer.Option(
+            "http://127.0.0.1:8080", help="Predictor base URL, e.g. http://host:port."
+        ),
         model: str = typer.Option("patch-risk", help="Model name on the endpoint."),
         protocol: str = typer.Option("v1", help="Inference protocol: v1 or v2 (Open Inference Protocol)."),
-        threshold: float = typer.Option(0.6, min=0, max=1, help="Block patches whose risk score is above this."),
+        threshold: float = typer.Option(
+            0.6, min=0, max=1, help="Block patches whose risk score is above this."
+        ),
         timeout: float = typer.Option(10.0, min=0.1, help="Seconds to wait for each HTTP call."),
-        retries: int = typer.Option(3, min=0, help="Retries on connection errors, timeouts and 5xx (not 4xx)."),
+        retries: int = typer.Option(
+            3, min=0, help="Retries on connection errors, timeouts and 5xx (not 4xx)."
+        ),
         backoff: float = typer.Option(0.5, min=0, help="First retry delay in seconds; doubles each retry."),
         fail_open: bool = typer.Option(False, "--fail-open", help="Pass (exit 0) when the endpoint fails."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of text."),
@@ -39,17 +47,26 @@ def register(app: typer.Typer) -> None:
         if protocol not in ("v1", "v2"):
             raise typer.BadParameter("use v1 or v2", param_hint="--protocol")
         items = read_patches(patches, load_spec(spec))
-        progress = (lambda m: typer.echo(m, err=True))
-        client = RiskClient(endpoint, model, protocol, timeout=timeout, retries=retries, backoff=backoff,
-                            log=progress)
-        report = GateReport(endpoint=client.endpoint, model=model, protocol=protocol, threshold=threshold,
-                            fail_open=fail_open)
+
+        def progress(message: str) -> None:
+            typer.echo(message, err=True)
+
+        client = RiskClient(
+            endpoint, model, protocol, timeout=timeout, retries=retries, backoff=backoff, log=progress
+        )
+        report = GateReport(
+            endpoint=client.endpoint, model=model, protocol=protocol, threshold=threshold, fail_open=fail_open
+        )
         try:
             run_gate(items, client, report, batch_size=batch_size, top_k=top_k, log=progress)
         finally:
             client.close()
         if report.error and fail_open:
-            typer.secho("WARNING: risk gate could not score the patches; --fail-open lets the build pass",
-                        fg=typer.colors.YELLOW, err=True, bold=True)
+            typer.secho(
+                "WARNING: risk gate could not score the patches; --fail-open lets the build pass",
+                fg=typer.colors.YELLOW,
+                err=True,
+                bold=True,
+            )
         typer.echo(report.to_json() if as_json else report.to_text())
         raise typer.Exit(report.exit_code)

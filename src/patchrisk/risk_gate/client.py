@@ -45,8 +45,16 @@ class Scores:
 
 
 class RiskClient:
-    def __init__(self, endpoint: str, model: str, protocol: str = "v1", timeout: float = 10.0,
-                 retries: int = 3, backoff: float = 0.5, log: Callable[[str], None] = lambda _m: None):
+    def __init__(
+        self,
+        endpoint: str,
+        model: str,
+        protocol: str = "v1",
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        log: Callable[[str], None] = lambda _m: None,
+    ):
         if protocol not in ("v1", "v2"):
             raise ValueError(f"protocol must be v1 or v2, got {protocol!r}")
         self.endpoint = endpoint.rstrip("/")
@@ -68,7 +76,8 @@ class RiskClient:
         """Top contributing features per row (V1 ``:explain``; V2 has no explain endpoint)."""
         body = self._with_retries(
             lambda: self._post_json(f"/v1/models/{self.model}:explain", {"instances": rows, "top_k": top_k}),
-            "explain")
+            "explain",
+        )
         return [e["top_features"] for e in body["explanations"]]
 
     # -- V1 ----------------------------------------------------------------------------------
@@ -91,15 +100,20 @@ class RiskClient:
         import tritonclient.http as triton
         from tritonclient.utils import InferenceServerException
 
-        client = triton.InferenceServerClient(url=self.endpoint.split("://", 1)[1],
-                                              connection_timeout=self.timeout, network_timeout=self.timeout)
+        client = triton.InferenceServerClient(
+            url=self.endpoint.split("://", 1)[1],
+            connection_timeout=self.timeout,
+            network_timeout=self.timeout,
+        )
         headers = {"Content-Type": "application/json"}  # tritonclient leaves it out; KServe needs it
         try:
             names = [i["name"] for i in client.get_model_metadata(self.model, headers=headers)["inputs"]]
             values = np.array([[_as_text(row.get(n)) for n in names] for row in rows], dtype=object)
             tensor = triton.InferInput("input-0", list(values.shape), "BYTES")
             tensor.set_data_from_numpy(values, binary_data=False)
-            outputs = [triton.InferRequestedOutput(n, binary_data=False) for n in ("risk_score", "risk_bucket")]
+            outputs = [
+                triton.InferRequestedOutput(n, binary_data=False) for n in ("risk_score", "risk_bucket")
+            ]
             result = client.infer(self.model, [tensor], outputs=outputs, headers=headers)
         except InferenceServerException as err:
             status = int(err.status()) if str(err.status() or "").isdigit() else None
@@ -114,9 +128,13 @@ class RiskClient:
         finally:
             client.close()
         body = result.get_response()
-        version = str(body.get("model_version") or (body.get("parameters") or {}).get("model_version", "unknown"))
-        scores = [Score(float(s), str(b)) for s, b in zip(result.as_numpy("risk_score").tolist(),
-                                                          _decoded(result.as_numpy("risk_bucket")))]
+        version = str(
+            body.get("model_version") or (body.get("parameters") or {}).get("model_version", "unknown")
+        )
+        scores = [
+            Score(float(s), str(b))
+            for s, b in zip(result.as_numpy("risk_score").tolist(), _decoded(result.as_numpy("risk_bucket")))
+        ]
         return Scores(scores, version)
 
     # -- retries -----------------------------------------------------------------------------
@@ -127,7 +145,7 @@ class RiskClient:
             except _Retryable as err:
                 if attempt == self.retries:
                     raise EndpointError(f"{what} failed after {attempt + 1} attempt(s): {err}") from None
-                delay = self.backoff * 2 ** attempt
+                delay = self.backoff * 2**attempt
                 self.log(f"{what}: {err}; retrying in {delay:.1f}s ({attempt + 1}/{self.retries})")
                 time.sleep(delay)
         raise AssertionError("unreachable")

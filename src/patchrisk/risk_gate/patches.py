@@ -36,8 +36,9 @@ def read_patches(paths: list[Path], spec: ModelSpec) -> list[Patch]:
         for i, row in enumerate(rows):
             where = f"{path} patch {i}"
             if not isinstance(row, dict):
-                raise PatchriskError(f"{where}: expected an object (feature name -> value), "
-                                     f"got {type(row).__name__}")
+                raise PatchriskError(
+                    f"{where}: expected an object (feature name -> value), got {type(row).__name__}"
+                )
             _check_fields(row, spec, where)
             patch_id = str(row.get(spec.id_column) or f"{path.name}#{i}")
             patches.append(Patch(id=patch_id, source=where, row=row))
@@ -54,7 +55,7 @@ def _read_json(path: Path) -> list:
     if isinstance(data, dict):
         data = data["instances"] if "instances" in data else [data]
     if not isinstance(data, list):
-        raise PatchriskError(f"{path}: expected a patch object, a list of them or {{\"instances\": [...]}}")
+        raise PatchriskError(f'{path}: expected a patch object, a list of them or {{"instances": [...]}}')
     return data
 
 
@@ -103,5 +104,7 @@ def _check_fields(row: dict, spec: ModelSpec, where: str) -> None:
     allowed = set(spec.feature_names) | {spec.id_column, spec.timestamp_column}
     unknown = [k for k in row if k not in allowed]
     if unknown:
-        raise PatchriskError(f"{where}: unknown field(s) {', '.join(map(str, unknown))} "
-                             f"(the model takes: {', '.join(spec.feature_names)})")
+        raise PatchriskError(
+            f"{where}: unknown field(s) {', '.join(map(str, unknown))} "
+            f"(the model takes: {', '.join(spec.feature_names)})"
+        )

@@ -47,10 +47,18 @@ class GateReport:
 
     def to_json(self) -> str:
         doc = {
-            "verdict": self.verdict, "exit_code": self.exit_code, "endpoint": self.endpoint,
-            "model": self.model, "model_version": self.model_version, "protocol": self.protocol,
-            "threshold": self.threshold, "blocked": len(self.blocked), "total": len(self.patches),
-            "error": self.error, "fail_open": self.fail_open, "patches": [asdict(p) for p in self.patches],
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "model_version": self.model_version,
+            "protocol": self.protocol,
+            "threshold": self.threshold,
+            "blocked": len(self.blocked),
+            "total": len(self.patches),
+            "error": self.error,
+            "fail_open": self.fail_open,
+            "patches": [asdict(p) for p in self.patches],
         }
         return json.dumps(doc, indent=2)
 
@@ -62,15 +70,21 @@ class GateReport:
             lines.append(f"{mark}  {p.id:<{width}}  risk {p.risk_score:.3f}  {p.risk_bucket}")
             for f in p.top_features:
                 sign = "raises" if f["contribution"] > 0 else "lowers"
-                lines.append(f"         {f['feature']} = {_value(f['value'])}  ({sign} risk, {f['contribution']:+.3f})")
+                lines.append(
+                    f"         {f['feature']} = {_value(f['value'])}  ({sign} risk, {f['contribution']:+.3f})"
+                )
         if self.error:
             lines.append(f"risk gate ERROR: {self.error}")
             if self.fail_open:
-                lines.append("WARNING: --fail-open set: passing although the risk of these patches is UNKNOWN")
+                lines.append(
+                    "WARNING: --fail-open set: passing although the risk of these patches is UNKNOWN"
+                )
         else:
             version = f" v{self.model_version}" if self.model_version else ""
-            lines.append(f"risk gate {self.verdict.upper()}: {len(self.blocked)} of {len(self.patches)} patch(es) "
-                         f"above threshold {self.threshold:g} (model {self.model}{version}, {self.endpoint})")
+            lines.append(
+                f"risk gate {self.verdict.upper()}: {len(self.blocked)} of {len(self.patches)} patch(es) "
+                f"above threshold {self.threshold:g} (model {self.model}{version}, {self.endpoint})"
+            )
         return "\n".join(lines)
 
 
