@@ -1,0 +1,100 @@
+"""``python -m patchrisk_serving.catboost_predictor --model_name=patch-risk --model_dir=/mnt/models``
+
+Flags extend KServe's own parser (``--http_port``, ``--workers``, ...). gRPC is off unless
+``--enable_grpc true``; per-request logs are off unless ``--enable_access_log true``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import kserve
+from kserve import logging as kserve_logging
+from kserve import model_server
+from kserve.utils.utils import strtobool
+
+from patchrisk.errors import PatchriskError
+from patchrisk_serving.catboost_predictor import server_hooks
+from patchrisk_serving.catboost_predictor.model import PatchRiskModel
+
+log = logging.getLogger("patchrisk.predictor")
+
+
+class PatchRiskModelServer(kserve.ModelServer):
+    """KServe's server, listening on ``host`` (KServe itself always binds 0.0.0.0)."""
+
+    def __init__(self, host: str, **kwargs):
+        super().__init__(**kwargs)
+        self.host = host
+
+    def setup_event_loop(self):
+        # Runs after start() built the REST server and before it binds its socket.
+        if self._rest_server is not None:
+            self._rest_server.config.host = self.host
+        super().setup_event_loop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        parents=[model_server.parser], description="Serve a patchrisk CatBoost model with KServe."
+    )
+    parser.add_argument(
+        "--model_dir",
+        required=True,
+        help="Model directory (model.cbm, metadata.json, spec.yaml, registration.json)",
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="Address to listen on (127.0.0.1 for local use)")
+    parser.add_argument("--max_batch_rows", type=int, default=1000, help="Most rows one request may carry")
+    parser.add_argument("--top_k", type=int, default=5, help="Features per row in :explain answers")
+    parser.add_argument(
+        "--enable_access_log",
+        type=strtobool,
+        default=False,
+        help="Log a line per request (uvicorn access log and KServe latency traces)",
+    )
+    parser.set_defaults(enable_grpc=False, enable_latency_logging=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.configure_logging:
+        kserve_logging.configure_logging(args.log_config_file)
+    logging.getLogger("patchrisk").handlers = logging.getLogger("kserve").handlers
+    logging.getLogger("patchrisk").setLevel(logging.INFO)
+    model = PatchRiskModel(
+        args.model_name, args.model_dir, max_batch_rows=args.max_batch_rows, top_k=args.top_k
+    )
+    try:
+        model.load()
+    except PatchriskError as err:
+        log.error("cannot load model %s: %s", args.model_name, err)
+        return 1
+    server = PatchRiskModelServer(
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=1,
+        enable_grpc=args.enable_grpc,
+        enable_latency_logging=bool(args.enable_access_log),
+        access_log_format=args.access_log_format,
+        event_loop=args.event_loop,
+        timeout_keep_alive=args.timeout_keep_alive,
+    )
+    server_hooks.install(
+        model_server.app,
+        server.dataplane,
+        args.model_name,
+        model.version,
+        access_log=bool(args.enable_access_log),
+    )
+    # Registered even when the self-check failed: the server runs and reports the model not ready (503).
+    server.register_model(model)
+    server.start([])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

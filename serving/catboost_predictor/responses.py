@@ -1,0 +1,94 @@
+"""Response bodies: V1 predictions, V2 (Open Inference Protocol) outputs, explanations.
+
+V1       ``{"predictions": [{"risk_score": 0.12, "risk_bucket": "low"}, ...], "model_version": "7"}``
+         (a prediction also carries the row's id, e.g. ``"patch_id"``, when the request row had one)
+V2       outputs ``risk_score`` (FP64, [rows]) and ``risk_bucket`` (BYTES, [rows]);
+         ``model_version`` both as the response field and in ``parameters``
+explain  ``{"explanations": [{"risk_score", "risk_bucket", "top_features": [{"feature", "value",
+         "contribution"}, ...]}], "model_version", "contribution_units": "log-odds"}``
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any, Sequence
+
+import numpy as np
+
+from patchrisk.spec import ModelSpec
+
+V2_OUTPUTS = (
+    {"name": "risk_score", "datatype": "FP64", "shape": [-1]},
+    {"name": "risk_bucket", "datatype": "BYTES", "shape": [-1]},
+)
+
+
+def buckets(spec: ModelSpec, scores: Sequence[float]) -> list[str]:
+    return [spec.risk_bucket(s) for s in scores]
+
+
+def v1_predictions(spec: ModelSpec, scores: np.ndarray, version: str, ids: list | None) -> dict:
+    score_list = scores.tolist()
+    bucket_list = buckets(spec, score_list)
+    predictions = [{"risk_score": s, "risk_bucket": b} for s, b in zip(score_list, bucket_list)]
+    if ids and any(i is not None for i in ids):
+        for prediction, row_id in zip(predictions, ids):
+            if row_id is not None:
+                prediction[spec.id_column] = row_id
+    return {"predictions": predictions, "model_version": version}
+
+
+def v2_response(spec: ModelSpec, scores: np.ndarray, model_name: str, version: str, request_id: str | None):
+    from kserve.protocol.infer_type import InferOutput, InferResponse
+
+    score_list = scores.tolist()
+    rows = len(score_list)
+    outputs = [
+        # content_type as MLServer spells it; also keeps KServe from writing "parameters": null.
+        InferOutput(
+            name="risk_score",
+            shape=[rows],
+            datatype="FP64",
+            data=score_list,
+            parameters={"content_type": "np"},
+        ),
+        InferOutput(
+            name="risk_bucket",
+            shape=[rows],
+            datatype="BYTES",
+            data=buckets(spec, score_list),
+            parameters={"content_type": "str"},
+        ),
+    ]
+    return InferResponse(
+        response_id=request_id or uuid.uuid4().hex,
+        model_name=model_name,
+        model_version=version,
+        infer_outputs=outputs,
+        parameters={"model_version": version},
+    )
+
+
+def explanations(
+    spec: ModelSpec,
+    matrix: list[list[Any]],
+    scores: np.ndarray,
+    contributions: np.ndarray,
+    top_k: int,
+    version: str,
+) -> dict:
+    names = spec.feature_names
+    out = []
+    for row, score, contrib in zip(matrix, scores.tolist(), contributions):
+        order = np.argsort(-np.abs(contrib), kind="stable")[:top_k]
+        top = [
+            {"feature": names[j], "value": _jsonable(row[j]), "contribution": float(contrib[j])}
+            for j in order
+        ]
+        out.append({"risk_score": score, "risk_bucket": spec.risk_bucket(score), "top_features": top})
+    return {"explanations": out, "model_version": version, "contribution_units": "log-odds"}
+
+
+def _jsonable(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value

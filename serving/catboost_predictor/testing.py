@@ -1,0 +1,127 @@
+"""Start the predictor as a subprocess on 127.0.0.1 for tests, demos and rollout checks.
+
+with serve_in_subprocess(model_dir) as server:
+    httpx.post(f"{server.url}/v1/models/{server.model_name}:predict", json={"instances": [...]})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+
+@dataclass
+class RunningServer:
+    url: str  # http://127.0.0.1:<port>
+    port: int
+    model_name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def predictor_command(
+    model_dir: str | Path, port: int, model_name: str = "patch-risk", extra_args: tuple[str, ...] = ()
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "patchrisk_serving.catboost_predictor",
+        f"--model_name={model_name}",
+        f"--model_dir={model_dir}",
+        f"--http_port={port}",
+        "--host=127.0.0.1",
+        *extra_args,
+    ]
+
+
+def wait_until_ready(
+    url: str,
+    model_name: str,
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    require_model: bool = True,
+) -> None:
+    """Poll ``/v2/health/ready`` and the model's ready endpoint until both answer 200."""
+    deadline = time.monotonic() + timeout
+    paths = ["/v2/health/ready"] + ([f"/v2/models/{model_name}/ready"] if require_model else [])
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"predictor exited with code {process.returncode} before it was ready")
+        try:
+            if all(httpx.get(url + p, timeout=2).status_code == 200 for p in paths):
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"predictor at {url} not ready after {timeout:.0f}s")
+
+
+def stop(process: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+@contextlib.contextmanager
+def serve_in_subprocess(
+    model_dir: str | Path,
+    port: int | None = None,
+    *,
+    model_name: str = "patch-risk",
+    extra_args: tuple[str, ...] = (),
+    ready_timeout: float = 90,
+    require_model_ready: bool = True,
+    log_path: str | Path | None = None,
+    env: dict | None = None,
+) -> Iterator[RunningServer]:
+    """Run the predictor on 127.0.0.1 (a free port unless given) until the block ends.
+
+    Output goes to ``log_path`` (a temporary file by default; see ``RunningServer.log()``). With
+    ``require_model_ready=False`` it waits only for the server, e.g. to test a model that fails
+    its self-check.
+    """
+    port = port or free_port()
+    log_file = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="predictor-", suffix=".log")[1])
+    url = f"http://127.0.0.1:{port}"
+    with open(log_file, "wb") as sink:
+        process = subprocess.Popen(
+            predictor_command(model_dir, port, model_name, extra_args),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+    server = RunningServer(url=url, port=port, model_name=model_name, process=process, log_path=log_file)
+    try:
+        try:
+            wait_until_ready(url, model_name, ready_timeout, process, require_model_ready)
+        except (RuntimeError, TimeoutError) as err:
+            raise RuntimeError(f"{err}; log {log_file}:\n{server.log()[-3000:]}") from None
+        yield server
+    finally:
+        stop(process)

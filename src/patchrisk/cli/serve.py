@@ -1,0 +1,58 @@
+"""``patchrisk serve``: run the KServe predictor locally on a registered (or any) model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve_cmd(
+        model_uri: str = typer.Option(
+            "models:/patch-risk@champion",
+            help="models:/name@alias, models:/name/N, s3://…/ or a local model directory.",
+        ),
+        port: int = typer.Option(8080, min=1, max=65535, help="HTTP port."),
+        host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+        state_dir: Path = typer.Option(
+            None, help="Local state directory (default: PATCHRISK_STATE_DIR or .state)."
+        ),
+        model_name: str = typer.Option(
+            None, help="Name on the endpoint (default: the model's registered name)."
+        ),
+        access_log: bool = typer.Option(False, help="Log a line per request."),
+    ) -> None:
+        """Resolve MODEL_URI to a model directory and serve it (V1, V2, :explain) until Ctrl-C."""
+        import os
+        import subprocess
+        import sys
+
+        from patchrisk.registry import download_model, registration_of
+        from patchrisk.settings import get_settings
+
+        settings = get_settings(state_dir=state_dir)
+        model_dir = download_model(settings, model_uri)
+        registration = registration_of(model_dir)
+        name = model_name or registration.get("name") or "patch-risk"
+        typer.echo(
+            f"serving {model_uri} ({model_dir}, version {registration.get('version', 'unregistered')}) "
+            f"as '{name}' on http://{host}:{port}",
+            err=True,
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "patchrisk_serving.catboost_predictor",
+            f"--model_name={name}",
+            f"--model_dir={model_dir}",
+            f"--http_port={port}",
+            f"--host={host}",
+            f"--enable_access_log={str(access_log).lower()}",
+        ]
+        # The predictor parses its own flags at import (KServe does): a clean process, not an import.
+        try:
+            raise typer.Exit(subprocess.call(command, env=os.environ.copy()))
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None

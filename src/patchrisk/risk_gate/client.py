@@ -1,0 +1,177 @@
+"""Talk to the predictor: V1 over httpx, V2 (Open Inference Protocol) over ``tritonclient.http``.
+
+Connection errors, timeouts and 5xx answers are retried with exponential backoff; 4xx answers are
+the caller's mistake and are not. Rows go to V1 as objects (ids included, so prediction logs can
+be joined with outcomes later) and to V2 as one 2-D BYTES input in the model's input order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+class EndpointError(Exception):
+    """The endpoint could not be reached or answered with an error (after retries)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def is_rejection(self) -> bool:
+        return self.status is not None and 400 <= self.status < 500
+
+
+class _Retryable(Exception):
+    pass
+
+
+@dataclass
+class Score:
+    risk_score: float
+    risk_bucket: str
+
+
+@dataclass
+class Scores:
+    scores: list[Score]
+    model_version: str
+
+
+class RiskClient:
+    def __init__(
+        self,
+        endpoint: str,
+        model: str,
+        protocol: str = "v1",
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        log: Callable[[str], None] = lambda _m: None,
+    ):
+        if protocol not in ("v1", "v2"):
+            raise ValueError(f"protocol must be v1 or v2, got {protocol!r}")
+        self.endpoint = endpoint.rstrip("/")
+        if "://" not in self.endpoint:
+            self.endpoint = "http://" + self.endpoint
+        self.model, self.protocol = model, protocol
+        self.timeout, self.retries, self.backoff, self.log = timeout, retries, backoff, log
+        self._http = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- public ------------------------------------------------------------------------------
+    def predict(self, rows: list[dict[str, Any]]) -> Scores:
+        call = self._predict_v1 if self.protocol == "v1" else self._predict_v2
+        return self._with_retries(lambda: call(rows), "predict")
+
+    def explain(self, rows: list[dict[str, Any]], top_k: int = 3) -> list[list[dict]]:
+        """Top contributing features per row (V1 ``:explain``; V2 has no explain endpoint)."""
+        body = self._with_retries(
+            lambda: self._post_json(f"/v1/models/{self.model}:explain", {"instances": rows, "top_k": top_k}),
+            "explain",
+        )
+        return [e["top_features"] for e in body["explanations"]]
+
+    # -- V1 ----------------------------------------------------------------------------------
+    def _predict_v1(self, rows: list[dict]) -> Scores:
+        body = self._post_json(f"/v1/models/{self.model}:predict", {"instances": rows})
+        scores = [Score(p["risk_score"], p["risk_bucket"]) for p in body["predictions"]]
+        return Scores(scores, str(body.get("model_version", "unknown")))
+
+    def _post_json(self, path: str, payload: dict) -> dict:
+        try:
+            response = self._http.post(self.endpoint + path, json=payload)
+        except (httpx.TransportError, httpx.TimeoutException) as err:
+            raise _Retryable(f"cannot reach {self.endpoint}: {err or type(err).__name__}") from None
+        _raise_for_status(response.status_code, _error_text(response))
+        return response.json()
+
+    # -- V2 ----------------------------------------------------------------------------------
+    def _predict_v2(self, rows: list[dict]) -> Scores:
+        import numpy as np
+        import tritonclient.http as triton
+        from tritonclient.utils import InferenceServerException
+
+        client = triton.InferenceServerClient(
+            url=self.endpoint.split("://", 1)[1],
+            connection_timeout=self.timeout,
+            network_timeout=self.timeout,
+        )
+        headers = {"Content-Type": "application/json"}  # tritonclient leaves it out; KServe needs it
+        try:
+            names = [i["name"] for i in client.get_model_metadata(self.model, headers=headers)["inputs"]]
+            values = np.array([[_as_text(row.get(n)) for n in names] for row in rows], dtype=object)
+            tensor = triton.InferInput("input-0", list(values.shape), "BYTES")
+            tensor.set_data_from_numpy(values, binary_data=False)
+            outputs = [
+                triton.InferRequestedOutput(n, binary_data=False) for n in ("risk_score", "risk_bucket")
+            ]
+            result = client.infer(self.model, [tensor], outputs=outputs, headers=headers)
+        except InferenceServerException as err:
+            status = int(err.status()) if str(err.status() or "").isdigit() else None
+            if status is None:
+                raise _Retryable(f"cannot reach {self.endpoint}: {err.message()}") from None
+            _raise_for_status(status, err.message())
+            raise
+        except Exception as err:  # socket errors and gevent timeouts surface as assorted types
+            if isinstance(err, (OSError, TimeoutError)) or type(err).__name__ == "Timeout":
+                raise _Retryable(f"cannot reach {self.endpoint}: {err!r}") from None
+            raise
+        finally:
+            client.close()
+        body = result.get_response()
+        version = str(
+            body.get("model_version") or (body.get("parameters") or {}).get("model_version", "unknown")
+        )
+        scores = [
+            Score(float(s), str(b))
+            for s, b in zip(result.as_numpy("risk_score").tolist(), _decoded(result.as_numpy("risk_bucket")))
+        ]
+        return Scores(scores, version)
+
+    # -- retries -----------------------------------------------------------------------------
+    def _with_retries(self, call: Callable[[], T], what: str) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except _Retryable as err:
+                if attempt == self.retries:
+                    raise EndpointError(f"{what} failed after {attempt + 1} attempt(s): {err}") from None
+                delay = self.backoff * 2**attempt
+                self.log(f"{what}: {err}; retrying in {delay:.1f}s ({attempt + 1}/{self.retries})")
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def _raise_for_status(status: int, message: str) -> None:
+    if status >= 500:
+        raise _Retryable(f"server error {status}: {message}")
+    if status >= 400:
+        raise EndpointError(f"endpoint rejected the request ({status}): {message}", status=status)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", response.text))
+    except ValueError:
+        return response.text[:500]
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _decoded(values) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values.tolist()]

@@ -1,0 +1,53 @@
+"""Run the gate: score every patch, explain the blocked ones, decide."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from patchrisk.risk_gate.client import EndpointError, RiskClient
+from patchrisk.risk_gate.patches import Patch
+from patchrisk.risk_gate.report import GateReport, PatchResult
+
+
+def run_gate(
+    patches: list[Patch],
+    client: RiskClient,
+    report: GateReport,
+    batch_size: int = 500,
+    top_k: int = 3,
+    log: Callable[[str], None] = lambda _m: None,
+) -> GateReport:
+    try:
+        for start in range(0, len(patches), batch_size):
+            batch = patches[start : start + batch_size]
+            scored = client.predict([p.row for p in batch])
+            report.model_version = scored.model_version
+            report.patches += [
+                PatchResult(
+                    id=p.id,
+                    source=p.source,
+                    risk_score=s.risk_score,
+                    risk_bucket=s.risk_bucket,
+                    blocked=s.risk_score > report.threshold,
+                )
+                for p, s in zip(batch, scored.scores)
+            ]
+            log(f"scored {min(start + batch_size, len(patches))} of {len(patches)} patch(es)")
+        blocked, by_source = report.blocked, {p.source: p for p in patches}
+        for start in range(0, len(blocked), batch_size):
+            chunk = blocked[start : start + batch_size]
+            rows = [by_source[r.source].row for r in chunk]
+            for result, top in zip(chunk, client.explain(rows, top_k=top_k)):
+                result.top_features = top
+    except EndpointError as err:
+        report.error = _with_patch(str(err), patches)
+    return report
+
+
+def _with_patch(message: str, patches: list[Patch]) -> str:
+    """'row 3, field ...' from the server, plus which file and patch row 3 was."""
+    match = re.search(r"\brow (\d+)", message)
+    if match and int(match[1]) < len(patches):
+        return f"{message} [row {match[1]} = {patches[int(match[1])].source}]"
+    return message

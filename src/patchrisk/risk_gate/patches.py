@@ -1,0 +1,110 @@
+"""Read the patches to gate from JSON (an object, a list, or ``{"instances": [...]}``) or CSV files.
+
+CSV cells are text, so they are typed with the model spec (numbers, booleans, empty = missing);
+JSON values are sent as written. Either way every patch must carry every feature, and nothing
+else but the id and timestamp columns: mistakes name the file, the patch and the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from patchrisk.errors import PatchriskError
+from patchrisk.spec import DType, Feature, ModelSpec
+
+_TRUE = {"true", "1", "yes", "1.0"}
+_FALSE = {"false", "0", "no", "0.0"}
+
+
+@dataclass
+class Patch:
+    id: str
+    source: str  # "file.json patch 2"
+    row: dict[str, Any]  # features (and the id column when the file had one)
+
+
+def read_patches(paths: list[Path], spec: ModelSpec) -> list[Patch]:
+    patches: list[Patch] = []
+    for path in paths:
+        rows = _read_csv(path, spec) if path.suffix.lower() == ".csv" else _read_json(path)
+        if not rows:
+            raise PatchriskError(f"{path}: no patches in the file")
+        for i, row in enumerate(rows):
+            where = f"{path} patch {i}"
+            if not isinstance(row, dict):
+                raise PatchriskError(
+                    f"{where}: expected an object (feature name -> value), got {type(row).__name__}"
+                )
+            _check_fields(row, spec, where)
+            patch_id = str(row.get(spec.id_column) or f"{path.name}#{i}")
+            patches.append(Patch(id=patch_id, source=where, row=row))
+    return patches
+
+
+def _read_json(path: Path) -> list:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PatchriskError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PatchriskError(f"{path}: not valid JSON ({err})") from None
+    if isinstance(data, dict):
+        data = data["instances"] if "instances" in data else [data]
+    if not isinstance(data, list):
+        raise PatchriskError(f'{path}: expected a patch object, a list of them or {{"instances": [...]}}')
+    return data
+
+
+def _read_csv(path: Path, spec: ModelSpec) -> list[dict]:
+    try:
+        with path.open(newline="") as handle:
+            records = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        raise PatchriskError(f"{path}: file not found") from None
+    features = {f.name: f for f in spec.features}
+    rows = []
+    for i, record in enumerate(records):
+        row = {}
+        for key, text in record.items():
+            if key is None:
+                raise PatchriskError(f"{path} line {i + 2}: more values than header columns")
+            feature = features.get(key)
+            row[key] = _typed(text, feature, f"{path} line {i + 2}, field '{key}'") if feature else text
+        rows.append(row)
+    return rows
+
+
+def _typed(text: str | None, feature: Feature, where: str) -> Any:
+    text = (text or "").strip()
+    if text == "":
+        return None
+    if feature.is_categorical:
+        return text
+    if feature.dtype == DType.bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise PatchriskError(f"{where}: {text!r} is not true/false or 1/0")
+    try:
+        number = float(text)
+    except ValueError:
+        raise PatchriskError(f"{where}: {text!r} is not a number") from None
+    return int(number) if feature.dtype == DType.int and number.is_integer() else number
+
+
+def _check_fields(row: dict, spec: ModelSpec, where: str) -> None:
+    missing = [n for n in spec.feature_names if n not in row]
+    if missing:
+        raise PatchriskError(f"{where}: missing feature(s) {', '.join(missing)}")
+    allowed = set(spec.feature_names) | {spec.id_column, spec.timestamp_column}
+    unknown = [k for k in row if k not in allowed]
+    if unknown:
+        raise PatchriskError(
+            f"{where}: unknown field(s) {', '.join(map(str, unknown))} "
+            f"(the model takes: {', '.join(spec.feature_names)})"
+        )

@@ -1,0 +1,507 @@
+"""The predictor over real HTTP: a server subprocess on 127.0.0.1 serving a freshly trained model."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from patchrisk.datagen import generate_rows
+from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
+from serving_support import MODEL_NAME, MODEL_VERSION, load_bundle, trained_model_dir
+
+pytestmark = pytest.mark.integration
+V1 = f"/v1/models/{MODEL_NAME}"
+V2 = f"/v2/models/{MODEL_NAME}"
+
+
+def find_shared_schema(name: str) -> Path:
+    """``shared/`` sits next to the repository (CI) or further up (worktrees)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "schemas" / name
+        if candidate.is_file():
+            return candidate
+    pytest.fail(f"shared/schemas/{name} not found above {Path(__file__).parent}")
+
+
+OIP = yaml.safe_load(find_shared_schema("open-inference-protocol-rest.yaml").read_text())
+
+
+def oip_validator(schema_name: str) -> Draft202012Validator:
+    return Draft202012Validator(
+        {"$ref": f"#/components/schemas/{schema_name}", "components": OIP["components"]}
+    )
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return trained_model_dir(tmp_path_factory.mktemp("serving"))
+
+
+@pytest.fixture(scope="module")
+def bundle(model_dir):
+    return load_bundle(model_dir)
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    with serve_in_subprocess(
+        model_dir, model_name=MODEL_NAME, extra_args=("--max_batch_rows=200",)
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def patches(bundle):
+    """Unseen rows (another seed) with a few missing coverage values, and their in-process scores."""
+    df = generate_rows(bundle.spec, 60, seed=99).reset_index(drop=True)
+    df.loc[[3, 17], "test_coverage_pct"] = np.nan
+    return df, bundle.predict_frame(df)
+
+
+def as_objects(df, spec) -> list[dict]:
+    rows = json.loads(df[spec.feature_names].to_json(orient="records"))
+    return rows
+
+
+def per_feature_inputs(df, spec) -> list[dict]:
+    inputs = []
+    for feature in spec.features:
+        column = df[feature.name]
+        if feature.is_categorical:
+            inputs.append(
+                {"name": feature.name, "shape": [len(df)], "datatype": "BYTES", "data": column.tolist()}
+            )
+        elif column.isna().any():  # JSON tensors cannot carry NaN: missing numbers travel as text
+            data = ["" if math.isnan(v) else repr(v) for v in column.astype(float).tolist()]
+            inputs.append({"name": feature.name, "shape": [len(df)], "datatype": "BYTES", "data": data})
+        else:
+            inputs.append(
+                {
+                    "name": feature.name,
+                    "shape": [len(df)],
+                    "datatype": "FP64",
+                    "data": column.astype(float).tolist(),
+                }
+            )
+    return inputs
+
+
+def test_server_and_model_report_ready(http):
+    assert http.get("/v2/health/live").json() == {"live": True}
+    assert http.get("/v2/health/ready").json() == {"ready": True}
+    assert http.get(f"{V2}/ready").json() == {"name": MODEL_NAME, "ready": True}
+    assert http.get(V1).json() == {"name": MODEL_NAME, "ready": True}
+
+
+def test_v2_metadata_lists_one_input_per_feature_and_both_outputs(http, bundle):
+    response = http.get(V2)
+    assert response.status_code == 200
+    metadata = response.json()
+    oip_validator("metadata_model_response").validate(metadata)
+    assert [i["name"] for i in metadata["inputs"]] == bundle.spec.feature_names
+    datatypes = {i["name"]: i["datatype"] for i in metadata["inputs"]}
+    assert datatypes["component"] == "BYTES" and datatypes["code_churn_score"] == "FP64"
+    assert datatypes["is_hotfix"] == "BOOL" and datatypes["files_changed"] == "INT64"
+    assert all(i["shape"] == [-1] for i in metadata["inputs"])
+    assert metadata["outputs"] == [
+        {"name": "risk_score", "datatype": "FP64", "shape": [-1]},
+        {"name": "risk_bucket", "datatype": "BYTES", "shape": [-1]},
+    ]
+    assert metadata["versions"] == [MODEL_VERSION]
+
+
+def test_v1_predictions_equal_in_process_scores(http, bundle, patches):
+    df, expected = patches
+    instances = as_objects(df, bundle.spec)
+    for row, patch_id in zip(instances, df["patch_id"]):
+        row["patch_id"] = patch_id
+    response = http.post(f"{V1}:predict", json={"instances": instances})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model-version"] == MODEL_VERSION
+    body = response.json()
+    assert body["model_version"] == MODEL_VERSION
+    scores = [p["risk_score"] for p in body["predictions"]]
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-9)
+    assert [p["risk_bucket"] for p in body["predictions"]] == [bundle.spec.risk_bucket(s) for s in expected]
+    assert [p["patch_id"] for p in body["predictions"]] == df["patch_id"].tolist()
+
+
+def test_v1_rows_as_lists_in_schema_order(http, bundle, patches):
+    df, expected = patches
+    rows = [[row[n] for n in bundle.spec.feature_names] for row in as_objects(df, bundle.spec)]
+    response = http.post(f"{V1}:predict", json={"instances": rows})
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose([p["risk_score"] for p in response.json()["predictions"]], expected, atol=1e-9)
+
+
+def test_v2_per_feature_inputs_round_trip(http, bundle, patches):
+    df, expected = patches
+    request = {"id": "req-1", "inputs": per_feature_inputs(df, bundle.spec)}
+    oip_validator("inference_request").validate(request)
+    response = http.post(f"{V2}/infer", json=request)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model-version"] == MODEL_VERSION
+    body = response.json()
+    oip_validator("inference_response").validate(body)
+    assert body["id"] == "req-1" and body["model_version"] == MODEL_VERSION
+    assert body["parameters"]["model_version"] == MODEL_VERSION
+    outputs = {o["name"]: o for o in body["outputs"]}
+    assert outputs["risk_score"]["datatype"] == "FP64" and outputs["risk_score"]["shape"] == [len(df)]
+    np.testing.assert_allclose(outputs["risk_score"]["data"], expected, rtol=0, atol=1e-9)
+    assert outputs["risk_bucket"]["data"] == [bundle.spec.risk_bucket(s) for s in expected]
+
+
+def test_v2_one_bytes_matrix_input_round_trip(http, bundle, patches):
+    df, expected = patches
+    text = [
+        ["" if v is None else str(v) for v in (row[n] for n in bundle.spec.feature_names)]
+        for row in as_objects(df, bundle.spec)
+    ]
+    request = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [len(df), len(bundle.spec.features)],
+                "datatype": "BYTES",
+                "data": text,
+            }
+        ]
+    }
+    oip_validator("inference_request").validate(request)
+    response = http.post(f"{V2}/infer", json=request)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    oip_validator("inference_response").validate(body)
+    assert body["id"]  # generated when the request has none
+    np.testing.assert_allclose(body["outputs"][0]["data"], expected, rtol=0, atol=1e-9)
+
+
+def test_explain_returns_top_contributions_sorted_by_magnitude(http, bundle, patches):
+    df, expected = patches
+    rows = as_objects(df.head(4), bundle.spec)
+    response = http.post(f"{V1}:explain", json={"instances": rows})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model-version"] == MODEL_VERSION
+    assert "user-agent" not in response.headers  # KServe echoes request headers on :explain; we strip them
+    body = response.json()
+    assert body["model_version"] == MODEL_VERSION and body["contribution_units"] == "log-odds"
+    from patchrisk.model_bundle import frame_to_matrix
+
+    shap = bundle.contributions(frame_to_matrix(df.head(4), bundle.spec))
+    names = bundle.spec.feature_names
+    for explanation, score, row_shap in zip(body["explanations"], expected[:4], shap):
+        assert explanation["risk_score"] == pytest.approx(score, abs=1e-9)
+        top = explanation["top_features"]
+        assert len(top) == 5
+        magnitudes = [abs(f["contribution"]) for f in top]
+        assert magnitudes == sorted(magnitudes, reverse=True)
+        assert magnitudes[0] == pytest.approx(np.abs(row_shap).max(), abs=1e-9)
+        for f in top:
+            assert f["contribution"] == pytest.approx(row_shap[names.index(f["feature"])], abs=1e-9)
+    response = http.post(f"{V1}:explain", json={"instances": rows[:1], "top_k": 2})
+    assert len(response.json()["explanations"][0]["top_features"]) == 2
+
+
+def _good_row(bundle, patches) -> dict:
+    return as_objects(patches[0].head(1), bundle.spec)[0]
+
+
+def malformed_requests(good: dict, spec) -> list[tuple[str, str, dict, int, str]]:
+    """(name, path, request kwargs, expected status, expected message fragment)."""
+    names = spec.feature_names
+    n = len(names)
+
+    def row(**changes):
+        return {**good, **changes}
+
+    def v2_matrix(shape, data, datatype="BYTES"):
+        return {"json": {"inputs": [{"name": "input-0", "shape": shape, "datatype": datatype, "data": data}]}}
+
+    text_row = ["" if v is None else str(v) for v in (good[k] for k in names)]
+    json_header = {"content-type": "application/json"}
+    return [
+        (
+            "v1 bad json",
+            f"{V1}:predict",
+            {"content": b'{"instances": [', "headers": json_header},
+            400,
+            "Unrecognized request format",
+        ),
+        (
+            "v1 wrong content type",
+            f"{V1}:predict",
+            {"content": json.dumps({"instances": [good]}), "headers": {"content-type": "text/plain"}},
+            400,
+            "Content-Type: application/json",
+        ),
+        ("v1 body is a list", f"{V1}:predict", {"json": [good]}, 400, "must be a JSON object"),
+        ("v1 no instances", f"{V1}:predict", {"json": {"rows": [good]}}, 400, "no 'instances' list"),
+        ("v1 instances not a list", f"{V1}:predict", {"json": {"instances": good}}, 400, "to be a list"),
+        ("v1 empty instances", f"{V1}:predict", {"json": {"instances": []}}, 400, "instances is empty"),
+        (
+            "v1 huge batch",
+            f"{V1}:predict",
+            {"json": {"instances": [good] * 201}},
+            400,
+            "201 rows, more than the limit of 200",
+        ),
+        (
+            "v1 row not an object",
+            f"{V1}:predict",
+            {"json": {"instances": [good, "x"]}},
+            400,
+            "row 1: expected an object",
+        ),
+        (
+            "v1 wrong row length",
+            f"{V1}:predict",
+            {"json": {"instances": [list(good.values())[:5]]}},
+            400,
+            f"row 0: has 5 values, expected {n}",
+        ),
+        (
+            "v1 missing feature",
+            f"{V1}:predict",
+            {"json": {"instances": [{k: v for k, v in good.items() if k != "region"}]}},
+            400,
+            "row 0: missing feature(s) 'region'",
+        ),
+        (
+            "v1 extra feature",
+            f"{V1}:predict",
+            {"json": {"instances": [row(colour="red")]}},
+            400,
+            "unknown field(s) 'colour'",
+        ),
+        (
+            "v1 string for number",
+            f"{V1}:predict",
+            {"json": {"instances": [good, row(lines_added="many")]}},
+            400,
+            "row 1, field 'lines_added': expected a number, got string 'many'",
+        ),
+        (
+            "v1 number for category",
+            f"{V1}:predict",
+            {"json": {"instances": [row(component=7)]}},
+            400,
+            "field 'component': expected a category (string), got number 7",
+        ),
+        (
+            "v1 bad bool",
+            f"{V1}:predict",
+            {"json": {"instances": [row(is_hotfix="maybe")]}},
+            400,
+            "field 'is_hotfix': expected true/false or 0/1",
+        ),
+        (
+            "v1 null not nullable",
+            f"{V1}:predict",
+            {"json": {"instances": [row(code_churn_score=None)]}},
+            400,
+            "field 'code_churn_score': is required but got null",
+        ),
+        (
+            "v1 NaN literal",
+            f"{V1}:predict",
+            {"content": json.dumps({"instances": [row(code_churn_score=math.nan)]}), "headers": json_header},
+            400,
+            "Unrecognized request format",
+        ),
+        (
+            "v1 out of range",
+            f"{V1}:predict",
+            {"json": {"instances": [good, good, good, row(code_churn_score=1.7)]}},
+            400,
+            "row 3, field 'code_churn_score': 1.7 is above the maximum 1",
+        ),
+        (
+            "v1 unknown category",
+            f"{V1}:predict",
+            {"json": {"instances": [row(device_family="fridge")]}},
+            400,
+            "field 'device_family': 'fridge' is not a known category",
+        ),
+        (
+            "v1 wrong model name",
+            "/v1/models/no-such-model:predict",
+            {"json": {"instances": [good]}},
+            404,
+            "no-such-model does not exist",
+        ),
+        (
+            "explain bad top_k",
+            f"{V1}:explain",
+            {"json": {"instances": [good], "top_k": 0}},
+            400,
+            "'top_k' must be a whole number from 1 to",
+        ),
+        (
+            "v2 bad json",
+            f"{V2}/infer",
+            {"content": b'{"inputs": [', "headers": json_header},
+            400,
+            "not valid JSON",
+        ),
+        (
+            "v2 missing fields",
+            f"{V2}/infer",
+            {"json": {"inputs": [{"name": "input-0"}]}},
+            400,
+            "inputs.0.shape: Field required",
+        ),
+        ("v2 empty inputs", f"{V2}/infer", {"json": {"inputs": []}}, 400, "'inputs' is empty"),
+        (
+            "v2 wrong matrix shape",
+            f"{V2}/infer",
+            v2_matrix([1, n - 1], [text_row[:-1]]),
+            400,
+            f"must be one 2-D input of shape [rows, {n}]",
+        ),
+        (
+            "v2 length mismatch",
+            f"{V2}/infer",
+            v2_matrix([2, n], [text_row]),
+            400,
+            f"shape [2, {n}] needs {2 * n} values, got {n}",
+        ),
+        ("v2 unsupported datatype", f"{V2}/infer", v2_matrix([1, n], [text_row], "FP16"), 400, "FP16"),
+        (
+            "v2 inf",
+            f"{V2}/infer",
+            {
+                "content": '{"inputs": [{"name": "input-0", "shape": [1, %d], "datatype": "FP64", "data": [%s]}]}'
+                % (n, ", ".join(["Infinity"] + ["1"] * (n - 1))),
+                "headers": json_header,
+            },
+            400,
+            "field 'code_churn_score': must be a finite number",
+        ),
+        (
+            "v2 category datatype",
+            f"{V2}/infer",
+            {
+                "json": {
+                    "inputs": [
+                        {
+                            "name": k,
+                            "shape": [1],
+                            "datatype": "FP64" if k == "region" or not isinstance(good[k], str) else "BYTES",
+                            "data": [good[k]],
+                        }
+                        for k in names
+                    ]
+                }
+            },
+            400,
+            "input 'region': datatype FP64 does not fit a category feature; use BYTES",
+        ),
+        (
+            "v2 uneven inputs",
+            f"{V2}/infer",
+            {
+                "json": {
+                    "inputs": [
+                        {
+                            "name": k,
+                            "shape": [2 if k == "region" else 1],
+                            "datatype": "BYTES" if isinstance(good[k], str) else "FP64",
+                            "data": [good[k]] * (2 if k == "region" else 1),
+                        }
+                        for k in names
+                    ]
+                }
+            },
+            400,
+            "input 'region' has 2 rows but input 'code_churn_score' has 1",
+        ),
+        (
+            "v2 wrong model name",
+            "/v2/models/no-such-model/infer",
+            v2_matrix([1, n], [text_row]),
+            404,
+            "no-such-model does not exist",
+        ),
+    ]
+
+
+def test_malformed_requests_get_4xx_naming_the_problem_and_the_server_stays_correct(http, bundle, patches):
+    good = _good_row(bundle, patches)
+    corpus = malformed_requests(good, bundle.spec)
+    assert len(corpus) >= 20
+    failures = []
+    for name, path, kwargs, status, fragment in corpus:
+        response = http.post(path, **kwargs)
+        error = (
+            response.json().get("error", "")
+            if response.headers.get("content-type", "").startswith("application/json")
+            else response.text
+        )
+        if response.status_code != status or fragment not in error:
+            failures.append(f"{name}: {response.status_code} {error!r} (wanted {status}, {fragment!r})")
+        assert response.headers.get("x-model-version") == MODEL_VERSION
+    assert not failures, "\n".join(failures)
+    # Still healthy and still right.
+    assert http.get(f"{V2}/ready").status_code == 200
+    df, expected = patches
+    response = http.post(f"{V1}:predict", json={"instances": as_objects(df, bundle.spec)})
+    np.testing.assert_allclose([p["risk_score"] for p in response.json()["predictions"]], expected, atol=1e-9)
+
+
+def _metric(text: str, name: str, **labels) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_requests_errors_and_latency(http, bundle, patches):
+    before = http.get("/metrics").text
+    labels = {"model_name": MODEL_NAME, "model_version": MODEL_VERSION}
+    good = _good_row(bundle, patches)
+    for _ in range(3):
+        assert http.post(f"{V1}:predict", json={"instances": [good]}).status_code == 200
+    assert http.post(f"{V2}/infer", json={"inputs": []}).status_code == 400
+    after = http.get("/metrics").text
+    assert after.count("x") and "# TYPE patchrisk_request_latency_seconds histogram" in after
+
+    def delta(name, **extra):
+        return _metric(after, name, **labels, **extra) - _metric(before, name, **labels, **extra)
+
+    assert delta("patchrisk_requests_total", endpoint="predict") == 3
+    assert delta("patchrisk_requests_total", endpoint="infer") == 1
+    assert delta("patchrisk_request_errors_total", endpoint="infer", reason="invalid_input") == 1
+    assert delta("patchrisk_request_errors_total", endpoint="predict", reason="invalid_input") == 0
+    assert delta("patchrisk_request_latency_seconds_count", endpoint="predict") == 3
+    assert delta("patchrisk_rows_scored_total") == 3
+    assert re.search(r'request_predict_seconds_count\{model_name="patch-risk"\} \d', after)  # KServe's own
+
+
+def test_model_failing_its_self_check_is_not_ready(model_dir, tmp_path):
+    import shutil
+
+    broken = shutil.copytree(model_dir, tmp_path / "broken")
+    metadata = json.loads((broken / "metadata.json").read_text())
+    metadata["reference_scores"] = [s + 0.01 for s in metadata["reference_scores"]]
+    (broken / "metadata.json").write_text(json.dumps(metadata))
+    with serve_in_subprocess(broken, model_name=MODEL_NAME, require_model_ready=False) as running:
+        assert httpx.get(f"{running.url}{V2}/ready").status_code == 503
+        response = httpx.post(
+            f"{running.url}{V1}:predict", json={"instances": [metadata["reference_rows"][0]]}
+        )
+        assert response.status_code == 503
+        assert "NOT READY: self-check failed: reference scores differ by up to 0.01" in running.log()
