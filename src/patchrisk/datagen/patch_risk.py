@@ -19,8 +19,8 @@ COMPONENT_MIX = {"kernel": .16, "bootloader": .05, "modem": .12, "wifi": .11, "b
 COMPONENT_EFFECT = {"kernel": .55, "bootloader": .8, "modem": .45, "wifi": .15, "bluetooth": .1,
                     "camera": -.25, "display": -.1, "power": .3, "audio": -.4, "security": .25}
 FAMILY_MIX = {"phone-pro": .3, "phone-lite": .25, "tablet": .15, "wearable": .15, "iot-hub": .15}
-FAMILY_EFFECT = {"phone-pro": 0.0, "phone-lite": .1, "tablet": -.05, "wearable": .1, "iot-hub": .15}
-FAMILY_AGE_DAYS = {"phone-pro": 420, "phone-lite": 600, "tablet": 700, "wearable": 380, "iot-hub": 1100}
+FAMILY_EFFECT = {"phone-pro": 0.0, "phone-lite": .05, "tablet": -.05, "wearable": .05, "iot-hub": .05}
+FAMILY_AGE_DAYS = {"phone-pro": 560, "phone-lite": 640, "tablet": 680, "wearable": 540, "iot-hub": 760}
 FAMILY_FLEET = {"phone-pro": 11.5, "phone-lite": 12.5, "tablet": 10.5, "wearable": 10.0, "iot-hub": 9.0}
 REGION_MIX = {"na": .3, "eu": .28, "apac": .25, "latam": .1, "mea": .07}
 LABEL_NOISE = 0.04
@@ -82,7 +82,7 @@ def risk_logit(df: pd.DataFrame, concept: float = 0.0) -> np.ndarray:
          + 0.28 * np.maximum(size - 4.0, 0)
          + 0.45 * np.sqrt(df["prior_regressions_90d"].to_numpy())
          - 0.9 * (1 - np.exp(-exp / 3))
-         + 0.7 / (1 + np.exp(-(age - 900) / 120))  # old devices: a soft step, not a line
+         + 0.5 / (1 + np.exp(-(age - 900) / 150))  # old devices: a soft step, not a line
          + comp + fam) + INTERCEPT
     if concept:
         # A changed world: churn stops mattering, big patches on new devices become the risk.
