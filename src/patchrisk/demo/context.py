@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class LoopContext:
     data: dict[str, Path] = field(default_factory=dict)
     facts: dict = field(default_factory=dict)  # what later steps need from earlier ones
     results: list[StepResult] = field(default_factory=list)
+    services: ExitStack = field(default_factory=ExitStack)  # servers started by steps, stopped at the end
 
     @property
     def work(self) -> Path:

@@ -13,11 +13,22 @@ from patchrisk.demo.context import LoopContext, StepResult
 STEPS: list[Callable[[LoopContext], StepResult]] = [
     steps.generate_history,
     steps.train_first_model,
+    steps.promote_first_champion,
+    steps.serve_champion,
+    steps.risk_gate_in_ci,
+    steps.batch_scoring,
 ]
 
 
 def run_loop(ctx: LoopContext) -> LoopContext:
     started = time.perf_counter()
+    with ctx.services:
+        _run_steps(ctx)
+    ctx.facts["seconds"] = time.perf_counter() - started
+    return ctx
+
+
+def _run_steps(ctx: LoopContext) -> None:
     for number, step in enumerate(STEPS, start=1):
         title = (step.__doc__ or step.__name__).strip().splitlines()[0] if step.__doc__ else step.__name__
         typer.secho(f"[{number}/{len(STEPS)}] {title.replace('_', ' ')} ...", bold=True)
@@ -25,8 +36,9 @@ def run_loop(ctx: LoopContext) -> LoopContext:
         result = step(ctx)
         ctx.results.append(result)
         typer.echo(f"      done in {time.perf_counter() - t0:.0f}s: " + (result.lines[0] if result.lines else ""))
-    ctx.facts["seconds"] = time.perf_counter() - started
-    return ctx
+        if ctx.facts.get("stop"):
+            typer.secho(f"      the loop stops here: {ctx.facts['stop']}", fg=typer.colors.RED)
+            break
 
 
 def summary(ctx: LoopContext) -> str:

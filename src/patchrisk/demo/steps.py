@@ -29,5 +29,88 @@ def train_first_model(ctx: LoopContext) -> StepResult:
     result = StepResult("Training pipeline (kfp.local)", lines, outcome.reports)
     result.reports["training pipeline log"] = ctx.work / "training-pipeline.log"
     if outcome.version is None:
-        result.lines.append("no model was registered: the loop stops here")
+        ctx.facts["stop"] = outcome.rejection or "no model was registered"
     return result
+
+
+SAFE_PATCH = {
+    "patch_id": "PATCH-SAFE-001", "code_churn_score": 0.08, "is_hotfix": False, "avg_device_age_days": 320.0,
+    "files_changed": 2, "lines_added": 24, "lines_deleted": 10, "test_coverage_pct": 93.0,
+    "prior_regressions_90d": 0, "author_experience_years": 9.0, "num_devices_targeted": 40000,
+    "component": "audio", "device_family": "phone-pro", "region": "eu",
+}
+RISKY_PATCH = {
+    "patch_id": "PATCH-RISKY-002", "code_churn_score": 0.86, "is_hotfix": True, "avg_device_age_days": 1400.0,
+    "files_changed": 48, "lines_added": 5200, "lines_deleted": 1900, "test_coverage_pct": 22.0,
+    "prior_regressions_90d": 7, "author_experience_years": 0.5, "num_devices_targeted": 2500000,
+    "component": "bootloader", "device_family": "iot-hub", "region": "apac",
+}
+
+
+def promote_first_champion(ctx: LoopContext) -> StepResult:
+    from patchrisk import registry
+
+    version = ctx.facts["first_training"].version["version"]
+    registry.set_alias(ctx.settings, "patch-risk", registry.CHAMPION, version)
+    ctx.facts["champion_version"] = version
+    return StepResult("First model promoted", [f"patch-risk v{version} is now 'champion' (no champion existed)"])
+
+
+def serve_champion(ctx: LoopContext) -> StepResult:
+    from patchrisk import registry
+    from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
+
+    model_dir = registry.download_model(ctx.settings, "models:/patch-risk@champion")
+    server = ctx.services.enter_context(serve_in_subprocess(model_dir, log_path=ctx.work / "predictor.log"))
+    ctx.facts["endpoint"] = server.url
+    return StepResult("KServe predictor serving the champion",
+                      [f"{server.url}/v1/models/patch-risk:predict and /v2/models/patch-risk/infer (v{ctx.facts['champion_version']})"],
+                      {"predictor log": ctx.work / "predictor.log"})
+
+
+def risk_gate_in_ci(ctx: LoopContext) -> StepResult:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).parent / "patchrisk")
+    lines = []
+    for label, patch in (("safe", SAFE_PATCH), ("risky", RISKY_PATCH)):
+        path = ctx.work / f"{label}-patch.json"
+        path.write_text(json.dumps(patch, indent=2))
+        out = subprocess.run([cli, "risk-gate", str(path), "--endpoint", ctx.facts["endpoint"], "--json"],
+                             capture_output=True, text=True, timeout=120)
+        verdict = json.loads(out.stdout)
+        ctx.facts[f"risk_gate_{label}"] = (out.returncode, verdict)
+        p = verdict["patches"][0]
+        reasons = ", ".join(f["feature"] for f in p.get("top_features", [])[:3])
+        lines.append(f"{p['id']}: risk {p['risk_score']:.2f} ({p['risk_bucket']}) -> exit {out.returncode} "
+                     f"({'blocked' if out.returncode == 1 else 'passes'})" + (f"; driven by {reasons}" if reasons else ""))
+    return StepResult("CI risk gate against the endpoint", lines)
+
+
+def batch_scoring(ctx: LoopContext) -> StepResult:
+    import pandas as pd
+
+    from patchrisk.datagen import generate_rows
+    from patchrisk.spec import load_spec
+    from patchrisk_pipelines.run import run_batch_scoring_locally
+
+    spec = load_spec("patch-risk")
+    upcoming = generate_rows(spec, 200, seed=ctx.seed + 1, start="2026-07-01").drop(columns=[spec.target.name])
+    path = ctx.work / "upcoming-patches.csv"
+    upcoming.to_csv(path, index=False)
+    outcome = run_batch_scoring_locally(ctx.settings, patches_uri=str(path), log_file=ctx.work / "batch-scoring.log")
+    ctx.facts["batch"] = outcome
+    qa = pd.read_csv(outcome.qa_priority)
+    watch = pd.read_csv(outcome.device_watchlist, keep_default_na=False)
+    top = qa.iloc[0]
+    first = watch.iloc[0]
+    return StepResult("Batch scoring (kfp.local)", [
+        f"{len(qa)} upcoming patches; QA first: {top['patch_id']} (risk {top['risk_score']:.2f}, "
+        f"~{top['expected_devices_affected']:,.0f} devices)",
+        f"watch first: {first['device_family']}/{first['region']} "
+        f"({first['expected_regressions']:.1f} expected regressions)",
+    ], {"QA priority list (CSV)": outcome.qa_priority, "device watch list (CSV)": outcome.device_watchlist,
+        "batch scoring report (HTML)": outcome.report})
