@@ -1,4 +1,4 @@
-"""Rules for every kind: pinned image tags and justified checkov skips."""
+"""Rules for every kind: pinned image tags, justified checkov skips, no Secrets in Git."""
 
 from __future__ import annotations
 
@@ -56,3 +56,11 @@ def check_skip_reasons(doc: dict, source: str) -> list[Finding]:
                                     f"skips {check_id.strip() or '?'} without a written reason "
                                     f"(write CKV_K8S_xx=<why>, at least {MIN_REASON_CHARS} characters)"))
     return findings
+
+
+def check_no_secret(doc: dict, source: str) -> list[Finding]:
+    """Secret values never live in Git: ship ``*.example.yaml`` templates and reference them by name."""
+    if doc.get("kind") == "Secret" and doc.get("apiVersion") == "v1":
+        return [Finding(source, object_id(doc), "data", "secret-in-git",
+                        "Secret objects must not be rendered from Git; ship a *.example.yaml template instead")]
+    return []

@@ -9,7 +9,7 @@ from pathlib import Path
 from patchrisk.manifests_check.checkov_scan import run_checkov
 from patchrisk.manifests_check.errors import ManifestsCheckError
 from patchrisk.manifests_check.findings import Finding, Report, object_id
-from patchrisk.manifests_check.generic_rules import check_images, check_skip_reasons
+from patchrisk.manifests_check.generic_rules import check_images, check_no_secret, check_skip_reasons
 from patchrisk.manifests_check.hadolint_scan import find_dockerfiles, hadolint_binary, run_hadolint
 from patchrisk.manifests_check.k8s_schema import NoSchema, validate_builtin
 from patchrisk.manifests_check.kserve_rules import check_inference_service
@@ -73,6 +73,7 @@ def check_objects(target: Target, schema_dir: Path) -> list[Finding]:
         findings += _validate_schema(doc, target.label, schema_dir)
         findings += check_images(doc, target.label)
         findings += check_skip_reasons(doc, target.label)
+        findings += check_no_secret(doc, target.label)
         if is_kserve(doc) and doc["kind"] == "InferenceService":
             findings += check_inference_service(doc, target.label, target.declared_mode)
     return findings
