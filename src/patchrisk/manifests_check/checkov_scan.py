@@ -52,7 +52,7 @@ def run_checkov(checkov: Path, scan_dir: Path, file_labels: dict[str, str]) -> l
         raise ManifestsCheckError(f"checkov not found at {checkov} (make .venv-checkov/.installed builds it)")
     cmd = [str(checkov), "-d", str(scan_dir), "--framework", "kubernetes", "--compact", "--quiet",
            "--output", "json", "--skip-download"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
     try:
         reports = json.loads(proc.stdout) if proc.stdout.strip() else []
     except json.JSONDecodeError as err:

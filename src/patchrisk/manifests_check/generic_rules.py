@@ -61,6 +61,6 @@ def check_skip_reasons(doc: dict, source: str) -> list[Finding]:
 def check_no_secret(doc: dict, source: str) -> list[Finding]:
     """Secret values never live in Git: ship ``*.example.yaml`` templates and reference them by name."""
     if doc.get("kind") == "Secret" and doc.get("apiVersion") == "v1":
-        return [Finding(source, object_id(doc), "data", "secret-in-git",
+        return [Finding(source, object_id(doc), "kind", "secret-in-git",
                         "Secret objects must not be rendered from Git; ship a *.example.yaml template instead")]
     return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,15 +16,14 @@ SKIP_DIRS = {"node_modules", "build", "dist", "__pycache__"}
 
 
 def find_dockerfiles(repo_root: Path) -> list[Path]:
+    """Dockerfile, Dockerfile.* and *.Dockerfile under ``repo_root``, skipping hidden dirs (.venv, .git)."""
     found = []
-    for path in sorted(repo_root.rglob("*")):
-        rel = path.relative_to(repo_root)
-        if any(part.startswith(".") or part in SKIP_DIRS for part in rel.parts[:-1]):
-            continue
-        name = path.name
-        if path.is_file() and (name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile")):
-            found.append(path)
-    return found
+    for directory, subdirs, files in os.walk(repo_root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d not in SKIP_DIRS)
+        for name in sorted(files):
+            if name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile"):
+                found.append(Path(directory) / name)
+    return sorted(found)
 
 
 def hadolint_binary(explicit: Path | None = None) -> Path:
@@ -39,7 +39,7 @@ def run_hadolint(hadolint: Path, dockerfiles: list[Path], repo_root: Path) -> li
     if not dockerfiles:
         return []
     proc = subprocess.run([str(hadolint), "--format", "json", "--no-color", *map(str, dockerfiles)],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     try:
         issues = json.loads(proc.stdout or "[]")
     except json.JSONDecodeError as err:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from patchrisk.manifests_check.errors import ManifestsCheckError
@@ -16,7 +16,7 @@ def is_kserve(doc: dict) -> bool:
     return str(doc.get("apiVersion", "")).startswith(f"{KSERVE_GROUP}/")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(schema_file: Path):
     from jsonschema import Draft202012Validator
 

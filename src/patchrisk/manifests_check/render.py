@@ -37,7 +37,7 @@ def render_overlay(overlay_dir: Path, kubectl: str = "kubectl") -> Target:
     """Render with ``kubectl kustomize``; a render failure is a finding on that overlay, not a crash."""
     label = overlay_dir.name
     proc = subprocess.run([kubectl_binary(kubectl), "kustomize", str(overlay_dir)],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     target = Target(label=label, text=proc.stdout, declared_mode=declared_mode(overlay_dir))
     if proc.returncode != 0:
         target.render_error = proc.stderr.strip() or f"kubectl kustomize exited {proc.returncode}"

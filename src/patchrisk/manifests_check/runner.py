@@ -22,7 +22,7 @@ INFRA_LABEL = "infra"
 
 def check_overlays(overlays: list[str] | None = None, *, repo_root: Path | None = None,
                    checkov: Path | None = None, hadolint: Path | None = None,
-                   lint_dockerfiles: bool = True) -> Report:
+                   lint_dockerfiles: bool = True, schema_dir: Path | None = None) -> Report:
     """Render and check ``overlays`` (default: every overlay plus infra/), lint the Dockerfiles."""
     root = repo_root or find_repo_root()
     known = overlay_names(root)
@@ -33,7 +33,7 @@ def check_overlays(overlays: list[str] | None = None, *, repo_root: Path | None 
     if not overlays and (root / INFRA_LABEL / "kustomization.yaml").is_file():
         infra = render_overlay(root / INFRA_LABEL)
         targets.append(infra)
-    report = check_targets(targets, schema_dir=kserve_schema_dir(root), checkov=checkov)
+    report = check_targets(targets, schema_dir=schema_dir or kserve_schema_dir(root), checkov=checkov)
     if lint_dockerfiles:
         report.findings += run_hadolint(hadolint_binary(hadolint), find_dockerfiles(root), root)
         report.tools_run.append("hadolint")
@@ -41,10 +41,11 @@ def check_overlays(overlays: list[str] | None = None, *, repo_root: Path | None 
     return report
 
 
-def check_rendered(path: Path, *, repo_root: Path | None = None, checkov: Path | None = None) -> Report:
+def check_rendered(path: Path, *, repo_root: Path | None = None, checkov: Path | None = None,
+                   schema_dir: Path | None = None) -> Report:
     """Check already-rendered YAML: one file, or each YAML file under a directory."""
-    root = repo_root or find_repo_root()
-    report = check_targets(load_rendered(path), schema_dir=kserve_schema_dir(root), checkov=checkov)
+    schema_dir = schema_dir or kserve_schema_dir(repo_root or find_repo_root())
+    report = check_targets(load_rendered(path), schema_dir=schema_dir, checkov=checkov)
     report.findings.sort()
     return report
 
