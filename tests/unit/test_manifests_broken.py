@@ -16,12 +16,12 @@ import pytest
 import yaml
 
 from patchrisk.manifests_check import check_rendered
-from patchrisk.manifests_check.locations import kserve_schema_dir
+from patchrisk.manifests_check.locations import shared_dir
 from patchrisk.manifests_check.render import Target
 from patchrisk.manifests_check.runner import check_objects
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA_DIR = kserve_schema_dir(REPO)
+SCHEMA_DIR = shared_dir(REPO) / "schemas" / "strict"
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 ISVC = "InferenceService/patch-risk"
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from patchrisk.manifests_check import check_overlays
-from patchrisk.manifests_check.locations import declared_mode, kserve_schema_dir
+from patchrisk.manifests_check.locations import declared_mode, shared_dir
 from patchrisk.manifests_check.render import Target
 from patchrisk.manifests_check.runner import check_objects
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = REPO / "manifests" / "overlays"
 ENVIRONMENTS = ["dev", "staging", "prod"]
 # Resolved at import: fixtures elsewhere may clear PATCHRISK_* variables before tests run.
-SCHEMA_DIR = kserve_schema_dir(REPO)
+SCHEMA_DIR = shared_dir(REPO) / "schemas" / "strict"
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"  # `make test` always builds it
 
 
