@@ -5,6 +5,7 @@ One stack serves the module; the last test stops it through the CLI and checks n
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,16 @@ def test_cli_up_attaches_to_the_running_stack(stack, state_dir):
     assert result.returncode == 0, result.stderr
     assert f"PATCHRISK_MLFLOW_TRACKING_URI={stack.mlflow_url}" in result.stdout.splitlines()
     assert {s.name: read_pid(s.pid_file(stack.directory)) for s in (S3_SERVER, MLFLOW_SERVER)} == pids
+
+
+def test_bootstrap_against_an_unreachable_endpoint_exits_2():
+    result = subprocess.run(
+        [sys.executable, "-c", "from patchrisk.cli import main; main()", "infra", "bootstrap-buckets",
+         "--endpoint-url", "http://127.0.0.1:9"],
+        check=False, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    assert result.returncode == 2
+    assert "error: cannot reach S3 at http://127.0.0.1:9" in result.stderr
 
 
 def test_cli_down_stops_every_process(stack, state_dir):
