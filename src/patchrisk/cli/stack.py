@@ -1,0 +1,36 @@
+"""``patchrisk stack up|down``: a local MLflow server and S3-compatible server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    stack = typer.Typer(help="Local MLflow + S3 (moto) servers on 127.0.0.1.", no_args_is_help=True)
+    app.add_typer(stack, name="stack")
+
+    @stack.command("up")
+    def up_cmd(
+        state_dir: Path = typer.Option(Path(".state"), help="State directory; the stack lives in DIR/stack."),
+        timeout: float = typer.Option(180.0, help="Seconds to wait for MLflow's health check."),
+    ) -> None:
+        """Start both servers in the background, create the buckets, write DIR/stack/stack.env."""
+        from patchrisk.stack import stack_up
+
+        running = stack_up(state_dir, mlflow_timeout=timeout, progress=lambda msg: typer.echo(msg, err=True))
+        for key, value in running.env.items():
+            typer.echo(f"{key}={value}")
+        typer.echo(f"# load into a shell: set -a; . {running.env_file}; set +a", err=True)
+
+    @stack.command("down")
+    def down_cmd(
+        state_dir: Path = typer.Option(Path(".state"), help="State directory given to `stack up`."),
+        timeout: float = typer.Option(10.0, help="Seconds between SIGTERM and SIGKILL."),
+    ) -> None:
+        """Stop both servers (SIGTERM, then SIGKILL after --timeout) and remove the pid files."""
+        from patchrisk.stack import stack_down
+
+        stopped = stack_down(state_dir, timeout=timeout)
+        typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "local stack was not running")

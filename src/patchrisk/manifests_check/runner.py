@@ -1,0 +1,101 @@
+"""Run every check over rendered targets and collect the findings in one report."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from patchrisk.manifests_check.checkov_scan import run_checkov
+from patchrisk.manifests_check.errors import ManifestsCheckError
+from patchrisk.manifests_check.findings import Finding, Report, object_id
+from patchrisk.manifests_check.generic_rules import check_images, check_no_secret, check_skip_reasons
+from patchrisk.manifests_check.hadolint_scan import find_dockerfiles, hadolint_binary, run_hadolint
+from patchrisk.manifests_check.k8s_schema import NoSchema, validate_builtin
+from patchrisk.manifests_check.kserve_rules import check_inference_service
+from patchrisk.manifests_check.kserve_schema import is_kserve, validate_kserve
+from patchrisk.manifests_check.locations import find_repo_root, kserve_schema_dir, overlay_names
+from patchrisk.manifests_check.render import Target, load_rendered, parse_documents, render_overlay
+
+INFRA_LABEL = "infra"
+
+
+def check_overlays(overlays: list[str] | None = None, *, repo_root: Path | None = None,
+                   checkov: Path | None = None, hadolint: Path | None = None,
+                   lint_dockerfiles: bool = True, schema_dir: Path | None = None) -> Report:
+    """Render and check ``overlays`` (default: every overlay plus infra/), lint the Dockerfiles."""
+    root = repo_root or find_repo_root()
+    known = overlay_names(root)
+    unknown = sorted(set(overlays or []) - set(known))
+    if unknown:
+        raise ManifestsCheckError(f"unknown overlay(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    targets = [render_overlay(root / "manifests" / "overlays" / name) for name in (overlays or known)]
+    if not overlays and (root / INFRA_LABEL / "kustomization.yaml").is_file():
+        infra = render_overlay(root / INFRA_LABEL)
+        targets.append(infra)
+    report = check_targets(targets, schema_dir=schema_dir or kserve_schema_dir(root), checkov=checkov)
+    if lint_dockerfiles:
+        report.findings += run_hadolint(hadolint_binary(hadolint), find_dockerfiles(root), root)
+        report.tools_run.append("hadolint")
+    report.findings.sort()
+    return report
+
+
+def check_rendered(path: Path, *, repo_root: Path | None = None, checkov: Path | None = None,
+                   schema_dir: Path | None = None) -> Report:
+    """Check already-rendered YAML: one file, or each YAML file under a directory."""
+    schema_dir = schema_dir or kserve_schema_dir(repo_root or find_repo_root())
+    report = check_targets(load_rendered(path), schema_dir=schema_dir, checkov=checkov)
+    report.findings.sort()
+    return report
+
+
+def check_targets(targets: list[Target], *, schema_dir: Path, checkov: Path | None) -> Report:
+    report = Report(sources=[t.label for t in targets], tools_run=["kubernetes-validate", "jsonschema"])
+    for target in targets:
+        report.findings += check_objects(target, schema_dir)
+    if checkov is not None:
+        report.findings += _checkov_all([t for t in targets if not t.render_error], checkov)
+        report.tools_run.append("checkov")
+    return report
+
+
+def check_objects(target: Target, schema_dir: Path) -> list[Finding]:
+    """Schema validation and our rules for every object of one target (no external tools)."""
+    docs = parse_documents(target)
+    if target.render_error:
+        return [Finding(target.label, "-", "-", "render", target.render_error)]
+    findings = []
+    for index, doc in enumerate(docs):
+        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+            findings.append(Finding(target.label, f"document {index + 1}", "-", "k8s-schema",
+                                    "not a Kubernetes object (apiVersion and kind are required)"))
+            continue
+        findings += _validate_schema(doc, target.label, schema_dir)
+        findings += check_images(doc, target.label)
+        findings += check_skip_reasons(doc, target.label)
+        findings += check_no_secret(doc, target.label)
+        if is_kserve(doc) and doc["kind"] == "InferenceService":
+            findings += check_inference_service(doc, target.label, target.declared_mode)
+    return findings
+
+
+def _validate_schema(doc: dict, source: str, schema_dir: Path) -> list[Finding]:
+    if is_kserve(doc):
+        return validate_kserve(doc, source, schema_dir)
+    try:
+        return validate_builtin(doc, source)
+    except NoSchema as err:
+        return [Finding(source, object_id(doc), "apiVersion", "unknown-kind",
+                        f"no schema to validate against: {err}")]
+
+
+def _checkov_all(targets: list[Target], checkov: Path) -> list[Finding]:
+    with tempfile.TemporaryDirectory(prefix="patchrisk-checkov-") as tmp:
+        labels = {}
+        for index, target in enumerate(targets):
+            name = f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', target.label)}"
+            name = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+            (Path(tmp) / name).write_text(target.text)
+            labels[name] = target.label
+        return run_checkov(Path(checkov), Path(tmp), labels) if labels else []

@@ -1,0 +1,235 @@
+"""A local MLflow tracking server backed by an S3-compatible server (moto), for development and
+integration tests: ``patchrisk stack up/down`` and the ``local_stack`` context manager.
+
+Everything lives under ``<state_dir>/stack``: pid files, server logs, the MLflow SQLite store and
+``stack.env`` (the settings clients need). Both servers listen on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from patchrisk.buckets import LOGS_BUCKET, MLFLOW_BUCKET, bootstrap_buckets
+from patchrisk.errors import PatchriskError
+from patchrisk.stack.processes import is_running, read_pid, start_detached, stop_group
+
+HOST = "127.0.0.1"
+# moto accepts any key pair; fixed values keep stack.env reproducible.
+ACCESS_KEY = "testing"
+REGION = "us-east-1"
+ENV_FILE = "stack.env"
+
+
+class StackError(PatchriskError):
+    """The local stack could not start (a server died or missed its health check)."""
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    executable: str
+    marker: str  # must appear in the process command line: guards against a recycled pid
+
+    def pid_file(self, directory: Path) -> Path:
+        return directory / f"{self.name}.pid"
+
+    def log_file(self, directory: Path) -> Path:
+        return directory / f"{self.name}.log"
+
+
+S3_SERVER = Server("s3", "moto_server", "moto_server")
+MLFLOW_SERVER = Server("mlflow", "mlflow", "mlflow")
+SERVERS = (S3_SERVER, MLFLOW_SERVER)
+
+
+@dataclass
+class LocalStack:
+    directory: Path
+    mlflow_url: str
+    s3_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    started: bool = True  # False: it was already running and we only attached to it
+
+    @property
+    def env_file(self) -> Path:
+        return self.directory / ENV_FILE
+
+
+def stack_dir(state_dir: Path) -> Path:
+    return Path(state_dir).expanduser().resolve() / "stack"
+
+
+def client_env(mlflow_url: str, s3_url: str) -> dict[str, str]:
+    """What a client process needs to use the stack (written to stack.env)."""
+    return {
+        "PATCHRISK_MLFLOW_TRACKING_URI": mlflow_url,
+        "MLFLOW_TRACKING_URI": mlflow_url,
+        "PATCHRISK_S3_ENDPOINT_URL": s3_url,
+        "MLFLOW_S3_ENDPOINT_URL": s3_url,
+        "AWS_ENDPOINT_URL": s3_url,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "PATCHRISK_LOG_STORE_URI": f"s3://{LOGS_BUCKET}/predictions",
+    }
+
+
+def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float = 180.0,
+             progress: Callable[[str], None] = lambda _msg: None) -> LocalStack:
+    """Start both servers (or attach to a running stack), bootstrap the buckets, write stack.env."""
+    directory = stack_dir(state_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    running = _running_servers(directory)
+    if len(running) == len(SERVERS) and (directory / ENV_FILE).is_file():
+        env = _read_env(directory / ENV_FILE)
+        progress("local stack already running")
+        return LocalStack(directory, env["PATCHRISK_MLFLOW_TRACKING_URI"], env["PATCHRISK_S3_ENDPOINT_URL"],
+                          env, started=False)
+    stack_down(state_dir)  # half a stack (or stale pid files) from an earlier run: start clean
+
+    s3_url, mlflow_url = f"http://{HOST}:{_free_port()}", f"http://{HOST}:{_free_port()}"
+    env = client_env(mlflow_url, s3_url)
+    # The job runner (huey workers) serves features we do not use and costs seconds of CPU.
+    server_env = {**os.environ, **env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    try:
+        progress(f"starting S3 (moto) on {s3_url}")
+        _start(S3_SERVER, directory, server_env, ["-H", HOST, "-p", s3_url.rsplit(":", 1)[1]])
+        _wait(S3_SERVER, directory, s3_timeout, lambda: _s3_healthy(s3_url))
+        bootstrap_buckets(s3_url, region=REGION, client=_s3_client(s3_url))
+        progress(f"starting MLflow on {mlflow_url} (artifacts in s3://{MLFLOW_BUCKET}/)")
+        _start(MLFLOW_SERVER, directory, server_env, [
+            "server", "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
+            "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/",
+            "--host", HOST, "--port", mlflow_url.rsplit(":", 1)[1], "--workers", "1",
+        ])
+        _wait(MLFLOW_SERVER, directory, mlflow_timeout, lambda: _mlflow_healthy(mlflow_url))
+    except BaseException:
+        stack_down(state_dir)
+        raise
+    _write_env(directory / ENV_FILE, env)
+    return LocalStack(directory, mlflow_url, s3_url, env, started=True)
+
+
+def stack_down(state_dir: Path, *, timeout: float = 10.0) -> list[str]:
+    """Stop every server of the stack (SIGTERM, then SIGKILL after ``timeout``); names stopped."""
+    directory = stack_dir(state_dir)
+    stopped = []
+    for server in reversed(SERVERS):  # MLflow first: it talks to S3
+        pid_file = server.pid_file(directory)
+        pid = read_pid(pid_file)
+        if pid is not None and is_running(pid, server.marker):
+            if not stop_group(pid, timeout):
+                raise StackError(f"{server.name} server (pid {pid}) survived SIGKILL")
+            stopped.append(server.name)
+        pid_file.unlink(missing_ok=True)
+    (directory / ENV_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+@contextmanager
+def local_stack(state_dir: Path, **kwargs) -> Iterator[LocalStack]:
+    """Run the stack for the ``with`` block; stop it afterwards unless it was already running."""
+    stack = stack_up(state_dir, **kwargs)
+    try:
+        yield stack
+    finally:
+        if stack.started:
+            stack_down(state_dir)
+
+
+def _executable(name: str) -> str:
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.is_file() else shutil.which(name)
+    if not found:
+        raise StackError(f"{name!r} not found: install the dev dependencies (make venv)")
+    return found
+
+
+def _start(server: Server, directory: Path, env: dict[str, str], args: list[str]) -> None:
+    start_detached([_executable(server.executable), *args], server.log_file(directory),
+                   server.pid_file(directory), env)
+
+
+def _running_servers(directory: Path) -> list[str]:
+    names = []
+    for server in SERVERS:
+        pid = read_pid(server.pid_file(directory))
+        if pid is not None and is_running(pid, server.marker):
+            names.append(server.name)
+    return names
+
+
+def _wait(server: Server, directory: Path, timeout: float, healthy: Callable[[], bool]) -> None:
+    pid = read_pid(server.pid_file(directory))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if healthy():
+            return
+        if pid is None or not is_running(pid):
+            raise StackError(f"{server.name} server exited during startup; log tail:\n{_tail(server, directory)}")
+        time.sleep(0.25)
+    raise StackError(f"{server.name} server not healthy after {timeout:.0f}s; log tail:\n{_tail(server, directory)}")
+
+
+def _tail(server: Server, directory: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(server.log_file(directory).read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def _s3_client(url: str):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id=ACCESS_KEY,
+                        aws_secret_access_key=ACCESS_KEY,
+                        config=Config(connect_timeout=1, read_timeout=5, retries={"max_attempts": 1}))
+
+
+def _s3_healthy(url: str) -> bool:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        _s3_client(url).list_buckets()
+        return True
+    except (BotoCoreError, ClientError):
+        return False
+
+
+def _mlflow_healthy(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _write_env(path: Path, env: dict[str, str]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    os.replace(tmp, path)
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            env[key.strip()] = value.strip()
+    return env

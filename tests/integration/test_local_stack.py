@@ -1,0 +1,126 @@
+"""The local stack for real: MLflow server + moto S3 server as background processes.
+
+One stack serves the module; the last test stops it through the CLI and checks nothing is left.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from patchrisk.buckets import BUCKETS, LOG_EXPIRY_RULE_ID, LOGS_BUCKET, MLFLOW_BUCKET, bootstrap_buckets
+from patchrisk.stack import local_stack
+from patchrisk.stack.local import MLFLOW_SERVER, S3_SERVER
+from patchrisk.stack.processes import group_members, read_pid
+
+pytestmark = pytest.mark.integration
+
+
+def patchrisk(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from patchrisk.cli import main; main()", *args],
+                          check=False, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("stack-state")
+
+
+@pytest.fixture(scope="module")
+def stack(state_dir):
+    with local_stack(state_dir, mlflow_timeout=240) as running:
+        yield running
+
+
+@pytest.fixture
+def s3(stack):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=stack.s3_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_both_servers_answer_health_checks(stack, s3):
+    assert httpx.get(f"{stack.mlflow_url}/health", timeout=10).status_code == 200
+    assert {b["Name"] for b in s3.list_buckets()["Buckets"]} == set(BUCKETS)
+
+
+def test_stack_env_tells_clients_where_everything_is(stack):
+    env = dict(line.split("=", 1) for line in stack.env_file.read_text().splitlines())
+    assert env["PATCHRISK_MLFLOW_TRACKING_URI"] == stack.mlflow_url
+    assert env["PATCHRISK_S3_ENDPOINT_URL"] == stack.s3_url
+    assert env["AWS_ACCESS_KEY_ID"] == "testing"
+
+
+def test_buckets_are_versioned_and_logs_expire(stack, s3):
+    for bucket in BUCKETS:
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=LOGS_BUCKET)["Rules"]
+    assert [(r["ID"], r["Expiration"]["Days"]) for r in rules] == [(LOG_EXPIRY_RULE_ID, 30)]
+
+
+def test_bootstrap_is_safe_to_run_again(stack, s3):
+    s3.put_object(Bucket=LOGS_BUCKET, Key="predictions/keep.parquet", Body=b"x")
+    again = bootstrap_buckets(stack.s3_url, region="us-east-1", log_retention_days=7, client=s3)
+    assert [(b.name, b.created, b.versioning) for b in again] == [(name, False, "Enabled") for name in BUCKETS]
+    assert s3.get_object(Bucket=LOGS_BUCKET, Key="predictions/keep.parquet")["Body"].read() == b"x"
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=LOGS_BUCKET)["Rules"]
+    assert [r["Expiration"]["Days"] for r in rules] == [7]  # replaced, not appended
+
+
+def test_registered_model_artifacts_land_in_the_s3_server(stack, s3, tmp_path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
+    experiment_id = client.create_experiment("local-stack-test")
+    run = client.create_run(experiment_id)
+    model_file = tmp_path / "model.cbm"
+    model_file.write_bytes(b"catboost model bytes")
+    client.log_artifact(run.info.run_id, str(model_file), artifact_path="model")
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model("patch-risk-stack-test")
+    version = client.create_model_version("patch-risk-stack-test", source=f"{run.info.artifact_uri}/model",
+                                          run_id=run.info.run_id)
+    assert client.get_model_version("patch-risk-stack-test", version.version).status == "READY"
+
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=MLFLOW_BUCKET).get("Contents", [])]
+    assert f"{experiment_id}/{run.info.run_id}/artifacts/model/model.cbm" in keys
+
+
+def test_cli_up_attaches_to_the_running_stack(stack, state_dir):
+    pids = {s.name: read_pid(s.pid_file(stack.directory)) for s in (S3_SERVER, MLFLOW_SERVER)}
+    result = patchrisk("stack", "up", "--state-dir", str(state_dir))
+    assert result.returncode == 0, result.stderr
+    assert f"PATCHRISK_MLFLOW_TRACKING_URI={stack.mlflow_url}" in result.stdout.splitlines()
+    assert {s.name: read_pid(s.pid_file(stack.directory)) for s in (S3_SERVER, MLFLOW_SERVER)} == pids
+
+
+def test_bootstrap_against_an_unreachable_endpoint_exits_2():
+    result = subprocess.run(
+        [sys.executable, "-c", "from patchrisk.cli import main; main()", "infra", "bootstrap-buckets",
+         "--endpoint-url", "http://127.0.0.1:9"],
+        check=False, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    assert result.returncode == 2
+    assert "error: cannot reach S3 at http://127.0.0.1:9" in result.stderr
+
+
+def test_cli_down_stops_every_process(stack, state_dir):
+    """Runs last: it stops the module's stack."""
+    groups = [read_pid(s.pid_file(stack.directory)) for s in (S3_SERVER, MLFLOW_SERVER)]
+    assert all(group_members(pgid) for pgid in groups)  # servers and their workers are up
+
+    result = patchrisk("stack", "down", "--state-dir", str(state_dir))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stopped: mlflow, s3"
+    assert [group_members(pgid) for pgid in groups] == [[], []]  # no leftover process, workers included
+    assert not any(stack.directory.glob("*.pid")) and not stack.env_file.exists()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{stack.mlflow_url}/health", timeout=2)
+    assert patchrisk("stack", "down", "--state-dir", str(state_dir)).stdout.strip() == "local stack was not running"

@@ -1,0 +1,170 @@
+"""Every overlay (and infra/) renders and passes the whole manifests check, checkov included;
+the overlays differ where environments should; the rollout contract holds."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from patchrisk.manifests_check import check_overlays
+from patchrisk.manifests_check.locations import declared_mode, shared_dir
+from patchrisk.manifests_check.render import Target
+from patchrisk.manifests_check.runner import check_objects
+
+REPO = Path(__file__).resolve().parents[2]
+OVERLAYS = REPO / "manifests" / "overlays"
+ENVIRONMENTS = ["dev", "staging", "prod"]
+# Resolved at import: fixtures elsewhere may clear PATCHRISK_* variables before tests run.
+SCHEMA_DIR = shared_dir(REPO) / "schemas" / "strict"
+CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"  # `make test` always builds it
+
+
+def render(env: str) -> list[dict]:
+    out = subprocess.run(["kubectl", "kustomize", str(OVERLAYS / env)], capture_output=True, text=True, check=True)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def find(docs: list[dict], kind: str, name: str) -> dict:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def full_report():
+    """One run of exactly what `make manifests-check` runs (checkov once for all targets)."""
+    return check_overlays(repo_root=REPO, schema_dir=SCHEMA_DIR, checkov=CHECKOV if CHECKOV.is_file() else None)
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return {env: render(env) for env in ENVIRONMENTS}
+
+
+def test_every_overlay_and_infra_is_checked(full_report):
+    assert sorted(full_report.sources) == sorted([*ENVIRONMENTS, "infra"])
+    assert {"kubernetes-validate", "jsonschema", "hadolint"} <= set(full_report.tools_run)
+
+
+@pytest.mark.parametrize("source", [*ENVIRONMENTS, "infra", "dockerfiles"])
+def test_no_findings(full_report, source):
+    findings = full_report.for_source(source)
+    assert findings == [], "\n".join(map(str, findings))
+
+
+def test_checkov_ran_on_every_overlay(full_report):
+    if not CHECKOV.is_file():
+        pytest.skip(f"{CHECKOV} absent (make test builds it)")
+    assert "checkov" in full_report.tools_run
+
+
+@pytest.mark.parametrize("env,mode", [("dev", "Knative"), ("staging", "Standard"), ("prod", "Standard")])
+def test_mode_is_an_overlay_choice(rendered, env, mode):
+    isvc = find(rendered[env], "InferenceService", "patch-risk")
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == mode
+    assert declared_mode(OVERLAYS / env) == mode.lower()
+
+
+def test_environments_differ_where_they_should(rendered):
+    def facts(env):
+        docs = rendered[env]
+        isvc = find(docs, "InferenceService", "patch-risk")["spec"]["predictor"]
+        runtime = find(docs, "ServingRuntime", "kserve-catboostserver")["spec"]["containers"][0]
+        return {
+            "namespace": find(docs, "Namespace", f"patchrisk-{env}")["metadata"]["name"],
+            "replicas": (isvc["minReplicas"], isvc["maxReplicas"]),
+            "sink replicas": find(docs, "Deployment", "patchrisk-sink")["spec"]["replicas"],
+            "image": runtime["image"],
+            "storageUri": isvc["model"]["storageUri"],
+            "schedule": find(docs, "CronJob", "patchrisk-monitor")["spec"]["schedule"],
+        }
+
+    per_env = {env: facts(env) for env in ENVIRONMENTS}
+    for key in per_env["dev"]:
+        values = [per_env[env][key] for env in ENVIRONMENTS]
+        assert len(set(values)) > 1, f"{key} is the same in every overlay: {values}"
+
+
+def test_logger_points_at_the_sink_of_its_own_namespace(rendered):
+    for env in ENVIRONMENTS:
+        logger = find(rendered[env], "InferenceService", "patch-risk")["spec"]["predictor"]["logger"]
+        assert logger == {"mode": "all", "url": f"http://patchrisk-sink.patchrisk-{env}.svc.cluster.local/"}
+
+
+def test_monitor_may_only_start_kfp_runs(rendered):
+    role = find(rendered["prod"], "Role", "patchrisk-monitor-kfp")
+    assert role["rules"] == [{"apiGroups": ["pipelines.kubeflow.org"], "resources": ["runs", "experiments", "pipelines"],
+                              "verbs": ["create", "get", "list"]}]
+    binding = find(rendered["prod"], "RoleBinding", "patchrisk-monitor-kfp")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "patchrisk-monitor", "namespace": "patchrisk-prod"}]
+
+
+def test_sink_accepts_traffic_only_from_inference_pods(rendered):
+    policy = find(rendered["prod"], "NetworkPolicy", "patchrisk-sink")["spec"]
+    assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": {
+        "serving.kserve.io/inferenceservice": "patch-risk"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]
+
+
+def test_secret_references_all_have_templates(rendered):
+    templates = {yaml.safe_load(p.read_text())["metadata"]["name"]
+                 for p in (REPO / "manifests" / "secrets").glob("*.example.yaml")}
+    referenced = set()
+    for env in ENVIRONMENTS:
+        for doc in rendered[env]:
+            referenced |= {s["name"] for s in doc.get("secrets", [])}
+            text = yaml.safe_dump(doc)
+            referenced |= {line.split("secretName:")[1].strip() for line in text.splitlines() if "secretName:" in line}
+    assert referenced and referenced <= templates
+
+
+def _rollout_edit(env: str, tmp_path: Path, edit) -> Target:
+    """Copy the repo's manifests, apply a rollout-CLI-style YAML edit to one overlay, render it."""
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO / "manifests", copy / "manifests")
+    patch_file = copy / "manifests" / "overlays" / env / "inferenceservice-patch.yaml"
+    patch = yaml.safe_load(patch_file.read_text())
+    edit(patch)
+    patch_file.write_text(yaml.safe_dump(patch, sort_keys=False))
+    out = subprocess.run(["kubectl", "kustomize", str(patch_file.parent)], capture_output=True, text=True, check=True)
+    return Target(label=env, text=out.stdout, declared_mode=declared_mode(patch_file.parent))
+
+
+def test_standard_contract_start_a_canary_in_prod(tmp_path):
+    def start_canary(patch):
+        patch["spec"]["canary"] = [{
+            "predictor": {"name": "v2", "model": {
+                "name": "kserve-container", "modelFormat": {"name": "catboost"},
+                "runtime": "kserve-catboostserver", "storageUri": "s3://patchrisk-models/patch-risk/v2/"}},
+            "trafficPercent": 25}]
+
+    target = _rollout_edit("prod", tmp_path, start_canary)
+    assert check_objects(target, SCHEMA_DIR) == []
+    isvc = find(yaml.safe_load_all(target.text), "InferenceService", "patch-risk")
+    assert isvc["spec"]["canary"][0]["trafficPercent"] == 25
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == "s3://patchrisk-models/patch-risk/v1/"
+
+
+def test_standard_contract_promote_the_staging_canary(tmp_path):
+    def promote(patch):
+        canary = patch["spec"]["canary"][0]["predictor"]
+        patch["spec"]["predictor"]["name"] = canary["name"]
+        patch["spec"]["predictor"]["model"]["storageUri"] = canary["model"]["storageUri"]
+        patch["spec"]["canary"] = []
+
+    target = _rollout_edit("staging", tmp_path, promote)
+    assert check_objects(target, SCHEMA_DIR) == []
+    isvc = find(yaml.safe_load_all(target.text), "InferenceService", "patch-risk")
+    assert isvc["spec"]["predictor"]["name"] == "v3" and isvc["spec"]["canary"] == []
+
+
+def test_knative_contract_start_a_canary_in_dev(tmp_path):
+    def start_canary(patch):
+        patch["spec"]["predictor"]["model"]["storageUri"] = "s3://patchrisk-models/patch-risk/v3/"
+        patch["spec"]["predictor"]["canaryTrafficPercent"] = 20
+
+    target = _rollout_edit("dev", tmp_path, start_canary)
+    assert check_objects(target, SCHEMA_DIR) == []
+    predictor = find(yaml.safe_load_all(target.text), "InferenceService", "patch-risk")["spec"]["predictor"]
+    assert predictor["canaryTrafficPercent"] == 20
