@@ -34,7 +34,7 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 run: $(STAMP)  ## the whole local loop on embedded defaults, ending with a summary
 	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR)
 
-test: $(STAMP) $(CHECKOV_VENV)/.installed  ## every test, manifests check included
+test: manifests-check  ## every test, the manifests check included
 	@$(PY) -m pytest -q
 
 test-unit: $(STAMP)  ## fast tests only
