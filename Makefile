@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
-.PHONY: help venv run test test-unit test-integration manifests-check compile-pipelines serve \
+.PHONY: help venv browser run test test-unit test-integration manifests-check compile-pipelines serve \
         stack-up stack-down bench lock clean
 
 help:  ## list targets
@@ -31,10 +31,16 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 	@$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
 	@touch $@
 
+# The report test drives Debian's Chromium (playwright's own browser download cannot run here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (Debian package) for the report test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium; the browser test will be skipped outside CI"; }
+
 run: $(STAMP)  ## the whole local loop on embedded defaults, ending with a summary
 	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR)
 
-test: manifests-check  ## every test, the manifests check included
+test: manifests-check browser  ## every test, the manifests check included
 	@$(PY) -m pytest -q
 
 test-unit: $(STAMP)  ## fast tests only
