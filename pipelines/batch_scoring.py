@@ -14,7 +14,7 @@ from patchrisk_pipelines.training import _with_s3_credentials
 def batch_scoring_pipeline(
     patches_uri: str,
     model_uri: str = "models:/patch-risk@champion",
-    mlflow_tracking_uri: str = "http://mlflow.patchrisk.svc.cluster.local:5000",
+    mlflow_tracking_uri: str = "http://mlflow.patchrisk-infra.svc.cluster.local:5000",
 ):
     """Score upcoming patches.
 

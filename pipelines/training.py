@@ -70,7 +70,7 @@ def training_pipeline(
     seed: int = 42,
     device: str = "cpu",
     iterations: int = 600,
-    mlflow_tracking_uri: str = "http://mlflow.patchrisk.svc.cluster.local:5000",
+    mlflow_tracking_uri: str = "http://mlflow.patchrisk-infra.svc.cluster.local:5000",
     model_store_uri: str = "s3://patchrisk-models",
     git_commit: str = "",
     policy_env: str = "dev",
