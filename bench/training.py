@@ -32,8 +32,12 @@ prepare_table("patch-risk", data, f"{work}/table")
 validate_table("patch-risk", f"{work}/table", data, f"{work}/report.json", f"{work}/report.md", f"{work}/validated")
 train_table("patch-risk", f"{work}/validated", f"{work}/model", f"{work}/holdout", seed=42)
 evaluate_model(f"{work}/model", f"{work}/holdout", f"{work}/evaluation.json", f"{work}/summary.md")
+from patchrisk.gates.step import run_gates_step
+report = run_gates_step(f"{work}/model", f"{work}/holdout", "patch-risk", "dev", get_settings().tracking_uri,
+                        "patch-risk", f"{work}/gates.json", f"{work}/gates.md", f"{work}/gates.html")
+assert report.passed, report.reason
 register_model(f"{work}/model", f"{work}/evaluation.json", "bench-floor",
-               mlflow_tracking_uri=get_settings().tracking_uri)
+               mlflow_tracking_uri=get_settings().tracking_uri, gate_report_json=f"{work}/gates.json")
 print(json.dumps({"seconds": time.perf_counter() - t0}))
 """
 
@@ -74,7 +78,9 @@ def pipeline_vs_floor(rows: int) -> tuple[float, float]:
         floor = time.perf_counter() - started
         json.loads(out.stdout.strip().splitlines()[-1])
         started = time.perf_counter()
-        run_training_locally(get_settings(state_dir=pipe_state), data_uri=str(data), seed=42)
+        outcome = run_training_locally(get_settings(state_dir=pipe_state), data_uri=str(data), seed=42,
+                                       log_file=Path(tmp, "pipeline.log"))
+        assert outcome.version, outcome.rejection
         pipeline = time.perf_counter() - started
     return pipeline, floor
 
@@ -94,7 +100,7 @@ def main() -> None:
     pipeline, floor = pipeline_vs_floor(args.pipeline_rows)
     share = max(pipeline - floor, 0) / pipeline
     print(f"\nTraining pipeline end to end at {args.pipeline_rows:,} rows "
-          "(prepare, validate, train, evaluate, register)")
+          "(prepare, validate, train, evaluate, gates, register)")
     print(f"  kfp.local pipeline     {pipeline:7.1f} s   (target < 60 s)")
     print(f"  single-process floor   {floor:7.1f} s")
     print(f"  ratio                  {pipeline / floor:7.2f}x")

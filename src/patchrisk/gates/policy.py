@@ -76,7 +76,7 @@ class DirectionalPolicy(_Strict):
 
 class RobustnessPolicy(_Strict):
     seed: int = 7
-    max_rows: int = Field(20000, ge=100, description="larger holdouts are sampled down (seeded)")
+    max_rows: int = Field(4000, ge=100, description="larger holdouts are sampled down (seeded)")
     noise_repeats: int = Field(3, ge=1, le=20, description="noise draws averaged per level: steadier drops")
     noise: list[PerturbationLevel] = Field(min_length=1)
     category_flips: list[PerturbationLevel] = Field(default_factory=list)
