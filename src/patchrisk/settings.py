@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         None, description="Artifact root for new experiments (s3://bucket/prefix); default <state_dir>/mlartifacts"
     )
     mlflow_experiment: str = Field("patchrisk", description="MLflow experiment for training runs")
+    model_store_uri: str | None = Field(
+        None, description="Immutable model copies KServe reads (s3://bucket/prefix); default <state_dir>/model-store"
+    )
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto, ...); None = AWS default")
     log_store_uri: str | None = Field(
         None, description="Where the sink writes prediction logs: a directory or s3://bucket/prefix"

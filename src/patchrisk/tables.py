@@ -11,6 +11,7 @@ from patchrisk.errors import DataContractError
 from patchrisk.storage import download, is_s3
 
 TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
+# KFP artifact paths have no suffix: those are Parquet, the format every step writes.
 
 
 def local_copy(uri: str) -> Path:
@@ -25,7 +26,7 @@ def read_table(uri: str | Path) -> pd.DataFrame:
     path = local_copy(str(uri))
     if not path.exists():
         raise DataContractError(f"{uri}: file not found")
-    if path.is_dir() or path.suffix.lower() not in TABLE_SUFFIXES:
+    if path.is_dir() or (path.suffix and path.suffix.lower() not in TABLE_SUFFIXES):
         raise DataContractError(f"{uri}: expected a .csv or .parquet file")
     if path.stat().st_size == 0:
         raise DataContractError(f"{uri}: file is empty")

@@ -24,6 +24,9 @@ FAMILY_AGE_DAYS = {"phone-pro": 420, "phone-lite": 600, "tablet": 700, "wearable
 FAMILY_FLEET = {"phone-pro": 11.5, "phone-lite": 12.5, "tablet": 10.5, "wearable": 10.0, "iot-hub": 9.0}
 REGION_MIX = {"na": .3, "eu": .28, "apac": .25, "latam": .1, "mea": .07}
 LABEL_NOISE = 0.04
+# Scale and offset of the hidden log-odds: tuned so a good model reaches ROC-AUC ~0.85 at ~22% positives.
+SIGNAL = 2.6
+INTERCEPT = -6.3
 
 
 def _features(spec: ModelSpec, n: int, rng: np.random.Generator, drift: DriftConfig) -> pd.DataFrame:
@@ -73,18 +76,17 @@ def risk_logit(df: pd.DataFrame, concept: float = 0.0) -> np.ndarray:
     comp = df["component"].map(COMPONENT_EFFECT).to_numpy(dtype=float)
     fam = df["device_family"].map(FAMILY_EFFECT).to_numpy(dtype=float)
 
-    z = (-3.4
-         + 3.2 * churn ** 1.5
+    z = SIGNAL * (3.2 * churn ** 1.5
          + 2.2 * hotfix * cov_gap  # hotfix with thin coverage: the classic regression
          + 1.2 * cov_gap
          + 0.28 * np.maximum(size - 4.0, 0)
          + 0.45 * np.sqrt(df["prior_regressions_90d"].to_numpy())
          - 0.9 * (1 - np.exp(-exp / 3))
          + 0.7 / (1 + np.exp(-(age - 900) / 120))  # old devices: a soft step, not a line
-         + comp + fam)
+         + comp + fam) + INTERCEPT
     if concept:
         # A changed world: churn stops mattering, big patches on new devices become the risk.
-        z = z + concept * (-3.2 * churn ** 1.5 + 1.6 * (age < 300) + 0.25 * np.maximum(size - 5.0, 0))
+        z = z + concept * SIGNAL * (-3.2 * churn ** 1.5 + 1.6 * (age < 300) + 0.25 * np.maximum(size - 5.0, 0))
     return z
 
 

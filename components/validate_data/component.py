@@ -1,0 +1,15 @@
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+
+from patchrisk_components._base import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def validate_data(spec: str, data_uri: str, table: Input[Dataset], validated: Output[Dataset],
+                  report: Output[Artifact], summary: Output[Markdown]):
+    """The spec's data contract and quality rules; fails the run on a blocking violation."""
+    from patchrisk.logs import setup_logging
+    from patchrisk.steps.validate import validate_table
+
+    setup_logging()
+    validate_table(spec, table.path, data_uri, report.path, summary.path, validated.path)

@@ -1,0 +1,208 @@
+"""Compile pipelines to IR YAML and run them: locally with kfp.local, or on a KFP cluster.
+
+The same pipeline function serves both; only where it runs differs.
+"""
+
+import contextlib
+import logging
+import re
+import warnings
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from kfp import compiler
+
+from patchrisk.errors import PatchriskError
+from patchrisk.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMPILED_DIR = Path(__file__).parent / "compiled"
+
+
+def pipelines() -> dict[str, Callable]:
+    """Every pipeline we ship, by the file name its compiled YAML gets."""
+    from patchrisk_pipelines.training import training_pipeline
+
+    found = {"training": training_pipeline}
+    try:
+        from patchrisk_pipelines.batch_scoring import batch_scoring_pipeline
+    except ImportError:
+        pass
+    else:
+        found["batch-scoring"] = batch_scoring_pipeline
+    return found
+
+
+class PipelineFailed(PatchriskError):
+    """A local pipeline run ended in a failed task; the message says which and why."""
+
+    @classmethod
+    def from_local_error(cls, exc: RuntimeError, run_dir: Path | None,
+                         log_file: Path | None = None) -> "PipelineFailed":
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # kfp colours task names
+        match = re.search(r"Inner task failed: '([^']+)'", text)
+        task = match.group(1) if match else "unknown task"
+        detail = ""
+        report = next(run_dir.glob("validate-data/report"), None) if run_dir else None
+        if task == "validate-data" and report and report.is_file():
+            import json
+
+            found = json.loads(report.read_text())
+            violations = found.get("violations", [])
+            detail = "\n".join(
+                f"  - column '{v['column']}': {v['rule']} ({v['count']} value(s)"
+                + (f", e.g. {v['examples']}" if v.get("examples") else "") + ")"
+                for v in violations if v.get("blocking", True))
+            return cls(f"{found.get('source')}: data breaks the contract of spec {found.get('spec')}; "
+                       f"nothing was registered:\n{detail}")
+        where = f" (outputs under {run_dir})" if run_dir else ""
+        if log_file:
+            where += f"; task logs in {log_file}"
+        return cls(f"pipeline failed in task '{task}'{where}; the task log says why")
+
+
+def compile_pipeline(func: Callable, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(func, str(out))
+    return out
+
+
+def compile_all(out_dir: Path = COMPILED_DIR) -> list[Path]:
+    return [compile_pipeline(func, out_dir / f"{name}.yaml") for name, func in pipelines().items()]
+
+
+@dataclass
+class LocalRun:
+    pipeline: str
+    seconds: float
+    pipeline_root: Path
+    run_dir: Path | None
+
+
+def run_local(func: Callable, arguments: dict, settings: Settings, log_file: Path | None = None) -> LocalRun:
+    """Run a pipeline with kfp.local's SubprocessRunner in this Python environment.
+
+    use_venv=False: components run with the packages installed here (ours included), which is
+    exactly what the component image holds. A failed task raises with its name. With
+    ``log_file``, kfp.local's task logs go there instead of this process's stdout.
+    """
+    from kfp import local
+
+    root = settings.state / "kfp-local"
+    root.mkdir(parents=True, exist_ok=True)
+    before = set(root.iterdir())
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    started = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            # kfp.local warns that our image is not a stock Python image and that resource
+            # requests do nothing locally: both expected, since use_venv=False runs our own env.
+            warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+            with _output_to(log_file):
+                func(**arguments)
+    except RuntimeError as exc:
+        new_dirs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+        raise PipelineFailed.from_local_error(exc, new_dirs[-1] if new_dirs else None, log_file) from None
+    new_dirs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+    return LocalRun(func.name if hasattr(func, "name") else func.__name__, time.perf_counter() - started,
+                    root, new_dirs[-1] if new_dirs else None)
+
+
+@contextlib.contextmanager
+def _output_to(log_file: Path | None):
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        yield
+
+
+def submit(host: str, func: Callable, arguments: dict, experiment: str, run_name: str) -> str:
+    """Submit to a KFP API server (kfp.Client); returns the run id."""
+    import kfp
+
+    client = kfp.Client(host=host)
+    result = client.create_run_from_pipeline_func(func, arguments=arguments, run_name=run_name,
+                                                  experiment_name=experiment, enable_caching=False)
+    return result.run_id
+
+
+@dataclass
+class TrainingOutcome:
+    spec: str
+    local_run: LocalRun
+    version: dict | None  # name, version, aliases, metrics, storage_uri; None when nothing registered
+    reports: dict[str, Path]
+
+    def summary(self) -> str:
+        lines = [f"training pipeline ({self.spec}) finished in {self.local_run.seconds:.0f}s"]
+        if self.version:
+            v = self.version
+            lines.append(f"  registered: {v['name']} v{v['version']} aliases={','.join(v['aliases']) or '-'}")
+            metrics = v["metrics"]
+            lines.append("  holdout: " + "  ".join(f"{k}={metrics[k]:.3f}" for k in
+                                                   ("roc_auc", "pr_auc", "precision", "recall", "f1")
+                                                   if k in metrics))
+            lines.append(f"  storage URI: {v['storage_uri']}")
+        else:
+            lines.append("  no model version registered")
+        for name, path in self.reports.items():
+            lines.append(f"  {name}: {path}")
+        return "\n".join(lines)
+
+
+def find_reports(run_dir: Path | None) -> dict[str, Path]:
+    """Report files a person opens, by what they are, from a local run's output tree."""
+    if run_dir is None:
+        return {}
+    wanted = {"validation report": ("validate-data", "summary"), "evaluation summary": ("evaluate-model", "summary"),
+              "gate report": ("gates", "gate_summary")}
+    found = {}
+    for label, (task_prefix, artifact) in wanted.items():
+        for path in sorted(run_dir.glob(f"{task_prefix}*/{artifact}")):
+            found[label] = path
+    return found
+
+
+def run_training_locally(settings: Settings, *, data_uri: str, spec: str = "patch-risk", seed: int = 42,
+                         device: str = "cpu", iterations: int = 600, git_commit: str = "",
+                         extra_arguments: dict | None = None, log_file: Path | None = None) -> TrainingOutcome:
+    from patchrisk import registry
+    from patchrisk_pipelines.training import training_pipeline
+
+    started_ms = int(time.time() * 1000)
+    arguments = dict(data_uri=str(data_uri), spec=spec, seed=seed, device=device, iterations=iterations,
+                     mlflow_tracking_uri=settings.tracking_uri,
+                     model_store_uri=registry.model_store_root(settings), git_commit=git_commit,
+                     **(extra_arguments or {}))
+    local_run = run_local(training_pipeline, arguments, settings, log_file)
+    return TrainingOutcome(spec, local_run, _version_registered_since(settings, spec, started_ms),
+                           find_reports(local_run.run_dir))
+
+
+def _version_registered_since(settings: Settings, spec_name: str, since_ms: int) -> dict | None:
+    from patchrisk import registry
+    from patchrisk.spec import load_spec
+
+    name = load_spec(spec_name).name
+    c = registry.client(settings)
+    try:
+        versions = c.search_model_versions(f"name = '{name}'")
+    except Exception as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in (getattr(exc, "error_code", "") or str(exc)):
+            return None
+        raise
+    fresh = [v for v in versions if int(v.creation_timestamp) >= since_ms]
+    if not fresh:
+        return None
+    v = max(fresh, key=lambda mv: int(mv.version))
+    alias_map = registry.aliases(settings, name)
+    return {"name": name, "version": str(v.version), "run_id": v.run_id,
+            "aliases": sorted(a for a, ver in alias_map.items() if ver == str(v.version)),
+            "metrics": c.get_run(v.run_id).data.metrics,
+            "storage_uri": (v.tags or {}).get(registry.STORAGE_URI_TAG, ""), "tags": dict(v.tags or {})}

@@ -1,0 +1,91 @@
+"""The training pipeline: prepare → validate → train → evaluate → register.
+
+One definition serves both the KFP UI (compiled to ``pipelines/compiled/training.yaml``) and
+local runs through ``kfp.local``. Credentials come from Kubernetes Secrets, never parameters.
+"""
+
+
+from kfp import dsl, kubernetes
+
+from patchrisk_components.evaluate_model.component import evaluate_model
+from patchrisk_components.prepare_data.component import prepare_data
+from patchrisk_components.register_model.component import register_model
+from patchrisk_components.train_model.component import train_model
+from patchrisk_components.validate_data.component import validate_data
+
+PIPELINE_NAME = "patchrisk-training"
+S3_SECRET = "patchrisk-s3-credentials"
+S3_SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"}
+
+
+def _with_s3_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env=S3_SECRET_KEYS)
+    return task
+
+
+def _train(spec, table, seed, device, iterations, gpu: bool) -> dsl.PipelineTask:
+    task = train_model(spec=spec, table=table, seed=seed, device=device, iterations=iterations)
+    task.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("6G")
+    if gpu:
+        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+        task.set_display_name("train-model-gpu")
+    return _with_s3_credentials(task)
+
+
+def _train_evaluate_register(spec, table, seed, device, iterations, mlflow_tracking_uri, model_store_uri,
+                             git_commit, gpu: bool) -> None:
+    trained = _train(spec, table, seed, device, iterations, gpu=gpu)
+    model, holdout = trained.outputs["model"], trained.outputs["holdout"]
+    evaluated = evaluate_model(model=model, holdout=holdout)
+    registered = register_model(
+        model=model,
+        evaluation=evaluated.outputs["evaluation"],
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        model_store_uri=model_store_uri,
+        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        git_commit=git_commit,
+    )
+    registered.set_caching_options(False)  # registration has side effects; never skip it
+    _with_s3_credentials(registered)
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Validate data against the model spec, train a CatBoost risk model, evaluate it on a "
+                "holdout and register it in MLflow with alias 'challenger'.",
+)
+def training_pipeline(
+    data_uri: str,
+    spec: str = "patch-risk",
+    seed: int = 42,
+    device: str = "cpu",
+    iterations: int = 600,
+    mlflow_tracking_uri: str = "http://mlflow.patchrisk.svc.cluster.local:5000",
+    model_store_uri: str = "s3://patchrisk-models",
+    git_commit: str = "",
+):
+    """Train, evaluate and register a risk model for one spec.
+
+    Args:
+        data_uri: Training data: a .csv/.parquet table (s3://… or path), or for telemetry specs a
+            directory with events.parquet and metadata.csv.
+        spec: Model spec name (patch-risk, feature-reliability) or path to a spec YAML in the image.
+        seed: Seed for the split and CatBoost; the same seed and data give the same model.
+        device: 'cpu', or 'gpu' to request an NVIDIA GPU for training (CatBoost task_type=GPU).
+        iterations: Maximum boosting iterations (early stopping usually ends sooner).
+        mlflow_tracking_uri: MLflow tracking server the model is registered in.
+        model_store_uri: Root of the immutable model copies KServe reads (s3://bucket[/prefix]).
+        git_commit: Commit of the code that built the pipeline (lineage tag).
+    """
+    prepared = _with_s3_credentials(prepare_data(spec=spec, data_uri=data_uri))
+    validated = validate_data(spec=spec, data_uri=data_uri, table=prepared.outputs["table"])
+
+    # Two branches rather than one task with a parameterised accelerator: the GPU request must
+    # be part of the task spec, and kfp.local cannot merge branch outputs (dsl.OneOf).
+    with dsl.If(device == "gpu", name="on-gpu"):
+        _train_evaluate_register(spec, validated.outputs["validated"], seed, device, iterations,
+                                 mlflow_tracking_uri, model_store_uri, git_commit, gpu=True)
+    with dsl.Else(name="on-cpu"):
+        _train_evaluate_register(spec, validated.outputs["validated"], seed, device, iterations,
+                                 mlflow_tracking_uri, model_store_uri, git_commit, gpu=False)
+

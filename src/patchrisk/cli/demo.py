@@ -1,0 +1,32 @@
+"""``patchrisk demo``: the whole local loop (what `make run` runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo_cmd(
+        state_dir: Path = typer.Option(Path(".state"), help="Where the loop keeps its state and reports."),
+        rows: int = typer.Option(20000, min=500, help="Patches of generated history to train on."),
+        seed: int = typer.Option(42, help="Seed for everything generated."),
+        fresh: bool = typer.Option(True, "--fresh/--keep", help="Start from an empty state directory."),
+    ) -> None:
+        """Generate history, train, gate, register, serve, score, monitor, retrain and roll out: locally."""
+        import shutil
+        import warnings
+
+        from patchrisk.demo.context import LoopContext
+        from patchrisk.demo.runner import run_loop, summary
+        from patchrisk.logs import setup_logging
+        from patchrisk.settings import get_settings
+
+        warnings.filterwarnings("ignore")
+        setup_logging("WARNING")
+        if fresh and state_dir.exists():
+            shutil.rmtree(state_dir)
+        ctx = run_loop(LoopContext(settings=get_settings(state_dir=state_dir), rows=rows, seed=seed))
+        typer.echo(summary(ctx))

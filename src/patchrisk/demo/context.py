@@ -1,0 +1,31 @@
+"""What the loop's steps share: settings, paths, and what each step found out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from patchrisk.settings import Settings
+
+
+@dataclass
+class StepResult:
+    title: str
+    lines: list[str] = field(default_factory=list)
+    reports: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class LoopContext:
+    settings: Settings
+    rows: int
+    seed: int
+    data: dict[str, Path] = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)  # what later steps need from earlier ones
+    results: list[StepResult] = field(default_factory=list)
+
+    @property
+    def work(self) -> Path:
+        path = self.settings.state / "loop"
+        path.mkdir(parents=True, exist_ok=True)
+        return path

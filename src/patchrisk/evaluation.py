@@ -1,0 +1,75 @@
+"""Holdout metrics for a binary risk model, plus the curves the KFP UI draws."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+METRIC_NAMES = ("roc_auc", "pr_auc", "precision", "recall", "f1", "accuracy", "log_loss", "brier")
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    threshold: float
+    roc_curve: dict[str, list[float]]  # fpr, tpr, thresholds (downsampled)
+    confusion_matrix: list[list[int]]  # [[tn, fp], [fn, tp]]
+    rows: int
+    positives: int
+
+
+def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    from sklearn import metrics as m
+
+    y_true = np.asarray(y_true).astype(int)
+    scores = np.clip(np.asarray(scores, dtype=float), 1e-7, 1 - 1e-7)
+    pred = (scores >= threshold).astype(int)
+    both_classes = len(np.unique(y_true)) == 2
+    return {
+        "roc_auc": float(m.roc_auc_score(y_true, scores)) if both_classes else float("nan"),
+        "pr_auc": float(m.average_precision_score(y_true, scores)) if both_classes else float("nan"),
+        "precision": float(m.precision_score(y_true, pred, zero_division=0)),
+        "recall": float(m.recall_score(y_true, pred, zero_division=0)),
+        "f1": float(m.f1_score(y_true, pred, zero_division=0)),
+        "accuracy": float(m.accuracy_score(y_true, pred)),
+        "log_loss": float(m.log_loss(y_true, scores, labels=[0, 1])),
+        "brier": float(m.brier_score_loss(y_true, scores)),
+    }
+
+
+def evaluate(y_true: np.ndarray, scores: np.ndarray, threshold: float, curve_points: int = 50) -> Evaluation:
+    from sklearn.metrics import confusion_matrix, roc_curve
+
+    y_true = np.asarray(y_true).astype(int)
+    fpr, tpr, thr = roc_curve(y_true, scores)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(curve_points, len(fpr))).astype(int))
+    thr = np.clip(thr[keep], 0, 1)  # sklearn puts +inf first; KFP wants finite numbers
+    cm = confusion_matrix(y_true, (np.asarray(scores) >= threshold).astype(int), labels=[0, 1])
+    return Evaluation(
+        metrics=classification_metrics(y_true, scores, threshold),
+        threshold=threshold,
+        roc_curve={"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": thr.tolist()},
+        confusion_matrix=cm.tolist(),
+        rows=int(len(y_true)),
+        positives=int(y_true.sum()),
+    )
+
+
+def markdown_summary(model_name: str, ev: Evaluation) -> str:
+    (tn, fp), (fn, tp) = ev.confusion_matrix
+    lines = [
+        f"# Evaluation: {model_name}",
+        "",
+        f"Holdout: {ev.rows} rows, {ev.positives} positives; decision threshold {ev.threshold:.2f}.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| {k} | {v:.4f} |" for k, v in ev.metrics.items()],
+        "",
+        "| | predicted low | predicted high |",
+        "|---|---|---|",
+        f"| actual low | {tn} | {fp} |",
+        f"| actual high | {fn} | {tp} |",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,120 @@
+"""The model directory every stage exchanges: what training writes, MLflow stores, KServe's
+storage initializer copies to ``/mnt/models``, and the predictor loads.
+
+    model.cbm                 CatBoost model
+    metadata.json             feature order, categories, spec identity, data hash, params, reference rows
+    spec.yaml                 the spec the model was trained on (serving validates requests with it)
+    reference_stats.json      training-data summaries for drift monitoring
+    reference_sample.parquet  a bounded sample of training rows with scores (Evidently reports)
+    registration.json         name/version/run id, written once the model is registered
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from patchrisk.errors import PatchriskError
+from patchrisk.spec import ModelSpec, parse_spec
+
+MODEL_FILE = "model.cbm"
+METADATA_FILE = "metadata.json"
+SPEC_FILE = "spec.yaml"
+REFERENCE_STATS_FILE = "reference_stats.json"
+REFERENCE_SAMPLE_FILE = "reference_sample.parquet"
+REGISTRATION_FILE = "registration.json"
+
+
+def rows_to_matrix(rows: Sequence[Sequence[Any]], spec: ModelSpec) -> list[list[Any]]:
+    """Plain lists in feature order, typed for CatBoost: categories as str, numbers as float.
+
+    Building a Pool from lists costs ~0.2 ms a row; a DataFrame round trip costs ~1.5 ms.
+    """
+    cat_idx = {i for i, f in enumerate(spec.features) if f.is_categorical}
+    out = []
+    for row in rows:
+        out.append([
+            (str(v) if i in cat_idx else (math.nan if v is None else float(v)))
+            for i, v in enumerate(row)
+        ])
+    return out
+
+
+def frame_to_matrix(df: pd.DataFrame, spec: ModelSpec) -> list[list[Any]]:
+    return rows_to_matrix(df[spec.feature_names].itertuples(index=False, name=None), spec)
+
+
+@dataclass
+class ModelBundle:
+    model: Any  # catboost.CatBoostClassifier
+    spec: ModelSpec
+    metadata: dict
+    registration: dict = field(default_factory=dict)
+
+    # -- prediction --------------------------------------------------------------------------
+    def _pool(self, matrix: list[list[Any]]):
+        from catboost import Pool
+
+        cat_idx = [i for i, f in enumerate(self.spec.features) if f.is_categorical]
+        return Pool(matrix, cat_features=cat_idx, feature_names=self.spec.feature_names)
+
+    def predict_matrix(self, matrix: list[list[Any]]) -> np.ndarray:
+        """Risk scores for rows already in feature order (see :func:`rows_to_matrix`)."""
+        return self.model.predict_proba(self._pool(matrix))[:, 1]
+
+    def predict_frame(self, df: pd.DataFrame) -> np.ndarray:
+        return self.predict_matrix(frame_to_matrix(df, self.spec))
+
+    def contributions(self, matrix: list[list[Any]]) -> np.ndarray:
+        """Per-row SHAP values (log-odds) per feature; the last column (expected value) dropped."""
+        shap = self.model.get_feature_importance(self._pool(matrix), type="ShapValues")
+        return shap[:, :-1]
+
+    @property
+    def version(self) -> str:
+        return str(self.registration.get("version") or self.metadata.get("model_version") or "unregistered")
+
+    @property
+    def name(self) -> str:
+        return self.registration.get("name") or self.spec.name
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_model(str(directory / MODEL_FILE))
+        (directory / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, sort_keys=True))
+        (directory / SPEC_FILE).write_text(self.spec.to_yaml())
+        if self.registration:
+            write_registration(directory, self.registration)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "ModelBundle":
+        from catboost import CatBoostClassifier
+
+        directory = Path(directory)
+        missing = [n for n in (MODEL_FILE, METADATA_FILE, SPEC_FILE) if not (directory / n).is_file()]
+        if missing:
+            raise PatchriskError(f"{directory}: not a patchrisk model directory (missing {', '.join(missing)})")
+        model = CatBoostClassifier()
+        model.load_model(str(directory / MODEL_FILE))
+        spec = parse_spec((directory / SPEC_FILE).read_text(), str(directory / SPEC_FILE))
+        metadata = json.loads((directory / METADATA_FILE).read_text())
+        reg_path = directory / REGISTRATION_FILE
+        registration = json.loads(reg_path.read_text()) if reg_path.is_file() else {}
+        if metadata.get("feature_order") != spec.feature_names:
+            raise PatchriskError(f"{directory}: metadata feature_order does not match {SPEC_FILE}")
+        return cls(model=model, spec=spec, metadata=metadata, registration=registration)
+
+
+def write_registration(directory: str | Path, registration: dict) -> Path:
+    path = Path(directory) / REGISTRATION_FILE
+    path.write_text(json.dumps(registration, indent=2, sort_keys=True))
+    return path

@@ -1,0 +1,206 @@
+"""MLflow registration, aliases and model download.
+
+A registered version keeps two locations: its MLflow run artifacts (for people browsing MLflow)
+and an immutable copy under the model store, ``<model_store>/<name>/v<N>/``. KServe's storage
+initializer cannot read ``models:/`` or proxied ``mlflow-artifacts:`` URIs, so that copy's URI
+(ending in ``/``) is what InferenceServices use; it is kept as the version tag ``storage_uri``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from patchrisk.errors import PatchriskError
+from patchrisk.model_bundle import REGISTRATION_FILE, write_registration
+from patchrisk.settings import Settings
+from patchrisk.storage import Store, download, is_s3, join, upload_dir
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER, CANARY = "champion", "challenger", "canary"
+STORAGE_URI_TAG = "storage_uri"
+PIPELINE_RUN_TAG = "pipeline_run_id"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    storage_uri: str
+    created: bool  # False when an earlier registration of the same pipeline run was found
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "version": self.version, "run_id": self.run_id,
+                "storage_uri": self.storage_uri, "created": self.created}
+
+
+def _is_error(exc: Exception, code: str) -> bool:
+    return code in (getattr(exc, "error_code", "") or "") or code in str(exc)
+
+
+def client(settings: Settings):
+    """An MlflowClient on the configured store, creating the experiment with its artifact root."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    if settings.s3_endpoint_url:
+        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.s3_endpoint_url)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    c = MlflowClient(settings.tracking_uri)
+    if c.get_experiment_by_name(settings.mlflow_experiment) is None:
+        c.create_experiment(settings.mlflow_experiment,
+                            artifact_location=join(settings.artifact_root, settings.mlflow_experiment))
+    return c
+
+
+def model_store_root(settings: Settings) -> str:
+    return settings.model_store_uri or str(settings.state / "model-store")
+
+
+def find_version_for_run(c, name: str, pipeline_run_id: str):
+    try:
+        found = c.search_model_versions(f"name = '{name}' and tags.{PIPELINE_RUN_TAG} = '{pipeline_run_id}'")
+    except Exception as exc:  # the registered model may not exist yet
+        if _is_error(exc, "RESOURCE_DOES_NOT_EXIST"):
+            return None
+        raise
+    return sorted(found, key=lambda v: int(v.version))[0] if found else None
+
+
+def register_model_dir(settings: Settings, model_dir: Path, *, name: str, pipeline_run_id: str,
+                       metrics: dict[str, float], params: dict, lineage: dict[str, str],
+                       reports: list[Path] = (), alias: str = CHALLENGER) -> RegisteredVersion:
+    """Log a run, register a version with ``alias``, and publish the immutable storage copy.
+
+    Idempotent per ``pipeline_run_id``: a second call finds the version the first one created
+    and only finishes what that one left undone (alias, storage copy).
+    """
+    c = client(settings)
+    existing = find_version_for_run(c, name, pipeline_run_id)
+    if existing is None:
+        run_id = _log_run(c, settings, model_dir, name, pipeline_run_id, metrics, params, lineage, reports)
+        try:
+            c.create_registered_model(name, description=f"patchrisk model for spec {name}")
+        except Exception as exc:
+            if not _is_error(exc, "RESOURCE_ALREADY_EXISTS"):
+                raise
+        run = c.get_run(run_id)
+        version = c.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
+                                         tags={PIPELINE_RUN_TAG: pipeline_run_id, **lineage})
+        created = True
+    else:
+        version, run_id, created = existing, existing.run_id, False
+        log.info("pipeline run %s already registered %s v%s", pipeline_run_id, name, version.version)
+
+    storage_uri = join(model_store_root(settings), name, f"v{version.version}") + "/"
+    registration = {"name": name, "version": str(version.version), "run_id": run_id,
+                    "storage_uri": storage_uri, PIPELINE_RUN_TAG: pipeline_run_id}
+    write_registration(model_dir, registration)
+    if not Store(storage_uri).exists(REGISTRATION_FILE):  # published last: its presence means complete
+        upload_dir(model_dir, storage_uri)
+    c.set_model_version_tag(name, version.version, STORAGE_URI_TAG, storage_uri)
+    if alias:
+        c.set_registered_model_alias(name, alias, version.version)
+    return RegisteredVersion(name, str(version.version), run_id, storage_uri, created)
+
+
+def _log_run(c, settings, model_dir, name, pipeline_run_id, metrics, params, lineage, reports) -> str:
+    exp = c.get_experiment_by_name(settings.mlflow_experiment)
+    run = c.create_run(exp.experiment_id, run_name=f"{name}-{pipeline_run_id}",
+                       tags={PIPELINE_RUN_TAG: pipeline_run_id, "model_name": name, **lineage})
+    run_id = run.info.run_id
+    try:
+        for key, value in sorted(params.items()):
+            c.log_param(run_id, key, str(value)[:500])
+        for key, value in sorted(metrics.items()):
+            if value == value:  # NaN metrics are not logged
+                c.log_metric(run_id, key, float(value))
+        c.log_artifacts(run_id, str(model_dir), artifact_path="model")
+        for report in reports:
+            c.log_artifact(run_id, str(report), artifact_path="reports")
+        c.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        c.set_terminated(run_id, "FAILED")
+        raise
+    return run_id
+
+
+# -- reading the registry ---------------------------------------------------------------------
+
+def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``models:/name@alias`` -> (name, alias, None); ``models:/name/3`` -> (name, None, "3")."""
+    body = uri.removeprefix("models:/").strip("/")
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        return name, alias, None
+    if "/" in body:
+        name, version = body.split("/", 1)
+        return name, None, version
+    raise PatchriskError(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
+
+
+def get_version(settings: Settings, name: str, alias: str | None = None, version: str | None = None):
+    c = client(settings)
+    try:
+        if alias:
+            return c.get_model_version_by_alias(name, alias)
+        return c.get_model_version(name, str(version))
+    except Exception as exc:
+        if _is_error(exc, "RESOURCE_DOES_NOT_EXIST") or _is_error(exc, "INVALID_PARAMETER_VALUE"):
+            what = f"alias '{alias}'" if alias else f"version {version}"
+            raise PatchriskError(f"model '{name}' has no {what} in {settings.tracking_uri}") from None
+        raise
+
+
+def aliases(settings: Settings, name: str) -> dict[str, str]:
+    """alias -> version for a registered model ({} when it does not exist yet)."""
+    try:
+        model = client(settings).get_registered_model(name)
+    except Exception as exc:
+        if _is_error(exc, "RESOURCE_DOES_NOT_EXIST"):
+            return {}
+        raise
+    return {a: str(v) for a, v in (model.aliases or {}).items()}
+
+
+def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
+    client(settings).set_registered_model_alias(name, alias, str(version))
+
+
+def storage_uri_of(settings: Settings, name: str, version: str) -> str:
+    mv = get_version(settings, name, version=version)
+    uri = (mv.tags or {}).get(STORAGE_URI_TAG)
+    if not uri:
+        raise PatchriskError(f"model '{name}' v{version} has no '{STORAGE_URI_TAG}' tag (registration incomplete)")
+    return uri
+
+
+def download_model(settings: Settings, uri: str, dest: Path | None = None) -> Path:
+    """A local model directory for a local path, an ``s3://…/`` URI or a ``models:/`` URI."""
+    if uri.startswith("models:/"):
+        name, alias, version = parse_models_uri(uri)
+        mv = get_version(settings, name, alias, version)
+        uri = (mv.tags or {}).get(STORAGE_URI_TAG) or mv.source
+        if uri.startswith(("runs:/", "mlflow-artifacts:")):
+            import mlflow
+
+            return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dest) if dest else None))
+    if not is_s3(uri):
+        path = Path(uri.removeprefix("file://"))
+        if not path.is_dir():
+            raise PatchriskError(f"{uri}: model directory not found")
+        return path
+    dest = Path(dest or tempfile.mkdtemp(prefix="patchrisk-model-"))
+    download(uri if uri.endswith("/") else uri + "/", dest, settings.s3_endpoint_url)
+    return dest
+
+
+def registration_of(model_dir: Path) -> dict:
+    path = Path(model_dir) / REGISTRATION_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}

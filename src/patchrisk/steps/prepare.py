@@ -1,0 +1,32 @@
+"""Build the model table from a data source: a table as it is, or raw telemetry aggregated."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from patchrisk.aggregate import aggregate_events
+from patchrisk.errors import DataContractError
+from patchrisk.spec import load_spec
+from patchrisk.tables import local_copy, read_table, write_table
+
+log = logging.getLogger(__name__)
+
+
+def prepare_table(spec_name: str, data_uri: str, out_path: str) -> dict:
+    """Write the model-ready table to ``out_path`` (Parquet); returns its row count and source."""
+    spec = load_spec(spec_name)
+    if spec.aggregation is not None:
+        source = local_copy(data_uri)
+        events, metadata = Path(source, "events.parquet"), Path(source, "metadata.csv")
+        if not source.is_dir() or not events.exists() or not metadata.exists():
+            raise DataContractError(
+                f"{data_uri}: spec {spec.name} aggregates raw telemetry; expected a directory with "
+                "events.parquet and metadata.csv (see `patchrisk data generate --spec feature-reliability`)")
+        table = aggregate_events(spec, events, metadata,
+                                 progress=lambda n: log.info("aggregated %s events", f"{n:,}"))
+    else:
+        table = read_table(data_uri)
+    write_table(table, out_path)
+    log.info("prepared %d rows from %s", len(table), data_uri)
+    return {"rows": len(table), "source": data_uri}

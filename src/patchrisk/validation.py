@@ -1,0 +1,191 @@
+"""The data contract: the spec's types, ranges, categories and nulls (checked by pandera) plus
+quality rules (duplicate ids, missing rate, class balance, minimum rows).
+
+The report lists every violation with column, rule, count and examples; any blocking violation
+fails the run with a message naming the file, column and rule.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from patchrisk.errors import DataContractError
+from patchrisk.spec import DType, Feature, ModelSpec, UnknownCategoryPolicy
+
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class Violation:
+    column: str
+    rule: str
+    count: int
+    examples: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
+    blocking: bool = True
+
+    def describe(self) -> str:
+        ex = f" e.g. {self.examples}" if self.examples else ""
+        where = f" (rows {self.rows})" if self.rows else ""
+        return f"column '{self.column}': {self.rule}: {self.count} value(s){ex}{where}"
+
+
+@dataclass
+class ValidationReport:
+    source: str
+    spec: str
+    rows: int
+    violations: list[Violation]
+
+    @property
+    def passed(self) -> bool:
+        return not any(v.blocking for v in self.violations)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "spec": self.spec, "rows": self.rows, "passed": self.passed,
+                "violations": [asdict(v) for v in self.violations]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    def to_markdown(self) -> str:
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines = [f"# Data validation: {verdict}", "",
+                 f"Source `{self.source}`, spec `{self.spec}`, {self.rows} rows.", ""]
+        if self.violations:
+            lines += ["| column | rule | count | examples | blocking |", "|---|---|---|---|---|"]
+            lines += [f"| {v.column} | {v.rule} | {v.count} | {v.examples} | {'yes' if v.blocking else 'no'} |"
+                      for v in self.violations]
+        else:
+            lines.append("No violations.")
+        return "\n".join(lines) + "\n"
+
+    def raise_if_failed(self) -> None:
+        if not self.passed:
+            blocking = [v for v in self.violations if v.blocking]
+            detail = "\n".join(f"  - {v.describe()}" for v in blocking)
+            raise DataContractError(f"{self.source}: data breaks the contract of spec {self.spec}:\n{detail}",
+                                    violations=blocking)
+
+
+def _feature_column(f: Feature):
+    import pandera.pandas as pa
+
+    checks = []
+    if f.dtype == DType.category:
+        if f.unknown_category == UnknownCategoryPolicy.reject:
+            checks.append(pa.Check.isin(list(f.categories), error="category not in the spec's allowed list"))
+        return pa.Column(str, nullable=f.nullable, coerce=True, checks=checks, name=f.name)
+    if f.min is not None or f.max is not None:
+        lo = f.min if f.min is not None else float("-inf")
+        hi = f.max if f.max is not None else float("inf")
+        checks.append(pa.Check.in_range(lo, hi, error=f"outside the range [{lo:g}, {hi:g}]"))
+    if f.dtype in (DType.int, DType.bool):
+        checks.append(pa.Check(lambda s: s % 1 == 0, element_wise=False, ignore_na=True,
+                               error="must be a whole number"))
+    if f.dtype == DType.bool:
+        checks.append(pa.Check.isin([0, 1], error="must be 0/1 or true/false"))
+    return pa.Column(float, nullable=f.nullable, coerce=True, checks=checks, name=f.name)
+
+
+def contract_schema(spec: ModelSpec, require_target: bool = True):
+    import pandera.pandas as pa
+
+    columns = {f.name: _feature_column(f) for f in spec.features}
+    columns[spec.id_column] = pa.Column(str, coerce=True, nullable=False)
+    columns[spec.timestamp_column] = pa.Column("datetime64[ns]", coerce=True, nullable=False)
+    if require_target:
+        columns[spec.target.name] = pa.Column(int, coerce=True, nullable=False,
+                                              checks=[pa.Check.isin([0, 1], error="label must be 0 or 1")])
+    return pa.DataFrameSchema(columns, strict=False)
+
+
+def _rule_text(check: str, column: str) -> str:
+    check = str(check)
+    if check == "column_in_dataframe":
+        return "required column is missing"
+    if check.startswith("coerce_dtype") or check.startswith("dtype("):
+        wanted = check.split("(", 1)[-1].rstrip(")").strip("'")
+        return "wrong type (expected a number)" if wanted.startswith(("float", "int")) else f"wrong type ({wanted})"
+    if check == "not_nullable":
+        return "missing values not allowed"
+    return check
+
+
+def _contract_violations(df: pd.DataFrame, spec: ModelSpec, require_target: bool) -> list[Violation]:
+    import warnings
+
+    import pandera.errors as pe
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            contract_schema(spec, require_target).validate(df, lazy=True)
+        return []
+    except pe.SchemaErrors as err:
+        cases = err.failure_cases
+    out: dict[tuple[str, str], Violation] = {}
+    cases = cases.assign(column=cases["column"].fillna(cases["failure_case"]).astype(str),
+                         check=cases["check"].astype(str))
+    for (column, check), group in cases.groupby(["column", "check"], sort=False):
+        examples = group["failure_case"].dropna().astype(str).unique().tolist()[:MAX_EXAMPLES]
+        rows = [int(i) for i in group["index"].dropna().tolist()[:MAX_EXAMPLES]]
+        if any(e.startswith(("TypeError(", "ValueError(")) for e in examples):
+            continue  # a check that could not run on a wrongly typed column: the type error says it
+        rule = _rule_text(check, column)
+        if rule == "required column is missing":
+            examples, rows = [], []
+        # pandera reports a failed coercion twice (coerce, then dtype): keep one
+        out.setdefault((column, rule), Violation(column=column, rule=rule, count=max(len(group), 1),
+                                                 examples=examples, rows=rows))
+    return list(out.values())
+
+
+def _quality_violations(df: pd.DataFrame, spec: ModelSpec, require_target: bool) -> list[Violation]:
+    out = []
+    if len(df) < spec.min_rows:
+        out.append(Violation("(table)", f"at least {spec.min_rows} rows required", len(df)))
+    if spec.id_column in df:
+        dup = df[spec.id_column][df[spec.id_column].duplicated(keep=False)]
+        if len(dup):
+            out.append(Violation(spec.id_column, "duplicate ids", int(dup.duplicated().sum()),
+                                 examples=dup.astype(str).unique().tolist()[:MAX_EXAMPLES]))
+    for name in spec.feature_names:
+        if name in df and len(df):
+            rate = float(df[name].isna().mean())
+            if rate > spec.max_missing_rate:
+                out.append(Violation(name, f"missing rate {rate:.1%} above {spec.max_missing_rate:.0%}",
+                                     int(df[name].isna().sum())))
+    target = spec.target.name
+    if require_target and target in df and len(df):
+        labels = pd.to_numeric(df[target], errors="coerce")
+        if labels.notna().all():
+            rate = float(labels.mean())
+            if not spec.min_positive_rate <= rate <= spec.max_positive_rate:
+                out.append(Violation(target, f"positive rate {rate:.1%} outside "
+                                     f"[{spec.min_positive_rate:.0%}, {spec.max_positive_rate:.0%}]",
+                                     int(labels.sum())))
+    return out
+
+
+def validate_frame(df: pd.DataFrame, spec: ModelSpec, source: str = "<data>",
+                   require_target: bool = True) -> ValidationReport:
+    if df.empty and len(df.columns) == 0:
+        return ValidationReport(source, spec.name, 0, [Violation("(table)", "file has no columns", 0)])
+    violations = _contract_violations(df, spec, require_target) + _quality_violations(df, spec, require_target)
+    return ValidationReport(source=source, spec=spec.name, rows=len(df), violations=violations)
+
+
+def conform(df: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """The validated frame with the contract's types applied (ids as str, timestamps parsed)."""
+    out = df.copy()
+    out[spec.id_column] = out[spec.id_column].astype(str)
+    out[spec.timestamp_column] = pd.to_datetime(out[spec.timestamp_column])
+    for f in spec.features:
+        out[f.name] = out[f.name].astype(str if f.is_categorical else float)
+    if spec.target.name in out:
+        out[spec.target.name] = out[spec.target.name].astype(int)
+    return out

@@ -1,0 +1,62 @@
+"""Shared fixtures: small generated data, a trained model directory, isolated state dirs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+PATCHRISK = str(VENV_BIN / "patchrisk")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    """No test reads the developer's PATCHRISK_* settings or writes into the repo's .state."""
+    for key in list(os.environ):
+        if key.startswith("PATCHRISK_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("PATCHRISK_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.fixture(scope="session")
+def patch_spec():
+    from patchrisk.spec import load_spec
+
+    return load_spec("patch-risk")
+
+
+@pytest.fixture(scope="session")
+def reliability_spec():
+    from patchrisk.spec import load_spec
+
+    return load_spec("feature-reliability")
+
+
+@pytest.fixture(scope="session")
+def patch_rows(patch_spec):
+    from patchrisk.datagen import generate_rows
+
+    return generate_rows(patch_spec, 3000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def trained_patch_model(patch_spec, patch_rows, tmp_path_factory):
+    """A small trained patch-risk model saved as a model directory (shared by a session)."""
+    from patchrisk.training import TrainParams, train_model, write_reference
+
+    result = train_model(patch_rows, patch_spec, TrainParams(seed=11, iterations=300))
+    model_dir = tmp_path_factory.mktemp("model") / "patch-risk"
+    result.bundle.save(model_dir)
+    write_reference(result, model_dir, seed=11)
+    return result, model_dir

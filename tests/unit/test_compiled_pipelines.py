@@ -1,0 +1,30 @@
+"""The committed pipeline YAML is what the code compiles to today (CI fails when it is stale)."""
+
+import pytest
+import yaml
+
+from patchrisk_pipelines.run import COMPILED_DIR, compile_pipeline, pipelines
+
+
+@pytest.mark.parametrize("name", sorted(pipelines()))
+def test_committed_yaml_equals_a_fresh_compile(name, tmp_path):
+    fresh = compile_pipeline(pipelines()[name], tmp_path / f"{name}.yaml")
+    committed = COMPILED_DIR / f"{name}.yaml"
+    assert committed.is_file(), f"{committed} missing: run `make compile-pipelines`"
+    assert list(yaml.safe_load_all(committed.read_text())) == list(yaml.safe_load_all(fresh.read_text())), \
+        f"{committed} is stale: run `make compile-pipelines` and commit the result"
+
+
+def test_training_pipeline_asks_for_secrets_and_a_gpu_only_on_the_gpu_branch():
+    docs = list(yaml.safe_load_all((COMPILED_DIR / "training.yaml").read_text()))
+    spec, platform = docs[0], docs[1]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert any("secretAsEnv" in e for e in executors.values())
+    containers = spec["deploymentSpec"]["executors"]
+    gpu = [n for n, e in containers.items() if "accelerator" in e["container"].get("resources", {})]
+    assert len(gpu) == 1
+    assert "data_uri" in spec["root"]["inputDefinitions"]["parameters"]
+    for param in spec["root"]["inputDefinitions"]["parameters"].values():
+        assert param.get("description"), "every pipeline parameter is described for the KFP UI form"
+    images = {e["container"]["image"] for e in containers.values()}
+    assert images == {"ghcr.io/patchrisk/components:0.1.0"}

@@ -1,0 +1,63 @@
+import pytest
+
+from patchrisk.errors import SpecError
+from patchrisk.spec import BUILTIN_SPECS, load_spec, parse_spec
+
+
+@pytest.mark.parametrize("name", BUILTIN_SPECS)
+def test_builtin_specs_load_and_describe_their_schema(name):
+    spec = load_spec(name)
+    assert spec.name == name
+    assert spec.feature_names and len(spec.feature_names) == len(set(spec.feature_names))
+    assert set(spec.sensitive_attributes) <= set(spec.categorical_features)
+    assert spec.risk_bucket(0.0) == spec.risk_buckets[0].name
+    assert spec.risk_bucket(1.0) == spec.risk_buckets[-1].name
+
+
+def test_patch_risk_spec_has_the_features_the_issue_names():
+    spec = load_spec("patch-risk")
+    required = {"code_churn_score", "is_hotfix", "avg_device_age_days", "files_changed", "lines_added",
+                "lines_deleted", "test_coverage_pct", "prior_regressions_90d", "author_experience_years",
+                "num_devices_targeted", "component", "device_family", "region"}
+    assert required <= set(spec.feature_names)
+    assert spec.target.name == "high_risk_flag"
+    assert {"component", "device_family", "region"} <= set(spec.categorical_features)
+
+
+def test_fingerprint_is_stable_and_content_sensitive():
+    spec = load_spec("patch-risk")
+    assert spec.fingerprint() == load_spec("patch-risk").fingerprint()
+    assert spec.fingerprint() != load_spec("feature-reliability").fingerprint()
+
+
+def _spec_text(**changes):
+    base = load_spec("patch-risk").model_dump(mode="json")
+    base.update(changes)
+    import yaml
+
+    return yaml.safe_dump(base)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name: [unclosed", "not valid YAML"),
+    ("- just\n- a list\n", "must be a YAML mapping"),
+    (_spec_text(unexpected_key=1), "unexpected_key: Extra inputs are not permitted"),
+    (_spec_text(features=[{"name": "component", "dtype": "category"}]), "needs a non-empty 'categories'"),
+    (_spec_text(features=[{"name": "x", "dtype": "float", "min": 5, "max": 1}]), "min 5.0 is greater than max"),
+    (_spec_text(features=[{"name": "x", "dtype": "decimal"}]), "features.0.dtype"),
+    (_spec_text(sensitive_attributes=["no_such_feature"]), "'no_such_feature' is not a feature"),
+    (_spec_text(risk_buckets=[{"name": "a", "upper": 0.6}, {"name": "b", "upper": 0.3}]), "must strictly increase"),
+    (_spec_text(features=[{"name": "x", "dtype": "float"}, {"name": "x", "dtype": "int"}]), "duplicate feature"),
+])
+def test_malformed_spec_is_rejected_naming_the_field(text, expected):
+    with pytest.raises(SpecError) as err:
+        parse_spec(text, "specs/broken.yaml")
+    assert "specs/broken.yaml" in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_unknown_spec_name_and_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="unknown spec 'nope'"):
+        load_spec("nope")
+    with pytest.raises(SpecError, match="spec file not found"):
+        load_spec(tmp_path / "missing.yaml")

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from patchrisk.datagen import generate_rows
+from patchrisk.model_bundle import ModelBundle
+from patchrisk.training import TrainParams, data_hash, train_model
+
+
+def test_same_seed_gives_identical_predictions(patch_spec, patch_rows):
+    params = TrainParams(seed=3, iterations=150)
+    a = train_model(patch_rows, patch_spec, params)
+    b = train_model(patch_rows, patch_spec, params)
+    np.testing.assert_array_equal(a.bundle.predict_frame(a.holdout), b.bundle.predict_frame(b.holdout))
+    assert a.bundle.metadata["training_data_hash"] == b.bundle.metadata["training_data_hash"]
+
+
+def test_patch_risk_model_lands_in_the_realistic_auc_band(trained_patch_model, patch_spec):
+    result, _ = trained_patch_model
+    auc = roc_auc_score(result.holdout[patch_spec.target.name], result.bundle.predict_frame(result.holdout))
+    assert 0.78 <= auc <= 0.93  # signal, but not trivially separable
+
+
+def test_feature_reliability_model_trains_on_aggregated_rows(reliability_spec):
+    rows = generate_rows(reliability_spec, 1500, seed=5)
+    result = train_model(rows, reliability_spec, TrainParams(seed=5, iterations=200))
+    auc = roc_auc_score(result.holdout["degraded"], result.bundle.predict_frame(result.holdout))
+    assert 0.7 <= auc <= 0.95
+    assert result.bundle.metadata["feature_order"] == reliability_spec.feature_names
+
+
+def test_saved_model_directory_round_trips(trained_patch_model):
+    result, model_dir = trained_patch_model
+    loaded = ModelBundle.load(model_dir)
+    np.testing.assert_allclose(loaded.predict_frame(result.holdout), result.bundle.predict_frame(result.holdout))
+    meta = loaded.metadata
+    assert meta["catboost_params"]["random_seed"] == 11 and meta["catboost_params"]["thread_count"] == 2
+    assert meta["catboost_params"]["auto_class_weights"] and meta["catboost_params"]["od_type"] == "Iter"
+    np.testing.assert_allclose(loaded.predict_matrix([[meta["reference_rows"][0][f] for f in meta["feature_order"]]]),
+                               meta["reference_scores"][:1])
+    for name in ("reference_stats.json", "reference_sample.parquet", "spec.yaml"):
+        assert (model_dir / name).is_file()
+
+
+def test_data_hash_tracks_content(patch_rows):
+    assert data_hash(patch_rows) == data_hash(patch_rows.copy())
+    changed = patch_rows.copy()
+    changed.loc[0, "files_changed"] += 1
+    assert data_hash(changed) != data_hash(patch_rows)
+
+
+def test_gpu_device_asks_catboost_for_gpu_and_rejects_unknown_devices():
+    assert TrainParams(device="gpu").catboost_params()["task_type"] == "GPU"
+    assert "task_type" not in TrainParams(device="cpu").catboost_params()
+    with pytest.raises(ValueError, match="device must be"):
+        TrainParams(device="tpu").catboost_params()

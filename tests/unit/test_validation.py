@@ -1,0 +1,99 @@
+"""Each data-contract and quality rule is caught, and the report names column and rule."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from patchrisk.errors import DataContractError
+from patchrisk.tables import read_table
+from patchrisk.validation import validate_frame
+
+
+@pytest.fixture()
+def clean(patch_rows):
+    return patch_rows.head(600).copy()
+
+
+def _break(df, column, row, value):
+    df[column] = df[column].astype(object)
+    df.loc[row, column] = value
+    return df
+
+
+CASES = {
+    "wrong type": (lambda d: _break(d, "files_changed", 3, "many"), "files_changed", "wrong type"),
+    "missing column": (lambda d: d.drop(columns=["region"]), "region", "required column is missing"),
+    "unknown category": (lambda d: _break(d, "component", 5, "toaster"), "component", "not in the spec's allowed list"),
+    "out of range": (lambda d: _break(d, "code_churn_score", 7, 3.0), "code_churn_score", "outside the range [0, 1]"),
+    "null not allowed": (lambda d: _break(d, "avg_device_age_days", 9, np.nan), "avg_device_age_days",
+                         "missing values not allowed"),
+    "not whole": (lambda d: _break(d, "lines_added", 11, 3.5), "lines_added", "must be a whole number"),
+    "bad bool": (lambda d: _break(d, "is_hotfix", 12, 2), "is_hotfix", "must be 0/1"),
+    "bad label": (lambda d: _break(d, "high_risk_flag", 13, 7), "high_risk_flag", "label must be 0 or 1"),
+    "duplicate ids": (lambda d: _break(d, "patch_id", 14, d.loc[15, "patch_id"]), "patch_id", "duplicate ids"),
+    "missing rate": (lambda d: d.assign(test_coverage_pct=np.where(np.arange(len(d)) % 3 == 0, d["test_coverage_pct"],
+                                                                   np.nan)), "test_coverage_pct", "missing rate"),
+    "class balance": (lambda d: d.assign(high_risk_flag=0), "high_risk_flag", "positive rate 0.0% outside"),
+    "minimum rows": (lambda d: d.head(50), "(table)", "at least 200 rows required"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_rule_is_caught_and_named(clean, patch_spec, case):
+    breaker, column, rule = CASES[case]
+    report = validate_frame(breaker(clean), patch_spec, source="patches.csv")
+    assert not report.passed
+    matching = [v for v in report.violations if v.column == column and rule in v.rule]
+    assert matching, report.violations
+    with pytest.raises(DataContractError) as err:
+        report.raise_if_failed()
+    assert "patches.csv" in str(err.value) and column in str(err.value) and rule in str(err.value)
+
+
+def test_clean_data_passes_and_reports_render(clean, patch_spec):
+    report = validate_frame(clean, patch_spec, source="patches.csv")
+    assert report.passed and report.violations == []
+    assert "PASSED" in report.to_markdown()
+
+
+def test_violation_examples_and_rows_point_at_the_bad_values(clean, patch_spec):
+    report = validate_frame(_break(clean, "component", 42, "toaster"), patch_spec)
+    [v] = report.violations
+    assert v.examples == ["toaster"] and v.rows == [42] and v.count == 1
+
+
+def test_csv_with_text_in_a_numeric_column_is_named(tmp_path, clean, patch_spec):
+    path = tmp_path / "patches.csv"
+    clean.to_csv(path, index=False)
+    text = path.read_text().splitlines()
+    header = text[0].split(",")
+    col = header.index("num_devices_targeted")
+    cells = text[4].split(",")
+    cells[col] = "lots"
+    text[4] = ",".join(cells)
+    path.write_text("\n".join(text) + "\n")
+    report = validate_frame(read_table(path), patch_spec, source=str(path))
+    assert any(v.column == "num_devices_targeted" and "wrong type" in v.rule and "lots" in v.examples
+               for v in report.violations)
+
+
+def test_empty_and_unreadable_files_are_named(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataContractError, match="empty.csv: file is empty"):
+        read_table(empty)
+    with pytest.raises(DataContractError, match="missing.csv: file not found"):
+        read_table(tmp_path / "missing.csv")
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet at all")
+    with pytest.raises(DataContractError, match="junk.parquet: cannot be read"):
+        read_table(junk)
+
+
+def test_telemetry_spec_contract(reliability_spec):
+    from patchrisk.datagen import generate_rows
+
+    rows = generate_rows(reliability_spec, 400, seed=2)
+    rows.loc[3, "crash_rate"] = 1.5
+    report = validate_frame(pd.DataFrame(rows), reliability_spec)
+    assert [v.column for v in report.violations] == ["crash_rate"]
