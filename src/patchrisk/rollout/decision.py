@@ -95,7 +95,7 @@ def decide(default: EndpointStats, canary: EndpointStats, cmp: Comparison, confi
     failed = [c for c in checks if c.status == "fail"]
     if failed:
         return Decision("rollback", current_weight, None, checks,
-                        [f"{c.name}: {c.detail} exceeds the limit {c.limit}" for c in failed])
+                        [f"{c.name} = {_fmt(c.value)} exceeds the limit {c.limit}: {c.detail}" for c in failed])
     waiting = [c for c in checks if c.status == "insufficient"]
     next_weight = config.next_weight(current_weight)
     if next_weight is None and config.require_labels_to_promote and checks[-1].status == "skipped":
