@@ -25,7 +25,7 @@ Phase = Literal["idle", "canary", "promoted", "rolled_back"]
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class Ref(BaseModel):
