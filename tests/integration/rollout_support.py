@@ -4,7 +4,6 @@ prediction logs written in the sink's Parquet layout with scores from those real
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -46,8 +45,8 @@ def _train(spec, rows, seed: int, corrupt_positives: float = 0.0, iterations: in
     return train_model(rows, spec, TrainParams(seed=seed, iterations=iterations, learning_rate=0.2))
 
 
-@pytest.fixture(scope="module")
-def s3_store():
+@pytest.fixture(scope="module", name="s3_store")
+def s3_store_fixture():
     from moto.server import ThreadedMotoServer
 
     port = free_port()
@@ -64,8 +63,8 @@ def s3_store():
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def registry_template(s3_store, tmp_path_factory):
+@pytest.fixture(scope="module", name="registry_template")
+def registry_template_fixture(s3_store, tmp_path_factory):
     """v1 (champion alias), v2 (healthy), v3 (trained with 80 % of positives hidden)."""
     from patchrisk import registry
     from patchrisk.datagen import generate_rows
@@ -116,8 +115,8 @@ spec:
 """
 
 
-@pytest.fixture
-def gitops_repo(tmp_path):
+@pytest.fixture(name="gitops_repo")
+def gitops_repo_fixture(tmp_path):
     """The repository's manifests in a fresh Git repo; staging (Standard) and dev (Knative) serve v1."""
     import git
 
@@ -134,8 +133,8 @@ def gitops_repo(tmp_path):
     return repo
 
 
-@pytest.fixture
-def rollout_env(registry_template, monkeypatch, tmp_path):
+@pytest.fixture(name="rollout_env")
+def rollout_env_fixture(registry_template, monkeypatch, tmp_path):
     """This test's own copy of the registry database; logs under tmp; S3 and shared schemas wired."""
     if not (SHARED / "schemas" / "strict").is_dir():
         pytest.skip(f"KServe schemas not found under {SHARED}; set PATCHRISK_SHARED_DIR")

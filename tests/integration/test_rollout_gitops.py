@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.rollout_support import (  # noqa: F401  (fixtures)
+from tests.integration.rollout_support import (  # noqa: F401  (the *_fixture names register fixtures)
     aliases,
     assert_manifests_pass,
     cli,
     commits,
-    gitops_repo,
+    gitops_repo_fixture,
     overlay_doc,
-    registry_template,
-    rollout_env,
-    s3_store,
+    registry_template_fixture,
+    rollout_env_fixture,
+    s3_store_fixture,
     traffic,
     version_tags,
     write_labels,
