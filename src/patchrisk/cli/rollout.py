@@ -1,0 +1,191 @@
+"""``patchrisk rollout``: canary rollout through GitOps commits and MLflow aliases.
+
+Exit codes: 0 done (or nothing to do, or hold), 1 the analysis or smoke check says no (nothing
+committed, or a rollback was committed), 2 cannot act (dirty tree, overlay changed since the
+analysis, bad input).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import typer
+
+EXIT_REFUSED, EXIT_USER_ERROR = 1, 2
+
+RepoOpt = typer.Option(Path("."), "--repo", help="GitOps checkout holding manifests/overlays (default: here).")
+OverlayOpt = typer.Option(..., "--overlay", help="Environment: manifests/overlays/<ENV>.")
+ModelOpt = typer.Option("patch-risk", "--model", help="Registered model (and spec) name.")
+ConfigOpt = typer.Option(None, "--config", help="Rollout policy YAML (default: the packaged config/rollout.yaml).")
+DryRunOpt = typer.Option(False, "--dry-run", help="Print the diff; change nothing (no commit, no aliases).")
+LabelsOpt = typer.Option(None, "--labels", help="Delayed labels (csv/parquet) with the spec's id and target.")
+ReportDirOpt = typer.Option(None, "--report-dir", help="Where analysis reports go (default <state>/rollout/<model>/).")
+AnalysisOpt = typer.Option(None, "--analysis", help="Act on this analysis report (JSON); default: analyse now.")
+
+
+def _guarded(fn):
+    """PatchriskError -> 'error: ...' and exit 2 (1 when an analysis refused the action)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from patchrisk.errors import PatchriskError
+        from patchrisk.rollout.actions import DecisionRefused
+
+        try:
+            return fn(*args, **kwargs)
+        except DecisionRefused as err:
+            typer.secho(f"refused: {err}", fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(EXIT_REFUSED) from None
+        except PatchriskError as err:
+            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+
+    return wrapper
+
+
+def _open(repo: Path, overlay: str, model: str, config: Path | None, *, clean: bool = True, dry_run: bool = False):
+    """Context for a command that may commit: clean tree, then finish any half-applied transition."""
+    from patchrisk.rollout.actions import repair
+    from patchrisk.rollout.context import open_context
+    from patchrisk.rollout.gitops import require_clean
+
+    ctx = open_context(repo, overlay, model, config)
+    if clean:
+        require_clean(ctx.repo)
+    for change in repair(ctx, dry_run=dry_run):
+        typer.echo(f"repaired registry from the committed journal: {change}")
+    return ctx
+
+
+def _print(outcome) -> None:
+    if outcome.analysis:
+        decision = outcome.analysis["decision"]
+        typer.echo(f"analysis: {decision['action']} ({outcome.analysis.get('report', '')})")
+    if outcome.diff:
+        typer.echo(outcome.diff.rstrip("\n"))
+    typer.echo(outcome.message)
+    if outcome.commit:
+        typer.echo(f"committed {outcome.commit[:12]}")
+    for change in outcome.registry_changes:
+        typer.echo(f"registry: {change}")
+
+
+def _print_analysis(report: dict) -> None:
+    decision = report["decision"]
+    for check in decision["checks"]:
+        typer.echo(f"  {check['name']:<12} {check['status']:<12} {check['detail']}")
+    weights = (f" {decision['current_weight']}% -> {decision['next_weight']}%"
+               if decision["action"] == "step" else f" at {decision['current_weight']}%")
+    typer.echo(f"decision: {decision['action']}{weights}")
+    typer.echo(f"report: {report['report']} ({report['report_markdown']})")
+
+
+def register(app: typer.Typer) -> None:
+    rollout = typer.Typer(help="Canary rollout via GitOps: start, analyse, step, promote, roll back, verify.",
+                          no_args_is_help=True)
+    app.add_typer(rollout, name="rollout")
+
+    @rollout.command("status")
+    @_guarded
+    def status_cmd(repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt,
+                   config: Path = ConfigOpt) -> None:
+        """Show the overlay's rollout state; finish registry changes a crashed run left behind."""
+        ctx = _open(repo, overlay, model, config, clean=False)
+        j = ctx.journal
+        canary = f", canary v{j.canary.version} at {j.canary_percent}%" if j.canary else ""
+        typer.echo(f"{ctx.environment} ({ctx.overlay.mode}): {j.phase}; champion v{j.champion.version}{canary}; "
+                   f"last action {j.action} at {j.updated_at}")
+
+    @rollout.command("start")
+    @_guarded
+    def start_cmd(model_version: str = typer.Option(..., "--model-version", help="Registered version to canary."),
+                  repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt,
+                  config: Path = ConfigOpt, dry_run: bool = DryRunOpt) -> None:
+        """Start a canary of MODEL_VERSION at the first weight of the schedule (one commit)."""
+        from patchrisk.rollout.actions import start
+
+        ctx = _open(repo, overlay, model, config, dry_run=dry_run)
+        _print(start(ctx, model_version, dry_run=dry_run))
+
+    @rollout.command("analyze")
+    @_guarded
+    def analyze_cmd(repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt,
+                    config: Path = ConfigOpt, labels: Path = LabelsOpt, report_dir: Path = ReportDirOpt,
+                    apply: bool = typer.Option(False, "--apply", help="Also carry out the decision."),
+                    dry_run: bool = DryRunOpt) -> None:
+        """Compare canary and default from the prediction logs; decide step/promote/hold/rollback."""
+        from patchrisk.rollout.actions import apply_decision
+        from patchrisk.rollout.analyze import analyze
+
+        ctx = _open(repo, overlay, model, config, clean=apply, dry_run=dry_run or not apply)
+        report = analyze(ctx, labels, report_dir)
+        _print_analysis(report)
+        if apply:
+            _print(apply_decision(ctx, report, dry_run))
+
+    @rollout.command("step")
+    @_guarded
+    def step_cmd(repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt, config: Path = ConfigOpt,
+                 analysis: Path = AnalysisOpt, labels: Path = LabelsOpt, report_dir: Path = ReportDirOpt,
+                 dry_run: bool = DryRunOpt) -> None:
+        """Raise the canary to the next weight when the analysis says step."""
+        from patchrisk.rollout.actions import step
+
+        ctx = _open(repo, overlay, model, config, dry_run=dry_run)
+        _print(step(ctx, analysis, labels, report_dir, dry_run))
+
+    @rollout.command("promote")
+    @_guarded
+    def promote_cmd(repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt,
+                    config: Path = ConfigOpt, analysis: Path = AnalysisOpt, labels: Path = LabelsOpt,
+                    report_dir: Path = ReportDirOpt, dry_run: bool = DryRunOpt,
+                    force: bool = typer.Option(False, "--force", help="Promote even if the analysis disagrees.")
+                    ) -> None:
+        """Make the canary the champion (commit), then move the aliases."""
+        from patchrisk.rollout.actions import promote
+
+        ctx = _open(repo, overlay, model, config, dry_run=dry_run)
+        _print(promote(ctx, analysis, labels, report_dir, dry_run, force))
+
+    @rollout.command("rollback")
+    @_guarded
+    def rollback_cmd(repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt,
+                     config: Path = ConfigOpt, analysis: Path = AnalysisOpt, labels: Path = LabelsOpt,
+                     report_dir: Path = ReportDirOpt, dry_run: bool = DryRunOpt,
+                     reason: str = typer.Option("", "--reason", help="Why (goes into the commit).")) -> None:
+        """Remove the canary (commit), tag it rolled_back, drop the canary alias."""
+        from patchrisk.rollout.actions import rollback
+
+        ctx = _open(repo, overlay, model, config, dry_run=dry_run)
+        _print(rollback(ctx, analysis, labels, report_dir, dry_run, reason))
+
+    @rollout.command("verify")
+    @_guarded
+    def verify_cmd(endpoint: str = typer.Option(..., "--endpoint", help="Predictor base URL, e.g. http://host"),
+                   repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt,
+                   config: Path = ConfigOpt,
+                   model_version: str = typer.Option(None, "--model-version",
+                                                     help="Version expected (default: the overlay's champion)."),
+                   no_rollback: bool = typer.Option(False, "--no-rollback", help="Only report a failure."),
+                   ) -> None:
+        """Smoke-check the promoted model on a live endpoint; a failure rolls back (commit) and exits 1."""
+        from patchrisk.registry import download_model
+        from patchrisk.rollout.actions import revert_promotion
+        from patchrisk.rollout.verify import verify_endpoint
+        from patchrisk.spec import load_spec
+
+        ctx = _open(repo, overlay, model, config, clean=not no_rollback)
+        version = model_version or ctx.journal.champion.version
+        model_dir = download_model(ctx.settings, f"models:/{model}/{version}")
+        result = verify_endpoint(endpoint, model, version, model_dir, load_spec(model))
+        for name, ok, detail in result.checks:
+            typer.echo(f"  {name:<20} {'ok' if ok else 'FAILED':<7} {detail}")
+        if result.passed:
+            typer.echo(f"verified: {endpoint} serves {model} v{version} and reproduces its reference scores")
+            return
+        why = f"smoke check of v{version} at {endpoint} failed: {'; '.join(result.failures())}"
+        typer.secho(why, fg=typer.colors.RED, err=True)
+        if not no_rollback:
+            _print(revert_promotion(ctx, why))
+        raise typer.Exit(EXIT_REFUSED)

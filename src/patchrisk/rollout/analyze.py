@@ -1,0 +1,72 @@
+"""Run one canary analysis against the overlay as committed: logs + labels -> figures -> decision."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from patchrisk.errors import PatchriskError
+from patchrisk.rollout.analysis import compare, endpoint_stats, join_labels
+from patchrisk.rollout.context import RolloutContext
+from patchrisk.rollout.decision import decide
+from patchrisk.rollout.logs import read_logs
+from patchrisk.rollout.report import write_report
+from patchrisk.rollout.state import now_iso
+
+
+def read_labels(path: Path, spec) -> pd.DataFrame:
+    from patchrisk.tables import read_table
+
+    labels = read_table(str(path))
+    missing = [c for c in (spec.id_column, spec.target.name) if c not in labels.columns]
+    if missing:
+        raise PatchriskError(f"{path}: labels need column(s) {', '.join(missing)}")
+    labels = labels[[spec.id_column, spec.target.name]].dropna()
+    return pd.DataFrame({"row_id": labels[spec.id_column].astype(str),
+                         "label": labels[spec.target.name].astype(int)}).drop_duplicates("row_id")
+
+
+def _since(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def analyze(ctx: RolloutContext, labels_path: Path | None = None, report_dir: Path | None = None) -> dict:
+    """Analyse the running canary; writes the JSON + Markdown report and returns the JSON dict."""
+    from patchrisk.spec import load_spec
+
+    journal = ctx.journal
+    if journal.phase != "canary" or journal.canary is None:
+        raise PatchriskError(f"no canary is running in {ctx.environment} (phase {journal.phase}); "
+                             f"start one with `patchrisk rollout start`")
+    spec = load_spec(ctx.model)
+    config = ctx.config
+    canary_since, step_since = _since(journal.canary_started_at), _since(journal.step_started_at)
+    logs = read_logs(ctx.settings.prediction_log_uri, ctx.model, canary_since, ctx.settings.s3_endpoint_url)
+    labels = read_labels(labels_path, spec) if labels_path else None
+    versions = {"default": journal.champion.version, "canary": journal.canary.version}
+    stats, labelled = {}, {}
+    for endpoint, version in versions.items():
+        mine = logs[(logs["endpoint"] == endpoint) & (logs["model_version"] == version)]
+        in_step = mine[mine["received_at"] >= pd.Timestamp(step_since)] if step_since else mine
+        labelled[endpoint] = join_labels(mine, labels)
+        stats[endpoint] = endpoint_stats(in_step, labelled[endpoint], endpoint, version, spec, config.score_bins)
+    comparison = compare(stats["default"], stats["canary"], labelled["default"], labelled["canary"],
+                         spec.decision_threshold)
+    decision = decide(stats["default"], stats["canary"], comparison, config, journal.canary_percent or 0,
+                      labels is not None)
+    report = {
+        "model": ctx.model, "environment": ctx.environment, "mode": ctx.overlay.mode,
+        "generated_at": now_iso(), "head_commit": ctx.head(), "overlay_hash": ctx.overlay.content_hash(),
+        "transition_id": journal.transition_id,
+        "champion": journal.champion.model_dump(), "canary": journal.canary.model_dump(),
+        "canary_percent": journal.canary_percent,
+        "windows": {"canary_since": journal.canary_started_at, "step_since": journal.step_started_at},
+        "log_uri": ctx.settings.prediction_log_uri, "labels": str(labels_path) if labels_path else None,
+        "endpoints": {k: asdict(v) for k, v in stats.items()}, "comparison": comparison.to_dict(),
+        "decision": decision.to_dict(), "config": config.model_dump(),
+    }
+    json_path, md_path = write_report(report, ctx.report_dir(report_dir))
+    return {**report, "report": str(json_path), "report_markdown": str(md_path)}

@@ -1,0 +1,71 @@
+"""The rollout policy: traffic schedule, evidence minimums and guardrails (YAML, validated)."""
+
+from __future__ import annotations
+
+import itertools
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from patchrisk.errors import PatchriskError
+
+DEFAULT_CONFIG = "config/rollout.yaml"
+
+
+class RolloutConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schedule: list[int] = Field(min_length=1)
+    min_requests: int = Field(ge=1)
+    min_labelled: int = Field(ge=1)
+    require_labels_to_promote: bool = False
+    max_error_rate_increase: float = Field(ge=0, le=1)
+    max_p99_latency_ratio: float = Field(gt=0)
+    max_score_psi: float = Field(gt=0)
+    score_bins: int = Field(10, ge=2, le=100)
+    max_recall_drop: float = Field(ge=0, le=1)
+    significance: float = Field(0.05, gt=0, lt=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _increasing_percentages(cls, schedule: list[int]) -> list[int]:
+        if any(not 0 < w <= 100 for w in schedule):
+            raise ValueError(f"weights must be in 1..100, got {schedule}")
+        if any(b <= a for a, b in itertools.pairwise(schedule)):
+            raise ValueError(f"weights must increase strictly, got {schedule}")
+        return schedule
+
+    def next_weight(self, current: int) -> int | None:
+        """The first scheduled weight above ``current``; None at (or past) the last one."""
+        return next((w for w in self.schedule if w > current), None)
+
+    @property
+    def first_weight(self) -> int:
+        return self.schedule[0]
+
+    @property
+    def last_weight(self) -> int:
+        return self.schedule[-1]
+
+
+def load_config(path: Path | None = None) -> RolloutConfig:
+    """``path``, else the packaged default; errors name the file and the field."""
+    if path is None:
+        text, where = resources.files("patchrisk").joinpath(DEFAULT_CONFIG).read_text(), DEFAULT_CONFIG
+    else:
+        if not Path(path).is_file():
+            raise PatchriskError(f"{path}: rollout config not found")
+        text, where = Path(path).read_text(), str(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise PatchriskError(f"{where}: invalid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise PatchriskError(f"{where}: expected a mapping of rollout settings")
+    try:
+        return RolloutConfig(**data)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '-'}: {e['msg']}" for e in err.errors())
+        raise PatchriskError(f"{where}: {problems}") from None

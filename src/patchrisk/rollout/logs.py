@@ -1,0 +1,66 @@
+"""Read the prediction logs the sink writes, only the columns and days the analysis needs.
+
+Layout under ``settings.prediction_log_uri``:
+``model=<name>/endpoint=<default|canary>/date=YYYY-MM-DD/part-*.parquet``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import datetime
+
+import pandas as pd
+
+from patchrisk.errors import PatchriskError
+from patchrisk.storage import Store
+
+LOG_COLUMNS = ["received_at", "model_version", "endpoint", "row_id", "risk_score", "status", "latency_ms"]
+PARTITION = re.compile(r"endpoint=(?P<endpoint>[^/]+)/date=(?P<date>\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
+ENDPOINTS = ("default", "canary")
+
+
+def log_files(store: Store, model: str, since: datetime | None) -> list[tuple[str, str]]:
+    """(relative path, endpoint) of every Parquet part from ``since``'s day on."""
+    first_day = since.date().isoformat() if since else ""
+    files = []
+    for name in store.list(f"model={model}"):
+        match = PARTITION.search(name)
+        if match and match["endpoint"] in ENDPOINTS and match["date"] >= first_day:
+            files.append((name, match["endpoint"]))
+    return files
+
+
+def _read_part(store: Store, name: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(store.read_bytes(name)))
+    except (pa.ArrowException, OSError) as err:  # a torn or foreign file names itself
+        raise PatchriskError(f"{store.root}/{name}: unreadable prediction log: {err}") from None
+    missing = [c for c in LOG_COLUMNS if c not in table.column_names and c != "endpoint"]
+    if missing:
+        raise PatchriskError(f"{store.root}/{name}: prediction log lacks column(s) {', '.join(missing)}")
+    return table.select([c for c in LOG_COLUMNS if c in table.column_names]).to_pandas()
+
+
+def read_logs(log_uri: str, model: str, since: datetime | None = None,
+              endpoint_url: str | None = None) -> pd.DataFrame:
+    """One frame of ``LOG_COLUMNS`` (received_at in UTC, model_version as text), newest days only."""
+    store = Store(log_uri, endpoint_url)
+    frames = []
+    for name, endpoint in log_files(store, model, since):
+        part = _read_part(store, name)
+        if "endpoint" not in part:
+            part["endpoint"] = endpoint
+        frames.append(part)
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in LOG_COLUMNS})
+    logs = pd.concat(frames, ignore_index=True)
+    logs["received_at"] = pd.to_datetime(logs["received_at"], utc=True)
+    logs["model_version"] = logs["model_version"].astype(str)
+    logs["row_id"] = logs["row_id"].astype(str)
+    if since is not None:
+        logs = logs[logs["received_at"] >= pd.Timestamp(since)]
+    return logs.reset_index(drop=True)

@@ -1,0 +1,172 @@
+"""Read and write what an overlay serves: the champion and the canary in
+``inferenceservice-patch.yaml``, in the overlay's KServe mode (``deployment-mode.env``).
+
+The contract (manifests/README.md): Standard mode names predictors ``v<N>`` and keeps the canary
+as ``spec.canary[0]``; Knative mode keeps the *latest* revision's model in
+``spec.predictor.model.storageUri`` and its share in ``spec.predictor.canaryTrafficPercent``, so
+while a canary runs the champion's URI lives only in the rollout journal (and Git history).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from patchrisk.errors import PatchriskError
+from patchrisk.manifests_check.locations import declared_mode
+
+PATCH_FILE = "inferenceservice-patch.yaml"
+STANDARD, KNATIVE = "standard", "knative"
+VERSION_IN_URI = re.compile(r"/v(?P<version>[1-9][0-9]*)/?$")
+# Fixed fields of a Standard-mode canary entry (the CRD requires model.name on canaries).
+CANARY_MODEL_FIELDS = {"name": "kserve-container", "modelFormat": {"name": "catboost"},
+                       "runtime": "kserve-catboostserver"}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    version: str
+    uri: str
+
+    @classmethod
+    def from_uri(cls, uri: str) -> ModelRef:
+        match = VERSION_IN_URI.search(uri or "")
+        if not match:
+            raise PatchriskError(f"{uri!r}: cannot tell the model version (expected …/v<N>/)")
+        return cls(match["version"], uri)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What the overlay asks KServe to run. ``champion`` is None in Knative mode while a canary
+    runs (the file then only holds the canary's URI)."""
+
+    champion: ModelRef | None
+    canary: ModelRef | None = None
+    canary_percent: int | None = None
+
+
+class _IndentedDumper(yaml.SafeDumper):
+    """Indent list items under their key, as the hand-written manifests do."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
+@dataclass(frozen=True)
+class Overlay:
+    directory: Path
+    mode: str
+
+    @classmethod
+    def open(cls, repo: Path, environment: str) -> Overlay:
+        directory = Path(repo) / "manifests" / "overlays" / environment
+        if not (directory / "kustomization.yaml").is_file():
+            raise PatchriskError(f"{directory}: no kustomize overlay for environment {environment!r}")
+        if not (directory / PATCH_FILE).is_file():
+            raise PatchriskError(f"{directory / PATCH_FILE}: missing (the rollout CLI edits this patch)")
+        mode = declared_mode(directory)
+        if mode not in (STANDARD, KNATIVE):
+            raise PatchriskError(f"{directory}/deployment-mode.env: DEPLOYMENT_MODE must be standard or "
+                                 f"knative, got {mode!r}")
+        return cls(directory, mode)
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+    @property
+    def patch_path(self) -> Path:
+        return self.directory / PATCH_FILE
+
+    def content_hash(self) -> str:
+        """sha256 over every file of the overlay (names and bytes): what an analysis was made against."""
+        digest = hashlib.sha256()
+        for path in sorted(p for p in self.directory.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(self.directory)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    # -- reading -------------------------------------------------------------------------------
+    def _load(self) -> dict:
+        try:
+            doc = yaml.safe_load(self.patch_path.read_text())
+        except yaml.YAMLError as err:
+            raise PatchriskError(f"{self.patch_path}: invalid YAML: {err}") from None
+        if not isinstance(doc, dict) or doc.get("kind") != "InferenceService":
+            raise PatchriskError(f"{self.patch_path}: expected one InferenceService patch")
+        return doc
+
+    def read(self) -> Serving:
+        predictor = (self._load().get("spec") or {}).get("predictor") or {}
+        uri = (predictor.get("model") or {}).get("storageUri")
+        if not uri:
+            raise PatchriskError(f"{self.patch_path}: spec.predictor.model.storageUri is not set")
+        if self.mode == KNATIVE:
+            percent = predictor.get("canaryTrafficPercent")
+            if percent is None:
+                return Serving(ModelRef.from_uri(uri))
+            return Serving(None, ModelRef.from_uri(uri), int(percent))
+        canaries = (self._load().get("spec") or {}).get("canary") or []
+        if len(canaries) > 1:
+            raise PatchriskError(f"{self.patch_path}: spec.canary has {len(canaries)} entries; "
+                                 "the rollout CLI manages exactly one canary")
+        if not canaries:
+            return Serving(ModelRef.from_uri(uri))
+        entry = canaries[0]
+        canary_uri = ((entry.get("predictor") or {}).get("model") or {}).get("storageUri")
+        return Serving(ModelRef.from_uri(uri), ModelRef.from_uri(canary_uri), int(entry.get("trafficPercent", 0)))
+
+    # -- writing -------------------------------------------------------------------------------
+    def render(self, serving: Serving) -> str:
+        """The patch file's text for ``serving`` (other fields of the patch are kept)."""
+        if serving.champion is None:
+            raise PatchriskError("internal: the champion must be known to write the overlay")
+        doc = self._load()
+        spec = doc.setdefault("spec", {})
+        predictor = spec.setdefault("predictor", {})
+        model = predictor.setdefault("model", {})
+        if self.mode == STANDARD:
+            _standard(spec, predictor, model, serving)
+        else:
+            _knative(predictor, model, serving)
+        return yaml.dump(doc, Dumper=_IndentedDumper, sort_keys=False, default_flow_style=False)
+
+    def write(self, serving: Serving) -> bool:
+        """Write ``serving``; False (nothing written) when the file already says exactly that."""
+        text = self.render(serving)
+        if text == self.patch_path.read_text():
+            return False
+        self.patch_path.write_text(text)
+        return True
+
+
+def _standard(spec: dict, predictor: dict, model: dict, serving: Serving) -> None:
+    predictor["name"] = f"v{serving.champion.version}"
+    predictor.pop("canaryTrafficPercent", None)
+    model["storageUri"] = serving.champion.uri
+    if serving.canary is None:
+        spec["canary"] = []
+        return
+    spec["canary"] = [{
+        "predictor": {"name": f"v{serving.canary.version}",
+                      "model": {**CANARY_MODEL_FIELDS, "storageUri": serving.canary.uri}},
+        "trafficPercent": int(serving.canary_percent or 0),
+    }]
+
+
+def _knative(predictor: dict, model: dict, serving: Serving) -> None:
+    predictor.pop("name", None)
+    if serving.canary is None:
+        predictor.pop("canaryTrafficPercent", None)
+        model["storageUri"] = serving.champion.uri
+        return
+    # canaryTrafficPercent goes before `model`, where a person would write it.
+    rest = {k: v for k, v in predictor.items() if k != "canaryTrafficPercent"}
+    predictor.clear()
+    predictor.update({"canaryTrafficPercent": int(serving.canary_percent or 0), **rest})
+    model["storageUri"] = serving.canary.uri

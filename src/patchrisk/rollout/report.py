@@ -1,0 +1,82 @@
+"""The analysis report: JSON for machines (and ``--analysis``), Markdown with a chart for people."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from patchrisk.errors import PatchriskError
+
+LATEST = "latest"
+
+
+def write_report(report: dict, report_dir: Path) -> tuple[Path, Path]:
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stem = f"analysis-{report['environment']}-{stamp}"
+    json_path, md_path = report_dir / f"{stem}.json", report_dir / f"{stem}.md"
+    report = {**report, "report": str(json_path)}
+    text = json.dumps(report, indent=2, default=str) + "\n"
+    json_path.write_text(text)
+    md_path.write_text(markdown(report))
+    (report_dir / f"{LATEST}-{report['environment']}.json").write_text(text)
+    return json_path, md_path
+
+
+def load_report(path: Path) -> dict:
+    try:
+        report = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PatchriskError(f"{path}: analysis report not found") from None
+    except json.JSONDecodeError as err:
+        raise PatchriskError(f"{path}: not a JSON analysis report: {err}") from None
+    for key in ("overlay_hash", "decision", "canary", "environment", "model"):
+        if key not in report:
+            raise PatchriskError(f"{path}: not an analysis report (no {key!r})")
+    return report
+
+
+def _num(value, digits=4) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _chart(endpoints: dict) -> list[str]:
+    """A Mermaid bar/line chart of both endpoints' risk-score histograms."""
+    default = endpoints["default"]["score_histogram"]
+    canary = endpoints["canary"]["score_histogram"]
+    bins = max(len(default), len(canary))
+    if not bins:
+        return ["_No scored requests yet._"]
+    labels = ", ".join(f'"{i / bins:.1f}"' for i in range(bins))
+    return ["```mermaid", "xychart-beta", '    title "Risk-score distribution (bar: default, line: canary)"',
+            f"    x-axis [{labels}]", '    y-axis "share of requests"',
+            f"    bar [{', '.join(f'{v:.3f}' for v in default or [0] * bins)}]",
+            f"    line [{', '.join(f'{v:.3f}' for v in canary or [0] * bins)}]", "```"]
+
+
+def markdown(report: dict) -> str:
+    decision, endpoints = report["decision"], report["endpoints"]
+    canary = report["canary"]
+    lines = [f"# Canary analysis: {report['model']} v{canary['version']} in {report['environment']}", "",
+             f"**Decision: {decision['action']}**"
+             + (f" (canary {decision['current_weight']}% -> {decision['next_weight']}%)"
+                if decision["action"] == "step" else f" (canary at {decision['current_weight']}%)"), ""]
+    lines += [f"- {reason}" for reason in decision["reasons"]]
+    lines += ["", (f"Made against commit `{report['head_commit']}`, overlay hash `{report['overlay_hash'][:16]}`, "
+              f"at {report['generated_at']}. Champion v{report['champion']['version']}, "
+              f"mode {report['mode']}."), "", "## Guardrails", "",
+              "| check | status | value | limit | detail |", "| --- | --- | --- | --- | --- |"]
+    for check in decision["checks"]:
+        lines.append(f"| {check['name']} | {check['status']} | {_num(check['value'])} | {_num(check['limit'])} | "
+                     f"{check['detail']} |")
+    lines += ["", "## Endpoints", "", "| | default | canary |", "| --- | --- | --- |"]
+    for key in ("model_version", "requests", "errors", "error_rate", "latency_p50_ms", "latency_p99_ms",
+                "labelled", "positives", "recall", "precision"):
+        lines.append(f"| {key} | {_num(endpoints['default'][key])} | {_num(endpoints['canary'][key])} |")
+    lines += ["", (f"Windows: operational figures since {report['windows']['step_since']}, "
+              f"labelled figures since {report['windows']['canary_since']}."), ""]
+    return "\n".join(lines + _chart(endpoints)) + "\n"

@@ -1,0 +1,116 @@
+"""The rollout journal, ``.patchrisk-rollout.json`` in the overlay directory.
+
+It is committed together with the manifest change it explains, so Git holds one record of
+intent: what the overlay serves, the rollout phase, and the MLflow registry changes (aliases,
+version tags) that must follow. The registry is updated after the commit; a marker
+(registered-model tag ``rollout.<env>`` = the journal's ``transition_id``) written last says it was
+finished, so any later run can tell a half-applied transition and complete it (``aliases.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from patchrisk.errors import PatchriskError
+from patchrisk.rollout.overlay import ModelRef, Overlay, Serving
+
+JOURNAL_FILE = ".patchrisk-rollout.json"
+Phase = Literal["idle", "canary", "promoted", "rolled_back"]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class Ref(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    version: str
+    uri: str
+
+    def to_model_ref(self) -> ModelRef:
+        return ModelRef(self.version, self.uri)
+
+    @classmethod
+    def of(cls, ref: ModelRef | None) -> Ref | None:
+        return cls(version=ref.version, uri=ref.uri) if ref else None
+
+
+class VersionTag(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    version: str
+    key: str
+    value: str
+
+
+class RegistryIntent(BaseModel):
+    """Registry changes that belong to this transition."""
+
+    set_aliases: dict[str, str] = Field(default_factory=dict)  # alias -> version
+    delete_aliases: dict[str, str] = Field(default_factory=dict)  # alias -> only if it points here
+    tags: list[VersionTag] = Field(default_factory=list)
+
+
+class Journal(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    environment: str
+    mode: str
+    phase: Phase
+    transition_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    action: str
+    reason: str = ""
+    champion: Ref
+    canary: Ref | None = None
+    canary_percent: int | None = None
+    previous_champion: Ref | None = None
+    rolled_back: Ref | None = None
+    canary_started_at: str | None = None
+    step_started_at: str | None = None
+    updated_at: str = Field(default_factory=now_iso)
+    analysis: dict | None = None  # decision, overlay hash and report path it acted on
+    registry: RegistryIntent = Field(default_factory=RegistryIntent)
+
+    def serving(self) -> Serving:
+        return Serving(self.champion.to_model_ref(), self.canary.to_model_ref() if self.canary else None,
+                       self.canary_percent if self.canary else None)
+
+    def to_text(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
+
+
+def journal_path(overlay: Overlay) -> Path:
+    return overlay.directory / JOURNAL_FILE
+
+
+def load_journal(overlay: Overlay) -> Journal | None:
+    path = journal_path(overlay)
+    if not path.is_file():
+        return None
+    try:
+        return Journal.model_validate_json(path.read_text())
+    except ValueError as err:
+        raise PatchriskError(f"{path}: unreadable rollout journal: {err}") from None
+
+
+def current_journal(overlay: Overlay, model: str) -> Journal:
+    """The committed journal, or one describing the overlay as found (first use of the CLI)."""
+    journal = load_journal(overlay)
+    if journal is not None:
+        if journal.model != model:
+            raise PatchriskError(f"{journal_path(overlay)} tracks model {journal.model!r}, not {model!r}")
+        return journal
+    serving = overlay.read()
+    if serving.champion is None:
+        raise PatchriskError(f"{overlay.patch_path}: a Knative canary is running but no rollout journal "
+                             f"({JOURNAL_FILE}) records the champion; restore it from Git history")
+    phase = "canary" if serving.canary else "idle"
+    return Journal(model=model, environment=overlay.name, mode=overlay.mode, phase=phase, action="adopted",
+                   transition_id="adopted", champion=Ref.of(serving.champion), canary=Ref.of(serving.canary),
+                   canary_percent=serving.canary_percent)

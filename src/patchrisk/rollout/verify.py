@@ -1,0 +1,127 @@
+"""Smoke check of a live endpoint after a promotion: ready on V1 and V2, serving the promoted
+version, and reproducing the reference scores stored with that version (tolerance 1e-6)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import httpx
+
+from patchrisk.errors import PatchriskError
+
+TOLERANCE = 1e-6
+JSON_HEADERS = {"Content-Type": "application/json"}
+VERSION_HEADER = "x-model-version"
+
+
+@dataclass
+class VerifyResult:
+    endpoint: str
+    model: str
+    expected_version: str
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)  # (name, passed, detail)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(ok for _, ok, _ in self.checks)
+
+    def failures(self) -> list[str]:
+        return [f"{name}: {detail}" for name, ok, detail in self.checks if not ok]
+
+    def add(self, name: str, ok: bool, detail: str) -> bool:
+        self.checks.append((name, ok, detail))
+        return ok
+
+
+def reference_of(model_dir) -> tuple[list[dict], list[float]]:
+    import json
+    from pathlib import Path
+
+    metadata = json.loads((Path(model_dir) / "metadata.json").read_text())
+    rows, scores = metadata.get("reference_rows") or [], metadata.get("reference_scores") or []
+    if not rows or len(rows) != len(scores):
+        raise PatchriskError(f"{model_dir}/metadata.json has no reference_rows/reference_scores to verify with")
+    return rows, [float(s) for s in scores]
+
+
+def v2_inputs(rows: list[dict], spec) -> list[dict]:
+    """One input per feature; numbers as FP64, or as text when a value is missing (JSON has no NaN)."""
+    inputs = []
+    for feature in spec.features:
+        values = [row.get(feature.name) for row in rows]
+        if feature.is_categorical or any(v is None for v in values):
+            data = ["" if v is None else (str(v) if feature.is_categorical else repr(float(v))) for v in values]
+            inputs.append({"name": feature.name, "datatype": "BYTES", "shape": [len(rows)], "data": data})
+        else:
+            inputs.append({"name": feature.name, "datatype": "FP64", "shape": [len(rows)],
+                           "data": [float(v) for v in values]})
+    return inputs
+
+
+def _scores_match(got: list[float], expected: list[float]) -> tuple[bool, str]:
+    if len(got) != len(expected):
+        return False, f"{len(got)} scores for {len(expected)} reference rows"
+    worst = max((abs(a - b) for a, b in zip(got, expected)), default=0.0)
+    ok = all(math.isclose(a, b, rel_tol=0, abs_tol=TOLERANCE) for a, b in zip(got, expected))
+    return ok, f"max |score - reference| = {worst:.2e} (tolerance {TOLERANCE:g})"
+
+
+def _get(client: httpx.Client, path: str) -> httpx.Response | str:
+    try:
+        return client.get(path)
+    except httpx.HTTPError as err:
+        return f"{type(err).__name__}: {err}"
+
+
+def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec, timeout: float = 30) -> VerifyResult:
+    result = VerifyResult(endpoint, model, str(version))
+    rows, expected = reference_of(model_dir)
+    with httpx.Client(base_url=endpoint.rstrip("/"), timeout=timeout) as client:
+        v1 = _get(client, f"/v1/models/{model}")
+        ready = isinstance(v1, httpx.Response) and v1.status_code == 200 and v1.json().get("ready") is True
+        result.add("v1_ready", ready, v1 if isinstance(v1, str) else f"HTTP {v1.status_code} {v1.text[:200]}")
+        v2 = _get(client, f"/v2/models/{model}/ready")
+        result.add("v2_ready", isinstance(v2, httpx.Response) and v2.status_code == 200,
+                   v2 if isinstance(v2, str) else f"HTTP {v2.status_code}")
+        if not result.passed:
+            return result
+        _check_v1(client, result, rows, expected)
+        _check_v2(client, result, rows, expected, spec)
+    return result
+
+
+def _check_v1(client, result: VerifyResult, rows, expected) -> None:
+    try:
+        resp = client.post(f"/v1/models/{result.model}:predict", json={"instances": rows}, headers=JSON_HEADERS)
+    except httpx.HTTPError as err:
+        result.add("v1_predict", False, f"{type(err).__name__}: {err}")
+        return
+    if resp.status_code != 200:
+        result.add("v1_predict", False, f"HTTP {resp.status_code}: {resp.text[:300]}")
+        return
+    body = resp.json()
+    served = str(body.get("model_version") or resp.headers.get(VERSION_HEADER) or "?")
+    result.add("v1_model_version", served == result.expected_version,
+               f"serves v{served}, expected v{result.expected_version}")
+    ok, detail = _scores_match([float(p["risk_score"]) for p in body.get("predictions", [])], expected)
+    result.add("v1_reference_scores", ok, detail)
+
+
+def _check_v2(client, result: VerifyResult, rows, expected, spec) -> None:
+    request = {"id": "rollout-verify", "inputs": v2_inputs(rows, spec)}
+    try:
+        resp = client.post(f"/v2/models/{result.model}/infer", json=request, headers=JSON_HEADERS)
+    except httpx.HTTPError as err:
+        result.add("v2_infer", False, f"{type(err).__name__}: {err}")
+        return
+    if resp.status_code != 200:
+        result.add("v2_infer", False, f"HTTP {resp.status_code}: {resp.text[:300]}")
+        return
+    body = resp.json()
+    served = str((body.get("parameters") or {}).get("model_version") or body.get("model_version") or "?")
+    result.add("v2_model_version", served == result.expected_version,
+               f"serves v{served}, expected v{result.expected_version}")
+    outputs = {o.get("name"): o for o in body.get("outputs", [])}
+    ok, detail = _scores_match([float(s) for s in (outputs.get("risk_score") or {}).get("data", [])], expected)
+    result.add("v2_reference_scores", ok, detail)

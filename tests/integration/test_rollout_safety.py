@@ -1,0 +1,149 @@
+"""The rollout CLI's safety rails: dry runs, dirty trees, stale analyses, repeated decisions,
+a crash between the commit and the registry update, and manifests that would fail the check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from patchrisk.rollout import aliases as rollout_aliases
+from tests.integration.rollout_support import (  # noqa: F401  (the *_fixture names register fixtures)
+    MODEL,
+    aliases,
+    assert_manifests_pass,
+    cli,
+    commits,
+    gitops_repo_fixture,
+    overlay_doc,
+    registry_template_fixture,
+    rollout_env_fixture,
+    s3_store_fixture,
+    settings,
+    traffic,
+    version_tags,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def run(repo, *args):
+    return cli(*args, "--repo", repo.working_tree_dir)
+
+
+def report_path(result) -> str:
+    return result.output.split("report: ")[1].split(" ")[0]
+
+
+def staging(repo) -> Path:
+    return Path(repo.working_tree_dir) / "manifests" / "overlays" / "staging"
+
+
+def test_dry_run_prints_the_diff_and_changes_nothing(gitops_repo, rollout_env):
+    repo = gitops_repo
+    head, before = repo.head.commit.hexsha, (staging(repo) / "inferenceservice-patch.yaml").read_text()
+    result = run(repo, "start", "--overlay", "staging", "--model-version", "2", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "+      trafficPercent: 10" in result.output and "+    - predictor:" in result.output
+    assert "(dry run) would commit: rollout(patch-risk): start canary v2 at 10% [staging]" in result.output
+    assert repo.head.commit.hexsha == head and not repo.is_dirty(untracked_files=True)
+    assert (staging(repo) / "inferenceservice-patch.yaml").read_text() == before
+    assert aliases() == {"champion": "1"}
+
+
+def test_dirty_tree_is_refused_naming_the_paths(gitops_repo, rollout_env):
+    repo = gitops_repo
+    sizing = staging(repo) / "sizing-patch.yaml"
+    sizing.write_text(sizing.read_text().replace("maxReplicas: 4", "maxReplicas: 5"))
+    (Path(repo.working_tree_dir) / "notes.txt").write_text("wip")
+    head = repo.head.commit.hexsha
+    result = run(repo, "start", "--overlay", "staging", "--model-version", "2")
+    assert result.exit_code == 2
+    assert "uncommitted changes" in result.output
+    assert "manifests/overlays/staging/sizing-patch.yaml" in result.output and "notes.txt" in result.output
+    assert repo.head.commit.hexsha == head and aliases() == {"champion": "1"}
+
+
+def test_an_overlay_changed_since_the_analysis_is_refused(gitops_repo, rollout_env):
+    repo = gitops_repo
+    assert run(repo, "start", "--overlay", "staging", "--model-version", "2").exit_code == 0
+    traffic(rollout_env, "2", seed=700)
+    analysed = run(repo, "analyze", "--overlay", "staging")
+    assert "decision: step" in analysed.output, analysed.output
+    sizing = staging(repo) / "sizing-patch.yaml"
+    sizing.write_text(sizing.read_text().replace("maxReplicas: 4", "maxReplicas: 5"))
+    repo.index.add([str(sizing.relative_to(repo.working_tree_dir))])
+    repo.index.commit("staging: allow 5 replicas")
+    result = run(repo, "step", "--overlay", "staging", "--analysis", report_path(analysed))
+    assert result.exit_code == 2 and "changed since the analysis" in result.output, result.output
+    assert commits(repo)[0] == "staging: allow 5 replicas"
+    assert overlay_doc(repo, "staging")["spec"]["canary"][0]["trafficPercent"] == 10
+
+
+def test_repeating_a_decision_creates_no_new_commit(gitops_repo, rollout_env):
+    repo = gitops_repo
+    assert run(repo, "start", "--overlay", "staging", "--model-version", "2").exit_code == 0
+    again = run(repo, "start", "--overlay", "staging", "--model-version", "2")
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    traffic(rollout_env, "2", seed=800)
+    analysed = run(repo, "analyze", "--overlay", "staging")
+    for attempt in range(2):
+        result = run(repo, "step", "--overlay", "staging", "--analysis", report_path(analysed))
+        assert result.exit_code == 0, result.output
+    assert "already at 25%" in result.output and "nothing to do" in result.output
+    assert commits(repo)[:2] == ["rollout(patch-risk): canary v2 10% -> 25% [staging]",
+                                 "rollout(patch-risk): start canary v2 at 10% [staging]"]
+    for attempt in range(2):
+        result = run(repo, "rollback", "--overlay", "staging", "--reason", "abort")
+        assert result.exit_code == 0, result.output
+    assert "already rolled back" in result.output
+    assert commits(repo)[0] == "rollout(patch-risk): roll back canary v2 [staging]" and len(commits(repo)) == 4
+
+
+def test_a_crash_between_commit_and_alias_update_is_repaired_by_the_next_run(gitops_repo, rollout_env,
+                                                                              monkeypatch):
+    repo = gitops_repo
+    assert run(repo, "start", "--overlay", "staging", "--model-version", "2").exit_code == 0
+    real, crashed = rollout_aliases.apply_registry, []
+
+    def registry_down_after_commit(settings_, journal):
+        if journal.action == "promote" and not crashed:
+            crashed.append(journal.transition_id)
+            raise ConnectionError("MLflow unreachable")
+        return real(settings_, journal)
+
+    monkeypatch.setattr(rollout_aliases, "apply_registry", registry_down_after_commit)
+    with pytest.raises(ConnectionError):
+        run(repo, "promote", "--overlay", "staging", "--force")
+    assert commits(repo)[0] == "rollout(patch-risk): promote v2 (replaces v1) [staging]"
+    assert aliases() == {"champion": "1", "canary": "2"}  # the registry lags behind Git
+
+    result = run(repo, "status", "--overlay", "staging")
+    assert result.exit_code == 0, result.output
+    assert "repaired registry from the committed journal: alias champion -> v2" in result.output
+    assert aliases() == {"champion": "2"} and version_tags("1")["previous_champion"] == "true"
+    journal = json.loads((staging(repo) / ".patchrisk-rollout.json").read_text())
+    from patchrisk import registry
+
+    model_tags = registry.client(settings()).get_registered_model(MODEL).tags
+    assert model_tags["rollout.staging"] == journal["transition_id"] == crashed[0]
+
+    result = run(repo, "promote", "--overlay", "staging")
+    assert result.exit_code == 0 and "already promoted" in result.output
+    assert "repaired" not in result.output and len(commits(repo)) == 3
+
+
+def test_an_edit_that_fails_the_manifests_check_is_undone(gitops_repo, rollout_env):
+    from patchrisk import registry
+
+    repo = gitops_repo
+    registry.client(settings()).set_model_version_tag(MODEL, "3", registry.STORAGE_URI_TAG,
+                                                      "s3://somewhere-else/patch-risk/v3/")
+    head = repo.head.commit.hexsha
+    result = run(repo, "start", "--overlay", "staging", "--model-version", "3")
+    assert result.exit_code == 2 and "fails the manifests check" in result.output
+    assert "storage-uri-layout" in result.output
+    assert repo.head.commit.hexsha == head and not repo.is_dirty(untracked_files=True)
+    assert aliases() == {"champion": "1"}
+    assert_manifests_pass(repo, "staging")

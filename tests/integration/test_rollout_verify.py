@@ -1,0 +1,74 @@
+"""`patchrisk rollout verify` against the real KServe predictor serving a registered version."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.rollout_support import (  # noqa: F401  (the *_fixture names register fixtures)
+    aliases,
+    assert_manifests_pass,
+    cli,
+    commits,
+    gitops_repo_fixture,
+    overlay_doc,
+    registry_template_fixture,
+    rollout_env_fixture,
+    s3_store_fixture,
+    settings,
+    version_tags,
+)
+
+testing = pytest.importorskip("patchrisk_serving.catboost_predictor.testing")
+pytestmark = pytest.mark.integration
+
+
+def run(repo, *args):
+    return cli(*args, "--repo", repo.working_tree_dir)
+
+
+@pytest.fixture
+def promoted_v2(gitops_repo, rollout_env):
+    repo = gitops_repo
+    assert run(repo, "start", "--overlay", "staging", "--model-version", "2").exit_code == 0
+    result = run(repo, "promote", "--overlay", "staging", "--force")
+    assert result.exit_code == 0, result.output
+    return repo
+
+
+def test_verify_passes_when_the_promoted_version_serves_its_reference_scores(promoted_v2, rollout_env):
+    from patchrisk.registry import download_model
+
+    repo, head = promoted_v2, promoted_v2.head.commit.hexsha
+    model_dir = download_model(settings(), "models:/patch-risk/2")
+    with testing.serve_in_subprocess(model_dir) as server:
+        result = run(repo, "verify", "--overlay", "staging", "--endpoint", server.url)
+    assert result.exit_code == 0, result.output
+    for check in ("v1_ready", "v2_ready", "v1_model_version", "v1_reference_scores", "v2_model_version",
+                  "v2_reference_scores"):
+        assert f"{check}" in result.output
+    assert "FAILED" not in result.output and "serves patch-risk v2" in result.output
+    assert repo.head.commit.hexsha == head and aliases() == {"champion": "2"}
+
+
+def test_verify_rolls_back_when_the_endpoint_serves_another_version(promoted_v2, rollout_env):
+    from patchrisk.registry import download_model
+
+    repo = promoted_v2
+    stale = download_model(settings(), "models:/patch-risk/1")  # rollout never reached the pods
+    with testing.serve_in_subprocess(stale) as server:
+        result = run(repo, "verify", "--overlay", "staging", "--endpoint", server.url)
+    assert result.exit_code == 1, result.output
+    assert "v1_model_version     FAILED  serves v1, expected v2" in result.output
+    assert commits(repo)[0] == "rollout(patch-risk): roll back v2 to v1 [staging]"
+    spec = overlay_doc(repo, "staging")["spec"]
+    assert spec["predictor"]["name"] == "v1" and spec["canary"] == []
+    assert aliases() == {"champion": "1"} and version_tags("2")["rolled_back"] == "true"
+    assert_manifests_pass(repo, "staging")
+
+
+def test_verify_fails_and_rolls_back_when_the_endpoint_is_down(promoted_v2, rollout_env):
+    from tests.conftest import free_port
+
+    result = run(promoted_v2, "verify", "--overlay", "staging", "--endpoint", f"http://127.0.0.1:{free_port()}")
+    assert result.exit_code == 1 and "v1_ready" in result.output and "ConnectError" in result.output
+    assert commits(promoted_v2)[0] == "rollout(patch-risk): roll back v2 to v1 [staging]"

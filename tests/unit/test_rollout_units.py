@@ -1,0 +1,130 @@
+"""Rollout building blocks without Git or MLflow: policy, overlay edits, statistics, decisions."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from patchrisk.errors import PatchriskError
+from patchrisk.rollout.analysis import EndpointStats, compare, endpoint_stats, recall_test
+from patchrisk.rollout.config import load_config
+from patchrisk.rollout.decision import decide
+from patchrisk.rollout.logs import read_logs
+from patchrisk.rollout.overlay import ModelRef, Overlay, Serving
+from tests.conftest import REPO
+
+V = {n: ModelRef(str(n), f"s3://patchrisk-models/patch-risk/v{n}/") for n in (1, 2, 3)}
+
+
+@pytest.fixture
+def overlays(tmp_path):
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    return tmp_path
+
+
+def test_packaged_policy_loads_and_bad_policies_name_the_field(tmp_path):
+    config = load_config()
+    assert config.schedule[-1] == 100 and config.next_weight(10) == 25 and config.next_weight(100) is None
+    bad = tmp_path / "rollout.yaml"
+    bad.write_text("schedule: [50, 25]\nmin_requests: 0\n")
+    with pytest.raises(PatchriskError, match=r"rollout.yaml: schedule: .*increase strictly.*min_requests"):
+        load_config(bad)
+
+
+def test_standard_overlay_round_trip_keeps_the_contract_layout(overlays):
+    overlay = Overlay.open(overlays, "staging")
+    assert overlay.mode == "standard"
+    assert overlay.read() == Serving(V[2], V[3], 10)  # the shipped staging state
+    overlay.write(Serving(V[2], V[3], 10))
+    text = overlay.patch_path.read_text()
+    assert "  canary:\n    - predictor:\n        name: v3\n" in text and "name: kserve-container" in text
+    assert overlay.write(Serving(V[3])) is True
+    assert overlay.read() == Serving(V[3]) and "canary: []" in overlay.patch_path.read_text()
+    assert overlay.write(Serving(V[3])) is False  # already says so: nothing written
+
+
+def test_knative_overlay_keeps_the_latest_revision_in_storage_uri(overlays):
+    overlay = Overlay.open(overlays, "dev")
+    assert overlay.mode == "knative" and overlay.read() == Serving(V[2])
+    overlay.write(Serving(V[2], V[3], 20))
+    assert overlay.read() == Serving(None, V[3], 20)  # the champion now lives in the journal only
+    assert "canaryTrafficPercent: 20\n    model:" in overlay.patch_path.read_text()
+    overlay.write(Serving(V[2]))
+    assert overlay.read() == Serving(V[2]) and "canaryTrafficPercent" not in overlay.patch_path.read_text()
+
+
+def test_unknown_environment_is_a_clear_error(overlays):
+    with pytest.raises(PatchriskError, match="no kustomize overlay for environment 'qa'"):
+        Overlay.open(overlays, "qa")
+
+
+def _frame(scores, labels, ids=None, status=None, latency=4.0):
+    n = len(scores)
+    return pd.DataFrame({"row_id": ids if ids is not None else [f"r{i}" for i in range(n)],
+                         "risk_score": scores, "label": labels, "status": status or ["ok"] * n,
+                         "latency_ms": [latency] * n})
+
+
+def test_mcnemar_on_shared_rows_detects_a_recall_drop(patch_spec):
+    labels = [1] * 100
+    default = _frame([0.9] * 80 + [0.1] * 20, labels)
+    canary = _frame([0.9] * 55 + [0.1] * 45, labels)
+    test = recall_test(default, canary, patch_spec.decision_threshold)
+    assert test.method == "mcnemar" and test.rows == 100 and test.drop == pytest.approx(0.25)
+    assert test.discordant == {"default_only": 25, "canary_only": 0} and test.p_value < 1e-6
+
+
+def test_two_proportion_test_when_no_row_was_scored_by_both(patch_spec):
+    default = _frame([0.9] * 60 + [0.1] * 40, [1] * 100)
+    canary = _frame([0.9] * 58 + [0.1] * 42, [1] * 100, ids=[f"c{i}" for i in range(100)])
+    test = recall_test(default, canary, patch_spec.decision_threshold)
+    assert test.method == "two-proportion z" and test.drop == pytest.approx(0.02) and test.p_value > 0.3
+
+
+def _stats(patch_spec, errors=0, latency=4.0, n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    ops = _frame(rng.beta(2, 5, n).tolist(), [0] * n, status=["error"] * errors + ["ok"] * (n - errors),
+                 latency=latency)
+    ops.loc[ops["status"] == "error", "risk_score"] = np.nan
+    return ops
+
+
+@pytest.mark.parametrize(("canary_kw", "weight", "action"), [
+    ({}, 10, "step"), ({}, 100, "promote"), ({"errors": 20}, 10, "rollback"),
+    ({"latency": 9.0}, 25, "rollback"), ({"n": 100}, 10, "hold"),
+])
+def test_decisions_follow_the_guardrails(patch_spec, canary_kw, weight, action):
+    config = load_config()
+    default = endpoint_stats(_stats(patch_spec), None, "default", "1", patch_spec, 10)
+    canary = endpoint_stats(_stats(patch_spec, seed=1, **canary_kw), None, "canary", "2", patch_spec, 10)
+    decision = decide(default, canary, compare(default, canary, None, None, 0.5), config, weight, False)
+    assert decision.action == action, decision.reasons
+
+
+def test_labels_required_to_promote_hold_the_last_step(patch_spec):
+    config = load_config().model_copy(update={"require_labels_to_promote": True})
+    stats = EndpointStats("default", "1", requests=500, errors=0, error_rate=0.0, latency_p99_ms=5.0,
+                          score_histogram=[0.1] * 10)
+    decision = decide(stats, stats, compare(stats, stats, None, None, 0.5), config, 100, False)
+    assert decision.action == "hold" and "no labels" in decision.reasons[0]
+
+
+def test_logs_are_read_from_the_sink_layout_since_a_time(tmp_path):
+    part = tmp_path / "model=patch-risk" / "endpoint=canary" / "date=2026-01-02"
+    part.mkdir(parents=True)
+    pd.DataFrame({"event_id": ["a", "b"], "received_at": pd.to_datetime(["2026-01-02T10:00Z", "2026-01-02T12:00Z"]),
+                  "model_name": "patch-risk", "model_version": [3, 3], "row_id": [1, 2], "risk_score": [0.2, 0.7],
+                  "risk_bucket": ["low", "high"], "status": ["ok", "ok"], "latency_ms": [3.0, 4.0]}
+                 ).to_parquet(part / "part-0.parquet")
+    old = tmp_path / "model=patch-risk" / "endpoint=canary" / "date=2026-01-01"
+    old.mkdir(parents=True)
+    (old / "part-0.parquet").write_bytes(b"not parquet: never read, its day is before the window")
+    logs = read_logs(str(tmp_path), "patch-risk", pd.Timestamp("2026-01-02T11:00Z").to_pydatetime())
+    assert logs["row_id"].tolist() == ["2"] and logs["endpoint"].tolist() == ["canary"]
+    assert logs["model_version"].tolist() == ["3"]
+    (part / "part-1.parquet").write_bytes(b"torn")
+    with pytest.raises(PatchriskError, match="part-1.parquet: unreadable prediction log"):
+        read_logs(str(tmp_path), "patch-risk", pd.Timestamp("2026-01-02T11:00Z").to_pydatetime())
