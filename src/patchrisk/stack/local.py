@@ -83,12 +83,15 @@ def client_env(mlflow_url: str, s3_url: str) -> dict[str, str]:
 
 
 def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float = 180.0,
-             progress: Callable[[str], None] = lambda _msg: None) -> LocalStack:
-    """Start both servers (or attach to a running stack), bootstrap the buckets, write stack.env."""
+             progress: Callable[[str], None] = lambda _msg: None, with_mlflow: bool = True) -> LocalStack:
+    """Start both servers (or attach to a running stack), bootstrap the buckets, write stack.env.
+
+    ``with_mlflow=False`` starts only the S3 server (the local loop keeps MLflow on SQLite).
+    """
     directory = stack_dir(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
     running = _running_servers(directory)
-    if len(running) == len(SERVERS) and (directory / ENV_FILE).is_file():
+    if with_mlflow and len(running) == len(SERVERS) and (directory / ENV_FILE).is_file():
         env = _read_env(directory / ENV_FILE)
         progress("local stack already running")
         return LocalStack(directory, env["PATCHRISK_MLFLOW_TRACKING_URI"], env["PATCHRISK_S3_ENDPOINT_URL"],
@@ -104,6 +107,10 @@ def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float
         _start(S3_SERVER, directory, server_env, ["-H", HOST, "-p", s3_url.rsplit(":", 1)[1]])
         _wait(S3_SERVER, directory, s3_timeout, lambda: _s3_healthy(s3_url))
         bootstrap_buckets(s3_url, region=REGION, client=_s3_client(s3_url))
+        if not with_mlflow:
+            env = {k: v for k, v in env.items() if "MLFLOW" not in k and k != "PATCHRISK_LOG_STORE_URI"}
+            _write_env(directory / ENV_FILE, env)
+            return LocalStack(directory, "", s3_url, env, started=True)
         progress(f"starting MLflow on {mlflow_url} (artifacts in s3://{MLFLOW_BUCKET}/)")
         _start(MLFLOW_SERVER, directory, server_env, [
             "server", "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
