@@ -11,6 +11,7 @@ from patchrisk.demo import steps
 from patchrisk.demo.context import LoopContext, StepResult
 
 STEPS: list[Callable[[LoopContext], StepResult]] = [
+    steps.start_object_storage,
     steps.generate_history,
     steps.train_first_model,
     steps.promote_first_champion,

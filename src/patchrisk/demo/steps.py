@@ -5,6 +5,23 @@ from __future__ import annotations
 from patchrisk.demo.context import LoopContext, StepResult
 
 
+def start_object_storage(ctx: LoopContext) -> StepResult:
+    """S3-compatible object storage on 127.0.0.1 holds the model store, as S3 does in a cluster."""
+    import os
+
+    from patchrisk.settings import get_settings
+    from patchrisk.stack.local import local_stack
+
+    saved = dict(os.environ)
+    ctx.services.callback(lambda: (os.environ.clear(), os.environ.update(saved)))  # undone at the end
+    stack = ctx.services.enter_context(local_stack(ctx.settings.state_dir, with_mlflow=False))
+    os.environ.update(stack.env)  # kfp.local components and servers inherit it
+    os.environ["PATCHRISK_MODEL_STORE_URI"] = "s3://patchrisk-models"
+    ctx.settings = get_settings(state_dir=ctx.settings.state_dir)
+    return StepResult("Object storage (S3 API, moto) on 127.0.0.1",
+                      [f"{stack.s3_url}: buckets patchrisk-models, patchrisk-mlflow, patchrisk-logs"])
+
+
 def generate_history(ctx: LoopContext) -> StepResult:
     from patchrisk.datagen import generate, write_generated
     from patchrisk.spec import load_spec
