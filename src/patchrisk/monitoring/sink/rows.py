@@ -67,6 +67,7 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict]:
         else STATUS_ERROR,
         "latency_ms": _latency_ms(exchange),
     }
+    empty_features = dict.fromkeys(spec.feature_names) if spec else {}
     rows = []
     for i in range(count):
         row_id = _at(response_ids, i) if _at(response_ids, i) is not None else _at(request_ids, i)
@@ -76,6 +77,7 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict]:
             "row_id": None if row_id is None else str(row_id),
             "risk_score": _at(scores, i),
             "risk_bucket": _at(buckets, i),
+            **empty_features,
             **(_at(features, i) or {}),
             FEATURES_JSON: _at(raw, i),
         })
