@@ -14,40 +14,47 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 import pytest
+from patchrisk_serving.catboost_predictor.testing import free_port, serve_in_subprocess
+from serving_support import trained_model_dir
 
 from patchrisk.datagen import generate_rows
 from patchrisk.monitoring.prediction_logs import read_prediction_logs
 from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
-from patchrisk.registry import aliases, register_model_dir, set_alias
+from patchrisk.registry import aliases, register_model_dir
 from patchrisk.settings import Settings
 from patchrisk.storage import Store
-from patchrisk_serving.catboost_predictor.testing import free_port, serve_in_subprocess
-from serving_support import trained_model_dir
 
 pytestmark = pytest.mark.integration
 MODEL = "patch-risk"
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    """An MLflow sqlite registry with v1 = champion and v2 = canary of a tiny trained model."""
+def registry_env(tmp_path_factory):
+    """Where the registry lives; sinks can start (and warm up) before it is filled."""
     base = tmp_path_factory.mktemp("registry")
-    settings = Settings(state_dir=base / "state", mlflow_tracking_uri=f"sqlite:///{base / 'mlflow.db'}")
+    return {"PATCHRISK_MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",
+            "PATCHRISK_STATE_DIR": str(base / "state")}
+
+
+@pytest.fixture(scope="module")
+def registry(registry_env):
+    """An MLflow sqlite registry with v1 = champion and v2 = canary of a tiny trained model."""
+    base = Path(registry_env["PATCHRISK_STATE_DIR"]).parent
+    settings = Settings(state_dir=base / "state", mlflow_tracking_uri=registry_env["PATCHRISK_MLFLOW_TRACKING_URI"])
     model_dir = trained_model_dir(base)
     v1 = register_model_dir(settings, model_dir, name=MODEL, pipeline_run_id="run-1", metrics={}, params={},
                             lineage={}, alias="champion")
     v2 = register_model_dir(settings, model_dir, name=MODEL, pipeline_run_id="run-2", metrics={}, params={},
                             lineage={}, alias="canary")
     assert aliases(settings, MODEL) == {"champion": v1.version, "canary": v2.version}
-    env = {"PATCHRISK_MLFLOW_TRACKING_URI": settings.tracking_uri, "PATCHRISK_STATE_DIR": str(base / "state")}
-    return {"settings": settings, "env": env, "champion": v1, "canary": v2}
+    return {"settings": settings, "env": registry_env, "champion": v1, "canary": v2}
 
 
 @pytest.fixture(scope="module")
-def sink(registry, tmp_path_factory):
+def sink(registry_env, tmp_path_factory):
     base = tmp_path_factory.mktemp("sink")
     store = str(base / "logs")
-    with sink_in_subprocess(store, env=registry["env"], flush_seconds=600, response_timeout=1.5,
+    with sink_in_subprocess(store, env=registry_env, flush_seconds=600, response_timeout=1.5,
                             spool_dir=base / "spool") as running:
         running.store = store
         yield running
@@ -84,6 +91,7 @@ def metric(text: str, name: str, **labels) -> float:
 
 
 def test_pairs_in_both_modes_attribute_endpoints_and_time_out_lonely_requests(sink, registry):
+    """(``sink`` starts first, so it warms up while the registry is being filled.)"""
     spec, rows = patch_rows(6, seed=1)
     champion, canary = registry["champion"].version, registry["canary"].version
     exchanges = {
@@ -203,7 +211,7 @@ def moto_s3():
         server.stop()
 
 
-def test_s3_store_through_a_moto_server(registry, moto_s3, monkeypatch, tmp_path):
+def test_s3_store_through_a_moto_server(moto_s3, monkeypatch, tmp_path):
     s3_env = {"PATCHRISK_S3_ENDPOINT_URL": moto_s3, "AWS_ACCESS_KEY_ID": "testing",
               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     for key, value in s3_env.items():
@@ -213,10 +221,10 @@ def test_s3_store_through_a_moto_server(registry, moto_s3, monkeypatch, tmp_path
     s3_client().create_bucket(Bucket="logs")
     store = "s3://logs/predictions"
     spec, rows = patch_rows(4, seed=4)
-    canary = registry["canary"].version
-    with sink_in_subprocess(store, env={**registry["env"], **s3_env}, flush_seconds=600,
-                            spool_dir=tmp_path / "spool") as s3_sink:
-        sent = logger_events({"instances": rows}, v1_response(spec, rows, canary), MODEL, "prod", event_id="s3-1")
+    with sink_in_subprocess(store, env={**s3_env, "PATCHRISK_STATE_DIR": str(tmp_path / "state")},
+                            flush_seconds=600, spool_dir=tmp_path / "spool") as s3_sink:
+        sent = logger_events({"instances": rows}, v1_response(spec, rows, "5"), MODEL, "prod", event_id="s3-1",
+                             endpoint="canary")  # an explicit ce-endpoint needs no registry
         assert [r.status_code for r in send(s3_sink.url, sent)] == [202, 202]
         assert s3_sink.flush()["rows"] == 4
     keys = [o["Key"] for o in s3_client().list_objects_v2(Bucket="logs")["Contents"]]
@@ -225,21 +233,22 @@ def test_s3_store_through_a_moto_server(registry, moto_s3, monkeypatch, tmp_path
     assert df["event_id"].tolist() == ["s3-1"] * 4 and df["risk_score"].tolist() == [0.1, 0.15, 0.2, 0.25]
 
 
-def test_kill_9_mid_flush_leaves_only_complete_files_and_restart_loses_nothing(registry, tmp_path):
+def test_kill_9_mid_flush_leaves_only_complete_files_and_restart_loses_nothing(tmp_path):
     store, spool = str(tmp_path / "logs"), tmp_path / "spool"
     spec, rows = patch_rows(8, seed=5)
-    champion, canary = registry["champion"].version, registry["canary"].version
     acknowledged = {}
+    env = {"PATCHRISK_STATE_DIR": str(tmp_path / "state")}
     pause = {"PATCHRISK_SINK_TEST_PUBLISH_PAUSE_S": "30"}
-    with sink_in_subprocess(store, env={**registry["env"], **pause}, flush_seconds=600, response_timeout=2,
+    with sink_in_subprocess(store, env={**env, **pause}, flush_seconds=600, response_timeout=2,
                             spool_dir=spool) as doomed:
-        for i, version in enumerate([champion, canary, champion]):
+        for i, endpoint in enumerate(["default", "canary", "default"]):
             part = rows[2 * i: 2 * i + 2]
-            sent = logger_events({"instances": part}, v1_response(spec, part, version), MODEL, "prod",
-                                 event_id=f"crash-{i}")
+            sent = logger_events({"instances": part}, v1_response(spec, part, "3"), MODEL, "prod",
+                                 event_id=f"crash-{i}", endpoint=endpoint)
             assert [r.status_code for r in send(doomed.url, sent)] == [202, 202]
             acknowledged[f"crash-{i}"] = 2
-        lonely = logger_events({"instances": rows[6:]}, None, MODEL, "prod", event_id="crash-lonely")
+        lonely = logger_events({"instances": rows[6:]}, None, MODEL, "prod", event_id="crash-lonely",
+                               endpoint="default")
         assert send(doomed.url, lonely)[0].status_code == 202
         acknowledged["crash-lonely"] = 2
 
@@ -255,11 +264,10 @@ def test_kill_9_mid_flush_leaves_only_complete_files_and_restart_loses_nothing(r
     assert len(visible) == 1  # the second partition file was not published
     for name in visible:
         pq.read_table(io.BytesIO(Store(store).read_bytes(name)))  # complete and readable
-    assert not [p for p in Path(store).rglob("*") if p.is_file() and p.suffix != ".parquet"] or all(
-        p.name.startswith(".") for p in Path(store).rglob("*") if p.is_file() and p.suffix != ".parquet")
+    on_disk = [p for p in Path(store).rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert [p.suffix for p in on_disk] == [".parquet"]  # nothing else a reader could pick up
 
-    with sink_in_subprocess(store, env=registry["env"], flush_seconds=600, response_timeout=2,
-                            spool_dir=spool) as restarted:
+    with sink_in_subprocess(store, env=env, flush_seconds=600, response_timeout=2, spool_dir=spool) as restarted:
         time.sleep(2.5)  # the lonely request times out
         restarted.flush()
         replayed = metric(restarted.metrics(), "patchrisk_sink_spool_replayed_events_total")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from sink_support import instances, v1_response, v2_request, v2_response
 
 from patchrisk.monitoring.sink.events import MalformedEvent, parse_event, response_version
 from patchrisk.monitoring.sink.testing import logger_events
-from sink_support import instances, v1_response, v2_request, v2_response
 
 
 @pytest.mark.parametrize("mode", ["binary", "structured"])

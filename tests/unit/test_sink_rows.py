@@ -6,12 +6,12 @@ import json
 import math
 
 import pytest
+from sink_support import SPEC, instances, v1_response, v2_request, v2_response
 
 from patchrisk.monitoring.sink.attribution import EndpointResolver
 from patchrisk.monitoring.sink.events import parse_event
 from patchrisk.monitoring.sink.rows import Exchange, exchange_rows
 from patchrisk.monitoring.sink.testing import logger_events
-from sink_support import SPEC, instances, v1_response, v2_request, v2_response
 
 
 def exchange(request_body, response_body, model="patch-risk"):

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
+from sink_support import instances, v1_response
 
 from patchrisk.monitoring.prediction_logs import (
-    arrow_schema, iter_prediction_log_batches, parse_partition, read_prediction_logs,
+    arrow_schema,
+    iter_prediction_log_batches,
+    parse_partition,
+    read_prediction_logs,
 )
 from patchrisk.monitoring.sink.buffer import PairingBuffer, Spool
 from patchrisk.monitoring.sink.events import parse_event
@@ -17,7 +21,6 @@ from patchrisk.monitoring.sink.rows import exchange_rows
 from patchrisk.monitoring.sink.testing import logger_events
 from patchrisk.monitoring.sink.writer import OutboxWriter
 from patchrisk.storage import Store
-from sink_support import instances, v1_response
 
 
 def events(count=2, version="1", with_response=True, seed=5):
@@ -80,7 +83,7 @@ def rows_for(received_at, version="1", count=2, seed=5):
 def test_outbox_publishes_committed_batches_once_and_drops_uncommitted(tmp_path):
     store = Store(str(tmp_path / "store"))
     writer = OutboxWriter(store, tmp_path / "spool")
-    now = datetime(2026, 3, 4, 10, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 4, 10, tzinfo=UTC)
     writer.stage("gen-a", rows_for(now) + rows_for(now, version="2"))
     writer.stage("gen-b", rows_for(now))
     (writer.outbox / "gen-c.tmp").mkdir()
@@ -107,7 +110,7 @@ def written_logs(tmp_path):
     """Three days of rows, default and canary, published through the outbox."""
     store_uri = str(tmp_path / "logs")
     writer = OutboxWriter(Store(store_uri), tmp_path / "spool")
-    base = datetime(2026, 5, 1, 23, 30, tzinfo=timezone.utc)
+    base = datetime(2026, 5, 1, 23, 30, tzinfo=UTC)
     for day in range(3):
         when = base + timedelta(days=day)
         writer.stage(f"g{day}", rows_for(when, "1", 3, seed=day) + rows_for(when, "2", 2, seed=10 + day))

@@ -93,8 +93,6 @@ def registry_resolver(settings, ttl: float = 30.0) -> EndpointResolver:
         return aliases(settings, model)
 
     def warm_up() -> None:
-        from patchrisk.registry import client
-
-        client(settings)
+        import mlflow  # noqa: F401  the slow part of the first lookup; the store is touched on demand
 
     return EndpointResolver(lookup, ttl=ttl, warm_up=warm_up)
