@@ -151,7 +151,7 @@ MALFORMED = {
 
 
 def test_malformed_events_get_4xx_with_a_reason_and_are_counted(sink):
-    spec, rows = patch_rows(1, seed=2)
+    _, rows = patch_rows(1, seed=2)
     (base_headers, base_body), = logger_events({"instances": rows}, None, MODEL, "prod", event_id="bad")
     for reason, (overrides, body) in MALFORMED.items():
         headers = dict(overrides) if reason in ("missing_headers", "invalid_cloudevent") else {
