@@ -1,0 +1,53 @@
+"""``patchrisk sink``: receive KServe payload-logger CloudEvents and write prediction logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("sink")
+    def sink_cmd(
+        host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+        port: int = typer.Option(8080, min=1, max=65535, help="HTTP port."),
+        store: str = typer.Option(
+            None, help="Where rows go: a directory or s3://bucket/prefix (default: PATCHRISK_LOG_STORE_URI "
+            "or <state>/prediction-logs)."
+        ),
+        flush_rows: int = typer.Option(1000, min=1, help="Flush when this many rows are ready."),
+        flush_seconds: float = typer.Option(60.0, min=0.05, help="Flush ready rows at least this often."),
+        response_timeout: float = typer.Option(
+            30.0, min=0.05, help="Seconds to wait for a request's response before logging it as an error row."
+        ),
+        max_buffer_rows: int = typer.Option(50_000, min=1, help="Rows held before answering 503."),
+        spool_dir: Path = typer.Option(
+            None, help="Write-ahead spool (must survive restarts; default <state>/sink-spool)."
+        ),
+        alias_ttl: float = typer.Option(30.0, min=0, help="Seconds to cache the MLflow 'canary' alias."),
+        state_dir: Path = typer.Option(None, help="Local state directory (default: PATCHRISK_STATE_DIR or .state)."),
+    ) -> None:
+        """Run the prediction log sink until SIGTERM/Ctrl-C (POST / for events, GET /healthz, /metrics)."""
+        import logging
+
+        import uvicorn
+
+        from patchrisk.monitoring.sink.app import create_app
+        from patchrisk.monitoring.sink.attribution import registry_resolver
+        from patchrisk.monitoring.sink.service import SinkConfig, SinkService
+        from patchrisk.settings import get_settings
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        settings = get_settings(state_dir=state_dir)
+        config = SinkConfig(
+            store_uri=store or settings.prediction_log_uri,
+            spool_dir=spool_dir or settings.state / "sink-spool",
+            flush_rows=flush_rows,
+            flush_seconds=flush_seconds,
+            response_timeout=response_timeout,
+            max_buffer_rows=max_buffer_rows,
+        )
+        service = SinkService(config, registry_resolver(settings, ttl=alias_ttl))
+        typer.echo(f"sink on http://{host}:{port} -> {config.store_uri} (spool {config.spool_dir})", err=True)
+        uvicorn.run(create_app(service), host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)

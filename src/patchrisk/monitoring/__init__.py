@@ -1,0 +1,1 @@
+"""Production monitoring: the prediction log sink, the shared prediction-log format, drift checks."""

@@ -1,0 +1,72 @@
+"""The sink's HTTP interface (Starlette).
+
+POST /         a CloudEvent from KServe's logger (binary or structured mode) -> 202, or 4xx naming
+               the problem; 503 when the buffer is full
+POST /flush    write every ready row now (admin, tests, demos) -> {"rows", "files"}
+GET  /healthz  200 with buffer status
+GET  /metrics  Prometheus text
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from patchrisk.monitoring.sink.events import MalformedEvent, parse_event
+from patchrisk.monitoring.sink.service import SinkService
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def create_app(service: SinkService) -> Starlette:
+    metrics = service.metrics
+
+    async def receive(request: Request) -> Response:
+        body = await request.body()
+        try:
+            if len(body) > MAX_BODY_BYTES:
+                raise MalformedEvent("too_large", f"event body has {len(body)} bytes, limit {MAX_BODY_BYTES}",
+                                     status=413)
+            event = parse_event(request.headers, body)
+            accepted = await run_in_threadpool(service.accept, event)
+        except MalformedEvent as err:
+            if err.status < 500:
+                metrics.malformed.labels(err.reason).inc()
+            return JSONResponse({"error": err.message, "reason": err.reason}, status_code=err.status)
+        return JSONResponse({"accepted": accepted, "id": event.id, "type": event.kind}, status_code=202)
+
+    async def flush(request: Request) -> Response:
+        await run_in_threadpool(service.expire)
+        return JSONResponse(await run_in_threadpool(service.flush))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", **service.status()})
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await run_in_threadpool(service.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.stop)
+
+    return Starlette(
+        routes=[
+            Route("/", receive, methods=["POST"]),
+            Route("/flush", flush, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,98 @@
+"""Which endpoint answered: ``default`` (the champion), ``canary`` or ``unknown``.
+
+KServe's logger cannot tell us reliably: its ``endpoint`` extension comes from a pod label that
+current releases leave empty, ``ce-source`` is a pod name (a Knative revision or a Deployment
+hash, never a model version), and in Standard mode the canary is a separately named predictor
+that logs under the same InferenceService name. The predictor, however, reports the version it
+served in every response body (V1 ``model_version``, V2 ``model_version`` and
+``parameters.model_version``). So:
+
+1. a non-empty ``ce-endpoint`` of ``default`` or ``canary`` wins;
+2. else the response's version is compared with the model's MLflow alias ``canary`` (looked up
+   with :func:`patchrisk.registry.aliases`, cached ``ttl`` seconds): equal -> ``canary``,
+   different (or no canary alias) -> ``default``;
+3. no version (a request that never got a response) or a failed registry lookup -> ``unknown``.
+
+``model_version`` is always logged, so a later reader can re-attribute with the alias history.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+EXPLICIT_ENDPOINTS = frozenset({"default", "canary"})
+CANARY_ALIAS = "canary"  # patchrisk.registry.CANARY (importing the registry costs pandas + MLflow)
+AliasLookup = Callable[[str], dict[str, str]]
+
+
+class EndpointResolver:
+    def __init__(self, lookup_aliases: AliasLookup, ttl: float = 30.0, failure_ttl: float = 5.0,
+                 warm_up: Callable[[], object] | None = None):
+        self._lookup = lookup_aliases
+        self._warm_up = warm_up
+        self._warmed = threading.Event()
+        if warm_up is None:
+            self._warmed.set()
+        self._ttl, self._failure_ttl = ttl, failure_ttl
+        self._cache: dict[str, tuple[float, dict[str, str] | None]] = {}
+        self._lock = threading.Lock()
+
+    def start_warm_up(self) -> None:
+        """Import the registry client in the background so the first flush does not wait for it."""
+        if self._warm_up and not self._warmed.is_set():
+            threading.Thread(target=self._quiet_warm_up, name="registry-warm-up", daemon=True).start()
+
+    def _quiet_warm_up(self) -> None:
+        try:
+            self._warm_up()
+        except Exception as err:
+            log.warning("registry warm-up failed: %s", err)
+        finally:
+            self._warmed.set()
+
+    def canary_version(self, model: str) -> str | None | bool:
+        """The canary alias's version, None when there is none, False when the lookup failed."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(model)
+            if cached and cached[0] > now:
+                aliases = cached[1]
+                return False if aliases is None else aliases.get(CANARY_ALIAS)
+        self._warmed.wait(120)  # lookups racing the first client's set-up could both create the store
+        try:
+            aliases = self._lookup(model)
+            expires = now + self._ttl
+        except Exception as err:  # registry down or misconfigured: log rows as "unknown", keep going
+            log.warning("cannot read the aliases of model %r: %s", model, err)
+            aliases, expires = None, now + self._failure_ttl
+        with self._lock:
+            self._cache[model] = (expires, aliases)
+        return False if aliases is None else aliases.get(CANARY_ALIAS)
+
+    def endpoint(self, model: str, version: str | None, explicit: str | None) -> str:
+        if explicit in EXPLICIT_ENDPOINTS:
+            return explicit
+        if version is None:
+            return "unknown"
+        canary = self.canary_version(model)
+        if canary is False:
+            return "unknown"
+        return "canary" if canary is not None and str(canary) == str(version) else "default"
+
+
+def registry_resolver(settings, ttl: float = 30.0) -> EndpointResolver:
+    """A resolver reading aliases from the configured MLflow registry."""
+
+    def lookup(model: str) -> dict[str, str]:
+        from patchrisk.registry import aliases
+
+        return aliases(settings, model)
+
+    def warm_up() -> None:
+        import mlflow  # noqa: F401  the slow part of the first lookup; the store is touched on demand
+
+    return EndpointResolver(lookup, ttl=ttl, warm_up=warm_up)

@@ -1,0 +1,175 @@
+"""Parse the CloudEvents that KServe's payload logger sends, in binary or structured mode.
+
+What the logger sends (kserve ``pkg/logger/handler.go``, ``worker.go``): for every call through
+the agent, an ``org.kubeflow.serving.inference.request`` event with the request body and, only
+when the predictor answered HTTP 200, an ``org.kubeflow.serving.inference.response`` event with
+the response body. Both carry the same ``ce-id`` (the caller's ``ce-id`` header or a fresh UUID)
+and the request's ``Content-Type``; ``ce-time`` is when the logger sent the event; ``ce-source``
+is the pod name; extensions ``inferenceservicename``, ``namespace``, ``component``, ``endpoint``
+(the pod's ``serving.kserve.io/kservice-endpoint`` label, which KServe leaves empty in current
+releases) and ``metadata`` (selected request headers as JSON). Events come from a worker pool, so
+a response may arrive before its request.
+
+Every caller mistake raises :class:`MalformedEvent` with a ``reason`` (a metrics label) and a
+message naming what is wrong; the app turns it into a 4xx.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+REQUEST_TYPE = "org.kubeflow.serving.inference.request"
+RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+KINDS = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+
+
+class MalformedEvent(Exception):
+    def __init__(self, reason: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.reason, self.message, self.status = reason, message, status
+
+
+@dataclass
+class LoggedEvent:
+    """One accepted event, as kept in the spool (JSON-serialisable through :meth:`to_record`)."""
+
+    kind: str  # request | response
+    id: str
+    model_name: str
+    namespace: str | None
+    endpoint: str | None  # ce-endpoint as sent ("" -> None)
+    component: str | None
+    source: str | None
+    time: datetime | None  # ce-time
+    received_at: datetime  # when the sink accepted it (UTC)
+    body: Any  # the decoded JSON body
+    rows: int  # instances (request) or predictions (response) it carries
+
+    def to_record(self) -> dict:
+        record = asdict(self)
+        record["time"] = self.time.isoformat() if self.time else None
+        record["received_at"] = self.received_at.isoformat()
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> LoggedEvent:
+        values = dict(record)
+        values["time"] = datetime.fromisoformat(values["time"]) if values.get("time") else None
+        values["received_at"] = datetime.fromisoformat(values["received_at"])
+        return cls(**values)
+
+
+def parse_event(headers: Mapping[str, str], body: bytes, received_at: datetime | None = None) -> LoggedEvent:
+    """Decode one HTTP delivery into a :class:`LoggedEvent`; raises :class:`MalformedEvent`."""
+    from cloudevents.exceptions import GenericException
+    from cloudevents.http import from_http
+
+    headers = {k.lower(): v for k, v in headers.items()}
+    if headers.get("content-type", "").startswith(STRUCTURED_CONTENT_TYPE):
+        _json(body, "structured CloudEvent envelope")
+    elif "ce-id" not in headers or "ce-type" not in headers:
+        missing = [h for h in ("ce-id", "ce-type", "ce-source", "ce-specversion") if h not in headers]
+        raise MalformedEvent(
+            "missing_headers",
+            f"not a CloudEvent: missing header(s) {', '.join(missing)} (binary mode) and Content-Type is "
+            f"not {STRUCTURED_CONTENT_TYPE} (structured mode)",
+        )
+    try:
+        event = from_http(headers, body, data_unmarshaller=lambda data: data)
+    except GenericException as err:
+        raise MalformedEvent("invalid_cloudevent", f"invalid CloudEvent: {err}") from None
+    attributes = event.get_attributes()
+    kind = KINDS.get(attributes.get("type"))
+    if kind is None:
+        raise MalformedEvent(
+            "unknown_type",
+            f"ce-type {attributes.get('type')!r} is not {REQUEST_TYPE!r} or {RESPONSE_TYPE!r}",
+        )
+    model_name = attributes.get("inferenceservicename")
+    if not model_name:
+        raise MalformedEvent("missing_model_name", "missing ce-inferenceservicename (the model's name)")
+    data = _decoded_data(event.data)
+    rows = count_request_rows(data) if kind == "request" else count_response_rows(data)
+    return LoggedEvent(
+        kind=kind, id=str(attributes["id"]), model_name=str(model_name),
+        namespace=attributes.get("namespace") or None, endpoint=attributes.get("endpoint") or None,
+        component=attributes.get("component") or None, source=attributes.get("source") or None,
+        time=_event_time(attributes.get("time")), received_at=received_at or datetime.now(UTC),
+        body=data, rows=rows,
+    )
+
+
+def _json(raw: bytes | str, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise MalformedEvent("bad_json", f"{what} is not valid JSON: {err}") from None
+
+
+def _decoded_data(data: Any) -> Any:
+    if data is None or (isinstance(data, (bytes, str)) and not data.strip()):
+        raise MalformedEvent("empty_body", "the event has no data: expected the inference request or response")
+    if isinstance(data, (bytes, str)):
+        return _json(data, "event data")
+    return data  # structured mode with JSON data: already decoded
+
+
+def _event_time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        stamp = datetime.fromisoformat(str(value))  # 3.11 reads "Z"
+    except ValueError:
+        raise MalformedEvent("invalid_time", f"ce-time {value!r} is not an RFC 3339 timestamp") from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def count_request_rows(body: Any) -> int:
+    """Instances in a V1 (``instances``) or V2 (``inputs``) request; raises for anything else."""
+    if isinstance(body, dict) and isinstance(body.get("instances"), list):
+        return len(body["instances"])
+    if isinstance(body, dict) and isinstance(body.get("inputs"), list) and body["inputs"]:
+        first = body["inputs"][0]
+        shape = first.get("shape") if isinstance(first, dict) else None
+        if isinstance(shape, list) and shape and isinstance(shape[0], int):
+            return shape[0]
+        raise MalformedEvent("unparsable_request", "request input 0 has no 'shape' list of integers")
+    raise MalformedEvent(
+        "unparsable_request",
+        "request body is neither V1 ({'instances': [...]}) nor V2 ({'inputs': [...]})",
+    )
+
+
+def count_response_rows(body: Any) -> int:
+    """Scored rows in a V1 (``predictions``/``explanations``) or V2 (``outputs``) response."""
+    if isinstance(body, dict):
+        for key in ("predictions", "explanations"):
+            if isinstance(body.get(key), list):
+                return len(body[key])
+        scores = v2_output(body, "risk_score")
+        if scores is not None:
+            return len(scores)
+    raise MalformedEvent(
+        "unparsable_response",
+        "response body has no 'predictions' or 'explanations' list (V1) and no 'risk_score' output (V2)",
+    )
+
+
+def v2_output(body: dict, name: str) -> list | None:
+    for output in body.get("outputs") or []:
+        if isinstance(output, dict) and output.get("name") == name and isinstance(output.get("data"), list):
+            return output["data"]
+    return None
+
+
+def response_version(body: Any) -> str | None:
+    """``model_version`` of a V1 or V2 response (top level, or V2 ``parameters``)."""
+    if not isinstance(body, dict):
+        return None
+    version = body.get("model_version") or (body.get("parameters") or {}).get("model_version")
+    return str(version) if version not in (None, "") else None

@@ -1,0 +1,27 @@
+"""Prometheus metrics of the sink, on their own registry (served at ``GET /metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class SinkMetrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("patchrisk_sink_events_received_total", "Accepted events", ["type"], registry=r)
+        self.malformed = Counter("patchrisk_sink_events_malformed_total", "Rejected events", ["reason"],
+                                 registry=r)
+        self.duplicates = Counter("patchrisk_sink_events_duplicate_total", "Events already buffered", ["type"],
+                                  registry=r)
+        self.rows_written = Counter("patchrisk_sink_rows_written_total", "Rows published to the store",
+                                    ["model", "endpoint"], registry=r)
+        self.flushes = Counter("patchrisk_sink_flushes_total", "Flushes", ["outcome"], registry=r)
+        self.unpaired_requests = Counter("patchrisk_sink_unpaired_requests_total",
+                                         "Requests with no response within the timeout (error rows)", registry=r)
+        self.unpaired_responses = Counter("patchrisk_sink_unpaired_responses_total",
+                                          "Responses whose request never arrived", registry=r)
+        self.buffered_rows = Gauge("patchrisk_sink_buffered_rows", "Rows held in memory (and spool)", registry=r)
+        self.flush_seconds = Histogram("patchrisk_sink_flush_seconds", "Flush duration", registry=r)
+        self.replayed = Counter("patchrisk_sink_spool_replayed_events_total", "Events replayed at start",
+                                registry=r)

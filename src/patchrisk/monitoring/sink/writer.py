@@ -1,0 +1,96 @@
+"""Parquet batches and the outbox that makes publishing them crash-safe and idempotent.
+
+A flush (see :class:`patchrisk.monitoring.sink.service.SinkService`):
+
+1. stages its rows as Parquet files in ``<spool_dir>/outbox/<generation>.tmp/`` and renames that
+   folder to ``outbox/<generation>`` (the spool generation the rows came from);
+2. rotates the spool (new generation) - the commit point;
+3. publishes each staged file to the store under
+   ``model=<m>/endpoint=<e>/date=<d>/part-<generation>-<n>.parquet`` with
+   :meth:`patchrisk.storage.Store.write_bytes` (temp file + rename locally, one PUT on S3), then
+   removes the staged folder.
+
+On start, :meth:`OutboxWriter.recover` drops ``*.tmp`` folders and a folder whose generation is
+still the spool's (step 2 never happened: the spool replays those events), and publishes any
+other folder again. File names depend only on the generation, so publishing twice overwrites the
+same objects: no duplicates, no partial file ever visible.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from patchrisk.monitoring.prediction_logs import arrow_schema, partition_dir, spec_for_model
+from patchrisk.storage import Store
+
+# Test hook: seconds to pause after publishing each file, so a test can kill the sink mid-flush.
+PUBLISH_PAUSE_ENV = "PATCHRISK_SINK_TEST_PUBLISH_PAUSE_S"
+
+
+def parquet_bytes(rows: list[dict], model_name: str) -> bytes:
+    table = pa.Table.from_pylist(rows, schema=arrow_schema(spec_for_model(model_name)))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def group_by_partition(rows: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[partition_dir(row["model_name"], row["endpoint"], row["received_at"].date())].append(row)
+    return groups
+
+
+class OutboxWriter:
+    def __init__(self, store: Store, spool_dir: Path):
+        self.store = store
+        self.outbox = Path(spool_dir) / "outbox"
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        self.publish_pause = float(os.environ.get(PUBLISH_PAUSE_ENV, "0") or 0)
+
+    def stage(self, generation: str, rows: list[dict]) -> dict[str, int]:
+        """Write the batch under ``outbox/<generation>``; returns rows per partition."""
+        staging = self.outbox / f"{generation}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        local = Store(str(staging))
+        counts = {}
+        for index, (partition, part_rows) in enumerate(sorted(group_by_partition(rows).items())):
+            name = f"{partition}/part-{generation}-{index:04d}.parquet"
+            local.write_bytes(name, parquet_bytes(part_rows, part_rows[0]["model_name"]))
+            counts[partition] = len(part_rows)
+        os.replace(staging, self.outbox / generation)
+        return counts
+
+    def staged(self) -> list[Path]:
+        return sorted(p for p in self.outbox.iterdir() if p.is_dir() and not p.name.endswith(".tmp"))
+
+    def discard(self, generation: str) -> None:
+        shutil.rmtree(self.outbox / generation, ignore_errors=True)
+
+    def recover(self, spool_generation: str) -> None:
+        for path in self.outbox.iterdir():
+            if path.name.endswith(".tmp") or path.name == spool_generation:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def publish_all(self, skip_generation: str | None = None) -> list[tuple[str, int]]:
+        """Publish every committed staged batch; returns (relative name, rows) per published file."""
+        published = []
+        for folder in self.staged():
+            if folder.name == skip_generation:
+                continue
+            local = Store(str(folder))
+            for name in local.list():
+                self.store.write_bytes(name, local.read_bytes(name))
+                published.append((name, pq.read_metadata(folder / name).num_rows))
+                if self.publish_pause:
+                    time.sleep(self.publish_pause)
+            shutil.rmtree(folder)
+        return published

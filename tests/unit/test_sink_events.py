@@ -1,0 +1,82 @@
+"""CloudEvent parsing: both transport modes as KServe's logger sends them, and every rejection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sink_support import instances, v1_response, v2_request, v2_response
+
+from patchrisk.monitoring.sink.events import MalformedEvent, parse_event, response_version
+from patchrisk.monitoring.sink.testing import logger_events
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+def test_request_and_response_parse_with_shared_id_and_extensions(mode):
+    rows = instances(3)
+    (req_h, req_b), (resp_h, resp_b) = logger_events({"instances": rows}, v1_response(rows, "4"),
+                                                     "patch-risk", "prod", mode=mode, event_id="e-1")
+    request, response = parse_event(req_h, req_b), parse_event(resp_h, resp_b)
+    assert (request.kind, response.kind) == ("request", "response")
+    assert request.id == response.id == "e-1"
+    assert request.model_name == "patch-risk" and request.namespace == "prod"
+    assert request.component == "predictor" and request.endpoint is None  # KServe sends it empty
+    assert request.body == {"instances": rows} and request.rows == 3 and response.rows == 3
+    assert (response.time - request.time).total_seconds() == pytest.approx(0.005)
+    assert response_version(response.body) == "4"
+
+
+def test_binary_headers_match_kserve_logger():
+    (headers, _), = logger_events({"instances": instances(1)}, None, "patch-risk", "prod")
+    for name in ("ce-id", "ce-type", "ce-source", "ce-specversion", "ce-time", "ce-inferenceservicename",
+                 "ce-namespace", "ce-component", "ce-endpoint"):
+        assert name in headers
+    assert headers["ce-type"] == "org.kubeflow.serving.inference.request"
+    assert headers["content-type"] == "application/json" and headers["ce-endpoint"] == ""
+
+
+def test_v2_bodies_count_rows_and_version_from_parameters():
+    rows = instances(4)
+    (req_h, req_b), (resp_h, resp_b) = logger_events(v2_request(rows), v2_response([0.1] * 4, "9"),
+                                                     "patch-risk", "prod")
+    assert parse_event(req_h, req_b).rows == 4
+    body = v2_response([0.1] * 4, "9")
+    del body["model_version"]
+    assert response_version(body) == "9"
+    assert parse_event(resp_h, resp_b).rows == 4
+
+
+def _headers(**overrides):
+    (headers, _), = logger_events({"instances": instances(1)}, None, "patch-risk", "prod", event_id="x")
+    headers.update(overrides)
+    return {k: v for k, v in headers.items() if v is not None}
+
+
+MALFORMED = [
+    ("missing_headers", {"content-type": "application/json"}, b'{"instances": []}'),
+    ("invalid_cloudevent", _headers(**{"ce-specversion": None}), b'{"instances": []}'),
+    ("unknown_type", _headers(**{"ce-type": "com.example.other"}), b'{"instances": []}'),
+    ("missing_model_name", _headers(**{"ce-inferenceservicename": None}), b'{"instances": []}'),
+    ("invalid_time", _headers(**{"ce-time": "yesterday"}), b'{"instances": []}'),
+    ("empty_body", _headers(), b""),
+    ("bad_json", _headers(), b'{"instances": ['),
+    ("bad_json", {"content-type": "application/cloudevents+json"}, b"{not json"),
+    ("unparsable_request", _headers(), b'{"rows": [1, 2]}'),
+    ("unparsable_response", _headers(**{"ce-type": "org.kubeflow.serving.inference.response"}), b'{"ok": true}'),
+]
+
+
+@pytest.mark.parametrize("reason,headers,body", MALFORMED, ids=[f"{m[0]}-{i}" for i, m in enumerate(MALFORMED)])
+def test_malformed_events_are_rejected_with_a_reason(reason, headers, body):
+    with pytest.raises(MalformedEvent) as caught:
+        parse_event(headers, body)
+    assert caught.value.reason == reason
+    assert caught.value.status == 400 and caught.value.message
+
+
+def test_structured_event_with_base64_data_parses():
+    envelope = {"specversion": "1.0", "id": "b64", "type": "org.kubeflow.serving.inference.request",
+                "source": "pod", "inferenceservicename": "patch-risk",
+                "data_base64": "eyJpbnN0YW5jZXMiOiBbXX0="}  # {"instances": []}
+    event = parse_event({"content-type": "application/cloudevents+json"}, json.dumps(envelope).encode())
+    assert event.body == {"instances": []} and event.rows == 0

@@ -1,0 +1,146 @@
+"""Spool (write-ahead log), pairing buffer, outbox recovery and the prediction-log reader."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import pyarrow.parquet as pq
+import pytest
+from sink_support import instances, v1_response
+
+from patchrisk.monitoring.prediction_logs import (
+    arrow_schema,
+    iter_prediction_log_batches,
+    parse_partition,
+    read_prediction_logs,
+)
+from patchrisk.monitoring.sink.buffer import PairingBuffer, Spool
+from patchrisk.monitoring.sink.events import parse_event
+from patchrisk.monitoring.sink.rows import exchange_rows
+from patchrisk.monitoring.sink.testing import logger_events
+from patchrisk.monitoring.sink.writer import OutboxWriter
+from patchrisk.storage import Store
+
+
+def events(count=2, version="1", with_response=True, seed=5):
+    rows = instances(count, seed=seed)
+    sent = logger_events({"instances": rows}, v1_response(rows, version) if with_response else None,
+                         "patch-risk", "prod")
+    return [parse_event(h, b) for h, b in sent]
+
+
+def test_pairing_in_either_order_and_expiry():
+    buffer = PairingBuffer()
+    request, response = events()
+    buffer.add(response)  # the logger's workers may deliver the response first
+    assert buffer.ready == [] and buffer.rows == 2
+    buffer.add(request)
+    assert len(buffer.ready) == 1 and buffer.ready[0].request is request and buffer.ready_rows == 2
+    lonely, = events(with_response=False, seed=6)
+    buffer.add(lonely)
+    assert buffer.expire(lonely.received_at + timedelta(seconds=5), timeout=10) == (0, 0)
+    assert buffer.expire(lonely.received_at + timedelta(seconds=11), timeout=10) == (1, 0)
+    assert buffer.ready[-1].response is None and buffer.requests == {}
+
+
+def test_spool_replays_appended_events_and_skips_a_torn_last_line(tmp_path):
+    spool = Spool(tmp_path)
+    request, response = events()
+    spool.append(request)
+    spool.append(response)
+    spool.close()
+    with open(spool.path, "ab") as fh:
+        fh.write(b'{"kind": "request", "id": "half-writ')  # a crash mid-append
+    replayed = Spool(tmp_path)
+    assert [(e.kind, e.id) for e in replayed.replayed()] == [("request", request.id), ("response", request.id)]
+    assert replayed.replayed()[0].body == request.body
+    assert replayed.replayed()[0].received_at == request.received_at
+    assert replayed.generation == spool.generation
+
+
+def test_spool_rotation_keeps_only_the_carry_over(tmp_path):
+    spool = Spool(tmp_path)
+    first, second = events()[0], events(seed=9)[0]
+    spool.append(first)
+    spool.append(second)
+    old = spool.generation
+    spool.rotate([second])
+    spool.close()
+    reopened = Spool(tmp_path)
+    assert reopened.generation != old and [e.id for e in reopened.replayed()] == [second.id]
+
+
+def rows_for(received_at, version="1", count=2, seed=5):
+    request, response = events(count, version, seed=seed)
+    request.received_at = received_at
+    buffer = PairingBuffer()
+    buffer.add(request)
+    buffer.add(response)
+    return exchange_rows(buffer.take_ready()[0], lambda m, v, e: "canary" if v == "2" else "default")
+
+
+def test_outbox_publishes_committed_batches_once_and_drops_uncommitted(tmp_path):
+    store = Store(str(tmp_path / "store"))
+    writer = OutboxWriter(store, tmp_path / "spool")
+    now = datetime(2026, 3, 4, 10, tzinfo=UTC)
+    writer.stage("gen-a", rows_for(now) + rows_for(now, version="2"))
+    writer.stage("gen-b", rows_for(now))
+    (writer.outbox / "gen-c.tmp").mkdir()
+    writer.recover(spool_generation="gen-b")  # gen-b never committed: the spool still holds its events
+    assert [p.name for p in writer.staged()] == ["gen-a"]
+    published = writer.publish_all(skip_generation="gen-b")
+    assert sorted(published) == [
+        ("model=patch-risk/endpoint=canary/date=2026-03-04/part-gen-a-0000.parquet", 2),
+        ("model=patch-risk/endpoint=default/date=2026-03-04/part-gen-a-0001.parquet", 2),
+    ]
+    assert writer.staged() == [] and store.list() == sorted(name for name, _ in published)
+    table = pq.read_table(io.BytesIO(store.read_bytes(published[0][0])))
+    assert table.schema.equals(arrow_schema(writer_spec()))
+
+
+def writer_spec():
+    from patchrisk.spec import load_spec
+
+    return load_spec("patch-risk")
+
+
+@pytest.fixture
+def written_logs(tmp_path):
+    """Three days of rows, default and canary, published through the outbox."""
+    store_uri = str(tmp_path / "logs")
+    writer = OutboxWriter(Store(store_uri), tmp_path / "spool")
+    base = datetime(2026, 5, 1, 23, 30, tzinfo=UTC)
+    for day in range(3):
+        when = base + timedelta(days=day)
+        writer.stage(f"g{day}", rows_for(when, "1", 3, seed=day) + rows_for(when, "2", 2, seed=10 + day))
+    writer.publish_all()
+    return store_uri, base
+
+
+def test_reader_filters_by_date_endpoint_and_columns(written_logs):
+    store_uri, base = written_logs
+    everything = read_prediction_logs(store_uri, "patch-risk")
+    assert len(everything) == 15 and set(everything["endpoint"]) == {"default", "canary"}
+    one_day = read_prediction_logs(store_uri, "patch-risk", start=date(2026, 5, 2), end=date(2026, 5, 2))
+    assert len(one_day) == 5 and {d.date() for d in one_day["received_at"]} == {date(2026, 5, 2)}
+    canary = read_prediction_logs(store_uri, "patch-risk", endpoints=["canary"], columns=["risk_score", "endpoint"])
+    assert list(canary.columns) == ["risk_score", "endpoint"] and len(canary) == 6
+    assert set(canary["endpoint"]) == {"canary"}
+    exact = read_prediction_logs(store_uri, "patch-risk", start=base + timedelta(hours=1))
+    assert len(exact) == 10
+    assert read_prediction_logs(store_uri, "patch-risk", start="2026-06-01").empty
+    assert read_prediction_logs(store_uri, "other-model").empty
+
+
+def test_batches_are_bounded(written_logs):
+    store_uri, _ = written_logs
+    sizes = [len(b) for b in iter_prediction_log_batches(store_uri, "patch-risk", batch_rows=2)]
+    assert max(sizes) <= 2 and sum(sizes) == 15
+
+
+def test_partition_names_parse():
+    part = parse_partition("model=patch-risk/endpoint=canary/date=2026-01-02/part-x-0000.parquet")
+    assert part == {"model": "patch-risk", "endpoint": "canary", "date": date(2026, 1, 2),
+                    "file": "part-x-0000.parquet"}
+    assert parse_partition("model=patch-risk/endpoint=canary/date=2026-01-02/.part.tmp") is None
