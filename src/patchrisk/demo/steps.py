@@ -131,3 +131,26 @@ def batch_scoring(ctx: LoopContext) -> StepResult:
         f"({first['expected_regressions']:.1f} expected regressions)",
     ], {"QA priority list (CSV)": outcome.qa_priority, "device watch list (CSV)": outcome.device_watchlist,
         "batch scoring report (HTML)": outcome.report})
+
+
+def _send_through_logger(ctx: LoopContext, predictor_url: str, sink_url: str, rows, batch: int = 25) -> int:
+    """Score ``rows`` on the predictor (V1) and forward each exchange to the sink as KServe's logger does."""
+    import httpx
+
+    from patchrisk.monitoring.sink.testing import logger_events
+    from patchrisk.spec import load_spec
+
+    spec = load_spec("patch-risk")
+    columns = [spec.id_column, *spec.feature_names]
+    records = rows[columns].to_dict(orient="records")
+    sent = 0
+    with httpx.Client(timeout=30) as http:
+        for start in range(0, len(records), batch):
+            body = {"instances": [{k: (None if v != v else v) for k, v in r.items()}
+                                  for r in records[start:start + batch]]}
+            response = http.post(f"{predictor_url}/v1/models/patch-risk:predict", json=body)
+            response.raise_for_status()
+            for headers, payload in logger_events(body, response.json(), "patch-risk", "patchrisk-dev"):
+                http.post(sink_url, headers=headers, content=payload).raise_for_status()
+            sent += len(body["instances"])
+    return sent
