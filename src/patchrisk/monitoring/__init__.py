@@ -1,0 +1,1 @@
+"""Monitoring of served models: prediction logs, drift analysis and retraining triggers."""
