@@ -55,11 +55,11 @@ def monitored(tmp_path_factory, patch_spec):
 
 def monitor(settings, *args):
     return subprocess.run([PATCHRISK, "monitor", "--state-dir", str(settings.state_dir), "--window-end", WINDOW_END,
-                           *map(str, args)], capture_output=True, text=True, timeout=600)
+                           *map(str, args)], capture_output=True, text=True, check=False, timeout=600)
 
 
 def test_monitor_flags_drift_reports_and_retrains(monitored):
-    settings, base, labels, training_data, config = monitored
+    settings, _, labels, training_data, config = monitored
     out = monitor(settings, "--labels", labels, "--config", config, "--trigger-backend", "local",
                   "--training-data-uri", training_data)
     assert out.returncode == 0, out.stderr
@@ -89,12 +89,12 @@ def test_monitor_flags_drift_reports_and_retrains(monitored):
 def test_monitor_without_a_champion_exits_2_naming_the_problem(tmp_path):
     (tmp_path / "state" / "prediction-logs").mkdir(parents=True)
     out = subprocess.run([PATCHRISK, "monitor", "--state-dir", str(tmp_path / "state"), "--no-html"],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, check=False, timeout=300)
     assert out.returncode == 2
     assert "champion" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_monitor_without_a_log_store_exits_2(tmp_path):
     out = subprocess.run([PATCHRISK, "monitor", "--state-dir", str(tmp_path / "state"),
-                          "--store", str(tmp_path / "nowhere"), "--no-html"], capture_output=True, text=True)
+                          "--store", str(tmp_path / "nowhere"), "--no-html"], capture_output=True, text=True, check=False)
     assert out.returncode == 2 and "prediction log store" in out.stderr and "nowhere" in out.stderr

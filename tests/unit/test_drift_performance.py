@@ -14,7 +14,7 @@ from patchrisk.monitoring.drift.window import Window
 from patchrisk.storage import Store
 from tests.unit.drift_support import log_frame, write_logs
 
-START = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
 def evaluate(trained_patch_model, patch_spec, tmp_path, drift, labelled_rows=None):

@@ -8,16 +8,16 @@ import pytest
 from patchrisk.datagen import DriftConfig, generate_rows
 from patchrisk.monitoring.drift.analysis import analyse_window
 from patchrisk.monitoring.drift.config import TriggerPolicy, load_config
+from patchrisk.monitoring.drift.job import window_record
 from patchrisk.monitoring.drift.reference import Reference
 from patchrisk.monitoring.drift.trigger import MonitorState, decide, record_window
-from patchrisk.monitoring.drift.job import window_record
 from patchrisk.monitoring.drift.window import Window
 from patchrisk.storage import Store
 from tests.unit.drift_support import log_frame, write_logs
 
 DRIFT = DriftConfig(shift={"code_churn_score": 1.0}, category_mix={"region": {"apac": 0.8, "eu": 0.2}})
-DAY0 = dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)
-SAME, DRIFTED, SMALL = range(0, 30), range(30, 33), range(40, 70)
+DAY0 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+SAME, DRIFTED, SMALL = range(30), range(30, 33), range(40, 70)
 
 
 def day(k: int) -> dt.datetime:

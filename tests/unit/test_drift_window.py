@@ -10,12 +10,12 @@ from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.analysis import analyse_window
 from patchrisk.monitoring.drift.config import load_config
 from patchrisk.monitoring.drift.reference import Reference
-from patchrisk.monitoring.drift.window import Window, iter_window_batches, partition_files, parse_time
+from patchrisk.monitoring.drift.window import Window, iter_window_batches, parse_time, partition_files
 from patchrisk.storage import Store
 from tests.conftest import free_port
 from tests.unit.drift_support import log_frame, write_logs
 
-START = dt.datetime(2026, 4, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")

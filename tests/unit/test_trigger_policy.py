@@ -7,19 +7,28 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.config import TriggerPolicy, load_config
 from patchrisk.monitoring.drift.launcher import local_run_is_active
-from patchrisk.monitoring.drift.trigger import (MonitorState, RunRef, StateStore, TriggerRecord, WindowRecord,
-                                                decide, idempotency_key, record_window)
+from patchrisk.monitoring.drift.trigger import (
+    MonitorState,
+    RunRef,
+    StateStore,
+    TriggerRecord,
+    WindowRecord,
+    decide,
+    idempotency_key,
+    record_window,
+)
 from patchrisk.storage import Store
 
-T0 = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 POLICY = TriggerPolicy(drifted_share=0.25, consecutive_windows=3, cooldown_hours=48, performance_drop=0.05)
-NEVER_ACTIVE = lambda run: False  # noqa: E731
+NEVER_ACTIVE = lambda run: False
 
 
 def end(hours: int) -> dt.datetime:
@@ -112,7 +121,7 @@ def test_state_round_trips_through_the_store_and_leaves_no_temp_files(tmp_path):
     triggered(state, 24, add(state, 24, drop=0.2))
     path = states.save(state)
     assert path.endswith("monitoring/patch-risk/state.json")
-    assert json.loads(open(path).read())["last_trigger"]["key"] == "patch-risk-20260302T00"
+    assert json.loads(Path(path).read_text())["last_trigger"]["key"] == "patch-risk-20260302T00"
     assert states.load() == state
     assert [p.name for p in (tmp_path / "monitoring" / "patch-risk").iterdir()] == ["state.json"]
 

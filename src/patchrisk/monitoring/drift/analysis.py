@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pyarrow.compute as pc
@@ -13,8 +13,12 @@ from patchrisk.monitoring.drift.config import MonitoringConfig
 from patchrisk.monitoring.drift.decision import DriftVerdict, judge
 from patchrisk.monitoring.drift.performance import LabelledScores
 from patchrisk.monitoring.drift.reference import Reference
-from patchrisk.monitoring.drift.statistics import (CategoricalAccumulator, NumericAccumulator, WindowSample,
-                                                   column_as_float)
+from patchrisk.monitoring.drift.statistics import (
+    CategoricalAccumulator,
+    NumericAccumulator,
+    WindowSample,
+    column_as_float,
+)
 from patchrisk.monitoring.drift.window import Window, iter_window_batches
 from patchrisk.storage import Store
 

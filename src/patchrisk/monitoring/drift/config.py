@@ -68,7 +68,7 @@ class MonitoringConfig(_Strict):
     report: ReportConfig = ReportConfig()
     alerts: AlertConfig = AlertConfig()
 
-    def with_overrides(self, **sections: dict) -> "MonitoringConfig":
+    def with_overrides(self, **sections: dict) -> MonitoringConfig:
         """A copy with ``section={field: value}`` overrides (None values ignored), validated."""
         data = self.model_dump()
         for section, values in sections.items():

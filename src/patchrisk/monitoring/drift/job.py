@@ -11,9 +11,9 @@ import datetime as dt
 import json
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift import alerts
@@ -22,8 +22,15 @@ from patchrisk.monitoring.drift.config import MonitoringConfig, load_config
 from patchrisk.monitoring.drift.launcher import KfpLauncher, LaunchResult, LocalLauncher, is_run_active
 from patchrisk.monitoring.drift.performance import read_labels
 from patchrisk.monitoring.drift.reference import Reference, load_champion_reference
-from patchrisk.monitoring.drift.trigger import (MonitorState, StateStore, TriggerDecision, TriggerRecord,
-                                                WindowRecord, decide, record_window)
+from patchrisk.monitoring.drift.trigger import (
+    MonitorState,
+    StateStore,
+    TriggerDecision,
+    TriggerRecord,
+    WindowRecord,
+    decide,
+    record_window,
+)
 from patchrisk.monitoring.drift.window import Window
 from patchrisk.storage import Store, is_s3, join
 
@@ -153,7 +160,7 @@ def decide_and_launch(state: MonitorState, states: StateStore, analysis: WindowA
     else:
         state.triggered_keys = (state.triggered_keys + [decision.key])[-config.trigger.history_windows:]
         state.last_trigger = TriggerRecord(key=decision.key, window_end=analysis.window.end,
-                                           at=dt.datetime.now(dt.timezone.utc), backend=result.backend,
+                                           at=dt.datetime.now(dt.UTC), backend=result.backend,
                                            run_id=result.run_id, outcome=result.outcome, detail=result.detail,
                                            reasons=decision.reasons)
         state.active_run = launcher.run_ref(result, decision.key) if isinstance(launcher, KfpLauncher) else None
@@ -234,7 +241,7 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
     prefix = f"reports/{reference.model_name}/{window.key}"
     summary = {
         "schema": SUMMARY_SCHEMA,
-        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
         "model": {"name": reference.model_name, "version": reference.model_version,
                   "reference_rows": reference.rows},
         "window": {**window.to_dict(), "key": window.key},

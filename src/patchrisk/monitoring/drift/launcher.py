@@ -42,7 +42,7 @@ def run_display_name(key: str) -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ class Reference:
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, model_name: str | None = None, version: str = "unregistered",
-                       metrics: dict[str, float] | None = None) -> "Reference":
+                       metrics: dict[str, float] | None = None) -> Reference:
         model_dir = Path(model_dir)
         stats_path = model_dir / REFERENCE_STATS_FILE
         if not stats_path.is_file():

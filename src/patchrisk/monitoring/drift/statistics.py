@@ -14,6 +14,8 @@ Per categorical feature: counts of each spec category, ``__other__`` and missing
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,7 +35,7 @@ def fine_edges_for(ref_quantiles: list[float], ref_std: float) -> np.ndarray:
         return np.array([0.0])
     spread = ref_std if ref_std and np.isfinite(ref_std) and ref_std > 0 else max(abs(q[-1]), 1.0)
     parts = [np.linspace(q[0] - TAIL_STDS * spread, q[0], TAIL_BINS + 1)]
-    for lo, hi in zip(q[:-1], q[1:]):
+    for lo, hi in itertools.pairwise(q):
         parts.append(np.linspace(lo, hi, SUBDIVISIONS + 1))
     parts.append(np.linspace(q[-1], q[-1] + TAIL_STDS * spread, TAIL_BINS + 1))
     return np.unique(np.concatenate(parts))
@@ -61,7 +63,7 @@ class NumericAccumulator:
         self.total_sq = 0.0
 
     @classmethod
-    def for_reference(cls, summary: dict) -> "NumericAccumulator":
+    def for_reference(cls, summary: dict) -> NumericAccumulator:
         return cls(summary["edges"], fine_edges_for(summary["quantiles"], summary["std"]))
 
     @property
@@ -83,7 +85,7 @@ class NumericAccumulator:
         self.total += float(present.sum())
         self.total_sq += float(np.square(present).sum())
 
-    def merge(self, other: "NumericAccumulator") -> None:
+    def merge(self, other: NumericAccumulator) -> None:
         self.bin_counts += other.bin_counts
         self.fine_counts += other.fine_counts
         np.minimum(self.fine_min, other.fine_min, out=self.fine_min)
@@ -158,7 +160,7 @@ class CategoricalAccumulator:
         for item in pc.value_counts(column.drop_null()).to_pylist():
             self.counts[self.index.get(item["values"], len(self.categories))] += item["counts"]
 
-    def merge(self, other: "CategoricalAccumulator") -> None:
+    def merge(self, other: CategoricalAccumulator) -> None:
         self.counts += other.counts
         self.missing += other.missing
 

@@ -10,8 +10,8 @@ the window are skipped unread). Memory is one batch, whatever the window's size.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,8 +31,8 @@ class Window:
     end: dt.datetime  # exclusive, UTC
 
     @classmethod
-    def ending(cls, end: dt.datetime | str | None, hours: float) -> "Window":
-        end = parse_time(end) if end is not None else _floor_hour(dt.datetime.now(dt.timezone.utc))
+    def ending(cls, end: dt.datetime | str | None, hours: float) -> Window:
+        end = parse_time(end) if end is not None else _floor_hour(dt.datetime.now(dt.UTC))
         return cls(end - dt.timedelta(hours=hours), end)
 
     @property
@@ -61,7 +61,7 @@ def parse_time(value: dt.datetime | str) -> dt.datetime:
         except ValueError:
             raise PatchriskError(f"--window-end: '{value}' is not an ISO date-time "
                                  "(e.g. 2026-01-05T00:00:00Z)") from None
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _floor_hour(t: dt.datetime) -> dt.datetime:
