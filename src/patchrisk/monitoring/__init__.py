@@ -1,1 +1,1 @@
-"""Production monitoring: the prediction log sink, the shared prediction-log format, drift checks."""
+"""Monitoring: the prediction log sink (sink/), drift analysis and retraining triggers (drift/)."""

@@ -1,0 +1,92 @@
+"""What a monitoring run tells people: one structured JSON log line, and optionally a webhook.
+
+The webhook body is Slack-compatible (``text`` plus ``blocks``); Mattermost, Teams workflows and
+most chat tools accept it. A webhook that fails is logged and reported in the summary, never
+fatal: the analysis and the decision are already stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def alert_record(summary: dict) -> dict:
+    """The compact, machine-readable line a log pipeline indexes."""
+    drift, decision = summary.get("drift", {}), summary.get("decision", {})
+    return {
+        "event": "patchrisk.monitor",
+        "model": summary["model"]["name"],
+        "model_version": summary["model"]["version"],
+        "window_start": summary["window"]["start"],
+        "window_end": summary["window"]["end"],
+        "status": drift.get("status"),
+        "rows": drift.get("rows"),
+        "drifted_features": drift.get("drifted_features", []),
+        "drifted_share": drift.get("drifted_share"),
+        "prediction_drift": (drift.get("prediction") or {}).get("drifted"),
+        "performance": {k: (summary.get("performance") or {}).get(k) for k in ("status", "current", "drop", "degraded")},
+        "trigger": decision.get("trigger"),
+        "reasons": decision.get("reasons", []),
+        "blocked_by": decision.get("blocked_by", []),
+        "launch": (summary.get("launch") or {}).get("outcome"),
+        "report": summary.get("report_uri"),
+    }
+
+
+def headline(summary: dict) -> str:
+    record = alert_record(summary)
+    name = f"{record['model']} v{record['model_version']}"
+    if record["status"] != "ok":
+        state = {"no_data": "no data in the window"}.get(record["status"], record["status"].replace("_", " "))
+        return f"{name}: {state} ({record['window_start']} to {record['window_end']})"
+    what = (f"drift in {len(record['drifted_features'])} feature(s): {', '.join(record['drifted_features'])}"
+            if record["drifted_features"] else "no feature drift")
+    if record["prediction_drift"]:
+        what += "; prediction drift"
+    if record["trigger"]:
+        what += f"; retraining triggered ({record['launch']})"
+    elif record["reasons"]:
+        what += f"; retraining held back: {'; '.join(record['blocked_by'])}"
+    return f"{name}: {what} (window ending {record['window_end']})"
+
+
+def slack_payload(summary: dict) -> dict:
+    record = alert_record(summary)
+    text = headline(summary)
+    fields = [
+        f"*Rows*\n{record['rows']:,}" if record["rows"] is not None else "*Rows*\n-",
+        f"*Drifted share*\n{record['drifted_share']:.2f}" if record["drifted_share"] is not None else "*Drifted share*\n-",
+        f"*Prediction drift*\n{'yes' if record['prediction_drift'] else 'no'}",
+        f"*Retraining*\n{'triggered' if record['trigger'] else 'no'}",
+    ]
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"patchrisk monitor: {record['model']}"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+    ]
+    if record["reasons"]:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Reasons*\n" + "\n".join(
+            f"• {r}" for r in record["reasons"] + [f"held back: {b}" for b in record["blocked_by"]])}})
+    if record["report"]:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Report: {record['report']}"}]})
+    return {"text": text, "blocks": blocks}
+
+
+def send_webhook(url: str, summary: dict, timeout_s: float) -> dict:
+    """POST the Slack payload; returns what happened, never raises."""
+    import httpx
+
+    try:
+        response = httpx.post(url, json=slack_payload(summary), timeout=timeout_s)
+        response.raise_for_status()
+        return {"status": "sent", "http_status": response.status_code}
+    except httpx.HTTPError as exc:
+        log.warning("alert webhook %s failed: %s", url, exc)
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def log_line(summary: dict) -> str:
+    return json.dumps(alert_record(summary), sort_keys=True, default=str)

@@ -1,0 +1,113 @@
+"""The monitoring policy as data: ``patchrisk/config/monitoring.yaml``, validated with pydantic.
+
+A ``--config`` file is deep-merged over the packaged defaults, so it only names what it changes;
+a typo or a wrong type fails with the file and the field named.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from patchrisk.errors import PatchriskError
+
+BACKENDS = ("none", "local", "kfp")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DriftThresholds(_Strict):
+    psi_threshold: float = Field(0.2, gt=0)
+    wasserstein_threshold: float = Field(0.1, gt=0)
+    alpha: float = Field(0.01, gt=0, lt=1)
+    min_rows: int = Field(100, ge=1)
+    score_psi_threshold: float = Field(0.2, gt=0)
+
+
+class TriggerPolicy(_Strict):
+    drifted_share: float = Field(0.25, gt=0, le=1)
+    consecutive_windows: int = Field(2, ge=1)
+    performance_metric: Literal["roc_auc", "recall", "pr_auc", "f1", "precision"] = "roc_auc"
+    performance_drop: float = Field(0.05, gt=0, lt=1)
+    min_labelled_rows: int = Field(200, ge=1)
+    cooldown_hours: float = Field(72, ge=0)
+    history_windows: int = Field(200, ge=1)
+
+
+class RetrainingConfig(_Strict):
+    backend: Literal["none", "local", "kfp"] = "none"
+    training_data_uri: str | None = None
+    spec: str = "patch-risk"
+    kfp_experiment: str = "patchrisk-retraining"
+    pipeline_name: str = "patchrisk-training"
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReportConfig(_Strict):
+    sample_rows: int = Field(5000, ge=100, le=50_000)
+    batch_rows: int = Field(65536, ge=1000)
+
+
+class AlertConfig(_Strict):
+    webhook_url: str | None = None
+    timeout_s: float = Field(5, gt=0)
+
+
+class MonitoringConfig(_Strict):
+    window_hours: float = Field(24, gt=0)
+    drift: DriftThresholds = DriftThresholds()
+    trigger: TriggerPolicy = TriggerPolicy()
+    retraining: RetrainingConfig = RetrainingConfig()
+    report: ReportConfig = ReportConfig()
+    alerts: AlertConfig = AlertConfig()
+
+    def with_overrides(self, **sections: dict) -> MonitoringConfig:
+        """A copy with ``section={field: value}`` overrides (None values ignored), validated."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            data[section].update({k: v for k, v in values.items() if v is not None})
+        return _validate(data, "command-line overrides")
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else value
+    return out
+
+
+def _validate(data: dict, source: str) -> MonitoringConfig:
+    try:
+        return MonitoringConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise PatchriskError(f"{source}: invalid monitoring config: {problems}") from None
+
+
+def _read_yaml(text: str, source: str) -> dict:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise PatchriskError(f"{source}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise PatchriskError(f"{source}: expected a mapping of monitoring settings")
+    return data
+
+
+def load_config(path: str | Path | None = None) -> MonitoringConfig:
+    defaults = _read_yaml(resources.files("patchrisk").joinpath("config/monitoring.yaml").read_text(),
+                          "monitoring.yaml")
+    if path is None:
+        return _validate(defaults, "monitoring.yaml")
+    path = Path(path)
+    if not path.is_file():
+        raise PatchriskError(f"{path}: monitoring config not found")
+    return _validate(_deep_merge(defaults, _read_yaml(path.read_text(), str(path))), str(path))

@@ -1,0 +1,266 @@
+"""``patchrisk monitor`` as a function: analyse one window, report, decide, maybe retrain, alert.
+
+Exits with an error (``PatchriskError``) only when the job cannot run: no champion, no log
+store, a bad config or labels file. Drift is a result, never a failure; an empty window is
+reported as ``no_data``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from patchrisk.errors import PatchriskError
+from patchrisk.monitoring.drift import alerts
+from patchrisk.monitoring.drift.analysis import WindowAnalysis, analyse_window
+from patchrisk.monitoring.drift.config import MonitoringConfig, load_config
+from patchrisk.monitoring.drift.launcher import KfpLauncher, LaunchResult, LocalLauncher, is_run_active
+from patchrisk.monitoring.drift.performance import read_labels
+from patchrisk.monitoring.drift.reference import Reference, load_champion_reference
+from patchrisk.monitoring.drift.trigger import (
+    MonitorState,
+    StateStore,
+    TriggerDecision,
+    TriggerRecord,
+    WindowRecord,
+    decide,
+    record_window,
+)
+from patchrisk.monitoring.drift.window import Window
+from patchrisk.storage import Store, is_s3, join
+
+SUMMARY_SCHEMA = "patchrisk.monitor.summary/v1"
+MONITORING_EXPERIMENT = "patchrisk-monitoring"
+
+
+@dataclass
+class MonitorRequest:
+    model: str = "patch-risk"
+    window_end: str | None = None
+    window_hours: float | None = None
+    labels: Path | None = None
+    config: Path | None = None
+    trigger_backend: str | None = None
+    training_data_uri: str | None = None
+    webhook: str | None = None
+    html: bool = True
+    log_to_mlflow: bool = True
+
+
+def _clean(value):
+    """JSON-safe: non-finite floats become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def resolve_config(request: MonitorRequest) -> MonitoringConfig:
+    config = load_config(request.config)
+    config = config.with_overrides(retraining={"backend": request.trigger_backend,
+                                               "training_data_uri": request.training_data_uri},
+                                   alerts={"webhook_url": request.webhook})
+    if request.window_hours is not None:
+        config = config.model_copy(update={"window_hours": request.window_hours})
+    if config.retraining.backend != "none" and not config.retraining.training_data_uri:
+        raise PatchriskError(f"--trigger-backend {config.retraining.backend} needs the data to retrain on: "
+                             "--training-data-uri or retraining.training_data_uri in the config")
+    return config
+
+
+def open_log_store(settings) -> Store:
+    uri = settings.prediction_log_uri
+    if not is_s3(uri) and not Path(uri).is_dir():
+        raise PatchriskError(f"prediction log store {uri} does not exist (set --store or PATCHRISK_LOG_STORE_URI)")
+    store = Store(uri, settings.s3_endpoint_url)
+    if is_s3(uri):
+        try:
+            store.list("monitoring/__probe__")
+        except Exception as exc:
+            raise PatchriskError(f"prediction log store {uri} is not readable: {exc}") from None
+    return store
+
+
+def drift_section(analysis: WindowAnalysis, config: MonitoringConfig) -> dict:
+    verdict = analysis.verdict
+    return {
+        "status": verdict.status,
+        "rows": verdict.rows,
+        "error_rows": analysis.errors,
+        "drifted_features": verdict.drifted_features,
+        "drifted_share": verdict.drifted_share,
+        "thresholds": config.drift.model_dump(),
+        "features": [f.to_dict() for f in verdict.features],
+        "prediction": verdict.prediction.to_dict() if verdict.prediction else None,
+    }
+
+
+def window_record(analysis: WindowAnalysis, performance: dict | None) -> WindowRecord:
+    v = analysis.verdict
+    return WindowRecord(window_end=analysis.window.end, status=v.status, rows=v.rows,
+                        drifted_share=v.drifted_share, drifted_features=v.drifted_features,
+                        performance_drop=(performance or {}).get("drop"),
+                        performance_degraded=bool((performance or {}).get("degraded")))
+
+
+def launcher_for(config: MonitoringConfig, settings):
+    backend = config.retraining.backend
+    if backend == "kfp":
+        return KfpLauncher(settings.kfp_host, config.retraining.kfp_experiment, config.retraining.pipeline_name)
+    if backend == "local":
+        return LocalLauncher(settings, settings.state / "monitoring")
+    return None
+
+
+def _run_active(run, settings, say) -> bool:
+    try:
+        return is_run_active(run, settings.kfp_host)
+    except Exception as exc:  # cannot tell: assume it still runs rather than start a second one
+        say(f"could not check run {run.run_id} ({run.backend}): {exc}; treating it as active")
+        return True
+
+
+def decide_and_launch(state: MonitorState, states: StateStore, analysis: WindowAnalysis,
+                      performance: dict | None, config: MonitoringConfig, settings,
+                      say: Callable[[str], None]) -> tuple[TriggerDecision, dict | None]:
+    record_window(state, window_record(analysis, performance), config.trigger)
+    if state.active_run and not _run_active(state.active_run, settings, say):
+        state.active_run = None
+    decision = decide(state, analysis.window.end, config.trigger, lambda run: _run_active(run, settings, say))
+    launcher = launcher_for(config, settings)
+    if not decision.trigger:
+        states.save(state)
+        return decision, None
+    if launcher is None:
+        states.save(state)
+        return decision, {"backend": "none", "run_id": None, "outcome": "not_launched",
+                          "detail": {"why": "trigger backend 'none': the decision is reported only"}}
+    parameters = {"data_uri": config.retraining.training_data_uri, "spec": config.retraining.spec,
+                  **config.retraining.arguments}
+    if isinstance(launcher, LocalLauncher):
+        state.active_run = launcher.starting(decision.key)
+        states.save(state)
+    say(f"retraining: {'; '.join(decision.reasons)} -> launching on {launcher.backend}")
+    try:
+        result = launcher.launch(decision.key, parameters)
+    except PatchriskError as exc:
+        result = LaunchResult(launcher.backend, None, "failed", {"error": str(exc)})
+    except Exception as exc:  # the API answered with an error: report it, try again next window
+        result = LaunchResult(launcher.backend, None, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+    if result.outcome == "failed":
+        state.active_run = None
+    else:
+        state.triggered_keys = (state.triggered_keys + [decision.key])[-config.trigger.history_windows:]
+        state.last_trigger = TriggerRecord(key=decision.key, window_end=analysis.window.end,
+                                           at=dt.datetime.now(dt.UTC), backend=result.backend,
+                                           run_id=result.run_id, outcome=result.outcome, detail=result.detail,
+                                           reasons=decision.reasons)
+        state.active_run = launcher.run_ref(result, decision.key) if isinstance(launcher, KfpLauncher) else None
+    states.save(state)
+    return decision, {"backend": result.backend, "run_id": result.run_id, "outcome": result.outcome,
+                      "detail": result.detail}
+
+
+def _evidently(reference: Reference, analysis: WindowAnalysis, config: MonitoringConfig, say) -> tuple[str | None, dict | None]:
+    if analysis.sample is None or analysis.verdict.rows == 0 or reference.sample_path is None:
+        return None, None
+    import pandas as pd
+
+    from patchrisk.monitoring.drift.evidently_report import build_report
+
+    say("building the Evidently report on samples ...")
+    ref_sample = pd.read_parquet(reference.sample_path)
+    result = build_report(ref_sample, analysis.sample, reference.spec, config.report.sample_rows)
+    return result.html, {"drifted_columns": result.drifted_columns, "methods": result.methods,
+                         "sample_rows": {"reference": min(len(ref_sample), config.report.sample_rows),
+                                         "window": min(len(analysis.sample), config.report.sample_rows)}}
+
+
+def log_to_mlflow(settings, summary: dict, html: str | None) -> str:
+    from mlflow.entities import Metric
+
+    from patchrisk import registry
+
+    client = registry.client(settings)
+    experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+        MONITORING_EXPERIMENT, artifact_location=join(settings.artifact_root, MONITORING_EXPERIMENT))
+    model, window, drift = summary["model"], summary["window"], summary["drift"]
+    run = client.create_run(experiment_id, run_name=f"{model['name']}-{summary['window']['key']}", tags={
+        "model": model["name"], "model_version": model["version"], "window_start": window["start"],
+        "window_end": window["end"], "status": drift["status"],
+        "trigger": str(summary["decision"]["trigger"]).lower()})
+    now = int(dt.datetime.now().timestamp() * 1000)
+    values = {"rows": drift["rows"], "drifted_share": drift["drifted_share"],
+              "drifted_features": len(drift["drifted_features"])}
+    for f in drift["features"]:
+        values.update({f"psi.{f['feature']}": f["psi"], f"drifted.{f['feature']}": int(f["drifted"]),
+                       f"p_value.{f['feature']}": f["p_value"]})
+        if f["wasserstein"] is not None:
+            values[f"wasserstein.{f['feature']}"] = f["wasserstein"]
+    if drift["prediction"]:
+        values.update({"score_psi": drift["prediction"]["psi"], "score_wasserstein": drift["prediction"]["wasserstein"],
+                       "prediction_drift": int(drift["prediction"]["drifted"])})
+    perf = summary.get("performance") or {}
+    for key in ("current", "drop"):
+        if perf.get(key) is not None:
+            values[f"performance.{key}"] = perf[key]
+    metrics = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None and math.isfinite(float(v))]
+    client.log_batch(run.info.run_id, metrics=metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+        if html:
+            Path(tmp, "drift.html").write_text(html)
+        client.log_artifacts(run.info.run_id, tmp, artifact_path="monitoring")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = lambda m: None) -> dict:
+    config = resolve_config(request)
+    store = open_log_store(settings)
+    reference = load_champion_reference(settings, request.model)
+    say(f"champion: {reference.model_name} v{reference.model_version} (reference of {reference.rows:,} rows)")
+    labels = read_labels(request.labels, reference.spec) if request.labels else None
+    window = Window.ending(request.window_end, config.window_hours)
+    analysis = analyse_window(store, reference, window, config, labels, with_sample=request.html, progress=say)
+    performance = None
+    if analysis.labelled is not None:
+        t = config.trigger
+        performance = analysis.labelled.evaluate(reference.spec.decision_threshold, reference.metrics,
+                                                 t.performance_metric, t.performance_drop, t.min_labelled_rows)
+    html, evidently = _evidently(reference, analysis, config, say) if request.html else (None, None)
+    prefix = f"reports/{reference.model_name}/{window.key}"
+    summary = {
+        "schema": SUMMARY_SCHEMA,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+        "model": {"name": reference.model_name, "version": reference.model_version,
+                  "reference_rows": reference.rows},
+        "window": {**window.to_dict(), "key": window.key},
+        "drift": drift_section(analysis, config),
+        "performance": performance,
+        "evidently": evidently,
+        "report_uri": join(store.root, f"{prefix}/drift.html") if html else None,
+        "summary_uri": join(store.root, f"{prefix}/summary.json"),
+    }
+    if html:
+        store.write_bytes(f"{prefix}/drift.html", html.encode())
+    states = StateStore(store, reference.model_name)
+    state = states.load()
+    decision, launch = decide_and_launch(state, states, analysis, performance, config, settings, say)
+    summary.update(decision=decision.model_dump(), launch=launch, state_uri=states.uri)
+    if request.log_to_mlflow:
+        summary["mlflow_run_id"] = log_to_mlflow(settings, _clean(summary), html)
+    if config.alerts.webhook_url:
+        summary["webhook"] = alerts.send_webhook(config.alerts.webhook_url, _clean(summary), config.alerts.timeout_s)
+    summary = _clean(summary)
+    store.write_bytes(f"{prefix}/summary.json", json.dumps(summary, indent=1, sort_keys=True).encode())
+    return summary

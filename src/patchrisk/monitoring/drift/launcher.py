@@ -1,0 +1,184 @@
+"""Starting the retraining pipeline: on a KFP API server, or locally through kfp.local.
+
+KFP: the experiment is found or created, the pipeline ``patchrisk-training`` is found by name
+(uploaded from ``pipelines/compiled/training.yaml`` when missing) and its latest version run,
+with the idempotency key in the run's display name. Before creating a run, runs with that display
+name are looked up, so a job that crashed after submitting never submits twice.
+
+Local: ``run_training_locally`` runs the whole pipeline in this process and returns when it is
+done; the state file names this host and process while it runs, so a second job started meanwhile
+sees the run as active.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from patchrisk.errors import PatchriskError
+from patchrisk.monitoring.drift.trigger import RunRef
+
+KFP_ACTIVE_STATES = {"PENDING", "RUNNING", "CANCELING", "PAUSED"}
+LOCAL_ARGUMENTS = ("seed", "device", "iterations", "git_commit", "policy_env")
+
+
+@dataclass
+class LaunchResult:
+    backend: str
+    run_id: str | None
+    outcome: str  # submitted | already_exists | registered | rejected | failed
+    detail: dict = field(default_factory=dict)
+
+
+def run_display_name(key: str) -> str:
+    return f"retrain-{key}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@contextlib.contextmanager
+def _quiet_kfp():
+    """kfp.Client prints links to stdout and warns about its version; keep stdout for results."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+class KfpLauncher:
+    backend = "kfp"
+
+    def __init__(self, host: str, experiment: str, pipeline_name: str, package_path: Path | None = None):
+        if not host:
+            raise PatchriskError("--trigger-backend kfp needs a KFP API endpoint: set PATCHRISK_KFP_HOST")
+        self.host, self.experiment, self.pipeline_name = host, experiment, pipeline_name
+        self.package_path = package_path
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import kfp
+
+            with _quiet_kfp():
+                try:
+                    self._client = kfp.Client(host=self.host)
+                except Exception as exc:
+                    raise PatchriskError(f"KFP API at {self.host} is not reachable: {exc}") from None
+        return self._client
+
+    def is_active(self, run: RunRef) -> bool:
+        with _quiet_kfp():
+            state = str(self.client.get_run(run.run_id).state or "")
+        return state in KFP_ACTIVE_STATES
+
+    def _experiment_id(self) -> str:
+        with _quiet_kfp():
+            return self.client.create_experiment(self.experiment).experiment_id  # finds it when it exists
+
+    def _find_run(self, experiment_id: str, display_name: str):
+        flt = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": display_name}]})
+        with _quiet_kfp():
+            runs = self.client.list_runs(experiment_id=experiment_id, filter=flt, page_size=10).runs or []
+        return runs[0] if runs else None
+
+    def _pipeline_version(self) -> tuple[str, str]:
+        with _quiet_kfp():
+            pipeline_id = self.client.get_pipeline_id(self.pipeline_name)
+            if pipeline_id is None:
+                package = self.package_path or _compiled_training_yaml()
+                pipeline_id = self.client.upload_pipeline(str(package), pipeline_name=self.pipeline_name,
+                                                          description="patchrisk training pipeline").pipeline_id
+            versions = self.client.list_pipeline_versions(pipeline_id, sort_by="created_at desc",
+                                                          page_size=1).pipeline_versions or []
+        if not versions:
+            raise PatchriskError(f"KFP pipeline '{self.pipeline_name}' ({pipeline_id}) has no version to run")
+        return pipeline_id, versions[0].pipeline_version_id
+
+    def launch(self, key: str, parameters: dict) -> LaunchResult:
+        experiment_id = self._experiment_id()
+        name = run_display_name(key)
+        existing = self._find_run(experiment_id, name)
+        if existing is not None:
+            return LaunchResult(self.backend, existing.run_id, "already_exists",
+                                {"display_name": name, "state": str(existing.state)})
+        pipeline_id, version_id = self._pipeline_version()
+        with _quiet_kfp():
+            run = self.client.run_pipeline(experiment_id, name, params=parameters, pipeline_id=pipeline_id,
+                                           version_id=version_id)
+        return LaunchResult(self.backend, run.run_id, "submitted",
+                            {"display_name": name, "experiment_id": experiment_id, "pipeline_id": pipeline_id,
+                             "pipeline_version_id": version_id})
+
+    def run_ref(self, result: LaunchResult, key: str) -> RunRef:
+        return RunRef(backend=self.backend, run_id=result.run_id, key=key, started_at=_now())
+
+
+def _compiled_training_yaml() -> Path:
+    from patchrisk_pipelines.run import COMPILED_DIR
+
+    return COMPILED_DIR / "training.yaml"
+
+
+def local_run_is_active(run: RunRef) -> bool:
+    """A local run is active while the process that started it (on this host) is alive."""
+    if run.host != socket.gethostname() or not run.pid:
+        return False
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalLauncher:
+    backend = "local"
+
+    def __init__(self, settings, log_dir: Path):
+        self.settings, self.log_dir = settings, Path(log_dir)
+
+    def is_active(self, run: RunRef) -> bool:
+        return local_run_is_active(run)
+
+    def starting(self, key: str) -> RunRef:
+        return RunRef(backend=self.backend, run_id=f"local-{key}", key=key, started_at=_now(),
+                      host=socket.gethostname(), pid=os.getpid())
+
+    def launch(self, key: str, parameters: dict) -> LaunchResult:
+        from patchrisk_pipelines.run import run_training_locally
+
+        params = dict(parameters)
+        data_uri, spec = params.pop("data_uri"), params.pop("spec")
+        known = {k: params.pop(k) for k in LOCAL_ARGUMENTS if k in params}
+        log_file = self.log_dir / f"{run_display_name(key)}.log"
+        try:
+            outcome = run_training_locally(self.settings, data_uri=data_uri, spec=spec, **known,
+                                           extra_arguments=params or None, log_file=log_file)
+        except PatchriskError as exc:
+            return LaunchResult(self.backend, f"local-{key}", "failed", {"error": str(exc), "log": str(log_file)})
+        detail = {"log": str(log_file), "seconds": round(outcome.local_run.seconds, 1),
+                  "run_dir": str(outcome.local_run.run_dir)}
+        if outcome.version:
+            detail["version"] = {k: outcome.version[k] for k in ("name", "version", "aliases", "storage_uri")}
+            return LaunchResult(self.backend, f"local-{key}", "registered", detail)
+        detail["rejection"] = outcome.rejection
+        return LaunchResult(self.backend, f"local-{key}", "rejected", detail)
+
+
+def is_run_active(run: RunRef, kfp_host: str | None) -> bool:
+    """Whether the run named in the state is still going, whichever backend started it."""
+    if run.backend == "local":
+        return local_run_is_active(run)
+    if run.backend == "kfp" and kfp_host:
+        return KfpLauncher(kfp_host, "", "").is_active(run)
+    return True  # cannot ask: assume it runs rather than start a second one

@@ -1,0 +1,54 @@
+"""The reference a window is compared with: the statistics stored with the champion version.
+
+Training writes ``reference_stats.json`` (quantile bins, quantiles, category frequencies, score
+summary) and ``reference_sample.parquet`` (a bounded sample with scores) into every model
+directory, so monitoring never needs the training data itself.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from patchrisk.errors import PatchriskError
+from patchrisk.model_bundle import REFERENCE_SAMPLE_FILE, REFERENCE_STATS_FILE, SPEC_FILE
+from patchrisk.spec import ModelSpec, load_spec
+
+
+@dataclass(frozen=True)
+class Reference:
+    spec: ModelSpec
+    stats: dict
+    sample_path: Path | None
+    model_name: str
+    model_version: str = "unregistered"
+    metrics: dict[str, float] = field(default_factory=dict)  # the version's registered holdout metrics
+
+    @property
+    def rows(self) -> int:
+        return int(self.stats.get("rows", 0))
+
+    @classmethod
+    def from_model_dir(cls, model_dir: Path, model_name: str | None = None, version: str = "unregistered",
+                       metrics: dict[str, float] | None = None) -> Reference:
+        model_dir = Path(model_dir)
+        stats_path = model_dir / REFERENCE_STATS_FILE
+        if not stats_path.is_file():
+            raise PatchriskError(f"{model_dir}: no {REFERENCE_STATS_FILE}; the model was trained without "
+                                 "reference statistics, so drift cannot be measured against it")
+        spec = load_spec(model_dir / SPEC_FILE)
+        sample = model_dir / REFERENCE_SAMPLE_FILE
+        return cls(spec=spec, stats=json.loads(stats_path.read_text()),
+                   sample_path=sample if sample.is_file() else None, model_name=model_name or spec.name,
+                   model_version=str(version), metrics=dict(metrics or {}))
+
+
+def load_champion_reference(settings, model_name: str) -> Reference:
+    """The champion's reference; a clear error when the model has no champion yet."""
+    from patchrisk import registry
+
+    version = registry.get_version(settings, model_name, alias=registry.CHAMPION)
+    model_dir = registry.download_model(settings, f"models:/{model_name}/{version.version}")
+    metrics = registry.client(settings).get_run(version.run_id).data.metrics if version.run_id else {}
+    return Reference.from_model_dir(model_dir, model_name, str(version.version), metrics)

@@ -1,0 +1,136 @@
+"""When drift should start a retraining run, and the state that keeps that decision safe.
+
+Rules (thresholds in ``monitoring.yaml`` → ``trigger``):
+- *drift*: the share of drifted features is at least ``drifted_share`` in each of the last
+  ``consecutive_windows`` analysed windows (a window with no or too little data breaks the run);
+- *performance*: the labelled metric is more than ``performance_drop`` below the champion's.
+Guards, each of which blocks a trigger the rules asked for:
+- *one per window*: the idempotency key ``<model>-<window end %Y%m%dT%H>`` is used at most once,
+  so re-running the job on the same window never starts a second run;
+- *cooldown*: no trigger within ``cooldown_hours`` of the last one (measured in window time, so
+  backfills behave like live runs);
+- *active run*: never while the last triggered run is still active.
+
+The state (window history, last trigger, active run) is one JSON document in the log store,
+``monitoring/<model>/state.json``, replaced atomically on every write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from patchrisk.monitoring.drift.config import TriggerPolicy
+from patchrisk.storage import Store, join
+
+
+class WindowRecord(BaseModel):
+    window_end: dt.datetime
+    status: str  # ok | no_data | insufficient_data
+    rows: int = 0
+    drifted_share: float = 0.0
+    drifted_features: list[str] = Field(default_factory=list)
+    performance_drop: float | None = None
+    performance_degraded: bool = False
+
+
+class RunRef(BaseModel):
+    backend: str  # local | kfp
+    run_id: str
+    key: str
+    started_at: dt.datetime
+    host: str | None = None  # local: the machine and process that runs it
+    pid: int | None = None
+
+
+class TriggerRecord(BaseModel):
+    key: str
+    window_end: dt.datetime
+    at: dt.datetime
+    backend: str
+    run_id: str | None = None
+    outcome: str  # submitted | already_exists | registered | rejected | failed | not_launched
+    detail: dict = Field(default_factory=dict)
+    reasons: list[str] = Field(default_factory=list)
+
+
+class MonitorState(BaseModel):
+    model: str
+    windows: list[WindowRecord] = Field(default_factory=list)
+    last_trigger: TriggerRecord | None = None
+    active_run: RunRef | None = None
+    triggered_keys: list[str] = Field(default_factory=list)
+
+
+class TriggerDecision(BaseModel):
+    key: str
+    trigger: bool
+    reasons: list[str] = Field(default_factory=list)  # why the rules asked for retraining
+    blocked_by: list[str] = Field(default_factory=list)  # why a requested trigger was held back
+
+
+def idempotency_key(model: str, window_end: dt.datetime) -> str:
+    return f"{model}-{window_end.strftime('%Y%m%dT%H')}"
+
+
+class StateStore:
+    def __init__(self, store: Store, model: str):
+        self.store, self.model = store, model
+        self.relative = f"monitoring/{model}/state.json"
+
+    @property
+    def uri(self) -> str:
+        return join(self.store.root, self.relative)
+
+    def load(self) -> MonitorState:
+        if not self.store.exists(self.relative):
+            return MonitorState(model=self.model)
+        return MonitorState.model_validate_json(self.store.read_bytes(self.relative))
+
+    def save(self, state: MonitorState) -> str:
+        data = json.dumps(state.model_dump(mode="json"), indent=1, sort_keys=True).encode()
+        return self.store.write_bytes(self.relative, data)
+
+
+def record_window(state: MonitorState, record: WindowRecord, policy: TriggerPolicy) -> None:
+    """Add (or replace: the same window analysed again) a window, keeping the newest ones."""
+    windows = [w for w in state.windows if w.window_end != record.window_end] + [record]
+    state.windows = sorted(windows, key=lambda w: w.window_end)[-policy.history_windows:]
+
+
+def _drift_reason(state: MonitorState, window_end: dt.datetime, policy: TriggerPolicy) -> str | None:
+    recent = [w for w in state.windows if w.window_end <= window_end][-policy.consecutive_windows:]
+    if len(recent) < policy.consecutive_windows:
+        return None
+    if all(w.status == "ok" and w.drifted_share >= policy.drifted_share for w in recent):
+        shares = ", ".join(f"{w.drifted_share:.2f}" for w in recent)
+        return (f"drifted feature share >= {policy.drifted_share} in the last {policy.consecutive_windows} "
+                f"window(s) ({shares})")
+    return None
+
+
+def decide(state: MonitorState, window_end: dt.datetime, policy: TriggerPolicy,
+           run_is_active: Callable[[RunRef], bool]) -> TriggerDecision:
+    """Whether to trigger for the window ending at ``window_end`` (already recorded in ``state``)."""
+    key = idempotency_key(state.model, window_end)
+    reasons = []
+    drift = _drift_reason(state, window_end, policy)
+    if drift:
+        reasons.append(drift)
+    current = next((w for w in state.windows if w.window_end == window_end), None)
+    if current and current.performance_degraded:
+        reasons.append(f"{policy.performance_metric} is {current.performance_drop:.3f} below the champion's "
+                       f"(more than {policy.performance_drop})")
+    blocked = []
+    if reasons:
+        if key in state.triggered_keys:
+            blocked.append(f"already triggered for this window (key {key})")
+        last = state.last_trigger
+        if last and abs(window_end - last.window_end) < dt.timedelta(hours=policy.cooldown_hours):
+            blocked.append(f"cooldown: last trigger {last.key} less than {policy.cooldown_hours:g}h ago")
+        if state.active_run and run_is_active(state.active_run):
+            blocked.append(f"run {state.active_run.run_id} ({state.active_run.backend}) is still active")
+    return TriggerDecision(key=key, trigger=bool(reasons) and not blocked, reasons=reasons, blocked_by=blocked)

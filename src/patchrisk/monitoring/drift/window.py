@@ -1,0 +1,141 @@
+"""Reading one time window of logged predictions in bounded memory.
+
+The sink's layout is ``model=<name>/endpoint=<endpoint>/date=YYYY-MM-DD/part-<uuid>.parquet``
+under the prediction log store. Only the partitions of the window's dates are listed, only the
+columns the analysis needs are read, row group by row group, and rows outside
+``[start, end)`` of ``received_at`` are dropped (row groups whose statistics lie wholly outside
+the window are skipped unread). Memory is one batch, whatever the window's size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from patchrisk.errors import PatchriskError
+from patchrisk.storage import Store, join
+
+ENDPOINTS = ("default", "canary", "unknown")
+TIME_COLUMN = "received_at"
+PROGRESS_EVERY_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Window:
+    start: dt.datetime  # inclusive, UTC
+    end: dt.datetime  # exclusive, UTC
+
+    @classmethod
+    def ending(cls, end: dt.datetime | str | None, hours: float) -> Window:
+        end = parse_time(end) if end is not None else _floor_hour(dt.datetime.now(dt.UTC))
+        return cls(end - dt.timedelta(hours=hours), end)
+
+    @property
+    def dates(self) -> list[str]:
+        last = (self.end - dt.timedelta(microseconds=1)).date()
+        day, out = self.start.date(), []
+        while day <= last:
+            out.append(day.isoformat())
+            day += dt.timedelta(days=1)
+        return out
+
+    @property
+    def key(self) -> str:
+        """The window's name in paths: its end, ``YYYYmmddTHHMMSSZ``."""
+        return self.end.strftime("%Y%m%dT%H%M%SZ")
+
+    def to_dict(self) -> dict:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "hours": (self.end - self.start).total_seconds() / 3600}
+
+
+def parse_time(value: dt.datetime | str) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise PatchriskError(f"--window-end: '{value}' is not an ISO date-time "
+                                 "(e.g. 2026-01-05T00:00:00Z)") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _floor_hour(t: dt.datetime) -> dt.datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def partition_files(store: Store, model: str, window: Window, endpoints=ENDPOINTS) -> list[str]:
+    """Relative names of the Parquet parts that may hold rows of ``window``."""
+    files = []
+    for endpoint in endpoints:
+        for date in window.dates:
+            prefix = f"model={model}/endpoint={endpoint}/date={date}"
+            files += [n for n in store.list(prefix) if n.endswith(".parquet")]
+    return files
+
+
+def _open(store: Store, name: str) -> pq.ParquetFile:
+    if store.root.startswith("s3://"):  # one part at a time in memory: parts are bounded by the sink
+        return pq.ParquetFile(pa.BufferReader(store.read_bytes(name)))
+    return pq.ParquetFile(join(store.root, name))
+
+
+def _row_group_in_window(pf: pq.ParquetFile, index: int, window: Window) -> bool:
+    """False only when the row group's received_at statistics prove it lies outside the window."""
+    try:
+        meta = pf.metadata.row_group(index)
+        col = next(meta.column(j) for j in range(meta.num_columns)
+                   if meta.column(j).path_in_schema == TIME_COLUMN)
+        stats = col.statistics
+        if stats is None or not stats.has_min_max:
+            return True
+        lo, hi = parse_time(stats.min), parse_time(stats.max)
+    except Exception:  # unusual statistics types: read the row group rather than guess
+        return True
+    return hi >= window.start and lo < window.end
+
+
+def _in_window(table: pa.Table, window: Window) -> pa.Table:
+    ts = table.column(TIME_COLUMN)
+    kind = ts.type
+    if pa.types.is_timestamp(kind):
+        start = pa.scalar(window.start if kind.tz else window.start.replace(tzinfo=None), type=kind)
+        end = pa.scalar(window.end if kind.tz else window.end.replace(tzinfo=None), type=kind)
+    else:
+        raise PatchriskError(f"prediction logs: column '{TIME_COLUMN}' is {kind}, expected a timestamp")
+    return table.filter(pc.and_(pc.greater_equal(ts, start), pc.less(ts, end)))
+
+
+def iter_window_batches(store: Store, model: str, window: Window, columns: list[str], *,
+                        batch_rows: int = 65536, endpoints=ENDPOINTS,
+                        progress: Callable[[str], None] | None = None) -> Iterator[pa.Table]:
+    """Tables of at most ``batch_rows`` logged rows inside ``window``, with ``columns`` (a column a
+    part lacks comes back all null)."""
+    files = partition_files(store, model, window, endpoints)
+    say = progress or (lambda _m: None)
+    say(f"reading {len(files)} log file(s) for {len(window.dates)} date(s) under {join(store.root, f'model={model}')}")
+    wanted = list(dict.fromkeys([TIME_COLUMN, *columns]))
+    rows, next_report = 0, PROGRESS_EVERY_ROWS
+    for number, name in enumerate(files, 1):
+        pf = _open(store, name)
+        present = [c for c in wanted if c in pf.schema_arrow.names]
+        if TIME_COLUMN not in present:
+            raise PatchriskError(f"{join(store.root, name)}: no '{TIME_COLUMN}' column; not a prediction log")
+        groups = [i for i in range(pf.num_row_groups) if _row_group_in_window(pf, i, window)]
+        if not groups:
+            continue
+        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=present):
+            table = _in_window(pa.Table.from_batches([batch]), window)
+            if table.num_rows == 0:
+                continue
+            for missing in (c for c in wanted if c not in present):
+                table = table.append_column(missing, pa.nulls(table.num_rows))
+            rows += table.num_rows
+            yield table
+        if rows >= next_report or number == len(files):
+            say(f"  {number}/{len(files)} files, {rows:,} rows in the window so far")
+            next_report = rows + PROGRESS_EVERY_ROWS

@@ -1,0 +1,100 @@
+"""`patchrisk monitor` end to end: a registered champion, drifted logs in the sink's layout, a real
+local retraining run that registers a challenger (one such run: the pipeline takes ~2 minutes)."""
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from patchrisk import registry
+from patchrisk.datagen import DriftConfig, generate_rows
+from patchrisk.settings import get_settings
+from tests.conftest import PATCHRISK
+from tests.unit.drift_support import log_frame, write_logs
+
+pytestmark = pytest.mark.integration
+
+DRIFT = DriftConfig(shift={"code_churn_score": 1.0}, category_mix={"region": {"apac": 0.8, "eu": 0.2}})
+WINDOW_END = "2026-03-03T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory, patch_spec):
+    from patchrisk.evaluation import classification_metrics
+    from patchrisk.training import TrainParams, train_model, write_reference
+
+    base = tmp_path_factory.mktemp("monitor")
+    settings = get_settings(state_dir=base / "state")
+    result = train_model(generate_rows(patch_spec, 3000, seed=31), patch_spec, TrainParams(seed=31, iterations=150))
+    model_dir = base / "champion"
+    result.bundle.save(model_dir)
+    write_reference(result, model_dir, seed=31)
+    holdout = result.holdout
+    metrics = classification_metrics(holdout[patch_spec.target.name], result.bundle.predict_frame(holdout), 0.5)
+    registry.register_model_dir(settings, model_dir, name="patch-risk", pipeline_run_id="first", metrics=metrics,
+                                params={}, lineage={}, alias=registry.CHAMPION)
+
+    logs = settings.prediction_log_uri
+    before = generate_rows(patch_spec, 500, seed=40)  # the day before the window: must not be read
+    write_logs(logs, log_frame(result.bundle, before, dt.datetime(2026, 3, 1)))
+    drifted = generate_rows(patch_spec, 3000, seed=41, drift=DRIFT)
+    write_logs(logs, log_frame(result.bundle, drifted, dt.datetime(2026, 3, 2)), rows_per_part=1000)
+    labels = base / "labels.csv"
+    drifted[[patch_spec.id_column, patch_spec.target.name]].to_csv(labels, index=False)
+
+    training_data = base / "retrain.parquet"
+    generate_rows(patch_spec, 3000, seed=42, drift=DRIFT).to_parquet(training_data, index=False)
+    config = base / "monitoring.yaml"
+    config.write_text(yaml.safe_dump({"trigger": {"consecutive_windows": 1, "drifted_share": 0.1},
+                                      "retraining": {"arguments": {"iterations": 150, "seed": 7}}}))
+    return settings, base, labels, training_data, config
+
+
+def monitor(settings, *args):
+    return subprocess.run([PATCHRISK, "monitor", "--state-dir", str(settings.state_dir), "--window-end", WINDOW_END,
+                           *map(str, args)], capture_output=True, text=True, check=False, timeout=600)
+
+
+def test_monitor_flags_drift_reports_and_retrains(monitored):
+    settings, _, labels, training_data, config = monitored
+    out = monitor(settings, "--labels", labels, "--config", config, "--trigger-backend", "local",
+                  "--training-data-uri", training_data)
+    assert out.returncode == 0, out.stderr
+    line = json.loads(out.stdout.strip().splitlines()[-1])
+    assert line["event"] == "patchrisk.monitor" and line["trigger"] is True and line["launch"] == "registered"
+
+    report_dir = Path(settings.prediction_log_uri, "reports", "patch-risk", "20260303T000000Z")
+    summary = json.loads((report_dir / "summary.json").read_text())
+    assert summary["drift"]["rows"] == 3000  # the day before the window is not counted
+    assert sorted(summary["drift"]["drifted_features"]) == ["code_churn_score", "region"]
+    assert summary["drift"]["prediction"]["drifted"] is True
+    assert summary["performance"]["labelled_rows"] == 3000 and summary["performance"]["current"] > 0.6
+    assert "<html" in (report_dir / "drift.html").read_text()[:2000].lower()
+    assert {"code_churn_score", "region"} <= set(summary["evidently"]["drifted_columns"])
+
+    launch = summary["launch"]
+    assert launch["backend"] == "local" and launch["detail"]["version"]["version"] == "2"
+    assert registry.aliases(settings, "patch-risk") == {"champion": "1", "challenger": "2"}
+    state = json.loads(Path(settings.prediction_log_uri, "monitoring", "patch-risk", "state.json").read_text())
+    assert state["last_trigger"]["key"] == "patch-risk-20260303T00" and state["active_run"] is None
+
+    runs = registry.client(settings).search_runs(
+        [registry.client(settings).get_experiment_by_name("patchrisk-monitoring").experiment_id])
+    assert runs and runs[0].data.metrics["drifted.region"] == 1.0 and runs[0].data.tags["model_version"] == "1"
+
+
+def test_monitor_without_a_champion_exits_2_naming_the_problem(tmp_path):
+    (tmp_path / "state" / "prediction-logs").mkdir(parents=True)
+    out = subprocess.run([PATCHRISK, "monitor", "--state-dir", str(tmp_path / "state"), "--no-html"],
+                         capture_output=True, text=True, check=False, timeout=300)
+    assert out.returncode == 2
+    assert "champion" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_monitor_without_a_log_store_exits_2(tmp_path):
+    out = subprocess.run([PATCHRISK, "monitor", "--state-dir", str(tmp_path / "state"),
+                          "--store", str(tmp_path / "nowhere"), "--no-html"], capture_output=True, text=True, check=False)
+    assert out.returncode == 2 and "prediction log store" in out.stderr and "nowhere" in out.stderr

@@ -1,0 +1,60 @@
+"""Alerts: the JSON log line and a Slack-compatible webhook whose failure is never fatal."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from patchrisk.monitoring.drift.alerts import headline, log_line, send_webhook
+from tests.conftest import free_port
+
+SUMMARY = {
+    "model": {"name": "patch-risk", "version": "3"},
+    "window": {"start": "2026-03-01T00:00:00+00:00", "end": "2026-03-02T00:00:00+00:00"},
+    "drift": {"status": "ok", "rows": 2000, "drifted_features": ["code_churn_score", "region"],
+              "drifted_share": 0.15, "prediction": {"drifted": True}},
+    "performance": None,
+    "decision": {"trigger": True, "reasons": ["drifted feature share >= 0.1 in the last 1 window(s) (0.15)"],
+                 "blocked_by": []},
+    "launch": {"outcome": "submitted"},
+    "report_uri": "s3://logs/reports/patch-risk/20260302T000000Z/drift.html",
+}
+
+
+def test_log_line_is_one_json_object_with_the_decision():
+    line = log_line(SUMMARY)
+    assert "\n" not in line
+    record = json.loads(line)
+    assert record["event"] == "patchrisk.monitor" and record["drifted_features"] == ["code_churn_score", "region"]
+    assert record["trigger"] is True and record["launch"] == "submitted" and record["prediction_drift"] is True
+    assert "retraining triggered" in headline(SUMMARY) and "code_churn_score, region" in headline(SUMMARY)
+
+
+def test_webhook_posts_a_slack_payload():
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            received.append((self.headers["Content-Type"], json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = send_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", SUMMARY, 5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result == {"status": "sent", "http_status": 200}
+    content_type, body = received[0]
+    assert content_type == "application/json" and body["text"] == headline(SUMMARY)
+    assert body["blocks"][0]["type"] == "header" and any("Reasons" in json.dumps(b) for b in body["blocks"])
+
+
+def test_webhook_failure_is_reported_not_raised():
+    result = send_webhook(f"http://127.0.0.1:{free_port()}/hook", SUMMARY, 1)
+    assert result["status"] == "failed" and "Connect" in result["error"]

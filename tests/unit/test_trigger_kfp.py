@@ -1,0 +1,191 @@
+"""The KFP API backend against a KFP v2beta1 API served on 127.0.0.1 by the test.
+
+The server checks each call against the v2beta1 shapes kfp.Client (kfp 2.17) uses: healthz at
+construction, experiments list/create, pipelines list/upload, pipeline versions list, runs
+list/create/get. Nothing in the client is patched.
+"""
+
+import email
+import email.policy
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from patchrisk.monitoring.drift.launcher import KfpLauncher, is_run_active, run_display_name
+from patchrisk.monitoring.drift.trigger import RunRef
+
+API = "/apis/v2beta1"
+
+
+class FakeKfp:
+    """State of a tiny KFP API: what exists, and every request received."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str, dict, object]] = []
+        self.experiments: list[dict] = []
+        self.pipelines: list[dict] = []
+        self.versions: dict[str, list[dict]] = {}
+        self.runs: list[dict] = []
+        self.problems: list[str] = []
+
+    def expect(self, ok: bool, problem: str) -> None:
+        if not ok:
+            self.problems.append(problem)
+
+
+def _filter_value(query: dict) -> str | None:
+    if "filter" not in query:
+        return None
+    predicate = json.loads(query["filter"][0])["predicates"][0]
+    # protojson accepts an enum by number (kfp.Client sends 1) or by name
+    if predicate["operation"] not in (1, "EQUALS") or predicate["key"] != "display_name":
+        return "<unsupported filter>"
+    return predicate["stringValue"]
+
+
+def make_handler(kfp: FakeKfp):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _reply(self, body: dict, status: int = 200):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            kind = self.headers.get("Content-Type", "")
+            if kind.startswith("multipart/form-data"):
+                msg = email.message_from_bytes(b"Content-Type: " + kind.encode() + b"\r\n\r\n" + raw,
+                                               policy=email.policy.HTTP)
+                return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+                        for part in msg.iter_parts()}
+            kfp.expect(kind.startswith("application/json"), f"{self.path}: JSON body without JSON content type")
+            return json.loads(raw or b"{}")
+
+        def do_GET(self):
+            url = urlparse(self.path)
+            query = parse_qs(url.query)
+            kfp.requests.append(("GET", url.path, query, None))
+            if url.path == f"{API}/healthz":
+                return self._reply({"multi_user": False})
+            if url.path == f"{API}/experiments":
+                name = _filter_value(query)
+                return self._reply({"experiments": [e for e in kfp.experiments if e["display_name"] == name]})
+            if url.path == f"{API}/pipelines":
+                name = _filter_value(query)
+                return self._reply({"pipelines": [p for p in kfp.pipelines if p["display_name"] == name]})
+            if url.path.startswith(f"{API}/pipelines/") and url.path.endswith("/versions"):
+                pipeline_id = url.path.split("/")[4]
+                kfp.expect(query.get("sort_by") == ["created_at desc"], "versions not sorted newest first")
+                versions = sorted(kfp.versions.get(pipeline_id, []), key=lambda v: v["created_at"], reverse=True)
+                return self._reply({"pipeline_versions": versions[: int(query.get("page_size", ["10"])[0])]})
+            if url.path == f"{API}/runs":
+                name = _filter_value(query)
+                kfp.expect("experiment_id" in query, "runs listed without experiment_id")
+                return self._reply({"runs": [r for r in kfp.runs if r["display_name"] == name
+                                             and r["experiment_id"] == query["experiment_id"][0]]})
+            if url.path.startswith(f"{API}/runs/"):
+                run = next((r for r in kfp.runs if r["run_id"] == url.path.split("/")[-1]), None)
+                return self._reply(run) if run else self._reply({"error": "not found", "code": 5}, 404)
+            self._reply({"error": f"unexpected GET {url.path}"}, 404)
+
+        def do_POST(self):
+            url = urlparse(self.path)
+            query = parse_qs(url.query)
+            body = self._body()
+            kfp.requests.append(("POST", url.path, query, body))
+            if url.path == f"{API}/experiments":
+                kfp.expect(set(body) >= {"display_name"}, f"experiment body {body}")
+                exp = {"experiment_id": f"exp-{len(kfp.experiments) + 1}", "display_name": body["display_name"]}
+                kfp.experiments.append(exp)
+                return self._reply(exp)
+            if url.path == f"{API}/pipelines/upload":
+                spec = body.get("uploadfile", b"")
+                kfp.expect(b"pipelineInfo" in spec and b"patchrisk-training" in spec, "upload is not the pipeline IR")
+                pipeline = {"pipeline_id": "pipe-1", "display_name": query["name"][0]}
+                kfp.pipelines.append(pipeline)
+                kfp.versions["pipe-1"] = [{"pipeline_id": "pipe-1", "pipeline_version_id": "ver-1",
+                                           "display_name": "v1", "created_at": "2026-01-01T00:00:00Z"}]
+                return self._reply(pipeline)
+            if url.path == f"{API}/runs":
+                ref = body.get("pipeline_version_reference") or {}
+                kfp.expect(set(ref) == {"pipeline_id", "pipeline_version_id"}, f"version reference {ref}")
+                kfp.expect("pipeline_spec" not in body, "run carries an inline spec instead of a version reference")
+                kfp.expect(isinstance(body.get("runtime_config", {}).get("parameters"), dict), "no parameters")
+                kfp.expect(bool(body.get("experiment_id")) and bool(body.get("display_name")), f"run body {body}")
+                run = {"run_id": f"run-{len(kfp.runs) + 1}", "display_name": body["display_name"],
+                       "experiment_id": body["experiment_id"], "state": "PENDING",
+                       "pipeline_version_reference": ref, "runtime_config": body["runtime_config"]}
+                kfp.runs.append(run)
+                return self._reply(run)
+            self._reply({"error": f"unexpected POST {url.path}"}, 404)
+
+    return Handler
+
+
+@pytest.fixture
+def kfp_api():
+    kfp = FakeKfp()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(kfp))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield kfp, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+PARAMS = {"data_uri": "s3://patchrisk-data/patches.parquet", "spec": "patch-risk", "iterations": 300}
+
+
+def test_first_launch_creates_experiment_uploads_pipeline_and_runs_its_latest_version(kfp_api):
+    kfp, host = kfp_api
+    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training").launch("patch-risk-20260302T00", PARAMS)
+    assert kfp.problems == []
+    assert result.outcome == "submitted" and result.run_id == "run-1"
+    calls = [(m, p) for m, p, _, _ in kfp.requests]
+    assert calls[0] == ("GET", f"{API}/healthz")
+    assert ("POST", f"{API}/experiments") in calls and ("POST", f"{API}/pipelines/upload") in calls
+    run = kfp.runs[0]
+    assert run["display_name"] == run_display_name("patch-risk-20260302T00") == "retrain-patch-risk-20260302T00"
+    assert run["pipeline_version_reference"] == {"pipeline_id": "pipe-1", "pipeline_version_id": "ver-1"}
+    assert run["runtime_config"]["parameters"] == PARAMS and run["experiment_id"] == "exp-1"
+
+
+def test_existing_pipeline_runs_its_newest_version_without_uploading(kfp_api):
+    kfp, host = kfp_api
+    kfp.experiments.append({"experiment_id": "exp-9", "display_name": "patchrisk-retraining"})
+    kfp.pipelines.append({"pipeline_id": "pipe-7", "display_name": "patchrisk-training"})
+    kfp.versions["pipe-7"] = [{"pipeline_id": "pipe-7", "pipeline_version_id": v, "display_name": v,
+                               "created_at": f"2026-01-0{i}T00:00:00Z"} for i, v in enumerate(["old", "new"], 1)]
+    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training").launch("patch-risk-20260302T00", PARAMS)
+    assert kfp.problems == [] and result.outcome == "submitted"
+    assert kfp.runs[0]["pipeline_version_reference"]["pipeline_version_id"] == "new"
+    assert kfp.runs[0]["experiment_id"] == "exp-9"
+    assert not any(p.endswith("/upload") or p == f"{API}/experiments" and m == "POST"
+                   for m, p, _, _ in kfp.requests)
+
+
+def test_a_second_launch_for_the_same_key_finds_the_run_instead_of_creating_one(kfp_api):
+    kfp, host = kfp_api
+    launcher = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training")
+    first = launcher.launch("patch-risk-20260302T00", PARAMS)
+    again = launcher.launch("patch-risk-20260302T00", PARAMS)
+    assert again.outcome == "already_exists" and again.run_id == first.run_id and len(kfp.runs) == 1
+    assert kfp.problems == []
+
+
+def test_run_activity_comes_from_the_run_state(kfp_api):
+    kfp, host = kfp_api
+    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training").launch("k", PARAMS)
+    ref = RunRef(backend="kfp", run_id=result.run_id, key="k", started_at="2026-03-02T00:00:00Z")
+    assert is_run_active(ref, host) is True
+    kfp.runs[0]["state"] = "SUCCEEDED"
+    assert is_run_active(ref, host) is False

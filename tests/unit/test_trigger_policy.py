@@ -1,0 +1,142 @@
+"""Retraining trigger rules: consecutive windows, performance, one trigger per window, cooldown,
+never while a run is active; the state file; the config."""
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from patchrisk.errors import PatchriskError
+from patchrisk.monitoring.drift.config import TriggerPolicy, load_config
+from patchrisk.monitoring.drift.launcher import local_run_is_active
+from patchrisk.monitoring.drift.trigger import (
+    MonitorState,
+    RunRef,
+    StateStore,
+    TriggerRecord,
+    WindowRecord,
+    decide,
+    idempotency_key,
+    record_window,
+)
+from patchrisk.storage import Store
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+POLICY = TriggerPolicy(drifted_share=0.25, consecutive_windows=3, cooldown_hours=48, performance_drop=0.05)
+NEVER_ACTIVE = lambda run: False
+
+
+def end(hours: int) -> dt.datetime:
+    return T0 + dt.timedelta(hours=hours)
+
+
+def add(state, hours, share=0.0, status="ok", drop=None):
+    record_window(state, WindowRecord(window_end=end(hours), status=status, drifted_share=share,
+                                      performance_drop=drop, performance_degraded=drop is not None and drop > 0.05),
+                  POLICY)
+    return decide(state, end(hours), POLICY, NEVER_ACTIVE)
+
+
+def triggered(state, hours, decision):
+    state.triggered_keys.append(decision.key)
+    state.last_trigger = TriggerRecord(key=decision.key, window_end=end(hours), at=end(hours), backend="kfp",
+                                       run_id="r1", outcome="submitted")
+
+
+def test_drift_triggers_only_after_the_configured_consecutive_windows():
+    state = MonitorState(model="patch-risk")
+    assert add(state, 24, 0.4).trigger is False
+    assert add(state, 48, 0.4).trigger is False
+    third = add(state, 72, 0.4)
+    assert third.trigger is True and "last 3 window(s)" in third.reasons[0]
+
+
+def test_a_quiet_or_empty_window_breaks_the_run():
+    state = MonitorState(model="patch-risk")
+    add(state, 24, 0.4), add(state, 48, 0.1)
+    assert add(state, 72, 0.4).trigger is False
+    add(state, 96, 0.4)
+    assert add(state, 120, 0.0, status="no_data").trigger is False
+    assert add(state, 144, 0.5).trigger is False
+
+
+def test_a_performance_drop_triggers_on_its_own():
+    state = MonitorState(model="patch-risk")
+    assert add(state, 24, 0.0, drop=0.03).trigger is False
+    decision = add(state, 48, 0.0, drop=0.08)
+    assert decision.trigger is True and "0.080 below the champion" in decision.reasons[0]
+
+
+def test_one_trigger_per_window_even_when_the_job_runs_again():
+    state = MonitorState(model="patch-risk")
+    decision = add(state, 24, drop=0.2)
+    assert decision.key == "patch-risk-20260302T00" == idempotency_key("patch-risk", end(24))
+    triggered(state, 24, decision)
+    again = add(state, 24, drop=0.2)  # the same window analysed a second time
+    assert again.trigger is False and any("already triggered" in b for b in again.blocked_by)
+    assert len(state.windows) == 1  # re-analysing replaces the window's record
+
+
+def test_cooldown_holds_back_triggers_until_it_has_passed():
+    state = MonitorState(model="patch-risk")
+    triggered(state, 24, add(state, 24, drop=0.2))
+    held = add(state, 48, drop=0.2)
+    assert held.trigger is False and any(b.startswith("cooldown") for b in held.blocked_by)
+    assert add(state, 71, drop=0.2).trigger is False
+    assert add(state, 72, drop=0.2).trigger is True  # 48 h after the last trigger
+
+
+def test_never_while_the_triggered_run_is_active():
+    state = MonitorState(model="patch-risk")
+    add(state, 24, drop=0.2)
+    state.active_run = RunRef(backend="kfp", run_id="run-7", key="k", started_at=end(0))
+    busy = decide(state, end(24), POLICY, lambda run: run.run_id == "run-7")
+    assert busy.trigger is False and busy.blocked_by == ["run run-7 (kfp) is still active"]
+    assert decide(state, end(24), POLICY, NEVER_ACTIVE).trigger is True
+
+
+def test_a_local_run_is_active_while_its_process_lives():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        run = RunRef(backend="local", run_id="local-k", key="k", started_at=end(0), host=socket.gethostname(),
+                     pid=child.pid)
+        assert local_run_is_active(run) is True
+        assert local_run_is_active(run.model_copy(update={"host": "elsewhere"})) is False
+    finally:
+        child.kill()
+        child.wait()
+    assert local_run_is_active(run) is False
+    assert local_run_is_active(run.model_copy(update={"pid": os.getpid()})) is True
+
+
+def test_state_round_trips_through_the_store_and_leaves_no_temp_files(tmp_path):
+    states = StateStore(Store(str(tmp_path)), "patch-risk")
+    assert states.load().windows == []
+    state = MonitorState(model="patch-risk")
+    triggered(state, 24, add(state, 24, drop=0.2))
+    path = states.save(state)
+    assert path.endswith("monitoring/patch-risk/state.json")
+    assert json.loads(Path(path).read_text())["last_trigger"]["key"] == "patch-risk-20260302T00"
+    assert states.load() == state
+    assert [p.name for p in (tmp_path / "monitoring" / "patch-risk").iterdir()] == ["state.json"]
+
+
+def test_config_defaults_validate_and_overrides_merge(tmp_path):
+    config = load_config()
+    assert config.drift.psi_threshold == 0.2 and config.retraining.backend == "none"
+    custom = tmp_path / "monitoring.yaml"
+    custom.write_text("trigger: {consecutive_windows: 1}\nretraining: {arguments: {iterations: 50}}\n")
+    merged = load_config(custom)
+    assert merged.trigger.consecutive_windows == 1 and merged.trigger.cooldown_hours == 72
+    assert merged.retraining.arguments == {"iterations": 50}
+    custom.write_text("trigger: {consecutive_window: 1}\n")
+    with pytest.raises(PatchriskError, match="trigger.consecutive_window"):
+        load_config(custom)
+    custom.write_text("drift: {alpha: 2}\n")
+    with pytest.raises(PatchriskError, match="drift.alpha"):
+        load_config(custom)
