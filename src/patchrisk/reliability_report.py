@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 
 import pandas as pd
@@ -56,9 +57,9 @@ def collect_versions(settings, model_name: str) -> list[dict]:
 
 
 def load_drift_history(summary_paths: list[Path]) -> list[dict]:
-    """Monitoring summaries (one JSON per window), oldest first."""
+    """Monitoring summaries (``patchrisk.monitor.summary/v1``, one JSON per window), oldest first."""
     history = [json.loads(Path(p).read_text()) for p in summary_paths]
-    return sorted(history, key=lambda s: str(s.get("window", {}).get("end", s.get("window_end", ""))))
+    return sorted(history, key=lambda s: str(s["window"]["end"]))
 
 
 def _overview(inputs: ReliabilityInputs) -> str:
@@ -91,42 +92,66 @@ def _rankings(inputs: ReliabilityInputs) -> str:
     return "".join(parts) or "<p>No rankings in this run.</p>"
 
 
+def _window_label(summary: dict) -> str:
+    return str(summary["window"]["end"])[5:19].replace("T", " ")
+
+
+def _decision_text(summary: dict) -> str:
+    decision, launch = summary.get("decision") or {}, summary.get("launch") or {}
+    if decision.get("trigger"):
+        return f"retrain ({launch.get('outcome', 'not launched')})"
+    if decision.get("blocked_by"):
+        return "blocked: " + "; ".join(decision["blocked_by"])
+    return "no trigger"
+
+
 def _drift(inputs: ReliabilityInputs) -> str:
-    history = inputs.drift_history
+    history = [h for h in inputs.drift_history if h.get("drift")]
     if not history:
         return "<p>No monitoring windows yet.</p>"
-    windows = [str(h.get("window", {}).get("end", h.get("window_end", i)))[:16] for i, h in enumerate(history)]
-    features = sorted({name for h in history for name in h.get("features", {})})
-    series = {name: [float(h.get("features", {}).get(name, {}).get("score", float("nan"))) for h in history]
-              for name in features}
-    drifted = {name for h in history for name, f in h.get("features", {}).items() if f.get("drifted")}
-    shown = {k: v for k, v in series.items() if k in drifted} or dict(list(series.items())[:5])
-    threshold = history[-1].get("thresholds", {}).get("psi")
-    charts = line_chart(shown, windows, "Drift score per feature over windows (drifted features)", threshold=threshold)
-    charts += line_chart({"drifted share": [float(h.get("drifted_share", 0)) for h in history],
-                          "score PSI": [float(h.get("prediction_drift", {}).get("psi", 0)) for h in history]},
-                         windows, "Drifted share of features and prediction drift")
-    rows = [{"window": w, "rows": h.get("rows", ""), "drifted share": float(h.get("drifted_share", 0)),
-             "drifted features": ", ".join(n for n, f in h.get("features", {}).items() if f.get("drifted")) or "-",
-             "decision": (h.get("decision") or {}).get("action", "-")} for w, h in zip(windows, history)]
+    windows = [_window_label(h) for h in history]
+    per_window = [{f["feature"]: f for f in h["drift"].get("features", [])} for h in history]
+    features = sorted({name for w in per_window for name in w})
+    drifted = {name for w in per_window for name, f in w.items() if f.get("drifted")}
+    series = {name: [float(w.get(name, {}).get("psi") or float("nan")) for w in per_window]
+              for name in features if name in drifted} or \
+             {name: [float(w.get(name, {}).get("psi") or float("nan")) for w in per_window] for name in features[:5]}
+    threshold = (history[-1]["drift"].get("thresholds") or {}).get("psi_threshold")
+    charts = line_chart(series, windows, "PSI per feature over windows (features that drifted)", threshold=threshold)
+    charts += line_chart({"drifted share": [float(h["drift"].get("drifted_share") or 0) for h in history],
+                          "score PSI": [float((h["drift"].get("prediction") or {}).get("psi") or 0) for h in history]},
+                         windows, "Share of drifted features and prediction drift (risk-score PSI)")
+    rows = [{"window end": w, "model": f"v{h['model']['version']}", "rows": h["drift"].get("rows", 0),
+             "drifted share": float(h["drift"].get("drifted_share") or 0),
+             "drifted features": ", ".join(h["drift"].get("drifted_features") or []) or "-",
+             "decision": _decision_text(h)} for w, h in zip(windows, history)]
     return f'<div class="charts">{charts}</div>' + table(pd.DataFrame(rows))
 
 
 def _canary(inputs: ReliabilityInputs) -> str:
+    """From a rollout analysis report (``patchrisk rollout analyze``)."""
     c = inputs.canary
     if not c:
         return "<p>No canary analysed in this run.</p>"
-    endpoints = c.get("endpoints", {})
-    metrics = [("error rate", "error_rate"), ("p99 latency ms", "latency_p99_ms"), ("requests", "requests")]
-    rows = [{"endpoint": name, **{label: e.get(key) for label, key in metrics}} for name, e in endpoints.items()]
-    head = (f"<p>Decision: <b>{c.get('decision', '?')}</b> — {c.get('reason', '')}</p>"
-            f"<p class=\"muted\">canary v{c.get('canary_version', '?')} vs champion v{c.get('champion_version', '?')}"
-            f", traffic {c.get('traffic_percent', '?')}%</p>")
+    decision, endpoints = c.get("decision") or {}, c.get("endpoints") or {}
+    head = (f"<p>Decision: <b>{decision.get('action', '?')}</b> with the canary at "
+            f"{c.get('canary_percent', '?')}% of traffic — canary v{(c.get('canary') or {}).get('version', '?')} "
+            f"against champion v{(c.get('champion') or {}).get('version', '?')} in {c.get('environment', '?')} "
+            f"({c.get('mode', '?')} mode).</p>")
+    head += "<ul>" + "".join(f"<li>{escape(str(r))}</li>" for r in decision.get("reasons", [])) + "</ul>"
+    keys = ("model_version", "requests", "error_rate", "latency_p50_ms", "latency_p99_ms", "recall", "precision")
+    rows = [{"endpoint": name, **{k: e.get(k) for k in keys}} for name, e in endpoints.items()]
+    checks = [{k: check.get(k) for k in ("name", "status", "value", "limit", "detail")}
+              for check in decision.get("checks", [])]
     chart = ""
-    if endpoints:
-        chart = bar_chart(list(endpoints), [float(e.get("requests", 0) or 0) for e in endpoints.values()],
-                          "Requests seen per endpoint", value_format="{:.0f}", color="#7c3aed")
-    return head + chart + (table(pd.DataFrame(rows)) if rows else "")
+    histograms = {name: e.get("score_histogram") or [] for name, e in endpoints.items()}
+    bins = max((len(h) for h in histograms.values()), default=0)
+    if bins:
+        chart = line_chart({f"{name} (v{endpoints[name].get('model_version')})": h for name, h in histograms.items()
+                            if len(h) == bins},
+                           [f"{i / bins:.1f}" for i in range(bins)], "Risk-score distribution per endpoint (share of requests)")
+    return (head + chart + (table(pd.DataFrame(rows)) if rows else "")
+            + (table(pd.DataFrame(checks)) if checks else ""))
 
 
 def render_reliability_report(inputs: ReliabilityInputs) -> str:

@@ -44,9 +44,49 @@ def test_batch_outputs_have_their_columns_and_order(loop):
     assert watch["expected_regressions"].is_monotonic_decreasing
 
 
+def test_product_features_are_ranked_by_the_second_spec(loop):
+    ranking = loop.facts["feature_ranking"]
+    assert list(ranking.columns) == ["feature_day_id", "risk_score", "risk_bucket", "top_features"]
+    assert ranking["risk_score"].is_monotonic_decreasing and len(ranking) >= 50
+
+
+def test_drift_is_detected_in_the_drifted_windows_only_and_triggers_retraining(loop):
+    first, second, third = loop.facts["monitor_summaries"]
+    assert first["drift"]["drifted_features"] == [] and not first["decision"]["trigger"]
+    for window in (second, third):
+        assert {"code_churn_score", "lines_added", "region"} <= set(window["drift"]["drifted_features"])
+        assert window["drift"]["drifted_share"] >= 0.25
+    assert not second["decision"]["trigger"], "one drifted window is not yet a trend"
+    assert third["decision"]["trigger"] and third["launch"]["outcome"] == "registered"
+    assert third["launch"]["detail"]["version"]["version"] == "2"
+    assert third["performance"]["labelled_rows"] == 400  # delayed labels were joined
+
+
+def test_retrained_model_is_promoted_through_git_and_verified(loop):
+    import git
+
+    log = [c.summary for c in git.Repo(loop.facts["gitops"]).iter_commits()]
+    assert log[-1] == "staging serves patch-risk v1"
+    assert "rollout(patch-risk): start canary v2 at 50% [staging]" in log
+    assert log[0] == "rollout(patch-risk): promote v2 (replaces v1) [staging]"
+    assert loop.facts["rollout_decision"] == "promote" and loop.facts["verify_exit"] == 0
+    assert registry.aliases(loop.settings, "patch-risk") == {"champion": "2"}
+    tags = registry.client(loop.settings).get_model_version("patch-risk", "1").tags
+    assert tags.get("previous_champion") == "true"
+
+
+def test_reliability_report_shows_every_view_from_the_run(loop):
+    html = (loop.settings.state / "reports" / "reliability-report.html").read_text()
+    for heading in ("Overview: models, aliases and gate verdicts", "Risk ranking", "Drift over time", "Canary status"):
+        assert heading in html
+    assert "v2" in html and "promote" in html and "code_churn_score" in html
+    assert "retrain (registered)" in html
+
+
 def test_summary_names_every_step_and_report(loop):
     text = summary(loop)
     for result in loop.results:
         assert result.title in text
-    for path in (p for r in loop.results for p in r.reports.values()):
-        assert str(path) in text and path.exists()
+    published = loop.settings.state / "reports"
+    for name in ("reliability-report.html", "drift-report.html", "gate-report.html", "qa-priority-list.csv"):
+        assert str(published / name) in text and (published / name).stat().st_size > 0

@@ -18,17 +18,34 @@ def sample_inputs() -> ReliabilityInputs:
                        "top_features": ["is_hotfix=1 (+1.2)", "code_churn_score=0.7 (+0.4)"]})
     features = pd.DataFrame({"feature_id": ["feat-0007", "feat-0002"], "risk_score": [0.7, 0.3],
                              "top_features": ["crash_rate=0.04 (+0.9)", "avg_latency=800 (+0.2)"]})
+    def feature(name, psi):
+        return {"feature": name, "kind": "numeric", "rows": 1000, "psi": psi, "wasserstein": psi / 2,
+                "test": "chi2_homogeneity", "p_value": 0.001, "alpha": 0.0008, "effect_exceeded": psi > 0.2,
+                "significant": True, "drifted": psi > 0.2, "missing_rate": 0.0, "reference_missing_rate": 0.0}
+
+    # the shape `patchrisk monitor` writes (patchrisk.monitor.summary/v1), trimmed to what the page reads
     history = [
-        {"window": {"end": f"2026-11-0{d}T00:00"}, "rows": 1000, "drifted_share": share,
-         "thresholds": {"psi": 0.2}, "prediction_drift": {"psi": share / 2},
-         "features": {"code_churn_score": {"score": psi, "drifted": psi > 0.2},
-                      "region": {"score": 0.01, "drifted": False}},
-         "decision": {"action": action}}
-        for d, share, psi, action in [(1, 0.0, 0.02, "none"), (2, 0.15, 0.5, "wait"), (3, 0.15, 0.6, "trigger")]
+        {"schema": "patchrisk.monitor.summary/v1", "model": {"name": "patch-risk", "version": "1"},
+         "window": {"start": f"2026-11-0{d}T00:00:00+00:00", "end": f"2026-11-0{d + 1}T00:00:00+00:00"},
+         "drift": {"status": "ok", "rows": 1000, "drifted_share": share,
+                   "drifted_features": ["code_churn_score"] if psi > 0.2 else [],
+                   "thresholds": {"psi_threshold": 0.2},
+                   "features": [feature("code_churn_score", psi), feature("region", 0.01)],
+                   "prediction": {**feature("risk_score", share / 2), "kind": "prediction"}},
+         "decision": {"trigger": trigger, "reasons": [], "blocked_by": []},
+         "launch": {"outcome": "registered"} if trigger else None}
+        for d, share, psi, trigger in [(1, 0.0, 0.02, False), (2, 0.3, 0.5, False), (3, 0.3, 0.6, True)]
     ]
-    canary = {"decision": "promote", "reason": "healthy at 100%", "canary_version": "2", "champion_version": "1",
-              "traffic_percent": 100, "endpoints": {"default": {"requests": 400, "error_rate": 0.0},
-                                                    "canary": {"requests": 390, "error_rate": 0.0}}}
+    endpoint = {"requests": 400, "error_rate": 0.0, "latency_p50_ms": 4.0, "latency_p99_ms": 9.0,
+                "recall": None, "precision": None, "score_histogram": [0.5, 0.3, 0.2]}
+    # the shape `patchrisk rollout analyze` writes
+    canary = {"model": "patch-risk", "environment": "staging", "mode": "standard", "canary_percent": 100,
+              "champion": {"version": "1"}, "canary": {"version": "2"},
+              "decision": {"action": "promote", "reasons": ["healthy at 100% <all checks passed>"],
+                           "checks": [{"name": "error_rate", "status": "pass", "value": 0.0, "limit": 0.01,
+                                       "detail": "canary 0 vs default 0"}]},
+              "endpoints": {"default": {**endpoint, "model_version": "1"},
+                            "canary": {**endpoint, "model_version": "2", "requests": 390}}}
     return ReliabilityInputs("patch-risk", versions, qa, features, history, canary)
 
 
@@ -38,6 +55,8 @@ def test_every_view_is_present_with_charts():
         assert heading in html
     assert html.count("<svg") >= 6
     assert "P-1" in html and "feat-0007" in html and "promote" in html and "failed" in html
+    assert "retrain (registered)" in html and "code_churn_score" in html
+    assert "&lt;all checks passed&gt;" in html  # reasons are escaped, not injected
     assert "<script" not in html and "http" not in html.split("<body>")[1].replace("http://www.w3.org", "")
 
 

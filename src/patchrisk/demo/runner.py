@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import time
-from typing import Callable
+from collections.abc import Callable
+from pathlib import Path
 
 import typer
 
-from patchrisk.demo import steps
+from patchrisk.demo import monitoring_steps, product_features, report_step, rollout_steps, steps
 from patchrisk.demo.context import LoopContext, StepResult
 
 STEPS: list[Callable[[LoopContext], StepResult]] = [
@@ -18,6 +21,13 @@ STEPS: list[Callable[[LoopContext], StepResult]] = [
     steps.serve_champion,
     steps.risk_gate_in_ci,
     steps.batch_scoring,
+    product_features.rank_product_features,
+    monitoring_steps.start_log_sink,
+    monitoring_steps.drifted_traffic,
+    monitoring_steps.monitor_and_retrain,
+    rollout_steps.start_canary,
+    rollout_steps.analyse_and_promote,
+    report_step.reliability_report,
 ]
 
 
@@ -31,8 +41,8 @@ def run_loop(ctx: LoopContext) -> LoopContext:
 
 def _run_steps(ctx: LoopContext) -> None:
     for number, step in enumerate(STEPS, start=1):
-        title = (step.__doc__ or step.__name__).strip().splitlines()[0] if step.__doc__ else step.__name__
-        typer.secho(f"[{number}/{len(STEPS)}] {title.replace('_', ' ')} ...", bold=True)
+        title = (step.__doc__ or step.__name__).strip().splitlines()[0].rstrip('.')
+        typer.secho(f"[{number}/{len(STEPS)}] {title} ...", bold=True)
         t0 = time.perf_counter()
         result = step(ctx)
         ctx.results.append(result)
@@ -42,13 +52,40 @@ def _run_steps(ctx: LoopContext) -> None:
             break
 
 
+def _extension(label: str, path: Path) -> str:
+    """KFP artifacts have no suffix; name the copy so a browser or editor opens it right."""
+    if path.suffix:
+        return path.suffix
+    if "CSV" in label:
+        return ".csv"
+    head = path.read_text(errors="replace")[:200].lstrip().lower()
+    return ".html" if head.startswith(("<!doctype", "<html", "<div", "<section", "<h")) else ".md"
+
+
+def publish_reports(ctx: LoopContext) -> dict[str, Path]:
+    """Every report the steps named, copied under <state>/reports/ with a readable name."""
+    out = ctx.settings.state / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    published = {}
+    for result in ctx.results:
+        for label, path in result.reports.items():
+            path = Path(path)
+            if not path.is_file():
+                continue
+            slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(.*?\)", "", label.lower())).strip("-")
+            target = out / f"{slug}{_extension(label, path)}"
+            shutil.copyfile(path, target)
+            published[label] = target
+    return published
+
+
 def summary(ctx: LoopContext) -> str:
     lines = ["", "=" * 78, f"patchrisk local loop: {len(ctx.results)} steps in {ctx.facts['seconds']:.0f}s",
              "=" * 78]
     for i, result in enumerate(ctx.results, start=1):
         lines.append(f"{i}. {result.title}")
         lines += [f"   {line}" for line in result.lines]
-    reports = {name: path for r in ctx.results for name, path in r.reports.items()}
+    reports = publish_reports(ctx)
     if reports:
         lines += ["", "Reports to open:"]
         lines += [f"   {name:<28} {path}" for name, path in reports.items()]

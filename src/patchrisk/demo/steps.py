@@ -6,7 +6,7 @@ from patchrisk.demo.context import LoopContext, StepResult
 
 
 def start_object_storage(ctx: LoopContext) -> StepResult:
-    """S3-compatible object storage on 127.0.0.1 holds the model store, as S3 does in a cluster."""
+    """Start S3-compatible object storage on 127.0.0.1 (it holds the model store, as S3 does in a cluster)."""
     import os
 
     from patchrisk.settings import get_settings
@@ -17,12 +17,14 @@ def start_object_storage(ctx: LoopContext) -> StepResult:
     stack = ctx.services.enter_context(local_stack(ctx.settings.state_dir, with_mlflow=False))
     os.environ.update(stack.env)  # kfp.local components and servers inherit it
     os.environ["PATCHRISK_MODEL_STORE_URI"] = "s3://patchrisk-models"
+    os.environ["PATCHRISK_STATE_DIR"] = str(ctx.settings.state_dir.resolve())  # CLIs run by later steps
     ctx.settings = get_settings(state_dir=ctx.settings.state_dir)
     return StepResult("Object storage (S3 API, moto) on 127.0.0.1",
                       [f"{stack.s3_url}: buckets patchrisk-models, patchrisk-mlflow, patchrisk-logs"])
 
 
 def generate_history(ctx: LoopContext) -> StepResult:
+    """Generate patch history."""
     from patchrisk.datagen import generate, write_generated
     from patchrisk.spec import load_spec
 
@@ -35,8 +37,10 @@ def generate_history(ctx: LoopContext) -> StepResult:
 
 
 def train_first_model(ctx: LoopContext) -> StepResult:
-    from patchrisk.cli.pipeline import git_commit
+    """Run the training pipeline (kfp.local): validate, train, evaluate, gate, register."""
     from patchrisk_pipelines.run import run_training_locally
+
+    from patchrisk.cli.pipeline import git_commit
 
     outcome = run_training_locally(ctx.settings, data_uri=str(ctx.data["history"]), seed=ctx.seed,
                                    git_commit=git_commit(), log_file=ctx.work / "training-pipeline.log")
@@ -65,6 +69,7 @@ RISKY_PATCH = {
 
 
 def promote_first_champion(ctx: LoopContext) -> StepResult:
+    """Promote the first model to champion."""
     from patchrisk import registry
 
     version = ctx.facts["first_training"].version["version"]
@@ -74,8 +79,10 @@ def promote_first_champion(ctx: LoopContext) -> StepResult:
 
 
 def serve_champion(ctx: LoopContext) -> StepResult:
-    from patchrisk import registry
+    """Serve the champion with the KServe predictor."""
     from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
+
+    from patchrisk import registry
 
     model_dir = registry.download_model(ctx.settings, "models:/patch-risk@champion")
     server = ctx.services.enter_context(serve_in_subprocess(model_dir, log_path=ctx.work / "predictor.log"))
@@ -86,6 +93,7 @@ def serve_champion(ctx: LoopContext) -> StepResult:
 
 
 def risk_gate_in_ci(ctx: LoopContext) -> StepResult:
+    """Score two patches through the CI risk gate."""
     import json
     import subprocess
     import sys
@@ -108,11 +116,12 @@ def risk_gate_in_ci(ctx: LoopContext) -> StepResult:
 
 
 def batch_scoring(ctx: LoopContext) -> StepResult:
+    """Run the batch scoring pipeline (QA and device-watch lists)."""
     import pandas as pd
+    from patchrisk_pipelines.run import run_batch_scoring_locally
 
     from patchrisk.datagen import generate_rows
     from patchrisk.spec import load_spec
-    from patchrisk_pipelines.run import run_batch_scoring_locally
 
     spec = load_spec("patch-risk")
     upcoming = generate_rows(spec, 200, seed=ctx.seed + 1, start="2026-07-01").drop(columns=[spec.target.name])
@@ -132,25 +141,3 @@ def batch_scoring(ctx: LoopContext) -> StepResult:
     ], {"QA priority list (CSV)": outcome.qa_priority, "device watch list (CSV)": outcome.device_watchlist,
         "batch scoring report (HTML)": outcome.report})
 
-
-def _send_through_logger(ctx: LoopContext, predictor_url: str, sink_url: str, rows, batch: int = 25) -> int:
-    """Score ``rows`` on the predictor (V1) and forward each exchange to the sink as KServe's logger does."""
-    import httpx
-
-    from patchrisk.monitoring.sink.testing import logger_events
-    from patchrisk.spec import load_spec
-
-    spec = load_spec("patch-risk")
-    columns = [spec.id_column, *spec.feature_names]
-    records = rows[columns].to_dict(orient="records")
-    sent = 0
-    with httpx.Client(timeout=30) as http:
-        for start in range(0, len(records), batch):
-            body = {"instances": [{k: (None if v != v else v) for k, v in r.items()}
-                                  for r in records[start:start + batch]]}
-            response = http.post(f"{predictor_url}/v1/models/patch-risk:predict", json=body)
-            response.raise_for_status()
-            for headers, payload in logger_events(body, response.json(), "patch-risk", "patchrisk-dev"):
-                http.post(sink_url, headers=headers, content=payload).raise_for_status()
-            sent += len(body["instances"])
-    return sent

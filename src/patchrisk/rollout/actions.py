@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from patchrisk.errors import PatchriskError
-from patchrisk.registry import CANARY, CHAMPION, storage_uri_of
+from patchrisk.registry import CANARY, CHALLENGER, CHAMPION, storage_uri_of
 from patchrisk.rollout import aliases, gitops
 from patchrisk.rollout.analyze import analyze
 from patchrisk.rollout.context import RolloutContext
@@ -192,8 +192,10 @@ def apply_promote(ctx: RolloutContext, report: dict, dry_run: bool) -> Outcome:
     new = _next(ctx, phase="promoted", action="promote", champion=new_champion, canary=None,
                 canary_percent=None, previous_champion=old, rolled_back=None, reason=_summary(report),
                 analysis=_analysis_record(report),
+                # a promoted challenger is no longer challenging anyone
                 registry=RegistryIntent(set_aliases={CHAMPION: new_champion.version},
-                                        delete_aliases={CANARY: new_champion.version},
+                                        delete_aliases={CANARY: new_champion.version,
+                                                        CHALLENGER: new_champion.version},
                                         tags=[VersionTag(version=old.version, key=PREVIOUS_CHAMPION_TAG,
                                                          value="true")]))
     message = (f"rollout({ctx.model}): promote v{new_champion.version} (replaces v{old.version}) "

@@ -1,0 +1,151 @@
+"""The loop's release half: a GitOps checkout, a canary of the retrained model next to the champion,
+analysis of both endpoints' logged traffic, promotion by commits, and a smoke check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from patchrisk.demo.context import LoopContext, StepResult
+from patchrisk.demo.traffic import send_through_logger
+
+ENVIRONMENT = "staging"  # a Standard-mode overlay: champion and canary are both declared in Git
+ROWS_PER_ENDPOINT = 300
+MAX_ROUNDS = 4
+# make run: two steps and small samples so the demo finishes in minutes; both predictors share two
+# local cores, so tail-latency noise is not taken for a regression
+ROLLOUT_OVERRIDES = {"schedule": [50, 100], "min_requests": 250, "min_labelled": 100, "max_p99_latency_ratio": 3.0}
+STAGING_CHAMPION = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: patch-risk
+spec:
+  predictor:
+    name: v{version}
+    model:
+      storageUri: s3://patchrisk-models/patch-risk/v{version}/
+  canary: []
+"""
+
+
+def _write_rollout_config(path: Path) -> None:
+    """The packaged policy with the demo's overrides (a policy file must name every key)."""
+    from importlib import resources
+
+    import yaml
+
+    policy = yaml.safe_load(resources.files("patchrisk").joinpath("config/rollout.yaml").read_text())
+    path.write_text("# the packaged config/rollout.yaml with make run's overrides\n"
+                    + yaml.safe_dump({**policy, **ROLLOUT_OVERRIDES}, sort_keys=False))
+
+
+def _patchrisk(ctx: LoopContext, *args: str) -> subprocess.CompletedProcess:
+    """Run the CLI as a release manager would; everything it prints goes to rollout.log."""
+    cli = str(Path(sys.executable).parent / "patchrisk")
+    out = subprocess.run([cli, *args], capture_output=True, text=True, timeout=300, env=os.environ)
+    with (ctx.work / "rollout.log").open("a") as log:
+        log.write(f"$ patchrisk {' '.join(args)}\n{out.stdout}{out.stderr}(exit {out.returncode})\n\n")
+    return out
+
+
+def _field(output: str, prefix: str) -> str | None:
+    return next((line[len(prefix):].strip() for line in output.splitlines() if line.startswith(prefix)), None)
+
+
+def _gitops_checkout(ctx: LoopContext) -> Path:
+    """This repository's manifests in a Git repo of their own, staging serving the champion."""
+    import git
+
+    from patchrisk.manifests_check.locations import find_repo_root, shared_dir
+
+    root = find_repo_root()
+    os.environ.setdefault("PATCHRISK_SHARED_DIR", str(shared_dir(root)))  # schemas for the commit checks
+    repo_dir = ctx.work / "gitops"
+    shutil.copytree(root / "manifests", repo_dir / "manifests")
+    overlay = repo_dir / "manifests" / "overlays" / ENVIRONMENT / "inferenceservice-patch.yaml"
+    overlay.write_text(STAGING_CHAMPION.format(version=ctx.facts["champion_version"]))
+    repo = git.Repo.init(repo_dir)
+    with repo.config_writer() as cfg:
+        cfg.set_value("user", "name", "patchrisk make run")
+        cfg.set_value("user", "email", "release@patchrisk.invalid")
+    repo.git.add(A=True)
+    repo.index.commit(f"staging serves patch-risk v{ctx.facts['champion_version']}")
+    return repo_dir
+
+
+def start_canary(ctx: LoopContext) -> StepResult:
+    """Start the retrained model as a canary by a Git commit."""
+    from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
+
+    from patchrisk import registry
+
+    repo = _gitops_checkout(ctx)
+    config = ctx.work / "rollout.yaml"
+    _write_rollout_config(config)
+    ctx.facts.update(gitops=repo, rollout_config=config)
+    version = ctx.facts["challenger_version"]
+    out = _patchrisk(ctx, "rollout", "start", "--repo", str(repo), "--overlay", ENVIRONMENT,
+                     "--model-version", version, "--config", str(config))
+    if out.returncode != 0:
+        ctx.facts["stop"] = f"rollout start failed: {(out.stderr or out.stdout).strip()[-400:]}"
+        return StepResult("Canary start (GitOps)", [ctx.facts["stop"]], {"rollout log": ctx.work / "rollout.log"})
+    # KServe would now start the canary pod from the committed storageUri; here: a second predictor
+    model_dir = registry.download_model(ctx.settings, f"models:/patch-risk/{version}")
+    server = ctx.services.enter_context(serve_in_subprocess(model_dir, log_path=ctx.work / "canary-predictor.log"))
+    ctx.facts["canary_endpoint"] = server.url
+    return StepResult("Canary started by a Git commit", [
+        f"commit: {_last_commit(repo)}",
+        f"canary predictor v{version} at {server.url}; champion v{ctx.facts['champion_version']} stays default",
+    ], {"rollout log": ctx.work / "rollout.log"})
+
+
+def _last_commit(repo: Path) -> str:
+    import git
+
+    return git.Repo(repo).head.commit.summary
+
+
+def analyse_and_promote(ctx: LoopContext) -> StepResult:
+    """Analyse canary vs champion from the logs; step and promote by commits; smoke-check."""
+    import pandas as pd
+
+    from patchrisk.demo.monitoring_steps import _labelled_rows
+    from patchrisk.spec import load_spec
+
+    spec = load_spec("patch-risk")
+    repo, config, sink = str(ctx.facts["gitops"]), str(ctx.facts["rollout_config"]), ctx.facts["sink"]
+    labels_path, served, lines, decision, report = ctx.work / "canary-labels.parquet", [], [], None, None
+    for round_no in range(1, MAX_ROUNDS + 1):
+        rows = _labelled_rows(ctx, 2 * ROWS_PER_ENDPOINT, ctx.seed + 100 + round_no, drifted=True)
+        rows[spec.id_column] = [f"CANARY-{round_no}-{n:05d}" for n in range(len(rows))]
+        send_through_logger(ctx.facts["endpoint"], sink.url, rows.iloc[:ROWS_PER_ENDPOINT])
+        send_through_logger(ctx.facts["canary_endpoint"], sink.url, rows.iloc[ROWS_PER_ENDPOINT:])
+        sink.flush()
+        served.append(rows)
+        pd.concat(served)[[spec.id_column, spec.target.name]].to_parquet(labels_path, index=False)
+        out = _patchrisk(ctx, "rollout", "analyze", "--repo", repo, "--overlay", ENVIRONMENT, "--config", config,
+                         "--labels", str(labels_path), "--apply")
+        decision, report = _field(out.stdout, "decision:"), _field(out.stdout, "report:")
+        lines.append(f"round {round_no}: {ROWS_PER_ENDPOINT} requests per endpoint -> {decision or 'error'}"
+                     + (f"; commit: {_last_commit(Path(repo))}" if out.returncode == 0 and decision != "hold" else ""))
+        if out.returncode == 2 or decision is None:
+            ctx.facts["stop"] = f"rollout analyze failed: {(out.stderr or out.stdout).strip()[-400:]}"
+            break
+        if decision.split()[0] in ("promote", "rollback"):
+            break
+    ctx.facts["rollout_decision"] = decision.split()[0] if decision else None
+    reports = {"rollout log": ctx.work / "rollout.log"}
+    if report:
+        ctx.facts["canary_report"] = Path(report.split(" ")[0])
+        reports["canary analysis (Markdown)"] = ctx.facts["canary_report"].with_suffix(".md")
+    if ctx.facts["rollout_decision"] == "promote":
+        out = _patchrisk(ctx, "rollout", "verify", "--repo", repo, "--overlay", ENVIRONMENT, "--config", config,
+                         "--endpoint", ctx.facts["canary_endpoint"])
+        ctx.facts["verify_exit"] = out.returncode
+        lines.append("smoke check on the promoted endpoint: " + ("passed (V1, V2, version, reference scores)"
+                                                                 if out.returncode == 0 else "FAILED, rolled back"))
+    return StepResult("Canary analysis and promotion (GitOps)", lines, reports)
