@@ -35,6 +35,7 @@ def run_loop(ctx: LoopContext) -> LoopContext:
     started = time.perf_counter()
     with ctx.services:
         _run_steps(ctx)
+    ctx.facts["reports"] = publish_reports(ctx)
     ctx.facts["seconds"] = time.perf_counter() - started
     return ctx
 
@@ -85,7 +86,7 @@ def summary(ctx: LoopContext) -> str:
     for i, result in enumerate(ctx.results, start=1):
         lines.append(f"{i}. {result.title}")
         lines += [f"   {line}" for line in result.lines]
-    reports = publish_reports(ctx)
+    reports = ctx.facts.get("reports", {})
     if reports:
         lines += ["", "Reports to open:"]
         lines += [f"   {name:<28} {path}" for name, path in reports.items()]
