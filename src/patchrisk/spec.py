@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from patchrisk.config_files import read_mapping, validation_problems
 from patchrisk.errors import SpecError
 
 
@@ -195,21 +196,11 @@ BUILTIN_SPECS = ("patch-risk", "feature-reliability")
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:
-    lines = [f"{source}: invalid model spec"]
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"  - {where}: {msg}")
-    return "\n".join(lines)
+    return "\n".join([f"{source}: invalid model spec", *(f"  - {p}" for p in validation_problems(err))])
 
 
 def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: a model spec must be a YAML mapping, got {type(data).__name__}")
+    data = read_mapping(text, source, "a model spec", SpecError)
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as exc:

@@ -128,3 +128,14 @@ def test_logs_are_read_from_the_sink_layout_since_a_time(tmp_path):
     (part / "part-1.parquet").write_bytes(b"torn")
     with pytest.raises(PatchriskError, match="part-1.parquet: unreadable prediction log"):
         read_logs(str(tmp_path), "patch-risk", pd.Timestamp("2026-01-02T11:00Z").to_pydatetime())
+
+
+def test_a_config_file_replaces_only_the_keys_it_names(tmp_path):
+    partial = tmp_path / "rollout.yaml"
+    partial.write_text("schedule: [50, 100]\nmin_requests: 20\n")
+    config, packaged = load_config(partial), load_config()
+    assert config.schedule == [50, 100] and config.min_requests == 20
+    assert config.max_score_psi == packaged.max_score_psi and config.min_labelled == packaged.min_labelled
+    partial.write_text("- not\n- a mapping\n")
+    with pytest.raises(PatchriskError, match="rollout.yaml: a rollout config must be a YAML mapping, got list"):
+        load_config(partial)

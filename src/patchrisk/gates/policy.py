@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from patchrisk.config_files import read_mapping, validation_problems
 from patchrisk.errors import SpecError
 
 GATE_NAMES = ("performance", "fairness", "robustness", "comparison")
@@ -128,20 +129,12 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def _format_error(source: str, env: str, err: ValidationError) -> str:
-    lines = [f"{source}: invalid gate policy (environment '{env}')"]
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  - {where}: {e['msg'].removeprefix('Value error, ')}")
-    return "\n".join(lines)
+    return "\n".join([f"{source}: invalid gate policy (environment '{env}')",
+                      *(f"  - {p}" for p in validation_problems(err))])
 
 
 def parse_policy(text: str, source: str = "<policy>", env: str = "dev") -> GatePolicy:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: a gate policy must be a YAML mapping, got {type(data).__name__}")
+    data = read_mapping(text, source, "a gate policy", SpecError)
     environments = data.pop("environments", None) or {}
     if not isinstance(environments, dict):
         raise SpecError(f"{source}: 'environments' must map an environment name to overrides")

@@ -6,9 +6,9 @@ import itertools
 from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from patchrisk.config_files import merge_over, read_mapping, validation_problems
 from patchrisk.errors import PatchriskError
 
 DEFAULT_CONFIG = "config/rollout.yaml"
@@ -51,21 +51,17 @@ class RolloutConfig(BaseModel):
 
 
 def load_config(path: Path | None = None) -> RolloutConfig:
-    """``path``, else the packaged default; errors name the file and the field."""
-    if path is None:
-        text, where = resources.files("patchrisk").joinpath(DEFAULT_CONFIG).read_text(), DEFAULT_CONFIG
-    else:
+    """The packaged default, with ``path``'s keys on top; errors name the file and the field."""
+    defaults = read_mapping(resources.files("patchrisk").joinpath(DEFAULT_CONFIG).read_text(), DEFAULT_CONFIG,
+                            "a rollout config")
+    data, where = defaults, DEFAULT_CONFIG
+    if path is not None:
         if not Path(path).is_file():
             raise PatchriskError(f"{path}: rollout config not found")
-        text, where = Path(path).read_text(), str(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise PatchriskError(f"{where}: invalid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise PatchriskError(f"{where}: expected a mapping of rollout settings")
+        where = str(path)
+        overrides = read_mapping(Path(path).read_text(), where, "a rollout config", empty_ok=True)
+        data = merge_over(defaults, overrides)
     try:
         return RolloutConfig(**data)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '-'}: {e['msg']}" for e in err.errors())
-        raise PatchriskError(f"{where}: {problems}") from None
+        raise PatchriskError(f"{where}: {'; '.join(validation_problems(err))}") from None

@@ -6,14 +6,13 @@ a typo or a wrong type fails with the file and the field named.
 
 from __future__ import annotations
 
-import copy
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from patchrisk.config_files import merge_over, read_mapping, validation_problems
 from patchrisk.errors import PatchriskError
 
 BACKENDS = ("none", "local", "kfp")
@@ -76,30 +75,16 @@ class MonitoringConfig(_Strict):
         return _validate(data, "command-line overrides")
 
 
-def _deep_merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
-            else value
-    return out
-
-
 def _validate(data: dict, source: str) -> MonitoringConfig:
     try:
         return MonitoringConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(validation_problems(exc))
         raise PatchriskError(f"{source}: invalid monitoring config: {problems}") from None
 
 
 def _read_yaml(text: str, source: str) -> dict:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise PatchriskError(f"{source}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise PatchriskError(f"{source}: expected a mapping of monitoring settings")
-    return data
+    return read_mapping(text, source, "a monitoring config", empty_ok=True)
 
 
 def load_config(path: str | Path | None = None) -> MonitoringConfig:
@@ -110,4 +95,4 @@ def load_config(path: str | Path | None = None) -> MonitoringConfig:
     path = Path(path)
     if not path.is_file():
         raise PatchriskError(f"{path}: monitoring config not found")
-    return _validate(_deep_merge(defaults, _read_yaml(path.read_text(), str(path))), str(path))
+    return _validate(merge_over(defaults, _read_yaml(path.read_text(), str(path))), str(path))

@@ -1,0 +1,40 @@
+"""Reading the YAML files that configure patchrisk (specs, gate policies, monitoring and rollout
+settings): one way to parse them and one way to name what is wrong, file and field first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from patchrisk.errors import PatchriskError
+
+
+def read_mapping(text: str, source: str, what: str, error: type[PatchriskError] = PatchriskError,
+                 empty_ok: bool = False) -> dict[str, Any]:
+    """The YAML mapping in ``text``; ``what`` names the document in errors ("a model spec")."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{source}: not valid YAML ({exc})") from None
+    if data is None and empty_ok:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{source}: {what} must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def validation_problems(err: ValidationError) -> list[str]:
+    """'field.path: message' for each problem pydantic found."""
+    return [f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()]
+
+
+def merge_over(defaults: dict, overrides: dict) -> dict:
+    """``overrides`` on top of ``defaults``, nested mappings merged key by key."""
+    out = dict(defaults)
+    for key, value in overrides.items():
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge_over(out[key], value) if nested else value
+    return out
