@@ -221,6 +221,7 @@ class BatchScoringOutcome:
     qa_priority: Path
     device_watchlist: Path
     report: Path
+    reliability_report: Path
 
 
 def run_batch_scoring_locally(settings: Settings, *, patches_uri: str,
@@ -229,8 +230,9 @@ def run_batch_scoring_locally(settings: Settings, *, patches_uri: str,
     from patchrisk_pipelines.batch_scoring import batch_scoring_pipeline
 
     local_run = run_local(batch_scoring_pipeline, dict(patches_uri=str(patches_uri), model_uri=model_uri,
-                                                       mlflow_tracking_uri=settings.tracking_uri),
+                                                       mlflow_tracking_uri=settings.tracking_uri,
+                                                       log_store_uri=settings.prediction_log_uri),
                           settings, log_file)
     task_dir = local_run.run_dir / "score-batch"
     return BatchScoringOutcome(local_run, task_dir / "qa_priority", task_dir / "device_watchlist",
-                               task_dir / "report")
+                               task_dir / "report", local_run.run_dir / "reliability-report" / "report")

@@ -62,6 +62,12 @@ def load_drift_history(summary_paths: list[Path]) -> list[dict]:
     return sorted(history, key=lambda s: str(s["window"]["end"]))
 
 
+def drift_history_from_store(store, model_name: str, limit: int = 30) -> list[dict]:
+    """The newest ``limit`` monitoring summaries the job wrote under ``reports/<model>/``, oldest first."""
+    names = [n for n in store.list(f"reports/{model_name}") if n.endswith("/summary.json")]
+    return [json.loads(store.read_bytes(n)) for n in sorted(names)[-limit:]]  # window keys sort by time
+
+
 def _overview(inputs: ReliabilityInputs) -> str:
     if not inputs.versions:
         return "<p>No registered versions yet.</p>"

@@ -51,3 +51,13 @@ def test_device_watchlist_sums_expected_regressions(batch_outcome):
 def test_report_is_html_with_charts(batch_outcome):
     html = batch_outcome[0].report.read_text()
     assert html.startswith("<!DOCTYPE html>") and html.count("<svg") >= 2 and "QA priority list" in html
+
+
+def test_pipeline_writes_the_reliability_report_as_an_html_artifact(batch_outcome):
+    outcome, upcoming, version = batch_outcome
+    html = outcome.reliability_report.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "Reliability report: patch-risk" in html
+    assert f"v{version.version}" in html and "champion" in html  # overview from MLflow
+    top = pd.read_csv(outcome.qa_priority)["patch_id"].iloc[0]
+    assert top in html  # the risk ranking is the list this run scored
+    assert "No monitoring windows yet" in html  # no monitoring job has written summaries here

@@ -1,0 +1,33 @@
+"""The reliability report as a pipeline step: versions from MLflow, the QA list just scored, drift
+history from the monitoring job's summaries in the log store, and a canary analysis if given."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from patchrisk.reliability_report import (
+    ReliabilityInputs,
+    collect_versions,
+    drift_history_from_store,
+    render_reliability_report,
+)
+from patchrisk.settings import get_settings
+from patchrisk.storage import Store
+from patchrisk.tables import local_copy
+
+
+def write_reliability_report(model_name: str, qa_csv: str, out_html: str, *, mlflow_tracking_uri: str = "",
+                             log_store_uri: str = "", canary_report_uri: str = "") -> dict:
+    settings = get_settings(mlflow_tracking_uri=mlflow_tracking_uri or None)
+    history = []
+    if log_store_uri:
+        history = drift_history_from_store(Store(log_store_uri, settings.s3_endpoint_url), model_name)
+    canary = json.loads(Path(local_copy(canary_report_uri)).read_text()) if canary_report_uri else None
+    inputs = ReliabilityInputs(model_name, versions=collect_versions(settings, model_name),
+                               patch_ranking=pd.read_csv(qa_csv), drift_history=history, canary=canary)
+    Path(out_html).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_html).write_text(render_reliability_report(inputs))
+    return {"versions": len(inputs.versions), "windows": len(history), "canary": canary is not None}
