@@ -263,3 +263,15 @@ def test_batches_take_the_column_path_with_the_same_result_and_messages(validato
     assert "row 15, field 'is_hotfix': expected true/false or 0/1" in rejection(
         lambda: parse_v1({"instances": rows}, validator)
     )
+
+
+def test_vectorised_buckets_match_the_spec_at_every_edge():
+    import numpy as np
+
+    from patchrisk.spec import load_spec
+    from patchrisk_serving.catboost_predictor.responses import buckets
+
+    spec = load_spec("patch-risk")
+    edges = [b.upper for b in spec.risk_buckets]
+    scores = np.concatenate([np.linspace(0, 1, 501), edges, np.nextafter(edges, 0)])
+    assert buckets(spec, scores) == [spec.risk_bucket(float(s)) for s in scores]
