@@ -74,13 +74,28 @@ def data_hash(df: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
+HOLDOUT_SHARE, VALID_SHARE = 0.15, 0.15
+
+
 def split(df: pd.DataFrame, spec: ModelSpec, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """70/15/15 train/validation/holdout, stratified on the target, the same for the same seed."""
+    """70/15/15 train/validation/holdout, the same for the same data and seed.
+
+    The holdout is the newest 15 % by the spec's timestamp: what a model meets next, and rows a
+    champion trained on an earlier window cannot have seen, so the champion comparison stays fair
+    when a retraining window overlaps the champion's. Train and validation split the rest at random,
+    stratified on the target. Without usable timestamps the holdout is a stratified random draw.
+    """
     from sklearn.model_selection import train_test_split
 
-    y = df[spec.target.name]
-    train, rest = train_test_split(df, test_size=0.3, random_state=seed, stratify=y)
-    valid, holdout = train_test_split(rest, test_size=0.5, random_state=seed, stratify=rest[spec.target.name])
+    target, ts = spec.target.name, spec.timestamp_column
+    n_holdout = round(len(df) * HOLDOUT_SHARE)
+    if ts in df.columns and df[ts].notna().all() and df[ts].nunique() > 1:
+        ordered = df.sort_values([ts, spec.id_column], kind="stable")
+        rest, holdout = ordered.iloc[:len(df) - n_holdout], ordered.iloc[len(df) - n_holdout:]
+    else:
+        rest, holdout = train_test_split(df, test_size=n_holdout, random_state=seed, stratify=df[target])
+    train, valid = train_test_split(rest, test_size=VALID_SHARE / (1 - HOLDOUT_SHARE), random_state=seed,
+                                    stratify=rest[target])
     return train.reset_index(drop=True), valid.reset_index(drop=True), holdout.reset_index(drop=True)
 
 

@@ -54,3 +54,22 @@ def test_gpu_device_asks_catboost_for_gpu_and_rejects_unknown_devices():
     assert "task_type" not in TrainParams(device="cpu").catboost_params()
     with pytest.raises(ValueError, match="device must be"):
         TrainParams(device="tpu").catboost_params()
+
+
+def test_holdout_is_the_newest_rows_so_a_champion_never_saw_them(patch_spec):
+    import pandas as pd
+
+    from patchrisk.datagen import generate_rows
+    from patchrisk.training import split
+
+    older = generate_rows(patch_spec, 2000, seed=5, start="2026-01-01")  # what a champion trained on
+    newer = generate_rows(patch_spec, 800, seed=6, start="2026-08-01")
+    retraining = pd.concat([older, newer], ignore_index=True).sample(frac=1, random_state=0)  # any order
+    train, valid, holdout = split(retraining, patch_spec, seed=3)
+    ts, id_col = patch_spec.timestamp_column, patch_spec.id_column
+    assert len(holdout) == 420 and len(train) + len(valid) + len(holdout) == len(retraining)
+    assert holdout[ts].min() >= max(train[ts].max(), valid[ts].max())
+    assert set(holdout[id_col]) <= set(newer[id_col])  # none of the champion's rows
+    assert not set(train[id_col]) & set(valid[id_col])
+    again = split(retraining.sample(frac=1, random_state=1), patch_spec, seed=3)
+    assert list(again[2][id_col]) == list(holdout[id_col])  # the same rows whatever the input order

@@ -76,11 +76,7 @@ def drifted_traffic(ctx: LoopContext) -> StepResult:
 
 
 def _retraining_data(ctx: LoopContext):
-    """Patches labelled since the fleet drifted: what the triggered run trains on.
-
-    Not history + recent: the gates compare challenger and champion on the challenger's holdout, and
-    rows the champion was trained on would leak into it and flatter the champion.
-    """
+    """Patches labelled since the fleet drifted: the window the triggered run trains on."""
     from patchrisk.tables import write_table
 
     path = ctx.work / "retraining-data.parquet"
