@@ -76,11 +76,18 @@ def drifted_traffic(ctx: LoopContext) -> StepResult:
 
 
 def _retraining_data(ctx: LoopContext):
-    """Patches labelled since the fleet drifted: the window the triggered run trains on."""
-    from patchrisk.tables import write_table
+    """A sliding window: the history plus the patches labelled since the fleet drifted.
 
+    The training holdout is the newest rows (the drifted ones), so the champion comparison judges
+    both models on data neither trained on.
+    """
+    import pandas as pd
+
+    from patchrisk.tables import read_table, write_table
+
+    recent = _labelled_rows(ctx, ctx.rows // 2, ctx.seed + 20, drifted=True)
     path = ctx.work / "retraining-data.parquet"
-    write_table(_labelled_rows(ctx, ctx.rows, ctx.seed + 20, drifted=True), path)
+    write_table(pd.concat([read_table(str(ctx.data["history"])), recent], ignore_index=True), path)
     return path
 
 

@@ -13,11 +13,14 @@ from patchrisk.demo.context import LoopContext, StepResult
 from patchrisk.demo.traffic import send_through_logger
 
 ENVIRONMENT = "staging"  # a Standard-mode overlay: champion and canary are both declared in Git
-ROWS_PER_ENDPOINT = 300
+ROWS_PER_ENDPOINT = 400
 MAX_ROUNDS = 4
-# make run: two steps and small samples so the demo finishes in minutes; both predictors share two
-# local cores, so tail-latency noise is not taken for a regression
-ROLLOUT_OVERRIDES = {"schedule": [50, 100], "min_requests": 250, "min_labelled": 100, "max_p99_latency_ratio": 3.0}
+# make run: two steps and small samples so the demo finishes in minutes. Both predictors, the sink
+# and the client share two local cores, so a p99 over a few dozen requests is scheduling noise, not
+# a regression: that limit is loose here; the other guardrails keep their defaults.
+ROLLOUT_OVERRIDES = {"schedule": [50, 100], "min_requests": 300, "min_labelled": 100,
+                     "max_p99_latency_ratio": 5.0}
+ROWS_PER_REQUEST = 5
 STAGING_CHAMPION = """\
 apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
@@ -93,11 +96,28 @@ def start_canary(ctx: LoopContext) -> StepResult:
     # KServe would now start the canary pod from the committed storageUri; here: a second predictor
     model_dir = registry.download_model(ctx.settings, f"models:/patch-risk/{version}")
     server = ctx.services.enter_context(serve_in_subprocess(model_dir, log_path=ctx.work / "canary-predictor.log"))
+    _warm_up(server.url)
     ctx.facts["canary_endpoint"] = server.url
     return StepResult("Canary started by a Git commit", [
         f"commit: {_last_commit(repo)}",
         f"canary predictor v{version} at {server.url}; champion v{ctx.facts['champion_version']} stays default",
     ], {"rollout log": ctx.work / "rollout.log"})
+
+
+def _warm_up(url: str, requests: int = 20) -> None:
+    """A new pod's first requests are slow (lazy imports, first Pool); keep them out of the analysis,
+    as a readiness probe and the first unlogged calls would in a cluster."""
+    import httpx
+
+    from patchrisk.datagen import generate_rows
+    from patchrisk.demo.traffic import _instances
+    from patchrisk.spec import load_spec
+
+    spec = load_spec("patch-risk")
+    body = {"instances": _instances(generate_rows(spec, 25, seed=0), spec.feature_names)}
+    with httpx.Client(timeout=30) as http:
+        for _ in range(requests):
+            http.post(f"{url}/v1/models/patch-risk:predict", json=body).raise_for_status()
 
 
 def _last_commit(repo: Path) -> str:
@@ -119,8 +139,8 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
     for round_no in range(1, MAX_ROUNDS + 1):
         rows = _labelled_rows(ctx, 2 * ROWS_PER_ENDPOINT, ctx.seed + 100 + round_no, drifted=True)
         rows[spec.id_column] = [f"CANARY-{round_no}-{n:05d}" for n in range(len(rows))]
-        send_through_logger(ctx.facts["endpoint"], sink.url, rows.iloc[:ROWS_PER_ENDPOINT])
-        send_through_logger(ctx.facts["canary_endpoint"], sink.url, rows.iloc[ROWS_PER_ENDPOINT:])
+        send_through_logger(ctx.facts["endpoint"], sink.url, rows.iloc[:ROWS_PER_ENDPOINT], ROWS_PER_REQUEST)
+        send_through_logger(ctx.facts["canary_endpoint"], sink.url, rows.iloc[ROWS_PER_ENDPOINT:], ROWS_PER_REQUEST)
         sink.flush()
         served.append(rows)
         pd.concat(served)[[spec.id_column, spec.target.name]].to_parquet(labels_path, index=False)
