@@ -147,7 +147,7 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
         out = _patchrisk(ctx, "rollout", "analyze", "--repo", repo, "--overlay", ENVIRONMENT, "--config", config,
                          "--labels", str(labels_path), "--apply")
         decision, report = _field(out.stdout, "decision:"), _field(out.stdout, "report:")
-        lines.append(f"round {round_no}: {ROWS_PER_ENDPOINT} requests per endpoint -> {decision or 'error'}"
+        lines.append(f"round {round_no}: {ROWS_PER_ENDPOINT} patches per endpoint -> {decision or 'error'}"
                      + (f"; commit: {_last_commit(Path(repo))}" if out.returncode == 0 and decision != "hold" else ""))
         if out.returncode == 2 or decision is None:
             ctx.facts["stop"] = f"rollout analyze failed: {(out.stderr or out.stdout).strip()[-400:]}"
