@@ -234,6 +234,11 @@ def cli(*args: str):
     return CliRunner().invoke(app, ["rollout", *args], catch_exceptions=False)
 
 
+def run(repo, *args: str):
+    """``patchrisk rollout ARGS --repo <repo>``."""
+    return cli(*args, "--repo", repo.working_tree_dir)
+
+
 def overlay_doc(repo, env: str) -> dict:
     path = Path(repo.working_tree_dir) / "manifests" / "overlays" / env / "inferenceservice-patch.yaml"
     return yaml.safe_load(path.read_text())

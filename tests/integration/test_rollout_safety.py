@@ -9,27 +9,19 @@ from pathlib import Path
 import pytest
 
 from patchrisk.rollout import aliases as rollout_aliases
-from tests.integration.rollout_support import (  # noqa: F401  (the *_fixture names register fixtures)
+from tests.integration.rollout_support import (
     MODEL,
     aliases,
     assert_manifests_pass,
-    cli,
     commits,
-    gitops_repo_fixture,
     overlay_doc,
-    registry_template_fixture,
-    rollout_env_fixture,
-    s3_store_fixture,
+    run,
     settings,
     traffic,
     version_tags,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def run(repo, *args):
-    return cli(*args, "--repo", repo.working_tree_dir)
 
 
 def report_path(result) -> str:

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.rollout_support import (  # noqa: F401  (the *_fixture names register fixtures)
+from tests.integration.rollout_support import (
     aliases,
     assert_manifests_pass,
-    cli,
     commits,
-    gitops_repo_fixture,
     overlay_doc,
-    registry_template_fixture,
-    rollout_env_fixture,
-    s3_store_fixture,
+    run,
     settings,
     version_tags,
 )
 
 testing = pytest.importorskip("patchrisk_serving.catboost_predictor.testing")
 pytestmark = pytest.mark.integration
-
-
-def run(repo, *args):
-    return cli(*args, "--repo", repo.working_tree_dir)
 
 
 @pytest.fixture

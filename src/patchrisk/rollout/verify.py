@@ -91,14 +91,22 @@ def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec, ti
     return result
 
 
-def _check_v1(client, result: VerifyResult, rows, expected) -> None:
+def _post(client, result: VerifyResult, check: str, path: str, body: dict) -> httpx.Response | None:
+    """The 200 response, or None with ``check`` recorded as failed (unreachable or an error status)."""
     try:
-        resp = client.post(f"/v1/models/{result.model}:predict", json={"instances": rows}, headers=JSON_HEADERS)
+        resp = client.post(path, json=body, headers=JSON_HEADERS)
     except httpx.HTTPError as err:
-        result.add("v1_predict", False, f"{type(err).__name__}: {err}")
-        return
+        result.add(check, False, f"{type(err).__name__}: {err}")
+        return None
     if resp.status_code != 200:
-        result.add("v1_predict", False, f"HTTP {resp.status_code}: {resp.text[:300]}")
+        result.add(check, False, f"HTTP {resp.status_code}: {resp.text[:300]}")
+        return None
+    return resp
+
+
+def _check_v1(client, result: VerifyResult, rows, expected) -> None:
+    resp = _post(client, result, "v1_predict", f"/v1/models/{result.model}:predict", {"instances": rows})
+    if resp is None:
         return
     body = resp.json()
     served = str(body.get("model_version") or resp.headers.get(VERSION_HEADER) or "?")
@@ -110,13 +118,8 @@ def _check_v1(client, result: VerifyResult, rows, expected) -> None:
 
 def _check_v2(client, result: VerifyResult, rows, expected, spec) -> None:
     request = {"id": "rollout-verify", "inputs": v2_inputs(rows, spec)}
-    try:
-        resp = client.post(f"/v2/models/{result.model}/infer", json=request, headers=JSON_HEADERS)
-    except httpx.HTTPError as err:
-        result.add("v2_infer", False, f"{type(err).__name__}: {err}")
-        return
-    if resp.status_code != 200:
-        result.add("v2_infer", False, f"HTTP {resp.status_code}: {resp.text[:300]}")
+    resp = _post(client, result, "v2_infer", f"/v2/models/{result.model}/infer", request)
+    if resp is None:
         return
     body = resp.json()
     served = str((body.get("parameters") or {}).get("model_version") or body.get("model_version") or "?")
