@@ -23,12 +23,13 @@ V2 = f"/v2/models/{MODEL_NAME}"
 
 
 def find_shared_schema(name: str) -> Path:
-    """``shared/`` sits next to the repository (CI) or further up (worktrees)."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "schemas" / name
-        if candidate.is_file():
-            return candidate
-    pytest.fail(f"shared/schemas/{name} not found above {Path(__file__).parent}")
+    """From ``shared/schemas/`` (or the repository's vendored copy of the files we use)."""
+    from patchrisk.manifests_check.locations import shared_dir
+
+    path = shared_dir(Path(__file__).resolve().parents[2]) / "schemas" / name
+    if not path.is_file():
+        pytest.fail(f"{path} not found")
+    return path
 
 
 OIP = yaml.safe_load(find_shared_schema("open-inference-protocol-rest.yaml").read_text())

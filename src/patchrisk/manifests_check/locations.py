@@ -26,9 +26,16 @@ def find_repo_root(start: Path | None = None) -> Path:
     )
 
 
+VENDORED_SHARED = Path("manifests") / "vendor" / "kserve-v0.20.0"  # a copy of shared/schemas' files we use
+
+
 def shared_dir(repo_root: Path) -> Path:
-    """``$PATCHRISK_SHARED_DIR``, else ``<repo>/../shared`` (CI clones shared/ beside the repo)."""
-    return Path(os.environ.get("PATCHRISK_SHARED_DIR", repo_root.parent / "shared"))
+    """``$PATCHRISK_SHARED_DIR``, else ``<repo>/../shared`` when it holds the schemas, else the copy
+    vendored in the repository (so a bare clone validates on its own)."""
+    if os.environ.get("PATCHRISK_SHARED_DIR"):
+        return Path(os.environ["PATCHRISK_SHARED_DIR"])
+    beside = repo_root.parent / "shared"
+    return beside if (beside / "schemas" / "strict").is_dir() else repo_root / VENDORED_SHARED
 
 
 def kserve_schema_dir(repo_root: Path) -> Path:
