@@ -90,6 +90,25 @@ def metric(text: str, name: str, **labels) -> float:
                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
 
+def test_logger_url_path_names_the_endpoint_even_for_failed_calls(sink, registry):
+    """Each predictor's logger posts to ``/endpoint/<name>``: a canary call that failed (request event
+    only, no response) is an error row of the canary, not of ``unknown``."""
+    spec, rows = patch_rows(4, seed=11)
+    canary = registry["canary"].version
+    failed = logger_events({"instances": rows[:2]}, None, MODEL, "prod", event_id="path-failed")
+    served = logger_events({"instances": rows[2:]}, v1_response(spec, rows[2:], canary), MODEL, "prod",
+                           event_id="path-served")
+    assert [r.status_code for r in send(f"{sink.url}/endpoint/canary", failed + served)] == [202] * 3
+    refused = send(f"{sink.url}/endpoint/bogus", failed)[0]
+    assert refused.status_code == 400 and "endpoint" in refused.json()["error"]
+    time.sleep(2.0)  # past --response-timeout
+    sink.flush()
+    df = logged(sink.store, ["path-failed", "path-served"])
+    by_event = {k: g for k, g in df.groupby("event_id")}
+    assert set(by_event["path-failed"]["endpoint"]) == {"canary"} and set(by_event["path-failed"]["status"]) == {"error"}
+    assert set(by_event["path-served"]["endpoint"]) == {"canary"} and set(by_event["path-served"]["status"]) == {"ok"}
+
+
 def test_pairs_in_both_modes_attribute_endpoints_and_time_out_lonely_requests(sink, registry):
     """(``sink`` starts first, so it warms up while the registry is being filled.)"""
     spec, rows = patch_rows(6, seed=1)

@@ -2,6 +2,10 @@
 
 POST /         a CloudEvent from KServe's logger (binary or structured mode) -> 202, or 4xx naming
                the problem; 503 when the buffer is full
+POST /endpoint/{default|canary}
+               the same, from the predictor whose ``logger.url`` names its endpoint: the path wins
+               over ``ce-endpoint`` and over version attribution, so a failed call (KServe logs its
+               request but no response) still counts against the endpoint that served it
 POST /flush    write every ready row now (admin, tests, demos) -> {"rows", "files"}
 GET  /healthz  200 with buffer status
 GET  /metrics  Prometheus text
@@ -19,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from patchrisk.monitoring.sink.attribution import EXPLICIT_ENDPOINTS
 from patchrisk.monitoring.sink.events import MalformedEvent, parse_event
 from patchrisk.monitoring.sink.service import SinkService
 
@@ -36,6 +41,12 @@ def create_app(service: SinkService) -> Starlette:
                 raise MalformedEvent("too_large", f"event body has {len(body)} bytes, limit {MAX_BODY_BYTES}",
                                      status=413)
             event = parse_event(request.headers, body)
+            path_endpoint = request.path_params.get("endpoint")
+            if path_endpoint is not None:
+                if path_endpoint not in EXPLICIT_ENDPOINTS:
+                    raise MalformedEvent("unknown_endpoint", f"endpoint {path_endpoint!r} in the URL path is not "
+                                         f"one of {', '.join(sorted(EXPLICIT_ENDPOINTS))}")
+                event.endpoint = path_endpoint
             accepted = await run_in_threadpool(service.accept, event)
         except MalformedEvent as err:
             if err.status < 500:
@@ -64,6 +75,7 @@ def create_app(service: SinkService) -> Starlette:
     return Starlette(
         routes=[
             Route("/", receive, methods=["POST"]),
+            Route("/endpoint/{endpoint}", receive, methods=["POST"]),
             Route("/flush", flush, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
