@@ -134,7 +134,7 @@ def test_path_like_names_are_refused_and_nothing_is_written_outside_the_store(tm
 
 def test_a_ce_id_reused_by_two_callers_never_mis_pairs(tmp_path, sink_env):
     store = str(tmp_path / "logs")
-    with sink_in_subprocess(store, env=sink_env, flush_seconds=600, response_timeout=0.5,
+    with sink_in_subprocess(store, env=sink_env, flush_seconds=600, response_timeout=3,
                             spool_dir=tmp_path / "spool") as sink:
         url = f"{sink.url}/endpoint/default"
         a_rows, b_rows = patch_rows(1, 4), patch_rows(3, 5)
@@ -148,7 +148,7 @@ def test_a_ce_id_reused_by_two_callers_never_mis_pairs(tmp_path, sink_env):
         assert refused.status_code == 409 and refused.json()["reason"] == "id_collision"
         assert "ce-id" in refused.json()["error"]
         assert metric(sink.metrics(), "patchrisk_sink_id_collisions_total") == 1
-        time.sleep(1.0)
+        time.sleep(3.5)  # past --response-timeout: the lonely "again" request is written too
         sink.flush()
     df = read_prediction_logs(store, MODEL)
     reused = df[df.event_id == "reused"]

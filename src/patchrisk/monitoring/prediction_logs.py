@@ -16,7 +16,8 @@ Columns (:data:`BASE_COLUMNS`, then one column per spec feature, then ``features
     row_id        str|null   the spec's id column (e.g. patch_id) when the request row carried it
     risk_score    float|null
     risk_bucket   str|null
-    status        str        ok | error (no response within the sink's response timeout)
+    status        str        ok | error (no response within the sink's response timeout, a request
+                             the predictor rejects, an exchange the sink cannot decode: see error_reason)
     latency_ms    float|null response ce-time minus request ce-time, when both carry it
     <features>    typed as the spec says (float64, int64, bool, string); null = missing
     features_json str|null   the raw instance as JSON when it could not be typed against the spec

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
-
 from patchrisk.monitoring.sink.attribution import EndpointResolver
 from patchrisk.monitoring.sink.buffer import COLLISION, DUPLICATE, PairingBuffer, Spool
 from patchrisk.monitoring.sink.dead_letters import DeadLetters
@@ -153,8 +151,8 @@ class SinkService:
                 if rows:
                     try:
                         self.writer.stage(generation, rows)
-                    except (ValueError, TypeError, OverflowError, pa.ArrowException):
-                        rows = self._writable_rows(per_exchange)  # find the culprits, one by one
+                    except Exception:  # noqa: BLE001  find the culprits one by one; a store fault raises again
+                        rows = self._writable_rows(per_exchange)
                         self.writer.stage(generation, rows)
                 if rows:
                     with self._state_lock:  # commit point: the new spool no longer holds the batch
