@@ -63,12 +63,12 @@ def sink_env(tmp_path):
 
 def test_a_poison_exchange_never_stops_logging(tmp_path, sink_env):
     store = str(tmp_path / "logs")
-    with sink_in_subprocess(store, env=sink_env, flush_seconds=600, response_timeout=0.5,
+    with sink_in_subprocess(store, env=sink_env, flush_seconds=600, response_timeout=2,
                             spool_dir=tmp_path / "spool") as sink:
         url = f"{sink.url}/endpoint/default"
         assert [r.status_code for r in post(url, exchange(patch_rows(2, 1), "before"))] == [202, 202]
         assert [r.status_code for r in post(url, exchange(poison_rows(), "poison", with_response=False))] == [202]
-        time.sleep(1.0)  # the poison request times out: it is ready to be written
+        time.sleep(2.5)  # the poison request times out: it is ready to be written
         sink.flush()
         for i in range(3):  # later exchanges are still written, flush after flush
             assert [r.status_code for r in post(url, exchange(patch_rows(2, 10 + i), f"after-{i}"))] == [202, 202]
