@@ -16,7 +16,6 @@ from patchrisk.datagen import generate_rows
 from patchrisk.monitoring.prediction_logs import ERROR_REASON, read_prediction_logs
 from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
 from patchrisk.spec import load_spec
-from patchrisk.storage import Store
 
 pytestmark = pytest.mark.integration
 MODEL = "patch-risk"
@@ -196,8 +195,11 @@ def test_healthz_is_503_with_the_reason_while_the_store_cannot_be_written(tmp_pa
         health = httpx.get(f"{sink.url}/healthz")
         assert health.status_code == 503 and "publish" in health.json()["reason"]
         assert metric(sink.metrics(), "patchrisk_sink_publish_healthy") == 0
+        assert httpx.get(f"{sink.url}/livez").status_code == 200  # the probes: still serving, still spooling
+        assert post(f"{sink.url}/endpoint/default", exchange(patch_rows(1, 2), "during"))[0].status_code == 202
         Path(blocked).unlink()
         sink.flush()
         assert httpx.get(f"{sink.url}/healthz").status_code == 200
         assert metric(sink.metrics(), "patchrisk_sink_publish_healthy") == 1
-    assert Store(str(blocked)).list()
+    logged = read_prediction_logs(str(blocked), MODEL)
+    assert logged.groupby("event_id").size().to_dict() == {"held": 2, "during": 1}

@@ -8,7 +8,10 @@ POST /endpoint/{default|canary}
                over ``ce-endpoint`` and over version attribution, so a failed call (KServe logs its
                request but no response) still counts against the endpoint that served it
 POST /flush    write every ready row now (admin, tests, demos) -> {"rows", "files"}
-GET  /healthz  200 with buffer status; 503 with ``reason`` while flushing or publishing fails
+GET  /healthz  200 with buffer status; 503 with ``reason`` while flushing or publishing fails (for
+               alerting: the sink still accepts and spools events meanwhile)
+GET  /livez    200 while the process serves: the Kubernetes probes, so a store outage neither
+               restarts the sink nor takes it out of the Service (the logger would drop events)
 GET  /metrics  Prometheus text
 """
 
@@ -81,6 +84,9 @@ def create_app(service: SinkService, max_body_bytes: int = MAX_BODY_BYTES) -> St
             return JSONResponse({"status": "unhealthy", "reason": reason, **service.status()}, status_code=503)
         return JSONResponse({"status": "ok", **service.status()})
 
+    async def livez(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -98,6 +104,7 @@ def create_app(service: SinkService, max_body_bytes: int = MAX_BODY_BYTES) -> St
             Route("/endpoint/{endpoint}", receive, methods=["POST"]),
             Route("/flush", flush, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/livez", livez, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
         ],
         lifespan=lifespan,
