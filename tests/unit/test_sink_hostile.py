@@ -14,6 +14,7 @@ from patchrisk.monitoring.prediction_logs import ERROR_REASON, read_prediction_l
 from patchrisk.monitoring.sink.attribution import EndpointResolver
 from patchrisk.monitoring.sink.buffer import PairingBuffer, Spool
 from patchrisk.monitoring.sink.events import MalformedEvent, parse_event
+from patchrisk.monitoring.sink.rows import Exchange
 from patchrisk.monitoring.sink.service import SinkConfig, SinkService
 from patchrisk.monitoring.sink.testing import logger_events
 from patchrisk.monitoring.sink.writer import OutboxWriter
@@ -200,3 +201,43 @@ def test_health_reports_a_store_that_cannot_be_written_and_recovers(tmp_path):
     service.flush()  # the staged batch is published now
     assert service.health() == (True, None) and service.metrics.publish_healthy._value.get() == 1
     assert read_prediction_logs(str(blocked), "patch-risk")["event_id"].tolist() == ["while-blocked"] * 2
+
+
+def test_an_exchange_unwritable_even_as_an_error_row_is_a_dead_letter_and_its_neighbours_are_written(tmp_path):
+    service = make_service(tmp_path)
+    good = instances(2, seed=4)
+    send(service, {"instances": good}, v1_response(good, "1"), "good")
+    (headers, body), = logger_events({"instances": instances(1)}, None, "patch-risk", "prod", event_id="escaping")
+    escaping = parse_event(headers, body)
+    escaping.model_name = "../../escaped"  # past the acceptance checks (an older spool): the writer refuses it
+    service.buffer.ready.append(Exchange(escaping, None))
+    service.flush()
+    df = read_prediction_logs(service.config.store_uri, "patch-risk")
+    assert df["event_id"].tolist() == ["good", "good"]
+    letter, = (tmp_path / "spool" / "dead-letter").glob("*.json")
+    assert "outside" in json.loads(letter.read_text())["reason"]
+    assert json.loads(json.loads(letter.read_text())["record"])["id"] == "escaping"
+    assert not list(tmp_path.parent.glob("escaped*")) and not list(tmp_path.rglob("*escaped*"))
+    assert service.metrics.dead_letters.labels("unwritable")._value.get() == 1
+
+
+def test_files_written_before_error_reason_existed_still_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from patchrisk.monitoring.prediction_logs import arrow_schema, spec_for_model
+
+    service = make_service(tmp_path)
+    rows = instances(2)
+    send(service, {"instances": rows}, v1_response(rows, "1"), "new")
+    service.flush()
+    new_file, = Store(service.config.store_uri).list()
+    new_table = pq.read_table(Path(service.config.store_uri) / new_file)
+    old_schema = pa.schema([f for f in arrow_schema(spec_for_model("patch-risk")) if f.name != ERROR_REASON])
+    old = new_table.drop_columns([ERROR_REASON]).cast(old_schema)
+    old = old.set_column(0, "event_id", pa.array(["old", "old"]))
+    pq.write_table(old, Path(service.config.store_uri) / new_file.replace("part-", "part-old-"))
+    df = read_prediction_logs(service.config.store_uri, "patch-risk")
+    assert sorted(df["event_id"]) == ["new", "new", "old", "old"] and df[ERROR_REASON].isna().all()
+    only = read_prediction_logs(service.config.store_uri, "patch-risk", columns=["event_id", ERROR_REASON])
+    assert list(only.columns) == ["event_id", ERROR_REASON] and len(only) == 4
