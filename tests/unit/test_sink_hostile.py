@@ -109,11 +109,12 @@ def test_attributes_that_reach_paths_must_be_dns_labels(attribute, value):
     assert attribute.removeprefix("ce-") in caught.value.message
 
 
-def test_writer_refuses_a_path_escaping_its_root(tmp_path):
+@pytest.mark.parametrize("model_name", ["../../evil", "../evil", "a/b", "/abs"])
+def test_writer_refuses_a_path_escaping_its_root(tmp_path, model_name):
     writer = OutboxWriter(Store(str(tmp_path / "logs")), tmp_path / "spool")
     from datetime import UTC, datetime
 
-    row = {"event_id": "e", "row_index": 0, "received_at": datetime.now(UTC), "model_name": "../../evil",
+    row = {"event_id": "e", "row_index": 0, "received_at": datetime.now(UTC), "model_name": model_name,
            "endpoint": "default", "status": "error"}
     with pytest.raises(ValueError, match="outside"):
         writer.stage("g1", [row])
@@ -241,3 +242,14 @@ def test_files_written_before_error_reason_existed_still_read(tmp_path):
     assert sorted(df["event_id"]) == ["new", "new", "old", "old"] and df[ERROR_REASON].isna().all()
     only = read_prediction_logs(service.config.store_uri, "patch-risk", columns=["event_id", ERROR_REASON])
     assert list(only.columns) == ["event_id", ERROR_REASON] and len(only) == 4
+
+
+def test_a_batch_of_nothing_but_an_unwritable_exchange_flushes_and_leaves_the_spool(tmp_path):
+    service = make_service(tmp_path)
+    (headers, body), = logger_events({"instances": instances(1)}, None, "patch-risk", "prod", event_id="alone")
+    escaping = parse_event(headers, body)
+    escaping.model_name = "../escaped"
+    service.buffer.ready.append(Exchange(escaping, None))
+    assert service.flush()["rows"] == 0
+    assert service.flush()["rows"] == 0 and service.health() == (True, None)
+    assert len(list((tmp_path / "spool" / "dead-letter").glob("*.json"))) == 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from patchrisk.monitoring.prediction_logs import parse_partition
 from patchrisk.monitoring.sink.attribution import EndpointResolver
 from patchrisk.monitoring.sink.buffer import COLLISION, DUPLICATE, PairingBuffer, Spool
 from patchrisk.monitoring.sink.dead_letters import DeadLetters
@@ -153,8 +154,9 @@ class SinkService:
                         self.writer.stage(generation, rows)
                     except Exception:  # noqa: BLE001  find the culprits one by one; a store fault raises again
                         rows = self._writable_rows(per_exchange)
-                        self.writer.stage(generation, rows)
-                if rows:
+                        if rows:
+                            self.writer.stage(generation, rows)
+                if batch:  # also when nothing was staged (all quarantined): those events leave the spool
                     with self._state_lock:  # commit point: the new spool no longer holds the batch
                         self.spool.rotate(self.buffer.events())
             except Exception as err:
@@ -213,8 +215,8 @@ class SinkService:
         self._publish_error = None
         self.metrics.publish_healthy.set(0 if self._flush_error else 1)
         for name, rows in published:
-            parts = dict(p.split("=", 1) for p in name.split("/")[:2])
-            self.metrics.rows_written.labels(parts["model"], parts["endpoint"]).inc(rows)
+            part = parse_partition(name) or {}
+            self.metrics.rows_written.labels(part.get("model", "?"), part.get("endpoint", "?")).inc(rows)
         return [name for name, _ in published]
 
     def status(self) -> dict:

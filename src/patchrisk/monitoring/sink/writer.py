@@ -46,10 +46,19 @@ def inside_root(name: str) -> str:
     return name
 
 
+def partition_of(row: dict) -> str:
+    """The row's partition folder; ValueError when a value would add or climb a folder level."""
+    partition = partition_dir(row["model_name"], row["endpoint"], row["received_at"].date())
+    if partition.count("/") != 2:
+        raise ValueError(f"refusing partition {partition[:200]!r}: a partition value holds a path separator "
+                         "(it would be written outside its folder)")
+    return inside_root(partition)
+
+
 def unwritable(rows: list[dict]) -> str | None:
     """Why these rows (one exchange's) cannot be written, or None: the checks :meth:`stage` relies on."""
     try:
-        inside_root(partition_dir(rows[0]["model_name"], rows[0]["endpoint"], rows[0]["received_at"].date()))
+        partition_of(rows[0])
         pa.Table.from_pylist(rows, schema=arrow_schema(spec_for_model(rows[0]["model_name"])))
     except Exception as err:  # noqa: BLE001  whatever stops these rows is the answer
         return f"{type(err).__name__}: {str(err)[:300]}"
@@ -66,7 +75,7 @@ def parquet_bytes(rows: list[dict], model_name: str) -> bytes:
 def group_by_partition(rows: list[dict]) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        groups[partition_dir(row["model_name"], row["endpoint"], row["received_at"].date())].append(row)
+        groups[partition_of(row)].append(row)
     return groups
 
 
