@@ -253,3 +253,13 @@ def test_a_batch_of_nothing_but_an_unwritable_exchange_flushes_and_leaves_the_sp
     assert service.flush()["rows"] == 0
     assert service.flush()["rows"] == 0 and service.health() == (True, None)
     assert len(list((tmp_path / "spool" / "dead-letter").glob("*.json"))) == 1
+
+
+def test_an_event_larger_than_the_whole_buffer_is_413_not_a_503_retried_forever(tmp_path):
+    config = SinkConfig(store_uri=str(tmp_path / "logs"), spool_dir=tmp_path / "spool", max_buffer_rows=5)
+    service = SinkService(config, EndpointResolver(lambda model: {}))
+    (headers, body), = logger_events({"instances": instances(6)}, None, "patch-risk", "prod")
+    with pytest.raises(MalformedEvent) as caught:
+        service.accept(parse_event(headers, body))
+    assert caught.value.status == 413 and caught.value.reason == "too_many_rows" and "5" in caught.value.message
+    assert service.buffer.rows == 0 and service.spool.path.read_bytes().count(b"\n") == 1  # nothing spooled

@@ -104,6 +104,9 @@ class SinkService:
                 raise MalformedEvent("id_collision", f"ce-id {event.id!r}: another {event.kind} with this id from "
                                      f"pod {event.source!r} is waiting for its partner; refused so that neither "
                                      "is paired with the wrong call (use a unique ce-id per call)", status=409)
+            if event.rows > self.config.max_buffer_rows:  # a 503 would be retried forever
+                raise MalformedEvent("too_many_rows", f"the event carries {event.rows} rows, more than the sink "
+                                     f"ever buffers ({self.config.max_buffer_rows}): split the batch", status=413)
             if self.buffer.rows + event.rows > self.config.max_buffer_rows:
                 self._wake.set()
                 raise MalformedEvent("buffer_full", f"buffer holds {self.buffer.rows} rows, limit "
