@@ -110,7 +110,8 @@ def safe_exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict
 
 
 def error_rows(exchange: Exchange, endpoint_of: EndpointOf, reason: str) -> list[dict]:
-    """One row made of plain strings (always writable): the raw request (or response) and ``reason``."""
+    """Rows made of plain strings (always writable) with ``reason``: one per V1 instance with its raw
+    JSON (so a refused call counts its rows as any other failed call does), else one with the raw body."""
     first = exchange.first
     try:
         version = response_version(exchange.response.body) if exchange.response else None
@@ -121,11 +122,16 @@ def error_rows(exchange: Exchange, endpoint_of: EndpointOf, reason: str) -> list
         endpoint = endpoint_of(first.model_name, version, explicit)
     except Exception:  # noqa: BLE001  (same)
         endpoint = explicit or "unknown"
-    return [{
-        "event_id": first.id, "row_index": 0, "received_at": first.received_at, "model_name": first.model_name,
+    body = first.body
+    instances = body.get("instances") if isinstance(body, dict) else None
+    raw = ([bounded_json(i) for i in instances] if isinstance(instances, list) and instances
+           else [bounded_json(body)])
+    base = {
+        "event_id": first.id, "received_at": first.received_at, "model_name": first.model_name,
         "model_version": version, "endpoint": endpoint, "namespace": first.namespace, "status": STATUS_ERROR,
-        "latency_ms": None, FEATURES_JSON: bounded_json(first.body), ERROR_REASON: reason[:1000],
-    }]
+        "latency_ms": None, ERROR_REASON: reason[:1000],
+    }
+    return [{**base, "row_index": i, FEATURES_JSON: text} for i, text in enumerate(raw)]
 
 
 def bounded_json(value: Any) -> str:
