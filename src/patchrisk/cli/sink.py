@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
         spool_dir: Path = typer.Option(
             None, help="Write-ahead spool (must survive restarts; default <state>/sink-spool)."
         ),
+        max_body_bytes: int = typer.Option(
+            16 * 1024 * 1024, min=1024, help="Largest event body accepted (413 above, checked while reading)."
+        ),
         alias_ttl: float = typer.Option(30.0, min=0, help="Seconds to cache the MLflow 'canary' alias."),
         state_dir: Path = typer.Option(None, help="Local state directory (default: PATCHRISK_STATE_DIR or .state)."),
     ) -> None:
@@ -50,4 +53,4 @@ def register(app: typer.Typer) -> None:
         )
         service = SinkService(config, registry_resolver(settings, ttl=alias_ttl))
         typer.echo(f"sink on http://{host}:{port} -> {config.store_uri} (spool {config.spool_dir})", err=True)
-        uvicorn.run(create_app(service), host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
+        uvicorn.run(create_app(service, max_body_bytes), host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)

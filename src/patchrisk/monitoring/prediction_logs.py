@@ -16,11 +16,16 @@ Columns (:data:`BASE_COLUMNS`, then one column per spec feature, then ``features
     row_id        str|null   the spec's id column (e.g. patch_id) when the request row carried it
     risk_score    float|null
     risk_bucket   str|null
-    status        str        ok | error (no response within the sink's response timeout)
+    status        str        ok | error (no response within the sink's response timeout, a request
+                             the predictor rejects, an exchange the sink cannot decode: see error_reason)
     latency_ms    float|null response ce-time minus request ce-time, when both carry it
     <features>    typed as the spec says (float64, int64, bool, string); null = missing
     features_json str|null   the raw instance as JSON when it could not be typed against the spec
-                             (unknown model, or a row the predictor would have rejected)
+                             (unknown model, or a row the predictor would have rejected); for an
+                             exchange the sink could not decode at all, its raw request (first 64 KiB)
+    error_reason  str|null   why a row has status ``error`` (no response, rejected request,
+                             undecodable exchange, ce-id collision); absent from files written
+                             before it existed (readers fill it with null)
 
 Files are complete when visible: the sink publishes each one atomically, and every reader goes
 through :meth:`patchrisk.storage.Store.list`, which hides temporary files.
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 ENDPOINTS = ("default", "canary", "unknown")
 STATUS_OK, STATUS_ERROR = "ok", "error"
 FEATURES_JSON = "features_json"
+ERROR_REASON = "error_reason"
 BASE_FIELDS = (
     pa.field("event_id", pa.string(), nullable=False),
     pa.field("row_index", pa.int32(), nullable=False),
@@ -74,7 +80,8 @@ def spec_for_model(model_name: str) -> ModelSpec | None:
 
 def arrow_schema(spec: ModelSpec | None) -> pa.Schema:
     features = [pa.field(f.name, _ARROW_TYPES[f.dtype]) for f in spec.features] if spec else []
-    return pa.schema([*BASE_FIELDS, *features, pa.field(FEATURES_JSON, pa.string())])
+    # error_reason goes last: files written before it existed keep every other column where it was
+    return pa.schema([*BASE_FIELDS, *features, pa.field(FEATURES_JSON, pa.string()), pa.field(ERROR_REASON, pa.string())])
 
 
 def partition_dir(model: str, endpoint: str, day: date) -> str:

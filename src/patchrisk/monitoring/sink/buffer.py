@@ -5,7 +5,14 @@ in a published Parquet file. Its first line names its *generation*; each accepte
 appended as one JSON line and fsynced before the sink answers 2xx. A flush rotates it: the events
 still waiting for their partner are written to a new spool file with a new generation, which
 atomically replaces the old one (see :mod:`.writer` for the outbox protocol around it). On start
-the spool is replayed; a torn last line (a crash mid-append, never acknowledged) is skipped.
+the spool is replayed; a torn last line (a crash mid-append, never acknowledged) is skipped, and
+any other line that does not decode is quarantined (:mod:`.dead_letters`) and dropped from the
+spool, so it is never replayed again.
+
+Pairing is by :attr:`LoggedEvent.key` (ce-id plus model, namespace, component, pod and endpoint),
+so two callers that reuse a ``ce-id`` through different pods pair with their own partners. A
+second, different event with a key already waiting is a collision: refused, and the key marked so
+that the waiting event is logged unpaired rather than paired with a partner that may not be its own.
 """
 
 from __future__ import annotations
@@ -17,16 +24,22 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from patchrisk.monitoring.sink.events import LoggedEvent
+from patchrisk.monitoring.sink.dead_letters import DeadLetters
+from patchrisk.monitoring.sink.events import LoggedEvent, MalformedEvent
 from patchrisk.monitoring.sink.rows import Exchange
+
+ID_COLLISION = "ce-id collision: another call with this ce-id, model, namespace and pod was pending"
+NEW, DUPLICATE, COLLISION = "new", "duplicate", "collision"
 
 SPOOL_FILE = "events.jsonl"
 
 
 class Spool:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, dead_letters: DeadLetters | None = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.dead_letters = dead_letters or DeadLetters(self.directory)
+        self.quarantined = 0
         self.path = self.directory / SPOOL_FILE
         self.generation, self._replayed = self._open_existing()
         self._fh = open(self.path, "ab")
@@ -39,11 +52,21 @@ class Spool:
         lines = self.path.read_bytes().split(b"\n")
         generation = json.loads(lines[0])["spool_generation"]
         events = []
-        for line in lines[1:]:
+        last = len(lines) - 1
+        for number, line in enumerate(lines[1:], start=1):
+            if not line.strip():
+                continue
             try:
                 events.append(LoggedEvent.from_record(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn last line: the append never completed, so it was never acknowledged
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError, MalformedEvent) as err:
+                if number == last:
+                    continue  # a torn last line: the append never completed, so it was never acknowledged
+                reason = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+                self.dead_letters.put(f"spool line {number} cannot be replayed: {str(reason)[:500]}",
+                                      line.decode("utf-8", errors="replace"))
+                self.quarantined += 1
+        if self.quarantined:  # same generation (the outbox protocol keys on it), poison lines gone
+            self._write_new(generation, events)
         return generation, events
 
     def replayed(self) -> list[LoggedEvent]:
@@ -89,9 +112,10 @@ class PairingBuffer:
     """Requests and responses waiting for each other, and exchanges ready to be written."""
 
     def __init__(self):
-        self.requests: dict[str, LoggedEvent] = {}
-        self.responses: dict[str, LoggedEvent] = {}
+        self.requests: dict[tuple, LoggedEvent] = {}
+        self.responses: dict[tuple, LoggedEvent] = {}
         self.ready: list[Exchange] = []
+        self.collided: set[tuple] = set()  # keys whose waiting event must not be paired
 
     @property
     def rows(self) -> int:
@@ -102,15 +126,36 @@ class PairingBuffer:
     def ready_rows(self) -> int:
         return sum(x.rows for x in self.ready)
 
+    def classify(self, event: LoggedEvent) -> str:
+        """NEW, DUPLICATE (the same event delivered again) or COLLISION (another event, same key)."""
+        waiting = (self.requests if event.kind == "request" else self.responses).get(event.key)
+        if waiting is None:
+            return NEW
+        same = waiting.time == event.time and waiting.rows == event.rows and waiting.body == event.body
+        return DUPLICATE if same else COLLISION
+
     def is_duplicate(self, event: LoggedEvent) -> bool:
-        return event.id in (self.requests if event.kind == "request" else self.responses)
+        return self.classify(event) == DUPLICATE
+
+    def mark_collided(self, event: LoggedEvent) -> None:
+        self.collided.add(event.key)
 
     def add(self, event: LoggedEvent) -> None:
+        key = event.key
         waiting, partners = ((self.requests, self.responses) if event.kind == "request"
                              else (self.responses, self.requests))
-        partner = partners.pop(event.id, None)
+        if key in waiting:  # a collision replayed from the spool: log it alone, lose nothing
+            self.ready.append(Exchange(event, None, ID_COLLISION) if event.kind == "request"
+                              else Exchange(None, event, ID_COLLISION))
+            return
+        partner = partners.pop(key, None)
         if partner is None:
-            waiting[event.id] = event
+            waiting[key] = event
+        elif key in self.collided:  # whose partner is this? unknowable: log both unpaired
+            self.collided.discard(key)
+            request, response = (event, partner) if event.kind == "request" else (partner, event)
+            self.ready.append(Exchange(request, None, ID_COLLISION))
+            self.ready.append(Exchange(None, response, ID_COLLISION))
         elif event.kind == "request":
             self.ready.append(Exchange(event, partner))
         else:
@@ -124,6 +169,7 @@ class PairingBuffer:
                               (self.responses, lambda e: Exchange(None, e))):
             old = [key for key, e in waiting.items() if e.received_at <= cutoff]
             self.ready.extend(make(waiting.pop(key)) for key in old)
+            self.collided.difference_update(old)
             moved.append(len(old))
         return moved[0], moved[1]
 

@@ -17,6 +17,7 @@ message naming what is wrong; the app turns it into a 4xx.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,11 @@ REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 KINDS = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+# Model names and namespaces become partition folders (model=<name>/...) and label values, so they
+# must be what Kubernetes allows for an InferenceService name / namespace: a DNS-1123 label.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+MAX_ID_CHARS = 256
+MAX_ROWS_PER_EVENT = 1_000_000  # the predictor's max_batch_rows is far below; a body cannot carry more
 
 
 class MalformedEvent(Exception):
@@ -50,6 +56,12 @@ class LoggedEvent:
     body: Any  # the decoded JSON body
     rows: int  # instances (request) or predictions (response) it carries
 
+    @property
+    def key(self) -> tuple:
+        """What makes an exchange unique: the caller may reuse ``ce-id``, one pod's logger does not
+        send two calls with one id (KServe uses the caller's ``ce-id`` header or a fresh UUID)."""
+        return (self.id, self.model_name, self.namespace, self.component, self.source, self.endpoint)
+
     def to_record(self) -> dict:
         record = asdict(self)
         record["time"] = self.time.isoformat() if self.time else None
@@ -61,11 +73,39 @@ class LoggedEvent:
         values = dict(record)
         values["time"] = datetime.fromisoformat(values["time"]) if values.get("time") else None
         values["received_at"] = datetime.fromisoformat(values["received_at"])
-        return cls(**values)
+        event = cls(**values)
+        check_attributes(event.id, event.model_name, event.namespace)  # spools written before the checks
+        if not isinstance(event.rows, int) or isinstance(event.rows, bool) or event.rows < 0:
+            raise ValueError(f"rows {event.rows!r} is not a count")
+        return event
+
+
+def check_attributes(event_id: Any, model_name: Any, namespace: Any) -> None:
+    """Refuse attributes that would reach paths, partition values or labels unchecked."""
+    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_CHARS:
+        raise MalformedEvent("invalid_attribute", f"ce-id must be 1 to {MAX_ID_CHARS} characters")
+    for attribute, value in (("inferenceservicename", model_name), ("namespace", namespace)):
+        if value is None and attribute == "namespace":
+            continue
+        if not isinstance(value, str) or not DNS_LABEL.match(value):
+            raise MalformedEvent(
+                "invalid_attribute",
+                f"ce-{attribute} {str(value)[:80]!r} is not a Kubernetes name (lowercase letters, digits "
+                "and '-', starting and ending with a letter or digit, at most 63 characters)",
+            )
 
 
 def parse_event(headers: Mapping[str, str], body: bytes, received_at: datetime | None = None) -> LoggedEvent:
-    """Decode one HTTP delivery into a :class:`LoggedEvent`; raises :class:`MalformedEvent`."""
+    """Decode one HTTP delivery into a :class:`LoggedEvent`; raises :class:`MalformedEvent` only."""
+    try:
+        return _parse_event(headers, body, received_at)
+    except MalformedEvent:
+        raise
+    except Exception as err:  # noqa: BLE001  whatever the body holds, the caller gets a 4xx, never a 500
+        raise MalformedEvent("undecodable", f"the event cannot be decoded: {type(err).__name__}") from None
+
+
+def _parse_event(headers: Mapping[str, str], body: bytes, received_at: datetime | None) -> LoggedEvent:
     from cloudevents.exceptions import GenericException
     from cloudevents.http import from_http
 
@@ -93,6 +133,7 @@ def parse_event(headers: Mapping[str, str], body: bytes, received_at: datetime |
     model_name = attributes.get("inferenceservicename")
     if not model_name:
         raise MalformedEvent("missing_model_name", "missing ce-inferenceservicename (the model's name)")
+    check_attributes(attributes.get("id"), model_name, attributes.get("namespace") or None)
     data = _decoded_data(event.data)
     rows = count_request_rows(data) if kind == "request" else count_response_rows(data)
     return LoggedEvent(
@@ -108,7 +149,9 @@ def _json(raw: bytes | str, what: str) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
-        raise MalformedEvent("bad_json", f"{what} is not valid JSON: {err}") from None
+        raise MalformedEvent("bad_json", f"{what} is not valid JSON: {str(err)[:200]}") from None
+    except RecursionError:
+        raise MalformedEvent("bad_json", f"{what} is nested too deeply") from None
 
 
 def _decoded_data(data: Any) -> Any:
@@ -136,13 +179,29 @@ def count_request_rows(body: Any) -> int:
     if isinstance(body, dict) and isinstance(body.get("inputs"), list) and body["inputs"]:
         first = body["inputs"][0]
         shape = first.get("shape") if isinstance(first, dict) else None
-        if isinstance(shape, list) and shape and isinstance(shape[0], int):
-            return shape[0]
-        raise MalformedEvent("unparsable_request", "request input 0 has no 'shape' list of integers")
+        if not isinstance(shape, list) or not shape:
+            raise MalformedEvent("unparsable_request", "request input 0 has no 'shape' list of integers")
+        return _declared_rows(first, shape)
     raise MalformedEvent(
         "unparsable_request",
         "request body is neither V1 ({'instances': [...]}) nor V2 ({'inputs': [...]})",
     )
+
+
+def _declared_rows(tensor: dict, shape: list) -> int:
+    """Rows a V2 input declares, believed only when its data can hold them: memory per event stays
+    bounded by the body's size, never by what the body claims."""
+    name = str(tensor.get("name"))[:80]
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise MalformedEvent("bad_shape", f"input {name!r}: shape {str(shape)[:80]} must be a list of integers")
+    if any(d < 0 for d in shape):
+        raise MalformedEvent("bad_shape", f"input {name!r}: shape {shape[:8]} has a negative dimension")
+    data = tensor.get("data")
+    present = len(data) if isinstance(data, list) else 0
+    if shape[0] > min(present, MAX_ROWS_PER_EVENT):
+        raise MalformedEvent("bad_shape", f"input {name!r}: shape declares {shape[0]} rows but its data has "
+                             f"{present} element(s) (at most {MAX_ROWS_PER_EVENT} rows)")
+    return shape[0]
 
 
 def count_response_rows(body: Any) -> int:

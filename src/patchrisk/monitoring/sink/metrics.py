@@ -23,5 +23,14 @@ class SinkMetrics:
                                           "Responses whose request never arrived", registry=r)
         self.buffered_rows = Gauge("patchrisk_sink_buffered_rows", "Rows held in memory (and spool)", registry=r)
         self.flush_seconds = Histogram("patchrisk_sink_flush_seconds", "Flush duration", registry=r)
+        self.collisions = Counter("patchrisk_sink_id_collisions_total",
+                                  "Events refused (409): another event with the same ce-id and pod was waiting",
+                                  ["type"], registry=r)
+        self.dead_letters = Counter("patchrisk_sink_dead_letters_total",
+                                    "Records quarantined under <spool>/dead-letter", ["source"], registry=r)
+        self.publish_healthy = Gauge("patchrisk_sink_publish_healthy",
+                                     "1 while flushing and publishing work, 0 after a failure (see /healthz)",
+                                     registry=r)
+        self.publish_healthy.set(1)
         self.replayed = Counter("patchrisk_sink_spool_replayed_events_total", "Events replayed at start",
                                 registry=r)

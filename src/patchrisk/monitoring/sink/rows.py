@@ -3,6 +3,9 @@
 Requests are decoded with the predictor's own parsers (``patchrisk_serving.catboost_predictor
 .request_parsing``), so the logged features are typed exactly as the model saw them. A request the
 predictor would reject (it got no response) keeps each raw instance in ``features_json``.
+
+Whatever an exchange holds, :func:`safe_exchange_rows` never raises: an exchange that cannot be
+decoded becomes one error row with its raw request (first :data:`MAX_RAW_CHARS`) and the reason.
 """
 
 from __future__ import annotations
@@ -16,18 +19,26 @@ from types import SimpleNamespace
 from typing import Any
 
 from patchrisk.errors import InvalidRequest
-from patchrisk.monitoring.prediction_logs import FEATURES_JSON, STATUS_ERROR, STATUS_OK, spec_for_model
-from patchrisk.monitoring.sink.events import LoggedEvent, response_version, v2_output
+from patchrisk.monitoring.prediction_logs import (
+    ERROR_REASON,
+    FEATURES_JSON,
+    STATUS_ERROR,
+    STATUS_OK,
+    spec_for_model,
+)
+from patchrisk.monitoring.sink.events import MAX_ROWS_PER_EVENT, LoggedEvent, response_version, v2_output
 from patchrisk.spec import DType, ModelSpec
 
 EndpointOf = Callable[[str, str | None, str | None], str]  # (model, version, ce-endpoint) -> endpoint
-MAX_ROWS_PER_EVENT = 1_000_000
+MAX_RAW_CHARS = 64 * 1024  # raw JSON kept per error row
+NO_RESPONSE = "no response from the predictor within the response timeout (the call failed)"
 
 
 @dataclass
 class Exchange:
     request: LoggedEvent | None
     response: LoggedEvent | None
+    reason: str | None = None  # why it is logged unpaired although a partner may exist (ce-id collision)
 
     @property
     def first(self) -> LoggedEvent:
@@ -53,9 +64,15 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict]:
     spec = spec_for_model(first.model_name)
     id_column = spec.id_column if spec else None
     scores, buckets, response_ids = _scores(exchange.response.body if exchange.response else None, id_column)
-    features, raw, request_ids = _features(first.model_name, exchange.request.body if exchange.request else None)
+    features, raw, request_ids, rejected = _features(first.model_name,
+                                                     exchange.request.body if exchange.request else None)
     count = exchange.rows
     complete = exchange.request is not None and exchange.response is not None and len(scores) == len(features)
+    ok = exchange.response is not None and (complete or exchange.request is None)
+    reason = None if ok else (exchange.reason or (NO_RESPONSE if exchange.response is None else
+                              "request and response disagree on the number of rows"))
+    if reason and rejected:
+        reason = f"{reason}; request invalid: {rejected}"
     base = {
         "event_id": first.id,
         "received_at": first.received_at,
@@ -63,9 +80,9 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict]:
         "model_version": version,
         "endpoint": endpoint_of(first.model_name, version, explicit),
         "namespace": first.namespace,
-        "status": STATUS_OK if exchange.response is not None and (complete or exchange.request is None)
-        else STATUS_ERROR,
+        "status": STATUS_OK if ok else STATUS_ERROR,
         "latency_ms": _latency_ms(exchange),
+        ERROR_REASON: reason,
     }
     empty_features = dict.fromkeys(spec.feature_names) if spec else {}
     rows = []
@@ -82,6 +99,47 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict]:
             FEATURES_JSON: _at(raw, i),
         })
     return rows
+
+
+def safe_exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict]:
+    """:func:`exchange_rows`, or one error row when the exchange cannot be decoded (never raises)."""
+    try:
+        return exchange_rows(exchange, endpoint_of)
+    except Exception as err:  # noqa: BLE001  any content, any parser bug: this exchange only, never its neighbours
+        return error_rows(exchange, endpoint_of, f"undecodable exchange: {type(err).__name__}: {str(err)[:300]}")
+
+
+def error_rows(exchange: Exchange, endpoint_of: EndpointOf, reason: str) -> list[dict]:
+    """Rows made of plain strings (always writable) with ``reason``: one per V1 instance with its raw
+    JSON (so a refused call counts its rows as any other failed call does), else one with the raw body."""
+    first = exchange.first
+    try:
+        version = response_version(exchange.response.body) if exchange.response else None
+    except Exception:  # noqa: BLE001  an error row must come out whatever the body holds
+        version = None
+    explicit = next((e.endpoint for e in (exchange.request, exchange.response) if e and e.endpoint), None)
+    try:
+        endpoint = endpoint_of(first.model_name, version, explicit)
+    except Exception:  # noqa: BLE001  (same)
+        endpoint = explicit or "unknown"
+    body = first.body
+    instances = body.get("instances") if isinstance(body, dict) else None
+    raw = ([bounded_json(i) for i in instances] if isinstance(instances, list) and instances
+           else [bounded_json(body)])
+    base = {
+        "event_id": first.id, "received_at": first.received_at, "model_name": first.model_name,
+        "model_version": version, "endpoint": endpoint, "namespace": first.namespace, "status": STATUS_ERROR,
+        "latency_ms": None, ERROR_REASON: reason[:1000],
+    }
+    return [{**base, "row_index": i, FEATURES_JSON: text} for i, text in enumerate(raw)]
+
+
+def bounded_json(value: Any) -> str:
+    try:
+        text = json.dumps(value, default=str)
+    except Exception:  # noqa: BLE001  nested beyond the encoder's depth, or unencodable: keep its text form
+        text = repr(value)[:MAX_RAW_CHARS]
+    return text[:MAX_RAW_CHARS]
 
 
 def _at(values: list | None, i: int) -> Any:
@@ -112,24 +170,25 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _features(model_name: str, body: Any) -> tuple[list[dict], list[str | None], list | None]:
-    """(typed feature dicts, raw JSON per row for untyped rows, ids) of a request body."""
+def _features(model_name: str, body: Any) -> tuple[list[dict], list[str | None], list | None, str | None]:
+    """(typed feature dicts, raw JSON per row for untyped rows, ids, why the predictor rejects it)."""
     if body is None:
-        return [], [], None
+        return [], [], None, None
     validator = _validator(model_name)
     instances = body.get("instances") if isinstance(body, dict) else None
+    rejected = None
     if validator is not None:
         try:
             parsed = _parse(body, validator)
             names = validator.spec.feature_names
             typed = [_typed_row(row, validator.spec) for row in parsed.matrix]
-            return [dict(zip(names, row)) for row in typed], [None] * len(typed), parsed.ids
-        except InvalidRequest:
-            pass  # logged raw below: the predictor rejected it too
+            return [dict(zip(names, row)) for row in typed], [None] * len(typed), parsed.ids, None
+        except InvalidRequest as err:
+            rejected = str(err)[:300]  # logged raw below: the predictor rejected it too
     raw = _raw_instances(body, instances)
     spec = validator.spec if validator else None
     ids = [r.get(spec.id_column) if spec and isinstance(r, dict) else None for r in instances or []]
-    return [{} for _ in raw], [json.dumps(r, default=str) for r in raw], ids or None
+    return [{} for _ in raw], [bounded_json(r) for r in raw], ids or None, rejected
 
 
 def _parse(body: dict, validator):
@@ -153,9 +212,9 @@ def _raw_instances(body: Any, instances: list | None) -> list:
     inputs = body.get("inputs") if isinstance(body, dict) else None
     rows = (inputs[0].get("shape") or [1])[0] if inputs and isinstance(inputs[0], dict) else 1
     columns = {t.get("name"): t.get("data") for t in inputs or [] if isinstance(t, dict)}
-    if all(isinstance(v, list) and len(v) == rows for v in columns.values()):
+    if isinstance(rows, int) and all(isinstance(v, list) and len(v) == rows for v in columns.values()):
         return [{name: values[i] for name, values in columns.items()} for i in range(rows)]
-    return [body] * rows
+    return [body]  # columns that do not line up: the body once, never once per declared row
 
 
 def _typed_row(row: list, spec: ModelSpec) -> list:

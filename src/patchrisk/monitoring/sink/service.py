@@ -4,10 +4,16 @@ Accepting an event appends it to the spool (fsync) before the caller gets 2xx, s
 acknowledged event survives a crash. A background thread expires requests whose response did not
 come within ``response_timeout`` (error rows), and flushes when ``flush_rows`` rows are ready or
 ``flush_seconds`` have passed. Flush protocol: :mod:`.writer`.
+
+No exchange can stop logging: each is turned into rows on its own (:func:`.rows.safe_exchange_rows`),
+and when a batch cannot be staged, the exchanges whose rows cannot be written are found one by one
+and replaced by error rows (or, if even that fails, quarantined as dead letters). Only a failure
+of the spool or the store itself fails a flush; :meth:`SinkService.health` reports it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -15,12 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from patchrisk.monitoring.prediction_logs import parse_partition
 from patchrisk.monitoring.sink.attribution import EndpointResolver
-from patchrisk.monitoring.sink.buffer import PairingBuffer, Spool
+from patchrisk.monitoring.sink.buffer import COLLISION, DUPLICATE, PairingBuffer, Spool
+from patchrisk.monitoring.sink.dead_letters import DeadLetters
 from patchrisk.monitoring.sink.events import LoggedEvent, MalformedEvent
 from patchrisk.monitoring.sink.metrics import SinkMetrics
-from patchrisk.monitoring.sink.rows import exchange_rows
-from patchrisk.monitoring.sink.writer import OutboxWriter
+from patchrisk.monitoring.sink.rows import Exchange, error_rows, safe_exchange_rows
+from patchrisk.monitoring.sink.writer import OutboxWriter, unwritable
 from patchrisk.storage import Store
 
 log = logging.getLogger(__name__)
@@ -42,7 +50,11 @@ class SinkService:
         self.resolver = resolver
         self.metrics = metrics or SinkMetrics()
         self.buffer = PairingBuffer()
-        self.spool = Spool(config.spool_dir)
+        self.dead_letters = DeadLetters(config.spool_dir)
+        self.spool = Spool(config.spool_dir, self.dead_letters)
+        self.metrics.dead_letters.labels("spool_replay").inc(self.spool.quarantined)
+        self._flush_error: str | None = None  # why the last flush failed (None: it did not)
+        self._publish_error: str | None = None  # why publishing to the store failed
         self.writer = OutboxWriter(Store(config.store_uri), config.spool_dir)
         self._state_lock = threading.Lock()  # buffer + spool
         self._flush_lock = threading.Lock()  # one flush at a time
@@ -58,8 +70,8 @@ class SinkService:
         self.writer.recover(self.spool.generation)
         self._publish()
         for event in self.spool.replayed():
-            if not self.buffer.is_duplicate(event):
-                self.buffer.add(event)
+            if self.buffer.classify(event) != DUPLICATE:
+                self.buffer.add(event)  # a collision is logged unpaired, never dropped
         self.metrics.replayed.inc(len(self.spool.replayed()))
         self.metrics.buffered_rows.set(self.buffer.rows)
         self._thread = threading.Thread(target=self._run, name="sink-flush", daemon=True)
@@ -76,11 +88,25 @@ class SinkService:
 
     # -- accepting ------------------------------------------------------------------------------
     def accept(self, event: LoggedEvent) -> bool:
-        """Durably buffer ``event``; False when it duplicates one already waiting."""
+        """Durably buffer ``event``; False when it duplicates one already waiting.
+
+        Raises :class:`MalformedEvent` 409 when another event with the same key is waiting (a
+        ``ce-id`` reused from the same pod): refused, counted, and the waiting one logged unpaired.
+        """
         with self._state_lock:
-            if self.buffer.is_duplicate(event):
+            seen = self.buffer.classify(event)
+            if seen == DUPLICATE:
                 self.metrics.duplicates.labels(event.kind).inc()
                 return False
+            if seen == COLLISION:
+                self.buffer.mark_collided(event)
+                self.metrics.collisions.labels(event.kind).inc()
+                raise MalformedEvent("id_collision", f"ce-id {event.id!r}: another {event.kind} with this id from "
+                                     f"pod {event.source!r} is waiting for its partner; refused so that neither "
+                                     "is paired with the wrong call (use a unique ce-id per call)", status=409)
+            if event.rows > self.config.max_buffer_rows:  # a 503 would be retried forever
+                raise MalformedEvent("too_many_rows", f"the event carries {event.rows} rows, more than the sink "
+                                     f"ever buffers ({self.config.max_buffer_rows}): split the batch", status=413)
             if self.buffer.rows + event.rows > self.config.max_buffer_rows:
                 self._wake.set()
                 raise MalformedEvent("buffer_full", f"buffer holds {self.buffer.rows} rows, limit "
@@ -124,37 +150,81 @@ class SinkService:
                 batch, generation = self.buffer.take_ready(), self.spool.generation
             rows = []
             try:
-                for exchange in batch:
-                    rows.extend(exchange_rows(exchange, self.resolver.endpoint))
+                per_exchange = [(x, safe_exchange_rows(x, self.resolver.endpoint)) for x in batch]
+                rows = [row for _, exchange_rows in per_exchange for row in exchange_rows]
                 if rows:
-                    self.writer.stage(generation, rows)
+                    try:
+                        self.writer.stage(generation, rows)
+                    except Exception:  # noqa: BLE001  find the culprits one by one; a store fault raises again
+                        rows = self._writable_rows(per_exchange)
+                        if rows:
+                            self.writer.stage(generation, rows)
+                if batch:  # also when nothing was staged (all quarantined): those events leave the spool
                     with self._state_lock:  # commit point: the new spool no longer holds the batch
                         self.spool.rotate(self.buffer.events())
-            except Exception:
+            except Exception as err:
                 self.writer.discard(generation)
                 with self._state_lock:
                     self.buffer.put_back(batch)
                 self.metrics.flushes.labels("error").inc()
+                self._set_flush_error(f"flush failing (rows stay spooled): {type(err).__name__}: {str(err)[:300]}")
                 raise
+            self._set_flush_error(None)
             files = self._publish()
             self.metrics.flushes.labels("ok").inc()
             self.metrics.buffered_rows.set(self.buffer.rows)
             return {"rows": len(rows), "files": files}
 
+    def _writable_rows(self, per_exchange: list[tuple[Exchange, list[dict]]]) -> list[dict]:
+        """Each exchange's rows if writable, else its error row, else nothing (a dead letter)."""
+        rows = []
+        for exchange, exchange_rows in per_exchange:
+            problem = unwritable(exchange_rows) if exchange_rows else None
+            if problem:
+                exchange_rows = error_rows(exchange, self.resolver.endpoint, f"rows cannot be written: {problem}")
+                still = unwritable(exchange_rows)
+                if still:
+                    self._quarantine(exchange, still)
+                    continue
+            rows.extend(exchange_rows)
+        return rows
+
+    def _quarantine(self, exchange: Exchange, reason: str) -> None:
+        for event in (exchange.request, exchange.response):
+            if event is not None:
+                self.dead_letters.put(f"exchange cannot be written even as an error row: {reason}",
+                                      json.dumps(event.to_record(), default=str))
+        self.metrics.dead_letters.labels("unwritable").inc()
+
+    def _set_flush_error(self, reason: str | None) -> None:
+        self._flush_error = reason
+        self.metrics.publish_healthy.set(0 if self.health()[1] else 1)
+
+    def health(self) -> tuple[bool, str | None]:
+        """(True, None), or (False, why the sink cannot publish right now)."""
+        reason = self._flush_error or self._publish_error
+        return reason is None, reason
+
     def _publish(self) -> list[str]:
         """Publish committed batches (a failure leaves them staged for the next flush)."""
         try:
             published = self.writer.publish_all(skip_generation=self.spool.generation)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  any store failure: report it, retry next flush
             log.warning("publishing staged batches failed, will retry: %s", err)
+            self._publish_error = f"cannot publish to the store (batches stay staged): {type(err).__name__}: " \
+                                  f"{str(err)[:300]}"
+            self.metrics.publish_healthy.set(0)
             return []
+        self._publish_error = None
+        self.metrics.publish_healthy.set(0 if self._flush_error else 1)
         for name, rows in published:
-            parts = dict(p.split("=", 1) for p in name.split("/")[:2])
-            self.metrics.rows_written.labels(parts["model"], parts["endpoint"]).inc(rows)
+            part = parse_partition(name) or {}
+            self.metrics.rows_written.labels(part.get("model", "?"), part.get("endpoint", "?")).inc(rows)
         return [name for name, _ in published]
 
     def status(self) -> dict:
         with self._state_lock:
             return {"waiting_requests": len(self.buffer.requests), "waiting_responses": len(self.buffer.responses),
                     "ready_rows": self.buffer.ready_rows, "buffered_rows": self.buffer.rows,
-                    "spool_generation": self.spool.generation, "staged_batches": len(self.writer.staged())}
+                    "spool_generation": self.spool.generation, "staged_batches": len(self.writer.staged()),
+                    "id_collisions_pending": len(self.buffer.collided)}

@@ -80,7 +80,7 @@ def wait_until_healthy(sink: RunningSink, timeout: float) -> None:
         if sink.process.poll() is not None:
             raise RuntimeError(f"sink exited with code {sink.process.returncode}; log:\n{sink.log()[-3000:]}")
         try:
-            if httpx.get(f"{sink.url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{sink.url}/livez", timeout=2).status_code == 200:  # /healthz may be 503: store down
                 return
         except httpx.TransportError:
             pass

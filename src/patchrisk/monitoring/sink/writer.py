@@ -14,6 +14,9 @@ On start, :meth:`OutboxWriter.recover` drops ``*.tmp`` folders and a folder whos
 still the spool's (step 2 never happened: the spool replays those events), and publishes any
 other folder again. File names depend only on the generation, so publishing twice overwrites the
 same objects: no duplicates, no partial file ever visible.
+
+Every name written is checked to stay inside its root (model names are validated when an event is
+accepted; this is the second line of defence).
 """
 
 from __future__ import annotations
@@ -35,6 +38,33 @@ from patchrisk.storage import Store
 PUBLISH_PAUSE_ENV = "PATCHRISK_SINK_TEST_PUBLISH_PAUSE_S"
 
 
+def inside_root(name: str) -> str:
+    """``name`` if it is a relative path that cannot leave its root, else ValueError."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"refusing to write {name[:200]!r}: the path would reach outside the store's root")
+    return name
+
+
+def partition_of(row: dict) -> str:
+    """The row's partition folder; ValueError when a value would add or climb a folder level."""
+    partition = partition_dir(row["model_name"], row["endpoint"], row["received_at"].date())
+    if partition.count("/") != 2:
+        raise ValueError(f"refusing partition {partition[:200]!r}: a partition value holds a path separator "
+                         "(it would be written outside its folder)")
+    return inside_root(partition)
+
+
+def unwritable(rows: list[dict]) -> str | None:
+    """Why these rows (one exchange's) cannot be written, or None: the checks :meth:`stage` relies on."""
+    try:
+        partition_of(rows[0])
+        pa.Table.from_pylist(rows, schema=arrow_schema(spec_for_model(rows[0]["model_name"])))
+    except Exception as err:  # noqa: BLE001  whatever stops these rows is the answer
+        return f"{type(err).__name__}: {str(err)[:300]}"
+    return None
+
+
 def parquet_bytes(rows: list[dict], model_name: str) -> bytes:
     table = pa.Table.from_pylist(rows, schema=arrow_schema(spec_for_model(model_name)))
     buffer = io.BytesIO()
@@ -45,7 +75,7 @@ def parquet_bytes(rows: list[dict], model_name: str) -> bytes:
 def group_by_partition(rows: list[dict]) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        groups[partition_dir(row["model_name"], row["endpoint"], row["received_at"].date())].append(row)
+        groups[partition_of(row)].append(row)
     return groups
 
 
@@ -63,7 +93,7 @@ class OutboxWriter:
         local = Store(str(staging))
         counts = {}
         for index, (partition, part_rows) in enumerate(sorted(group_by_partition(rows).items())):
-            name = f"{partition}/part-{generation}-{index:04d}.parquet"
+            name = inside_root(f"{partition}/part-{generation}-{index:04d}.parquet")
             local.write_bytes(name, parquet_bytes(part_rows, part_rows[0]["model_name"]))
             counts[partition] = len(part_rows)
         os.replace(staging, self.outbox / generation)
@@ -88,7 +118,7 @@ class OutboxWriter:
                 continue
             local = Store(str(folder))
             for name in local.list():
-                self.store.write_bytes(name, local.read_bytes(name))
+                self.store.write_bytes(inside_root(name), local.read_bytes(name))
                 published.append((name, pq.read_metadata(folder / name).num_rows))
                 if self.publish_pause:
                     time.sleep(self.publish_pause)
