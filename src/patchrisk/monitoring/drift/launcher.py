@@ -26,6 +26,8 @@ from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.trigger import RunRef
 
 KFP_ACTIVE_STATES = {"PENDING", "RUNNING", "CANCELING", "PAUSED"}
+# kfp's own convention for a projected service-account token (audience pipelines.kubeflow.org).
+KFP_TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
 LOCAL_ARGUMENTS = ("seed", "device", "iterations", "git_commit", "policy_env")
 
 
@@ -53,6 +55,25 @@ def _quiet_kfp():
         yield
 
 
+def kfp_token_credentials():
+    """Credentials that read the projected KFP token on every call, or None when none is configured.
+
+    kfp.Client reads ``KF_PIPELINES_SA_TOKEN_PATH`` by itself only when it is given no host and
+    finds a Kubernetes API token (the monitor has neither: it names the API endpoint and runs with
+    ``automountServiceAccountToken: false``), so the file is handed over explicitly. Reading it per
+    call follows the kubelet's rotation of the token.
+    """
+    path = os.environ.get(KFP_TOKEN_PATH_ENV)
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise PatchriskError(f"{KFP_TOKEN_PATH_ENV}={path}: no KFP token file there (is the projected "
+                             "serviceAccountToken volume with audience pipelines.kubeflow.org mounted?)")
+    from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+    return ServiceAccountTokenVolumeCredentials(path)
+
+
 class KfpLauncher:
     backend = "kfp"
 
@@ -68,9 +89,10 @@ class KfpLauncher:
         if self._client is None:
             import kfp
 
+            credentials = kfp_token_credentials()
             with _quiet_kfp():
                 try:
-                    self._client = kfp.Client(host=self.host)
+                    self._client = kfp.Client(host=self.host, credentials=credentials)
                 except Exception as exc:
                     raise PatchriskError(f"KFP API at {self.host} is not reachable: {exc}") from None
         return self._client
