@@ -86,3 +86,14 @@ def test_a_token_path_without_a_file_is_a_clear_error(kfp_api_with_headers, tmp_
     with pytest.raises(PatchriskError, match=f"{TOKEN_ENV}.*{missing}"):
         KfpLauncher(host, "patchrisk-retraining", "patchrisk-training").launch("k", PARAMS)
     assert kfp.requests == []
+
+
+def test_multi_user_experiment_is_created_in_the_profile_namespace(kfp_api_with_headers):
+    """Multi-user KFP refuses an experiment without a namespace; the config names the overlay's."""
+    kfp, _, host = kfp_api_with_headers
+    launcher = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", namespace="patchrisk-prod")
+    assert launcher.launch("k", PARAMS).outcome == "submitted" and kfp.problems == []
+    created = [body for method, path, _, body in kfp.requests if method == "POST" and path.endswith("/experiments")]
+    assert created == [{"display_name": "patchrisk-retraining", "namespace": "patchrisk-prod"}]
+    listed = [query for method, path, query, _ in kfp.requests if method == "GET" and path.endswith("/experiments")]
+    assert listed and all(query.get("namespace") == ["patchrisk-prod"] for query in listed)

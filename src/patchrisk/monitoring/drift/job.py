@@ -114,7 +114,8 @@ def window_record(analysis: WindowAnalysis, performance: dict | None) -> WindowR
 def launcher_for(config: MonitoringConfig, settings):
     backend = config.retraining.backend
     if backend == "kfp":
-        return KfpLauncher(settings.kfp_host, config.retraining.kfp_experiment, config.retraining.pipeline_name)
+        return KfpLauncher(settings.kfp_host, config.retraining.kfp_experiment, config.retraining.pipeline_name,
+                           namespace=config.retraining.kfp_namespace)
     if backend == "local":
         return LocalLauncher(settings, settings.state / "monitoring")
     return None
@@ -229,7 +230,8 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
     store = open_log_store(settings)
     reference = load_champion_reference(settings, request.model)
     say(f"champion: {reference.model_name} v{reference.model_version} (reference of {reference.rows:,} rows)")
-    labels = read_labels(request.labels, reference.spec) if request.labels else None
+    labels_source = request.labels or config.labels_uri
+    labels = read_labels(labels_source, reference.spec) if labels_source else None
     window = Window.ending(request.window_end, config.window_hours)
     analysis = analyse_window(store, reference, window, config, labels, with_sample=request.html, progress=say)
     performance = None

@@ -77,10 +77,12 @@ def kfp_token_credentials():
 class KfpLauncher:
     backend = "kfp"
 
-    def __init__(self, host: str, experiment: str, pipeline_name: str, package_path: Path | None = None):
+    def __init__(self, host: str, experiment: str, pipeline_name: str, package_path: Path | None = None,
+                 namespace: str | None = None):
         if not host:
             raise PatchriskError("--trigger-backend kfp needs a KFP API endpoint: set PATCHRISK_KFP_HOST")
         self.host, self.experiment, self.pipeline_name = host, experiment, pipeline_name
+        self.namespace = namespace  # multi-user KFP refuses an experiment without its profile namespace
         self.package_path = package_path
         self._client = None
 
@@ -104,7 +106,8 @@ class KfpLauncher:
 
     def _experiment_id(self) -> str:
         with _quiet_kfp():
-            return self.client.create_experiment(self.experiment).experiment_id  # finds it when it exists
+            # finds it when it exists
+            return self.client.create_experiment(self.experiment, namespace=self.namespace).experiment_id
 
     def _find_run(self, experiment_id: str, display_name: str):
         flt = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": display_name}]})
