@@ -74,6 +74,14 @@ def test_a_declaration_that_is_no_version_is_a_finding():
     assert field == FIELD and "'latest'" in message
 
 
+def test_a_standard_mode_service_without_canaries_needs_no_declaration():
+    """Without spec.canary nothing depends on the HTTPRoute split: KServe 0.20 serves it as well."""
+    doc = rendered_isvc("prod")
+    del doc["metadata"]["annotations"][KSERVE_VERSION_ANNOTATION]
+    del doc["spec"]["canary"]
+    assert version_findings(doc) == []
+
+
 def test_knative_mode_needs_no_declaration():
     doc = rendered_isvc("dev")
     assert KSERVE_VERSION_ANNOTATION not in doc["metadata"].get("annotations", {})

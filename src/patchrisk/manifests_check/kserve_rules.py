@@ -36,7 +36,8 @@ def check_inference_service(doc: dict, source: str, declared_mode: str | None = 
     findings += _storage_uris(spec, source, obj)
     findings += _logger(doc, source, obj)
     if mode == "Standard":
-        findings += _kserve_version(doc, source, obj)
+        if "canary" in spec:  # canaries (even the empty list the rollout CLI fills) need the split
+            findings += _kserve_version(doc, source, obj)
         findings += _standard(spec, source, obj)
     elif mode == "Knative":
         findings += _knative(doc, source, obj)
@@ -112,7 +113,7 @@ def _version_of(component: dict) -> str | None:
 
 
 def _kserve_version(doc, source, obj) -> list[Finding]:
-    """A Standard-mode service states the KServe it needs; its canaries split traffic only from 0.21."""
+    """A Standard-mode service with spec.canary states the KServe it needs: canaries split traffic from 0.21."""
     minimum = ".".join(map(str, STANDARD_CANARY_MIN_KSERVE))
     declared = ((doc.get("metadata") or {}).get("annotations") or {}).get(KSERVE_VERSION_ANNOTATION)
     where = annotation_path(KSERVE_VERSION_ANNOTATION)
