@@ -21,6 +21,7 @@ S3_SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_K
 
 
 def _with_s3_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Every task that takes a URI (tables, models, MLflow) gets the keys; tests/unit/test_compiled_pipeline_secrets.py."""
     kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env=S3_SECRET_KEYS)
     return task
 
@@ -42,6 +43,7 @@ def _train_evaluate_register(spec, table, seed, device, iterations, mlflow_track
     gates = validation_gates(model=model, holdout=holdout, spec=spec, policy_env=policy_env,
                              mlflow_tracking_uri=mlflow_tracking_uri, model_name="")
     gates.set_caching_options(False)  # the champion it compares against changes between runs
+    _with_s3_credentials(gates)  # downloads the champion (s3://patchrisk-models) to compare against
     with dsl.If(gates.outputs["passed"] == True, name="all-gates-passed"):  # noqa: E712 (KFP condition)
         registered = register_model(
             model=model,
@@ -90,7 +92,7 @@ def training_pipeline(
         policy_env: Gate policy environment (dev, staging, prod: stricter thresholds in prod).
     """
     prepared = _with_s3_credentials(prepare_data(spec=spec, data_uri=data_uri))
-    validated = validate_data(spec=spec, data_uri=data_uri, table=prepared.outputs["table"])
+    validated = _with_s3_credentials(validate_data(spec=spec, data_uri=data_uri, table=prepared.outputs["table"]))
 
     # Two branches rather than one task with a parameterised accelerator: the GPU request must
     # be part of the task spec, and kfp.local cannot merge branch outputs (dsl.OneOf).

@@ -86,6 +86,32 @@ def test_monitor_flags_drift_reports_and_retrains(monitored):
     assert runs and runs[0].data.metrics["drifted.region"] == 1.0 and runs[0].data.tags["model_version"] == "1"
 
 
+def test_labels_named_in_the_config_give_performance_drift_without_a_flag(monitored, tmp_path):
+    """The CronJob passes no --labels: its mounted config names the labels table (labels_uri)."""
+    settings, _, labels, _, _ = monitored
+    config = tmp_path / "monitoring.yaml"
+    config.write_text(yaml.safe_dump({"labels_uri": str(labels), "retraining": {"backend": "none"}}))
+    out = monitor(settings, "--config", config, "--no-html", "--no-mlflow")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(Path(settings.prediction_log_uri, "reports", "patch-risk", "20260303T000000Z",
+                              "summary.json").read_text())
+    assert summary["performance"]["labelled_rows"] == 3000 and summary["performance"]["current"] > 0.6
+
+
+def test_a_configured_labels_table_not_written_yet_leaves_performance_unjudged(monitored, tmp_path):
+    """The labelling job runs on its own schedule: a missing table must not stop drift monitoring."""
+    settings, _, _, _, _ = monitored
+    missing = tmp_path / "not-yet" / "labels.parquet"
+    config = tmp_path / "monitoring.yaml"
+    config.write_text(yaml.safe_dump({"labels_uri": str(missing), "retraining": {"backend": "none"}}))
+    out = monitor(settings, "--config", config, "--no-html", "--no-mlflow")
+    assert out.returncode == 0, out.stderr
+    assert f"labels table {missing} not found" in out.stderr
+    summary = json.loads(Path(settings.prediction_log_uri, "reports", "patch-risk", "20260303T000000Z",
+                              "summary.json").read_text())
+    assert summary["performance"] is None and summary["drift"]["rows"] == 3000
+
+
 def test_monitor_without_a_champion_exits_2_naming_the_problem(tmp_path):
     (tmp_path / "state" / "prediction-logs").mkdir(parents=True)
     out = subprocess.run([PATCHRISK, "monitor", "--state-dir", str(tmp_path / "state"), "--no-html"],

@@ -36,6 +36,14 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(3, min=1, help="Contributing features shown per blocked patch."),
         spec: str = typer.Option("patch-risk", help="Spec used to type CSV cells and check fields."),
         batch_size: int = typer.Option(500, min=1, help="Patches per request."),
+        ca_bundle: Path = typer.Option(
+            None, exists=True, dir_okay=False, envvar="PATCHRISK_RISK_GATE_CA_BUNDLE",
+            help="PEM CA bundle that signs an https endpoint's certificate (private CA); default: system trust.",
+        ),
+        insecure: bool = typer.Option(
+            False, "--insecure", envvar="PATCHRISK_RISK_GATE_INSECURE",
+            help="Do not verify the https endpoint's certificate (test setups only).",
+        ),
     ) -> None:
         """Score PATCHES and fail the build when any risk score is above --threshold."""
         from patchrisk.risk_gate.client import RiskClient
@@ -51,8 +59,11 @@ def register(app: typer.Typer) -> None:
         def progress(message: str) -> None:
             typer.echo(message, err=True)
 
+        if insecure and endpoint.startswith("https://"):
+            progress("WARNING: --insecure: the endpoint's TLS certificate is not verified")
         client = RiskClient(
-            endpoint, model, protocol, timeout=timeout, retries=retries, backoff=backoff, log=progress
+            endpoint, model, protocol, timeout=timeout, retries=retries, backoff=backoff, log=progress,
+            ca_bundle=ca_bundle, insecure=insecure,
         )
         report = GateReport(
             endpoint=client.endpoint, model=model, protocol=protocol, threshold=threshold, fail_open=fail_open

@@ -17,6 +17,12 @@ COMPONENTS = ("predictor", "transformer", "explainer")
 CANARY_FORBIDDEN = ("maxReplicas", "scaleTarget", "scaleMetric", "scaleMetricType", "autoScaling")
 MODEL_URI = re.compile(r"^s3://patchrisk-models/(?P<model>[a-z0-9][a-z0-9-]*)/v(?P<version>[1-9][0-9]*)/$")
 MODEL_URI_LAYOUT = "s3://patchrisk-models/<model>/v<N>/"
+# The KServe release a manifest is written for. Standard-mode HTTPRoutes split traffic by
+# spec.canary[].trafficPercent only from 0.21 (kserve/kserve#5912); the CRD is the same in 0.20,
+# so the schema check cannot tell, and on 0.20 a canary would silently get no traffic.
+KSERVE_VERSION_ANNOTATION = "patchrisk.io/min-kserve-version"
+STANDARD_CANARY_MIN_KSERVE = (0, 21)
+_VERSION = re.compile(r"^v?(?P<major>0|[1-9][0-9]*)\.(?P<minor>0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))?$")
 
 
 def annotation_path(key: str) -> str:
@@ -30,6 +36,8 @@ def check_inference_service(doc: dict, source: str, declared_mode: str | None = 
     findings += _storage_uris(spec, source, obj)
     findings += _logger(doc, source, obj)
     if mode == "Standard":
+        if "canary" in spec:  # canaries (even the empty list the rollout CLI fills) need the split
+            findings += _kserve_version(doc, source, obj)
         findings += _standard(spec, source, obj)
     elif mode == "Knative":
         findings += _knative(doc, source, obj)
@@ -102,6 +110,26 @@ def _version_of(component: dict) -> str | None:
     uri = (component.get("model") or {}).get("storageUri")
     match = MODEL_URI.match(uri) if isinstance(uri, str) else None
     return f"v{match['version']}" if match else None
+
+
+def _kserve_version(doc, source, obj) -> list[Finding]:
+    """A Standard-mode service with spec.canary states the KServe it needs: canaries split traffic from 0.21."""
+    minimum = ".".join(map(str, STANDARD_CANARY_MIN_KSERVE))
+    declared = ((doc.get("metadata") or {}).get("annotations") or {}).get(KSERVE_VERSION_ANNOTATION)
+    where = annotation_path(KSERVE_VERSION_ANNOTATION)
+    if declared is None:
+        return [Finding(source, obj, where, "kserve-version",
+                        f"missing: Standard-mode canaries split traffic only on KServe >= {minimum} "
+                        f"(kserve/kserve#5912); declare {minimum} or later")]
+    match = _VERSION.match(str(declared))
+    if not match:
+        return [Finding(source, obj, where, "kserve-version",
+                        f"{declared!r} is not a KServe release (MAJOR.MINOR[.PATCH])")]
+    if (int(match["major"]), int(match["minor"])) < STANDARD_CANARY_MIN_KSERVE:
+        return [Finding(source, obj, where, "kserve-version",
+                        f"KServe {declared} does not split Standard-mode traffic by spec.canary[].trafficPercent "
+                        f"(kserve/kserve#5912, from {minimum}): a canary would run dark")]
+    return []
 
 
 def _standard(spec, source, obj) -> list[Finding]:

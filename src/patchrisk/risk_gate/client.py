@@ -3,13 +3,19 @@
 Connection errors, timeouts and 5xx answers are retried with exponential backoff; 4xx answers are
 the caller's mistake and are not. Rows go to V1 as objects (ids included, so prediction logs can
 be joined with outcomes later) and to V2 as one 2-D BYTES input in the model's input order.
+
+``https://`` endpoints use TLS for both protocols, verified against the system trust store (or
+``SSL_CERT_FILE``), a private CA bundle (``ca_bundle``), or not at all (``insecure``).
 """
 
 from __future__ import annotations
 
+import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
@@ -44,6 +50,18 @@ class Scores:
     model_version: str
 
 
+def tls_context(ca_bundle: str | Path | None = None, insecure: bool = False,
+                factory: Callable[..., ssl.SSLContext] = ssl.create_default_context) -> ssl.SSLContext:
+    """How https endpoints are verified; ``factory`` lets tritonclient get gevent's cooperative context."""
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        raise ValueError(f"CA bundle {ca_bundle} is not a file")
+    context = factory(cafile=str(ca_bundle) if ca_bundle else None)
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class RiskClient:
     def __init__(
         self,
@@ -54,6 +72,8 @@ class RiskClient:
         retries: int = 3,
         backoff: float = 0.5,
         log: Callable[[str], None] = lambda _m: None,
+        ca_bundle: str | Path | None = None,
+        insecure: bool = False,
     ):
         if protocol not in ("v1", "v2"):
             raise ValueError(f"protocol must be v1 or v2, got {protocol!r}")
@@ -62,7 +82,9 @@ class RiskClient:
             self.endpoint = "http://" + self.endpoint
         self.model, self.protocol = model, protocol
         self.timeout, self.retries, self.backoff, self.log = timeout, retries, backoff, log
-        self._http = httpx.Client(timeout=timeout)
+        self.ca_bundle, self.insecure = ca_bundle, insecure
+        self.tls = self.endpoint.startswith("https://")
+        self._http = httpx.Client(timeout=timeout, verify=tls_context(ca_bundle, insecure))
 
     def close(self) -> None:
         self._http.close()
@@ -104,6 +126,7 @@ class RiskClient:
             url=self.endpoint.split("://", 1)[1],
             connection_timeout=self.timeout,
             network_timeout=self.timeout,
+            **self._triton_tls(),
         )
         headers = {"Content-Type": "application/json"}  # tritonclient leaves it out; KServe needs it
         try:
@@ -136,6 +159,16 @@ class RiskClient:
             for s, b in zip(result.as_numpy("risk_score").tolist(), _decoded(result.as_numpy("risk_bucket")))
         ]
         return Scores(scores, version)
+
+    def _triton_tls(self) -> dict:
+        """tritonclient speaks plain http unless told ``ssl=True``, whatever the URL's scheme."""
+        if not self.tls:
+            return {}
+        import gevent.ssl
+
+        context = tls_context(self.ca_bundle, self.insecure, factory=gevent.ssl.create_default_context)
+        # geventhttpclient calls the factory (with cafile=...) and re-applies check_hostname = not insecure.
+        return {"ssl": True, "insecure": self.insecure, "ssl_context_factory": lambda *_a, **_k: context}
 
     # -- retries -----------------------------------------------------------------------------
     def _with_retries(self, call: Callable[[], T], what: str) -> T:

@@ -45,6 +45,7 @@ class RetrainingConfig(_Strict):
     training_data_uri: str | None = None
     spec: str = "patch-risk"
     kfp_experiment: str = "patchrisk-retraining"
+    kfp_namespace: str | None = None  # multi-user KFP: the profile namespace the experiment lives in
     pipeline_name: str = "patchrisk-training"
     arguments: dict[str, Any] = Field(default_factory=dict)
 
@@ -61,6 +62,7 @@ class AlertConfig(_Strict):
 
 class MonitoringConfig(_Strict):
     window_hours: float = Field(24, gt=0)
+    labels_uri: str | None = None  # labels table (path or s3://) for performance drift; CLI --labels wins
     drift: DriftThresholds = DriftThresholds()
     trigger: TriggerPolicy = TriggerPolicy()
     retraining: RetrainingConfig = RetrainingConfig()

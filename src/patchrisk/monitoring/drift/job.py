@@ -20,7 +20,7 @@ from patchrisk.monitoring.drift import alerts
 from patchrisk.monitoring.drift.analysis import WindowAnalysis, analyse_window
 from patchrisk.monitoring.drift.config import MonitoringConfig, load_config
 from patchrisk.monitoring.drift.launcher import KfpLauncher, LaunchResult, LocalLauncher, is_run_active
-from patchrisk.monitoring.drift.performance import read_labels
+from patchrisk.monitoring.drift.performance import labels_if_present, read_labels
 from patchrisk.monitoring.drift.reference import Reference, load_champion_reference
 from patchrisk.monitoring.drift.trigger import (
     MonitorState,
@@ -114,7 +114,8 @@ def window_record(analysis: WindowAnalysis, performance: dict | None) -> WindowR
 def launcher_for(config: MonitoringConfig, settings):
     backend = config.retraining.backend
     if backend == "kfp":
-        return KfpLauncher(settings.kfp_host, config.retraining.kfp_experiment, config.retraining.pipeline_name)
+        return KfpLauncher(settings.kfp_host, config.retraining.kfp_experiment, config.retraining.pipeline_name,
+                           namespace=config.retraining.kfp_namespace)
     if backend == "local":
         return LocalLauncher(settings, settings.state / "monitoring")
     return None
@@ -229,7 +230,10 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
     store = open_log_store(settings)
     reference = load_champion_reference(settings, request.model)
     say(f"champion: {reference.model_name} v{reference.model_version} (reference of {reference.rows:,} rows)")
-    labels = read_labels(request.labels, reference.spec) if request.labels else None
+    if request.labels:
+        labels = read_labels(request.labels, reference.spec)
+    else:
+        labels = labels_if_present(config.labels_uri, reference.spec, say) if config.labels_uri else None
     window = Window.ending(request.window_end, config.window_hours)
     analysis = analyse_window(store, reference, window, config, labels, with_sample=request.html, progress=say)
     performance = None

@@ -26,6 +26,8 @@ from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.trigger import RunRef
 
 KFP_ACTIVE_STATES = {"PENDING", "RUNNING", "CANCELING", "PAUSED"}
+# kfp's own convention for a projected service-account token (audience pipelines.kubeflow.org).
+KFP_TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
 LOCAL_ARGUMENTS = ("seed", "device", "iterations", "git_commit", "policy_env")
 
 
@@ -53,13 +55,34 @@ def _quiet_kfp():
         yield
 
 
+def kfp_token_credentials():
+    """Credentials that read the projected KFP token on every call, or None when none is configured.
+
+    kfp.Client reads ``KF_PIPELINES_SA_TOKEN_PATH`` by itself only when it is given no host and
+    finds a Kubernetes API token (the monitor has neither: it names the API endpoint and runs with
+    ``automountServiceAccountToken: false``), so the file is handed over explicitly. Reading it per
+    call follows the kubelet's rotation of the token.
+    """
+    path = os.environ.get(KFP_TOKEN_PATH_ENV)
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise PatchriskError(f"{KFP_TOKEN_PATH_ENV}={path}: no KFP token file there (is the projected "
+                             "serviceAccountToken volume with audience pipelines.kubeflow.org mounted?)")
+    from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+    return ServiceAccountTokenVolumeCredentials(path)
+
+
 class KfpLauncher:
     backend = "kfp"
 
-    def __init__(self, host: str, experiment: str, pipeline_name: str, package_path: Path | None = None):
+    def __init__(self, host: str, experiment: str, pipeline_name: str, package_path: Path | None = None,
+                 namespace: str | None = None):
         if not host:
             raise PatchriskError("--trigger-backend kfp needs a KFP API endpoint: set PATCHRISK_KFP_HOST")
         self.host, self.experiment, self.pipeline_name = host, experiment, pipeline_name
+        self.namespace = namespace  # multi-user KFP refuses an experiment without its profile namespace
         self.package_path = package_path
         self._client = None
 
@@ -68,9 +91,10 @@ class KfpLauncher:
         if self._client is None:
             import kfp
 
+            credentials = kfp_token_credentials()
             with _quiet_kfp():
                 try:
-                    self._client = kfp.Client(host=self.host)
+                    self._client = kfp.Client(host=self.host, credentials=credentials)
                 except Exception as exc:
                     raise PatchriskError(f"KFP API at {self.host} is not reachable: {exc}") from None
         return self._client
@@ -82,7 +106,8 @@ class KfpLauncher:
 
     def _experiment_id(self) -> str:
         with _quiet_kfp():
-            return self.client.create_experiment(self.experiment).experiment_id  # finds it when it exists
+            # finds it when it exists
+            return self.client.create_experiment(self.experiment, namespace=self.namespace).experiment_id
 
     def _find_run(self, experiment_id: str, display_name: str):
         flt = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": display_name}]})

@@ -33,6 +33,22 @@ def read_labels(path: str | Path, spec: ModelSpec) -> dict[str, int]:
     return dict(zip(df[spec.id_column].astype(str), df[spec.target.name].astype(int)))
 
 
+def labels_if_present(uri: str, spec: ModelSpec, say=lambda _m: None) -> dict[str, int] | None:
+    """The config's labels table, or None while it is not written yet.
+
+    Labels come from a labelling job on its own schedule: a table that does not exist yet leaves
+    performance unjudged for this window rather than failing drift monitoring; a table that exists
+    but is malformed is still an error.
+    """
+    from patchrisk.storage import Store
+
+    parent, _, name = str(uri).rstrip("/").rpartition("/")
+    if not Store(parent or ".").exists(name):
+        say(f"labels table {uri} not found (labels_uri): performance drift not judged this window")
+        return None
+    return read_labels(uri, spec)
+
+
 class LabelledScores:
     """Scores of logged rows that have a label (the last logged score wins for repeated ids)."""
 
