@@ -168,3 +168,38 @@ def test_credential_files_are_private(stack):
         mode = Path(stack.auth.credentials_file(p.name)).stat().st_mode & 0o777
         assert mode == 0o600, f"{p.name}: {oct(mode)}"
     assert "PASSWORD" not in stack.env_file.read_text()
+
+
+def test_patchrisk_clients_act_as_the_principal_their_environment_names(stack, world, monkeypatch, tmp_path):
+    """The real registry code, credentials from MLFLOW_TRACKING_USERNAME/PASSWORD only."""
+    from patchrisk import registry
+    from patchrisk.settings import get_settings
+
+    for key, value in stack.env.items():
+        monkeypatch.setenv(key, value)
+    settings = get_settings(state_dir=tmp_path / "state", mlflow_tracking_uri=stack.mlflow_url,
+                            model_store_uri="s3://patchrisk-models", s3_endpoint_url=stack.s3_url)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "spec.yaml").write_text("name: patch-risk\n")
+
+    def act_as(name: str) -> None:
+        for key, value in stack.credentials(name).items():
+            monkeypatch.setenv(key, value)
+
+    act_as("training")
+    registered = registry.register_model_dir(settings, model_dir, name=MODEL, pipeline_run_id="matrix-run",
+                                             metrics={"auc": 0.9}, params={"seed": 42}, lineage={})
+    assert registry.aliases(settings, MODEL)["challenger"] == registered.version
+    with pytest.raises(Exception, match="may not set or delete alias 'champion'"):
+        registry.set_alias(settings, MODEL, "champion", registered.version)
+
+    act_as("sink")
+    assert registry.aliases(settings, MODEL)["champion"] == world["version"]
+    with pytest.raises(Exception, match="PERMISSION_DENIED|403"):
+        registry.set_alias(settings, MODEL, "canary", registered.version)
+
+    act_as("rollout-staging")
+    registry.set_alias(settings, MODEL, "champion", registered.version)
+    assert registry.aliases(settings, MODEL)["champion"] == registered.version
+    registry.set_alias(settings, MODEL, "champion", world["version"])  # leave the world as found
