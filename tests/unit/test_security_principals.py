@@ -62,3 +62,15 @@ def test_alias_policy_allows_listed_aliases_only():
 
 def test_a_missing_auth_config_means_no_alias_for_anyone(tmp_path):
     assert alias_policy.__wrapped__(str(tmp_path / "absent.ini")) == {}
+
+
+def test_every_principal_has_a_secret_template_and_none_carries_a_value():
+    for p in PRINCIPALS:
+        candidates = [REPO / "manifests" / "secrets" / f"{p.secret}.example.yaml",
+                      REPO / "infra" / "secrets" / f"{p.secret}.example.yaml"]
+        found = [c for c in candidates if c.is_file()]
+        assert found, f"{p.name}: no template for Secret {p.secret}"
+        secret = yaml.safe_load(found[0].read_text())
+        assert secret["metadata"]["name"] == p.secret
+        values = secret["stringData"]
+        assert all("REPLACE_ME" in v for k, v in values.items() if "password" in k or "key" in k), p.name

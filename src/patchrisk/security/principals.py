@@ -39,8 +39,24 @@ def _on_models(permission: str) -> dict[str, str]:
     return {model: permission for model in MODELS}
 
 
+ROLLOUT_ENVIRONMENTS = ("staging", "prod")
+
+
+def _rollout(env: str) -> Principal:
+    """The rollout CLI of one environment. MANAGE because MLflow lets only MANAGE delete an alias
+    (the canary's, after a promotion); the registry policy keeps deleting models and granting
+    access admin-only. Only REGISTRY_ENVIRONMENT's rollout owns this registry's aliases: the
+    other shows that a rollout cannot move the aliases of an environment it is not for."""
+    owns = env == REGISTRY_ENVIRONMENT
+    return Principal(f"rollout-{env}",
+                     f"rollout CLI for the {env} overlay" + (": moves canary and champion" if owns
+                                                             else " (owns no alias in this registry)"),
+                     "patchrisk-mlflow-rollout", experiments={TRAINING_EXPERIMENT: "READ"},
+                     models=_on_models("MANAGE"), aliases=("canary", "champion") if owns else ())
+
+
 PRINCIPALS: tuple[Principal, ...] = (
-    Principal(ADMIN, "bootstrap only: creates users, experiments, models and grants", "mlflow-admin",
+    Principal(ADMIN, "bootstrap only: creates users, experiments, models and grants", "mlflow-auth",
               admin=True),
     Principal("training", "training pipeline (KFP run pods): logs runs, registers versions",
               "patchrisk-mlflow-training",
@@ -54,16 +70,7 @@ PRINCIPALS: tuple[Principal, ...] = (
               models=_on_models("READ")),
     Principal("sink", "prediction log sink: reads aliases to attribute rows to default/canary",
               "patchrisk-mlflow-sink", models=_on_models("READ")),
-    # MANAGE because MLflow lets only MANAGE delete an alias (the canary's, after a promotion);
-    # the registry policy keeps deleting models and granting access admin-only.
-    Principal("rollout-staging", "rollout CLI for the staging overlay: moves canary and champion",
-              "patchrisk-mlflow-rollout", experiments={TRAINING_EXPERIMENT: "READ"}, models=_on_models("MANAGE"),
-              aliases=("canary", "champion")),
-    # Same grants on the models, but this registry's aliases belong to staging: shows that a
-    # rollout principal cannot move the aliases of an environment it is not for.
-    Principal("rollout-prod", "rollout CLI for the prod overlay (owns no alias in this registry)",
-              "patchrisk-mlflow-rollout-prod", experiments={TRAINING_EXPERIMENT: "READ"},
-              models=_on_models("MANAGE")),
+    *(_rollout(env) for env in ROLLOUT_ENVIRONMENTS),
 )
 
 

@@ -106,6 +106,8 @@ def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float
         return LocalStack(directory, env["PATCHRISK_MLFLOW_TRACKING_URI"], env["PATCHRISK_S3_ENDPOINT_URL"],
                           env, started=False, auth=_auth_if_on(directory))
     stack_down(state_dir)  # half a stack (or stale pid files) from an earlier run: start clean
+    if not auth:  # attaching later must not take an earlier stack's auth config for this one's
+        auth_files(directory).config.unlink(missing_ok=True)
 
     s3_url, mlflow_url = f"http://{HOST}:{_free_port()}", f"http://{HOST}:{_free_port()}"
     env = client_env(mlflow_url, s3_url)
