@@ -1,7 +1,8 @@
 """The KServe model: load a patchrisk model directory, self-check it, predict and explain.
 
 Caller mistakes become ``kserve.errors.InvalidInput`` (HTTP 400) naming the row, field and problem;
-anything else is a bug and KServe answers 500.
+anything else is a bug: a 500 whose body carries only a request id (``server_hooks``), the detail
+goes to the log.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 V1  ``{"instances": [{feature: value, ...}, ...]}`` or ``{"instances": [[v1, v2, ...], ...]}``.
 V2  one input per feature (``BYTES`` for categories, ``FP64``/``FP32``/``INT64``/``INT32``/``BOOL``
     for numbers), each of shape ``[rows]`` (or ``[rows, 1]``); a numeric feature may also come as
-    ``BYTES`` (numbers as text, ``""`` = missing: JSON tensors cannot carry null or NaN); or
+    ``BYTES`` (numbers as text, ``""`` = missing: JSON tensors cannot carry null or NaN; a ``BYTES``
+    element that is not a string is refused); or
     one 2-D input (any name, e.g. ``input-0``) of shape ``[rows, n_features]`` in schema order, ``BYTES`` (numbers spelt as
     text) or a numeric datatype.
 
