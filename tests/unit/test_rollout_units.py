@@ -151,3 +151,17 @@ def test_a_config_file_replaces_only_the_keys_it_names(tmp_path):
     partial.write_text("- not\n- a mapping\n")
     with pytest.raises(PatchriskError, match="rollout.yaml: a rollout config must be a YAML mapping, got list"):
         load_config(partial)
+
+
+@pytest.mark.parametrize("name", ["../staging", "../../elsewhere", "/tmp", "staging/..", "Staging", ""])
+def test_an_overlay_name_that_is_a_path_is_refused(overlays, name):
+    with pytest.raises(PatchriskError, match="must name an environment folder directly under"):
+        Overlay.open(overlays, name)
+
+
+def test_an_overlay_symlinked_from_elsewhere_is_refused(overlays, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(overlays / "manifests" / "overlays" / "staging", elsewhere)
+    (overlays / "manifests" / "overlays" / "linked").symlink_to(elsewhere)
+    with pytest.raises(PatchriskError, match="'linked': must name an environment folder"):
+        Overlay.open(overlays, "linked")

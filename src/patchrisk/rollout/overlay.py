@@ -51,6 +51,20 @@ class Serving:
     canary_percent: int | None = None
 
 
+ENVIRONMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def overlay_directory(repo: Path, environment: str) -> Path:
+    """``<repo>/manifests/overlays/<environment>``, refused (before anything is read or written)
+    unless ``environment`` is a plain name and the folder, symlinks resolved, lies directly there."""
+    overlays = Path(repo) / "manifests" / "overlays"
+    directory = overlays / environment
+    if not ENVIRONMENT_NAME.match(environment or "") or directory.resolve().parent != overlays.resolve():
+        raise PatchriskError(f"--overlay {environment!r}: must name an environment folder directly under "
+                             f"{overlays} (lowercase letters, digits and '-'), not a path")
+    return directory
+
+
 class _IndentedDumper(yaml.SafeDumper):
     """Indent list items under their key, as the hand-written manifests do."""
 
@@ -65,7 +79,7 @@ class Overlay:
 
     @classmethod
     def open(cls, repo: Path, environment: str) -> Overlay:
-        directory = Path(repo) / "manifests" / "overlays" / environment
+        directory = overlay_directory(repo, environment)
         if not (directory / "kustomization.yaml").is_file():
             raise PatchriskError(f"{directory}: no kustomize overlay for environment {environment!r}")
         if not (directory / PATCH_FILE).is_file():
