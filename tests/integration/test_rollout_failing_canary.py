@@ -4,6 +4,7 @@ a 200, both to the predictor's ``logger.url`` path ``/endpoint/<name>``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -61,7 +62,9 @@ def test_a_canary_failing_30_percent_of_calls_is_rolled_back(gitops_repo, rollou
     canary_logger = overlay_doc(repo, "staging")["spec"]["canary"][0]["predictor"]["logger"]
     assert canary_logger["url"].endswith("/endpoint/canary")
     config = tmp_path / "rollout.yaml"
-    config.write_text("min_requests: 100\nmin_latency_samples: 20\n")
+    # v1 and v2 are trained independently, so their score distributions differ (PSI ~0.3): relax
+    # that guardrail, so the only thing that can decide here is the canary's failed calls.
+    config.write_text("min_requests: 100\nmin_latency_samples: 20\nmax_score_psi: 10\n")
 
     fault_env = {"PATCHRISK_TEST_FAILING_CALLS": "3/10",
                  "PYTHONPATH": os.pathsep.join(p for p in (str(FAULTS), os.environ.get("PYTHONPATH")) if p)}
@@ -85,7 +88,13 @@ def test_a_canary_failing_30_percent_of_calls_is_rolled_back(gitops_repo, rollou
 
     result = run(repo, "analyze", "--overlay", "staging", "--config", str(config), "--apply")
     assert result.exit_code == 0, result.output
-    assert "decision: rollback" in result.output and "error_rate" in result.output, result.output
+    assert "decision: rollback" in result.output, result.output
+    report = json.loads(Path(result.output.split("report: ")[1].split()[0]).read_text())
+    canary_stats = report["endpoints"]["canary"]
+    assert canary_stats["errors"] == len(failed) and canary_stats["requests"] == CALLS * ROWS_PER_CALL
+    assert report["endpoints"]["default"]["errors"] == 0
+    failing = [c["name"] for c in report["decision"]["checks"] if c["status"] == "fail"]
+    assert failing == ["error_rate"], report["decision"]  # the failures decided it, nothing else
     spec = overlay_doc(repo, "staging")["spec"]
     assert spec["predictor"]["name"] == "v1" and spec["canary"] == []
     assert aliases() == {"champion": "1"}
