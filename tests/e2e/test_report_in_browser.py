@@ -71,4 +71,4 @@ def test_report_fits_1280px_and_shows_numbers_for_people(name, tmp_path):
         browser.close()
     assert layout["page"] <= layout["viewport"], layout
     assert layout["wide"] == [], layout
-    assert not re.search(RAW_NUMBER, text, re.IGNORECASE), re.findall(rf".{{0,40}}(?:{RAW_NUMBER}).{{0,20}}", text, re.I)
+    assert not re.search(RAW_NUMBER, text, re.IGNORECASE), re.findall(rf".{{0,40}}(?:{RAW_NUMBER}).{{0,20}}", text, re.IGNORECASE)

@@ -69,11 +69,13 @@ def clone(loop_state, tmp_path) -> Path:
 def session_members(sid: int) -> list[int]:
     members = []
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, NotADirectoryError, IndexError):
+        except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        if entry.name.isdigit() and int(fields[3]) == sid and fields[0] != "Z":
+        if int(fields[3]) == sid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
 
@@ -83,6 +85,7 @@ def s3_server_running(state: Path) -> bool:
     return pid is not None and is_running(pid, S3_SERVER.marker)
 
 
+@pytest.mark.timeout(1500)  # serve, score, monitor and a whole training pipeline, on a busy machine
 def test_the_readme_after_make_run_commands_work_as_written(clone):
     if not port_free(README_PORT):
         pytest.skip(f"port {README_PORT} (named by the README) is in use by another process")
@@ -90,7 +93,7 @@ def test_the_readme_after_make_run_commands_work_as_written(clone):
     proc = subprocess.Popen(["bash", "-c", script], cwd=clone, env=new_user_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=900)
+        out, err = proc.communicate(timeout=1400)
     finally:
         for pid in session_members(proc.pid):  # whatever a failed run left behind (jobs have own groups)
             os.kill(pid, signal.SIGKILL)

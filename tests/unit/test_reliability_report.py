@@ -21,9 +21,9 @@ def sample_inputs() -> ReliabilityInputs:
                        "risk_bucket": ["high", "medium"], "num_devices_targeted": [2023233, 40000],
                        "expected_devices_affected": [1361040.349, 16049.38], "component": ["bootloader", "audio"],
                        "device_family": ["iot-hub", "phone-pro"], "region": ["apac", "eu"],
-                       "top_features": ["test coverage missing (+0.64); device age 1,490 days (+0.45); "
-                                        "hotfix lane yes (+0.31); lines added 5,200 (+0.12); "
-                                        "regressions in 90 days 7 (+0.10); code churn 0.86 (+0.08)",
+                       "top_features": [("test coverage missing (+0.64); device age 1,490 days (+0.45); "
+                                         "hotfix lane yes (+0.31); lines added 5,200 (+0.12); "
+                                         "regressions in 90 days 7 (+0.10); code churn 0.86 (+0.08)"),
                                         "code churn 0.70 (+0.40)"]})
     features = pd.DataFrame({"feature_id": ["feat-0007", "feat-0002"], "risk_score": [0.7, 0.3],
                              "top_features": ["crash rate 0.04 (+0.90)", "latency 800 ms (+0.20)"],
