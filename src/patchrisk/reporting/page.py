@@ -13,12 +13,12 @@ STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1100px;padding:0 16px;color:#111}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:13px;margin:8px 0;max-width:100%}
-th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 td.num{text-align:right;white-space:nowrap}td.long{max-width:32em}
 th{background:#f3f4f6}.passed{color:#15803d;font-weight:bold}.failed{color:#b91c1c;font-weight:bold}
 .muted{color:#6b7280;font-size:12px}.charts{display:flex;flex-wrap:wrap;gap:16px}svg.chart{max-width:100%;height:auto}
 """
-MAX_CELL_CHARS = 90  # longer text is cut, with the whole of it in the cell's tooltip
+MAX_CELL_CHARS = 130  # longer text is cut, with the whole of it in the cell's tooltip
 
 
 def _cell(column: str, value) -> str:
