@@ -113,7 +113,8 @@ def test_the_readme_after_make_run_commands_work_as_written(clone):
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-5000:]}"
     assert "Traceback" not in err, err[-5000:]
     assert '"ready":true' in out.replace(" ", ""), out
-    prediction = json.loads(next(line for line in out.splitlines() if '"predictions"' in line))
+    # curl prints no newline: decode the JSON document where the response starts
+    prediction, _ = json.JSONDecoder().raw_decode(out[out.index('{"predictions"'):])
     assert prediction["predictions"][0]["patch_id"] == "P-1"
     assert 0.0 <= prediction["predictions"][0]["risk_score"] <= 1.0
     monitor = json.loads(next(line for line in out.splitlines() if '"patchrisk.monitor"' in line))
