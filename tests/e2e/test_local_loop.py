@@ -1,12 +1,18 @@
-"""The whole local loop (what `make run` does) on small data, asserting the outcome of every step."""
+"""The whole local loop (what `make run` does) on small data, asserting the outcome of every step,
+and that every step acted towards MLflow (basic auth on) as its own principal."""
+
+import os
 
 import pandas as pd
 import pytest
 
 from patchrisk import registry
+from patchrisk.demo import steps
 from patchrisk.demo.context import LoopContext
 from patchrisk.demo.runner import STEPS, run_loop, summary
+from patchrisk.security.credentials import acting_as
 from patchrisk.settings import get_settings
+from patchrisk.stack.on_demand import persistent_s3
 
 pytestmark = pytest.mark.e2e
 
@@ -19,11 +25,69 @@ def loop(tmp_path_factory):
     return ctx
 
 
-def test_first_model_is_trained_gated_registered_and_promoted(loop):
+@pytest.fixture(scope="module")
+def stack(loop):
+    """The loop's stores again (the loop stopped them): same MLflow database, users and passwords."""
+    saved = dict(os.environ)
+    try:
+        with persistent_s3(loop.settings.state_dir, with_mlflow=True, auth=True) as started:
+            os.environ.update(started.env)
+            yield started
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def reader(loop, stack):
+    """Settings for the restarted registry, read as the monitor (it may read, never change)."""
+    settings = get_settings(state_dir=loop.settings.state_dir, mlflow_tracking_uri=stack.mlflow_url,
+                            s3_endpoint_url=stack.s3_url)
+    with acting_as(stack.credentials("monitor")):
+        yield settings
+
+
+def test_every_step_acts_as_its_own_principal_and_none_as_admin(loop):
+    assert loop.facts["principals"] == {
+        "start_object_storage": None, "generate_history": None, "train_first_model": "training",
+        "promote_first_champion": "rollout-staging", "serve_champion": "rollout-staging",
+        "risk_gate_in_ci": None, "batch_scoring": "batch-scoring", "rank_product_features": None,
+        "start_log_sink": "sink", "drifted_traffic": None, "monitor_and_retrain": "monitor",
+        "start_canary": "rollout-staging", "analyse_and_promote": "rollout-staging",
+        "reliability_report": "monitor",
+    }
+
+
+def test_registrations_and_alias_moves_went_through_the_authenticating_server(loop, reader):
+    # MLflow does not record the authenticated user on a version or run; the registry policy
+    # does the proving: only `training` may create a version and only `rollout-staging` (of the
+    # principals the steps hold) may move `champion`. v2 was registered while the monitor step
+    # held the monitor's credentials, so the drift launcher ran the pipeline as `training`.
+    assert reader.tracking_uri.startswith("http://127.0.0.1:")
+    versions = registry.client(reader).search_model_versions("name = 'patch-risk'")
+    assert sorted(v.version for v in versions) == ["1", "2"]
+    assert loop.facts["monitor_summaries"][-1]["launch"]["outcome"] == "registered"
+
+
+def test_a_step_run_as_the_wrong_principal_is_refused(loop, stack, reader):
+    from mlflow.exceptions import MlflowException
+
+    ctx = LoopContext(settings=reader, rows=0, seed=0, facts={"first_training": loop.facts["first_training"]})
+    for principal in ("monitor", "training", "sink", "batch-scoring", "rollout-prod"):
+        with acting_as(stack.credentials(principal)), pytest.raises(MlflowException) as refused:
+            steps.promote_first_champion(ctx)  # would move champion back to v1
+        assert refused.value.get_http_status_code() == 403, principal
+    with acting_as({}), pytest.raises(MlflowException) as anonymous:
+        steps.promote_first_champion(ctx)
+    assert anonymous.value.get_http_status_code() == 401
+    assert registry.aliases(reader, "patch-risk") == {"champion": "2"}
+
+
+def test_first_model_is_trained_gated_registered_and_promoted(loop, reader):
     first = loop.facts["first_training"]
     assert first.version is not None and first.version["version"] == "1"
     assert loop.facts["champion_version"] == "1"  # promoted first; the rollout later replaces it
-    run = registry.client(loop.settings).get_run(first.version["run_id"])
+    run = registry.client(reader).get_run(first.version["run_id"])
     assert all(run.data.tags[f"gate.{g}"] == "passed" for g in ("performance", "fairness", "robustness", "comparison"))
 
 
@@ -62,7 +126,7 @@ def test_drift_is_detected_in_the_drifted_windows_only_and_triggers_retraining(l
     assert third["performance"]["labelled_rows"] == 400  # delayed labels were joined
 
 
-def test_retrained_model_is_promoted_through_git_and_verified(loop):
+def test_retrained_model_is_promoted_through_git_and_verified(loop, reader):
     import git
 
     log = [c.summary for c in git.Repo(loop.facts["gitops"]).iter_commits()]
@@ -70,8 +134,8 @@ def test_retrained_model_is_promoted_through_git_and_verified(loop):
     assert "rollout(patch-risk): start canary v2 at 50% [staging]" in log
     assert log[0] == "rollout(patch-risk): promote v2 (replaces v1) [staging]"
     assert loop.facts["rollout_decision"] == "promote" and loop.facts["verify_exit"] == 0
-    assert registry.aliases(loop.settings, "patch-risk") == {"champion": "2"}
-    tags = registry.client(loop.settings).get_model_version("patch-risk", "1").tags
+    assert registry.aliases(reader, "patch-risk") == {"champion": "2"}
+    tags = registry.client(reader).get_model_version("patch-risk", "1").tags
     assert tags.get("previous_champion") == "true"
 
 

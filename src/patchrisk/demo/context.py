@@ -5,8 +5,12 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from patchrisk.settings import Settings
+
+if TYPE_CHECKING:
+    from patchrisk.stack.local import LocalStack
 
 
 @dataclass
@@ -25,6 +29,11 @@ class LoopContext:
     facts: dict = field(default_factory=dict)  # what later steps need from earlier ones
     results: list[StepResult] = field(default_factory=list)
     services: ExitStack = field(default_factory=ExitStack)  # servers started by steps, stopped at the end
+    stack: LocalStack | None = None  # S3 and MLflow (basic auth on), started by the first step
+
+    def credentials(self, principal: str | None) -> dict[str, str]:
+        """MLflow credentials of ``principal`` ({} for None or before the stack is up: anonymous)."""
+        return self.stack.credentials(principal) if self.stack and principal else {}
 
     @property
     def work(self) -> Path:

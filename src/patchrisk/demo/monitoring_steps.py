@@ -93,12 +93,17 @@ def _retraining_data(ctx: LoopContext):
 
 def monitor_and_retrain(ctx: LoopContext) -> StepResult:
     """Monitor each window for drift; two drifted windows in a row trigger retraining."""
+    import os
+
     import typer
 
     from patchrisk.monitoring.drift.job import MonitorRequest, run_monitor
+    from patchrisk.monitoring.drift.launcher import RETRAINING_CREDENTIALS_ENV
 
     config = ctx.work / "monitoring.yaml"
     config.write_text(MONITORING_CONFIG)
+    if ctx.stack and ctx.stack.auth:  # the retraining pipeline acts as training, as KFP's pods would
+        os.environ[RETRAINING_CREDENTIALS_ENV] = str(ctx.stack.auth.credentials_file("training"))
     training_data = _retraining_data(ctx)
     bounds, lines, summaries = ctx.facts["windows"], [], []
     for i, (start, end) in enumerate(zip(bounds, bounds[1:]), start=1):

@@ -13,6 +13,7 @@ from patchrisk.demo.context import LoopContext, StepResult
 from patchrisk.demo.traffic import send_through_logger
 
 ENVIRONMENT = "staging"  # a Standard-mode overlay: champion and canary are both declared in Git
+ROLLOUT_PRINCIPAL = f"rollout-{ENVIRONMENT}"
 ROWS_PER_ENDPOINT = 400
 MAX_ROUNDS = 4
 # make run: two steps and small samples so the demo finishes in minutes. Both predictors, the sink

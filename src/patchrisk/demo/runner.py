@@ -12,6 +12,7 @@ import typer
 
 from patchrisk.demo import monitoring_steps, product_features, report_step, rollout_steps, steps
 from patchrisk.demo.context import LoopContext, StepResult
+from patchrisk.security.credentials import acting_as
 
 STEPS: list[Callable[[LoopContext], StepResult]] = [
     steps.start_object_storage,
@@ -29,6 +30,20 @@ STEPS: list[Callable[[LoopContext], StepResult]] = [
     rollout_steps.analyse_and_promote,
     report_step.reliability_report,
 ]
+# Who each step acts as towards MLflow (security/principals.py); a step not listed gets no
+# credentials, so an MLflow call it should not make is refused. The first step bootstraps the
+# stack as admin inside stack_up; no step itself runs as admin.
+PRINCIPALS: dict[Callable[[LoopContext], StepResult], str] = {
+    steps.train_first_model: "training",
+    steps.promote_first_champion: rollout_steps.ROLLOUT_PRINCIPAL,
+    steps.serve_champion: rollout_steps.ROLLOUT_PRINCIPAL,  # resolves the storageUri the rollout commits
+    steps.batch_scoring: "batch-scoring",
+    monitoring_steps.start_log_sink: "sink",
+    monitoring_steps.monitor_and_retrain: "monitor",  # its retraining runs as training (launcher)
+    rollout_steps.start_canary: rollout_steps.ROLLOUT_PRINCIPAL,
+    rollout_steps.analyse_and_promote: rollout_steps.ROLLOUT_PRINCIPAL,
+    report_step.reliability_report: "monitor",  # reads runs and versions, changes nothing
+}
 
 
 def run_loop(ctx: LoopContext) -> LoopContext:
@@ -45,7 +60,10 @@ def _run_steps(ctx: LoopContext) -> None:
         title = (step.__doc__ or step.__name__).strip().splitlines()[0].rstrip('.')
         typer.secho(f"[{number}/{len(STEPS)}] {title} ...", bold=True)
         t0 = time.perf_counter()
-        result = step(ctx)
+        principal = PRINCIPALS.get(step)
+        with acting_as(ctx.credentials(principal)):
+            result = step(ctx)
+        ctx.facts.setdefault("principals", {})[step.__name__] = principal
         ctx.results.append(result)
         typer.echo(f"      done in {time.perf_counter() - t0:.0f}s: " + (result.lines[0] if result.lines else ""))
         if ctx.facts.get("stop"):

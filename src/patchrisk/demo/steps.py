@@ -6,7 +6,7 @@ from patchrisk.demo.context import LoopContext, StepResult
 
 
 def start_object_storage(ctx: LoopContext) -> StepResult:
-    """Start S3-compatible object storage on 127.0.0.1 (it holds the model store, as S3 does in a cluster)."""
+    """Start S3-compatible object storage and MLflow with basic auth on 127.0.0.1 (as admin: the bootstrap)."""
     import os
 
     from patchrisk.demo.monitoring_steps import LOG_STORE
@@ -19,13 +19,17 @@ def start_object_storage(ctx: LoopContext) -> StepResult:
     # `make serve`, `patchrisk monitor`, ... bring them back on demand afterwards.
     stores = {"PATCHRISK_MODEL_STORE_URI": "s3://patchrisk-models", "PATCHRISK_LOG_STORE_URI": LOG_STORE}
     record_loop_stores(ctx.settings.state_dir, stores)
-    stack = ctx.services.enter_context(persistent_s3(ctx.settings.state_dir))
+    # MLflow runs as the cluster's does: a tracking server with basic auth, artifacts proxied to S3;
+    # the runner gives each step only its own principal's credentials (runner.PRINCIPALS).
+    stack = ctx.services.enter_context(persistent_s3(ctx.settings.state_dir, with_mlflow=True, auth=True))
+    ctx.stack = stack
     os.environ.update(stack.env)  # kfp.local components and servers inherit it
     os.environ["PATCHRISK_MODEL_STORE_URI"] = stores["PATCHRISK_MODEL_STORE_URI"]
     os.environ["PATCHRISK_STATE_DIR"] = str(ctx.settings.state_dir.resolve())  # CLIs run by later steps
     ctx.settings = get_settings(state_dir=ctx.settings.state_dir)
-    return StepResult("Object storage (S3 API, moto) on 127.0.0.1",
-                      [f"{stack.s3_url}: buckets patchrisk-models, patchrisk-mlflow, patchrisk-logs"])
+    return StepResult("Object storage (S3 API, moto) and MLflow (basic auth) on 127.0.0.1",
+                      [f"{stack.s3_url}: buckets patchrisk-models, patchrisk-mlflow, patchrisk-logs",
+                       f"{stack.mlflow_url}: one user per principal, credentials in {stack.auth.directory}"])
 
 
 def generate_history(ctx: LoopContext) -> StepResult:

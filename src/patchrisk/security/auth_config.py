@@ -9,6 +9,7 @@ from patchrisk.security.principals import ADMIN, PRINCIPALS, alias_grants
 # Inside the patchrisk package (local stack) and as a top-level module in the MLflow image.
 LOCAL_AUTH_FUNCTION = "patchrisk.security.alias_policy:authenticate_request"
 IMAGE_AUTH_FUNCTION = "patchrisk_registry_policy:authenticate_request"
+AUTH_CACHE_TTL_SECONDS = 60
 
 
 def auth_config_text(database_uri: str, authorization_function: str = LOCAL_AUTH_FUNCTION) -> str:
@@ -18,6 +19,10 @@ def auth_config_text(database_uri: str, authorization_function: str = LOCAL_AUTH
             f"database_uri = {database_uri}\n"
             f"admin_username = {ADMIN}\n"
             f"authorization_function = {authorization_function}\n"
+            # MLflow's own cache of verified credentials (HMAC-keyed, per process): without it every
+            # request pays a deliberately slow password hash, seconds each on a loaded node. A
+            # changed password or a deleted user is honoured after at most this long.
+            f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_SECONDS}\n"
             f"\n[{ALIAS_SECTION}]\n{aliases}"
             f"\n[{REGISTRARS_SECTION}]\n{REGISTRARS_KEY} = {' '.join(p.name for p in PRINCIPALS if p.registers)}\n")
 

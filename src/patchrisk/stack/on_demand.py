@@ -95,10 +95,14 @@ def restore_s3(stack_directory: Path, s3_url: str) -> int:
 
 
 @contextmanager
-def persistent_s3(state_dir: Path, progress: Callable[[str], None] = lambda _m: None) -> Iterator[LocalStack]:
-    """An S3 server whose buckets outlive it: filled from the saved copy, saved again when it stops."""
+def persistent_s3(state_dir: Path, progress: Callable[[str], None] = lambda _m: None,
+                  **stack_options) -> Iterator[LocalStack]:
+    """An S3 server whose buckets outlive it: filled from the saved copy, saved again when it stops.
+
+    ``stack_options`` go to ``stack_up`` (the local loop adds MLflow with auth: ``with_mlflow=True, auth=True``).
+    """
     with _locked(state_dir):
-        stack = stack_up(state_dir, with_mlflow=False, progress=progress)
+        stack = stack_up(state_dir, progress=progress, **{"with_mlflow": False, **stack_options})
         try:
             restored = restore_s3(stack.directory, stack.s3_url)
             if restored:

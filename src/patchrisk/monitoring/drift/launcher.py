@@ -28,6 +28,9 @@ from patchrisk.monitoring.drift.trigger import RunRef
 KFP_ACTIVE_STATES = {"PENDING", "RUNNING", "CANCELING", "PAUSED"}
 # kfp's own convention for a projected service-account token (audience pipelines.kubeflow.org).
 KFP_TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
+# Local backend: the pipeline it runs acts as the training principal, not as the monitor, the way
+# KFP runs the pipeline's pods with the training Secret. The file holds MLflow's credential variables.
+RETRAINING_CREDENTIALS_ENV = "PATCHRISK_RETRAINING_CREDENTIALS_FILE"
 LOCAL_ARGUMENTS = ("seed", "device", "iterations", "git_commit", "policy_env")
 
 
@@ -187,8 +190,9 @@ class LocalLauncher:
         known = {k: params.pop(k) for k in LOCAL_ARGUMENTS if k in params}
         log_file = self.log_dir / f"{run_display_name(key)}.log"
         try:
-            outcome = run_training_locally(self.settings, data_uri=data_uri, spec=spec, **known,
-                                           extra_arguments=params or None, log_file=log_file)
+            with _pipeline_credentials():
+                outcome = run_training_locally(self.settings, data_uri=data_uri, spec=spec, **known,
+                                               extra_arguments=params or None, log_file=log_file)
         except PatchriskError as exc:
             return LaunchResult(self.backend, f"local-{key}", "failed", {"error": str(exc), "log": str(log_file)})
         detail = {"log": str(log_file), "seconds": round(outcome.local_run.seconds, 1),
@@ -198,6 +202,14 @@ class LocalLauncher:
             return LaunchResult(self.backend, f"local-{key}", "registered", detail)
         detail["rejection"] = outcome.rejection
         return LaunchResult(self.backend, f"local-{key}", "rejected", detail)
+
+
+def _pipeline_credentials():
+    """The training principal's credentials for the pipeline, when a credentials file is configured."""
+    from patchrisk.security.credentials import acting_as, read_credentials_file
+
+    path = os.environ.get(RETRAINING_CREDENTIALS_ENV)
+    return acting_as(read_credentials_file(Path(path))) if path else contextlib.nullcontext()
 
 
 def is_run_active(run: RunRef, kfp_host: str | None) -> bool:
