@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -62,7 +63,22 @@ def training_experiment_id(c, settings: Settings) -> str:
     if exp is not None:
         return exp.experiment_id
     return c.create_experiment(settings.mlflow_experiment,
-                               artifact_location=join(settings.artifact_root, settings.mlflow_experiment))
+                               artifact_location=experiment_artifact_location(settings, settings.mlflow_experiment))
+
+
+def experiment_artifact_location(settings: Settings, experiment: str) -> str | None:
+    """Where a new experiment's artifacts go.
+
+    With a tracking server and no configured root: None, so the server's proxied root
+    (``--artifacts-destination``, ``mlflow-artifacts:/``) holds them: clients hold no bucket keys
+    and never create a local directory (the monitor's root filesystem is read-only). A local
+    SQLite store keeps them under ``<state>/mlartifacts``.
+    """
+    if settings.mlflow_artifact_root:
+        return join(settings.mlflow_artifact_root, experiment)
+    if settings.tracking_uri.startswith(("http://", "https://")):
+        return None
+    return join(settings.artifact_root, experiment)
 
 
 def model_store_root(settings: Settings) -> str:
@@ -116,16 +132,26 @@ def register_model_dir(settings: Settings, model_dir: Path, *, name: str, pipeli
     return RegisteredVersion(name, str(version.version), run_id, storage_uri, created)
 
 
+def _log_params_and_metrics(c, run_id: str, params: dict, metrics: dict) -> None:
+    """In batches: with basic auth on, every request costs the server a password hash."""
+    import time
+
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    param_list = [Param(key, str(value)[:500]) for key, value in sorted(params.items())]
+    metric_list = [Metric(key, float(value), now, 0) for key, value in sorted(metrics.items())
+                   if not math.isnan(float(value))]  # NaN metrics are not logged
+    for start in range(0, max(len(param_list), len(metric_list)), 100):  # MLflow's per-batch param limit
+        c.log_batch(run_id, metrics=metric_list[start:start + 100], params=param_list[start:start + 100])
+
+
 def _log_run(c, settings, model_dir, name, pipeline_run_id, metrics, params, lineage, reports) -> str:
     run = c.create_run(training_experiment_id(c, settings), run_name=f"{name}-{pipeline_run_id}",
                        tags={PIPELINE_RUN_TAG: pipeline_run_id, "model_name": name, **lineage})
     run_id = run.info.run_id
     try:
-        for key, value in sorted(params.items()):
-            c.log_param(run_id, key, str(value)[:500])
-        for key, value in sorted(metrics.items()):
-            if value == value:  # NaN metrics are not logged
-                c.log_metric(run_id, key, float(value))
+        _log_params_and_metrics(c, run_id, params, metrics)
         c.log_artifacts(run_id, str(model_dir), artifact_path="model")
         for report in reports:
             c.log_artifact(run_id, str(report), artifact_path="reports")

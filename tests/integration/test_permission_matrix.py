@@ -203,3 +203,41 @@ def test_patchrisk_clients_act_as_the_principal_their_environment_names(stack, w
     registry.set_alias(settings, MODEL, "champion", registered.version)
     assert registry.aliases(settings, MODEL)["champion"] == registered.version
     registry.set_alias(settings, MODEL, "champion", world["version"])  # leave the world as found
+
+
+def test_a_client_without_bucket_keys_logs_and_reads_artifacts_through_the_server(stack, monkeypatch, tmp_path):
+    """Issue 14 defect 4: with a tracking server, new experiments take the server's proxied
+    artifact root; the client holds no S3 keys and creates no local artifact directory (the
+    monitor's root filesystem is read-only)."""
+    import boto3
+    import mlflow
+
+    from patchrisk import registry
+    from patchrisk.settings import get_settings
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL",
+                "PATCHRISK_S3_ENDPOINT_URL", "PATCHRISK_MLFLOW_ARTIFACT_ROOT", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for key, value in stack.credentials("training").items():
+        monkeypatch.setenv(key, value)
+    state = tmp_path / "read-only-cwd" / ".state"
+    experiment = f"proxied-artifacts-{uuid.uuid4().hex[:8]}"
+    settings = get_settings(state_dir=state, mlflow_tracking_uri=stack.mlflow_url, mlflow_experiment=experiment)
+
+    client = registry.client(settings)
+    experiment_id = registry.training_experiment_id(client, settings)
+    assert client.get_experiment(experiment_id).artifact_location.startswith("mlflow-artifacts:")
+    run = client.create_run(experiment_id)
+    report = tmp_path / "report.html"
+    report.write_text("<p>drift report</p>")
+    client.log_artifact(run.info.run_id, str(report), "reports")
+    fetched = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/reports/report.html",
+                                                  dst_path=str(tmp_path / "fetched"))
+    assert Path(fetched).read_text() == "<p>drift report</p>"
+    assert not state.exists(), "the client created a local artifact directory"
+
+    s3 = boto3.client("s3", endpoint_url=stack.s3_url, aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=stack.env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="patchrisk-mlflow").get("Contents", [])]
+    assert any(k.endswith(f"{run.info.run_id}/artifacts/reports/report.html") for k in keys), keys

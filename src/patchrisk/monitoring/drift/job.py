@@ -198,7 +198,7 @@ def log_to_mlflow(settings, summary: dict, html: str | None) -> str:
     client = registry.client(settings)
     experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(
-        MONITORING_EXPERIMENT, artifact_location=join(settings.artifact_root, MONITORING_EXPERIMENT))
+        MONITORING_EXPERIMENT, artifact_location=registry.experiment_artifact_location(settings, MONITORING_EXPERIMENT))
     model, window, drift = summary["model"], summary["window"], summary["drift"]
     run = client.create_run(experiment_id, run_name=f"{model['name']}-{summary['window']['key']}", tags={
         "model": model["name"], "model_version": model["version"], "window_start": window["start"],
