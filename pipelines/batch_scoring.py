@@ -4,7 +4,10 @@ from kfp import dsl
 
 from patchrisk_components.reliability_report.component import reliability_report
 from patchrisk_components.score_batch.component import score_batch
-from patchrisk_pipelines.training import _with_s3_credentials
+from patchrisk_pipelines.training import _with_s3_credentials, with_mlflow_credentials
+
+# Batch scoring's own MLflow user: reads models and runs, changes nothing (docs/security.md).
+MLFLOW_SECRET = "patchrisk-mlflow-batch-scoring"
 
 
 @dsl.pipeline(
@@ -33,9 +36,11 @@ def batch_scoring_pipeline(
     task = score_batch(model_uri=model_uri, patches_uri=patches_uri, mlflow_tracking_uri=mlflow_tracking_uri)
     task.set_caching_options(False)  # the champion behind the alias changes between runs
     _with_s3_credentials(task)
+    with_mlflow_credentials(task, MLFLOW_SECRET)
     model_name = "patch-risk"  # the spec batch scoring serves: upcoming firmware patches
     page = reliability_report(model_name=model_name, mlflow_tracking_uri=mlflow_tracking_uri,
                               log_store_uri=log_store_uri, canary_report_uri=canary_report_uri,
                               qa_priority=task.outputs["qa_priority"])
     page.set_caching_options(False)
     _with_s3_credentials(page)
+    with_mlflow_credentials(page, MLFLOW_SECRET)

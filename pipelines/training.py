@@ -20,9 +20,19 @@ S3_SECRET = "patchrisk-s3-credentials"
 S3_SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"}
 
 
+# The training pipeline's own MLflow user (docs/security.md): registers versions, sets challenger.
+MLFLOW_SECRET = "patchrisk-mlflow-training"
+MLFLOW_SECRET_KEYS = {"username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"}
+
+
 def _with_s3_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
     """Every task that takes a URI (tables, models, MLflow) gets the keys; tests/unit/test_compiled_pipeline_secrets.py."""
     kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env=S3_SECRET_KEYS)
+    return task
+
+
+def with_mlflow_credentials(task: dsl.PipelineTask, secret: str = MLFLOW_SECRET) -> dsl.PipelineTask:
+    kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=MLFLOW_SECRET_KEYS)
     return task
 
 
@@ -44,6 +54,7 @@ def _train_evaluate_register(spec, table, seed, device, iterations, mlflow_track
                              mlflow_tracking_uri=mlflow_tracking_uri, model_name="")
     gates.set_caching_options(False)  # the champion it compares against changes between runs
     _with_s3_credentials(gates)  # downloads the champion (s3://patchrisk-models) to compare against
+    with_mlflow_credentials(gates)
     with dsl.If(gates.outputs["passed"] == True, name="all-gates-passed"):  # noqa: E712 (KFP condition)
         registered = register_model(
             model=model,
@@ -56,6 +67,7 @@ def _train_evaluate_register(spec, table, seed, device, iterations, mlflow_track
         )
         registered.set_caching_options(False)  # registration has side effects; never skip it
         _with_s3_credentials(registered)
+        with_mlflow_credentials(registered)
     with dsl.Else(name="rejected-by-gate"):
         record_rejection(reason=gates.outputs["reason"])
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import kserve
@@ -16,10 +17,22 @@ from kserve import model_server
 from kserve.utils.utils import strtobool
 
 from patchrisk.errors import PatchriskError
-from patchrisk_serving.catboost_predictor import server_hooks
+from patchrisk.model_bundle import ModelBundle
+from patchrisk_serving.catboost_predictor import request_limits, server_hooks
 from patchrisk_serving.catboost_predictor.model import PatchRiskModel
 
 log = logging.getLogger("patchrisk.predictor")
+MAX_REQUEST_BYTES_ENV = "PATCHRISK_PREDICTOR_MAX_REQUEST_BYTES"
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"${name} must be a whole number of bytes, got {value!r}") from None
 
 
 class PatchRiskModelServer(kserve.ModelServer):
@@ -47,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="0.0.0.0", help="Address to listen on (127.0.0.1 for local use)")
     parser.add_argument("--max_batch_rows", type=int, default=1000, help="Most rows one request may carry")
+    parser.add_argument(
+        "--max_request_bytes",
+        type=int,
+        default=_env_int(MAX_REQUEST_BYTES_ENV),
+        help=f"Largest request body in bytes; larger ones get 413 before they are read in full "
+        f"(default: ${MAX_REQUEST_BYTES_ENV}, else {request_limits.BYTES_PER_ROW} bytes per "
+        f"--max_batch_rows row plus {request_limits.BYTES_PER_REQUEST})",
+    )
     parser.add_argument("--top_k", type=int, default=5, help="Features per row in :explain answers")
     parser.add_argument(
         "--enable_access_log",
@@ -58,14 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, bundle: ModelBundle | None = None) -> int:
+    """``bundle``: serve this already-loaded bundle instead of loading ``--model_dir`` (tests)."""
     args = build_parser().parse_args(argv)
+    if args.max_request_bytes is not None and args.max_request_bytes < 1:
+        log.error("--max_request_bytes must be positive, got %d", args.max_request_bytes)
+        return 2
     if args.configure_logging:
         kserve_logging.configure_logging(args.log_config_file)
     logging.getLogger("patchrisk").handlers = logging.getLogger("kserve").handlers
     logging.getLogger("patchrisk").setLevel(logging.INFO)
     model = PatchRiskModel(
-        args.model_name, args.model_dir, max_batch_rows=args.max_batch_rows, top_k=args.top_k
+        args.model_name, args.model_dir, max_batch_rows=args.max_batch_rows, top_k=args.top_k, bundle=bundle
     )
     try:
         model.load()
@@ -89,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         args.model_name,
         model.version,
         access_log=bool(args.enable_access_log),
+        max_request_bytes=args.max_request_bytes or request_limits.default_max_bytes(args.max_batch_rows),
     )
     # Registered even when the self-check failed: the server runs and reports the model not ready (503).
     server.register_model(model)

@@ -1,12 +1,15 @@
 """The KServe model: load a patchrisk model directory, self-check it, predict and explain.
 
 Caller mistakes become ``kserve.errors.InvalidInput`` (HTTP 400) naming the row, field and problem;
-anything else is a bug and KServe answers 500.
+anything else is a bug: a 500 whose body carries only a request id (``server_hooks``), the detail
+goes to the log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kserve
@@ -22,10 +25,12 @@ from patchrisk_serving.catboost_predictor.request_parsing import (
     parse_v2,
     v2_datatype,
 )
-from patchrisk_serving.catboost_predictor.row_validation import RowValidator
+from patchrisk_serving.catboost_predictor.row_validation import RowValidator, _describe
 
 log = logging.getLogger("patchrisk.predictor")
 SELF_CHECK_TOLERANCE = 1e-6
+# One SHAP batch at a time (CatBoost spreads one over the cores); later ones queue in order.
+EXPLAIN_THREADS = 1
 
 
 class PatchRiskModel(kserve.Model):
@@ -45,6 +50,7 @@ class PatchRiskModel(kserve.Model):
         self.bundle = bundle  # injectable for tests; load() still runs the self-check
         self.validator: RowValidator | None = None
         self.self_check_error: str | None = None
+        self._explain_pool: ThreadPoolExecutor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def load(self) -> bool:
@@ -120,7 +126,14 @@ class PatchRiskModel(kserve.Model):
             return responses.v2_response(spec, scores, self.name, self.version, payload.id)
         return responses.v1_predictions(spec, scores, self.version, parsed.ids)
 
-    def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict:
+    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict:
+        """SHAP for a batch costs milliseconds to seconds: run it off the event loop, one batch at
+        a time, so health probes and predictions are answered while it computes."""
+        if self._explain_pool is None:
+            self._explain_pool = ThreadPoolExecutor(max_workers=EXPLAIN_THREADS, thread_name_prefix="explain")
+        return await asyncio.get_running_loop().run_in_executor(self._explain_pool, self._explain, payload)
+
+    def _explain(self, payload: Any) -> dict:
         top_k = self._top_k(payload)
         parsed = self._parse(payload)
         scores = self.bundle.predict_matrix(parsed.matrix)
@@ -133,5 +146,7 @@ class PatchRiskModel(kserve.Model):
         requested = payload.get("top_k", self.top_k) if isinstance(payload, dict) else self.top_k
         n_features = len(self.bundle.spec.features)
         if isinstance(requested, bool) or not isinstance(requested, int) or not 1 <= requested <= n_features:
-            raise InvalidInput(f"'top_k' must be a whole number from 1 to {n_features}, got {requested!r}")
+            raise InvalidInput(
+                f"'top_k' must be a whole number from 1 to {n_features}, got {_describe(requested)}"
+            )
         return requested

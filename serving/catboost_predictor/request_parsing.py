@@ -3,7 +3,8 @@
 V1  ``{"instances": [{feature: value, ...}, ...]}`` or ``{"instances": [[v1, v2, ...], ...]}``.
 V2  one input per feature (``BYTES`` for categories, ``FP64``/``FP32``/``INT64``/``INT32``/``BOOL``
     for numbers), each of shape ``[rows]`` (or ``[rows, 1]``); a numeric feature may also come as
-    ``BYTES`` (numbers as text, ``""`` = missing: JSON tensors cannot carry null or NaN); or
+    ``BYTES`` (numbers as text, ``""`` = missing: JSON tensors cannot carry null or NaN; a ``BYTES``
+    element that is not a string is refused); or
     one 2-D input (any name, e.g. ``input-0``) of shape ``[rows, n_features]`` in schema order, ``BYTES`` (numbers spelt as
     text) or a numeric datatype.
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from patchrisk.errors import InvalidRequest
-from patchrisk_serving.catboost_predictor.row_validation import RowValidator, _describe
+from patchrisk_serving.catboost_predictor.row_validation import RowValidator, _describe, describe_count
 
 NUMERIC_DATATYPES = frozenset(
     {"FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8", "BOOL"}
@@ -75,14 +76,21 @@ def _flat(data: Any, name: str) -> list[Any]:
     return data
 
 
+def shape_text(shape: Sequence[Any]) -> str:
+    """A declared shape for a message (``str()`` of a 5000-digit size raises)."""
+    return "[" + ", ".join(describe_count(d) if type(d) is int else _describe(d) for d in shape) + "]"
+
+
 def _parse_matrix_input(tensor: Any, validator: RowValidator) -> list[list[Any]]:
     name, shape, n_features = tensor.name, list(tensor.shape), len(validator.names)
     if len(shape) != 2 or shape[1] != n_features:
         raise InvalidRequest(
             f"input '{name}': not a feature name, so it must be one 2-D input of shape [rows, {n_features}] "
-            f"with the features in schema order ({', '.join(validator.names)}); got shape {shape}",
+            f"with the features in schema order ({', '.join(validator.names)}); got shape {shape_text(shape)}",
             field=name,
         )
+    if shape[0] < 0:
+        raise InvalidRequest(f"input '{name}': shape {shape_text(shape)} has a negative size", field=name)
     datatype = tensor.datatype
     if datatype != TEXT_DATATYPE and datatype not in NUMERIC_DATATYPES:
         raise InvalidRequest(
@@ -94,7 +102,8 @@ def _parse_matrix_input(tensor: Any, validator: RowValidator) -> list[list[Any]]
     validator.check_batch_size(rows, what=f"input '{name}'")
     if len(values) != rows * n_features:
         raise InvalidRequest(
-            f"input '{name}': shape {shape} needs {rows * n_features} values, got {len(values)}", field=name
+            f"input '{name}': shape {shape_text(shape)} needs {rows * n_features} values, got {len(values)}",
+            field=name,
         )
     matrix_rows = [values[i : i + n_features] for i in range(0, len(values), n_features)]
     return validator.from_lists(matrix_rows, from_text=datatype == TEXT_DATATYPE, what=f"input '{name}'")
@@ -127,14 +136,14 @@ def _parse_feature_inputs(inputs: Sequence[Any], validator: RowValidator) -> lis
         _check_feature_datatype(feature, tensor.datatype)
         values = _flat(tensor.data, feature.name)
         count = _column_length(tensor, feature.name)
+        validator.check_batch_size(count, what=f"input '{feature.name}'")
         if len(values) != count:
             raise InvalidRequest(
-                f"input '{feature.name}': shape {list(tensor.shape)} needs {count} values, got {len(values)}",
+                f"input '{feature.name}': shape {shape_text(tensor.shape)} needs {count} values, got {len(values)}",
                 field=feature.name,
             )
         if rows is None:
             rows = count
-            validator.check_batch_size(rows, what=f"input '{feature.name}'")
         elif count != rows:
             raise InvalidRequest(
                 f"input '{feature.name}' has {count} rows but input '{names[0]}' has {rows}; "
@@ -149,9 +158,11 @@ def _column_length(tensor: Any, name: str) -> int:
     shape = list(tensor.shape)
     if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
         if shape[0] < 0:
-            raise InvalidRequest(f"input '{name}': shape {shape} has a negative size", field=name)
+            raise InvalidRequest(f"input '{name}': shape {shape_text(shape)} has a negative size", field=name)
         return shape[0]
-    raise InvalidRequest(f"input '{name}': shape must be [rows] or [rows, 1], got {shape}", field=name)
+    raise InvalidRequest(
+        f"input '{name}': shape must be [rows] or [rows, 1], got {shape_text(shape)}", field=name
+    )
 
 
 def _check_feature_datatype(feature: Any, datatype: str) -> None:

@@ -32,13 +32,16 @@ class _Reject(Exception):
 
 
 def _describe(value: Any) -> str:
+    """A value as a message shows it: short, and never the text of a huge integer."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, str):
         return f"string {value[:40]!r}"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        return describe_count(value) if abs(value) >= _LONG_INT else f"number {value!r}"
+    if isinstance(value, float):
         return f"number {value!r}"
     return (
         type(value).__name__
@@ -47,41 +50,56 @@ def _describe(value: Any) -> str:
     )
 
 
+_LONG_INT = 10**30
+
+
+def describe_count(value: int) -> str:
+    """An integer for a message; past 30 digits by its size (``str()`` of 5000 digits raises)."""
+    if abs(value) < _LONG_INT:
+        return str(value)
+    return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+
+
+def _as_float(value: float) -> float:
+    """``float(value)``, or a rejection for integers past the float range (JSON allows them)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise _Reject(f"expected a finite number, got {describe_count(value)}") from None
+
+
 def _missing(feature: Feature, value: Any, missing_value: Any) -> Any:
     if feature.nullable:
         return missing_value
-    raise _Reject(
-        f"is required but got {'NaN' if value is not None else 'null'} (the feature is not nullable)"
-    )
+    if value is None:
+        got = "null"
+    elif isinstance(value, str):
+        got = f"{value[:40]!r} (text for a missing value)"
+    else:
+        got = "NaN"
+    raise _Reject(f"is required but got {got} (the feature is not nullable)")
 
 
-def _numeric_converter(feature: Feature, from_text: bool) -> Converter:
+def _numeric_converter(feature: Feature) -> Converter:
     # Finite bounds even when the spec has none, so inf always takes the slow path (and fails).
     lo = -sys.float_info.max if feature.min is None else feature.min
     hi = sys.float_info.max if feature.max is None else feature.max
     whole = feature.dtype == DType.int
 
     def slow(value: Any) -> float:
-        if from_text and isinstance(value, str):
-            if value.strip() in _TEXT_NULLS:
-                return _missing(feature, None, math.nan)
-            try:
-                value = float(value)
-            except ValueError:
-                raise _Reject(f"expected a number, got {_describe(value)}") from None
-            return convert(value)
         if value is None:
             return _missing(feature, None, math.nan)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Reject(f"expected a number, got {_describe(value)}")
-        if math.isnan(value):
-            return _missing(feature, value, math.nan)
-        problem = feature.range_problem(value)
+        number = _as_float(value)
+        if math.isnan(number):
+            return _missing(feature, number, math.nan)
+        problem = feature.range_problem(value)  # the value as sent: "0 is below", not "0.0"
         if problem:
             raise _Reject(problem)
-        if whole and not float(value).is_integer():
+        if whole and not number.is_integer():
             raise _Reject(f"expected a whole number, got {value!r}")
-        return float(value)
+        return number
 
     def convert(value: Any) -> float:
         kind = type(value)
@@ -94,15 +112,8 @@ def _numeric_converter(feature: Feature, from_text: bool) -> Converter:
     return convert
 
 
-def _bool_converter(feature: Feature, from_text: bool) -> Converter:
+def _bool_converter(feature: Feature) -> Converter:
     def slow(value: Any) -> float:
-        if from_text and isinstance(value, str):
-            if value in _TEXT_TRUE:
-                return 1.0
-            if value in _TEXT_FALSE:
-                return 0.0
-            if value.strip() in _TEXT_NULLS:
-                return _missing(feature, None, math.nan)
         if value is None or (type(value) is float and math.isnan(value)):
             return _missing(feature, value, math.nan)
         raise _Reject(f"expected true/false or 0/1, got {_describe(value)}")
@@ -117,17 +128,13 @@ def _bool_converter(feature: Feature, from_text: bool) -> Converter:
     return convert
 
 
-def _category_converter(feature: Feature, from_text: bool) -> Converter:
+def _category_converter(feature: Feature) -> Converter:
     known = frozenset(feature.categories or ())
     allow_unknown = feature.unknown_category == UnknownCategoryPolicy.allow
     listed = ", ".join(feature.categories or ())
 
     def slow(value: Any) -> str:
-        if (
-            value is None
-            or (type(value) is float and math.isnan(value))
-            or (from_text and value in _TEXT_NULLS)
-        ):
+        if value is None or (type(value) is float and math.isnan(value)):
             return _missing(feature, value, MISSING_CATEGORY)
         if not isinstance(value, str):
             raise _Reject(f"expected a category (string), got {_describe(value)}")
@@ -143,16 +150,49 @@ def _category_converter(feature: Feature, from_text: bool) -> Converter:
     return convert
 
 
+def _text_converter(feature: Feature, strict: Converter) -> Converter:
+    """Values of a V2 ``BYTES`` tensor: text only; numbers and booleans spelt out, missing as text.
+
+    Missing: ``""``, ``"nan"``, ``"null"``, ... (``_TEXT_NULLS``), and any spelling ``float`` reads
+    as NaN, as in training (NaN means missing). Infinity in any spelling is refused as not finite.
+    """
+    kind = "category" if feature.is_categorical else feature.dtype.value
+
+    def convert(value: Any) -> Any:
+        if type(value) is not str:
+            raise _Reject(f"a BYTES input carries text, got {_describe(value)}")
+        if kind == "category":
+            return _missing(feature, value, MISSING_CATEGORY) if value in _TEXT_NULLS else strict(value)
+        if kind == "bool":
+            if value in _TEXT_TRUE:
+                return 1.0
+            if value in _TEXT_FALSE:
+                return 0.0
+        if value.strip() in _TEXT_NULLS:
+            return _missing(feature, value, math.nan)
+        if kind == "bool":
+            raise _Reject(f"expected true/false or 0/1, got {_describe(value)}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise _Reject(f"expected a number, got {_describe(value)}") from None
+        return strict(number)
+
+    return convert
+
+
 def converter_for(feature: Feature, from_text: bool = False) -> Converter:
     """A function checking one value of ``feature`` and returning it typed for CatBoost.
 
-    ``from_text``: values come from a text tensor (V2 BYTES), so numbers may be spelt as strings.
+    ``from_text``: values come from a text tensor (V2 BYTES): strings only, numbers spelt as text.
     """
     if feature.is_categorical:
-        return _category_converter(feature, from_text)
-    if feature.dtype == DType.bool:
-        return _bool_converter(feature, from_text)
-    return _numeric_converter(feature, from_text)
+        strict = _category_converter(feature)
+    elif feature.dtype == DType.bool:
+        strict = _bool_converter(feature)
+    else:
+        strict = _numeric_converter(feature)
+    return _text_converter(feature, strict) if from_text else strict
 
 
 def _column_checker(feature: Feature) -> Callable[[list], list | None]:
@@ -163,13 +203,16 @@ def _column_checker(feature: Feature) -> Callable[[list], list | None]:
     """
     import numpy as np
 
+    # Each check looks at the set of value types first, so a list or an object in the column (or
+    # an integer past the float range) sends the batch to the per-value path instead of raising.
     if feature.is_categorical:
         known = frozenset(feature.categories or ())
-        return lambda col: col if set(col) <= known else None
+        return lambda col: col if set(map(type, col)) == {str} and set(col) <= known else None
     if feature.dtype == DType.bool:
         bools = {True, False}  # 1/0 and 1.0/0.0 hash equal to these
+        scalars = {bool, int, float}
         return lambda col: (
-            [1.0 if v else 0.0 for v in col] if set(col) <= bools and str not in set(map(type, col)) else None
+            [1.0 if v else 0.0 for v in col] if set(map(type, col)) <= scalars and set(col) <= bools else None
         )
     lo = -sys.float_info.max if feature.min is None else feature.min
     hi = sys.float_info.max if feature.max is None else feature.max
@@ -179,7 +222,10 @@ def _column_checker(feature: Feature) -> Callable[[list], list | None]:
     def check(col: list) -> list | None:
         if not set(map(type, col)) <= numeric:
             return None
-        values = np.asarray(col, dtype=float)  # None -> NaN
+        try:
+            values = np.asarray(col, dtype=float)  # None -> NaN
+        except OverflowError:  # an integer past the float range: the per-value path names it
+            return None
         present = values[~np.isnan(values)] if feature.nullable else values
         if present.size:
             # Not nullable: NaN propagates into min/max and fails the comparison.
@@ -190,6 +236,11 @@ def _column_checker(feature: Feature) -> Callable[[list], list | None]:
         return values.tolist()
 
     return check
+
+
+def _is_plain_number(value: Any) -> bool:
+    """An id echoed back in the response: a JSON number every client reads exactly."""
+    return type(value) in (int, float) and abs(value) <= 2**53
 
 
 class RowValidator:
@@ -223,7 +274,7 @@ class RowValidator:
             raise InvalidRequest(f"{what} is empty: send at least one row")
         if count > self.max_batch_rows:
             raise InvalidRequest(
-                f"{what} has {count} rows, more than the limit of {self.max_batch_rows} "
+                f"{what} has {describe_count(count)} rows, more than the limit of {self.max_batch_rows} "
                 f"rows per request; split the batch"
             )
 
@@ -242,7 +293,15 @@ class RowValidator:
                 )
             if len(row) != n_features or row.keys() != self.name_set:
                 self._check_keys(i, row)
-            ids.append(row.get(id_column))
+            row_id = row.get(id_column)
+            if row_id is not None and type(row_id) is not str and not _is_plain_number(row_id):
+                raise InvalidRequest(
+                    f"row {i}, field '{id_column}': expected a string or a number as the id, "
+                    f"got {_describe(row_id)}",
+                    row=i,
+                    field=id_column,
+                )
+            ids.append(row_id)
         if len(rows) >= self.COLUMN_PATH_MIN_ROWS:
             matrix = self._typed_by_columns([list(map(itemgetter(name), rows)) for name in names])
             if matrix is not None:

@@ -1,38 +1,48 @@
 """What the predictor adds to KServe's FastAPI app: the ``x-model-version`` header on every
-response, request metrics, 400 (not 422) for malformed V2 bodies, and quieter logs.
+response, request metrics, 400 (not 422) for malformed V2 bodies, 413 for oversized bodies,
+private 5xx bodies, and quieter logs.
 
-A plain ASGI middleware (not Starlette's ``BaseHTTPMiddleware``, which costs a task per request).
+Plain ASGI middlewares (not Starlette's ``BaseHTTPMiddleware``, which costs a task per request).
+
+Why a 500 used to drop the connection: KServe registers its catch-all handler for ``Exception``,
+which Starlette runs in ``ServerErrorMiddleware``; that sends the 500 and then re-raises, and
+uvicorn closes a connection whose app raised. ``ModelResponseMiddleware`` sits inside it, so it
+catches the exception first, answers a generic 500 itself and keeps the connection open.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
+import uuid
 
-from patchrisk_serving.catboost_predictor import metrics
+from patchrisk_serving.catboost_predictor import metrics, request_limits
 
+log = logging.getLogger("patchrisk.predictor")
 MODEL_VERSION_HEADER = "x-model-version"
-# KServe 0.21 seeds :explain response headers with the request's headers; these must not echo back.
-_REQUEST_ONLY_HEADERS = frozenset(
-    {
-        b"host",
-        b"user-agent",
-        b"accept",
-        b"accept-encoding",
-        b"connection",
-        b"authorization",
-        b"cookie",
-        b"expect",
-        b"origin",
-        b"referer",
-        b"transfer-encoding",
-        b"content-encoding",
-    }
-)
+REQUEST_ID_HEADER = "x-request-id"
+# KServe 0.21 seeds :explain response headers with the request's headers: keep only these.
+_EXPLAIN_RESPONSE_HEADERS = frozenset({b"content-type", b"content-length"})
 _ENDPOINT = re.compile(
     r"^/v1/models/(?P<v1>[^/:]+):(?P<verb>predict|explain)$|^/v2/models/(?P<v2>[^/]+)/infer$"
 )
+_CALLER_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_LOGGED_BODY_CHARS = 2000
+
+
+def _request_id(scope) -> str:
+    """The caller's ``x-request-id`` when it is a plain token, else a fresh one."""
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER.encode() and _CALLER_REQUEST_ID.match(value):
+            return value.decode()
+    return uuid.uuid4().hex
+
+
+def _is_private_error(status: int) -> bool:
+    """5xx bodies may carry exception text; 503 (not ready) carries KServe's own sentence."""
+    return status >= 500 and status != 503
 
 
 class ModelResponseMiddleware:
@@ -58,22 +68,40 @@ class ModelResponseMiddleware:
             return
         labels = self._labels(scope["path"])
         status = 500
+        started_response = False
+        held: dict | None = None  # a 5xx start message, held until its body is replaced
+        held_body = []
         header = self._header
-        strip_request_headers = labels is not None and labels[2] == "explain"
+        explain = labels is not None and labels[2] == "explain"
 
         async def send_with_version(message):
-            nonlocal status
+            nonlocal status, started_response, held
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.get("headers", ())
-                if strip_request_headers:
-                    headers = [h for h in headers if h[0].lower() not in _REQUEST_ONLY_HEADERS]
+                if explain:
+                    headers = [h for h in headers if h[0].lower() in _EXPLAIN_RESPONSE_HEADERS]
                 message["headers"] = [*headers, header]
+                if _is_private_error(status):
+                    held = message
+                    return
+                started_response = True
+            elif held is not None and message["type"] == "http.response.body":
+                held_body.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    detail = b"".join(held_body).decode("utf-8", "replace")[:_LOGGED_BODY_CHARS]
+                    await self._send_private_error(scope, send, status, f"answered {status}: {detail}")
+                return
             await send(message)
 
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_version)
+        except Exception:
+            if started_response:
+                raise  # half a response is out: nothing to add, the server closes the connection
+            status = 500
+            await self._send_private_error(scope, send, status, "failed", exc_info=True)
         finally:
             if labels is not None:
                 metrics.REQUESTS.labels(*labels).inc()
@@ -81,6 +109,47 @@ class ModelResponseMiddleware:
                 reason = metrics.error_reason(status)
                 if reason:
                     metrics.ERRORS.labels(*labels, reason).inc()
+
+    async def _send_private_error(self, scope, send, status: int, what: str, exc_info: bool = False) -> None:
+        """Log the detail under a request id; the caller gets the id and a generic sentence."""
+        request_id = _request_id(scope)
+        log.error(
+            "internal error (request id %s): %s %s %s",
+            request_id,
+            scope["method"],
+            scope["path"],
+            what,
+            exc_info=exc_info,
+        )
+        body = json.dumps(
+            {"error": f"internal error (request id {request_id}); the predictor log has the details"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                    self._header,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def http_exception_handler(_request, exc):
+    """FastAPI/Starlette HTTP errors (unparseable body, unknown route) in KServe's ``{"error"}`` shape."""
+    from starlette.responses import JSONResponse
+
+    if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+        message = "invalid request body: nested too deeply to parse"
+    elif exc.status_code == 400:
+        message = f"invalid request body: {exc.detail}"
+    else:
+        message = str(exc.detail)
+    return JSONResponse(status_code=exc.status_code, content={"error": message}, headers=exc.headers)
 
 
 async def request_validation_handler(_request, exc):
@@ -120,9 +189,12 @@ class _InvalidInputAsWarning(logging.Filter):
         return True
 
 
-def install(app, dataplane, model_name: str, model_version: str, access_log: bool) -> None:
+def install(
+    app, dataplane, model_name: str, model_version: str, access_log: bool, max_request_bytes: int
+) -> None:
     """Hook the predictor's additions into KServe's app before the server starts."""
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     # Routes added before KServe registers its own win: V2 model metadata with ``versions`` filled in
     # (KServe's answers ``"versions": null``, which the Open Inference Protocol schema rejects).
@@ -133,8 +205,11 @@ def install(app, dataplane, model_name: str, model_version: str, access_log: boo
 
     model_name_served = model_name
     app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"], tags=["V2"])
+    # Added last = runs first: the response middleware sees (and counts) the limit's 413s too.
+    app.add_middleware(request_limits.BodyLimitMiddleware, max_bytes=max_request_bytes)
     app.add_middleware(ModelResponseMiddleware, model_name=model_name, model_version=model_version)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     logging.getLogger("kserve").addFilter(_InvalidInputAsWarning())
     if not access_log:
         quiet_request_logs()

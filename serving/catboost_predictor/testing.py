@@ -40,12 +40,16 @@ def free_port() -> int:
 
 
 def predictor_command(
-    model_dir: str | Path, port: int, model_name: str = "patch-risk", extra_args: tuple[str, ...] = ()
+    model_dir: str | Path,
+    port: int,
+    model_name: str = "patch-risk",
+    extra_args: tuple[str, ...] = (),
+    launcher: tuple[str, ...] = ("-m", "patchrisk_serving.catboost_predictor"),
 ) -> list[str]:
+    """``launcher``: what Python runs, e.g. a test script wrapping ``__main__.main``."""
     return [
         sys.executable,
-        "-m",
-        "patchrisk_serving.catboost_predictor",
+        *launcher,
         f"--model_name={model_name}",
         f"--model_dir={model_dir}",
         f"--http_port={port}",
@@ -99,6 +103,7 @@ def serve_in_subprocess(
     require_model_ready: bool = True,
     log_path: str | Path | None = None,
     env: dict | None = None,
+    launcher: tuple[str, ...] = ("-m", "patchrisk_serving.catboost_predictor"),
 ) -> Iterator[RunningServer]:
     """Run the predictor on 127.0.0.1 (a free port unless given) until the block ends.
 
@@ -111,7 +116,7 @@ def serve_in_subprocess(
     url = f"http://127.0.0.1:{port}"
     with open(log_file, "wb") as sink:
         process = subprocess.Popen(
-            predictor_command(model_dir, port, model_name, extra_args),
+            predictor_command(model_dir, port, model_name, extra_args, launcher),
             stdout=sink,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},

@@ -45,18 +45,24 @@ def _is_error(exc: Exception, code: str) -> bool:
 
 
 def client(settings: Settings):
-    """An MlflowClient on the configured store, creating the experiment with its artifact root."""
+    """An MlflowClient on the configured store. It touches no experiment: with MLflow auth on, a
+    principal that only reads aliases (the sink) holds no permission on any experiment."""
     import mlflow
     from mlflow import MlflowClient
 
     if settings.s3_endpoint_url:
         os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.s3_endpoint_url)
     mlflow.set_tracking_uri(settings.tracking_uri)
-    c = MlflowClient(settings.tracking_uri)
-    if c.get_experiment_by_name(settings.mlflow_experiment) is None:
-        c.create_experiment(settings.mlflow_experiment,
-                            artifact_location=join(settings.artifact_root, settings.mlflow_experiment))
-    return c
+    return MlflowClient(settings.tracking_uri)
+
+
+def training_experiment_id(c, settings: Settings) -> str:
+    """The training runs' experiment, created with its artifact root on first use."""
+    exp = c.get_experiment_by_name(settings.mlflow_experiment)
+    if exp is not None:
+        return exp.experiment_id
+    return c.create_experiment(settings.mlflow_experiment,
+                               artifact_location=join(settings.artifact_root, settings.mlflow_experiment))
 
 
 def model_store_root(settings: Settings) -> str:
@@ -111,8 +117,7 @@ def register_model_dir(settings: Settings, model_dir: Path, *, name: str, pipeli
 
 
 def _log_run(c, settings, model_dir, name, pipeline_run_id, metrics, params, lineage, reports) -> str:
-    exp = c.get_experiment_by_name(settings.mlflow_experiment)
-    run = c.create_run(exp.experiment_id, run_name=f"{name}-{pipeline_run_id}",
+    run = c.create_run(training_experiment_id(c, settings), run_name=f"{name}-{pipeline_run_id}",
                        tags={PIPELINE_RUN_TAG: pipeline_run_id, "model_name": name, **lineage})
     run_id = run.info.run_id
     try:

@@ -506,3 +506,253 @@ def test_model_failing_its_self_check_is_not_ready(model_dir, tmp_path):
         )
         assert response.status_code == 503
         assert "NOT READY: self-check failed: reference scores differ by up to 0.01" in running.log()
+
+
+# -- hostile input: caller mistakes are 400s on every path, bodies are bounded, faults stay private --
+
+
+def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
+    """(name, path, request kwargs, fragment the 400's error must contain) that were 500s or worse."""
+    n = len(spec.feature_names)
+    json_header = {"content-type": "application/json"}
+
+    def v1_body(rows, verb="predict"):
+        return f"{V1}:{verb}", {"content": _dumps_big({"instances": rows}), "headers": json_header}
+
+    def v2_features(column: str, data: list, datatype: str | None = None):
+        inputs = []
+        for feature in spec.features:
+            value = good[feature.name]
+            kind = "BYTES" if isinstance(value, str) else ("BOOL" if isinstance(value, bool) else "FP64")
+            inputs.append({"name": feature.name, "shape": [1], "datatype": kind, "data": [value]})
+            if feature.name == column:
+                inputs[-1].update(data=data, datatype=datatype or kind)
+        return f"{V2}/infer", {"content": _dumps_big({"inputs": inputs}), "headers": json_header}
+
+    batch = [dict(good) for _ in range(12)]  # >= 8 rows: the whole-column validation path
+    batch[9] = {**good, "component": {"name": "modem"}}
+    matrix_big = {
+        "inputs": [
+            {"name": "input-0", "shape": [1, n], "datatype": "FP64", "data": [[10**400] + [1] * (n - 1)]}
+        ]
+    }
+    nested = "[" * 3000 + "]" * 3000
+    deep = f'{{"inputs": [{{"name": "input-0", "shape": [1, {n}], "datatype": "FP64", "data": {nested}}}]}}'
+    return [
+        (
+            "v1 batch with an object for a category",
+            f"{V1}:predict",
+            {"json": {"instances": batch}},
+            "row 9, field 'component': expected a category (string), got an object",
+        ),
+        (
+            "explain batch with an object for a category",
+            f"{V1}:explain",
+            {"json": {"instances": batch}},
+            "row 9, field 'component': expected a category (string), got an object",
+        ),
+        (
+            "v2 integer past float range",
+            *v2_features("lines_added", [10**400]),
+            "row 0, field 'lines_added': expected a finite number",
+        ),
+        (
+            "v2 integer 10**309",
+            *v2_features("lines_added", [10**309]),
+            "row 0, field 'lines_added': expected a finite number",
+        ),
+        (
+            "v2 matrix integer past float range",
+            f"{V2}/infer",
+            {"content": _dumps_big(matrix_big), "headers": json_header},
+            "row 0, field 'code_churn_score': expected a finite number",
+        ),
+        (
+            "v2 BYTES element not text",
+            *v2_features("lines_added", [340], "BYTES"),
+            "row 0, field 'lines_added': a BYTES input carries text, got number 340",
+        ),
+        (
+            "v2 BYTES Infinity",
+            *v2_features("lines_added", ["-Infinity"], "BYTES"),
+            "row 0, field 'lines_added': must be a finite number",
+        ),
+        (
+            "v2 nested too deeply",
+            f"{V2}/infer",
+            {"content": deep, "headers": json_header},
+            "invalid request body",
+        ),
+        ("v1 integer past float range", *v1_body([{**good, "lines_added": 10**400}]), "number is infinity"),
+        ("v1 integer 10**309", *v1_body([{**good, "lines_added": 10**309}]), "number is infinity"),
+        (
+            "explain integer past float range",
+            *v1_body([{**good, "lines_added": 10**400}], "explain"),
+            "number is infinity",
+        ),
+    ]
+
+
+def _dumps_big(value) -> str:
+    """JSON with integers of any size (the json module writes them; orjson cannot)."""
+    return json.dumps(value)
+
+
+def test_caller_mistakes_on_every_path_are_400s_and_the_next_request_on_the_connection_works(
+    http, bundle, patches
+):
+    good = _good_row(bundle, patches)
+    failures = []
+    for name, path, kwargs, fragment in _hostile_requests(good, bundle.spec):
+        response = http.post(path, **kwargs)
+        body = response.json()
+        if response.status_code != 400 or fragment not in body.get("error", "") or set(body) != {"error"}:
+            failures.append(
+                f"{name}: {response.status_code} {response.text[:300]!r} (wanted 400, {fragment!r})"
+            )
+        follow_up = http.post(f"{V1}:predict", json={"instances": [good]})  # same keep-alive connection
+        if follow_up.status_code != 200:
+            failures.append(f"after {name}: valid request got {follow_up.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+def test_explain_echoes_only_allowed_headers(http, bundle, patches):
+    good = _good_row(bundle, patches)
+    response = http.post(
+        f"{V1}:explain",
+        json={"instances": [good]},
+        headers={"x-api-key": "s3cret", "x-forwarded-for": "10.0.0.7", "x-trace-note": "private"},
+    )
+    assert response.status_code == 200, response.text
+    leaked = {
+        k for k in response.headers if k in {"x-api-key", "x-forwarded-for", "x-trace-note", "user-agent"}
+    }
+    assert not leaked
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-model-version"] == MODEL_VERSION
+
+
+def test_a_body_over_the_limit_gets_413_before_it_is_parsed_and_the_connection_survives(
+    http, bundle, patches
+):
+    from patchrisk_serving.catboost_predictor.request_limits import default_max_bytes
+
+    good = _good_row(bundle, patches)
+    limit = default_max_bytes(200)  # the module's server runs with --max_batch_rows=200
+    not_json = b"{" * (limit + 1)  # over the limit and not JSON: only a refusal before parsing says 413
+    for path in (f"{V1}:predict", f"{V1}:explain", f"{V2}/infer"):
+        response = http.post(path, content=not_json, headers={"content-type": "application/json"})
+        assert response.status_code == 413, (path, response.text)
+        assert set(response.json()) == {"error"} and f"limit of {limit} bytes" in response.json()["error"]
+        assert http.post(f"{V1}:predict", json={"instances": [good]}).status_code == 200
+
+    def chunks(body: bytes, size: int = 16384):
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    # Chunked (no Content-Length): counted while it is read.
+    response = http.post(
+        f"{V1}:predict", content=chunks(not_json), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    valid = json.dumps({"instances": [good] * 150}).encode()
+    assert len(valid) > 3 * 16384  # several chunks, replayed to KServe intact
+    response = http.post(f"{V1}:predict", content=chunks(valid), headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 150
+
+
+def test_max_request_bytes_flag_sets_the_limit(model_dir, bundle, patches):
+    good = _good_row(bundle, patches)
+    small = json.dumps({"instances": [good]})
+    with (
+        serve_in_subprocess(
+            model_dir, model_name=MODEL_NAME, extra_args=(f"--max_request_bytes={len(small) + 10}",)
+        ) as running,
+        httpx.Client(base_url=running.url, timeout=30) as client,
+    ):
+        assert (
+            client.post(
+                f"{V1}:predict", content=small, headers={"content-type": "application/json"}
+            ).status_code
+            == 200
+        )
+        response = client.post(f"{V1}:predict", json={"instances": [good, good]})
+        assert response.status_code == 413
+        assert f"limit of {len(small) + 10} bytes" in response.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def faulty_server(model_dir, tmp_path_factory):
+    """The predictor with faults planted in its bundle (see faulty_predictor.py)."""
+    gate = tmp_path_factory.mktemp("explain-gate")
+    launcher = (str(Path(__file__).with_name("faulty_predictor.py")), str(gate))
+    with serve_in_subprocess(
+        model_dir, model_name=MODEL_NAME, extra_args=("--max_batch_rows=200",), launcher=launcher
+    ) as running:
+        running.gate = gate
+        yield running
+
+
+def test_an_internal_error_is_a_generic_500_with_a_request_id_and_the_connection_survives(
+    faulty_server, bundle, patches
+):
+    from faulty_predictor import PREDICT_BUG_LINES, SECRET_DETAIL
+
+    good = _good_row(bundle, patches)
+    with httpx.Client(base_url=faulty_server.url, timeout=30) as client:
+        for path in (f"{V1}:predict", f"{V1}:explain"):
+            response = client.post(path, json={"instances": [{**good, "lines_added": PREDICT_BUG_LINES}]})
+            assert response.status_code == 500
+            body = response.json()
+            assert set(body) == {"error"}
+            assert "planted fault" not in response.text and "RuntimeError" not in response.text
+            request_id = response.headers["x-request-id"]
+            assert (
+                body["error"]
+                == f"internal error (request id {request_id}); the predictor log has the details"
+            )
+            assert client.post(f"{V1}:predict", json={"instances": [good]}).status_code == 200
+        # A caller's own request id is used when it is a plain token.
+        response = client.post(
+            f"{V1}:predict",
+            json={"instances": [{**good, "lines_added": PREDICT_BUG_LINES}]},
+            headers={"x-request-id": "caller-req-42"},
+        )
+        assert response.headers["x-request-id"] == "caller-req-42"
+    log = faulty_server.log()
+    assert SECRET_DETAIL in log and "caller-req-42" in log
+
+
+def test_a_long_explain_does_not_stall_health_probes(faulty_server, bundle, patches):
+    import threading
+
+    from faulty_predictor import EXPLAIN_GATE_LINES
+
+    good = _good_row(bundle, patches)
+    gate = faulty_server.gate
+    result = {}
+
+    def explain():
+        rows = [{**good, "lines_added": EXPLAIN_GATE_LINES}] * 50
+        result["response"] = httpx.post(
+            f"{faulty_server.url}{V1}:explain", json={"instances": rows}, timeout=90
+        )
+
+    caller = threading.Thread(target=explain)
+    caller.start()
+    try:
+        for _ in range(3000):  # the explain is inside its SHAP computation once `started` exists
+            if (gate / "started").exists() or not caller.is_alive():
+                break
+            threading.Event().wait(0.01)
+        assert (gate / "started").exists(), f"explain never reached SHAP: {result}"
+        # The explain is held in flight until we release it: health must answer meanwhile.
+        health = httpx.get(f"{faulty_server.url}/v2/health/ready", timeout=10)
+        assert health.status_code == 200
+        assert caller.is_alive() and "response" not in result  # answered while explain was in flight
+    finally:
+        (gate / "release").touch()
+        caller.join(90)
+    assert result["response"].status_code == 200
+    assert len(result["response"].json()["explanations"]) == 50

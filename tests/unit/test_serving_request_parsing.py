@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -275,3 +276,94 @@ def test_vectorised_buckets_match_the_spec_at_every_edge():
     edges = [b.upper for b in spec.risk_buckets]
     scores = np.concatenate([np.linspace(0, 1, 501), edges, np.nextafter(edges, 0)])
     assert buckets(spec, scores) == [spec.risk_bucket(float(s)) for s in scores]
+
+
+# -- hostile values: every one is an InvalidRequest naming row and field, on both validation paths --
+
+
+def batch_with(bad_row: dict, size: int = 12, at: int = 9) -> list[dict]:
+    """A batch large enough for the whole-column path with one bad row at ``at``."""
+    rows = [dict(GOOD) for _ in range(size)]
+    rows[at] = bad_row
+    return rows
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"component": {"a": 1}}, "field 'component': expected a category (string), got an object"),
+        ({"component": ["modem"]}, "field 'component': expected a category (string), got a list"),
+        ({"is_hotfix": {"x": True}}, "field 'is_hotfix': expected true/false or 0/1, got an object"),
+        ({"is_hotfix": [True]}, "field 'is_hotfix': expected true/false or 0/1, got a list"),
+        ({"lines_added": {"n": 1}}, "field 'lines_added': expected a number, got an object"),
+        ({"lines_added": 10**400}, "field 'lines_added': expected a finite number, got an integer of about 401 digits"),
+        ({"lines_added": 10**309}, "field 'lines_added': expected a finite number, got an integer of about 310 digits"),
+        ({"lines_added": -(10**5000)}, "field 'lines_added': expected a finite number, got an integer of about 5001 digits"),
+        ({"test_coverage_pct": 10**400}, "field 'test_coverage_pct': expected a finite number"),
+        ({"code_churn_score": 2**1024}, "field 'code_churn_score': expected a finite number"),
+    ],
+)
+def test_non_scalars_and_huge_integers_are_named_on_the_column_and_the_row_path(validator, changes, expected):
+    for rows in (batch_with(with_(**changes)), [with_(**changes)]):  # column path (>= 8 rows), row path
+        message = rejection(partial(parse_v1, {"instances": rows}, validator))
+        assert expected in message, message
+        as_lists = [as_list(r) for r in rows]
+        assert message == rejection(partial(parse_v1, {"instances": as_lists}, validator))
+
+
+def test_a_non_scalar_id_is_refused_not_echoed(validator):
+    deep: object = "P-1"
+    for _ in range(300):  # deeper than orjson can serialise in the response
+        deep = [deep]
+    message = rejection(lambda: parse_v1({"instances": [GOOD, with_(patch_id=deep)]}, validator))
+    assert message.startswith("row 1, field 'patch_id': expected a string or a number as the id")
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (5, "row 1, field 'lines_added': a BYTES input carries text, got number 5"),
+        (True, "row 1, field 'lines_added': a BYTES input carries text, got boolean true"),
+        (["1"], "row 1, field 'lines_added': a BYTES input carries text, got a list"),
+        ({"v": "1"}, "row 1, field 'lines_added': a BYTES input carries text, got an object"),
+        (None, "row 1, field 'lines_added': a BYTES input carries text, got null"),
+        (10**400, "row 1, field 'lines_added': a BYTES input carries text, got an integer of about 401 digits"),
+        ("Infinity", "row 1, field 'lines_added': must be a finite number"),
+        ("-inf", "row 1, field 'lines_added': must be a finite number"),
+        ("1e999", "row 1, field 'lines_added': must be a finite number"),
+        ("NaN", "row 1, field 'lines_added': is required but got 'NaN' (text for a missing value)"),
+        ("-nan", "row 1, field 'lines_added': is required but got NaN"),
+    ],
+)
+def test_v2_bytes_elements_must_be_text_and_finite(validator, value, expected):
+    rows = [GOOD, GOOD]
+    inputs = [
+        tensor(t.name, t.shape, "BYTES", ["340", value]) if t.name == "lines_added" else t
+        for t in v2_per_feature(rows)
+    ]
+    assert rejection(lambda: parse_v2(inputs, validator)).startswith(expected)
+    text_row = [str(v) for v in as_list(GOOD)]
+    bad_row = list(text_row)
+    bad_row[SPEC.feature_names.index("lines_added")] = value
+    matrix = [tensor("input-0", [2, 13], "BYTES", [text_row, bad_row])]
+    assert rejection(lambda: parse_v2(matrix, validator)).startswith(expected)
+
+
+def test_v2_huge_integers_and_sizes_are_named(validator):
+    inputs = [
+        tensor(t.name, t.shape, t.datatype, [1, 10**400]) if t.name == "lines_added" else t
+        for t in v2_per_feature([GOOD, GOOD])
+    ]
+    assert rejection(lambda: parse_v2(inputs, validator)).startswith(
+        "row 1, field 'lines_added': expected a finite number, got an integer of about 401 digits"
+    )
+    matrix = [tensor("input-0", [1, 13], "FP64", [[10**309] + [1] * 12])]
+    assert "row 0, field 'code_churn_score': expected a finite number" in rejection(
+        lambda: parse_v2(matrix, validator)
+    )
+    huge_shape = [tensor("input-0", [10**5000, 13], "FP64", [[1] * 13])]
+    assert "has an integer of about 5001 digits rows, more than the limit of 50" in rejection(
+        lambda: parse_v2(huge_shape, validator)
+    )
+    negative = [tensor("input-0", [-1, 13], "FP64", [[1] * 13])]
+    assert "shape [-1, 13] has a negative size" in rejection(lambda: parse_v2(negative, validator))

@@ -22,6 +22,8 @@ DryRunOpt = typer.Option(False, "--dry-run", help="Print the diff; change nothin
 LabelsOpt = typer.Option(None, "--labels", help="Delayed labels (csv/parquet) with the spec's id and target.")
 ReportDirOpt = typer.Option(None, "--report-dir", help="Where analysis reports go (default <state>/rollout/<model>/).")
 AnalysisOpt = typer.Option(None, "--analysis", help="Act on this analysis report (JSON); default: analyse now.")
+PushOpt = typer.Option(False, "--push", help="Push the commit to the branch Argo CD watches before moving "
+                       "aliases (default: refuse, exit 2, when it is not there).")
 
 
 def _guarded(fn):
@@ -44,13 +46,14 @@ def _guarded(fn):
     return wrapper
 
 
-def _open(repo: Path, overlay: str, model: str, config: Path | None, *, clean: bool = True, dry_run: bool = False):
+def _open(repo: Path, overlay: str, model: str, config: Path | None, *, clean: bool = True, dry_run: bool = False,
+          push: bool = False):
     """Context for a command that may commit: clean tree, then finish any half-applied transition."""
     from patchrisk.rollout.actions import repair
     from patchrisk.rollout.context import open_context
     from patchrisk.rollout.gitops import require_clean
 
-    ctx = open_context(repo, overlay, model, config)
+    ctx = open_context(repo, overlay, model, config, push=push)
     if clean:
         require_clean(ctx.repo)
     for change in repair(ctx, dry_run=dry_run):
@@ -67,6 +70,8 @@ def _print(outcome) -> None:
     typer.echo(outcome.message)
     if outcome.commit:
         typer.echo(f"committed {outcome.commit[:12]}")
+    if outcome.pushed:
+        typer.echo(f"pushed {outcome.commit[:12]} to {outcome.pushed}")
     for change in outcome.registry_changes:
         typer.echo(f"registry: {change}")
 
@@ -101,11 +106,11 @@ def register(app: typer.Typer) -> None:
     @_guarded
     def start_cmd(model_version: str = typer.Option(..., "--model-version", help="Registered version to canary."),
                   repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt,
-                  config: Path = ConfigOpt, dry_run: bool = DryRunOpt) -> None:
+                  config: Path = ConfigOpt, dry_run: bool = DryRunOpt, push: bool = PushOpt) -> None:
         """Start a canary of MODEL_VERSION at the first weight of the schedule (one commit)."""
         from patchrisk.rollout.actions import start
 
-        ctx = _open(repo, overlay, model, config, dry_run=dry_run)
+        ctx = _open(repo, overlay, model, config, dry_run=dry_run, push=push)
         _print(start(ctx, model_version, dry_run=dry_run))
 
     @rollout.command("analyze")
@@ -113,12 +118,12 @@ def register(app: typer.Typer) -> None:
     def analyze_cmd(repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt,
                     config: Path = ConfigOpt, labels: Path = LabelsOpt, report_dir: Path = ReportDirOpt,
                     apply: bool = typer.Option(False, "--apply", help="Also carry out the decision."),
-                    dry_run: bool = DryRunOpt) -> None:
+                    dry_run: bool = DryRunOpt, push: bool = PushOpt) -> None:
         """Compare canary and default from the prediction logs; decide step/promote/hold/rollback."""
         from patchrisk.rollout.actions import apply_decision
         from patchrisk.rollout.analyze import analyze
 
-        ctx = _open(repo, overlay, model, config, clean=apply, dry_run=dry_run or not apply)
+        ctx = _open(repo, overlay, model, config, clean=apply, dry_run=dry_run or not apply, push=push)
         report = analyze(ctx, labels, report_dir)
         _print_analysis(report)
         if apply:
@@ -128,11 +133,11 @@ def register(app: typer.Typer) -> None:
     @_guarded
     def step_cmd(repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt, config: Path = ConfigOpt,
                  analysis: Path = AnalysisOpt, labels: Path = LabelsOpt, report_dir: Path = ReportDirOpt,
-                 dry_run: bool = DryRunOpt) -> None:
+                 dry_run: bool = DryRunOpt, push: bool = PushOpt) -> None:
         """Raise the canary to the next weight when the analysis says step."""
         from patchrisk.rollout.actions import step
 
-        ctx = _open(repo, overlay, model, config, dry_run=dry_run)
+        ctx = _open(repo, overlay, model, config, dry_run=dry_run, push=push)
         _print(step(ctx, analysis, labels, report_dir, dry_run))
 
     @rollout.command("promote")
@@ -140,12 +145,12 @@ def register(app: typer.Typer) -> None:
     def promote_cmd(repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt,
                     config: Path = ConfigOpt, analysis: Path = AnalysisOpt, labels: Path = LabelsOpt,
                     report_dir: Path = ReportDirOpt, dry_run: bool = DryRunOpt,
-                    force: bool = typer.Option(False, "--force", help="Promote even if the analysis disagrees.")
-                    ) -> None:
+                    force: bool = typer.Option(False, "--force", help="Promote even if the analysis disagrees."),
+                    push: bool = PushOpt) -> None:
         """Make the canary the champion (commit), then move the aliases."""
         from patchrisk.rollout.actions import promote
 
-        ctx = _open(repo, overlay, model, config, dry_run=dry_run)
+        ctx = _open(repo, overlay, model, config, dry_run=dry_run, push=push)
         _print(promote(ctx, analysis, labels, report_dir, dry_run, force))
 
     @rollout.command("rollback")
@@ -153,11 +158,12 @@ def register(app: typer.Typer) -> None:
     def rollback_cmd(repo: Path = RepoOpt, overlay: str = OverlayOpt, model: str = ModelOpt,
                      config: Path = ConfigOpt, analysis: Path = AnalysisOpt, labels: Path = LabelsOpt,
                      report_dir: Path = ReportDirOpt, dry_run: bool = DryRunOpt,
-                     reason: str = typer.Option("", "--reason", help="Why (goes into the commit).")) -> None:
+                     reason: str = typer.Option("", "--reason", help="Why (goes into the commit)."),
+                     push: bool = PushOpt) -> None:
         """Remove the canary (commit), tag it rolled_back, drop the canary alias."""
         from patchrisk.rollout.actions import rollback
 
-        ctx = _open(repo, overlay, model, config, dry_run=dry_run)
+        ctx = _open(repo, overlay, model, config, dry_run=dry_run, push=push)
         _print(rollback(ctx, analysis, labels, report_dir, dry_run, reason))
 
     @rollout.command("verify")
@@ -168,14 +174,14 @@ def register(app: typer.Typer) -> None:
                    model_version: str = typer.Option(None, "--model-version",
                                                      help="Version expected (default: the overlay's champion)."),
                    no_rollback: bool = typer.Option(False, "--no-rollback", help="Only report a failure."),
-                   ) -> None:
+                   push: bool = PushOpt) -> None:
         """Smoke-check the promoted model on a live endpoint; a failure rolls back (commit) and exits 1."""
         from patchrisk.registry import download_model
         from patchrisk.rollout.actions import revert_promotion
         from patchrisk.rollout.verify import verify_endpoint
         from patchrisk.spec import load_spec
 
-        ctx = _open(repo, overlay, model, config, clean=not no_rollback)
+        ctx = _open(repo, overlay, model, config, clean=not no_rollback, push=push)
         version = model_version or ctx.journal.champion.version
         model_dir = download_model(ctx.settings, f"models:/{model}/{version}")
         result = verify_endpoint(endpoint, model, version, model_dir, load_spec(model))

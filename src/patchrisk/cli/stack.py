@@ -15,14 +15,20 @@ def register(app: typer.Typer) -> None:
     def up_cmd(
         state_dir: Path = typer.Option(Path(".state"), help="State directory; the stack lives in DIR/stack."),
         timeout: float = typer.Option(180.0, help="Seconds to wait for MLflow's health check."),
+        auth: bool = typer.Option(False, "--auth", help="MLflow basic auth with one user per principal "
+                                  "(docs/security.md); credentials in DIR/stack/auth/<principal>.env."),
     ) -> None:
         """Start both servers in the background, create the buckets, write DIR/stack/stack.env."""
         from patchrisk.stack import stack_up
 
-        running = stack_up(state_dir, mlflow_timeout=timeout, progress=lambda msg: typer.echo(msg, err=True))
+        running = stack_up(state_dir, mlflow_timeout=timeout, progress=lambda msg: typer.echo(msg, err=True),
+                           auth=auth)
         for key, value in running.env.items():
             typer.echo(f"{key}={value}")
         typer.echo(f"# load into a shell: set -a; . {running.env_file}; set +a", err=True)
+        if running.auth:
+            typer.echo(f"# act as a principal: set -a; . {running.auth.directory}/<principal>.env; set +a",
+                       err=True)
 
     @stack.command("down")
     def down_cmd(

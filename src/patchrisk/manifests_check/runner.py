@@ -15,6 +15,7 @@ from patchrisk.manifests_check.k8s_schema import NoSchema, validate_builtin
 from patchrisk.manifests_check.kserve_rules import check_inference_service
 from patchrisk.manifests_check.kserve_schema import is_kserve, validate_kserve
 from patchrisk.manifests_check.locations import find_repo_root, kserve_schema_dir, overlay_names
+from patchrisk.manifests_check.networkpolicy_rules import check_network_policy
 from patchrisk.manifests_check.render import Target, load_rendered, parse_documents, render_overlay
 
 INFRA_LABEL = "infra"
@@ -75,6 +76,7 @@ def check_objects(target: Target, schema_dir: Path) -> list[Finding]:
         findings += check_images(doc, target.label)
         findings += check_skip_reasons(doc, target.label)
         findings += check_no_secret(doc, target.label)
+        findings += check_network_policy(doc, target.label)
         if is_kserve(doc) and doc["kind"] == "InferenceService":
             findings += check_inference_service(doc, target.label, target.declared_mode)
     return findings

@@ -29,6 +29,7 @@ class DecisionRefused(PatchriskError):
 class Outcome:
     message: str
     commit: str | None = None
+    pushed: str | None = None  # "origin/main" when this run pushed the commit there
     noop: bool = False
     diff: str = ""
     registry_changes: list[str] = field(default_factory=list)
@@ -37,10 +38,24 @@ class Outcome:
 
 
 def repair(ctx: RolloutContext, dry_run: bool = False) -> list[str]:
-    """Finish the registry side of the committed transition if an earlier run stopped half-way."""
+    """Finish the registry side of the committed transition if an earlier run stopped half-way
+    (its commit must reach the watched branch first: an earlier run may have refused to push)."""
+    if not aliases.pending(ctx.settings, ctx.journal):
+        return []
     if dry_run:
-        return ["(dry run) registry behind the journal"] if aliases.pending(ctx.settings, ctx.journal) else []
-    return aliases.apply_registry(ctx.settings, ctx.journal)
+        return ["(dry run) registry behind the journal"]
+    pushed = _publish(ctx, ctx.head())
+    changes = aliases.apply_registry(ctx.settings, ctx.journal)
+    aliases.record_commit(ctx.settings, ctx.journal, ctx.head())
+    return ([f"pushed {ctx.head()[:12]} to {pushed}"] if pushed else []) + changes
+
+
+def _publish(ctx: RolloutContext, sha: str | None) -> str | None:
+    """The commit on the branch Argo CD watches before any alias moves: pushed, or refused."""
+    target = gitops.remote_target(ctx.repo)
+    if target is None or sha is None:
+        return None
+    return str(target) if gitops.ensure_on_remote(ctx.repo, target, sha, ctx.push) else None
 
 
 def transition(ctx: RolloutContext, journal: Journal, message: str, dry_run: bool) -> Outcome:
@@ -49,14 +64,22 @@ def transition(ctx: RolloutContext, journal: Journal, message: str, dry_run: boo
     diff = gitops.unified_diff(ctx.root, changes)
     if dry_run:
         return Outcome(f"(dry run) would commit: {message}", diff=diff)
+    target = gitops.remote_target(ctx.repo)
+    if target is not None:  # built on what Argo CD serves, and saying so in the journal
+        base = gitops.require_current(ctx.repo, target)
+        journal = journal.model_copy(update={"remote": {"remote": target.remote, "branch": target.branch,
+                                                        "url": target.url, "base": base}})
+        changes[paths[1]] = journal.to_text()
     for path, text in changes.items():
         path.write_text(text)
     _check_manifests(ctx, paths)
     body = f"{message}\n\n{journal.reason}\n\nRollout-Transition: {journal.transition_id}\n"
     sha = gitops.commit_files(ctx.repo, paths, body)
     ctx.journal = journal
+    pushed = _publish(ctx, sha)  # refusing raises NotOnRemote: committed locally, aliases untouched
     registry_changes = aliases.apply_registry(ctx.settings, journal)
-    return Outcome(message, commit=sha, diff=diff, registry_changes=registry_changes)
+    aliases.record_commit(ctx.settings, journal, sha)
+    return Outcome(message, commit=sha, pushed=pushed, diff=diff, registry_changes=registry_changes)
 
 
 def _check_manifests(ctx: RolloutContext, paths: list[Path]) -> None:
@@ -71,7 +94,8 @@ def _check_manifests(ctx: RolloutContext, paths: list[Path]) -> None:
 
 
 def _next(ctx: RolloutContext, **changes) -> Journal:
-    base = ctx.journal.model_dump(exclude={"transition_id", "updated_at", "registry", "analysis", "reason"})
+    base = ctx.journal.model_dump(exclude={"transition_id", "updated_at", "registry", "analysis", "reason",
+                                           "remote"})
     return Journal(**{**base, **changes})
 
 

@@ -63,3 +63,13 @@ def apply_registry(settings: Settings, journal: Journal) -> list[str]:
     log.info("registry in line with %s transition %s: %s", journal.environment, journal.transition_id,
              "; ".join(changes) or "no change needed")
     return changes
+
+
+def record_commit(settings: Settings, journal: Journal, sha: str | None) -> None:
+    """Tag ``rollout.<env>.commit`` := the commit whose transition the registry now reflects."""
+    if sha is None or journal.transition_id == "adopted":
+        return
+    c = client(settings)
+    key = f"{marker_key(journal.environment)}.commit"
+    if (c.get_registered_model(journal.model).tags or {}).get(key) != sha:
+        c.set_registered_model_tag(journal.model, key, sha)

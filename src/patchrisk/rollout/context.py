@@ -21,6 +21,7 @@ class RolloutContext:
     settings: Settings
     config: RolloutConfig
     journal: Journal
+    push: bool = False  # push rollout commits to the watched branch instead of refusing
 
     @property
     def environment(self) -> str:
@@ -37,9 +38,9 @@ class RolloutContext:
 
 
 def open_context(repo_path: Path, environment: str, model: str, config_path: Path | None = None,
-                 settings: Settings | None = None) -> RolloutContext:
+                 settings: Settings | None = None, push: bool = False) -> RolloutContext:
     repo = open_repo(Path(repo_path))
     root = Path(repo.working_tree_dir)
     overlay = Overlay.open(root, environment)
     return RolloutContext(repo, root, overlay, model, settings or get_settings(), load_config(config_path),
-                          current_journal(overlay, model))
+                          current_journal(overlay, model), push=push)

@@ -1,8 +1,10 @@
-"""Git side of the rollout: refuse a dirty tree, show a diff, commit only the overlay's files."""
+"""Git side of the rollout: refuse a dirty tree or a stale branch, show a diff, commit only the
+overlay's files, and get the commit onto the remote branch Argo CD watches (push or refuse)."""
 
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
 
 from patchrisk.errors import PatchriskError
@@ -83,3 +85,93 @@ def restore_files(repo, paths: list[Path]) -> None:
             repo.git.checkout("HEAD", "--", rel)
         except git.GitCommandError:  # not in HEAD: it was created by the refused edit
             Path(path).unlink(missing_ok=True)
+
+
+# -- the remote Argo CD watches ------------------------------------------------------------------
+
+class NotOnRemote(PatchriskError):
+    """The rollout's commit is not on the remote branch Argo CD watches; aliases were not moved."""
+
+
+@dataclass(frozen=True)
+class RemoteTarget:
+    remote: str
+    branch: str
+    url: str
+
+    def __str__(self) -> str:
+        return f"{self.remote}/{self.branch}"
+
+
+def remote_target(repo) -> RemoteTarget | None:
+    """The branch's upstream, else ``origin`` and the same branch name; None when there is no remote.
+
+    A checkout without any remote is a local-only GitOps repository (the demo loop, tests): no
+    Argo CD watches it, so there is nothing to push to.
+    """
+    if not repo.remotes:
+        return None
+    try:
+        branch = repo.active_branch
+    except TypeError:  # detached HEAD: which branch Argo CD watches cannot be told
+        raise PatchriskError(f"{repo.working_tree_dir}: HEAD is detached; check out the branch Argo CD "
+                             "watches") from None
+    tracking = branch.tracking_branch()
+    if tracking is not None:
+        remote, name = tracking.remote_name, tracking.remote_head
+    else:
+        remote = "origin" if "origin" in [r.name for r in repo.remotes] else repo.remotes[0].name
+        name = branch.name
+    return RemoteTarget(remote, name, repo.remote(remote).url)
+
+
+def remote_head(repo, target: RemoteTarget) -> str | None:
+    """Fetch the watched branch; its commit, or None when the remote has no such branch yet."""
+    import git
+
+    try:
+        repo.git.fetch(target.remote, f"+refs/heads/{target.branch}:refs/remotes/{target.remote}/{target.branch}")
+    except git.GitCommandError as err:
+        if "couldn't find remote ref" in str(err).lower():
+            return None
+        raise PatchriskError(f"cannot fetch {target} ({target.url}): {err.stderr.strip()}") from None
+    return repo.git.rev_parse(f"refs/remotes/{target.remote}/{target.branch}")
+
+
+def _contains(repo, ancestor: str, descendant: str) -> bool:
+    import git
+
+    try:
+        repo.git.merge_base("--is-ancestor", ancestor, descendant)
+        return True
+    except git.GitCommandError:
+        return False
+
+
+def require_current(repo, target: RemoteTarget) -> str | None:
+    """Refuse to build a transition on a branch that is behind (or diverged from) the remote."""
+    head, remote = head_commit(repo), remote_head(repo, target)
+    if remote is not None and (head is None or not _contains(repo, remote, head)):
+        raise DirtyTree(f"{repo.working_tree_dir}: the branch is not current with {target} (remote at "
+                        f"{remote[:12]}, local at {(head or 'nothing')[:12]}); pull (rebase) first, so the "
+                        "rollout acts on what Argo CD serves")
+    return remote
+
+
+def ensure_on_remote(repo, target: RemoteTarget, sha: str, push: bool) -> bool:
+    """Make sure ``sha`` is on the watched branch: already there (False), pushed (True) or refused."""
+    import git
+
+    remote = remote_head(repo, target)
+    if remote is not None and _contains(repo, sha, remote):
+        return False
+    if not push:
+        raise NotOnRemote(f"commit {sha[:12]} is not on {target} ({target.url}), the branch Argo CD watches; "
+                          f"aliases not moved. Push it (git push {target.remote} HEAD:{target.branch}) and rerun, "
+                          "or rerun with --push")
+    try:  # never forced: a remote that moved on meanwhile refuses the push
+        repo.git.push(target.remote, f"{sha}:refs/heads/{target.branch}")
+    except git.GitCommandError as err:
+        raise NotOnRemote(f"push of {sha[:12]} to {target} ({target.url}) was refused, aliases not moved: "
+                          f"{err.stderr.strip()}") from None
+    return True

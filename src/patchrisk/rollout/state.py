@@ -76,6 +76,10 @@ class Journal(BaseModel):
     updated_at: str = Field(default_factory=now_iso)
     analysis: dict | None = None  # decision, overlay hash and report path it acted on
     registry: RegistryIntent = Field(default_factory=RegistryIntent)
+    # The remote branch Argo CD watches and its commit this transition was built on (a commit
+    # cannot name its own hash: the pushed one is the commit that carries this journal, also
+    # written to the registry as tag rollout.<env>.commit). None: a local-only checkout.
+    remote: dict | None = None
 
     def serving(self) -> Serving:
         return Serving(self.champion.to_model_ref(), self.canary.to_model_ref() if self.canary else None,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from patchrisk.buckets import LOGS_BUCKET, MLFLOW_BUCKET, bootstrap_buckets
 from patchrisk.errors import PatchriskError
+from patchrisk.stack.auth import AuthFiles, auth_files, credentials
 from patchrisk.stack.processes import is_running, read_pid, start_detached, stop_group
 
 HOST = "127.0.0.1"
@@ -57,6 +58,11 @@ class LocalStack:
     s3_url: str
     env: dict[str, str] = field(default_factory=dict)
     started: bool = True  # False: it was already running and we only attached to it
+    auth: AuthFiles | None = None  # MLflow basic auth on: per-principal credentials live here
+
+    def credentials(self, principal: str) -> dict[str, str]:
+        """MLFLOW_TRACKING_USERNAME/PASSWORD for ``principal`` (auth on), else nothing."""
+        return credentials(self.auth, principal) if self.auth else {}
 
     @property
     def env_file(self) -> Path:
@@ -83,10 +89,13 @@ def client_env(mlflow_url: str, s3_url: str) -> dict[str, str]:
 
 
 def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float = 180.0,
-             progress: Callable[[str], None] = lambda _msg: None, with_mlflow: bool = True) -> LocalStack:
+             progress: Callable[[str], None] = lambda _msg: None, with_mlflow: bool = True,
+             auth: bool = False) -> LocalStack:
     """Start both servers (or attach to a running stack), bootstrap the buckets, write stack.env.
 
     ``with_mlflow=False`` starts only the S3 server (the local loop keeps MLflow on SQLite).
+    ``auth=True`` runs MLflow's basic-auth app with one user per principal (``stack/auth.py``);
+    stack.env then carries no credentials: each client takes its principal's from ``credentials``.
     """
     directory = stack_dir(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -95,8 +104,10 @@ def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float
         env = _read_env(directory / ENV_FILE)
         progress("local stack already running")
         return LocalStack(directory, env["PATCHRISK_MLFLOW_TRACKING_URI"], env["PATCHRISK_S3_ENDPOINT_URL"],
-                          env, started=False)
+                          env, started=False, auth=_auth_if_on(directory))
     stack_down(state_dir)  # half a stack (or stale pid files) from an earlier run: start clean
+    if not auth:  # attaching later must not take an earlier stack's auth config for this one's
+        auth_files(directory).config.unlink(missing_ok=True)
 
     s3_url, mlflow_url = f"http://{HOST}:{_free_port()}", f"http://{HOST}:{_free_port()}"
     env = client_env(mlflow_url, s3_url)
@@ -111,18 +122,38 @@ def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float
             env = {k: v for k, v in env.items() if "MLFLOW" not in k and k != "PATCHRISK_LOG_STORE_URI"}
             _write_env(directory / ENV_FILE, env)
             return LocalStack(directory, "", s3_url, env, started=True)
-        progress(f"starting MLflow on {mlflow_url} (artifacts in s3://{MLFLOW_BUCKET}/)")
+        progress(f"starting MLflow on {mlflow_url} (artifacts in s3://{MLFLOW_BUCKET}/)"
+                 + (", basic auth on" if auth else ""))
+        files, auth_args = _auth_setup(directory, server_env) if auth else (None, [])
         _start(MLFLOW_SERVER, directory, server_env, [
             "server", "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
             "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/",
-            "--host", HOST, "--port", mlflow_url.rsplit(":", 1)[1], "--workers", "1",
+            "--host", HOST, "--port", mlflow_url.rsplit(":", 1)[1], "--workers", "1", *auth_args,
         ])
         _wait(MLFLOW_SERVER, directory, mlflow_timeout, lambda: _mlflow_healthy(mlflow_url))
+        if files:
+            from patchrisk.stack import auth as stack_auth
+
+            stack_auth.bootstrap(mlflow_url, files)
     except BaseException:
         stack_down(state_dir)
         raise
     _write_env(directory / ENV_FILE, env)
-    return LocalStack(directory, mlflow_url, s3_url, env, started=True)
+    return LocalStack(directory, mlflow_url, s3_url, env, started=True, auth=files)
+
+
+def _auth_setup(directory: Path, server_env: dict[str, str]) -> tuple[AuthFiles, list[str]]:
+    from patchrisk.stack import auth as stack_auth
+
+    files = auth_files(directory)
+    stack_auth.write_config(files)
+    server_env.update(stack_auth.server_env(files))
+    return files, stack_auth.SERVER_ARGS
+
+
+def _auth_if_on(directory: Path) -> AuthFiles | None:
+    files = auth_files(directory)
+    return files if files.config.is_file() else None
 
 
 def stack_down(state_dir: Path, *, timeout: float = 10.0) -> list[str]:

@@ -1,0 +1,127 @@
+"""NetworkPolicies admit pods by identity: the rendered policies say so, and the manifests check
+rejects a policy that opens ingress to everyone, to whole namespaces, or by a mutable label.
+
+Each broken case is the rendered, clean manifest with one field mutated, checked by the same
+``check_objects`` the ``patchrisk manifests check`` runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from patchrisk.manifests_check.render import Target
+from patchrisk.manifests_check.runner import check_objects
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def render(path: str) -> list[dict]:
+    out = subprocess.run(["kubectl", "kustomize", str(REPO / path)], capture_output=True, text=True, check=True)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict]]:
+    return {"prod": render("manifests/overlays/prod"), "infra": render("infra")}
+
+
+def policy(docs: list[dict], name: str) -> dict:
+    return next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == name)
+
+
+def netpol_findings(docs: list[dict]) -> list:
+    target = Target(label="case", text=yaml.safe_dump_all(docs))
+    from patchrisk.manifests_check.locations import kserve_schema_dir
+
+    return [f for f in check_objects(target, kserve_schema_dir(REPO)) if f.rule.startswith("netpol-")]
+
+
+def test_the_sink_admits_only_predictor_pods_of_its_namespace(rendered):
+    peers = [peer for rule in policy(rendered["prod"], "patchrisk-sink")["spec"]["ingress"] for peer in rule["from"]]
+    assert peers == [{"podSelector": {"matchLabels": {"serving.kserve.io/inferenceservice": "patch-risk"}}}]
+
+
+def test_the_predictor_admits_the_gateway_the_activator_and_labelled_callers_only(rendered):
+    (rule,) = policy(rendered["prod"], "patchrisk-predictor")["spec"]["ingress"]
+    sources = {(peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name"),
+                tuple(peer["podSelector"]["matchLabels"].items())) for peer in rule["from"]}
+    assert sources == {("istio-system", (("istio", "ingressgateway"),)),
+                       ("knative-serving", (("app", "activator"),)),
+                       (None, (("patchrisk.io/predictor-client", "true"),))}
+
+
+def test_mlflow_admits_named_pods_of_the_patchrisk_namespaces_only(rendered):
+    (rule,) = policy(rendered["infra"], "mlflow")["spec"]["ingress"]
+    for peer in rule["from"]:
+        assert peer["podSelector"], peer
+        ns = peer["namespaceSelector"]
+        keys = set(ns.get("matchLabels", {})) | {e["key"] for e in ns.get("matchExpressions", [])}
+        assert keys == {"kubernetes.io/metadata.name"}, peer
+    kfp = [p for p in rule["from"] if p["podSelector"].get("matchLabels", {}).get(
+        "pipelines.kubeflow.org/v2_component") == "true"]
+    assert len(kfp) == 1
+
+
+def test_clean_policies_have_no_findings(rendered):
+    assert netpol_findings(rendered["prod"]) == []
+    assert netpol_findings(rendered["infra"]) == []
+
+
+def _open_predictor(docs):
+    policy(docs, "patchrisk-predictor")["spec"]["ingress"] = [{}]
+
+
+def _sink_from_namespace(docs):
+    policy(docs, "patchrisk-sink")["spec"]["ingress"][0]["from"] = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "patchrisk-prod"}}}]
+
+
+def _sink_from_other_pods(docs):
+    policy(docs, "patchrisk-sink")["spec"]["ingress"][0]["from"][0]["podSelector"] = {
+        "matchLabels": {"app.kubernetes.io/name": "patchrisk-monitor"}}
+
+
+def _mlflow_by_part_of_label(docs):
+    peer = policy(docs, "mlflow")["spec"]["ingress"][0]["from"][0]
+    peer["namespaceSelector"] = {"matchLabels": {"app.kubernetes.io/part-of": "patchrisk"}}
+
+
+def _mlflow_whole_namespaces(docs):
+    del policy(docs, "mlflow")["spec"]["ingress"][0]["from"][1]["podSelector"]
+
+
+@dataclass(frozen=True)
+class Broken:
+    name: str
+    source: str
+    mutate: Callable[[list[dict]], None]
+    expected: tuple[str, str, str]  # object, field, rule
+
+
+BROKEN = [
+    Broken("predictor-open-to-all", "prod", _open_predictor,
+           ("NetworkPolicy/patchrisk-predictor", "spec.ingress[0]", "netpol-open-ingress")),
+    Broken("sink-from-a-whole-namespace", "prod", _sink_from_namespace,
+           ("NetworkPolicy/patchrisk-sink", "spec.ingress[0].from[0]", "netpol-peer-without-pod")),
+    Broken("sink-from-non-predictor-pods", "prod", _sink_from_other_pods,
+           ("NetworkPolicy/patchrisk-sink", "spec.ingress[0].from[0]", "netpol-sink-ingress")),
+    Broken("mlflow-by-a-label-anyone-can-set", "infra", _mlflow_by_part_of_label,
+           ("NetworkPolicy/mlflow", "spec.ingress[0].from[0].namespaceSelector", "netpol-mutable-namespace-label")),
+    Broken("mlflow-from-every-pod-of-a-namespace", "infra", _mlflow_whole_namespaces,
+           ("NetworkPolicy/mlflow", "spec.ingress[0].from[1]", "netpol-peer-without-pod")),
+]
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=lambda c: c.name)
+def test_broken_policy_is_rejected_naming_object_and_field(rendered, case):
+    docs = copy.deepcopy(rendered[case.source])
+    case.mutate(docs)
+    found = {(f.obj, f.field, f.rule) for f in netpol_findings(docs)}
+    assert case.expected in found, found
