@@ -57,15 +57,24 @@ def _runtime(repo: Path, state: Path, rendered, stand_ins: dict[str, str]) -> Ru
                    s3_endpoint=f"http://{s3}" if s3 and "://" not in s3 else s3)
 
 
+# A pod without a readinessProbe is Ready as soon as it runs; the runner still watches it this
+# long so a container that dies on start fails `up` (on a cluster it would CrashLoopBackOff).
+NO_PROBE_SETTLE_SECONDS = 3.0
+
+
 def _wait_ready(pod: PodPlan, procs: list[subprocess.Popen], state: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while time.monotonic() < deadline:
         for proc in procs:
             if proc.poll() is not None:
                 raise PodError(pod.name, f"container exited with code {proc.returncode} before it was "
                                          f"ready (CrashLoopBackOff); log tail:\n{_log_tail(state, pod.name)}")
         if pod.readiness is None:
-            return
+            if time.monotonic() - started >= NO_PROBE_SETTLE_SECONDS:
+                return
+            time.sleep(0.2)
+            continue
         try:
             url = f"http://{pod.ip}:{pod.readiness['port']}{pod.readiness['path']}"
             if httpx.get(url, timeout=2.0).status_code < 400:

@@ -160,7 +160,8 @@ async def serve(state_dir: Path) -> None:
                 backends = [(ip, int(port["targetPort"])) for ip in service["backends"]]
             servers.append(await tcp_listener(service["ip"], int(port["port"]), backends))
     (state_dir / "network.ready").write_text("ok\n")
-    await asyncio.gather(*tasks, *(s.serve_forever() for s in servers))
+    # Stay up even with no Service: run-job checks this process to know the overlay is up.
+    await asyncio.gather(*tasks, *(s.serve_forever() for s in servers), asyncio.Event().wait())
 
 
 if __name__ == "__main__":

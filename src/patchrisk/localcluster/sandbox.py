@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Host folders an image's root is made of (read-only). /etc comes with the host's resolver
-# config; its hosts file is replaced by the pod's.
-SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc")
+# Host folders an image's root is made of (read-only). Of /etc only what a slim image's software
+# reads: /etc itself stays a folder of the root, so volumes can be mounted under it
+# (/etc/patchrisk/monitoring) as in a container; its hosts file is the pod's.
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc/alternatives", "/etc/ssl",
+                  "/etc/ca-certificates", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
+                  "/etc/resolv.conf", "/etc/host.conf", "/etc/gai.conf", "/etc/localtime", "/etc/protocols",
+                  "/etc/services", "/etc/mime.types", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d")
 
 
 @dataclass(frozen=True)
