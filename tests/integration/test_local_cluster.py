@@ -116,7 +116,7 @@ def _metric(url: str, name: str) -> float:
 def test_down_leaves_no_process(staging_up):
     state, plan = staging_up  # runs after the tests above, on the same running overlay
     groups = cluster.running_processes(cluster.state_folder(state, "staging"))
-    assert set(groups) == {"network", *(p.name for p in plan.pods)}
+    assert set(groups) == {"network", "kfp-api", *(p.name for p in plan.pods)}
     assert all(_group_alive(pgid) for pgid in groups.values())
     stopped = cluster.down(state, "staging")
     assert set(stopped) == set(groups)

@@ -89,3 +89,28 @@ def register(app: typer.Typer) -> None:
                                    stand_ins=_stand_ins(state_dir))
         typer.echo(tail)
         typer.echo(f"job pod {pod} succeeded")
+
+    @local.command("sandbox-command")
+    def sandbox_command_cmd(pod: str = typer.Argument(..., help="A pod of the overlay, e.g. patchrisk-sink-0."),
+                            overlay: str = typer.Option(...), state_dir: Path = state_opt) -> None:
+        """Print the bubblewrap command line `up` would run for POD (starts nothing)."""
+
+        from patchrisk.localcluster.cluster import sandbox_command
+
+        for argv in sandbox_command(_repo(), overlay, state_dir, pod):
+            typer.echo(" \\\n  ".join(_grouped(argv)))
+
+
+def _grouped(argv: list[str]) -> list[str]:
+    """One bwrap option with its values per line, for reading."""
+    import shlex
+
+    lines, current = [], []
+    split = argv.index("--") if "--" in argv else len(argv)
+    for i, word in enumerate(argv):
+        if word.startswith("--") and current and i <= split and current[0] != "--size":
+            lines.append(shlex.join(current))
+            current = []
+        current.append(word)
+    lines.append(shlex.join(current))
+    return lines

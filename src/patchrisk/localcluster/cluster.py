@@ -27,6 +27,7 @@ from patchrisk.localcluster.secrets import ensure_secrets_file, load_secrets
 from patchrisk.stack.processes import group_members, is_running, read_pid, start_detached, stop_group
 
 NETWORK_PID = "network.pid"
+KFP_PID = "kfp-api.pid"
 
 
 def state_folder(state_root: Path, overlay: str) -> Path:
@@ -54,7 +55,7 @@ def _runtime(repo: Path, state: Path, rendered, stand_ins: dict[str, str]) -> Ru
                    for c in rendered.of_kind("ConfigMap")}
     s3 = stand_ins.get("s3")
     return Runtime(repo, state, Sources(config_maps, load_secrets(secrets_file)), load_images(repo),
-                   s3_endpoint=f"http://{s3}" if s3 and "://" not in s3 else s3)
+                   s3_endpoint=f"http://{s3}" if s3 and "://" not in s3 else s3, namespace=rendered.namespace)
 
 
 # A pod without a readinessProbe is Ready as soon as it runs; the runner still watches it this
@@ -86,6 +87,24 @@ def _wait_ready(pod: PodPlan, procs: list[subprocess.Popen], state: Path, timeou
                              f"log tail:\n{_log_tail(state, pod.name)}")
 
 
+def _start_kfp_api(state: Path, timeout: float = 30.0) -> str:
+    """The KFP v2beta1 stand-in on a free loopback port; returns host:port."""
+    from patchrisk.stack.local import _free_port
+
+    ready = state / "kfp-api.ready"
+    ready.unlink(missing_ok=True)
+    start_detached([sys.executable, "-m", "patchrisk.localcluster.kfp_api", str(state), "127.0.0.1",
+                    str(_free_port())], state / "kfp-api.log", state / KFP_PID,
+                   {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        pid = read_pid(state / KFP_PID)
+        if time.monotonic() > deadline or pid is None or not is_running(pid):
+            raise LocalClusterError(f"the KFP API stand-in did not start:\n{(state / 'kfp-api.log').read_text()[-2000:]}")
+        time.sleep(0.2)
+    return ready.read_text().strip()
+
+
 def _start_network(state: Path, plan: Plan, stand_ins: dict[str, str], timeout: float = 30.0) -> None:
     (state / "network.json").write_text(json.dumps(
         {"services": [s.__dict__ for s in plan.services], "stand_ins": stand_ins}, indent=1))
@@ -110,12 +129,15 @@ def up(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] 
     if running_processes(state):
         raise LocalClusterError(f"overlay {rendered.overlay} is already up ({state}); run `patchrisk local down`")
     (state / "pods").mkdir(parents=True, exist_ok=True)
-    stand_ins = stand_ins or {}
+    stand_ins = dict(stand_ins or {})
     revisions = _revisions(state, rendered)
     plan = build_plan(rendered, previous_revision=revisions[-2] if len(revisions) > 1 else None)
     (state / "plan.json").write_text(json.dumps(plan.to_json(), indent=1))
     runtime = _runtime(repo, state, rendered, stand_ins)
     try:
+        if any(s.external == "kfp" for s in plan.services) and "kfp" not in stand_ins:
+            stand_ins["kfp"] = _start_kfp_api(state)
+            progress(f"KFP API stand-in on {stand_ins['kfp']}")
         progress(f"{len(plan.services)} Services on {AddressBook(plan.overlay).service_ip(0)}...")
         _start_network(state, plan, stand_ins)
         started = []
@@ -156,7 +178,7 @@ def _write_sandbox_info(state: Path, pod: PodPlan, specs) -> None:
 def running_processes(state: Path) -> dict[str, int]:
     """Pod (or ``network``) -> pid of each process group still alive."""
     out = {}
-    for pid_file in [*(state / "pods").glob("*.pid"), state / NETWORK_PID]:
+    for pid_file in [*(state / "pods").glob("*.pid"), state / NETWORK_PID, state / KFP_PID]:
         pid = read_pid(pid_file)
         if pid is not None and (is_running(pid) or group_members(pid)):
             out[pid_file.stem] = pid
@@ -169,7 +191,7 @@ def down(state_root: Path, overlay: str, timeout: float = 10.0) -> list[str]:
     stopped, survivors = [], []
     for name, pid in running_processes(state).items():
         (stopped if stop_group(pid, timeout) else survivors).append(name)
-    for pid_file in [*(state / "pods").glob("*.pid"), state / NETWORK_PID]:
+    for pid_file in [*(state / "pods").glob("*.pid"), state / NETWORK_PID, state / KFP_PID]:
         if pid_file.stem not in survivors:
             pid_file.unlink(missing_ok=True)
     if survivors:
@@ -228,3 +250,19 @@ def run_job(repo: Path, state_root: Path, overlay: str, cronjob: str, *, timeout
     if code != 0:
         raise PodError(pod.name, f"Job failed: container exited with code {code}; log tail:\n{tail}")
     return pod.name, code, tail
+
+
+def sandbox_command(repo: Path, overlay: str, state_root: Path, pod_name: str) -> list[list[str]]:
+    """The bubblewrap command line of each container of ``pod_name`` (its folder prepared, the
+    storage initializer run for a predictor; nothing started)."""
+    from patchrisk.localcluster.sandbox import bwrap_command
+
+    rendered = render_overlay(repo, overlay)
+    state = state_folder(state_root, overlay)
+    (state / "pods").mkdir(parents=True, exist_ok=True)
+    plan = build_plan(rendered)
+    pod = next((p for p in plan.pods if p.name == pod_name), None)
+    if pod is None:
+        raise LocalClusterError(f"no pod {pod_name!r} in overlay {overlay} (pods: {', '.join(p.name for p in plan.pods)})")
+    runtime = _runtime(repo, state, rendered, {})
+    return [bwrap_command(spec, "bwrap") for _name, spec in sandbox_specs(plan, pod, runtime)]

@@ -33,7 +33,23 @@ class Runtime:
     sources: Sources
     images: dict[str, ImageConfig]
     s3_endpoint: str | None = None
-    tokens: dict[str, str] | None = None
+    namespace: str = "default"
+
+    def issue_token(self, service_account: str, audience: str) -> str:
+        """A projected service-account token: random, recorded for the KFP stand-in to check."""
+        import json
+        import secrets
+
+        from patchrisk.localcluster.kfp_api import TOKENS_FILE
+
+        token = secrets.token_urlsafe(32)
+        path = self.state / TOKENS_FILE
+        tokens = json.loads(path.read_text()) if path.is_file() else {}
+        tokens[token] = {"service_account": service_account, "namespace": self.namespace, "audience": audience}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(tokens))
+        tmp.replace(path)
+        return token
 
     @property
     def venv(self) -> Path:
@@ -115,7 +131,8 @@ def sandbox_specs(plan: Plan, pod: PodPlan, runtime: Runtime) -> list[tuple[str,
         model_dir = runtime.state / "models" / pod.name
         storage_initializer(pod, model_dir, runtime.s3_endpoint)
     volumes = materialise(pod.name, pod.spec.get("volumes") or [], pod_dir / "volumes", runtime.sources,
-                          lambda audience: (runtime.tokens or {}).get(audience, "local-token"), model_dir)
+                          lambda audience: runtime.issue_token(pod.spec.get("serviceAccountName", "default"),
+                                                               audience), model_dir)
     pod_dir.mkdir(parents=True, exist_ok=True)
     hosts = pod_dir / "hosts"
     hosts.write_text(hosts_file(plan.service_ips(), plan.namespace, pod.name, pod.ip))
