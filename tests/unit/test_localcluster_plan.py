@@ -27,7 +27,9 @@ def test_staging_plans_each_replica_the_predictor_the_canary_and_the_router(stag
     assert len({p.ip for p in plan.pods}) == len(plan.pods)
     router = next(s.router for s in plan.services if s.router)
     assert {s["component"]: s["percent"] for s in router["splits"]} == {"predictor": 90, "v3-predictor": 10}
-    assert router["logger_url"] == "http://patchrisk-sink.patchrisk-staging.svc.cluster.local/"
+    assert {s["component"]: s["logger_url"] for s in router["splits"]} == {
+        "predictor": "http://patchrisk-sink.patchrisk-staging.svc.cluster.local/endpoint/default",
+        "v3-predictor": "http://patchrisk-sink.patchrisk-staging.svc.cluster.local/endpoint/canary"}
     sink = next(s for s in plan.services if s.name == "patchrisk-sink")
     assert sink.backends == [plan.pods[0].ip, plan.pods[1].ip]
     assert sink.ports == [{"port": 80, "targetPort": 8080}]

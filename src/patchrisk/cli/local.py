@@ -97,7 +97,8 @@ def register(app: typer.Typer) -> None:
 
         from patchrisk.localcluster.cluster import sandbox_command
 
-        for argv in sandbox_command(_repo(), overlay, state_dir, pod):
+        for argv, env_names in sandbox_command(_repo(), overlay, state_dir, pod):
+            typer.echo(f"# environment (bwrap's own, values not shown): {' '.join(env_names)}")
             typer.echo(" \\\n  ".join(_grouped(argv)))
 
 
@@ -108,7 +109,9 @@ def _grouped(argv: list[str]) -> list[str]:
     lines, current = [], []
     split = argv.index("--") if "--" in argv else len(argv)
     for i, word in enumerate(argv):
-        if word.startswith("--") and current and i <= split and current[0] != "--size":
+        starts_option = word.startswith("--") and i <= split
+        size_then_tmpfs = current[:1] == ["--size"] and len(current) == 2  # one line: --size N --tmpfs DEST
+        if starts_option and current and not size_then_tmpfs:
             lines.append(shlex.join(current))
             current = []
         current.append(word)

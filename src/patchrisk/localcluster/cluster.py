@@ -252,7 +252,7 @@ def run_job(repo: Path, state_root: Path, overlay: str, cronjob: str, *, timeout
     return pod.name, code, tail
 
 
-def sandbox_command(repo: Path, overlay: str, state_root: Path, pod_name: str) -> list[list[str]]:
+def sandbox_command(repo: Path, overlay: str, state_root: Path, pod_name: str) -> list[tuple[list[str], list[str]]]:
     """The bubblewrap command line of each container of ``pod_name`` (its folder prepared, the
     storage initializer run for a predictor; nothing started)."""
     from patchrisk.localcluster.sandbox import bwrap_command
@@ -265,4 +265,4 @@ def sandbox_command(repo: Path, overlay: str, state_root: Path, pod_name: str) -
     if pod is None:
         raise LocalClusterError(f"no pod {pod_name!r} in overlay {overlay} (pods: {', '.join(p.name for p in plan.pods)})")
     runtime = _runtime(repo, state, rendered, {})
-    return [bwrap_command(spec, "bwrap") for _name, spec in sandbox_specs(plan, pod, runtime)]
+    return [(bwrap_command(spec, "bwrap"), sorted(spec.env)) for _name, spec in sandbox_specs(plan, pod, runtime)]

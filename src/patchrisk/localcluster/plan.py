@@ -40,7 +40,7 @@ class ServicePlan:
     ports: list[dict]  # {"port": 80, "targetPort": 8080}
     backends: list[str] = field(default_factory=list)  # pod IPs
     external: str | None = None  # a local stand-in ("mlflow", "s3", "kfp") instead of pods
-    router: dict | None = None  # InferenceService: {"mode", "model", "namespace", "logger_url", "splits"}
+    router: dict | None = None  # InferenceService: {"mode", "model", "namespace", "splits" (each with its logger)}
 
 
 @dataclass
@@ -174,12 +174,12 @@ def _plan_inference_service(rendered, isvc, add_pod, add_service, previous_revis
                                 pod_spec, readiness, spec["model"]["storageUri"]))
         service = add_service(f"{name}-{component}", ns, [{"port": 80, "targetPort": 8080}],
                               backends=[p.ip for p in pods])
+        logger = spec.get("logger") or {}  # each component's own payload logger (KServe's agent sidecar)
         splits.append({"component": component, "service": service.name, "percent": share,
-                       "backends": [p.ip for p in pods]})
-    logger = predictor.get("logger") or {}
+                       "backends": [p.ip for p in pods], "logger_url": logger.get("url"),
+                       "logger_mode": logger.get("mode", "all")})
     add_service(name, ns, [{"port": 80, "targetPort": 8080}], router={
-        "mode": mode, "model": name, "namespace": ns, "logger_url": logger.get("url"),
-        "logger_mode": logger.get("mode", "all"), "splits": splits})
+        "mode": mode, "model": name, "namespace": ns, "splits": splits})
 
 
 def external_services(rendered: Rendered) -> list[tuple[str, str, int, str]]:

@@ -161,6 +161,6 @@ def start_container(pod: PodPlan, container: str, spec: SandboxSpec, runtime: Ru
     log = pods / f"{pod.name}.log"
     with open(log, "wb") as out:  # a new pod, a new log
         proc = subprocess.Popen(bwrap_command(spec, bwrap), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=spec.env)
     (pods / f"{pod.name}.pid").write_text(f"{proc.pid}\n")
     return proc

@@ -94,7 +94,7 @@ def router_app(router: dict, state_dir: Path, service_ips: dict[str, str]):
     counts = dict.fromkeys(splits, 0)
     stats_file = state_dir / f"router-{router['model']}.json"
     client = httpx.AsyncClient(timeout=60.0)
-    logger_url = _resolve(router["logger_url"], service_ips) if router.get("logger_url") else None
+    logger_urls = {c: _resolve(s["logger_url"], service_ips) for c, s in splits.items() if s.get("logger_url")}
     pending: set[asyncio.Task] = set()
 
     def write_stats() -> None:
@@ -109,7 +109,7 @@ def router_app(router: dict, state_dir: Path, service_ips: dict[str, str]):
             events = logger_events(json.loads(request_body), json.loads(response_body), router["model"],
                                    router["namespace"], source=f"{router['model']}-{component}")
             for headers, payload in events:
-                await client.post(logger_url, headers=headers, content=payload)
+                await client.post(logger_urls[component], headers=headers, content=payload)
         except (ValueError, httpx.HTTPError) as err:  # the logger never fails the call it logs
             print(f"logger: {type(err).__name__}: {err}", file=sys.stderr)
 
@@ -127,7 +127,7 @@ def router_app(router: dict, state_dir: Path, service_ips: dict[str, str]):
             return Response(f"upstream {component}: {type(err).__name__}", status_code=502)
         counts[component] += 1
         write_stats()
-        if logger_url and request.method == "POST" and upstream.status_code < 500:
+        if component in logger_urls and request.method == "POST" and upstream.status_code < 500:
             task = asyncio.create_task(log(component, body, upstream.content))
             pending.add(task)
             task.add_done_callback(pending.discard)

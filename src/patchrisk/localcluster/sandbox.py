@@ -2,7 +2,8 @@
 the pod's volumes bound at their mount paths, the image's venv, the Service hosts file at
 /etc/hosts, then ``--remount-ro /`` for ``readOnlyRootFilesystem`` and a user namespace with the
 pod's ``runAsUser``/``runAsGroup``. The network is shared (pods reach each other by loopback IP);
-pid, IPC and UTS (hostname = pod name) are the pod's own. Pure: builds a list, starts nothing."""
+pid, IPC and UTS (hostname = pod name) are the pod's own; the environment is exactly
+``SandboxSpec.env`` (given to bwrap as its environment, see pods.start_container). Pure: builds a list, starts nothing."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def bwrap_command(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
         cmd += ["--remount-ro", "/"]
     cmd += ["--unshare-user", "--uid", str(spec.uid), "--gid", str(spec.gid),
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", spec.hostname,
-            "--chdir", spec.workdir, "--clearenv"]
-    for key, value in spec.env.items():
-        cmd += ["--setenv", key, value]
+            "--chdir", spec.workdir]
+    # No --setenv: values from Secrets would show in every `ps`. The environment is handed to
+    # bwrap as its whole environment instead (start_container), which the sandbox inherits.
     return [*cmd, "--", *spec.argv]
