@@ -30,6 +30,19 @@ def _stand_ins(state_dir: Path) -> dict[str, str]:
     return out
 
 
+def _stack_users(state_dir: Path) -> dict[str, dict[str, str]]:
+    """The local stack's MLflow users (auth on) as the overlay's ``patchrisk-mlflow-<name>`` Secrets."""
+    from patchrisk.stack.local import _read_env, stack_dir
+
+    out = {}
+    for env_file in sorted((stack_dir(state_dir) / "auth").glob("*.env")):
+        env = _read_env(env_file)
+        if env.get("MLFLOW_TRACKING_USERNAME"):
+            out[f"patchrisk-mlflow-{env_file.stem}"] = {"username": env["MLFLOW_TRACKING_USERNAME"],
+                                                       "password": env["MLFLOW_TRACKING_PASSWORD"]}
+    return out
+
+
 def register(app: typer.Typer) -> None:
     local = typer.Typer(help="Run a rendered overlay locally as the cluster would.", no_args_is_help=True)
     app.add_typer(local, name="local")
@@ -38,20 +51,35 @@ def register(app: typer.Typer) -> None:
     @local.command("up")
     def up_cmd(overlay: str = typer.Option(..., help="manifests/overlays/NAME, or a kustomize folder."),
                state_dir: Path = state_opt,
-               timeout: float = typer.Option(180.0, help="Seconds each pod has to become ready.")) -> None:
+               timeout: float = typer.Option(180.0, help="Seconds each pod has to become ready."),
+               stack: bool = typer.Option(True, help="Start the local stack (MLflow + S3) if it is not running; "
+                                                     "`local down` stops it again."),
+               seed_models: bool = typer.Option(True, help="Put a small stand-in model at each storageUri that "
+                                                           "holds nothing yet (a fresh clone has no models).")) -> None:
         """Render the overlay and start every pod in a sandbox; wait until each is ready."""
-        from patchrisk.localcluster.cluster import up
+        from patchrisk.localcluster.cluster import STACK_MARKER, state_folder, up
+        from patchrisk.stack import stack_up
 
+        if stack:
+            started = stack_up(state_dir, auth=True, progress=lambda m: typer.echo(m, err=True))
+            if started.started:
+                state_folder(state_dir, overlay).mkdir(parents=True, exist_ok=True)
+                (state_folder(state_dir, overlay) / STACK_MARKER).write_text("started by local up\n")
         plan = up(_repo(), overlay, state_dir, stand_ins=_stand_ins(state_dir), ready_timeout=timeout,
-                  progress=lambda m: typer.echo(m, err=True))
+                  seed=seed_models, secret_values=_stack_users(state_dir), progress=lambda m: typer.echo(m, err=True))
         typer.echo(f"overlay {plan.overlay} up: {len(plan.pods)} pods, {len(plan.services)} Services")
 
     @local.command("down")
     def down_cmd(overlay: str = typer.Option(...), state_dir: Path = state_opt) -> None:
-        """Stop every process of the overlay; fails if one survives."""
-        from patchrisk.localcluster.cluster import down
+        """Stop every process of the overlay (and the local stack if `local up` started it)."""
+        from patchrisk.localcluster.cluster import STACK_MARKER, down, state_folder
+        from patchrisk.stack import stack_down
 
         stopped = down(state_dir, overlay)
+        marker = state_folder(state_dir, overlay) / STACK_MARKER
+        if marker.exists():
+            stopped += [f"stack/{name}" for name in stack_down(state_dir)]
+            marker.unlink()
         typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
     @local.command("status")

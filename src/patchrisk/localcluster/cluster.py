@@ -28,6 +28,7 @@ from patchrisk.stack.processes import group_members, is_running, read_pid, start
 
 NETWORK_PID = "network.pid"
 KFP_PID = "kfp-api.pid"
+STACK_MARKER = "stack-started"  # `local up` started the local stack, so `local down` stops it
 
 
 def state_folder(state_root: Path, overlay: str) -> Path:
@@ -37,7 +38,7 @@ def state_folder(state_root: Path, overlay: str) -> Path:
 def _require_bwrap() -> None:
     if not shutil.which("bwrap"):
         raise LocalClusterError("bubblewrap (bwrap) is not installed: apt-get install -y bubblewrap "
-                                "(make venv-local does it)")
+                                "(or: make bubblewrap)")
 
 
 def _log_tail(state: Path, pod: str, lines: int = 15) -> str:
@@ -47,10 +48,11 @@ def _log_tail(state: Path, pod: str, lines: int = 15) -> str:
         return "(no log)"
 
 
-def _runtime(repo: Path, state: Path, rendered, stand_ins: dict[str, str]) -> Runtime:
+def _runtime(repo: Path, state: Path, rendered, stand_ins: dict[str, str],
+             secret_values: dict[str, dict[str, str]] | None = None) -> Runtime:
     secrets_file = state / "secrets.yaml"
     ensure_secrets_file(secrets_file, repo, rendered,
-                        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+                        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}, secret_values)
     config_maps = {c["metadata"]["name"]: {k: str(v) for k, v in (c.get("data") or {}).items()}
                    for c in rendered.of_kind("ConfigMap")}
     s3 = stand_ins.get("s3")
@@ -121,7 +123,8 @@ def _start_network(state: Path, plan: Plan, stand_ins: dict[str, str], timeout: 
 
 
 def up(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] | None = None,
-       ready_timeout: float = 180.0, progress: Callable[[str], None] = lambda _m: None) -> Plan:
+       ready_timeout: float = 180.0, seed: bool = False, secret_values: dict[str, dict[str, str]] | None = None,
+       progress: Callable[[str], None] = lambda _m: None) -> Plan:
     """Start every Deployment replica and InferenceService component; wait until each is ready."""
     _require_bwrap()
     rendered = render_overlay(repo, overlay)
@@ -133,7 +136,11 @@ def up(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] 
     revisions = _revisions(state, rendered)
     plan = build_plan(rendered, previous_revision=revisions[-2] if len(revisions) > 1 else None)
     (state / "plan.json").write_text(json.dumps(plan.to_json(), indent=1))
-    runtime = _runtime(repo, state, rendered, stand_ins)
+    runtime = _runtime(repo, state, rendered, stand_ins, secret_values)
+    if seed and runtime.s3_endpoint:
+        from patchrisk.localcluster.seed import seed_models
+
+        seed_models(plan, runtime.s3_endpoint, progress)
     try:
         if any(s.external == "kfp" for s in plan.services) and "kfp" not in stand_ins:
             stand_ins["kfp"] = _start_kfp_api(state)

@@ -58,12 +58,14 @@ def _template(repo: Path, name: str) -> dict[str, str]:
     return data
 
 
-def generate(repo: Path, rendered: Rendered, local_values: dict[str, str]) -> list[dict]:
+def generate(repo: Path, rendered: Rendered, local_values: dict[str, str],
+             secret_values: dict[str, dict[str, str]] | None = None) -> list[dict]:
     """Secret objects for every referenced Secret; ``local_values`` replaces REPLACE_ME by key
-    (``AWS_ACCESS_KEY_ID``...) or, inside a credentials file, every REPLACE_ME by the access key."""
+    (``AWS_ACCESS_KEY_ID``...) or, inside a credentials file, every REPLACE_ME by the access key;
+    ``secret_values`` gives whole Secrets' keys (the local stack's MLflow users)."""
     out = []
     for name, keys in sorted(referenced_secrets(rendered).items()):
-        data = _template(repo, name)
+        data = {**_template(repo, name), **(secret_values or {}).get(name, {})}
         for key in keys - set(data):
             data[key] = random_secrets.token_urlsafe(24)
         for key, value in data.items():
@@ -80,14 +82,15 @@ def generate(repo: Path, rendered: Rendered, local_values: dict[str, str]) -> li
     return out
 
 
-def ensure_secrets_file(path: Path, repo: Path, rendered: Rendered, local_values: dict[str, str]) -> bool:
+def ensure_secrets_file(path: Path, repo: Path, rendered: Rendered, local_values: dict[str, str],
+                        secret_values: dict[str, dict[str, str]] | None = None) -> bool:
     """Write the file if it is not there yet (True when written)."""
     if path.is_file():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("# Local Secrets for this overlay, made by `patchrisk local up` (git-ignored).\n"
-                   + yaml.safe_dump_all(generate(repo, rendered, local_values), sort_keys=False))
+                   + yaml.safe_dump_all(generate(repo, rendered, local_values, secret_values), sort_keys=False))
     tmp.chmod(0o600)
     tmp.replace(path)
     return True
