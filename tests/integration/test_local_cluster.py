@@ -208,3 +208,31 @@ def test_a_cron_job_runs_once_as_a_job_with_its_config_map_and_environment(tmp_p
     assert (pod, code) == ("report-run-0", 0)
     assert "hello from the config map | hello from the config map | 1000 report-run-0" in output
     assert os.path.exists(state / "local" / "overlay" / "pods" / "report-run-0.log")
+
+
+TWO_SERVERS = """\
+securityContext: {runAsUser: 1000, runAsGroup: 1000}
+containers:
+  - name: first
+    image: ghcr.io/patchrisk/components:0.1.0
+    command: ["python", "-m", "http.server", "8080", "--bind", "0.0.0.0"]
+  - name: second
+    image: ghcr.io/patchrisk/components:0.1.0
+    command: ["python", "-c", "import time; time.sleep(1); import runpy, sys; sys.argv = ['x', '8080', '--bind', '0.0.0.0']; runpy.run_module('http.server', run_name='__main__')"]
+"""
+
+
+def test_two_containers_of_one_pod_on_one_port_clash_as_in_a_pod(tmp_path):
+    overlay = _overlay(tmp_path / "overlay", TWO_SERVERS)
+    with pytest.raises(PodError) as failure:
+        cluster.up(REPO, str(overlay), tmp_path / "state", ready_timeout=60)
+    assert failure.value.pod == "writer-0"
+    assert "[second]" in str(failure.value) and "Address already in use" in str(failure.value)
+    assert cluster.running_processes(cluster.state_folder(tmp_path / "state", "overlay")) == {}
+
+
+def test_a_service_name_the_overlay_does_not_define_does_not_resolve(tmp_path):
+    script = "import urllib.request; urllib.request.urlopen('http://patchrisk-nothing.scratch.svc.cluster.local/')"
+    overlay = _overlay(tmp_path / "overlay", CONTAINER % ("Always", script))
+    with pytest.raises(PodError, match=r"(?s)pod writer-0: .*(Name or service not known|name resolution)"):
+        cluster.up(REPO, str(overlay), tmp_path / "state", ready_timeout=60)

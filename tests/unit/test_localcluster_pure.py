@@ -120,3 +120,17 @@ def test_weighted_round_robin_gives_each_its_exact_share_of_100(weights):
 def test_a_zero_weight_gets_nothing_and_a_full_canary_gets_everything():
     chooser = WeightedRoundRobin({"predictor": 0, "canary": 100})
     assert {chooser.pick() for _ in range(20)} == {"canary"}
+
+
+def test_kfp_bodies_are_checked_field_by_field_against_the_server_models():
+    from patchrisk.localcluster.kfp_api import model_problems
+
+    good = {"display_name": "r", "experiment_id": "e", "runtime_config": {"parameters": {"a": 1}},
+            "pipeline_version_reference": {"pipeline_id": "p", "pipeline_version_id": "v"}}
+    assert model_problems(good, "V2beta1Run") == []
+    assert model_problems({"displayName": "r", "state": "RUNNING"}, "V2beta1Run") == []  # protojson names
+    problems = model_problems({"display_name": 3, "state": "LOST", "pipeline_version_reference": {"id": "x"}},
+                              "V2beta1Run")
+    assert "display_name: expected str, got int" in problems
+    assert any(p.startswith("state: 'LOST' is not one of") for p in problems)
+    assert "pipeline_version_reference.id: unknown field of V2beta1PipelineVersionReference" in problems

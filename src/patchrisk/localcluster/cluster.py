@@ -21,7 +21,7 @@ from patchrisk.localcluster.errors import LocalClusterError, PodError
 from patchrisk.localcluster.images import load_images
 from patchrisk.localcluster.network import AddressBook
 from patchrisk.localcluster.plan import Plan, PodPlan, build_plan
-from patchrisk.localcluster.pods import Runtime, sandbox_specs, start_container
+from patchrisk.localcluster.pods import Runtime, process_name, sandbox_specs, start_container
 from patchrisk.localcluster.render import render_overlay
 from patchrisk.localcluster.secrets import ensure_secrets_file, load_secrets
 from patchrisk.stack.processes import group_members, is_running, read_pid, start_detached, stop_group
@@ -42,10 +42,12 @@ def _require_bwrap() -> None:
 
 
 def _log_tail(state: Path, pod: str, lines: int = 15) -> str:
-    try:
-        return "\n".join((state / "pods" / f"{pod}.log").read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
+    logs = sorted([*(state / "pods").glob(f"{pod}.log"), *(state / "pods").glob(f"{pod}--*.log")])
+    tails = []
+    for log in logs:
+        text = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        tails.append(text if len(logs) == 1 else f"[{log.stem.split('--', 1)[1]}]\n{text}")
+    return "\n".join(tails) or "(no log)"
 
 
 def _runtime(repo: Path, state: Path, rendered, stand_ins: dict[str, str],
@@ -216,8 +218,9 @@ def status(state_root: Path, overlay: str) -> dict:
     for pod in plan.pods:
         info_file = state / "pods" / f"{pod.name}.json"
         info = json.loads(info_file.read_text()) if info_file.is_file() else []
-        pods.append({"name": pod.name, "owner": pod.owner, "ip": pod.ip, "pid": alive.get(pod.name),
-                     "running": pod.name in alive, "sandboxes": info})
+        pids = [pid for name, pid in alive.items() if name == pod.name or name.startswith(f"{pod.name}--")]
+        pods.append({"name": pod.name, "owner": pod.owner, "ip": pod.ip, "pid": pids[0] if pids else None,
+                     "running": bool(pids), "sandboxes": info})
     routers = {}
     for router_file in state.glob("router-*.json"):
         routers[router_file.stem.removeprefix("router-")] = json.loads(router_file.read_text())
@@ -251,7 +254,8 @@ def run_job(repo: Path, state_root: Path, overlay: str, cronjob: str, *, timeout
         stop_group(procs[0].pid)
         raise PodError(pod.name, f"Job exceeded {timeout}s (DeadlineExceeded)") from None
     finally:
-        (state / "pods" / f"{pod.name}.pid").unlink(missing_ok=True)
+        for name, _spec in specs:
+            (state / "pods" / f"{process_name(pod, name)}.pid").unlink(missing_ok=True)
     code = max(codes)
     tail = _log_tail(state, pod.name, 40)
     if code != 0:

@@ -155,12 +155,17 @@ def sandbox_specs(plan: Plan, pod: PodPlan, runtime: Runtime) -> list[tuple[str,
     return out
 
 
+def process_name(pod: PodPlan, container: str) -> str:
+    """Pid and log files are per pod; a pod of several containers has one per container."""
+    return pod.name if len(pod.spec["containers"]) == 1 else f"{pod.name}--{container}"
+
+
 def start_container(pod: PodPlan, container: str, spec: SandboxSpec, runtime: Runtime) -> subprocess.Popen:
     bwrap = shutil.which("bwrap")
     pods = runtime.state / "pods"
-    log = pods / f"{pod.name}.log"
-    with open(log, "wb") as out:  # a new pod, a new log
+    name = process_name(pod, container)
+    with open(pods / f"{name}.log", "wb") as out:  # a new pod, a new log
         proc = subprocess.Popen(bwrap_command(spec, bwrap), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=spec.env)
-    (pods / f"{pod.name}.pid").write_text(f"{proc.pid}\n")
+    (pods / f"{name}.pid").write_text(f"{proc.pid}\n")
     return proc
