@@ -184,12 +184,21 @@ def _write_sandbox_info(state: Path, pod: PodPlan, specs) -> None:
     (state / "pods" / f"{pod.name}.json").write_text(json.dumps(info))
 
 
+def _marker(pid_file: Path) -> str:
+    """What the process group's command lines hold: guards `down` against a recycled pid."""
+    return {NETWORK_PID: "patchrisk.localcluster.proxy", KFP_PID: "patchrisk.localcluster.kfp_api"}.get(
+        pid_file.name, "bwrap")
+
+
 def running_processes(state: Path) -> dict[str, int]:
-    """Pod (or ``network``) -> pid of each process group still alive."""
+    """Pod (or ``network``, ``kfp-api``) -> process group id of each group still alive."""
     out = {}
     for pid_file in [*(state / "pods").glob("*.pid"), state / NETWORK_PID, state / KFP_PID]:
         pid = read_pid(pid_file)
-        if pid is not None and (is_running(pid) or group_members(pid)):
+        if pid is None:
+            continue
+        marker = _marker(pid_file)
+        if is_running(pid, marker) or any(is_running(member, marker) for member in group_members(pid)):
             out[pid_file.stem] = pid
     return out
 
