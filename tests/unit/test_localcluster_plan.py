@@ -55,3 +55,20 @@ def test_every_referenced_secret_gets_local_values_from_its_template(staging):
     assert "aws_access_key_id = local-key" in secrets["patchrisk-sink-s3"]["credentials"]
     assert "aws_secret_access_key = local-secret" in secrets["patchrisk-sink-s3"]["credentials"]
     assert "REPLACE_ME" not in str(secrets)
+
+
+def test_knative_sends_canary_traffic_percent_to_the_latest_revision_and_the_rest_to_the_previous():
+    dev = render_overlay(REPO, "dev")
+    predictor = dev.get("InferenceService", "patch-risk")["spec"]["predictor"]
+    predictor["canaryTrafficPercent"] = 20
+    predictor["model"]["storageUri"] = "s3://patchrisk-models/patch-risk/v3/"
+
+    def weights(plan):
+        router = next(s.router for s in plan.services if s.router)
+        return {s["component"]: s["percent"] for s in router["splits"]}
+
+    plan = build_plan(dev, previous_revision="s3://patchrisk-models/patch-risk/v2/")
+    assert weights(plan) == {"predictor-latest": 20, "predictor-prev": 80}
+    assert {p.model_uri for p in plan.pods if p.model_uri} == {"s3://patchrisk-models/patch-risk/v3/",
+                                                 "s3://patchrisk-models/patch-risk/v2/"}
+    assert weights(build_plan(dev)) == {"predictor-latest": 100}  # no earlier ready revision yet

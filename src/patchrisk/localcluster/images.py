@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from patchrisk.localcluster.errors import LocalClusterError
+from patchrisk.localcluster.errors import LocalClusterError, PodError
 
 DOCKERFILES = ("serving/Dockerfile", "components/Dockerfile")
 BUILD_LINE = re.compile(r"docker build -f (?P<file>\S+) -t (?P<image>[^:\s]+)")
@@ -50,8 +50,6 @@ def load_images(repo: Path) -> dict[str, ImageConfig]:
 def image_config(images: dict[str, ImageConfig], image: str, pod: str) -> ImageConfig:
     config = images.get(image_repository(image))
     if config is None:
-        from patchrisk.localcluster.errors import PodError
-
         raise PodError(pod, f"image {image!r}: no Dockerfile in this repository builds it "
                             f"(known: {', '.join(sorted(images)) or 'none'}) - ErrImagePull")
     return config

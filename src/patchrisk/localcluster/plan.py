@@ -73,7 +73,7 @@ def _http_probe(container: dict) -> dict | None:
     return {"path": probe.get("path", "/"), "port": int(port)}
 
 
-def predictor_spec(isvc: dict, component: dict, runtime: dict, model_name: str) -> dict:
+def predictor_spec(component: dict, runtime: dict, model_name: str) -> dict:
     """The pod spec KServe builds for one predictor component from the ServingRuntime."""
     if not runtime:
         raise LocalClusterError(f"InferenceService {model_name}: ServingRuntime not found in the overlay")
@@ -91,9 +91,10 @@ def predictor_spec(isvc: dict, component: dict, runtime: dict, model_name: str) 
     return spec
 
 
-def _isvc_components(isvc: dict, defaults: dict) -> list[tuple[str, dict, int | None]]:
+def _isvc_components(isvc: dict) -> list[tuple[str, dict, int | None]]:
     """(component name, merged predictor spec, canary trafficPercent) for predictor and canaries."""
     spec = isvc.get("spec") or {}
+    defaults = spec["predictor"]
     out = [("predictor", spec["predictor"], None)]
     for entry in spec.get("canary") or []:
         # Pod-level settings (identity, securityContext, logger) as the champion's; replicas its own.
@@ -151,7 +152,7 @@ def _plan_inference_service(rendered, isvc, add_pod, add_service, previous_revis
     runtime = rendered.get("ServingRuntime", runtime_name) or {}
     readiness = {"path": f"/v1/models/{name}", "port": 8080}
     splits = []
-    components = _isvc_components(isvc, predictor)
+    components = _isvc_components(isvc)
     if mode == "knative":  # one component; revisions: the latest takes canaryTrafficPercent
         percent = predictor.get("canaryTrafficPercent")
         revisions = [("latest", predictor["model"]["storageUri"], 100 if percent is None else int(percent))]
@@ -168,7 +169,7 @@ def _plan_inference_service(rendered, isvc, add_pod, add_service, previous_revis
     for component, spec, share in components:
         pods = []
         labels = {"serving.kserve.io/inferenceservice": name, "component": component}
-        pod_spec = predictor_spec(isvc, spec, runtime, name)
+        pod_spec = predictor_spec(spec, runtime, name)
         for i in range(int(spec.get("minReplicas", 1) or 1)):
             pods.append(add_pod(f"{name}-{component}-{i}", f"InferenceService/{name}/{component}", labels,
                                 pod_spec, readiness, spec["model"]["storageUri"]))

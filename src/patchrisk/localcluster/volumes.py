@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from patchrisk.localcluster.env import Sources
@@ -51,8 +52,9 @@ def _source_data(pod: str, volume: str, kind: str, ref: dict, sources: Sources) 
 
 
 def materialise(pod: str, volumes: list[dict], folder: Path, sources: Sources,
-                token_for: callable, model_dir: Path | None = None) -> dict[str, Mount]:
-    """Mounts by volume name (``dest`` filled in later from each volumeMount)."""
+                token_for: Callable[[str], str], model_dir: Path | None = None) -> dict[str, Mount]:
+    """Mounts by volume name (``dest`` filled in later from each volumeMount); ``token_for(audience)``
+    issues a projected service-account token."""
     if folder.exists():
         shutil.rmtree(folder)
     mounts: dict[str, Mount] = {}
