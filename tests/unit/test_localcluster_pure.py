@@ -134,3 +134,21 @@ def test_kfp_bodies_are_checked_field_by_field_against_the_server_models():
     assert "display_name: expected str, got int" in problems
     assert any(p.startswith("state: 'LOST' is not one of") for p in problems)
     assert "pipeline_version_reference.id: unknown field of V2beta1PipelineVersionReference" in problems
+
+
+def test_cron_schedules_fire_at_their_next_matching_minute():
+    import datetime as dt
+
+    from patchrisk.localcluster.schedule import ScheduleError, next_fire
+
+    at = dt.datetime(2026, 3, 2, 5, 17, 30, tzinfo=dt.UTC)
+    assert next_fire("17 * * * *", at) == dt.datetime(2026, 3, 2, 6, 17, tzinfo=dt.UTC)
+    assert next_fire("17 */6 * * *", at) == dt.datetime(2026, 3, 2, 6, 17, tzinfo=dt.UTC)
+    assert next_fire("0 9 * * 1-5", dt.datetime(2026, 3, 6, 10, 0, tzinfo=dt.UTC)) == \
+        dt.datetime(2026, 3, 9, 9, 0, tzinfo=dt.UTC)  # Friday after nine -> Monday
+    local = next_fire("30 2 * * *", at, "Europe/Berlin")
+    assert (local.hour, local.minute, str(local.tzinfo)) == (2, 30, "Europe/Berlin")
+    with pytest.raises(ScheduleError, match="minute field '61'"):
+        next_fire("61 * * * *", at)
+    with pytest.raises(ScheduleError, match="expected 5 fields"):
+        next_fire("@hourly", at)

@@ -55,7 +55,9 @@ def register(app: typer.Typer) -> None:
                stack: bool = typer.Option(True, help="Start the local stack (MLflow + S3) if it is not running; "
                                                      "`local down` stops it again."),
                seed_models: bool = typer.Option(True, help="Put a small stand-in model at each storageUri that "
-                                                           "holds nothing yet (a fresh clone has no models).")) -> None:
+                                                           "holds nothing yet (a fresh clone has no models)."),
+               schedule: bool = typer.Option(False, help="Also run each CronJob as a Job on its schedule "
+                                                         "(otherwise: `local run-job NAME`).")) -> None:
         """Render the overlay and start every pod in a sandbox; wait until each is ready."""
         from patchrisk.localcluster.cluster import STACK_MARKER, state_folder, up
         from patchrisk.stack import stack_up
@@ -66,7 +68,7 @@ def register(app: typer.Typer) -> None:
                 state_folder(state_dir, overlay).mkdir(parents=True, exist_ok=True)
                 (state_folder(state_dir, overlay) / STACK_MARKER).write_text("started by local up\n")
         plan = up(_repo(), overlay, state_dir, stand_ins=_stand_ins(state_dir), ready_timeout=timeout,
-                  seed=seed_models, secret_values=_stack_users(state_dir), progress=lambda m: typer.echo(m, err=True))
+                  seed=seed_models, schedule=schedule, secret_values=_stack_users(state_dir), progress=lambda m: typer.echo(m, err=True))
         typer.echo(f"overlay {plan.overlay} up: {len(plan.pods)} pods, {len(plan.services)} Services")
 
     @local.command("down")

@@ -28,6 +28,7 @@ from patchrisk.stack.processes import group_members, is_running, read_pid, start
 
 NETWORK_PID = "network.pid"
 KFP_PID = "kfp-api.pid"
+SCHEDULER_PID = "scheduler.pid"
 STACK_MARKER = "stack-started"  # `local up` started the local stack, so `local down` stops it
 
 
@@ -125,7 +126,7 @@ def _start_network(state: Path, plan: Plan, stand_ins: dict[str, str], timeout: 
 
 
 def up(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] | None = None,
-       ready_timeout: float = 180.0, seed: bool = False, secret_values: dict[str, dict[str, str]] | None = None,
+       ready_timeout: float = 180.0, seed: bool = False, schedule: bool = False, secret_values: dict[str, dict[str, str]] | None = None,
        progress: Callable[[str], None] = lambda _m: None) -> Plan:
     """Start every Deployment replica and InferenceService component; wait until each is ready."""
     _require_bwrap()
@@ -159,6 +160,12 @@ def up(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] 
         for pod, procs in started:
             _wait_ready(pod, procs, state, ready_timeout)
             progress(f"pod {pod.name} ready")
+        if schedule and plan.jobs:
+            start_detached([sys.executable, "-m", "patchrisk.localcluster.scheduler", str(Path(repo).resolve()),
+                            str(Path(state_root).resolve()), overlay], state / "scheduler.log",
+                           state / SCHEDULER_PID, {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+                                                   "PYTHONUNBUFFERED": "1"})
+            progress(f"CronJobs {', '.join(plan.jobs)} run on their schedules (log: {state / 'scheduler.log'})")
     except BaseException:
         down(state_root, overlay)
         raise
@@ -186,14 +193,14 @@ def _write_sandbox_info(state: Path, pod: PodPlan, specs) -> None:
 
 def _marker(pid_file: Path) -> str:
     """What the process group's command lines hold: guards `down` against a recycled pid."""
-    return {NETWORK_PID: "patchrisk.localcluster.proxy", KFP_PID: "patchrisk.localcluster.kfp_api"}.get(
-        pid_file.name, "bwrap")
+    return {NETWORK_PID: "patchrisk.localcluster.proxy", KFP_PID: "patchrisk.localcluster.kfp_api",
+            SCHEDULER_PID: "patchrisk.localcluster.scheduler"}.get(pid_file.name, "bwrap")
 
 
 def running_processes(state: Path) -> dict[str, int]:
     """Pod (or ``network``, ``kfp-api``) -> process group id of each group still alive."""
     out = {}
-    for pid_file in [*(state / "pods").glob("*.pid"), state / NETWORK_PID, state / KFP_PID]:
+    for pid_file in [*(state / "pods").glob("*.pid"), state / NETWORK_PID, state / KFP_PID, state / SCHEDULER_PID]:
         pid = read_pid(pid_file)
         if pid is None:
             continue
@@ -209,7 +216,7 @@ def down(state_root: Path, overlay: str, timeout: float = 10.0) -> list[str]:
     stopped, survivors = [], []
     for name, pid in running_processes(state).items():
         (stopped if stop_group(pid, timeout) else survivors).append(name)
-    for pid_file in [*(state / "pods").glob("*.pid"), state / NETWORK_PID, state / KFP_PID]:
+    for pid_file in [*(state / "pods").glob("*.pid"), state / NETWORK_PID, state / KFP_PID, state / SCHEDULER_PID]:
         if pid_file.stem not in survivors:
             pid_file.unlink(missing_ok=True)
     if survivors:
@@ -251,7 +258,7 @@ def run_job(repo: Path, state_root: Path, overlay: str, cronjob: str, *, timeout
         raise LocalClusterError(f"no CronJob {cronjob!r} in overlay {overlay} (has: {', '.join(plan.jobs)})")
     template = plan.jobs[cronjob]
     runs = len(list((state / "pods").glob(f"{cronjob}-run-*.json")))
-    pod = PodPlan(f"{cronjob}-run-{runs}", f"CronJob/{cronjob}", template["metadata"].get("labels", {}),
+    pod = PodPlan(f"{cronjob}-run-{runs}", f"CronJob/{cronjob}", (template.get("metadata") or {}).get("labels", {}),
                   AddressBook(plan.overlay).pod_ip(len(plan.pods) + runs), template["spec"])
     runtime = _runtime(repo, state, render_overlay(repo, overlay), stand_ins or {})
     specs = sandbox_specs(plan, pod, runtime)
