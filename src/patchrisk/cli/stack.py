@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("use sqlite or postgres", param_hint="--db")
         if auth and db == "postgres":
             raise typer.BadParameter("--auth runs on the sqlite store only for now", param_hint="--auth")
-        show = lambda msg: typer.echo(msg, err=True)  # noqa: E731
+        show = lambda msg: typer.echo(msg, err=True)
         running = (postgres_stack_up(state_dir, mlflow_timeout=timeout, progress=show) if db == "postgres"
                    else stack_up(state_dir, mlflow_timeout=timeout, progress=show, auth=auth))
         if restored := refill_started_stack(state_dir, running):
