@@ -21,6 +21,8 @@ ADMIN = "admin"
 # environment-qualified (the rollout uses the same names everywhere), so one registry can give
 # them to one environment's rollout only; see docs/security.md.
 REGISTRY_ENVIRONMENT = "staging"
+# A promotion also removes `challenger` from the version it promotes (the rollout journal's intent).
+ROLLOUT_ALIASES = ("canary", "champion", "challenger")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def _rollout(env: str) -> Principal:
                      f"rollout CLI for the {env} overlay" + (": moves canary and champion" if owns
                                                              else " (owns no alias in this registry)"),
                      "patchrisk-mlflow-rollout", experiments={TRAINING_EXPERIMENT: "READ"},
-                     models=_on_models("MANAGE"), aliases=("canary", "champion") if owns else ())
+                     models=_on_models("MANAGE"), aliases=ROLLOUT_ALIASES if owns else ())
 
 
 PRINCIPALS: tuple[Principal, ...] = (
