@@ -128,7 +128,7 @@ def _experiment_id(admin: _Admin, name: str, artifact_root: str | None) -> str:
 
 
 def _grant(admin: _Admin, user: str, resource_type: str, resource_id: str, permission: str) -> None:
-    admin.call("POST", "/api/3.0/mlflow/users/permissions/grant", json={
+    admin.call("POST", "/api/3.0/mlflow/users/permissions/grant", ok_codes=("RESOURCE_ALREADY_EXISTS",), json={
         "username": user, "resource_type": resource_type, "resource_id": resource_id,
         "permission": permission})
 
