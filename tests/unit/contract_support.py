@@ -42,3 +42,23 @@ def old_rows(count: int, seed: int = 3) -> list[dict]:
 
 def old_contract(version: str = "3") -> Contract:
     return Contract(OLD, version)
+
+
+def old_training_rows(count: int = 600, seed: int = 7):
+    """Training rows of the old revision: today's generator, less ``region``, components it knew."""
+    from patchrisk.datagen import generate_rows
+
+    frame = generate_rows(PACKAGED, count, seed=seed).drop(columns=["region"])
+    known = list(OLD.feature("component").categories)
+    frame["component"] = [c if c in known else "legacy-radio" for c in frame["component"]]
+    return frame
+
+
+def train_old_champion(model_dir, seed: int = 7):
+    """A small model trained on the old revision, saved with its reference as training does."""
+    from patchrisk.training import TrainParams, train_model, write_reference
+
+    result = train_model(old_training_rows(seed=seed), OLD, TrainParams(seed=seed, iterations=40))
+    result.bundle.save(model_dir)
+    write_reference(result, model_dir, seed=seed)
+    return result

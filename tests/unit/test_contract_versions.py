@@ -98,3 +98,57 @@ def test_contract_of_model_dir_reads_the_bundles_spec(tmp_path):
     folder = publish_version(tmp_path, OLD, "3")
     contract = contract_of_model_dir(folder, "3")
     assert contract == old_contract("3") and contract.score_name == "risk" and contract.bucket_name == "risk_band"
+
+
+@pytest.fixture(scope="module")
+def old_champion(tmp_path_factory):
+    from contract_support import train_old_champion
+
+    model_dir = tmp_path_factory.mktemp("old-champion") / "patch-risk"
+    return train_old_champion(model_dir), model_dir
+
+
+def test_drift_reads_only_rows_with_the_champions_contract(old_champion, book, tmp_path):
+    import datetime as dt
+
+    import pandas as pd
+    from contract_support import old_training_rows
+    from drift_support import log_frame, write_logs
+
+    from patchrisk.monitoring.drift.analysis import analyse_window
+    from patchrisk.monitoring.drift.config import load_config
+    from patchrisk.monitoring.drift.job import same_contract_as
+    from patchrisk.monitoring.drift.reference import Reference
+    from patchrisk.monitoring.drift.window import Window
+
+    result, model_dir = old_champion
+    start = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
+    champion_rows = log_frame(result.bundle, old_training_rows(200, seed=21), start, version="3")
+    # v4 (today's spec) logs region and components v3 never knew: not v3's columns, not its drift.
+    newer = log_frame(result.bundle, old_training_rows(100, seed=22), start, version="4")
+    newer["component"], newer["region"] = "camera", "eu"
+    write_logs(tmp_path / "logs", pd.concat([champion_rows, newer]))
+    reference = Reference.from_model_dir(model_dir, "patch-risk", "3")
+    assert reference.spec == OLD
+    same = same_contract_as(reference, book)
+    analysis = analyse_window(Store(str(tmp_path / "logs")), reference, Window(start, start + dt.timedelta(days=1)),
+                              load_config(), same_contract=same)
+    assert analysis.verdict.rows == 200
+    everything = analyse_window(Store(str(tmp_path / "logs")), reference, Window(start, start + dt.timedelta(days=1)),
+                                load_config())
+    assert everything.verdict.rows == 300  # what the window holds: the filter is what kept v4 out
+
+
+def test_rollout_analysis_reads_each_endpoint_with_its_versions_spec(tmp_path):
+    from types import SimpleNamespace
+
+    from patchrisk.errors import PatchriskError
+    from patchrisk.rollout.analyze import version_specs
+    from patchrisk.settings import Settings
+
+    publish_version(tmp_path / "model-store", OLD, "3")
+    publish_version(tmp_path / "model-store", PACKAGED, "4")
+    ctx = SimpleNamespace(model="patch-risk", settings=Settings(model_store_uri=str(tmp_path / "model-store")))
+    assert version_specs(ctx, {"default": "3", "canary": "4"}) == {"default": OLD, "canary": PACKAGED}
+    with pytest.raises(PatchriskError, match="v5"):
+        version_specs(ctx, {"default": "3", "canary": "5"})

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchrisk.contract.lookup import settings_book
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift import alerts
 from patchrisk.monitoring.drift.analysis import WindowAnalysis, analyse_window
@@ -235,7 +236,8 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
     else:
         labels = labels_if_present(config.labels_uri, reference.spec, say) if config.labels_uri else None
     window = Window.ending(request.window_end, config.window_hours)
-    analysis = analyse_window(store, reference, window, config, labels, with_sample=request.html, progress=say)
+    analysis = analyse_window(store, reference, window, config, labels, with_sample=request.html, progress=say,
+                              same_contract=same_contract_as(reference, settings_book(settings)))
     performance = None
     if analysis.labelled is not None:
         t = config.trigger
@@ -268,3 +270,15 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
     summary = _clean(summary)
     store.write_bytes(f"{prefix}/summary.json", json.dumps(summary, indent=1, sort_keys=True).encode())
     return summary
+
+
+def same_contract_as(reference: Reference, book):
+    """A logged version -> whether its rows have the reference's columns (its contract's features
+    equal the champion's). Unanswered rows (no version) stay: they are counted as failed calls."""
+    def same(version: str | None) -> bool:
+        if version is None or str(version) == str(reference.model_version):
+            return True
+        contract = book.get(reference.model_name, version)
+        return contract is not None and contract.spec.features == reference.spec.features
+
+    return same
