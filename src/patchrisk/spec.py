@@ -124,8 +124,19 @@ class Outputs(_Strict):
         return self
 
 
+class ListNames(_Strict):
+    """Column names of the batch lists, in the users' words (defaults fit any spec)."""
+
+    items: str = Field("items", description="what one row is, plural: 'patches'")
+    expected_impact: str = Field("expected_impact", description="score x blast radius, per item")
+    expected_incidents: str = Field("expected_incidents", description="sum of scores, per watch group")
+    impact_at_risk: str = Field("impact_at_risk", description="sum of score x blast radius, per watch group")
+
+
 class Roles(_Strict):
     """Which features play a part in batch lists (data, so a second spec needs no code)."""
+
+    list_names: ListNames = ListNames()
 
     blast_radius: str | None = Field(None, description="numeric feature: how many units a bad item reaches")
     watch_groups: tuple[str, ...] = Field((), description="category features the watch list groups by")
