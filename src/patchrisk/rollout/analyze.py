@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from patchrisk.errors import PatchriskError
-from patchrisk.rollout.analysis import compare, endpoint_stats, join_labels
+from patchrisk.rollout.analysis import compare, endpoint_rows, endpoint_stats, join_labels
 from patchrisk.rollout.context import RolloutContext
 from patchrisk.rollout.decision import decide
 from patchrisk.rollout.logs import read_logs
@@ -64,11 +64,11 @@ def analyze(ctx: RolloutContext, labels_path: Path | None = None, report_dir: Pa
     labels = {e: read_labels(labels_path, spec) for e, spec in specs.items()} if labels_path else None
     stats, labelled = {}, {}
     for endpoint, version in versions.items():
-        mine = logs[(logs["endpoint"] == endpoint) & (logs["model_version"] == version)]
+        mine = endpoint_rows(logs, endpoint, version)  # failed calls (no version) included
         in_step = mine[mine["received_at"] >= pd.Timestamp(step_since)] if step_since else mine
         labelled[endpoint] = join_labels(mine, labels[endpoint] if labels else None)
         stats[endpoint] = endpoint_stats(in_step, labelled[endpoint], endpoint, version, specs[endpoint],
-                                         config.score_bins)
+                                         config.score_bins, config.min_latency_samples)
     # The canary is judged at its own threshold: it is the version that would serve everyone.
     comparison = compare(stats["default"], stats["canary"], labelled["default"], labelled["canary"],
                          specs["canary"].decision_threshold)
