@@ -8,6 +8,8 @@ import pytest
 
 from patchrisk.manifests_check.hadolint_scan import find_dockerfiles, hadolint_binary, run_hadolint
 
+pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = ["components/Dockerfile", "serving/Dockerfile"]
 
