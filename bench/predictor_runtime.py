@@ -33,7 +33,15 @@ def build_runtime_venv(dest: Path) -> Path:
     python = dest / "bin" / "python"
     subprocess.run([uv, "pip", "install", "-q", "--no-deps", "--python", str(python), "-r", str(PREDICTOR_LOCK)],
                    check=True)
-    subprocess.run([uv, "pip", "install", "-q", "--no-deps", "--python", str(python), str(REPO)], check=True)
+    # From a copy of what the Dockerfile copies: setuptools builds in the source tree, and a stale
+    # build/ there could put deleted modules into the wheel.
+    source = dest.parent / "source"
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        source.mkdir(exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    for name in ("src", "components", "pipelines", "serving"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    subprocess.run([uv, "pip", "install", "-q", "--no-deps", "--python", str(python), str(source)], check=True)
     return python
 
 

@@ -1,0 +1,13 @@
+"""Predictor flags that are refused before anything loads (exit 2 with the reason)."""
+
+from __future__ import annotations
+
+import logging
+
+from patchrisk_serving.catboost_predictor.__main__ import main
+
+
+def test_workers_other_than_one_is_refused(caplog, tmp_path):
+    with caplog.at_level(logging.ERROR, logger="patchrisk.predictor"):
+        assert main(["--model_name=patch-risk", f"--model_dir={tmp_path}", "--workers=4"]) == 2
+    assert "--workers 4 is not supported" in caplog.text and "replicas" in caplog.text
