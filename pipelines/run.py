@@ -33,6 +33,9 @@ def pipelines() -> dict[str, Callable]:
         pass
     else:
         found["batch-scoring"] = batch_scoring_pipeline
+    from patchrisk_pipelines.monitoring import monitoring_pipeline
+
+    found["monitoring"] = monitoring_pipeline
     return found
 
 
