@@ -139,3 +139,25 @@ def test_an_edit_that_fails_the_manifests_check_is_undone(gitops_repo, rollout_e
     assert repo.head.commit.hexsha == head and not repo.is_dirty(untracked_files=True)
     assert aliases() == {"champion": "1"}
     assert_manifests_pass(repo, "staging")
+
+
+@pytest.mark.parametrize("where", ["in-repo", "outside-repo"])
+def test_an_overlay_outside_manifests_overlays_is_refused_before_anything_is_written(gitops_repo, rollout_env,
+                                                                                     where):
+    import shutil
+
+    repo = gitops_repo
+    root = Path(repo.working_tree_dir)
+    # A valid overlay, but not where overlays live: in the checkout, or beside it (not in Git at all).
+    outside = root / "elsewhere" / "staging-copy" if where == "in-repo" else root.parent / "foreign" / "staging-copy"
+    shutil.copytree(staging(repo), outside)
+    repo.git.add(A=True)
+    repo.index.commit("a stray overlay copy")
+    before = {p.name: p.read_bytes() for p in outside.iterdir()}
+    head = repo.head.commit.hexsha
+    name = "../../elsewhere/staging-copy" if where == "in-repo" else str(outside)
+    result = run(repo, "start", "--overlay", name, "--model-version", "2")
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == before  # no journal, no edited patch
+    assert repo.head.commit.hexsha == head and not repo.is_dirty(untracked_files=True)
+    assert result.exit_code == 2, result.output
+    assert "--overlay" in result.output and "manifests/overlays" in result.output

@@ -49,7 +49,8 @@ def test_webhook_posts_a_slack_payload():
     finally:
         server.shutdown()
         server.server_close()
-    assert result == {"status": "sent", "http_status": 200}
+    assert result == {"status": "sent", "http_status": 200,
+                      "url": f"http://127.0.0.1:{server.server_address[1]}/<redacted>"}
     content_type, body = received[0]
     assert content_type == "application/json" and body["text"] == headline(SUMMARY)
     assert body["blocks"][0]["type"] == "header" and any("Reasons" in json.dumps(b) for b in body["blocks"])
@@ -58,3 +59,40 @@ def test_webhook_posts_a_slack_payload():
 def test_webhook_failure_is_reported_not_raised():
     result = send_webhook(f"http://127.0.0.1:{free_port()}/hook", SUMMARY, 1)
     assert result["status"] == "failed" and "Connect" in result["error"]
+
+
+def test_webhook_url_is_redacted_in_the_result_and_the_log(caplog):
+    """A Slack webhook URL is a credential: neither the summary nor the log may carry its path."""
+
+    class Refusing(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(404)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = "services/T0000/B0000/s3cr3t-t0ken"
+    url = f"http://hook-user:pw@127.0.0.1:{server.server_address[1]}/{secret}?token=also-secret"
+    try:
+        with caplog.at_level("DEBUG"):
+            result = send_webhook(url, SUMMARY, 5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["status"] == "failed" and "404" in result["error"]
+    assert result["url"] == f"http://127.0.0.1:{server.server_address[1]}/<redacted>"
+    for text in (json.dumps(result), caplog.text):
+        assert "s3cr3t" not in text and "also-secret" not in text and "pw@" not in text, text
+    assert "<redacted>" in caplog.text
+
+
+def test_redacting_keeps_scheme_and_host_only():
+    from patchrisk.monitoring.drift.alerts import redact_url
+
+    assert redact_url("https://hooks.slack.com/services/T/B/XYZ") == "https://hooks.slack.com/<redacted>"
+    assert redact_url("https://u:p@chat.example:8443/hooks/abc?x=1") == "https://chat.example:8443/<redacted>"
+    assert redact_url("not a url") == "<redacted>"

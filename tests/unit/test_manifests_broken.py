@@ -103,6 +103,16 @@ BROKEN = [
            ISVC, "spec.canary[*].trafficPercent", "canary-traffic-sum"),
     Broken("canary-list-in-knative-mode", "dev", canary_in_knative,
            ISVC, "spec.canary", "canary-list-knative"),
+    Broken("logger-url-without-endpoint", "prod",
+           lambda d: isvc(d)["spec"]["predictor"]["logger"].__setitem__(
+               "url", "http://patchrisk-sink.patchrisk-prod.svc.cluster.local/"),
+           ISVC, "spec.predictor.logger.url", "logger"),
+    Broken("standard-canary-logging-as-default", "staging",
+           lambda d: isvc(d)["spec"]["canary"][0]["predictor"].pop("logger"),
+           ISVC, "spec.canary[0].predictor.logger", "logger"),
+    Broken("knative-canary-logging-as-default", "dev",
+           lambda d: isvc(d)["spec"]["predictor"].__setitem__("canaryTrafficPercent", 10),
+           ISVC, "spec.predictor.logger.url", "logger"),
     Broken("latest-image-tag", "prod",
            lambda d: obj(d, "ServingRuntime", "kserve-catboostserver")["spec"]["containers"][0].__setitem__(
                "image", "ghcr.io/patchrisk/predictor:latest"),
@@ -181,6 +191,7 @@ def test_deployment_mode_file_must_agree_with_the_annotation():
 def test_knative_canary_traffic_percent_outside_0_to_100_is_rejected():
     docs = render("dev")
     isvc(docs)["spec"]["predictor"]["canaryTrafficPercent"] = 120
+    isvc(docs)["spec"]["predictor"]["logger"]["url"] = "http://patchrisk-sink.patchrisk-dev.svc.cluster.local/endpoint/canary"
     findings = check_objects(Target(label="dev", text=yaml.safe_dump_all(docs)), SCHEMA_DIR)
     assert [(f.field, f.rule) for f in findings] == [("spec.predictor.canaryTrafficPercent", "canary-traffic-sum")]
 

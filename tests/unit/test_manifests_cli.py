@@ -20,7 +20,7 @@ CLEAN_ISVC = {
                  "annotations": {"serving.kserve.io/deploymentMode": "Standard"}},
     "spec": {"predictor": {
         "name": "v1",
-        "logger": {"mode": "all", "url": "http://patchrisk-sink.patchrisk-prod.svc.cluster.local/"},
+        "logger": {"mode": "all", "url": "http://patchrisk-sink.patchrisk-prod.svc.cluster.local/endpoint/default"},
         "model": {"modelFormat": {"name": "catboost"}, "runtime": "kserve-catboostserver",
                   "storageUri": "s3://patchrisk-models/patch-risk/v1/"}}},
 }

@@ -87,10 +87,16 @@ def test_environments_differ_where_they_should(rendered):
         assert len(set(values)) > 1, f"{key} is the same in every overlay: {values}"
 
 
-def test_logger_points_at_the_sink_of_its_own_namespace(rendered):
+def test_logger_points_at_the_sink_of_its_own_namespace_naming_the_endpoint(rendered):
+    """Each predictor posts to ``/endpoint/<name>`` so a failed call (request event only) is
+    still counted against the endpoint that served it."""
     for env in ENVIRONMENTS:
-        logger = find(rendered[env], "InferenceService", "patch-risk")["spec"]["predictor"]["logger"]
-        assert logger == {"mode": "all", "url": f"http://patchrisk-sink.patchrisk-{env}.svc.cluster.local/"}
+        spec = find(rendered[env], "InferenceService", "patch-risk")["spec"]
+        sink = f"http://patchrisk-sink.patchrisk-{env}.svc.cluster.local"
+        assert spec["predictor"]["logger"] == {"mode": "all", "url": f"{sink}/endpoint/default"}
+        for canary in spec.get("canary") or []:  # staging ships v3 as a Standard-mode canary
+            assert canary["predictor"]["logger"] == {"mode": "all", "url": f"{sink}/endpoint/canary"}
+    assert find(rendered["staging"], "InferenceService", "patch-risk")["spec"]["canary"]
 
 
 def test_monitor_may_only_start_kfp_runs(rendered):
@@ -134,7 +140,8 @@ def _rollout_edit(env: str, tmp_path: Path, edit) -> Target:
 def test_standard_contract_start_a_canary_in_prod(tmp_path):
     def start_canary(patch):
         patch["spec"]["canary"] = [{
-            "predictor": {"name": "v2", "model": {
+            "predictor": {"name": "v2", "logger": {
+                "mode": "all", "url": "http://patchrisk-sink.patchrisk-prod.svc.cluster.local/endpoint/canary"}, "model": {
                 "name": "kserve-container", "modelFormat": {"name": "catboost"},
                 "runtime": "kserve-catboostserver", "storageUri": "s3://patchrisk-models/patch-risk/v2/"}},
             "trafficPercent": 25}]
@@ -163,6 +170,8 @@ def test_knative_contract_start_a_canary_in_dev(tmp_path):
     def start_canary(patch):
         patch["spec"]["predictor"]["model"]["storageUri"] = "s3://patchrisk-models/patch-risk/v3/"
         patch["spec"]["predictor"]["canaryTrafficPercent"] = 20
+        patch["spec"]["predictor"]["logger"] = {  # the new revision logs as the canary
+            "mode": "all", "url": "http://patchrisk-sink.patchrisk-dev.svc.cluster.local/endpoint/canary"}
 
     target = _rollout_edit("dev", tmp_path, start_canary)
     assert check_objects(target, SCHEMA_DIR) == []

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from patchrisk.errors import PatchriskError
 from patchrisk.rollout.analysis import EndpointStats, compare, endpoint_stats, recall_test
@@ -41,8 +42,12 @@ def test_standard_overlay_round_trip_keeps_the_contract_layout(overlays):
     overlay.write(Serving(V[2], V[3], 10))
     text = overlay.patch_path.read_text()
     assert "  canary:\n    - predictor:\n        name: v3\n" in text and "name: kserve-container" in text
+    canary = yaml.safe_load(text)["spec"]["canary"][0]["predictor"]
+    assert canary["logger"] == {"mode": "all",
+                                "url": "http://patchrisk-sink.patchrisk-staging.svc.cluster.local/endpoint/canary"}
     assert overlay.write(Serving(V[3])) is True
     assert overlay.read() == Serving(V[3]) and "canary: []" in overlay.patch_path.read_text()
+    assert "logger" not in yaml.safe_load(overlay.patch_path.read_text())["spec"]["predictor"]  # base: default
     assert overlay.write(Serving(V[3])) is False  # already says so: nothing written
 
 
@@ -51,9 +56,16 @@ def test_knative_overlay_keeps_the_latest_revision_in_storage_uri(overlays):
     assert overlay.mode == "knative" and overlay.read() == Serving(V[2])
     overlay.write(Serving(V[2], V[3], 20))
     assert overlay.read() == Serving(None, V[3], 20)  # the champion now lives in the journal only
-    assert "canaryTrafficPercent: 20\n    model:" in overlay.patch_path.read_text()
-    overlay.write(Serving(V[2]))
+    assert "canaryTrafficPercent: 20\n" in overlay.patch_path.read_text()
+    # The latest revision (the canary) logs as the canary; the previous one keeps its own URL.
+    predictor = yaml.safe_load(overlay.patch_path.read_text())["spec"]["predictor"]
+    assert predictor["logger"] == {"mode": "all",
+                                   "url": "http://patchrisk-sink.patchrisk-dev.svc.cluster.local/endpoint/canary"}
+    overlay.write(Serving(V[2], V[3], 50))  # a step changes only the share: no new revision
+    assert yaml.safe_load(overlay.patch_path.read_text())["spec"]["predictor"]["logger"] == predictor["logger"]
+    overlay.write(Serving(V[2]))  # promote/rollback: the new latest revision logs as default again
     assert overlay.read() == Serving(V[2]) and "canaryTrafficPercent" not in overlay.patch_path.read_text()
+    assert "logger" not in yaml.safe_load(overlay.patch_path.read_text())["spec"]["predictor"]
 
 
 def test_unknown_environment_is_a_clear_error(overlays):
@@ -139,3 +151,17 @@ def test_a_config_file_replaces_only_the_keys_it_names(tmp_path):
     partial.write_text("- not\n- a mapping\n")
     with pytest.raises(PatchriskError, match="rollout.yaml: a rollout config must be a YAML mapping, got list"):
         load_config(partial)
+
+
+@pytest.mark.parametrize("name", ["../staging", "../../elsewhere", "/tmp", "staging/..", "Staging", ""])
+def test_an_overlay_name_that_is_a_path_is_refused(overlays, name):
+    with pytest.raises(PatchriskError, match="must name an environment folder directly under"):
+        Overlay.open(overlays, name)
+
+
+def test_an_overlay_symlinked_from_elsewhere_is_refused(overlays, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(overlays / "manifests" / "overlays" / "staging", elsewhere)
+    (overlays / "manifests" / "overlays" / "linked").symlink_to(elsewhere)
+    with pytest.raises(PatchriskError, match="'linked': must name an environment folder"):
+        Overlay.open(overlays, "linked")

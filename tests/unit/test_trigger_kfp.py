@@ -30,6 +30,7 @@ class FakeKfp:
         self.versions: dict[str, list[dict]] = {}
         self.runs: list[dict] = []
         self.problems: list[str] = []
+        self.fail_after_creating_runs = 0  # create the run, then answer 500 (a timeout after submitting)
 
     def expect(self, ok: bool, problem: str) -> None:
         if not ok:
@@ -125,6 +126,9 @@ def make_handler(kfp: FakeKfp):
                        "experiment_id": body["experiment_id"], "state": "PENDING",
                        "pipeline_version_reference": ref, "runtime_config": body["runtime_config"]}
                 kfp.runs.append(run)
+                if kfp.fail_after_creating_runs:
+                    kfp.fail_after_creating_runs -= 1
+                    return self._reply({"error": "upstream request timeout", "code": 14}, 500)
                 return self._reply(run)
             self._reply({"error": f"unexpected POST {url.path}"}, 404)
 
@@ -189,3 +193,45 @@ def test_run_activity_comes_from_the_run_state(kfp_api):
     assert is_run_active(ref, host) is True
     kfp.runs[0]["state"] = "SUCCEEDED"
     assert is_run_active(ref, host) is False
+
+
+def test_a_failed_launch_is_retried_after_the_delay_under_its_key_and_finds_the_run_it_created(kfp_api, tmp_path):
+    """The API created the run but answered 500: the next window is held (retry delay), and the
+    retry looks the run up by the failed attempt's name instead of starting a second one."""
+    import datetime as dt
+
+    from patchrisk.monitoring.drift.config import load_config
+    from patchrisk.monitoring.drift.decision import DriftVerdict
+    from patchrisk.monitoring.drift.job import WindowAnalysis, decide_and_launch
+    from patchrisk.monitoring.drift.trigger import StateStore
+    from patchrisk.monitoring.drift.window import Window
+    from patchrisk.settings import get_settings
+    from patchrisk.storage import Store
+
+    kfp, host = kfp_api
+    kfp.fail_after_creating_runs = 1
+    config = load_config().with_overrides(retraining={"backend": "kfp", "training_data_uri": PARAMS["data_uri"]},
+                                          alerts={})
+    settings = get_settings(kfp_host=host, state_dir=tmp_path / "state")
+    states = StateStore(Store(str(tmp_path / "logs")), "patch-risk")
+    t0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+
+    def window(hours: int):
+        end = t0 + dt.timedelta(hours=hours)
+        analysis = WindowAnalysis(Window(end - dt.timedelta(hours=1), end), DriftVerdict("ok", 500), None, None, 0)
+        return decide_and_launch(states.load(), states, analysis, {"drop": 0.2, "degraded": True}, config,
+                                 settings, lambda message: None)
+
+    first, launch = window(0)
+    assert launch["outcome"] == "failed" and launch["key"] == first.key and len(kfp.runs) == 1
+    assert states.load().failed_launch.key == first.key and states.load().last_trigger is None
+    held, none = window(1)
+    assert none is None and held.trigger is False and held.blocked_by[0].startswith(f"retry delay: launching {first.key}")
+    retried, launch = window(config.trigger.failed_launch_retry_hours)
+    assert retried.trigger is True and retried.key != first.key
+    assert launch["outcome"] == "already_exists" and launch["key"] == launch["retry_of"] == first.key
+    assert launch["run_id"] == kfp.runs[0]["run_id"] and len(kfp.runs) == 1  # found, never started twice
+    state = states.load()
+    assert state.failed_launch is None and state.last_trigger.key == first.key
+    assert set(state.triggered_keys) == {first.key, retried.key}
+    assert kfp.problems == []

@@ -140,3 +140,61 @@ def test_config_defaults_validate_and_overrides_merge(tmp_path):
     custom.write_text("drift: {alpha: 2}\n")
     with pytest.raises(PatchriskError, match="drift.alpha"):
         load_config(custom)
+
+
+def test_a_failed_launch_holds_the_next_attempt_for_the_retry_delay():
+    assert POLICY.failed_launch_retry_hours == 6  # the default, shorter than the 48 h cooldown
+    state = MonitorState(model="patch-risk")
+    add(state, 24, drop=0.2)
+    state.failed_launch = TriggerRecord(key="patch-risk-20260302T00", window_end=end(24), at=end(24), backend="kfp",
+                                        outcome="failed", detail={"error": "KFP API unreachable"})
+    held = add(state, 25, drop=0.2)
+    assert held.trigger is False and held.blocked_by[0].startswith("retry delay: launching patch-risk-20260302T00")
+    assert "KFP API unreachable" in held.blocked_by[0]
+    assert add(state, 30, drop=0.2).trigger is True  # 6 h later: retry
+
+
+def test_concurrent_writers_are_refused_by_the_generation_check(tmp_path):
+    store = Store(str(tmp_path))
+    first, second = StateStore(store, "patch-risk"), StateStore(store, "patch-risk")
+    StateStore(store, "patch-risk").save(MonitorState(model="patch-risk"))
+    mine, theirs = first.load(), second.load()
+    assert mine.generation == theirs.generation == 1
+    add(mine, 24, 0.4)
+    first.save(mine)
+    add(theirs, 48, 0.1)
+    with pytest.raises(PatchriskError, match=r"state.json: another monitor run wrote the state meanwhile "
+                                             r"\(generation 2, this run loaded 1\); nothing written"):
+        second.save(theirs)
+    stored = StateStore(store, "patch-risk").load()
+    assert stored.generation == 2 and [w.window_end for w in stored.windows] == [end(24)]
+
+
+def test_each_write_keeps_the_last_good_copy_and_a_corrupt_file_falls_back_to_it(tmp_path):
+    store = Store(str(tmp_path))
+    states = StateStore(store, "patch-risk")
+    state = states.load()
+    add(state, 24, 0.4)
+    states.save(state)
+    add(state, 48, 0.4)
+    path = Path(states.save(state))
+    backup = path.with_name("state.json.prev")
+    assert json.loads(backup.read_text())["generation"] == 1 and json.loads(path.read_text())["generation"] == 2
+    path.write_bytes(b'{"model": "patch-risk", "windows": [{"window_e')  # torn by a crash or a bad hand edit
+    recovered = states.load()
+    assert recovered.generation == 1 and len(recovered.windows) == 1
+    assert len(states.warnings) == 1 and str(path) in states.warnings[0] and "last good copy" in states.warnings[0]
+    add(recovered, 72, 0.4)
+    states.save(recovered)  # the corrupt file is replaced, and kept for whoever investigates
+    assert path.with_name("state.json.corrupt").read_bytes().startswith(b'{"model": "patch-risk", "windows"')
+    assert states.load().generation == 2 and states.warnings == []
+
+
+def test_a_corrupt_state_without_a_good_copy_is_a_clear_error(tmp_path):
+    states = StateStore(Store(str(tmp_path)), "patch-risk")
+    path = tmp_path / "monitoring" / "patch-risk" / "state.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("not json at all")
+    with pytest.raises(PatchriskError, match=r"monitoring/patch-risk/state.json: monitor state is corrupt .*"
+                                             r"no readable backup"):
+        states.load()

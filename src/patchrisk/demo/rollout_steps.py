@@ -139,8 +139,10 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
     for round_no in range(1, MAX_ROUNDS + 1):
         rows = _labelled_rows(ctx, 2 * ROWS_PER_ENDPOINT, ctx.seed + 100 + round_no, drifted=True)
         rows[spec.id_column] = [f"CANARY-{round_no}-{n:05d}" for n in range(len(rows))]
-        send_through_logger(ctx.facts["endpoint"], sink.url, rows.iloc[:ROWS_PER_ENDPOINT], ROWS_PER_REQUEST)
-        send_through_logger(ctx.facts["canary_endpoint"], sink.url, rows.iloc[ROWS_PER_ENDPOINT:], ROWS_PER_REQUEST)
+        send_through_logger(ctx.facts["endpoint"], sink.url, rows.iloc[:ROWS_PER_ENDPOINT], ROWS_PER_REQUEST,
+                            endpoint="default")
+        send_through_logger(ctx.facts["canary_endpoint"], sink.url, rows.iloc[ROWS_PER_ENDPOINT:], ROWS_PER_REQUEST,
+                            endpoint="canary")
         sink.flush()
         served.append(rows)
         pd.concat(served)[[spec.id_column, spec.target.name]].to_parquet(labels_path, index=False)

@@ -88,21 +88,53 @@ def _storage_uris(spec, source, obj) -> list[Finding]:
     return findings
 
 
+def sink_logger_url(namespace: str, endpoint: str) -> str:
+    """Where a predictor's logger posts: the sink of its namespace, at ``/endpoint/<endpoint>``.
+
+    KServe logs a response only for a successful call and leaves ``ce-endpoint`` empty, so the
+    URL path is the one thing that names the endpoint of a failed call (see docs/rollout.md)."""
+    return f"http://patchrisk-sink.{namespace}.svc.cluster.local/endpoint/{endpoint}"
+
+
 def _logger(doc, source, obj) -> list[Finding]:
-    logger = ((doc.get("spec") or {}).get("predictor") or {}).get("logger")
+    """The stable predictor logs as ``default``, except in Knative mode while a canary runs: then
+    ``spec.predictor`` describes the latest revision, the canary. Standard-mode canaries each log
+    as ``canary`` (without their own logger they would inherit the stable one's URL)."""
+    spec = doc.get("spec") or {}
+    predictor = spec.get("predictor") or {}
+    knative_canary = _mode_of(doc) == "Knative" and predictor.get("canaryTrafficPercent") is not None
+    findings = _logger_of(predictor.get("logger"), "spec.predictor.logger", "canary" if knative_canary else "default",
+                          doc, source, obj)
+    canaries = spec.get("canary") if isinstance(spec.get("canary"), list) else []
+    for index, canary in enumerate(canaries):
+        component = (canary or {}).get("predictor") if isinstance(canary, dict) else None
+        if isinstance(component, dict):
+            findings += _logger_of(component.get("logger"), f"spec.canary[{index}].predictor.logger", "canary",
+                                   doc, source, obj)
+    return findings
+
+
+def _mode_of(doc) -> str | None:
+    value = ((doc.get("metadata") or {}).get("annotations") or {}).get(MODE_ANNOTATION)
+    return LEGACY_MODES.get(value, value)
+
+
+def _logger_of(logger, where: str, endpoint: str, doc, source, obj) -> list[Finding]:
     namespace = (doc.get("metadata") or {}).get("namespace")
     if not isinstance(logger, dict):
-        return [Finding(source, obj, "spec.predictor.logger", "logger",
-                        "missing: prediction logs feed drift monitoring (mode: all, url: the sink)")]
+        return [Finding(source, obj, where, "logger",
+                        f"missing: prediction logs feed drift monitoring and canary analysis (mode: all, "
+                        f"url: the sink's /endpoint/{endpoint})")]
     findings = []
     if logger.get("mode") != "all":
-        findings.append(Finding(source, obj, "spec.predictor.logger.mode", "logger",
+        findings.append(Finding(source, obj, f"{where}.mode", "logger",
                                 f"is {logger.get('mode')!r}; monitoring needs requests and responses ('all')"))
     if namespace:
-        expected = f"http://patchrisk-sink.{namespace}.svc.cluster.local/"
+        expected = sink_logger_url(namespace, endpoint)
         if logger.get("url") != expected:
-            findings.append(Finding(source, obj, "spec.predictor.logger.url", "logger",
-                                    f"is {logger.get('url')!r}; expected the sink in this namespace, {expected}"))
+            findings.append(Finding(source, obj, f"{where}.url", "logger",
+                                    f"is {logger.get('url')!r}; expected the sink in this namespace, naming "
+                                    f"this predictor's endpoint: {expected}"))
     return findings
 
 

@@ -20,8 +20,11 @@ class EndpointStats:
     requests: int = 0  # in the step window
     errors: int = 0
     error_rate: float | None = None
-    latency_p50_ms: float | None = None
+    latency_p50_ms: float | None = None  # None when insufficient (see latency_note), never NaN
     latency_p99_ms: float | None = None
+    latency_samples: int = 0  # rows with a latency (both events of the exchange were logged)
+    latency_missing: int = 0  # rows without one, ignored by the percentiles
+    latency_note: str | None = None  # why the percentiles are None
     score_histogram: list[float] = field(default_factory=list)  # proportions in equal-width bins
     labelled: int = 0  # in the canary window, joined with labels
     positives: int = 0
@@ -62,18 +65,46 @@ def _rate(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
+def endpoint_rows(logs: pd.DataFrame, endpoint: str, version: str) -> pd.DataFrame:
+    """The rows ``endpoint`` served while it ran ``version``.
+
+    A call that failed (KServe logs its request, never a response) has no ``model_version``; the
+    sink still names its endpoint from the predictor's logger URL (``/endpoint/<name>``), so such
+    rows count for that endpoint, and in its error rate. Rows of another version at the same
+    endpoint (an earlier canary) are not this one's."""
+    versions = logs["model_version"]
+    unversioned = versions.isna() | versions.astype(str).isin(["", "None", "nan"])
+    return logs[(logs["endpoint"] == endpoint) & ((versions == version) | unversioned)]
+
+
+def _finite(values: pd.Series) -> np.ndarray:
+    """As floats, without NaN/None/±inf: a missing figure is ignored, never averaged in."""
+    array = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+    return array[np.isfinite(array)]
+
+
+def _latency(stats: EndpointStats, ops: pd.DataFrame, min_samples: int) -> None:
+    """Percentiles over the rows that have a latency; too few of them is ``insufficient``."""
+    latency = _finite(ops["latency_ms"]) if len(ops) else np.array([])
+    stats.latency_samples = len(latency)
+    stats.latency_missing = int(len(ops) - len(latency))
+    if len(latency) < min_samples:
+        stats.latency_note = (f"insufficient: {len(latency)} rows with a latency (need {min_samples}; "
+                              f"{stats.latency_missing} rows without one ignored)")
+        return
+    stats.latency_p50_ms, stats.latency_p99_ms = (float(v) for v in np.percentile(latency, [50, 99]))
+
+
 def endpoint_stats(ops: pd.DataFrame, labelled: pd.DataFrame | None, endpoint: str, version: str,
-                   spec: ModelSpec, bins: int) -> EndpointStats:
+                   spec: ModelSpec, bins: int, min_latency_samples: int = 20) -> EndpointStats:
     """``ops``: this endpoint's logs in the step window; ``labelled``: its labelled ok rows."""
     stats = EndpointStats(endpoint, version, requests=len(ops))
     ok = ops[ops["status"] == "ok"]
     stats.errors = int(len(ops) - len(ok))
     stats.error_rate = _rate(stats.errors, stats.requests)
-    if len(ops):
-        latency = ops["latency_ms"].astype(float).to_numpy()
-        stats.latency_p50_ms, stats.latency_p99_ms = (float(v) for v in np.percentile(latency, [50, 99]))
-    if len(ok):
-        scores = ok["risk_score"].astype(float).to_numpy()
+    _latency(stats, ops, min_latency_samples)
+    scores = _finite(ok["risk_score"]) if len(ok) else np.array([])
+    if len(scores):
         counts = np.bincount(np.searchsorted(score_edges(bins), scores, side="right"), minlength=bins)
         stats.score_histogram = (counts / counts.sum()).round(6).tolist()
     if labelled is not None and len(labelled):
@@ -133,7 +164,7 @@ def compare(default: EndpointStats, canary: EndpointStats, labelled_default: pd.
     if default.requests and canary.requests:
         increase = canary.error_rate - default.error_rate
         p_err = two_proportion_p(canary.errors, canary.requests, default.errors, default.requests)
-    if default.latency_p99_ms and canary.latency_p99_ms is not None:
+    if default.latency_p99_ms and canary.latency_p99_ms is not None:  # None when insufficient
         ratio = canary.latency_p99_ms / default.latency_p99_ms
     if default.score_histogram and canary.score_histogram:
         score_psi = psi(default.score_histogram, canary.score_histogram)
@@ -144,8 +175,9 @@ def compare(default: EndpointStats, canary: EndpointStats, labelled_default: pd.
 
 
 def join_labels(logs: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Ok rows with a label (column ``label``), by row id; None when no labels were given."""
+    """Ok rows with a score and a label (column ``label``), by row id; None when no labels were given."""
     if labels is None:
         return None
     ok = logs[logs["status"] == "ok"]
+    ok = ok[np.isfinite(pd.to_numeric(ok["risk_score"], errors="coerce").astype(float))]
     return ok.merge(labels, on="row_id", how="inner")

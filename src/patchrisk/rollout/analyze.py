@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from patchrisk.errors import PatchriskError
-from patchrisk.rollout.analysis import compare, endpoint_stats, join_labels
+from patchrisk.rollout.analysis import compare, endpoint_rows, endpoint_stats, join_labels
 from patchrisk.rollout.context import RolloutContext
 from patchrisk.rollout.decision import decide
 from patchrisk.rollout.logs import read_logs
@@ -49,10 +49,11 @@ def analyze(ctx: RolloutContext, labels_path: Path | None = None, report_dir: Pa
     versions = {"default": journal.champion.version, "canary": journal.canary.version}
     stats, labelled = {}, {}
     for endpoint, version in versions.items():
-        mine = logs[(logs["endpoint"] == endpoint) & (logs["model_version"] == version)]
+        mine = endpoint_rows(logs, endpoint, version)  # failed calls (no version) included
         in_step = mine[mine["received_at"] >= pd.Timestamp(step_since)] if step_since else mine
         labelled[endpoint] = join_labels(mine, labels)
-        stats[endpoint] = endpoint_stats(in_step, labelled[endpoint], endpoint, version, spec, config.score_bins)
+        stats[endpoint] = endpoint_stats(in_step, labelled[endpoint], endpoint, version, spec, config.score_bins,
+                                         config.min_latency_samples)
     comparison = compare(stats["default"], stats["canary"], labelled["default"], labelled["canary"],
                          spec.decision_threshold)
     decision = decide(stats["default"], stats["canary"], comparison, config, journal.canary_percent or 0,

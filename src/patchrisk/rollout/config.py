@@ -20,6 +20,7 @@ class RolloutConfig(BaseModel):
     schedule: list[int] = Field(min_length=1)
     min_requests: int = Field(ge=1)
     min_labelled: int = Field(ge=1)
+    min_latency_samples: int = Field(20, ge=1)
     require_labels_to_promote: bool = False
     max_error_rate_increase: float = Field(ge=0, le=1)
     max_p99_latency_ratio: float = Field(gt=0)

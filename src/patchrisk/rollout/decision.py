@@ -6,6 +6,7 @@ canary moves to the next weight of the schedule, or is promoted at the last one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -57,15 +58,28 @@ def operational_checks(default: EndpointStats, canary: EndpointStats, cmp: Compa
         cmp.error_rate_increase, config.max_error_rate_increase,
         f"canary {_fmt(canary.error_rate)} vs default {_fmt(default.error_rate)} "
         f"(increase {_fmt(cmp.error_rate_increase)}, one-sided p {_fmt(cmp.error_rate_p_value)})"))
-    latency_status = gated or ("pass" if cmp.p99_latency_ratio is None
-                               or cmp.p99_latency_ratio <= config.max_p99_latency_ratio else "fail")
-    checks.append(Check("p99_latency", latency_status, cmp.p99_latency_ratio, config.max_p99_latency_ratio,
-                        f"canary p99 {_fmt(canary.latency_p99_ms)} ms vs default "
-                        f"{_fmt(default.latency_p99_ms)} ms"))
+    checks.append(_latency_check(default, canary, cmp, config, gated))
     psi_status = gated or ("pass" if cmp.score_psi is None or cmp.score_psi <= config.max_score_psi else "fail")
+    if not gated and cmp.score_psi is not None and not math.isfinite(cmp.score_psi):
+        psi_status = "insufficient"  # a NaN never decides a rollback
     checks.append(Check("score_psi", psi_status, cmp.score_psi, config.max_score_psi,
                         f"risk-score distribution shift between endpoints ({config.score_bins} bins)"))
     return checks
+
+
+def _latency_check(default: EndpointStats, canary: EndpointStats, cmp: Comparison, config: RolloutConfig,
+                   gated: str | None) -> Check:
+    """Too few latencies on either side is "need more data" (hold), never a rollback."""
+    detail = (f"canary p99 {_fmt(canary.latency_p99_ms)} ms vs default {_fmt(default.latency_p99_ms)} ms "
+              f"({canary.latency_samples} and {default.latency_samples} rows with a latency; "
+              f"{canary.latency_missing} and {default.latency_missing} without one ignored)")
+    notes = [f"{s.endpoint} {s.latency_note}" for s in (canary, default) if s.latency_note]
+    ratio, limit = cmp.p99_latency_ratio, config.max_p99_latency_ratio
+    if gated:
+        return Check("p99_latency", gated, ratio, limit, detail)
+    if notes or (ratio is not None and not math.isfinite(ratio)):
+        return Check("p99_latency", "insufficient", None, limit, "; ".join(notes) or detail)
+    return Check("p99_latency", "pass" if ratio is None or ratio <= limit else "fail", ratio, limit, detail)
 
 
 def recall_check(default: EndpointStats, canary: EndpointStats, cmp: Comparison, config: RolloutConfig,

@@ -47,7 +47,7 @@ def _read_part(store: Store, name: str):
 
 def read_logs(log_uri: str, model: str, since: datetime | None = None,
               endpoint_url: str | None = None) -> pd.DataFrame:
-    """One frame of ``LOG_COLUMNS`` (received_at in UTC, model_version as text), newest days only."""
+    """One frame of ``LOG_COLUMNS`` (received_at in UTC, model_version as text or None), newest days only."""
     store = Store(log_uri, endpoint_url)
     frames = []
     for name, endpoint in log_files(store, model, since):
@@ -59,7 +59,8 @@ def read_logs(log_uri: str, model: str, since: datetime | None = None,
         return pd.DataFrame({c: pd.Series(dtype="object") for c in LOG_COLUMNS})
     logs = pd.concat(frames, ignore_index=True)
     logs["received_at"] = pd.to_datetime(logs["received_at"], utc=True)
-    logs["model_version"] = logs["model_version"].astype(str)
+    # As text; a failed call's row has no version and keeps None (never the string "None").
+    logs["model_version"] = logs["model_version"].map(lambda v: None if pd.isna(v) else str(v))
     logs["row_id"] = logs["row_id"].astype(str)
     if since is not None:
         logs = logs[logs["received_at"] >= pd.Timestamp(since)]

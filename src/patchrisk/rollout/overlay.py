@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from patchrisk.errors import PatchriskError
+from patchrisk.manifests_check.kserve_rules import sink_logger_url
 from patchrisk.manifests_check.locations import declared_mode
 
 PATCH_FILE = "inferenceservice-patch.yaml"
@@ -50,6 +51,20 @@ class Serving:
     canary_percent: int | None = None
 
 
+ENVIRONMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def overlay_directory(repo: Path, environment: str) -> Path:
+    """``<repo>/manifests/overlays/<environment>``, refused (before anything is read or written)
+    unless ``environment`` is a plain name and the folder, symlinks resolved, lies directly there."""
+    overlays = Path(repo) / "manifests" / "overlays"
+    directory = overlays / environment
+    if not ENVIRONMENT_NAME.match(environment or "") or directory.resolve().parent != overlays.resolve():
+        raise PatchriskError(f"--overlay {environment!r}: must name an environment folder directly under "
+                             f"{overlays} (lowercase letters, digits and '-'), not a path")
+    return directory
+
+
 class _IndentedDumper(yaml.SafeDumper):
     """Indent list items under their key, as the hand-written manifests do."""
 
@@ -64,7 +79,7 @@ class Overlay:
 
     @classmethod
     def open(cls, repo: Path, environment: str) -> Overlay:
-        directory = Path(repo) / "manifests" / "overlays" / environment
+        directory = overlay_directory(repo, environment)
         if not (directory / "kustomization.yaml").is_file():
             raise PatchriskError(f"{directory}: no kustomize overlay for environment {environment!r}")
         if not (directory / PATCH_FILE).is_file():
@@ -78,6 +93,18 @@ class Overlay:
     @property
     def name(self) -> str:
         return self.directory.name
+
+    @property
+    def namespace(self) -> str:
+        """The overlay's namespace (kustomization.yaml): the canary's logger URL names its sink."""
+        path = self.directory / "kustomization.yaml"
+        try:
+            namespace = (yaml.safe_load(path.read_text()) or {}).get("namespace")
+        except (yaml.YAMLError, AttributeError) as err:
+            raise PatchriskError(f"{path}: cannot read the overlay's namespace: {err}") from None
+        if not isinstance(namespace, str) or not namespace:
+            raise PatchriskError(f"{path}: `namespace:` is not set (the canary's logger URL needs it)")
+        return namespace
 
     @property
     def patch_path(self) -> Path:
@@ -130,10 +157,11 @@ class Overlay:
         spec = doc.setdefault("spec", {})
         predictor = spec.setdefault("predictor", {})
         model = predictor.setdefault("model", {})
+        canary_logger = {"mode": "all", "url": sink_logger_url(self.namespace, "canary")}
         if self.mode == STANDARD:
-            _standard(spec, predictor, model, serving)
+            _standard(spec, predictor, model, serving, canary_logger)
         else:
-            _knative(predictor, model, serving)
+            _knative(predictor, model, serving, canary_logger)
         return yaml.dump(doc, Dumper=_IndentedDumper, sort_keys=False, default_flow_style=False)
 
     def write(self, serving: Serving) -> bool:
@@ -145,7 +173,9 @@ class Overlay:
         return True
 
 
-def _standard(spec: dict, predictor: dict, model: dict, serving: Serving) -> None:
+def _standard(spec: dict, predictor: dict, model: dict, serving: Serving, canary_logger: dict) -> None:
+    """The stable predictor logs as ``default`` (the base manifest's URL); the canary entry gets its
+    own logger naming ``canary`` (KServe merges it over the stable spec, URL included)."""
     predictor["name"] = f"v{serving.champion.version}"
     predictor.pop("canaryTrafficPercent", None)
     model["storageUri"] = serving.champion.uri
@@ -153,20 +183,25 @@ def _standard(spec: dict, predictor: dict, model: dict, serving: Serving) -> Non
         spec["canary"] = []
         return
     spec["canary"] = [{
-        "predictor": {"name": f"v{serving.canary.version}",
+        "predictor": {"name": f"v{serving.canary.version}", "logger": canary_logger,
                       "model": {**CANARY_MODEL_FIELDS, "storageUri": serving.canary.uri}},
         "trafficPercent": int(serving.canary_percent or 0),
     }]
 
 
-def _knative(predictor: dict, model: dict, serving: Serving) -> None:
+def _knative(predictor: dict, model: dict, serving: Serving, canary_logger: dict) -> None:
+    """Each Knative revision keeps the logger URL it was created with. Starting a canary changes
+    the model and the URL together, so the new (latest) revision logs as ``canary`` while the
+    previous one keeps logging as ``default``; a step changes only the share (no new revision);
+    promote and rollback drop the override, so the revision they create logs as ``default``."""
     predictor.pop("name", None)
     if serving.canary is None:
         predictor.pop("canaryTrafficPercent", None)
+        predictor.pop("logger", None)  # back to the base manifest's /endpoint/default
         model["storageUri"] = serving.champion.uri
         return
     # canaryTrafficPercent goes before `model`, where a person would write it.
-    rest = {k: v for k, v in predictor.items() if k != "canaryTrafficPercent"}
+    rest = {k: v for k, v in predictor.items() if k not in ("canaryTrafficPercent", "logger")}
     predictor.clear()
-    predictor.update({"canaryTrafficPercent": int(serving.canary_percent or 0), **rest})
+    predictor.update({"canaryTrafficPercent": int(serving.canary_percent or 0), "logger": canary_logger, **rest})
     model["storageUri"] = serving.canary.uri

@@ -75,6 +75,7 @@ def markdown(report: dict) -> str:
                      f"{check['detail']} |")
     lines += ["", "## Endpoints", "", "| | default | canary |", "| --- | --- | --- |"]
     for key in ("model_version", "requests", "errors", "error_rate", "latency_p50_ms", "latency_p99_ms",
+                "latency_samples", "latency_missing",
                 "labelled", "positives", "recall", "precision"):
         lines.append(f"| {key} | {_num(endpoints['default'][key])} | {_num(endpoints['canary'][key])} |")
     lines += ["", (f"Windows: operational figures since {report['windows']['step_since']}, "

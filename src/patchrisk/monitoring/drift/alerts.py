@@ -7,8 +7,10 @@ fatal: the analysis and the decision are already stored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +77,62 @@ def slack_payload(summary: dict) -> dict:
     return {"text": text, "blocks": blocks}
 
 
-def send_webhook(url: str, summary: dict, timeout_s: float) -> dict:
-    """POST the Slack payload; returns what happened, never raises."""
-    import httpx
+def redact_url(url: str) -> str:
+    """Scheme and host only: a chat webhook's path (and any user, password or query) is the
+    credential, so it never reaches a log line or ``summary.json``."""
+    from urllib.parse import urlsplit
 
     try:
-        response = httpx.post(url, json=slack_payload(summary), timeout=timeout_s)
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return "<redacted>"
+    if not parts.scheme or not host:
+        return "<redacted>"
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}/<redacted>"
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs every request with its full URL ("HTTP Request: POST https://…"): rewrite it."""
+
+    URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.URL.sub(lambda m: redact_url(m.group(0)), record.getMessage())
+        record.args = ()
+        return True
+
+
+@contextlib.contextmanager
+def _urls_redacted_in_http_logs():
+    loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    redact = _RedactUrls()
+    for logger in loggers:
+        logger.addFilter(redact)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(redact)
+
+
+def send_webhook(url: str, summary: dict, timeout_s: float) -> dict:
+    """POST the Slack payload; returns what happened (the URL redacted), never raises."""
+    import httpx
+
+    shown = redact_url(url)
+    try:
+        with _urls_redacted_in_http_logs():
+            response = httpx.post(url, json=slack_payload(summary), timeout=timeout_s)
         response.raise_for_status()
-        return {"status": "sent", "http_status": response.status_code}
+        return {"status": "sent", "http_status": response.status_code, "url": shown}
     except httpx.HTTPError as exc:
-        log.warning("alert webhook %s failed: %s", url, exc)
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        # httpx puts the full URL in some messages ("... for url '...'"): keep only scheme and host.
+        status = f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else str(exc)
+        error = f"{type(exc).__name__}: {_RedactUrls.URL.sub(lambda m: redact_url(m.group(0)), status)}"
+        log.warning("alert webhook %s failed: %s", shown, error)
+        return {"status": "failed", "error": error, "url": shown}
 
 
 def log_line(summary: dict) -> str:

@@ -37,6 +37,7 @@ class TriggerPolicy(_Strict):
     performance_drop: float = Field(0.05, gt=0, lt=1)
     min_labelled_rows: int = Field(200, ge=1)
     cooldown_hours: float = Field(72, ge=0)
+    failed_launch_retry_hours: float = Field(6, ge=0)  # a failed launch holds the next one this long
     history_windows: int = Field(200, ge=1)
 
 

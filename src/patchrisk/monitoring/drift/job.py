@@ -146,28 +146,33 @@ def decide_and_launch(state: MonitorState, states: StateStore, analysis: WindowA
                           "detail": {"why": "trigger backend 'none': the decision is reported only"}}
     parameters = {"data_uri": config.retraining.training_data_uri, "spec": config.retraining.spec,
                   **config.retraining.arguments}
+    # A retry runs under the failed attempt's key: the launcher looks its run up by that name first.
+    retry_of = state.failed_launch.key if state.failed_launch else None
+    key = retry_of or decision.key
     if isinstance(launcher, LocalLauncher):
-        state.active_run = launcher.starting(decision.key)
+        state.active_run = launcher.starting(key)
         states.save(state)
-    say(f"retraining: {'; '.join(decision.reasons)} -> launching on {launcher.backend}")
+    say(f"retraining: {'; '.join(decision.reasons)} -> launching {key} on {launcher.backend}")
     try:
-        result = launcher.launch(decision.key, parameters)
+        result = launcher.launch(key, parameters)
     except PatchriskError as exc:
         result = LaunchResult(launcher.backend, None, "failed", {"error": str(exc)})
-    except Exception as exc:  # the API answered with an error: report it, try again next window
+    except Exception as exc:  # the API answered with an error: report it, retry after the delay
         result = LaunchResult(launcher.backend, None, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+    record = TriggerRecord(key=key, window_end=analysis.window.end, at=dt.datetime.now(dt.UTC),
+                           backend=result.backend, run_id=result.run_id, outcome=result.outcome,
+                           detail=result.detail, reasons=decision.reasons)
     if result.outcome == "failed":
         state.active_run = None
+        state.failed_launch = record  # an attempt: holds the next one for failed_launch_retry_hours
     else:
-        state.triggered_keys = (state.triggered_keys + [decision.key])[-config.trigger.history_windows:]
-        state.last_trigger = TriggerRecord(key=decision.key, window_end=analysis.window.end,
-                                           at=dt.datetime.now(dt.UTC), backend=result.backend,
-                                           run_id=result.run_id, outcome=result.outcome, detail=result.detail,
-                                           reasons=decision.reasons)
-        state.active_run = launcher.run_ref(result, decision.key) if isinstance(launcher, KfpLauncher) else None
+        used = [k for k in dict.fromkeys([decision.key, key]) if k not in state.triggered_keys]
+        state.triggered_keys = (state.triggered_keys + used)[-config.trigger.history_windows:]
+        state.last_trigger, state.failed_launch = record, None
+        state.active_run = launcher.run_ref(result, key) if isinstance(launcher, KfpLauncher) else None
     states.save(state)
     return decision, {"backend": result.backend, "run_id": result.run_id, "outcome": result.outcome,
-                      "detail": result.detail}
+                      "key": key, "retry_of": retry_of, "detail": result.detail}
 
 
 def _evidently(reference: Reference, analysis: WindowAnalysis, config: MonitoringConfig, say) -> tuple[str | None, dict | None]:
@@ -268,7 +273,10 @@ def conclude_window(settings, request: MonitorRequest, config: MonitoringConfig,
     states = StateStore(store, reference.model_name)
     state = states.load()
     decision, launch = decide_and_launch(state, states, analysis, performance, config, settings, say)
-    summary.update(decision=decision.model_dump(), launch=launch, state_uri=states.uri)
+    summary.update(decision=decision.model_dump(), launch=launch, state_uri=states.uri,
+                   state_warnings=states.warnings)
+    for warning in states.warnings:
+        say(f"warning: {warning}")
     if request.log_to_mlflow:
         summary["mlflow_run_id"] = log_to_mlflow(settings, _clean(summary), html)
     if config.alerts.webhook_url:

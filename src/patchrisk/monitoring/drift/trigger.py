@@ -9,10 +9,16 @@ Guards, each of which blocks a trigger the rules asked for:
   so re-running the job on the same window never starts a second run;
 - *cooldown*: no trigger within ``cooldown_hours`` of the last one (measured in window time, so
   backfills behave like live runs);
-- *active run*: never while the last triggered run is still active.
+- *active run*: never while the last triggered run is still active;
+- *retry delay*: a launch that failed is an attempt too: no new one within
+  ``failed_launch_retry_hours`` of it, and the retry reuses the failed attempt's key, so a run the
+  failed call did create (a timeout after submitting) is found by its name, never duplicated.
 
-The state (window history, last trigger, active run) is one JSON document in the log store,
-``monitoring/<model>/state.json``, replaced atomically on every write.
+The state (window history, last trigger, failed launch, active run) is one JSON document in the
+log store, ``monitoring/<model>/state.json``. Every write is a compare-and-swap on its
+``generation`` (a concurrent writer fails clearly, nothing written), keeps the previous good copy
+as ``state.json.prev`` and replaces the file atomically; a corrupt file falls back to that copy
+with a warning, or stops the job (exit 2) naming the file when there is none.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import datetime as dt
 import json
 from collections.abc import Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.config import TriggerPolicy
 from patchrisk.storage import Store, join
 
@@ -59,8 +66,10 @@ class TriggerRecord(BaseModel):
 
 class MonitorState(BaseModel):
     model: str
+    generation: int = 0  # bumped by every write; a write expects the stored one to be unchanged
     windows: list[WindowRecord] = Field(default_factory=list)
     last_trigger: TriggerRecord | None = None
+    failed_launch: TriggerRecord | None = None  # the last launch that failed, until one succeeds
     active_run: RunRef | None = None
     triggered_keys: list[str] = Field(default_factory=list)
 
@@ -80,17 +89,63 @@ class StateStore:
     def __init__(self, store: Store, model: str):
         self.store, self.model = store, model
         self.relative = f"monitoring/{model}/state.json"
+        self.backup = f"{self.relative}.prev"
+        self.warnings: list[str] = []  # corruption recovered from, for the summary
+        self._recovered = False  # loaded from the backup: the corrupt file may be replaced
 
     @property
     def uri(self) -> str:
         return join(self.store.root, self.relative)
 
+    def _parse(self, data: bytes) -> MonitorState:
+        return MonitorState.model_validate_json(data)
+
+    def _read(self, relative: str) -> tuple[MonitorState | None, str | None]:
+        """(state, None), or (None, why it is unreadable)."""
+        try:
+            return self._parse(self.store.read_bytes(relative)), None
+        except ValidationError as err:
+            return None, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}"
+                                   for e in err.errors()[:3])
+
     def load(self) -> MonitorState:
+        self.warnings, self._recovered = [], False
         if not self.store.exists(self.relative):
             return MonitorState(model=self.model)
-        return MonitorState.model_validate_json(self.store.read_bytes(self.relative))
+        state, problem = self._read(self.relative)
+        if state is not None:
+            return state
+        backup_uri = join(self.store.root, self.backup)
+        previous = self._read(self.backup)[0] if self.store.exists(self.backup) else None
+        if previous is None:
+            raise PatchriskError(f"{self.uri}: monitor state is corrupt ({problem}) and there is no readable "
+                                 f"backup at {backup_uri}; repair or move the file away (a missing state "
+                                 f"starts over: window history, cooldown and active run are forgotten)")
+        self.warnings.append(f"{self.uri} was corrupt ({problem}); continued from the last good copy "
+                             f"{backup_uri} (generation {previous.generation}); the corrupt file is kept "
+                             f"as {self.relative}.corrupt")
+        self._recovered = True
+        return previous
 
     def save(self, state: MonitorState) -> str:
+        """Compare-and-swap on ``generation``; the replaced good copy becomes ``state.json.prev``."""
+        if self.store.exists(self.relative):
+            current_bytes = self.store.read_bytes(self.relative)
+            try:
+                stored = self._parse(current_bytes)
+            except ValidationError:
+                if not self._recovered:
+                    raise PatchriskError(f"{self.uri}: became unreadable since this run loaded it; "
+                                         f"nothing written") from None
+                self.store.write_bytes(f"{self.relative}.corrupt", current_bytes)
+            else:
+                if stored.generation != state.generation:
+                    raise PatchriskError(
+                        f"{self.uri}: another monitor run wrote the state meanwhile (generation "
+                        f"{stored.generation}, this run loaded {state.generation}); nothing written, run again")
+                self.store.write_bytes(self.backup, current_bytes)
+        self._recovered = False
+        state.generation += 1
         data = json.dumps(state.model_dump(mode="json"), indent=1, sort_keys=True).encode()
         return self.store.write_bytes(self.relative, data)
 
@@ -131,6 +186,10 @@ def decide(state: MonitorState, window_end: dt.datetime, policy: TriggerPolicy,
         last = state.last_trigger
         if last and abs(window_end - last.window_end) < dt.timedelta(hours=policy.cooldown_hours):
             blocked.append(f"cooldown: last trigger {last.key} less than {policy.cooldown_hours:g}h ago")
+        failed = state.failed_launch
+        if failed and abs(window_end - failed.window_end) < dt.timedelta(hours=policy.failed_launch_retry_hours):
+            blocked.append(f"retry delay: launching {failed.key} failed less than "
+                           f"{policy.failed_launch_retry_hours:g}h ago ({failed.detail.get('error', 'no detail')})")
         if state.active_run and run_is_active(state.active_run):
             blocked.append(f"run {state.active_run.run_id} ({state.active_run.backend}) is still active")
     return TriggerDecision(key=key, trigger=bool(reasons) and not blocked, reasons=reasons, blocked_by=blocked)
