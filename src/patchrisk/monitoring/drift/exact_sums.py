@@ -15,16 +15,17 @@ import numpy as np
 
 SCALE_BITS = 1126  # value = integer * 2**-SCALE_BITS for every finite float64
 LIMB = 18
-LIMB_MASK = (1 << LIMB) - 1
 CHUNK = 1 << 16  # limb products < 2**37, times 2**16 rows < 2**53: bincount's float sums stay exact
 
 
 def _limbs(values: np.ndarray):
+    """|x| = m * 2**(exponent - 53) with the integer m < 2**53 cut in three 18-bit limbs, all as
+    float64 (every step exact: integers below 2**53 and power-of-two scalings)."""
     mantissa, exponent = np.frexp(values)
-    m = np.abs(np.ldexp(mantissa, 53)).astype(np.int64)  # |x| = m * 2**(exponent - 53), m < 2**53
-    sign = np.where(values < 0, -1, 1).astype(np.int64)
-    shifts = (exponent.astype(np.int64) - 53 + SCALE_BITS)
-    return m >> (2 * LIMB), (m >> LIMB) & LIMB_MASK, m & LIMB_MASK, sign, shifts
+    m = np.ldexp(np.abs(mantissa), 53)
+    high = np.floor(np.ldexp(m, -2 * LIMB))
+    upper = np.floor(np.ldexp(m, -LIMB))
+    return high, upper - np.ldexp(high, LIMB), m - np.ldexp(upper, LIMB), exponent
 
 
 def exact_sums(values: np.ndarray) -> tuple[int, int]:
@@ -41,22 +42,23 @@ def exact_sums(values: np.ndarray) -> tuple[int, int]:
 def _chunk_sums(values: np.ndarray) -> tuple[int, int]:
     if values.size == 0:
         return 0, 0
-    a, b, c, sign, shifts = _limbs(values)
-    low = int(shifts.min())
-    group = shifts - low  # exponents span a few dozen values in practice: a dense bincount, no sort
+    a, b, c, exponent = _limbs(values)
+    low = int(exponent.min())
+    group = exponent - low  # exponents span a few dozen values in practice: a dense bincount, no sort
     n = int(group.max()) + 1
     used = np.flatnonzero(np.bincount(group, minlength=n))
 
     def by_shift(weights: np.ndarray) -> list[int]:
-        return [int(w) for w in np.bincount(group, weights=weights.astype(np.float64), minlength=n)[used]]
+        return [int(w) for w in np.bincount(group, weights=weights, minlength=n)[used]]
 
-    # sum of signed m = a*2**36 + b*2**18 + c; each limb's signed sum per shift is exact
+    sign = np.sign(values)
+    # sum of signed m = a*2**36 + b*2**18 + c; each limb's signed sum per exponent is exact
     sa, sb, sc = by_shift(sign * a), by_shift(sign * b), by_shift(sign * c)
     # m**2 = a²·2**72 + 2ab·2**54 + (2ac + b²)·2**36 + 2bc·2**18 + c²
     q4, q3, q2, q1, q0 = (by_shift(a * a), by_shift(2 * a * b), by_shift(2 * a * c + b * b),
                           by_shift(2 * b * c), by_shift(c * c))
     total = total_sq = 0
-    for k, shift in enumerate((used + low).tolist()):
+    for k, shift in enumerate((used + low - 53 + SCALE_BITS).tolist()):
         total += ((sa[k] << 36) + (sb[k] << 18) + sc[k]) << shift
         total_sq += ((q4[k] << 72) + (q3[k] << 54) + (q2[k] << 36) + (q1[k] << 18) + q0[k]) << (2 * shift)
     return total, total_sq
