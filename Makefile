@@ -61,8 +61,8 @@ stack-up: $(STAMP)  ## local MLflow server + S3-compatible server on 127.0.0.1
 stack-down: $(STAMP)  ## stop the local stack
 	@$(VENV)/bin/patchrisk stack down --state-dir $(STATE_DIR)
 
-bench: $(STAMP)  ## print the speed figures (training, pipeline, serving, drift)
-	@for b in training serving drift; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+bench: $(STAMP)  ## print the speed figures (training, pipeline, serving, drift, aggregation, sink)
+	@for b in training serving drift aggregate sink; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 
 lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
 	uv pip compile --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
