@@ -82,8 +82,8 @@ stack-up: $(STAMP)  ## local MLflow server + S3-compatible server on 127.0.0.1 (
 stack-down: $(STAMP)  ## stop the local stack
 	@$(VENV)/bin/patchrisk stack down --state-dir $(STATE_DIR)
 
-bench: $(STAMP)  ## print the speed figures (training, pipeline, serving, drift, predictor image size + cold start)
-	@for b in training serving drift predictor_runtime; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+bench: $(STAMP)  ## print the speed figures (training, pipeline, serving, drift, aggregation, sink, predictor image)
+	@for b in training serving drift aggregate sink predictor_runtime; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 
 lock: $(STAMP)  ## re-resolve every lock: dev (make), components image, predictor image, checkov
 	$(UV) pip compile --python-version 3.11 --extra dev pyproject.toml -o requirements.lock

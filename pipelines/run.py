@@ -25,10 +25,11 @@ COMPILED_DIR = Path(__file__).parent / "compiled"
 def pipelines() -> dict[str, Callable]:
     """Every pipeline we ship, by the file name its compiled YAML gets."""
     from patchrisk_pipelines.batch_scoring import batch_scoring_pipeline
+    from patchrisk_pipelines.monitoring import monitoring_pipeline
     from patchrisk_pipelines.training import training_pipeline
 
     # Imported plainly: a broken import must fail compilation, never drop a pipeline silently.
-    return {"training": training_pipeline, "batch-scoring": batch_scoring_pipeline}
+    return {"training": training_pipeline, "batch-scoring": batch_scoring_pipeline, "monitoring": monitoring_pipeline}
 
 
 class PipelineFailed(PatchriskError):

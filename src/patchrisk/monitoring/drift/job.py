@@ -252,6 +252,14 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
     window = Window.ending(request.window_end, config.window_hours)
     analysis = analyse_window(store, reference, window, config, labels, with_sample=request.html, progress=say,
                               same_contract=same_contract_as(reference, settings_book(settings)))
+    return conclude_window(settings, request, config, store, reference, analysis, say)
+
+
+def conclude_window(settings, request: MonitorRequest, config: MonitoringConfig, store: Store, reference: Reference,
+                    analysis: WindowAnalysis, say: Callable[[str], None] = lambda m: None) -> dict:
+    """Everything after the window's statistics: performance, report, retraining decision, MLflow,
+    alert, summary. The single-process job and the fanned-out pipeline's merge step both end here."""
+    window = analysis.window
     performance = None
     if analysis.labelled is not None:
         t = config.trigger
