@@ -120,7 +120,7 @@ def decide(default: EndpointStats, canary: EndpointStats, cmp: Comparison, confi
         return Decision("hold", current_weight, None, checks, [f"{c.name}: {c.detail}" for c in waiting])
     if next_weight is None:
         return Decision("promote", current_weight, 100, checks,
-                        [f"every guardrail passed at the last scheduled weight ({current_weight}%, the champion "
-                         f"still serving {100 - current_weight}%); promotion gives the canary 100%"])
+                        [(f"every guardrail passed at the last scheduled weight ({current_weight}%, the champion "
+                          f"still serving {100 - current_weight}%); promotion gives the canary 100%")])
     return Decision("step", current_weight, next_weight, checks,
                     [f"every guardrail passed at {current_weight}%; next weight {next_weight}%"])
