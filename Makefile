@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
-.PHONY: help venv browser run test test-unit test-integration manifests-check compile-pipelines serve \
+.PHONY: help venv browser postgresql run test test-unit test-integration manifests-check compile-pipelines serve \
         stack-up stack-down bench lock clean
 
 help:  ## list targets
@@ -31,6 +31,13 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 	@$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
 	@touch $@
 
+# MLflow-on-PostgreSQL (stack-up DB=postgres and its integration test) runs Debian's PostgreSQL server.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  echo "installing postgresql (Debian package) for MLflow on PostgreSQL"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	  || echo "warning: could not install postgresql; its integration test will be skipped"; }
+
 # The report test drives Debian's Chromium (playwright's own browser download cannot run here).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (Debian package) for the report test"; \
@@ -40,7 +47,7 @@ browser:
 run: $(STAMP)  ## the whole local loop on embedded defaults, ending with a summary
 	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR)
 
-test: manifests-check browser  ## every test, the manifests check included
+test: manifests-check browser postgresql  ## every test, the manifests check included
 	@$(PY) -m pytest -q
 
 test-unit: $(STAMP)  ## fast tests only
@@ -55,8 +62,9 @@ compile-pipelines: $(STAMP)  ## recompile the committed pipeline YAML
 serve: $(STAMP)  ## serve the champion (or MODEL_URI=...) on 127.0.0.1:8080
 	@$(VENV)/bin/patchrisk serve --state-dir $(STATE_DIR) $(if $(MODEL_URI),--model-uri $(MODEL_URI),)
 
-stack-up: $(STAMP)  ## local MLflow server + S3-compatible server on 127.0.0.1
-	@$(VENV)/bin/patchrisk stack up --state-dir $(STATE_DIR)
+stack-up: $(STAMP)  ## local MLflow server + S3-compatible server on 127.0.0.1 (DB=postgres: MLflow on PostgreSQL)
+	@$(if $(filter postgres,$(DB)),$(MAKE) --no-print-directory postgresql &&,) \
+	  $(VENV)/bin/patchrisk stack up --state-dir $(STATE_DIR) $(if $(DB),--db $(DB),)
 
 stack-down: $(STAMP)  ## stop the local stack
 	@$(VENV)/bin/patchrisk stack down --state-dir $(STATE_DIR)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from patchrisk.model_bundle import ModelBundle, frame_to_matrix
+from patchrisk.reporting.humanize import driver, is_missing
 from patchrisk.reporting.page import page, table
 from patchrisk.reporting.svg import bar_chart
 
@@ -19,18 +20,21 @@ BLAST_RADIUS_COLUMN = "num_devices_targeted"
 
 
 def top_contributions(bundle: ModelBundle, matrix: list[list], k: int = TOP_FEATURES) -> list[str]:
-    """'feature=value (+0.42)' for the k features that raise each row's risk the most."""
+    """The k features that raise each row's risk the most, phrased for people with the spec's
+    names and units: 'test coverage missing (+0.64); device age 1,490 days (+0.45)'."""
     shap = bundle.contributions(matrix)
-    names = bundle.spec.feature_names
+    features = bundle.spec.features
     out = []
     for row, values in zip(matrix, shap):
         order = np.argsort(-values)[:k]
-        out.append("; ".join(f"{names[i]}={_short(row[i])} ({values[i]:+.2f})" for i in order if values[i] > 0))
+        out.append("; ".join(driver(features[i].label, _as_shown(features[i], row[i]), values[i], features[i].unit)
+                             for i in order if values[i] > 0))
     return out
 
 
-def _short(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+def _as_shown(feature, value):
+    """The matrix codes booleans as numbers; a person reads 'hotfix lane yes'."""
+    return bool(value) if feature.dtype == "bool" and not is_missing(value) else value
 
 
 def score_patches(bundle: ModelBundle, patches: pd.DataFrame) -> pd.DataFrame:

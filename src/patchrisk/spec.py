@@ -30,6 +30,9 @@ class UnknownCategoryPolicy(str, Enum):
     allow = "allow"  # CatBoost handles unseen categories; only reported
 
 
+PRESENTATION_FIELDS = ("display_name", "unit")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +46,13 @@ class Feature(_Strict):
     categories: tuple[str, ...] | None = None
     nullable: bool = False
     unknown_category: UnknownCategoryPolicy = UnknownCategoryPolicy.reject
+    # Presentation only (reports, drivers): "device age" and "days" instead of avg_device_age_days.
+    display_name: str | None = None
+    unit: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name.replace("_", " ")
 
     @model_validator(mode="after")
     def _check(self) -> "Feature":
@@ -185,7 +195,11 @@ class ModelSpec(_Strict):
 
     def fingerprint(self) -> str:
         """A short hash of the spec's content: lineage for models trained on it."""
-        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=True)
+        content = self.model_dump(mode="json")
+        for feature in content["features"]:  # how a feature is shown is not part of the contract
+            for key in PRESENTATION_FIELDS:
+                feature.pop(key, None)
+        text = yaml.safe_dump(content, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def to_yaml(self) -> str:

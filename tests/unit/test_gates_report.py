@@ -48,7 +48,9 @@ def test_markdown_and_html_name_the_failure_and_carry_charts(failed_report):
     assert md.startswith("# Validation gates: REJECTED")
     assert "| fairness | ❌ failed |" in md and "device_family.recall_disparity" in md
     page = render_html(failed_report)
-    assert page.startswith("<!doctype html>") and page.count("<svg") == 3  # 2 attributes + robustness
+    charts = page.count("<svg") - page.count('<svg class="icon"')
+    assert page.startswith("<!doctype html>") and charts == 3  # 2 attributes + robustness
+    assert "❌" not in page and "✅" not in page  # verdict marks are inline SVG, not font glyphs
     assert "wearable" in page and "<script" not in page and "http" not in page.split("<svg")[0]
 
 

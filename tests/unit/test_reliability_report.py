@@ -1,5 +1,7 @@
 """The reliability report renders every view, with charts, from plain inputs."""
 
+import re
+
 import pandas as pd
 
 from patchrisk.reliability_report import ReliabilityInputs, render_reliability_report
@@ -10,14 +12,22 @@ def sample_inputs() -> ReliabilityInputs:
         {"version": "1", "aliases": ["champion"], "metrics": {"roc_auc": 0.84, "recall": 0.6},
          "gates": {"performance": "passed", "fairness": "passed", "robustness": "passed", "comparison": "passed"},
          "created": "2026-11-01 10:00", "tags": {}},
-        {"version": "2", "aliases": ["challenger"], "metrics": {"roc_auc": 0.86, "recall": 0.63},
+        {"version": "2", "aliases": ["challenger"], "metrics": {"roc_auc": 0.86},  # recall not logged
          "gates": {"performance": "passed", "fairness": "failed", "robustness": "passed", "comparison": "passed"},
          "created": "2026-11-08 10:00", "tags": {}},
     ]
-    qa = pd.DataFrame({"qa_rank": [1, 2], "patch_id": ["P-1", "P-2"], "risk_score": [0.91, 0.40],
-                       "top_features": ["is_hotfix=1 (+1.2)", "code_churn_score=0.7 (+0.4)"]})
+    # the QA priority list's columns and magnitudes as batch scoring writes them (big counts, missing values)
+    qa = pd.DataFrame({"qa_rank": [1, 2], "patch_id": ["P-1", "P-2"], "risk_score": [0.91, 0.4012345],
+                       "risk_bucket": ["high", "medium"], "num_devices_targeted": [2023233, 40000],
+                       "expected_devices_affected": [1361040.349, 16049.38], "component": ["bootloader", "audio"],
+                       "device_family": ["iot-hub", "phone-pro"], "region": ["apac", "eu"],
+                       "top_features": [("test coverage missing (+0.64); device age 1,490 days (+0.45); "
+                                         "hotfix lane yes (+0.31); lines added 5,200 (+0.12); "
+                                         "regressions in 90 days 7 (+0.10); code churn 0.86 (+0.08)"),
+                                        "code churn 0.70 (+0.40)"]})
     features = pd.DataFrame({"feature_id": ["feat-0007", "feat-0002"], "risk_score": [0.7, 0.3],
-                             "top_features": ["crash_rate=0.04 (+0.9)", "avg_latency=800 (+0.2)"]})
+                             "top_features": ["crash rate 0.04 (+0.90)", "latency 800 ms (+0.20)"],
+                             "avg_feedback": [float("nan"), 4.25]})
     def feature(name, psi):
         return {"feature": name, "kind": "numeric", "rows": 1000, "psi": psi, "wasserstein": psi / 2,
                 "test": "chi2_homogeneity", "p_value": 0.001, "alpha": 0.0008, "effect_exceeded": psi > 0.2,
@@ -63,3 +73,25 @@ def test_every_view_is_present_with_charts():
 def test_empty_inputs_still_render_a_page():
     html = render_reliability_report(ReliabilityInputs("patch-risk"))
     assert "No registered versions yet" in html and "No monitoring windows yet" in html
+
+
+def test_numbers_read_as_people_write_them():
+    html = render_reliability_report(sample_inputs())
+    assert "2,023,233" in html and "1,361,040" in html  # devices: thousands separators, no decimals
+    assert "2023233.000" not in html and "1361040.349" not in html
+    assert ">0.40<" in html and "0.4012345" not in html  # a risk score has two decimals
+    assert "missing" in html and not re.search(r"\bnan\b", html, re.IGNORECASE)
+    assert not re.search(r"\de[+-]\d", html)  # never scientific notation
+
+
+def test_passed_and_failed_are_drawn_not_typed_as_font_glyphs():
+    html = render_reliability_report(sample_inputs())
+    assert '<svg class="icon" role="img" aria-label="passed"' in html
+    assert '<svg class="icon" role="img" aria-label="failed"' in html
+    assert not re.search("[\u2713\u2714\u2717\u2718\u2705\u274c]", html)
+
+
+def test_long_cells_are_cut_with_the_whole_text_in_a_tooltip():
+    html = render_reliability_report(sample_inputs())
+    full = sample_inputs().patch_ranking["top_features"][0]
+    assert f'title="{full}"' in html and "…</td>" in html

@@ -36,11 +36,11 @@ def register(app: typer.Typer) -> None:
         from patchrisk.monitoring.drift.config import BACKENDS
         from patchrisk.monitoring.drift.job import MonitorRequest, run_monitor
         from patchrisk.settings import get_settings
+        from patchrisk.stack.on_demand import stores_on_demand
 
         if trigger_backend is not None and trigger_backend not in BACKENDS:
             raise typer.BadParameter(f"use one of {', '.join(BACKENDS)}", param_hint="--trigger-backend")
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-        settings = get_settings(state_dir=state_dir, log_store_uri=store)
 
         def say(message: str) -> None:
             typer.echo(message, err=True)
@@ -49,7 +49,8 @@ def register(app: typer.Typer) -> None:
                                  config=config, trigger_backend=trigger_backend,
                                  training_data_uri=training_data_uri, webhook=webhook, html=html,
                                  log_to_mlflow=mlflow)
-        summary = run_monitor(settings, request, say)
+        with stores_on_demand(state_dir):
+            summary = run_monitor(get_settings(state_dir=state_dir, log_store_uri=store), request, say)
         say(alerts.headline(summary))
         say(f"summary: {summary['summary_uri']}" + (f"\nreport: {summary['report_uri']}" if summary["report_uri"] else ""))
         typer.echo(json.dumps(alerts.alert_record(summary), sort_keys=True, default=str))

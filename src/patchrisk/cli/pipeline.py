@@ -68,8 +68,12 @@ def register(app: typer.Typer) -> None:
             return
         from patchrisk_pipelines.run import run_training_locally
 
-        result = run_training_locally(settings, data_uri=data_uri, spec=spec, seed=seed, device=device,
-                                      iterations=iterations, git_commit=git_commit(), policy_env=policy_env)
+        from patchrisk.stack.on_demand import stores_on_demand
+
+        with stores_on_demand(state_dir):
+            result = run_training_locally(get_settings(state_dir=state_dir), data_uri=data_uri, spec=spec,
+                                          seed=seed, device=device, iterations=iterations,
+                                          git_commit=git_commit(), policy_env=policy_env)
         typer.echo(result.summary())
         if result.version is None:
             raise typer.Exit(1)  # rejected by a gate: CI can tell

@@ -33,9 +33,11 @@ def _guarded(fn):
     def wrapper(*args, **kwargs):
         from patchrisk.errors import PatchriskError
         from patchrisk.rollout.actions import DecisionRefused
+        from patchrisk.stack.on_demand import stores_on_demand
 
         try:
-            return fn(*args, **kwargs)
+            with stores_on_demand():  # after `make run`: the loop's S3 store (prediction logs, models)
+                return fn(*args, **kwargs)
         except DecisionRefused as err:
             typer.secho(f"refused: {err}", fg=typer.colors.YELLOW, err=True)
             raise typer.Exit(EXIT_REFUSED) from None

@@ -31,9 +31,11 @@ def register(app: typer.Typer) -> None:
 
         from patchrisk.registry import download_model, registration_of
         from patchrisk.settings import get_settings
+        from patchrisk.stack.on_demand import stores_on_demand
 
-        settings = get_settings(state_dir=state_dir)
-        model_dir = download_model(settings, model_uri)
+        # The store is only needed to copy the model here: it stops before the predictor starts.
+        with stores_on_demand(state_dir):
+            model_dir = download_model(get_settings(state_dir=state_dir), model_uri)
         registration = registration_of(model_dir)
         name = model_name or registration.get("name") or "patch-risk"
         typer.echo(

@@ -9,14 +9,19 @@ def start_object_storage(ctx: LoopContext) -> StepResult:
     """Start S3-compatible object storage on 127.0.0.1 (it holds the model store, as S3 does in a cluster)."""
     import os
 
+    from patchrisk.demo.monitoring_steps import LOG_STORE
     from patchrisk.settings import get_settings
-    from patchrisk.stack.local import local_stack
+    from patchrisk.stack.on_demand import persistent_s3, record_loop_stores
 
     saved = dict(os.environ)
     ctx.services.callback(lambda: (os.environ.clear(), os.environ.update(saved)))  # undone at the end
-    stack = ctx.services.enter_context(local_stack(ctx.settings.state_dir, with_mlflow=False))
+    # The buckets are saved to <state>/stack/s3-data when the loop ends; the description lets
+    # `make serve`, `patchrisk monitor`, ... bring them back on demand afterwards.
+    stores = {"PATCHRISK_MODEL_STORE_URI": "s3://patchrisk-models", "PATCHRISK_LOG_STORE_URI": LOG_STORE}
+    record_loop_stores(ctx.settings.state_dir, stores)
+    stack = ctx.services.enter_context(persistent_s3(ctx.settings.state_dir))
     os.environ.update(stack.env)  # kfp.local components and servers inherit it
-    os.environ["PATCHRISK_MODEL_STORE_URI"] = "s3://patchrisk-models"
+    os.environ["PATCHRISK_MODEL_STORE_URI"] = stores["PATCHRISK_MODEL_STORE_URI"]
     os.environ["PATCHRISK_STATE_DIR"] = str(ctx.settings.state_dir.resolve())  # CLIs run by later steps
     ctx.settings = get_settings(state_dir=ctx.settings.state_dir)
     return StepResult("Object storage (S3 API, moto) on 127.0.0.1",

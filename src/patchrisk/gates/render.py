@@ -6,7 +6,10 @@ from __future__ import annotations
 import html
 
 from patchrisk.gates.report import FAILED, PASSED, Check, GateReport
+from patchrisk.reporting.humanize import number
+from patchrisk.reporting.svg import status_icon
 
+# Markdown only (CI logs, KFP's Markdown viewer); the HTML page draws its marks as inline SVG.
 ICON = {PASSED: "✅", FAILED: "❌", "insufficient_data": "⚠️", "not_applicable": "➖"}
 
 
@@ -17,6 +20,14 @@ def _num(value: float | None) -> str:
 def _check_row(c: Check) -> list[str]:
     limit = f"{c.comparator} {_num(c.threshold)}" if c.comparator else ""
     return [c.name, _num(c.value), limit, f"{ICON.get(c.verdict, '')} {c.verdict}", c.detail]
+
+
+def _html_check_cells(c: Check) -> list[str]:
+    """value, limit, verdict (with its SVG mark) and detail as escaped HTML cells: numbers for people."""
+    limit = f"{c.comparator} {number(c.threshold, digits=3)}" if c.comparator else ""
+    verdict = f"<td class='{c.verdict}'>{status_icon(c.verdict)}{html.escape(c.verdict)}</td>"
+    return [f"<td>{html.escape(c.name)}</td>", f"<td class='num'>{html.escape(number(c.value, digits=3))}</td>",
+            f"<td>{html.escape(limit)}</td>", verdict, f"<td>{html.escape(c.detail)}</td>"]
 
 
 def _headline(report: GateReport) -> str:
@@ -59,7 +70,8 @@ def render_markdown(report: GateReport) -> str:
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em;font-size:.9em;
 text-align:left;vertical-align:top}.passed{color:#176f2c}.failed{color:#b00020;font-weight:bold}
-.insufficient_data{color:#a15c00}.not_applicable{color:#777}section{margin-top:1.5em}svg{max-width:100%}"""
+.insufficient_data{color:#a15c00}.not_applicable{color:#777}section{margin-top:1.5em}svg{max-width:100%}
+td{overflow-wrap:anywhere}td.num{text-align:right;white-space:nowrap}"""
 
 
 def render_html(report: GateReport) -> str:
@@ -75,28 +87,20 @@ def render_html(report: GateReport) -> str:
         "<table><tr><th>gate</th><th>verdict</th><th>reason</th></tr>",
     ]
     parts += [
-        f"<tr><td>{esc(g.name)}</td><td class='{g.verdict}'>{g.verdict}</td><td>{esc(g.reason)}</td></tr>"
+        f"<tr><td>{esc(g.name)}</td><td class='{g.verdict}'>{status_icon(g.verdict)}{g.verdict}</td>"
+        f"<td>{esc(g.reason)}</td></tr>"
         for g in report.gates
     ]
     parts.append("</table>")
     for g in report.gates:
         parts.append(
-            f"<section><h2 class='{g.verdict}'>{ICON[g.verdict]} {esc(g.name)}</h2><p>{esc(g.reason)}</p>"
+            f"<section><h2 class='{g.verdict}'>{status_icon(g.verdict)}{esc(g.name)}</h2><p>{esc(g.reason)}</p>"
         )
         parts.extend(charts_for(g))
         parts.append(
             "<table><tr><th>check</th><th>value</th><th>limit</th><th>verdict</th><th>detail</th></tr>"
         )
-        for c in g.checks:
-            cells = _check_row(c)
-            parts.append(
-                "<tr>"
-                + "".join(
-                    f"<td class='{c.verdict}'>{esc(x)}</td>" if i == 3 else f"<td>{esc(x)}</td>"
-                    for i, x in enumerate(cells)
-                )
-                + "</tr>"
-            )
+        parts += ["<tr>" + "".join(_html_check_cells(c)) + "</tr>" for c in g.checks]
         parts.append("</table></section>")
     parts.append(
         f"<footer><small>{esc(report.schema)} - {esc(report.created_at)}</small></footer></body></html>"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
+from patchrisk.reporting.humanize import number
+
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"]
 
 
@@ -42,7 +44,7 @@ def line_chart(series: dict[str, list[float]], x_labels: list[str], title: str, 
     px = lambda i: pad_l + (width - pad_l - pad_r) * i / (n - 1)  # noqa: E731
     py = lambda v: pad_t + (height - pad_t - pad_b) * (1 - v / top)  # noqa: E731
     parts = [f'<line x1="{pad_l}" y1="{py(0):.1f}" x2="{width - pad_r}" y2="{py(0):.1f}" stroke="#999"/>',
-             f'<text x="{pad_l - 6}" y="{py(top / 1.1):.1f}" text-anchor="end" font-size="10">{top / 1.1:.2g}</text>',
+             f'<text x="{pad_l - 6}" y="{py(top / 1.1):.1f}" text-anchor="end" font-size="10">{number(top / 1.1)}</text>',
              f'<text x="{pad_l - 6}" y="{py(0):.1f}" text-anchor="end" font-size="10">0</text>']
     for i, label in enumerate(x_labels):
         if len(x_labels) <= 12 or i % max(len(x_labels) // 8, 1) == 0:
@@ -50,7 +52,7 @@ def line_chart(series: dict[str, list[float]], x_labels: list[str], title: str, 
                          f'font-size="10">{escape(str(label))}</text>')
     if threshold is not None:
         parts.append(f'<line x1="{pad_l}" y1="{py(threshold):.1f}" x2="{width - pad_r}" y2="{py(threshold):.1f}" '
-                     f'stroke="#dc2626" stroke-dasharray="4 3"><title>threshold {threshold:g}</title></line>')
+                     f'stroke="#dc2626" stroke-dasharray="4 3"><title>threshold {number(threshold)}</title></line>')
     for k, (name, values) in enumerate(series.items()):
         color = PALETTE[k % len(PALETTE)]
         pts = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(values) if v == v)
@@ -62,3 +64,30 @@ def line_chart(series: dict[str, list[float]], x_labels: list[str], title: str, 
             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
             f'<text x="{pad_l}" y="16" font-size="14" font-weight="bold">{escape(title)}</text>'
             + "".join(parts) + "</svg>")
+
+
+# Verdict marks drawn as inline SVG: a font without ✓/✗ glyphs would show empty boxes instead.
+_ICON_SHAPES = {
+    "passed": ("#15803d", '<path d="M4 8.5l2.5 2.5L12 5.5" fill="none" stroke="#fff" stroke-width="2"/>'),
+    "failed": ("#b91c1c", '<path d="M5 5l6 6M11 5l-6 6" fill="none" stroke="#fff" stroke-width="2"/>'),
+    "warning": ("#a15c00", '<path d="M8 4v5M8 11v1.5" fill="none" stroke="#fff" stroke-width="2"/>'),
+    "neutral": ("#9ca3af", '<path d="M4.5 8h7" fill="none" stroke="#fff" stroke-width="2"/>'),
+}
+_STATUS_KIND = {"passed": "passed", "pass": "passed", "failed": "failed", "fail": "failed",
+                "insufficient_data": "warning", "hold": "warning", "warn": "warning",
+                "not_applicable": "neutral", "skipped": "neutral"}
+
+
+def status_kind(status: str) -> str | None:
+    return _STATUS_KIND.get(str(status).strip().lower())
+
+
+def status_icon(status: str) -> str:
+    """A 16 px inline SVG mark for a verdict ('' for a word that is not one)."""
+    kind = status_kind(status)
+    if kind is None:
+        return ""
+    fill, mark = _ICON_SHAPES[kind]
+    return (f'<svg class="icon" role="img" aria-label="{escape(kind)}" xmlns="http://www.w3.org/2000/svg" '
+            f'width="16" height="16" viewBox="0 0 16 16" style="vertical-align:-3px;margin-right:4px">'
+            f'<circle cx="8" cy="8" r="8" fill="{fill}"/>{mark}</svg>')
