@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
-.PHONY: help venv browser postgresql run test test-unit test-integration manifests-check compile-pipelines serve \
+.PHONY: help venv browser postgresql bubblewrap local-up local-down run test test-unit test-integration manifests-check compile-pipelines serve \
         stack-up stack-down bench lock clean
 
 help:  ## list targets
@@ -44,10 +44,23 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; the browser test will be skipped outside CI"; }
 
+# The local pod runner sandboxes each pod with bubblewrap (Debian package; user namespaces).
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { echo "installing bubblewrap (Debian package) for the local pod runner"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+	  || echo "warning: could not install bubblewrap; the local runner's tests will be skipped"; }
+
+OVERLAY ?= staging
+local-up: $(STAMP) bubblewrap  ## run OVERLAY's pods locally as the cluster would (docs/local-cluster.md)
+	@$(VENV)/bin/patchrisk local up --overlay $(OVERLAY) --state-dir $(STATE_DIR)
+
+local-down: $(STAMP)  ## stop every process of OVERLAY's local pods
+	@$(VENV)/bin/patchrisk local down --overlay $(OVERLAY) --state-dir $(STATE_DIR)
+
 run: $(STAMP)  ## the whole local loop on embedded defaults, ending with a summary
 	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR)
 
-test: manifests-check browser postgresql  ## every test, the manifests check included
+test: manifests-check browser postgresql bubblewrap  ## every test, the manifests check included
 	@$(PY) -m pytest -q
 
 test-unit: $(STAMP)  ## fast tests only

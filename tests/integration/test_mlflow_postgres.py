@@ -57,7 +57,7 @@ def test_register_move_aliases_and_read_them_back_through_mlflow_on_postgres(pg_
     from patchrisk.training import TrainParams, train_model
 
     state, stack = pg_stack
-    for key, value in stack.env.items():
+    for key, value in {**stack.env, **stack.credentials("admin")}.items():  # the Deployment runs basic auth
         monkeypatch.setenv(key, value)
     settings = get_settings(state_dir=state, mlflow_tracking_uri=stack.mlflow_url,
                             model_store_uri="s3://patchrisk-models", s3_endpoint_url=stack.s3_url)

@@ -29,6 +29,7 @@ from patchrisk.stack.local import (
     MLFLOW_SERVER,
     LocalStack,
     StackError,
+    _auth_setup,
     _free_port,
     _mlflow_healthy,
     _start,
@@ -169,15 +170,23 @@ def postgres_stack_up(state_dir: Path, *, mlflow_timeout: float = 180.0,
         env = client_env(mlflow_url, s3.s3_url)
         server_env = {**os.environ, **env, "MLFLOW_BACKEND_STORE_URI": store_uri,
                       "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        progress(f"starting MLflow on {mlflow_url} (backend PostgreSQL, artifacts in s3://{MLFLOW_BUCKET}/)")
-        _start(MLFLOW_SERVER, directory, server_env, local_server_args(deployment_server_args(), port))
+        args = local_server_args(deployment_server_args(), port)
+        # The Deployment runs MLflow's basic-auth app: so does this stack, with the local principals.
+        files = _auth_setup(directory, server_env)[0] if "basic-auth" in " ".join(args) else None
+        progress(f"starting MLflow on {mlflow_url} (backend PostgreSQL, artifacts in s3://{MLFLOW_BUCKET}/"
+                 + (", basic auth on)" if files else ")"))
+        _start(MLFLOW_SERVER, directory, server_env, args)
         _wait(MLFLOW_SERVER, directory, mlflow_timeout, lambda: _mlflow_healthy(mlflow_url))
+        if files:
+            from patchrisk.stack import auth as stack_auth
+
+            stack_auth.bootstrap(mlflow_url, files)
     except BaseException:
         stack_down(state_dir)
         postgres_down(state_dir)
         raise
     _write_env(directory / "stack.env", env)
-    return LocalStack(directory, mlflow_url, s3.s3_url, env, started=True)
+    return LocalStack(directory, mlflow_url, s3.s3_url, env, started=True, auth=files)
 
 
 def postgres_stack_down(state_dir: Path, timeout: float = 10.0) -> list[str]:

@@ -1,0 +1,238 @@
+"""The local pod runner for real: the staging overlay's pods in bubblewrap sandboxes, the router's
+split, a pod that writes outside its volumes, a CronJob run as a Job, and ``down`` leaving nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from patchrisk.localcluster import cluster
+from patchrisk.localcluster.errors import PodError
+from tests.conftest import REPO
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not (shutil.which("bwrap") and shutil.which("kubectl")),
+                       reason="needs bubblewrap (make bubblewrap) and kubectl"),
+]
+
+
+def _group_alive(pgid: int) -> list[int]:
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive.append(int(entry.name))
+    return alive
+
+
+@pytest.fixture(scope="module")
+def s3_with_models(tmp_path_factory, trained_patch_model):
+    """The local stack's S3 server with the staging overlay's champion (v2) and canary (v3)."""
+    import boto3
+
+    from patchrisk.stack import stack_down, stack_up
+
+    state = tmp_path_factory.mktemp("stack")
+    stack = stack_up(state, with_mlflow=False)
+    _, model_dir = trained_patch_model
+    s3 = boto3.client("s3", endpoint_url=stack.s3_url, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    for version in ("v2", "v3"):
+        for path in model_dir.rglob("*"):
+            if path.is_file():
+                s3.upload_file(str(path), "patchrisk-models", f"patch-risk/{version}/{path.relative_to(model_dir)}")
+    yield stack.s3_url.split("://", 1)[1]
+    stack_down(state)
+
+
+@pytest.fixture(scope="module")
+def staging_up(tmp_path_factory, s3_with_models):
+    state = tmp_path_factory.mktemp("local")
+    plan = cluster.up(REPO, "staging", state, stand_ins={"s3": s3_with_models}, ready_timeout=240)
+    yield state, plan
+    cluster.down(state, "staging")
+
+
+def test_every_staging_workload_becomes_ready_sandboxed_as_rendered(staging_up):
+    state, plan = staging_up
+    report = cluster.status(state, "staging")
+    assert {p["name"] for p in report["pods"]} == {
+        "patchrisk-sink-0", "patchrisk-sink-1", "patch-risk-predictor-0", "patch-risk-predictor-1",
+        "patch-risk-v3-predictor-0"}
+    for pod in plan.pods:
+        url = f"http://{pod.ip}:{pod.readiness['port']}{pod.readiness['path']}"
+        assert httpx.get(url, timeout=5).status_code == 200, pod.name
+    for pod in report["pods"]:
+        assert pod["running"], pod["name"]
+        (sandbox,) = pod["sandboxes"]
+        assert (sandbox["uid"], sandbox["gid"], sandbox["read_only_root"]) == (1000, 1000, True), pod["name"]
+    # The sink Service answers on its port 80 by its address, round-robin over both replicas.
+    sink = next(s for s in report["services"] if s["name"] == "patchrisk-sink")
+    assert httpx.get(f"http://{sink['ip']}/livez", timeout=5).status_code == 200
+
+
+def test_the_router_splits_by_the_committed_weight_and_logs_to_the_sink(staging_up, patch_spec, patch_rows):
+    from patchrisk.demo.traffic import _instances
+
+    state, plan = staging_up
+    router = next(s for s in plan.services if s.router)
+    instances = _instances(patch_rows.head(100), [patch_spec.id_column, *patch_spec.feature_names])
+    with httpx.Client(timeout=30) as client:
+        for instance in instances:
+            response = client.post(f"http://{router.ip}/v1/models/patch-risk:predict", json={"instances": [instance]})
+            assert response.status_code == 200, response.text
+    counts = cluster.status(state, "staging")["routers"]["patch-risk"]["requests"]
+    assert counts == {"predictor": 90, "v3-predictor": 10}
+    # Each call's request and response reached a sink replica through the sink Service.
+    sinks = [p for p in plan.pods if p.name.startswith("patchrisk-sink")]
+    deadline, received = time.monotonic() + 30, 0
+    while time.monotonic() < deadline:
+        received = sum(_metric(f"http://{p.ip}:8080/metrics", 'patchrisk_sink_events_received_total{type="request"}')
+                       for p in sinks)
+        if received >= 100:
+            break
+        time.sleep(0.5)
+    assert received == 100
+
+
+def _metric(url: str, name: str) -> float:
+    for line in httpx.get(url, timeout=5).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_down_leaves_no_process(staging_up):
+    state, plan = staging_up  # runs after the tests above, on the same running overlay
+    groups = cluster.running_processes(cluster.state_folder(state, "staging"))
+    assert set(groups) == {"network", "kfp-api", *(p.name for p in plan.pods)}
+    assert all(_group_alive(pgid) for pgid in groups.values())
+    stopped = cluster.down(state, "staging")
+    assert set(stopped) == set(groups)
+    assert all(not _group_alive(pgid) for pgid in groups.values())
+    assert cluster.running_processes(cluster.state_folder(state, "staging")) == {}
+
+
+def _overlay(folder: Path, pod_spec: str, kind: str = "Deployment") -> Path:
+    """A one-workload kustomize overlay using the components image."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "kustomization.yaml").write_text(textwrap.dedent("""\
+        namespace: scratch
+        resources: [workload.yaml]
+        configMapGenerator:
+          - name: settings
+            literals: [GREETING=hello from the config map]
+        """))
+    spec = textwrap.indent(textwrap.dedent(pod_spec), " " * 6)
+    if kind == "Deployment":
+        body = f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: writer}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: writer}}}}
+  template:
+    metadata: {{labels: {{app: writer}}}}
+    spec:
+{spec}"""
+    else:
+        body = f"""apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: report}}
+spec:
+  schedule: "0 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        metadata: {{labels: {{app: report}}}}
+        spec:
+{textwrap.indent(spec, ' ' * 4)}"""
+    (folder / "workload.yaml").write_text(body)
+    return folder
+
+
+CONTAINER = """\
+securityContext: {runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true}
+restartPolicy: %s
+containers:
+  - name: main
+    image: ghcr.io/patchrisk/components:0.1.0
+    command: ["python", "-c", %r]
+    envFrom: [{configMapRef: {name: settings}}]
+    securityContext: {readOnlyRootFilesystem: true}
+    volumeMounts: [{name: tmp, mountPath: /tmp}, {name: settings, mountPath: /etc/settings}]
+volumes:
+  - {name: tmp, emptyDir: {sizeLimit: 1Mi}}
+  - {name: settings, configMap: {name: settings}}
+"""
+
+
+def test_a_pod_writing_outside_its_volumes_fails_with_its_name_and_the_reason(tmp_path):
+    script = "open('/tmp/ok', 'w').write('fine'); open('/home/patchrisk/state.json', 'w'); __import__('time').sleep(600)"
+    overlay = _overlay(tmp_path / "overlay", CONTAINER % ("Always", script))
+    with pytest.raises(PodError) as failure:
+        cluster.up(REPO, str(overlay), tmp_path / "state", ready_timeout=60)
+    assert failure.value.pod == "writer-0"
+    assert "Read-only file system: '/home/patchrisk/state.json'" in str(failure.value)
+    assert cluster.running_processes(cluster.state_folder(tmp_path / "state", "overlay")) == {}
+
+
+def test_an_empty_dir_holds_no_more_than_its_size_limit(tmp_path):
+    script = "open('/tmp/big', 'wb').write(b'x' * 2 * 1024 * 1024); __import__('time').sleep(600)"
+    overlay = _overlay(tmp_path / "overlay", CONTAINER % ("Always", script))
+    with pytest.raises(PodError, match=r"(?s)pod writer-0: .*No space left on device"):
+        cluster.up(REPO, str(overlay), tmp_path / "state", ready_timeout=60)
+
+
+def test_a_cron_job_runs_once_as_a_job_with_its_config_map_and_environment(tmp_path):
+    script = ("import os, socket; print(os.environ['GREETING'], '|', open('/etc/settings/GREETING').read(), '|', "
+              "os.getuid(), socket.gethostname())")
+    overlay = _overlay(tmp_path / "overlay", CONTAINER % ("Never", script), kind="CronJob")
+    state = tmp_path / "state"
+    cluster.up(REPO, str(overlay), state, ready_timeout=60)
+    try:
+        pod, code, output = cluster.run_job(REPO, state, str(overlay), "report", timeout=120)
+    finally:
+        cluster.down(state, str(overlay))
+    assert (pod, code) == ("report-run-0", 0)
+    assert "hello from the config map | hello from the config map | 1000 report-run-0" in output
+    assert os.path.exists(state / "local" / "overlay" / "pods" / "report-run-0.log")
+
+
+TWO_SERVERS = """\
+securityContext: {runAsUser: 1000, runAsGroup: 1000}
+containers:
+  - name: first
+    image: ghcr.io/patchrisk/components:0.1.0
+    command: ["python", "-m", "http.server", "8080", "--bind", "0.0.0.0"]
+  - name: second
+    image: ghcr.io/patchrisk/components:0.1.0
+    command: ["python", "-c", "import time; time.sleep(1); import runpy, sys; sys.argv = ['x', '8080', '--bind', '0.0.0.0']; runpy.run_module('http.server', run_name='__main__')"]
+"""
+
+
+def test_two_containers_of_one_pod_on_one_port_clash_as_in_a_pod(tmp_path):
+    overlay = _overlay(tmp_path / "overlay", TWO_SERVERS)
+    with pytest.raises(PodError) as failure:
+        cluster.up(REPO, str(overlay), tmp_path / "state", ready_timeout=60)
+    assert failure.value.pod == "writer-0"
+    assert "[second]" in str(failure.value) and "Address already in use" in str(failure.value)
+    assert cluster.running_processes(cluster.state_folder(tmp_path / "state", "overlay")) == {}
+
+
+def test_a_service_name_the_overlay_does_not_define_does_not_resolve(tmp_path):
+    script = "import urllib.request; urllib.request.urlopen('http://patchrisk-nothing.scratch.svc.cluster.local/')"
+    overlay = _overlay(tmp_path / "overlay", CONTAINER % ("Always", script))
+    with pytest.raises(PodError, match=r"(?s)pod writer-0: .*(Name or service not known|name resolution)"):
+        cluster.up(REPO, str(overlay), tmp_path / "state", ready_timeout=60)
