@@ -127,7 +127,7 @@ def _is_plain_date(value) -> bool:
 
 def iter_prediction_log_batches(store_uri: str, model: str, start=None, end=None,
                                 endpoints: Iterable[str] | None = None, columns: list[str] | None = None,
-                                batch_rows: int = 65_536) -> Iterator[pd.DataFrame]:
+                                batch_rows: int = 65_536, contracts=None) -> Iterator[pd.DataFrame]:
     """Yield the logged rows as pandas frames of at most ``batch_rows`` rows (bounded memory).
 
     ``start``/``end``: a date (whole days, inclusive) or a datetime/ISO string (row-exact on
@@ -146,14 +146,17 @@ def iter_prediction_log_batches(store_uri: str, model: str, start=None, end=None
                 frame = frame.reindex(columns=columns)
             if len(frame):
                 yield frame.reset_index(drop=True)
-    yield from _unpaired_batches(store, model, start, end, endpoints, columns, batch_rows)
+    yield from _unpaired_batches(store, model, start, end, endpoints, columns, batch_rows, contracts)
 
 
-def _unpaired_batches(store: Store, model: str, start, end, endpoints, columns, batch_rows) -> Iterator[pd.DataFrame]:
-    """The exchanges whose request and response different sink replicas stored (paired now)."""
+def _unpaired_batches(store: Store, model: str, start, end, endpoints, columns, batch_rows,
+                      contracts=None) -> Iterator[pd.DataFrame]:
+    """The exchanges whose request and response different sink replicas stored (paired now), typed by
+    ``contracts`` ((model, version) -> contract; default: the versions registered under this process's
+    settings)."""
     from patchrisk.monitoring.unpaired_events import read_unpaired_rows
 
-    frame = read_unpaired_rows(store, model, _as_day(start), _as_day(end)).to_pandas()
+    frame = read_unpaired_rows(store, model, _as_day(start), _as_day(end), contracts=contracts).to_pandas()
     if endpoints:
         frame = frame[frame["endpoint"].isin(set(endpoints))]
     frame = _row_filter(frame, start, end)
@@ -164,11 +167,13 @@ def _unpaired_batches(store: Store, model: str, start, end, endpoints, columns, 
 
 
 def read_prediction_logs(store_uri: str, model: str, start=None, end=None,
-                         endpoints: Iterable[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+                         endpoints: Iterable[str] | None = None, columns: list[str] | None = None,
+                         contracts=None) -> pd.DataFrame:
     """Every logged row for ``model`` in [start, end] (see :func:`iter_prediction_log_batches`)."""
     import pandas as pd
 
-    frames = list(iter_prediction_log_batches(store_uri, model, start, end, endpoints, columns))
+    frames = list(iter_prediction_log_batches(store_uri, model, start, end, endpoints, columns,
+                                              contracts=contracts))
     if frames:
         return pd.concat(frames, ignore_index=True)
     # No files: the base columns (feature columns belong to the versions that wrote files).
