@@ -60,8 +60,10 @@ def test_local_retraining_refuses_to_run_without_the_configured_training_credent
 
     missing = tmp_path / "training.env"
     monkeypatch.setenv(RETRAINING_CREDENTIALS_ENV, str(missing))
-    launcher = LocalLauncher(get_settings(state_dir=tmp_path / "state"), tmp_path / "logs")
+    started = []
+    launcher = LocalLauncher(get_settings(state_dir=tmp_path / "state"), tmp_path / "logs",
+                             lambda *args, **kwargs: started.append(kwargs))
     result = launcher.launch("k1", {"data_uri": str(tmp_path / "absent.parquet"), "spec": "patch-risk"})
     assert result.outcome == "failed"
     assert str(missing) in result.detail["error"] and "cannot read it" in result.detail["error"]
-    assert not list(tmp_path.glob("state/**/*.parquet")), "no pipeline ran"
+    assert started == [], "no pipeline ran"

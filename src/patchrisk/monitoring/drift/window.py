@@ -111,11 +111,11 @@ def _in_window(table: pa.Table, window: Window) -> pa.Table:
 
 
 def iter_window_batches(store: Store, model: str, window: Window, columns: list[str], *,
-                        batch_rows: int = 65536, endpoints=ENDPOINTS,
+                        batch_rows: int = 65536, endpoints=ENDPOINTS, files: list[str] | None = None,
                         progress: Callable[[str], None] | None = None) -> Iterator[pa.Table]:
     """Tables of at most ``batch_rows`` logged rows inside ``window``, with ``columns`` (a column a
-    part lacks comes back all null)."""
-    files = partition_files(store, model, window, endpoints)
+    part lacks comes back all null); from ``files`` (one partition of ``partition_files``) when given."""
+    files = partition_files(store, model, window, endpoints) if files is None else list(files)
     say = progress or (lambda _m: None)
     say(f"reading {len(files)} log file(s) for {len(window.dates)} date(s) under {join(store.root, f'model={model}')}")
     wanted = list(dict.fromkeys([TIME_COLUMN, *columns]))
@@ -139,3 +139,21 @@ def iter_window_batches(store: Store, model: str, window: Window, columns: list[
         if rows >= next_report or number == len(files):
             say(f"  {number}/{len(files)} files, {rows:,} rows in the window so far")
             next_report = rows + PROGRESS_EVERY_ROWS
+    paired = _unpaired_in_window(store, model, window, wanted, endpoints)
+    if paired.num_rows:
+        say(f"  {paired.num_rows:,} rows of exchanges split across sink replicas (paired at read time)")
+        for offset in range(0, paired.num_rows, batch_rows):
+            yield paired.slice(offset, batch_rows)
+
+
+def _unpaired_in_window(store: Store, model: str, window: Window, wanted: list[str], endpoints) -> pa.Table:
+    """Rows of the exchanges the sink replicas stored as separate events (patchrisk.monitoring.unpaired_events)."""
+    from patchrisk.monitoring.unpaired_events import read_unpaired_rows
+
+    last = (window.end - dt.timedelta(microseconds=1)).date()
+    table = read_unpaired_rows(store, model, window.start.date(), last)
+    table = table.filter(pc.is_in(table.column("endpoint"), value_set=pa.array(list(endpoints), pa.string())))
+    table = _in_window(table, window)
+    for missing in (c for c in wanted if c not in table.column_names):
+        table = table.append_column(missing, pa.nulls(table.num_rows))
+    return table.select(wanted)
