@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.integration.rollout_support import STANDARD_V1
 
 MODEL = "patch-risk"
 ROWS = 1500
@@ -59,17 +60,6 @@ def build_loop_state(state_dir: Path) -> Path:
     return state_dir
 
 
-STANDARD_V1 = """apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata:
-  name: patch-risk
-spec:
-  predictor:
-    name: v1
-    model:
-      storageUri: s3://patchrisk-models/patch-risk/v1/
-  canary: []
-"""
 
 
 def _gitops_checkout(path: Path) -> None:
