@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         from patchrisk.monitoring.drift import alerts
         from patchrisk.monitoring.drift.config import BACKENDS
         from patchrisk.monitoring.drift.job import MonitorRequest, run_monitor
+        from patchrisk.security.principals import COMMAND_PRINCIPALS
         from patchrisk.settings import get_settings
         from patchrisk.stack.on_demand import stores_on_demand
 
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
                                  config=config, trigger_backend=trigger_backend,
                                  training_data_uri=training_data_uri, webhook=webhook, html=html,
                                  log_to_mlflow=mlflow, pipeline=training_pipeline())
-        with stores_on_demand(state_dir):
+        with stores_on_demand(state_dir, principal=COMMAND_PRINCIPALS["monitor"]):
             summary = run_monitor(get_settings(state_dir=state_dir, log_store_uri=store), request, say)
         say(alerts.headline(summary))
         say(f"summary: {summary['summary_uri']}" + (f"\nreport: {summary['report_uri']}" if summary["report_uri"] else ""))

@@ -61,9 +61,10 @@ def register(app: typer.Typer) -> None:
             return
         from patchrisk_pipelines.run import run_training_locally
 
+        from patchrisk.security.principals import COMMAND_PRINCIPALS
         from patchrisk.stack.on_demand import stores_on_demand
 
-        with stores_on_demand(state_dir):
+        with stores_on_demand(state_dir, principal=COMMAND_PRINCIPALS["pipeline run"]):
             result = run_training_locally(get_settings(state_dir=state_dir), data_uri=data_uri, spec=spec,
                                           seed=seed, device=device, iterations=iterations,
                                           git_commit=git_commit(), policy_env=policy_env)

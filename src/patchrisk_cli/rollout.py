@@ -33,10 +33,14 @@ def _guarded(fn):
     def wrapper(*args, **kwargs):
         from patchrisk.errors import PatchriskError
         from patchrisk.rollout.actions import DecisionRefused
+        from patchrisk.security.principals import rollout_principal
         from patchrisk.stack.on_demand import stores_on_demand
 
+        # After `make run`: the loop's stores (prediction logs, models, its MLflow), acting as the
+        # rollout principal of the overlay's environment.
+        principal = rollout_principal(kwargs["overlay"]) if kwargs.get("overlay") else None
         try:
-            with stores_on_demand():  # after `make run`: the loop's S3 store (prediction logs, models)
+            with stores_on_demand(principal=principal):
                 return fn(*args, **kwargs)
         except DecisionRefused as err:
             typer.secho(f"refused: {err}", fg=typer.colors.YELLOW, err=True)

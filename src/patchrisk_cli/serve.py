@@ -30,11 +30,13 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from patchrisk.registry import download_model, registration_of
+        from patchrisk.security.principals import COMMAND_PRINCIPALS
         from patchrisk.settings import get_settings
         from patchrisk.stack.on_demand import stores_on_demand
 
-        # The store is only needed to copy the model here: it stops before the predictor starts.
-        with stores_on_demand(state_dir):
+        # The stores are only needed to copy the model here: they stop before the predictor starts,
+        # and the predictor gets no MLflow credentials (as on a cluster).
+        with stores_on_demand(state_dir, principal=COMMAND_PRINCIPALS["serve"]):
             model_dir = download_model(get_settings(state_dir=state_dir), model_uri)
         registration = registration_of(model_dir)
         name = model_name or registration.get("name") or "patch-risk"

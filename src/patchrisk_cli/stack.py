@@ -15,16 +15,19 @@ def register(app: typer.Typer) -> None:
     def up_cmd(
         state_dir: Path = typer.Option(Path(".state"), help="State directory; the stack lives in DIR/stack."),
         timeout: float = typer.Option(180.0, help="Seconds to wait for MLflow's health check."),
-        auth: bool = typer.Option(False, "--auth", help="MLflow basic auth with one user per principal "
-                                  "(docs/security.md); credentials in DIR/stack/auth/<principal>.env."),
+        auth: bool | None = typer.Option(None, "--auth/--no-auth", help="MLflow basic auth with one user per principal "
+                                  "(docs/security.md); credentials in DIR/stack/auth/<principal>.env. "
+                                  "Default: as the last `make run` in DIR ran it."),
         db: str = typer.Option("sqlite", "--db", help="MLflow's backend store: sqlite, or postgres (a local "
                                                       "PostgreSQL server, as in the cluster)."),
     ) -> None:
         """Start both servers in the background, create the buckets, write DIR/stack/stack.env."""
         from patchrisk.stack import stack_up
-        from patchrisk.stack.on_demand import refill_started_stack
+        from patchrisk.stack.on_demand import loop_stores, refill_started_stack
         from patchrisk.stack.postgres import postgres_stack_up
 
+        if auth is None:  # after a loop with auth on: the same users, or its commands could not act as them
+            auth = db == "sqlite" and bool((loop_stores(state_dir) or {}).get("mlflow_auth"))
         if db not in {"sqlite", "postgres"}:
             raise typer.BadParameter("use sqlite or postgres", param_hint="--db")
         if auth and db == "postgres":

@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from patchrisk.security.principals import rollout_principal
 from patchrisk_demo.context import LoopContext, StepResult
 from patchrisk_demo.traffic import send_through_logger
 
 ENVIRONMENT = "staging"  # a Standard-mode overlay: champion and canary are both declared in Git
-ROLLOUT_PRINCIPAL = f"rollout-{ENVIRONMENT}"
+ROLLOUT_PRINCIPAL = rollout_principal(ENVIRONMENT)
 ROWS_PER_ROUND = 800  # patches sent per analysis round, split between the endpoints by the committed weight
 MAX_ROUNDS = 4
 # make run: two steps and small samples so the demo finishes in minutes. Every weight stays below 100

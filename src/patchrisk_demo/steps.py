@@ -18,7 +18,7 @@ def start_object_storage(ctx: LoopContext) -> StepResult:
     # The buckets are saved to <state>/stack/s3-data when the loop ends; the description lets
     # `make serve`, `patchrisk monitor`, ... bring them back on demand afterwards.
     stores = {"PATCHRISK_MODEL_STORE_URI": "s3://patchrisk-models", "PATCHRISK_LOG_STORE_URI": LOG_STORE}
-    record_loop_stores(ctx.settings.state_dir, stores)
+    record_loop_stores(ctx.settings.state_dir, stores, mlflow=True, auth=True)
     # MLflow runs as the cluster's does: a tracking server with basic auth, artifacts proxied to S3;
     # the runner gives each step only its own principal's credentials (runner.PRINCIPALS).
     stack = ctx.services.enter_context(persistent_s3(ctx.settings.state_dir, with_mlflow=True, auth=True))

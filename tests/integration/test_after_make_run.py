@@ -1,8 +1,10 @@
 """What a new user runs after `make run`, run as they would: the README's "After make run" block,
 as written, in a shell, against a small stand-in of the loop's state with every server stopped.
 
-Every command must find the loop's stores on its own (S3 restarted on demand from the saved copy);
-a command that cannot reach its store names it, says why and how to fix it, and exits 2.
+Every command must find the loop's stores on its own (S3 restarted on demand from the saved copy,
+the loop's MLflow with basic auth and the same users) and act as the principal it stands for, its
+credentials read from the stack's git-ignored files; a command that cannot reach its store names
+it, says why and how to fix it, and exits 2.
 """
 
 from __future__ import annotations
@@ -107,6 +109,9 @@ def test_the_readme_after_make_run_commands_work_as_written(clone):
     assert monitor["model_version"] == "1"
     assert "staging (standard): idle; champion v1" in out
     assert re.search(r"training pipeline \(patch-risk\) finished in \d+s", out), out[-3000:]
+    # Each command acted as its own principal, in the README's order (serve, monitor, rollout, pipeline).
+    acted_as = re.findall(r"MLflow at http://127\.0\.0\.1:\d+, basic auth, acting as (\S+)", err)
+    assert acted_as == ["batch-scoring", "monitor", "rollout-staging", "training"], err[-5000:]
     # What the monitor wrote went to the on-demand S3 store and was saved with it when it stopped.
     saved = clone / ".state" / "stack" / "s3-data" / "patchrisk-logs" / "predictions" / "reports" / "patch-risk"
     assert list(saved.glob("*/summary.json")), "the monitoring summary was not kept"
@@ -120,7 +125,7 @@ def test_serve_without_the_loops_stores_names_the_store_and_the_fix(clone):
                          env=new_user_env(), capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr, out.stderr
-    assert "S3 object store" in out.stderr and "no credentials" in out.stderr
+    assert "MLflow registry" in out.stderr and "S3 object store has no credentials" in out.stderr
     assert "make run" in out.stderr and "make stack-up" in out.stderr
 
 
@@ -128,13 +133,31 @@ def test_commands_reuse_a_running_stack_and_leave_it_running(clone):
     up = subprocess.run([PATCHRISK, "stack", "up", "--state-dir", ".state"], cwd=clone, env=new_user_env(),
                         capture_output=True, text=True, timeout=300, check=False)
     assert up.returncode == 0, up.stderr
+    assert "basic auth on" in up.stderr, "the loop ran MLflow with auth: `stack up` must too"
     try:
         out = subprocess.run([PATCHRISK, "monitor", "--no-html"], cwd=clone, env=new_user_env(),
                              capture_output=True, text=True, timeout=300, check=False)
         assert out.returncode == 0, out.stderr
         assert "using the running local S3 store" in out.stderr
+        assert re.search(r"basic auth, acting as monitor\n", out.stderr), out.stderr
         assert json.loads(out.stdout.strip().splitlines()[-1])["model_version"] == "1"
         assert s3_server_running(clone / ".state")
     finally:
         subprocess.run([PATCHRISK, "stack", "down", "--state-dir", ".state"], cwd=clone, env=new_user_env(),
                        capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_mlflows_own_variables_choose_the_principal_and_a_refusal_names_it(clone):
+    """MLFLOW_TRACKING_USERNAME/PASSWORD win over the command's own principal. As `sink` (it may
+    read aliases, never log a run) the monitor is refused: exit 2, the user and the reason named."""
+    from patchrisk.security.credentials import read_credentials_file
+
+    sink = read_credentials_file(clone / ".state" / "stack" / "auth" / "sink.env")
+    out = subprocess.run([PATCHRISK, "monitor", "--no-html"], cwd=clone, env={**new_user_env(), **sink},
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert "acting as sink (from MLFLOW_TRACKING_USERNAME)" in out.stderr
+    assert re.search(r"refused sink \(from MLFLOW_TRACKING_USERNAME\) \(403, not allowed for this user\)",
+                     out.stderr), out.stderr
+    assert not s3_server_running(clone / ".state"), "the on-demand stack outlived the refused command"

@@ -44,13 +44,24 @@ def _on_models(permission: str) -> dict[str, str]:
 ROLLOUT_ENVIRONMENTS = ("staging", "prod")
 
 
+def rollout_principal(environment: str) -> str:
+    """The MLflow user of one environment's rollout CLI."""
+    return f"rollout-{environment}"
+
+
+# Who a command run after `make run` acts as towards the loop's MLflow (rollout commands: the
+# rollout principal of their --overlay). `serve` only resolves the champion to a model directory
+# and scores with it, as batch scoring does; the cluster's predictor holds no MLflow credentials.
+COMMAND_PRINCIPALS = {"serve": "batch-scoring", "monitor": "monitor", "pipeline run": "training"}
+
+
 def _rollout(env: str) -> Principal:
     """The rollout CLI of one environment. MANAGE because MLflow lets only MANAGE delete an alias
     (the canary's, after a promotion); the registry policy keeps deleting models and granting
     access admin-only. Only REGISTRY_ENVIRONMENT's rollout owns this registry's aliases: the
     other shows that a rollout cannot move the aliases of an environment it is not for."""
     owns = env == REGISTRY_ENVIRONMENT
-    return Principal(f"rollout-{env}",
+    return Principal(rollout_principal(env),
                      f"rollout CLI for the {env} overlay" + (": moves canary and champion" if owns
                                                              else " (owns no alias in this registry)"),
                      "patchrisk-mlflow-rollout", experiments={TRAINING_EXPERIMENT: "READ"},
