@@ -16,14 +16,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchrisk.alias_names import CANARY, CHALLENGER, CHAMPION, ENVIRONMENT_ROLES, alias_for
 from patchrisk.errors import PatchriskError
 from patchrisk.model_bundle import REGISTRATION_FILE, write_registration
 from patchrisk.settings import Settings
 from patchrisk.storage import Store, download, is_s3, join, upload_dir
 
 log = logging.getLogger(__name__)
+__all__ = ["CANARY", "CHALLENGER", "CHAMPION", "alias_for"]  # re-exported: callers name aliases here
 
-CHAMPION, CHALLENGER, CANARY = "champion", "challenger", "canary"
 STORAGE_URI_TAG = "storage_uri"
 PIPELINE_RUN_TAG = "pipeline_run_id"
 
@@ -127,8 +128,8 @@ def register_model_dir(settings: Settings, model_dir: Path, *, name: str, pipeli
     if not Store(storage_uri).exists(REGISTRATION_FILE):  # published last: its presence means complete
         upload_dir(model_dir, storage_uri)
     c.set_model_version_tag(name, version.version, STORAGE_URI_TAG, storage_uri)
-    if alias:
-        c.set_registered_model_alias(name, alias, version.version)
+    if alias:  # a bare champion/canary is this environment's, as in set_alias
+        c.set_registered_model_alias(name, alias_for(alias, settings.environment), version.version)
     return RegisteredVersion(name, str(version.version), run_id, storage_uri, created)
 
 
@@ -177,7 +178,10 @@ def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
 
 
 def get_version(settings: Settings, name: str, alias: str | None = None, version: str | None = None):
+    """By version, or by alias; a bare ``champion``/``canary`` means this environment's
+    (``models:/patch-risk@champion`` in staging reads ``champion-staging``)."""
     c = client(settings)
+    alias = alias_for(alias, settings.environment) if alias else alias
     try:
         if alias:
             return c.get_model_version_by_alias(name, alias)
@@ -200,8 +204,17 @@ def aliases(settings: Settings, name: str) -> dict[str, str]:
     return {a: str(v) for a, v in (model.aliases or {}).items()}
 
 
+def environment_aliases(settings: Settings, name: str, environment: str | None = None) -> dict[str, str]:
+    """role -> version of ``environment``'s aliases (default: the settings'), e.g. {"champion": "3"}."""
+    environment = environment or settings.environment
+    found = aliases(settings, name)
+    return {role: found[alias_for(role, environment)] for role in ENVIRONMENT_ROLES
+            if alias_for(role, environment) in found}
+
+
 def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
-    client(settings).set_registered_model_alias(name, alias, str(version))
+    """Point ``alias`` at ``version``; a bare ``champion``/``canary`` is this environment's."""
+    client(settings).set_registered_model_alias(name, alias_for(alias, settings.environment), str(version))
 
 
 def storage_uri_of(settings: Settings, name: str, version: str) -> str:

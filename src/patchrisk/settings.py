@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     )
     component_image: str = Field(DEFAULT_COMPONENT_IMAGE, description="Image every KFP component runs in")
     kfp_host: str | None = Field(None, description="KFP API endpoint; None = run locally with kfp.local")
+    # The registry is shared by every environment; `champion` and `canary` are not (issue 14 defect 5).
+    environment: str = Field(
+        "dev", pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+        description="Deployment environment (the overlay) whose aliases this process reads and moves: "
+                    "champion-<env>, canary-<env>",
+    )
 
     @cached_property
     def state(self) -> Path:

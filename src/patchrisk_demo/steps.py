@@ -12,12 +12,16 @@ def start_object_storage(ctx: LoopContext) -> StepResult:
     from patchrisk.settings import get_settings
     from patchrisk.stack.on_demand import persistent_s3, record_loop_stores
     from patchrisk_demo.monitoring_steps import LOG_STORE
+    from patchrisk_demo.rollout_steps import ENVIRONMENT
 
     saved = dict(os.environ)
     ctx.services.callback(lambda: (os.environ.clear(), os.environ.update(saved)))  # undone at the end
     # The buckets are saved to <state>/stack/s3-data when the loop ends; the description lets
     # `make serve`, `patchrisk monitor`, ... bring them back on demand afterwards.
-    stores = {"PATCHRISK_MODEL_STORE_URI": "s3://patchrisk-models", "PATCHRISK_LOG_STORE_URI": LOG_STORE}
+    # The loop is one environment (staging): its steps, and commands run after it, read and move
+    # that environment's aliases (champion-staging), never another's.
+    stores = {"PATCHRISK_MODEL_STORE_URI": "s3://patchrisk-models", "PATCHRISK_LOG_STORE_URI": LOG_STORE,
+              "PATCHRISK_ENVIRONMENT": ENVIRONMENT}
     record_loop_stores(ctx.settings.state_dir, stores, mlflow=True, auth=True)
     # MLflow runs as the cluster's does: a tracking server with basic auth, artifacts proxied to S3;
     # the runner gives each step only its own principal's credentials (runner.PRINCIPALS).
@@ -25,6 +29,7 @@ def start_object_storage(ctx: LoopContext) -> StepResult:
     ctx.stack = stack
     os.environ.update(stack.env)  # kfp.local components and servers inherit it
     os.environ["PATCHRISK_MODEL_STORE_URI"] = stores["PATCHRISK_MODEL_STORE_URI"]
+    os.environ["PATCHRISK_ENVIRONMENT"] = ENVIRONMENT
     os.environ["PATCHRISK_STATE_DIR"] = str(ctx.settings.state_dir.resolve())  # CLIs run by later steps
     ctx.settings = get_settings(state_dir=ctx.settings.state_dir)
     return StepResult("Object storage (S3 API, moto) and MLflow (basic auth) on 127.0.0.1",
@@ -84,7 +89,8 @@ def promote_first_champion(ctx: LoopContext) -> StepResult:
     version = ctx.facts["first_training"].version["version"]
     registry.set_alias(ctx.settings, "patch-risk", registry.CHAMPION, version)
     ctx.facts["champion_version"] = version
-    return StepResult("First model promoted", [f"patch-risk v{version} is now 'champion' (no champion existed)"])
+    alias = registry.alias_for(registry.CHAMPION, ctx.settings.environment)
+    return StepResult("First model promoted", [f"patch-risk v{version} is now '{alias}' (no champion existed)"])
 
 
 def serve_champion(ctx: LoopContext) -> StepResult:

@@ -15,7 +15,8 @@ from patchrisk_demo.context import LoopContext
 from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES
 from patchrisk_demo.runner import STEPS, run_loop, summary
 
-pytestmark = pytest.mark.e2e
+# The loop runs 14 steps with MLflow's auth on; on the shared 2-core machine it takes up to ~10 min.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def stack(loop):
 def reader(loop, stack):
     """Settings for the restarted registry, read as the monitor (it may read, never change)."""
     settings = get_settings(state_dir=loop.settings.state_dir, mlflow_tracking_uri=stack.mlflow_url,
-                            s3_endpoint_url=stack.s3_url)
+                            s3_endpoint_url=stack.s3_url, environment="staging")  # the loop's environment
     with acting_as(stack.credentials("monitor")):
         yield settings
 
@@ -81,7 +82,7 @@ def test_a_step_run_as_the_wrong_principal_is_refused(loop, stack, reader):
     with acting_as({}), pytest.raises(MlflowException) as anonymous:
         steps.promote_first_champion(ctx)
     assert anonymous.value.get_http_status_code() == 401
-    assert registry.aliases(reader, "patch-risk") == {"champion": "2"}
+    assert registry.aliases(reader, "patch-risk") == {"champion-staging": "2"}
 
 
 def test_first_model_is_trained_gated_registered_and_promoted(loop, reader):
@@ -137,7 +138,7 @@ def test_retrained_model_is_promoted_through_git_and_verified(loop, reader):
     assert f"rollout(patch-risk): start canary v2 at {first_weight}% [staging]" in log
     assert log[0] == "rollout(patch-risk): promote v2 (replaces v1) [staging]"
     assert loop.facts["rollout_decision"] == "promote" and loop.facts["verify_exit"] == 0
-    assert registry.aliases(reader, "patch-risk") == {"champion": "2"}
+    assert registry.aliases(reader, "patch-risk") == {"champion-staging": "2"}
     tags = registry.client(reader).get_model_version("patch-risk", "1").tags
     assert tags.get("previous_champion") == "true"
 

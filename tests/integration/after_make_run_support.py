@@ -19,7 +19,8 @@ MODEL = "patch-risk"
 ROWS = 1500
 SEED = 20261130
 STORES = {"PATCHRISK_MODEL_STORE_URI": "s3://patchrisk-models",
-          "PATCHRISK_LOG_STORE_URI": "s3://patchrisk-logs/predictions"}
+          "PATCHRISK_LOG_STORE_URI": "s3://patchrisk-logs/predictions",
+          "PATCHRISK_ENVIRONMENT": "staging"}  # the loop's environment: its aliases are champion-staging, ...
 
 
 def build_loop_state(state_dir: Path) -> Path:
@@ -46,7 +47,8 @@ def build_loop_state(state_dir: Path) -> Path:
         with persistent_s3(state_dir, with_mlflow=True, auth=True) as stack:  # as make run starts it
             os.environ.update(stack.env)
             settings = get_settings(state_dir=state_dir, model_store_uri=STORES["PATCHRISK_MODEL_STORE_URI"],
-                                    s3_endpoint_url=stack.s3_url, mlflow_tracking_uri=stack.mlflow_url)
+                                    s3_endpoint_url=stack.s3_url, mlflow_tracking_uri=stack.mlflow_url,
+                                    environment=STORES["PATCHRISK_ENVIRONMENT"])
             import pandas as pd
 
             result = train_model(pd.read_parquet(history), spec, TrainParams(seed=SEED, iterations=80))

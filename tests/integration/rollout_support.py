@@ -70,6 +70,7 @@ def registry_template_fixture(s3_store, tmp_path_factory):
     from patchrisk.datagen import generate_rows
     from patchrisk.settings import get_settings
     from patchrisk.spec import load_spec
+    from patchrisk.training import write_reference
 
     spec = load_spec(MODEL)
     base = tmp_path_factory.mktemp("registry")
@@ -81,11 +82,13 @@ def registry_template_fixture(s3_store, tmp_path_factory):
         for seed, corrupt in ((1, 0.0), (2, 0.0), (3, 0.8)):
             result = _train(spec, generate_rows(spec, 800, seed=seed), seed, corrupt)
             model_dir = result.bundle.save(base / f"model-{seed}")
+            write_reference(result, model_dir, seed=seed)  # the monitor's reader needs it
             version = registry.register_model_dir(settings, model_dir, name=MODEL, pipeline_run_id=f"run-{seed}",
                                                   metrics={}, params={}, lineage={}, alias="")
             bundles[version.version] = result.bundle
             dirs[version.version] = model_dir
-        registry.set_alias(settings, MODEL, registry.CHAMPION, "1")
+        for environment in ("staging", "dev"):  # the overlays the rollout tests roll out
+            registry.set_alias(settings.model_copy(update={"environment": environment}), MODEL, registry.CHAMPION, "1")
     return Registry(settings.state / "mlflow.db", base / "mlartifacts", s3_store, bundles, dirs)
 
 
@@ -157,10 +160,11 @@ def settings():
     return get_settings()
 
 
-def aliases() -> dict:
+def aliases(environment: str = "staging") -> dict:
+    """The environment's aliases by role: {"champion": "1", "canary": "2"}."""
     from patchrisk import registry
 
-    return registry.aliases(settings(), MODEL)
+    return registry.environment_aliases(settings(), MODEL, environment)
 
 
 def version_tags(version: str) -> dict:

@@ -101,6 +101,20 @@ def test_logger_points_at_the_sink_of_its_own_namespace_naming_the_endpoint(rend
     assert find(rendered["staging"], "InferenceService", "patch-risk")["spec"]["canary"]
 
 
+def test_the_sink_and_the_monitor_read_their_own_environments_aliases(rendered):
+    """Issue 14 defect 5: PATCHRISK_ENVIRONMENT (which `champion-<env>`/`canary-<env>` they read)
+    is the overlay's own environment, in the ConfigMap both workloads take their settings from."""
+    for env in ENVIRONMENTS:
+        config = next(d for d in rendered[env] if d["kind"] == "ConfigMap"
+                      and d["metadata"]["name"].startswith("patchrisk-config"))
+        assert config["data"]["PATCHRISK_ENVIRONMENT"] == env
+        pods = [find(rendered[env], "Deployment", "patchrisk-sink")["spec"]["template"]["spec"],
+                find(rendered[env], "CronJob", "patchrisk-monitor")["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
+        for pod in pods:
+            sources = [src.get("configMapRef", {}).get("name") for c in pod["containers"] for src in c.get("envFrom", [])]
+            assert config["metadata"]["name"] in sources, (env, sources)
+
+
 def test_monitor_may_only_start_kfp_runs(rendered):
     role = find(rendered["prod"], "Role", "patchrisk-monitor-kfp")
     assert role["rules"] == [{"apiGroups": ["pipelines.kubeflow.org"], "resources": ["runs", "experiments", "pipelines"],

@@ -73,7 +73,7 @@ def test_register_move_aliases_and_read_them_back_through_mlflow_on_postgres(pg_
     assert registry.aliases(settings, MODEL) == {"challenger": "2"}  # the second registration moved it
     registry.set_alias(settings, MODEL, registry.CHAMPION, "1")
     registry.set_alias(settings, MODEL, registry.CHAMPION, "2")  # promotion: the alias moves
-    assert registry.aliases(settings, MODEL) == {"challenger": "2", "champion": "2"}
+    assert registry.aliases(settings, MODEL) == {"challenger": "2", "champion-dev": "2"}  # default env
     assert registry.get_version(settings, MODEL, alias="champion").version == "2"
     served = registry.download_model(settings, f"models:/{MODEL}@champion", state / "served")
     assert (served / "model.cbm").is_file()  # the immutable copy, through the same S3
@@ -86,7 +86,7 @@ def test_register_move_aliases_and_read_them_back_through_mlflow_on_postgres(pg_
     with psycopg2.connect(host="127.0.0.1", port=record["port"], user="postgres", password=password,
                           dbname="mlflow") as conn, conn.cursor() as cur:
         cur.execute("SELECT alias, version FROM registered_model_aliases WHERE name = %s ORDER BY alias", (MODEL,))
-        assert cur.fetchall() == [("challenger", 2), ("champion", 2)]
+        assert cur.fetchall() == [("challenger", 2), ("champion-dev", 2)]
 
 
 def _backend_password(state) -> str:

@@ -77,7 +77,7 @@ def test_monitor_flags_drift_reports_and_retrains(monitored):
 
     launch = summary["launch"]
     assert launch["backend"] == "local" and launch["detail"]["version"]["version"] == "2"
-    assert registry.aliases(settings, "patch-risk") == {"champion": "1", "challenger": "2"}
+    assert registry.aliases(settings, "patch-risk") == {"champion-dev": "1", "challenger": "2"}  # default env
     state = json.loads(Path(settings.prediction_log_uri, "monitoring", "patch-risk", "state.json").read_text())
     assert state["last_trigger"]["key"] == "patch-risk-20260303T00" and state["active_run"] is None
 

@@ -61,7 +61,7 @@ def world(stack) -> dict:
             "name": MODEL, "source": f"{run['info']['artifact_uri']}/model", "run_id": run_id})
         assert created.status_code == 200, created.text
         version = created.json()["model_version"]["version"]
-        for alias in ("champion", "challenger"):
+        for alias in ("champion-staging", "champion-prod", "challenger"):
             assert admin.post(f"{API}/registered-models/alias",
                               json={"name": MODEL, "alias": alias, "version": version}).status_code == 200
     return {"experiments": exps, "run_id": run_id, "version": version, "artifact_path": artifact_path,
@@ -86,9 +86,9 @@ def attempt(stack, world: dict, name: str, action: str) -> httpx.Response:
     """Try ``action`` as ``name`` with real HTTP requests; the response decides the cell."""
     with _session(stack, name) as http:
         if action == "read_alias":
-            return http.get(f"{API}/registered-models/alias", params={"name": MODEL, "alias": "champion"})
-        if action in ("move_champion", "set_challenger"):
-            alias = "champion" if action == "move_champion" else "challenger"
+            return http.get(f"{API}/registered-models/alias", params={"name": MODEL, "alias": "champion-prod"})
+        if action.startswith("move_champion_") or action == "set_challenger":
+            alias = "challenger" if action == "set_challenger" else f"champion-{action.rsplit('_', 1)[1]}"
             return http.post(f"{API}/registered-models/alias",
                              json={"name": MODEL, "alias": alias, "version": world["version"]})
         if action == "register_version":
@@ -99,11 +99,12 @@ def attempt(stack, world: dict, name: str, action: str) -> httpx.Response:
             return http.post(f"{API}/runs/create", json={"experiment_id": world["experiments"][experiment]})
         if action == "read_model_files":
             return http.get(f"/api/2.0/mlflow-artifacts/artifacts/{world['artifact_path']}")
-        if action == "delete_canary":
+        if action.startswith("delete_canary_"):
+            alias = f"canary-{action.rsplit('_', 1)[1]}"
             with _session(stack, ADMIN) as admin:  # something to delete, whoever tries
                 assert admin.post(f"{API}/registered-models/alias", json={
-                    "name": MODEL, "alias": "canary", "version": world["version"]}).status_code == 200
-            return http.request("DELETE", f"{API}/registered-models/alias", json={"name": MODEL, "alias": "canary"})
+                    "name": MODEL, "alias": alias, "version": world["version"]}).status_code == 200
+            return http.request("DELETE", f"{API}/registered-models/alias", json={"name": MODEL, "alias": alias})
         if action == "grant_permission":
             return http.post("/api/3.0/mlflow/users/permissions/grant", json={
                 "username": "sink", "resource_type": "registered_model", "resource_id": _probe_model(stack, ADMIN),
@@ -143,24 +144,48 @@ def test_anonymous_gets_health_and_nothing_else(stack):
 def test_a_wrong_password_is_refused(stack):
     with httpx.Client(base_url=stack.mlflow_url, auth=("rollout-staging", "not-the-password")) as http:
         assert http.get(f"{API}/registered-models/alias",
-                        params={"name": MODEL, "alias": "champion"}).status_code == 401
+                        params={"name": MODEL, "alias": "champion-staging"}).status_code == 401
 
 
 def test_alias_policy_also_covers_deleting_an_alias(stack, world):
     with _session(stack, "training") as training:
         refused = training.request("DELETE", f"{API}/registered-models/alias",
-                                   json={"name": MODEL, "alias": "champion"})
+                                   json={"name": MODEL, "alias": "champion-prod"})
         assert refused.status_code == 403
-        assert "may not set or delete alias 'champion'" in refused.text
+        assert "may not set or delete alias 'champion-prod'" in refused.text
         # The alias is read where MLflow reads it (the body), not from a query string.
         smuggled = training.post(f"{API}/registered-models/alias", params={"alias": "challenger"},
-                                 json={"name": MODEL, "alias": "champion", "version": world["version"]})
+                                 json={"name": MODEL, "alias": "champion-prod", "version": world["version"]})
         assert smuggled.status_code == 403
     with _session(stack, "rollout-staging") as rollout:
         assert rollout.post(f"{API}/registered-models/alias", json={
-            "name": MODEL, "alias": "canary", "version": world["version"]}).status_code == 200
+            "name": MODEL, "alias": "canary-staging", "version": world["version"]}).status_code == 200
         assert rollout.request("DELETE", f"{API}/registered-models/alias",
-                               json={"name": MODEL, "alias": "canary"}).status_code == 200
+                               json={"name": MODEL, "alias": "canary-staging"}).status_code == 200
+
+
+@pytest.mark.parametrize(("rollout", "other"), [("staging", "prod"), ("prod", "staging")])
+def test_a_rollout_may_not_touch_another_environments_aliases(stack, world, rollout, other):
+    """Issue 14 defect 5: rollout-prod is refused on staging's aliases and vice versa, setting and
+    deleting alike, and the other environment's aliases stay where they were."""
+    with _session(stack, ADMIN) as admin:
+        assert admin.post(f"{API}/registered-models/alias", json={
+            "name": MODEL, "alias": f"canary-{other}", "version": world["version"]}).status_code == 200
+    with _session(stack, f"rollout-{rollout}") as http:
+        for alias in (f"champion-{other}", f"canary-{other}"):
+            moved = http.post(f"{API}/registered-models/alias",
+                              json={"name": MODEL, "alias": alias, "version": world["version"]})
+            assert moved.status_code == 403 and f"may not set or delete alias '{alias}'" in moved.text
+        deleted = http.request("DELETE", f"{API}/registered-models/alias",
+                               json={"name": MODEL, "alias": f"canary-{other}"})
+        assert deleted.status_code == 403
+        own = http.post(f"{API}/registered-models/alias",
+                        json={"name": MODEL, "alias": f"canary-{rollout}", "version": world["version"]})
+        assert own.status_code == 200, own.text
+    with _session(stack, ADMIN) as admin:
+        aliases = admin.get(f"{API}/registered-models/get", params={"name": MODEL}).json()["registered_model"]
+        held = {a["alias"] for a in aliases.get("aliases", [])}
+        assert {f"champion-{other}", f"canary-{other}"} <= held
 
 
 def test_credential_files_are_private(stack):
@@ -178,7 +203,8 @@ def test_patchrisk_clients_act_as_the_principal_their_environment_names(stack, w
     for key, value in stack.env.items():
         monkeypatch.setenv(key, value)
     settings = get_settings(state_dir=tmp_path / "state", mlflow_tracking_uri=stack.mlflow_url,
-                            model_store_uri="s3://patchrisk-models", s3_endpoint_url=stack.s3_url)
+                            model_store_uri="s3://patchrisk-models", s3_endpoint_url=stack.s3_url,
+                            environment="staging")
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "spec.yaml").write_text("name: patch-risk\n")
@@ -191,17 +217,18 @@ def test_patchrisk_clients_act_as_the_principal_their_environment_names(stack, w
     registered = registry.register_model_dir(settings, model_dir, name=MODEL, pipeline_run_id="matrix-run",
                                              metrics={"auc": 0.9}, params={"seed": 42}, lineage={})
     assert registry.aliases(settings, MODEL)["challenger"] == registered.version
-    with pytest.raises(Exception, match="may not set or delete alias 'champion'"):
+    with pytest.raises(Exception, match="may not set or delete alias 'champion-staging'"):
         registry.set_alias(settings, MODEL, "champion", registered.version)
 
     act_as("sink")
-    assert registry.aliases(settings, MODEL)["champion"] == world["version"]
+    assert registry.environment_aliases(settings, MODEL)["champion"] == world["version"]
     with pytest.raises(Exception, match="PERMISSION_DENIED|403"):
         registry.set_alias(settings, MODEL, "canary", registered.version)
 
     act_as("rollout-staging")
-    registry.set_alias(settings, MODEL, "champion", registered.version)
-    assert registry.aliases(settings, MODEL)["champion"] == registered.version
+    registry.set_alias(settings, MODEL, "champion", registered.version)  # staging's champion only
+    moved = registry.aliases(settings, MODEL)
+    assert moved["champion-staging"] == registered.version and moved["champion-prod"] == world["version"]
     registry.set_alias(settings, MODEL, "champion", world["version"])  # leave the world as found
 
 

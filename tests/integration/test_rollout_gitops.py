@@ -95,7 +95,7 @@ def test_healthy_canary_promotes_in_knative_mode_with_a_custom_schedule(gitops_r
     assert commits(repo)[:3] == ["rollout(patch-risk): promote v2 (replaces v1) [dev]",
                                  "rollout(patch-risk): canary v2 20% -> 60% [dev]",
                                  "rollout(patch-risk): start canary v2 at 20% [dev]"]
-    assert aliases() == {"champion": "2"}
+    assert aliases("dev") == {"champion": "2"}
     assert_manifests_pass(repo, "dev")
 
 
@@ -108,7 +108,7 @@ def test_knative_rollback_restores_the_champion_uri(gitops_repo, rollout_env):
     assert predictor == {**predictor, "model": {**predictor["model"],
                                                 "storageUri": "s3://patchrisk-models/patch-risk/v1/"}}
     assert "canaryTrafficPercent" not in predictor
-    assert aliases() == {"champion": "1"} and version_tags("3")["rolled_back"] == "true"
+    assert aliases("dev") == {"champion": "1"} and version_tags("3")["rolled_back"] == "true"
     assert "operator abort" in next(repo.iter_commits()).message
     assert_manifests_pass(repo, "dev")
 

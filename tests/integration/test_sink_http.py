@@ -46,7 +46,8 @@ def registry(registry_env):
                             lineage={}, alias="champion")
     v2 = register_model_dir(settings, model_dir, name=MODEL, pipeline_run_id="run-2", metrics={}, params={},
                             lineage={}, alias="canary")
-    assert aliases(settings, MODEL) == {"champion": v1.version, "canary": v2.version}
+    # the sink and these settings share the default environment: champion-dev, canary-dev
+    assert aliases(settings, MODEL) == {"champion-dev": v1.version, "canary-dev": v2.version}
     return {"settings": settings, "env": registry_env, "champion": v1, "canary": v2}
 
 

@@ -10,7 +10,15 @@ import yaml
 
 from patchrisk.security.alias_policy import ALIAS_SECTION, alias_policy, allowed, registrars
 from patchrisk.security.auth_config import IMAGE_AUTH_FUNCTION, secret_template
-from patchrisk.security.principals import ACTIONS, ANONYMOUS, PRINCIPALS, expected, matrix_markdown
+from patchrisk.security.principals import (
+    ACTIONS,
+    ANONYMOUS,
+    PRINCIPALS,
+    ROLLOUT_ENVIRONMENTS,
+    expected,
+    matrix_markdown,
+    principal,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- permission-matrix:begin -->", "<!-- permission-matrix:end -->"
@@ -40,9 +48,14 @@ def test_the_auth_template_denies_by_default_and_carries_the_alias_policy(tmp_pa
     assert registrars.__wrapped__(str(ini)) == {p.name for p in PRINCIPALS if p.registers} == {"training"}
 
 
-def test_only_one_principal_may_move_champion_and_it_is_a_rollout():
-    movers = [p.name for p in PRINCIPALS if not p.admin and expected(p.name, "move_champion")]
-    assert len(movers) == 1 and movers[0].startswith("rollout-")
+def test_only_the_environments_own_rollout_may_move_its_champion_and_canary():
+    """Issue 14 defect 5: aliases cannot cross environments."""
+    for env in ROLLOUT_ENVIRONMENTS:
+        for action in (f"move_champion_{env}", f"delete_canary_{env}"):
+            movers = [p.name for p in PRINCIPALS if not p.admin and expected(p.name, action)]
+            assert movers == [f"rollout-{env}"], action
+    assert principal("rollout-staging").aliases == ("canary-staging", "champion-staging", "challenger")
+    assert principal("rollout-prod").aliases == ("canary-prod", "champion-prod", "challenger")
 
 
 def test_anonymous_may_do_nothing_and_no_working_principal_may_administer():

@@ -23,9 +23,10 @@ GATE = "comparison"
 BOOTSTRAP_CHUNK = 50  # resamples per block: bounds memory on large holdouts
 
 
-def find_champion(settings, model_name: str) -> ModelBundle | None:
-    """The bundle holding the champion alias, or None when there is no champion yet."""
-    from patchrisk.registry import CHAMPION, client, download_model
+def find_champion(settings, model_name: str, environment: str | None = None) -> ModelBundle | None:
+    """The bundle holding ``environment``'s champion alias (default: the settings' environment),
+    or None when that environment has no champion yet."""
+    from patchrisk.registry import CHAMPION, alias_for, client, download_model
 
     try:
         model = client(settings).get_registered_model(model_name)
@@ -33,9 +34,10 @@ def find_champion(settings, model_name: str) -> ModelBundle | None:
         if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc):
             return None
         raise
-    if CHAMPION not in (model.aliases or {}):
+    alias = alias_for(CHAMPION, environment or settings.environment)
+    if alias not in (model.aliases or {}):
         return None
-    return ModelBundle.load(download_model(settings, f"models:/{model_name}@{CHAMPION}"))
+    return ModelBundle.load(download_model(settings, f"models:/{model_name}@{alias}"))
 
 
 def bootstrap_auc_difference(

@@ -29,15 +29,15 @@ def load_holdout(path: str | Path, spec: ModelSpec) -> pd.DataFrame:
     return conform(df, spec)
 
 
-def resolve_champion(champion: str, settings, model_name: str) -> ModelBundle | None:
-    """``none``: no comparison; ``auto``: the registry's champion alias (None if unset); else a model URI."""
+def resolve_champion(champion: str, settings, model_name: str, environment: str | None = None) -> ModelBundle | None:
+    """``none``: no comparison; ``auto``: ``environment``'s champion alias (None if unset); else a model URI."""
     from patchrisk.gates.comparison import find_champion
     from patchrisk.registry import download_model
 
     if champion == "none":
         return None
     if champion == "auto":
-        return find_champion(settings, model_name)
+        return find_champion(settings, model_name, environment)
     return ModelBundle.load(download_model(settings, champion))
 
 
@@ -66,6 +66,8 @@ def validate_model(
     holdout = load_holdout(holdout_path, bundle.spec)
     say(f"model {bundle.name} version {bundle.version}; holdout {len(holdout)} rows; "
         f"policy {gate_policy.source} ({env})")
+    # The champion of the settings' environment (PATCHRISK_ENVIRONMENT): gate policies know only
+    # dev and prod, deployment environments are more (staging), so the two are not the same name.
     champion_bundle = resolve_champion(champion, settings, model_name or bundle.spec.name)
     say(f"champion: {'version ' + champion_bundle.version if champion_bundle else 'none'}")
     report = run_gates(bundle, holdout, gate_policy, champion_bundle, progress=say)

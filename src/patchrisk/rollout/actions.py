@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from patchrisk.errors import PatchriskError
-from patchrisk.registry import CANARY, CHALLENGER, CHAMPION, storage_uri_of
+from patchrisk.registry import CANARY, CHALLENGER, CHAMPION, alias_for, storage_uri_of
 from patchrisk.rollout import aliases, gitops
 from patchrisk.rollout.analyze import analyze
 from patchrisk.rollout.context import RolloutContext
@@ -103,6 +103,11 @@ def _tag(env: str) -> str:
     return f"[{env}]"
 
 
+def _alias(ctx: RolloutContext, role: str) -> str:
+    """The overlay's environment's alias for ``role`` (``canary-staging``): a rollout moves only its own."""
+    return alias_for(role, ctx.environment)
+
+
 # -- start -------------------------------------------------------------------------------------
 def start(ctx: RolloutContext, version: str, dry_run: bool = False) -> Outcome:
     journal, version = ctx.journal, str(version)
@@ -120,7 +125,7 @@ def start(ctx: RolloutContext, version: str, dry_run: bool = False) -> Outcome:
                 previous_champion=None, rolled_back=None, canary_started_at=now, step_started_at=now,
                 reason=f"Canary {ctx.model} v{version} ({canary.uri}) next to champion "
                        f"v{journal.champion.version}, first weight of schedule {ctx.config.schedule}.",
-                registry=RegistryIntent(set_aliases={CANARY: version}))
+                registry=RegistryIntent(set_aliases={_alias(ctx, CANARY): version}))
     message = f"rollout({ctx.model}): start canary v{version} at {weight}% {_tag(ctx.environment)}"
     return transition(ctx, new, message, dry_run)
 
@@ -179,7 +184,7 @@ def apply_step(ctx: RolloutContext, report: dict, dry_run: bool) -> Outcome:
     journal, target = ctx.journal, report["decision"]["next_weight"]
     new = _next(ctx, action="step", canary_percent=target, step_started_at=now_iso(),
                 reason=_summary(report), analysis=_analysis_record(report),
-                registry=RegistryIntent(set_aliases={CANARY: journal.canary.version}))
+                registry=RegistryIntent(set_aliases={_alias(ctx, CANARY): journal.canary.version}))
     message = (f"rollout({ctx.model}): canary v{journal.canary.version} {journal.canary_percent}% -> "
                f"{target}% {_tag(ctx.environment)}")
     outcome = transition(ctx, new, message, dry_run)
@@ -217,8 +222,8 @@ def apply_promote(ctx: RolloutContext, report: dict, dry_run: bool) -> Outcome:
                 canary_percent=None, previous_champion=old, rolled_back=None, reason=_summary(report),
                 analysis=_analysis_record(report),
                 # a promoted challenger is no longer challenging anyone
-                registry=RegistryIntent(set_aliases={CHAMPION: new_champion.version},
-                                        delete_aliases={CANARY: new_champion.version,
+                registry=RegistryIntent(set_aliases={_alias(ctx, CHAMPION): new_champion.version},
+                                        delete_aliases={_alias(ctx, CANARY): new_champion.version,
                                                         CHALLENGER: new_champion.version},
                                         tags=[VersionTag(version=old.version, key=PREVIOUS_CHAMPION_TAG,
                                                          value="true")]))
@@ -250,7 +255,7 @@ def apply_rollback(ctx: RolloutContext, report: dict | None, dry_run: bool, why:
     new = _next(ctx, phase="rolled_back", action="rollback", canary=None, canary_percent=None,
                 rolled_back=bad, reason=f"Why: {why}\n\n" + (_summary(report) if report else ""),
                 analysis=_analysis_record(report) if report else None,
-                registry=RegistryIntent(delete_aliases={CANARY: bad.version},
+                registry=RegistryIntent(delete_aliases={_alias(ctx, CANARY): bad.version},
                                         tags=[VersionTag(version=bad.version, key=ROLLED_BACK_TAG, value="true")]))
     message = f"rollout({ctx.model}): roll back canary v{bad.version} {_tag(ctx.environment)}"
     outcome = transition(ctx, new, message, dry_run)
@@ -268,7 +273,8 @@ def revert_promotion(ctx: RolloutContext, why: str, dry_run: bool = False) -> Ou
     bad, good = journal.champion, journal.previous_champion
     new = _next(ctx, phase="rolled_back", action="revert-promotion", champion=good, canary=None,
                 canary_percent=None, previous_champion=None, rolled_back=bad, reason=f"Why: {why}",
-                registry=RegistryIntent(set_aliases={CHAMPION: good.version}, delete_aliases={CANARY: bad.version},
+                registry=RegistryIntent(set_aliases={_alias(ctx, CHAMPION): good.version},
+                                        delete_aliases={_alias(ctx, CANARY): bad.version},
                                         tags=[VersionTag(version=bad.version, key=ROLLED_BACK_TAG, value="true")]))
     message = f"rollout({ctx.model}): roll back v{bad.version} to v{good.version} {_tag(ctx.environment)}"
     return transition(ctx, new, message, dry_run)

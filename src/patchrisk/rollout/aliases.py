@@ -3,7 +3,7 @@
 Git is the source of truth: a transition is committed first, then its registry changes are
 applied, then the marker tag ``rollout.<env>`` := ``transition_id`` is written on the registered
 model. A run that finds the marker missing finishes the job; one that finds it never re-applies
-an old transition (aliases are shared by every environment, another one may have moved them).
+an old transition. Each environment moves only its own aliases (``champion-<env>``, ``canary-<env>``).
 """
 
 from __future__ import annotations

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from patchrisk.alias_names import CANARY, CHALLENGER, CHAMPION, alias_for
+
 TRAINING_EXPERIMENT = "patchrisk"  # Settings.mlflow_experiment
 MONITORING_EXPERIMENT = "patchrisk-monitoring"  # patchrisk.monitoring.drift.job.MONITORING_EXPERIMENT
 MODELS = ("patch-risk", "feature-reliability")
 ADMIN = "admin"
-# The environment whose rollout owns `champion` and `canary` in this registry. Aliases are not
-# environment-qualified (the rollout uses the same names everywhere), so one registry can give
-# them to one environment's rollout only; see docs/security.md.
-REGISTRY_ENVIRONMENT = "staging"
-# A promotion also removes `challenger` from the version it promotes (the rollout journal's intent).
-ROLLOUT_ALIASES = ("canary", "champion", "challenger")
+# A rollout moves its own environment's aliases (`canary-<env>`, `champion-<env>`, see
+# patchrisk.alias_names) and may remove `challenger` from the version it promotes.
+
+
+def rollout_aliases(environment: str) -> tuple[str, ...]:
+    return (alias_for(CANARY, environment), alias_for(CHAMPION, environment), CHALLENGER)
 
 
 @dataclass(frozen=True)
@@ -58,14 +60,11 @@ COMMAND_PRINCIPALS = {"serve": "batch-scoring", "monitor": "monitor", "pipeline 
 def _rollout(env: str) -> Principal:
     """The rollout CLI of one environment. MANAGE because MLflow lets only MANAGE delete an alias
     (the canary's, after a promotion); the registry policy keeps deleting models and granting
-    access admin-only. Only REGISTRY_ENVIRONMENT's rollout owns this registry's aliases: the
-    other shows that a rollout cannot move the aliases of an environment it is not for."""
-    owns = env == REGISTRY_ENVIRONMENT
+    access admin-only. The alias policy keeps it to its own environment's aliases."""
     return Principal(rollout_principal(env),
-                     f"rollout CLI for the {env} overlay" + (": moves canary and champion" if owns
-                                                             else " (owns no alias in this registry)"),
+                     f"rollout CLI for the {env} overlay: moves canary-{env} and champion-{env}",
                      "patchrisk-mlflow-rollout", experiments={TRAINING_EXPERIMENT: "READ"},
-                     models=_on_models("MANAGE"), aliases=ROLLOUT_ALIASES if owns else ())
+                     models=_on_models("MANAGE"), aliases=rollout_aliases(env))
 
 
 PRINCIPALS: tuple[Principal, ...] = (
@@ -119,29 +118,37 @@ class Action:
 
 
 _MODEL = MODELS[0]
+
+
+def _may_set(alias: str, level: str = "EDIT"):
+    return lambda p: p.admin or (_at_least(p.models, _MODEL, level) and alias in p.aliases)
+
+
 _ALLOWED = {
     "read_alias": lambda p: p.admin or _at_least(p.models, _MODEL, "READ"),
-    "move_champion": lambda p: p.admin or (_at_least(p.models, _MODEL, "EDIT") and "champion" in p.aliases),
+    **{f"move_champion_{env}": _may_set(alias_for(CHAMPION, env)) for env in ROLLOUT_ENVIRONMENTS},
     "set_challenger": lambda p: p.admin or (_at_least(p.models, _MODEL, "EDIT") and "challenger" in p.aliases),
     "register_version": lambda p: p.admin or (_at_least(p.models, _MODEL, "EDIT") and p.registers),
     "log_training_run": lambda p: p.admin or _at_least(p.experiments, TRAINING_EXPERIMENT, "EDIT"),
     "log_monitoring_run": lambda p: p.admin or _at_least(p.experiments, MONITORING_EXPERIMENT, "EDIT"),
     "read_model_files": lambda p: p.admin or _at_least(p.experiments, TRAINING_EXPERIMENT, "READ"),
-    "delete_canary": lambda p: p.admin or (_at_least(p.models, _MODEL, "MANAGE") and "canary" in p.aliases),
+    **{f"delete_canary_{env}": _may_set(alias_for(CANARY, env), "MANAGE") for env in ROLLOUT_ENVIRONMENTS},
     "delete_model": lambda p: p.admin,
     "grant_permission": lambda p: p.admin,
     "manage_users": lambda p: p.admin,
 }
 
 ACTIONS: tuple[Action, ...] = (
-    Action("read_alias", f"read alias (`{_MODEL}@champion`)", "MLflow READ on the model"),
-    Action("move_champion", "move `champion`", "MLflow EDIT on the model + alias policy"),
+    Action("read_alias", f"read alias (`{_MODEL}@{alias_for(CHAMPION, 'prod')}`)", "MLflow READ on the model"),
+    *(Action(f"move_champion_{env}", f"move `{alias_for(CHAMPION, env)}`", "MLflow EDIT on the model + alias policy")
+      for env in ROLLOUT_ENVIRONMENTS),
     Action("set_challenger", "set `challenger`", "MLflow EDIT on the model + alias policy"),
     Action("register_version", "register a version", "MLflow EDIT on the model + registry policy"),
     Action("log_training_run", f"log a run in `{TRAINING_EXPERIMENT}`", "MLflow EDIT on the experiment"),
     Action("log_monitoring_run", f"log a run in `{MONITORING_EXPERIMENT}`", "MLflow EDIT on the experiment"),
     Action("read_model_files", "read model files (run artifacts via MLflow)", "MLflow READ on the experiment"),
-    Action("delete_canary", "delete alias `canary`", "MLflow MANAGE on the model + alias policy"),
+    *(Action(f"delete_canary_{env}", f"delete alias `{alias_for(CANARY, env)}`",
+             "MLflow MANAGE on the model + alias policy") for env in ROLLOUT_ENVIRONMENTS),
     Action("delete_model", "delete the registered model", "registry policy: admin only"),
     Action("grant_permission", "grant a permission on the model", "registry policy: admin only"),
     Action("manage_users", "create a user", "MLflow admin"),

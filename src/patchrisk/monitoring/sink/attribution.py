@@ -8,9 +8,10 @@ served in every response body (V1 ``model_version``, V2 ``model_version`` and
 ``parameters.model_version``). So:
 
 1. a non-empty ``ce-endpoint`` of ``default`` or ``canary`` wins;
-2. else the response's version is compared with the model's MLflow alias ``canary`` (looked up
-   with :func:`patchrisk.registry.aliases`, cached ``ttl`` seconds): equal -> ``canary``,
-   different (or no canary alias) -> ``default``;
+2. else the response's version is compared with the model's MLflow alias ``canary-<env>`` of the
+   sink's own environment (``PATCHRISK_ENVIRONMENT``; looked up with
+   :func:`patchrisk.registry.environment_aliases`, cached ``ttl`` seconds): equal -> ``canary``,
+   different (or no canary alias) -> ``default``; another environment's canary never counts;
 3. no version (a request that never got a response) or a failed registry lookup -> ``unknown``.
 
 ``model_version`` is always logged, so a later reader can re-attribute with the alias history.
@@ -25,6 +26,7 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 EXPLICIT_ENDPOINTS = frozenset({"default", "canary"})
+# Roles, not alias names: the lookup returns the sink's environment's aliases by role.
 CANARY_ALIAS = "canary"  # patchrisk.registry.CANARY (importing the registry costs pandas + MLflow)
 CHAMPION_ALIAS = "champion"  # patchrisk.registry.CHAMPION
 AliasLookup = Callable[[str], dict[str, str]]
@@ -95,12 +97,12 @@ class EndpointResolver:
 
 
 def registry_resolver(settings, ttl: float = 30.0) -> EndpointResolver:
-    """A resolver reading aliases from the configured MLflow registry."""
+    """A resolver reading the settings' environment's aliases from the configured MLflow registry."""
 
     def lookup(model: str) -> dict[str, str]:
-        from patchrisk.registry import aliases
+        from patchrisk.registry import environment_aliases
 
-        return aliases(settings, model)
+        return environment_aliases(settings, model)
 
     def warm_up() -> None:
         import mlflow  # noqa: F401  the slow part of the first lookup; the store is touched on demand
