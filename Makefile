@@ -88,7 +88,8 @@ bench: $(STAMP)  ## print the speed figures (training, pipeline, serving, drift,
 lock: $(STAMP)  ## re-resolve every lock: dev (make), components image, predictor image, checkov
 	$(UV) pip compile --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
 	$(UV) pip compile --python-version 3.11 pyproject.toml -o requirements-components.lock
-	$(UV) pip compile --python-version 3.11 requirements-predictor.in --excludes requirements-predictor.excludes \
+	$(UV) pip compile --python-version 3.11 requirements-predictor.in --constraints requirements.lock \
+	  --excludes requirements-predictor.excludes \
 	  -o requirements-predictor.lock
 	$(UV) pip compile --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
 
