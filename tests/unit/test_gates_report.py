@@ -5,6 +5,7 @@ champion up in MLflow): tests/integration/test_gates_registry.py."""
 import json
 
 import pytest
+import yaml
 
 from patchrisk.evaluation import evaluate
 from patchrisk.gates.model_card import render_model_card
@@ -102,5 +103,12 @@ def test_pipeline_can_branch_on_the_passed_output(tmp_path):
 
     path = tmp_path / "pipeline.yaml"
     compiler.Compiler().compile(pipeline, str(path))
-    text = path.read_text()
-    assert "passed" in text and "condition" in text
+    ir = yaml.safe_load(path.read_text())
+    branch = ir["root"]["dag"]["tasks"]["condition-1"]
+    channel = "pipelinechannel--validation-gates-passed"
+    assert branch["inputs"]["parameters"][channel]["taskOutputParameter"] == {
+        "outputParameterKey": "passed", "producerTask": "validation-gates"}
+    assert branch["triggerPolicy"]["condition"] == f"inputs.parameter_values['{channel}'] == true"
+    assert ir["components"]["comp-validation-gates"]["outputDefinitions"]["parameters"]["passed"] == {
+        "parameterType": "BOOLEAN"}
+    assert set(ir["components"]["comp-condition-1"]["dag"]["tasks"]) == {"register"}
