@@ -2,11 +2,10 @@
 there, the comparison against it, the report logged back to its run, and the KFP component called
 as a function (it looks the champion up in MLflow).
 
-Integration: importing MLflow and migrating its SQLite schema take seconds of CPU; the schema is
-migrated once per module and copied for each store."""
+Integration: importing MLflow and migrating its SQLite schema take seconds of CPU (the schema is
+migrated once per session and copied for each store)."""
 
 import json
-import shutil
 
 import pytest
 
@@ -16,31 +15,17 @@ from patchrisk.gates.report import FAILED, PASSED, GateReport
 from patchrisk.gates.runner import run_gates
 from patchrisk.registry import CHAMPION, client, register_model_dir
 from patchrisk.settings import get_settings
+from tests.integration.mlflow_support import fresh_tracking_uri
 from tests.unit import gates_support as models
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def empty_store(tmp_path_factory):
-    """An MLflow SQLite store with its schema migrated and nothing in it."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow") / "empty.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
-def copy_of(store, directory) -> str:
-    """A tracking URI on a fresh copy of ``store``."""
-    return f"sqlite:///{shutil.copy(store, directory / 'mlflow.db')}"
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory, empty_store):
+def registry(tmp_path_factory, empty_mlflow_store):
     """The healthy model registered as champion."""
     state = tmp_path_factory.mktemp("state")
-    settings = get_settings(state_dir=state, mlflow_tracking_uri=copy_of(empty_store, state))
+    settings = get_settings(state_dir=state, mlflow_tracking_uri=fresh_tracking_uri(empty_mlflow_store, state))
     model_dir = models.healthy_model().save(state / "champion-model")
     version = register_model_dir(
         settings,
@@ -104,7 +89,7 @@ def test_gate_report_logged_to_the_mlflow_run(registry, weak_report):
     assert logged == {"gates/gate_report.json", "gates/gate_report.md", "gates/gate_report.html"}
 
 
-def test_component_returns_verdict_without_raising_and_writes_outputs(tmp_path, empty_store):
+def test_component_returns_verdict_without_raising_and_writes_outputs(tmp_path, empty_mlflow_store):
     from kfp.dsl import HTML, Artifact, Dataset, Markdown, Model
     from patchrisk_components.gates.component import validation_gates
 
@@ -121,7 +106,7 @@ def test_component_returns_verdict_without_raising_and_writes_outputs(tmp_path, 
         holdout=Dataset(uri=str(holdout_path)),
         spec="patch-risk",
         policy_env="dev",
-        mlflow_tracking_uri=copy_of(empty_store, tmp_path),
+        mlflow_tracking_uri=fresh_tracking_uri(empty_mlflow_store, tmp_path),
         model_name="patch-risk",
         gate_report=report,
         gate_summary=summary,

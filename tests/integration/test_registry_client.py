@@ -2,8 +2,8 @@
 and MLflow's global tracking URI alone; artifact uploads still reach the configured S3 endpoint
 (moto server), which MLflow's S3 repository reads only from MLFLOW_S3_ENDPOINT_URL.
 
-Integration: MLflow's SQLite store runs its schema migrations (seconds), and the upload needs a
-real S3 server."""
+Integration: MLflow stores (SQLite, copied from a session's migrated template) and a real S3
+server for the upload."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ import pytest
 from patchrisk import registry
 from patchrisk.errors import PatchriskError
 from patchrisk.settings import get_settings
+from tests.integration.mlflow_support import fresh_tracking_uri
 from tests.integration.rollout_support import BUCKET
 
 pytestmark = pytest.mark.integration
 
 
-def _settings(tmp_path, s3_store, **overrides):
-    return get_settings(state_dir=tmp_path / "state", mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+def _settings(tmp_path, s3_store, template, **overrides):
+    return get_settings(state_dir=tmp_path / "state", mlflow_tracking_uri=fresh_tracking_uri(template, tmp_path),
                         s3_endpoint_url=s3_store, **overrides)
 
 
@@ -31,11 +32,12 @@ def _experiment_names(settings) -> set[str]:
     return {e.name for e in MlflowClient(settings.tracking_uri).search_experiments()}
 
 
-def test_reads_create_no_experiment_and_change_no_process_state(tmp_path, s3_store, monkeypatch):
+def test_reads_create_no_experiment_and_change_no_process_state(tmp_path, s3_store, monkeypatch,
+                                                               empty_mlflow_store):
     import mlflow
 
     monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
-    settings = _settings(tmp_path, s3_store)
+    settings = _settings(tmp_path, s3_store, empty_mlflow_store)
     environ, tracking_uri = dict(os.environ), mlflow.get_tracking_uri()
 
     assert registry.aliases(settings, "patch-risk") == {}
@@ -49,9 +51,9 @@ def test_reads_create_no_experiment_and_change_no_process_state(tmp_path, s3_sto
 
 
 def test_registering_uploads_to_the_s3_endpoint_and_restores_the_environment(tmp_path, s3_store, monkeypatch,
-                                                                              trained_patch_model):
+                                                                              trained_patch_model, empty_mlflow_store):
     monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
-    settings = _settings(tmp_path, s3_store, mlflow_artifact_root=f"s3://{BUCKET}/mlartifacts-{tmp_path.name}",
+    settings = _settings(tmp_path, s3_store, empty_mlflow_store, mlflow_artifact_root=f"s3://{BUCKET}/mlartifacts-{tmp_path.name}",
                          model_store_uri=f"s3://{BUCKET}/store-{tmp_path.name}")
     environ = dict(os.environ)
     _, model_dir = trained_patch_model

@@ -1,7 +1,7 @@
 """A local training run reports the model version *it* registered, found in the registry by its
 pipeline run id, even when another run registered a newer version of the same model meanwhile.
 
-Integration: MLflow's SQLite store runs its schema migrations (seconds)."""
+Integration: MLflow stores (SQLite, copied from a session's migrated template)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from patchrisk_pipelines.run import registered_version
 
 from patchrisk import registry
 from patchrisk.settings import get_settings
+from tests.integration.mlflow_support import fresh_tracking_uri
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return get_settings(state_dir=tmp_path / "state", mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+def settings(tmp_path, empty_mlflow_store):
+    return get_settings(state_dir=tmp_path / "state",
+                        mlflow_tracking_uri=fresh_tracking_uri(empty_mlflow_store, tmp_path))
 
 
 def _register(settings, trained_patch_model, directory, pipeline_run_id, auc):
