@@ -260,7 +260,7 @@ def test_a_client_without_bucket_keys_logs_and_reads_artifacts_through_the_serve
     report.write_text("<p>drift report</p>")
     client.log_artifact(run.info.run_id, str(report), "reports")
     fetched = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/reports/report.html",
-                                                  dst_path=str(tmp_path / "fetched"))
+                                                  dst_path=str(tmp_path / "fetched"), tracking_uri=stack.mlflow_url)
     assert Path(fetched).read_text() == "<p>drift report</p>"
     assert not state.exists(), "the client created a local artifact directory"
 
