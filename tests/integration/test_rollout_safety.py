@@ -113,7 +113,7 @@ def test_a_crash_between_commit_and_alias_update_is_repaired_by_the_next_run(git
 
     result = run(repo, "status", "--overlay", "staging")
     assert result.exit_code == 0, result.output
-    assert "repaired registry from the committed journal: alias champion -> v2" in result.output
+    assert "repaired registry from the committed journal: alias champion-staging -> v2" in result.output
     assert aliases() == {"champion": "2"} and version_tags("1")["previous_champion"] == "true"
     journal = json.loads((staging(repo) / ".patchrisk-rollout.json").read_text())
     from patchrisk import registry
