@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from patchrisk import registry
-from patchrisk.demo.context import LoopContext
-from patchrisk.demo.rollout_steps import ROLLOUT_OVERRIDES
-from patchrisk.demo.runner import STEPS, run_loop, summary
 from patchrisk.settings import get_settings
+from patchrisk_demo.context import LoopContext
+from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES
+from patchrisk_demo.runner import STEPS, run_loop, summary
 
 pytestmark = pytest.mark.e2e
 

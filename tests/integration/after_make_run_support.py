@@ -24,11 +24,11 @@ def build_loop_state(state_dir: Path) -> Path:
     """Write the fixture state; every server it started is stopped (and S3 saved) on return."""
     from patchrisk import registry
     from patchrisk.datagen import generate, write_generated
-    from patchrisk.demo.steps import RISKY_PATCH, SAFE_PATCH
     from patchrisk.settings import get_settings
     from patchrisk.spec import load_spec
     from patchrisk.stack.on_demand import persistent_s3, record_loop_stores
     from patchrisk.training import TrainParams, train_model, write_reference
+    from patchrisk_demo.steps import RISKY_PATCH, SAFE_PATCH
 
     spec = load_spec(MODEL)
     loop = state_dir / "loop"

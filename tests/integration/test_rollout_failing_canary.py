@@ -31,8 +31,8 @@ RESPONSE_TIMEOUT = 1.0  # the sink turns a request without a response into error
 
 def _calls(seed: int) -> list[dict]:
     from patchrisk.datagen import generate_rows
-    from patchrisk.demo.traffic import _instances
     from patchrisk.spec import load_spec
+    from patchrisk_demo.traffic import _instances
 
     spec = load_spec(MODEL)
     rows = generate_rows(spec, CALLS * ROWS_PER_CALL, seed=seed)
@@ -41,7 +41,7 @@ def _calls(seed: int) -> list[dict]:
 
 
 def _drive(predictor_url: str, sink_url: str, endpoint: str, seed: int) -> dict[int, int]:
-    from patchrisk.demo.traffic import call_and_log
+    from patchrisk_demo.traffic import call_and_log
 
     statuses: dict[int, int] = {}
     for body in _calls(seed):

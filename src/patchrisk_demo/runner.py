@@ -10,8 +10,8 @@ from pathlib import Path
 
 import typer
 
-from patchrisk.demo import monitoring_steps, product_features, report_step, rollout_steps, steps
-from patchrisk.demo.context import LoopContext, StepResult
+from patchrisk_demo import monitoring_steps, product_features, report_step, rollout_steps, steps
+from patchrisk_demo.context import LoopContext, StepResult
 
 STEPS: list[Callable[[LoopContext], StepResult]] = [
     steps.start_object_storage,
