@@ -3,7 +3,9 @@
 ``decode_v2`` must never accept an envelope that pydantic's ``InferenceRequest`` would refuse or
 coerce (those go to KServe's route, whose 400s name the field); what it accepts must be exactly
 the tensors KServe's ``InferRequest`` hands the model. ``decode_v1`` leaves KServe its own
-refusals (bad JSON, no ``instances`` list) and structured CloudEvents.
+refusals (bad JSON, no ``instances`` list) and structured CloudEvents. And the whole-column
+validation of V2 ``BYTES`` category columns (the fast path's common V2 request) agrees with the
+per-value path.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from hypothesis import strategies as st
 from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from patchrisk_serving.catboost_predictor.fast_path import V2Input, decode_v1, decode_v2
+from test_serving_parser_properties import SPEC, batches_with_bad_cells, outcome, tensor, validators
+
+from patchrisk.contract.requests import parse_v2
+from patchrisk.spec import DType
 
 FAST = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
@@ -100,3 +106,22 @@ def test_v1_takes_an_object_with_an_instances_list_and_leaves_kserve_the_rest():
                     "data": {"instances": []}, "instances": []}).encode(),  # a structured CloudEvent
     ):
         assert decode_v1(body) is None, body
+
+
+@st.composite
+def v2_columns_as_clients_send_them(draw):
+    """Per-feature inputs as the fast path mostly gets them: numbers as FP64/BOOL, categories as
+    BYTES (the whole-column path for text), 8+ rows with up to 3 arbitrary cells."""
+    rows = draw(batches_with_bad_cells())
+    return [
+        tensor(f.name, [len(rows)], "BYTES" if f.is_categorical else ("BOOL" if f.dtype == DType.bool else "FP64"),
+               [row[f.name] for row in rows])
+        for f in SPEC.features
+    ]
+
+
+@FAST
+@given(v2_columns_as_clients_send_them())
+def test_v2_category_text_columns_agree_on_the_column_and_row_paths(inputs):
+    by_columns, by_rows = validators()
+    assert outcome(lambda: parse_v2(inputs, by_columns).matrix) == outcome(lambda: parse_v2(inputs, by_rows).matrix)
