@@ -219,6 +219,25 @@ def traffic(reg: Registry, canary_version: str, *, seed: int, default_rows: int 
     return rows
 
 
+def traffic_at_weight(reg: Registry, canary_version: str, weight: int, *, seed: int, total: int,
+                      champion_version: str = "1") -> tuple[int, int]:
+    """Log ``total`` calls split exactly as the committed weight routes them on a cluster: the canary
+    gets ``weight`` %, the champion the rest (nothing at 100). Returns (champion rows, canary rows)."""
+    from patchrisk.datagen import generate_rows
+    from patchrisk.spec import load_spec
+
+    canary_rows = round(total * weight / 100)
+    rows = generate_rows(load_spec(MODEL), total, seed=seed)
+    default, canary = rows.iloc[:total - canary_rows], rows.iloc[total - canary_rows:]
+    if len(default):
+        write_logs("default", champion_version, default, reg.bundles[champion_version].predict_frame(default),
+                   seed=seed)
+    if len(canary):
+        write_logs("canary", canary_version, canary, reg.bundles[canary_version].predict_frame(canary),
+                   seed=seed + 1)
+    return len(default), len(canary)
+
+
 def write_labels(rows: pd.DataFrame, path: Path) -> Path:
     from patchrisk.spec import load_spec
 

@@ -37,7 +37,7 @@ def test_healthy_canary_steps_through_the_schedule_to_promotion_standard(gitops_
     assert aliases() == {"champion": "1", "canary": "2"}
     assert_manifests_pass(repo, "staging")
 
-    for seed, (now, after) in enumerate([(10, 25), (25, 50), (50, 100)]):
+    for seed, (now, after) in enumerate([(10, 25), (25, 50)]):
         traffic(rollout_env, "2", seed=100 + 10 * seed)
         result = run(repo, "step", "--overlay", "staging")
         assert result.exit_code == 0, result.output
@@ -72,7 +72,7 @@ def test_healthy_canary_promotes_in_knative_mode_with_a_custom_schedule(gitops_r
     import yaml
 
     policy = yaml.safe_load(resources.files("patchrisk").joinpath("config/rollout.yaml").read_text())
-    config.write_text(yaml.safe_dump({**policy, "schedule": [20, 100]}))
+    config.write_text(yaml.safe_dump({**policy, "schedule": [20, 60]}))
     result = run(repo, "start", "--overlay", "dev", "--model-version", "2", "--config", str(config))
     assert result.exit_code == 0, result.output
     predictor = overlay_doc(repo, "dev")["spec"]["predictor"]
@@ -83,7 +83,7 @@ def test_healthy_canary_promotes_in_knative_mode_with_a_custom_schedule(gitops_r
     traffic(rollout_env, "2", seed=300)
     result = run(repo, "analyze", "--overlay", "dev", "--config", str(config), "--apply")
     assert result.exit_code == 0 and "decision: step" in result.output, result.output
-    assert overlay_doc(repo, "dev")["spec"]["predictor"]["canaryTrafficPercent"] == 100
+    assert overlay_doc(repo, "dev")["spec"]["predictor"]["canaryTrafficPercent"] == 60
     assert_manifests_pass(repo, "dev")
 
     traffic(rollout_env, "2", seed=310)
@@ -93,7 +93,7 @@ def test_healthy_canary_promotes_in_knative_mode_with_a_custom_schedule(gitops_r
     assert "canaryTrafficPercent" not in predictor
     assert predictor["model"]["storageUri"] == "s3://patchrisk-models/patch-risk/v2/"
     assert commits(repo)[:3] == ["rollout(patch-risk): promote v2 (replaces v1) [dev]",
-                                 "rollout(patch-risk): canary v2 20% -> 100% [dev]",
+                                 "rollout(patch-risk): canary v2 20% -> 60% [dev]",
                                  "rollout(patch-risk): start canary v2 at 20% [dev]"]
     assert aliases() == {"champion": "2"}
     assert_manifests_pass(repo, "dev")

@@ -28,10 +28,19 @@ def overlays(tmp_path):
 
 def test_packaged_policy_loads_and_bad_policies_name_the_field(tmp_path):
     config = load_config()
-    assert config.schedule[-1] == 100 and config.next_weight(10) == 25 and config.next_weight(100) is None
+    assert config.schedule[-1] < 100 and config.next_weight(10) == 25 and config.next_weight(50) is None
     bad = tmp_path / "rollout.yaml"
     bad.write_text("schedule: [50, 25]\nmin_requests: 0\n")
     with pytest.raises(PatchriskError, match=r"rollout.yaml: schedule: .*increase strictly.*min_requests"):
+        load_config(bad)
+
+
+def test_a_schedule_reaching_100_is_refused_since_the_champion_would_get_no_traffic(tmp_path):
+    """On a cluster traffic follows the weight: at 100 the champion serves nothing, the evidence
+    minimum per endpoint never holds and the canary could never be promoted."""
+    bad = tmp_path / "rollout.yaml"
+    bad.write_text("schedule: [10, 50, 100]\n")
+    with pytest.raises(PatchriskError, match=r"rollout.yaml: schedule: .*1\.\.99 \(the champion needs traffic"):
         load_config(bad)
 
 
@@ -105,7 +114,7 @@ def _stats(patch_spec, errors=0, latency=4.0, n=400, seed=0):
 
 
 @pytest.mark.parametrize(("canary_kw", "weight", "action"), [
-    ({}, 10, "step"), ({}, 100, "promote"), ({"errors": 20}, 10, "rollback"),
+    ({}, 10, "step"), ({}, 50, "promote"), ({"errors": 20}, 10, "rollback"),
     ({"latency": 9.0}, 25, "rollback"), ({"n": 100}, 10, "hold"),
 ])
 def test_decisions_follow_the_guardrails(patch_spec, canary_kw, weight, action):
@@ -120,7 +129,7 @@ def test_labels_required_to_promote_hold_the_last_step(patch_spec):
     config = load_config().model_copy(update={"require_labels_to_promote": True})
     stats = EndpointStats("default", "1", requests=500, errors=0, error_rate=0.0, latency_p99_ms=5.0,
                           score_histogram=[0.1] * 10)
-    decision = decide(stats, stats, compare(stats, stats, None, None, 0.5), config, 100, False)
+    decision = decide(stats, stats, compare(stats, stats, None, None, 0.5), config, config.last_weight, False)
     assert decision.action == "hold" and "no labels" in decision.reasons[0]
 
 
@@ -144,9 +153,9 @@ def test_logs_are_read_from_the_sink_layout_since_a_time(tmp_path):
 
 def test_a_config_file_replaces_only_the_keys_it_names(tmp_path):
     partial = tmp_path / "rollout.yaml"
-    partial.write_text("schedule: [50, 100]\nmin_requests: 20\n")
+    partial.write_text("schedule: [20, 60]\nmin_requests: 20\n")
     config, packaged = load_config(partial), load_config()
-    assert config.schedule == [50, 100] and config.min_requests == 20
+    assert config.schedule == [20, 60] and config.min_requests == 20
     assert config.max_score_psi == packaged.max_score_psi and config.min_labelled == packaged.min_labelled
     partial.write_text("- not\n- a mapping\n")
     with pytest.raises(PatchriskError, match="rollout.yaml: a rollout config must be a YAML mapping, got list"):

@@ -13,12 +13,14 @@ from patchrisk.demo.context import LoopContext, StepResult
 from patchrisk.demo.traffic import send_through_logger
 
 ENVIRONMENT = "staging"  # a Standard-mode overlay: champion and canary are both declared in Git
-ROWS_PER_ENDPOINT = 400
+ROWS_PER_ROUND = 800  # patches sent per analysis round, split between the endpoints by the committed weight
 MAX_ROUNDS = 4
-# make run: two steps and small samples so the demo finishes in minutes. Both predictors, the sink
-# and the client share two local cores, so a p99 over a few dozen requests is scheduling noise, not
-# a regression: that limit is loose here; the other guardrails keep their defaults.
-ROLLOUT_OVERRIDES = {"schedule": [50, 100], "min_requests": 300, "min_labelled": 100,
+# make run: two steps and small samples so the demo finishes in minutes. Every weight stays below 100
+# (the champion keeps traffic to compare with; promotion follows the last analysis). At 25 % the canary
+# gets 200 of a round's 800 patches, hence that minimum. Both predictors, the sink and the client
+# share two local cores, so a p99 over a few dozen requests is scheduling noise, not a regression:
+# that limit is loose here; the other guardrails keep their defaults.
+ROLLOUT_OVERRIDES = {"schedule": [25, 50], "min_requests": 200, "min_labelled": 100,
                      "max_p99_latency_ratio": 5.0}
 ROWS_PER_REQUEST = 5
 STAGING_CHAMPION = """\
@@ -120,6 +122,15 @@ def _warm_up(url: str, requests: int = 20) -> None:
             http.post(f"{url}/v1/models/patch-risk:predict", json=body).raise_for_status()
 
 
+def committed_weight(repo: Path) -> int:
+    """The canary's traffic share the staging overlay commits (what KServe routes by)."""
+    import yaml
+
+    overlay = repo / "manifests" / "overlays" / ENVIRONMENT / "inferenceservice-patch.yaml"
+    canary = yaml.safe_load(overlay.read_text())["spec"].get("canary") or []
+    return int(canary[0]["trafficPercent"]) if canary else 0
+
+
 def _last_commit(repo: Path) -> str:
     import git
 
@@ -137,19 +148,26 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
     repo, config, sink = str(ctx.facts["gitops"]), str(ctx.facts["rollout_config"]), ctx.facts["sink"]
     labels_path, served, lines, decision, report = ctx.work / "canary-labels.parquet", [], [], None, None
     for round_no in range(1, MAX_ROUNDS + 1):
-        rows = _labelled_rows(ctx, 2 * ROWS_PER_ENDPOINT, ctx.seed + 100 + round_no, drifted=True)
+        rows = _labelled_rows(ctx, ROWS_PER_ROUND, ctx.seed + 100 + round_no, drifted=True)
         rows[spec.id_column] = [f"CANARY-{round_no}-{n:05d}" for n in range(len(rows))]
-        send_through_logger(ctx.facts["endpoint"], sink.url, rows.iloc[:ROWS_PER_ENDPOINT], ROWS_PER_REQUEST,
-                            endpoint="default")
-        send_through_logger(ctx.facts["canary_endpoint"], sink.url, rows.iloc[ROWS_PER_ENDPOINT:], ROWS_PER_REQUEST,
-                            endpoint="canary")
+        # as the cluster routes: the canary gets the committed weight's share, the champion the rest
+        weight = committed_weight(Path(repo))
+        to_canary = round(ROWS_PER_ROUND * weight / 100)
+        to_champion = ROWS_PER_ROUND - to_canary
+        if to_champion:
+            send_through_logger(ctx.facts["endpoint"], sink.url, rows.iloc[:to_champion], ROWS_PER_REQUEST,
+                                endpoint="default")
+        if to_canary:
+            send_through_logger(ctx.facts["canary_endpoint"], sink.url, rows.iloc[to_champion:], ROWS_PER_REQUEST,
+                                endpoint="canary")
         sink.flush()
         served.append(rows)
         pd.concat(served)[[spec.id_column, spec.target.name]].to_parquet(labels_path, index=False)
         out = _patchrisk(ctx, "rollout", "analyze", "--repo", repo, "--overlay", ENVIRONMENT, "--config", config,
                          "--labels", str(labels_path), "--apply")
         decision, report = _field(out.stdout, "decision:"), _field(out.stdout, "report:")
-        lines.append(f"round {round_no}: {ROWS_PER_ENDPOINT} patches per endpoint -> {decision or 'error'}"
+        lines.append(f"round {round_no} at {weight}%: champion {to_champion}, canary {to_canary} patches "
+                     f"-> {decision or 'error'}"
                      + (f"; commit: {_last_commit(Path(repo))}" if out.returncode == 0 and decision != "hold" else ""))
         if out.returncode == 2 or decision is None:
             ctx.facts["stop"] = f"rollout analyze failed: {(out.stderr or out.stdout).strip()[-400:]}"

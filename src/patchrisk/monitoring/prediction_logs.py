@@ -27,6 +27,10 @@ Columns (:data:`BASE_COLUMNS`, then one column per spec feature, then ``features
                              undecodable exchange, ce-id collision); absent from files written
                              before it existed (readers fill it with null)
 
+Rows come from two places: the part files above (exchanges one sink replica paired), and the
+events a replica stored alone under ``_events/`` (:mod:`patchrisk.monitoring.unpaired_events`),
+paired across replicas by every reader here.
+
 Files are complete when visible: the sink publishes each one atomically, and every reader goes
 through :meth:`patchrisk.storage.Store.list`, which hides temporary files.
 """
@@ -163,6 +167,21 @@ def iter_prediction_log_batches(store_uri: str, model: str, start=None, end=None
                 frame = frame.reindex(columns=columns)
             if len(frame):
                 yield frame.reset_index(drop=True)
+    yield from _unpaired_batches(store, model, start, end, endpoints, columns, batch_rows)
+
+
+def _unpaired_batches(store: Store, model: str, start, end, endpoints, columns, batch_rows) -> Iterator[pd.DataFrame]:
+    """The exchanges whose request and response different sink replicas stored (paired now)."""
+    from patchrisk.monitoring.unpaired_events import read_unpaired_rows
+
+    frame = read_unpaired_rows(store, model, _as_day(start), _as_day(end)).to_pandas()
+    if endpoints:
+        frame = frame[frame["endpoint"].isin(set(endpoints))]
+    frame = _row_filter(frame, start, end)
+    if columns is not None:
+        frame = frame.reindex(columns=columns)
+    for offset in range(0, len(frame), batch_rows):
+        yield frame.iloc[offset:offset + batch_rows].reset_index(drop=True)
 
 
 def read_prediction_logs(store_uri: str, model: str, start=None, end=None,

@@ -32,8 +32,12 @@ class RolloutConfig(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _increasing_percentages(cls, schedule: list[int]) -> list[int]:
-        if any(not 0 < w <= 100 for w in schedule):
-            raise ValueError(f"weights must be in 1..100, got {schedule}")
+        # Every analysis compares both endpoints, so the champion must get traffic at every scheduled
+        # weight: at 100 it gets none on a cluster and the evidence minimum never holds. As Flagger
+        # does, the canary is promoted (100 %) after the analysis at the last weight passes.
+        if any(not 0 < w < 100 for w in schedule):
+            raise ValueError(f"weights must be in 1..99 (the champion needs traffic at every analysed weight; "
+                             f"promotion after the last one moves the canary to 100), got {schedule}")
         if any(b <= a for a, b in itertools.pairwise(schedule)):
             raise ValueError(f"weights must increase strictly, got {schedule}")
         return schedule

@@ -1,7 +1,9 @@
 """From analysed figures to one decision: step, promote, hold or rollback.
 
 A guardrail that fails with enough evidence rolls back; missing evidence holds; otherwise the
-canary moves to the next weight of the schedule, or is promoted at the last one.
+canary moves to the next weight of the schedule, or is promoted after the last one. Every scheduled
+weight is below 100 (see :class:`~patchrisk.rollout.config.RolloutConfig`), so both endpoints get
+traffic at every analysis, as they do on a cluster where traffic follows the committed weight.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def decide(default: EndpointStats, canary: EndpointStats, cmp: Comparison, confi
         return Decision("hold", current_weight, None, checks, [f"{c.name}: {c.detail}" for c in waiting])
     if next_weight is None:
         return Decision("promote", current_weight, 100, checks,
-                        [f"every guardrail passed at the last scheduled weight ({current_weight}%)"])
+                        [(f"every guardrail passed at the last scheduled weight ({current_weight}%, the champion "
+                          f"still serving {100 - current_weight}%); promotion gives the canary 100%")])
     return Decision("step", current_weight, next_weight, checks,
                     [f"every guardrail passed at {current_weight}%; next weight {next_weight}%"])

@@ -1,7 +1,8 @@
 """Read the prediction logs the sink writes, only the columns and days the analysis needs.
 
 Layout under ``settings.prediction_log_uri``:
-``model=<name>/endpoint=<default|canary>/date=YYYY-MM-DD/part-*.parquet``.
+``model=<name>/endpoint=<default|canary>/date=YYYY-MM-DD/part-*.parquet``, plus the exchanges the
+sink replicas stored as separate events (paired here, :mod:`patchrisk.monitoring.unpaired_events`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ def _read_part(store: Store, name: str):
     return table.select([c for c in LOG_COLUMNS if c in table.column_names]).to_pandas()
 
 
+def _unpaired_part(store: Store, model: str, since: datetime | None) -> pd.DataFrame:
+    """Exchanges whose request and response reached different sink replicas, paired now."""
+    from patchrisk.monitoring.unpaired_events import read_unpaired_rows
+
+    part = read_unpaired_rows(store, model, since.date() if since else None).select(LOG_COLUMNS).to_pandas()
+    return part[part["endpoint"].isin(ENDPOINTS)]
+
+
 def read_logs(log_uri: str, model: str, since: datetime | None = None,
               endpoint_url: str | None = None) -> pd.DataFrame:
     """One frame of ``LOG_COLUMNS`` (received_at in UTC, model_version as text or None), newest days only."""
@@ -55,6 +64,9 @@ def read_logs(log_uri: str, model: str, since: datetime | None = None,
         if "endpoint" not in part:
             part["endpoint"] = endpoint
         frames.append(part)
+    paired_at_read = _unpaired_part(store, model, since)
+    if len(paired_at_read):
+        frames.append(paired_at_read)
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in LOG_COLUMNS})
     logs = pd.concat(frames, ignore_index=True)

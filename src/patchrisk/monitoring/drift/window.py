@@ -139,3 +139,21 @@ def iter_window_batches(store: Store, model: str, window: Window, columns: list[
         if rows >= next_report or number == len(files):
             say(f"  {number}/{len(files)} files, {rows:,} rows in the window so far")
             next_report = rows + PROGRESS_EVERY_ROWS
+    paired = _unpaired_in_window(store, model, window, wanted, endpoints)
+    if paired.num_rows:
+        say(f"  {paired.num_rows:,} rows of exchanges split across sink replicas (paired at read time)")
+        for offset in range(0, paired.num_rows, batch_rows):
+            yield paired.slice(offset, batch_rows)
+
+
+def _unpaired_in_window(store: Store, model: str, window: Window, wanted: list[str], endpoints) -> pa.Table:
+    """Rows of the exchanges the sink replicas stored as separate events (patchrisk.monitoring.unpaired_events)."""
+    from patchrisk.monitoring.unpaired_events import read_unpaired_rows
+
+    last = (window.end - dt.timedelta(microseconds=1)).date()
+    table = read_unpaired_rows(store, model, window.start.date(), last)
+    table = table.filter(pc.is_in(table.column("endpoint"), value_set=pa.array(list(endpoints), pa.string())))
+    table = _in_window(table, window)
+    for missing in (c for c in wanted if c not in table.column_names):
+        table = table.append_column(missing, pa.nulls(table.num_rows))
+    return table.select(wanted)

@@ -13,6 +13,10 @@ Pairing is by :attr:`LoggedEvent.key` (ce-id plus model, namespace, component, p
 so two callers that reuse a ``ce-id`` through different pods pair with their own partners. A
 second, different event with a key already waiting is a collision: refused, and the key marked so
 that the waiting event is logged unpaired rather than paired with a partner that may not be its own.
+
+Pairing here is only the fast path of one replica: an event still alone after the response timeout
+is not declared failed but stored as it came (:mod:`patchrisk.monitoring.unpaired_events`), and the
+readers pair it with its partner from whichever replica took that one.
 """
 
 from __future__ import annotations
@@ -162,11 +166,12 @@ class PairingBuffer:
             self.ready.append(Exchange(partner, event))
 
     def expire(self, now: datetime, timeout: float) -> tuple[int, int]:
-        """Move events older than ``timeout`` s without a partner to ready; (requests, responses) moved."""
+        """Move events older than ``timeout`` s without a partner to ready, marked to be paired at read
+        time (another replica may hold the partner); (requests, responses) moved."""
         cutoff = now - timedelta(seconds=timeout)
         moved = []
-        for waiting, make in ((self.requests, lambda e: Exchange(e, None)),
-                              (self.responses, lambda e: Exchange(None, e))):
+        for waiting, make in ((self.requests, lambda e: Exchange(e, None, pair_at_read=True)),
+                              (self.responses, lambda e: Exchange(None, e, pair_at_read=True))):
             old = [key for key, e in waiting.items() if e.received_at <= cutoff]
             self.ready.extend(make(waiting.pop(key)) for key in old)
             self.collided.difference_update(old)

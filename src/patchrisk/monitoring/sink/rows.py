@@ -39,6 +39,9 @@ class Exchange:
     request: LoggedEvent | None
     response: LoggedEvent | None
     reason: str | None = None  # why it is logged unpaired although a partner may exist (ce-id collision)
+    # alone past the response timeout in this replica: its partner may have reached another one, so
+    # its event is stored as it came and paired when the logs are read (patchrisk.monitoring.unpaired_events)
+    pair_at_read: bool = False
 
     @property
     def first(self) -> LoggedEvent:

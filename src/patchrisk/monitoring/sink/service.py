@@ -2,7 +2,8 @@
 
 Accepting an event appends it to the spool (fsync) before the caller gets 2xx, so an
 acknowledged event survives a crash. A background thread expires requests whose response did not
-come within ``response_timeout`` (error rows), and flushes when ``flush_rows`` rows are ready or
+come within ``response_timeout`` (stored as events and paired when the logs are read, since another
+replica may hold the partner: :mod:`patchrisk.monitoring.unpaired_events`), and flushes when ``flush_rows`` rows are ready or
 ``flush_seconds`` have passed. Flush protocol: :mod:`.writer`.
 
 No exchange can stop logging: each is turned into rows on its own (:func:`.rows.safe_exchange_rows`),
@@ -25,10 +26,11 @@ from patchrisk.monitoring.prediction_logs import parse_partition
 from patchrisk.monitoring.sink.attribution import EndpointResolver
 from patchrisk.monitoring.sink.buffer import COLLISION, DUPLICATE, PairingBuffer, Spool
 from patchrisk.monitoring.sink.dead_letters import DeadLetters
-from patchrisk.monitoring.sink.events import LoggedEvent, MalformedEvent
+from patchrisk.monitoring.sink.events import LoggedEvent, MalformedEvent, response_version
 from patchrisk.monitoring.sink.metrics import SinkMetrics
 from patchrisk.monitoring.sink.rows import Exchange, error_rows, safe_exchange_rows
 from patchrisk.monitoring.sink.writer import OutboxWriter, unwritable
+from patchrisk.monitoring.unpaired_events import is_unpaired_file, unpaired_record
 from patchrisk.storage import Store
 
 log = logging.getLogger(__name__)
@@ -143,22 +145,23 @@ class SinkService:
         self.metrics.unpaired_responses.inc(responses)
 
     def flush(self) -> dict:
-        """Write every ready exchange as Parquet; returns {"rows": n, "files": [...]}."""
+        """Write every ready exchange as Parquet; returns {"rows": n, "unpaired_events": n, "files": [...]}."""
         with self._flush_lock, self.metrics.flush_seconds.time():
             self._last_flush = time.monotonic()
             with self._state_lock:
                 batch, generation = self.buffer.take_ready(), self.spool.generation
             rows = []
             try:
-                per_exchange = [(x, safe_exchange_rows(x, self.resolver.endpoint)) for x in batch]
+                unpaired = self._unpaired_records([x for x in batch if x.pair_at_read])
+                per_exchange = [(x, safe_exchange_rows(x, self.resolver.endpoint)) for x in batch if not x.pair_at_read]
                 rows = [row for _, exchange_rows in per_exchange for row in exchange_rows]
-                if rows:
+                if rows or unpaired:
                     try:
-                        self.writer.stage(generation, rows)
+                        self.writer.stage(generation, rows, unpaired)
                     except Exception:  # noqa: BLE001  find the culprits one by one; a store fault raises again
                         rows = self._writable_rows(per_exchange)
-                        if rows:
-                            self.writer.stage(generation, rows)
+                        if rows or unpaired:
+                            self.writer.stage(generation, rows, unpaired)
                 if batch:  # also when nothing was staged (all quarantined): those events leave the spool
                     with self._state_lock:  # commit point: the new spool no longer holds the batch
                         self.spool.rotate(self.buffer.events())
@@ -173,7 +176,26 @@ class SinkService:
             files = self._publish()
             self.metrics.flushes.labels("ok").inc()
             self.metrics.buffered_rows.set(self.buffer.rows)
-            return {"rows": len(rows), "files": files}
+            # rows: written here, plus those carried by events stored to be paired at read time
+            carried = sum(x.rows for x in batch if x.pair_at_read)
+            return {"rows": len(rows) + carried, "unpaired_events": len(unpaired), "files": files}
+
+    def _unpaired_records(self, exchanges: list[Exchange]) -> list[dict]:
+        """Events alone past the response timeout, as stored for pairing at read time (with this
+        replica's attribution: an explicit endpoint, else by the response's version)."""
+        records = []
+        for exchange in exchanges:
+            event = exchange.first
+            try:
+                version = response_version(event.body) if event.kind == "response" else None
+                endpoint = self.resolver.endpoint(event.model_name, version, event.endpoint)
+            except Exception:  # noqa: BLE001  attribution never stops an event from being stored
+                endpoint = event.endpoint or "unknown"
+            try:
+                records.append(unpaired_record(event, endpoint, self.config.response_timeout))
+            except Exception as err:  # noqa: BLE001  (an unencodable body) this event only
+                self._quarantine(exchange, f"cannot be stored for pairing: {type(err).__name__}: {str(err)[:300]}")
+        return records
 
     def _writable_rows(self, per_exchange: list[tuple[Exchange, list[dict]]]) -> list[dict]:
         """Each exchange's rows if writable, else its error row, else nothing (a dead letter)."""
@@ -218,6 +240,8 @@ class SinkService:
         self._publish_error = None
         self.metrics.publish_healthy.set(0 if self._flush_error else 1)
         for name, rows in published:
+            if is_unpaired_file(name):  # events, counted as rows when a reader pairs them
+                continue
             part = parse_partition(name) or {}
             self.metrics.rows_written.labels(part.get("model", "?"), part.get("endpoint", "?")).inc(rows)
         return [name for name, _ in published]

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from patchrisk.monitoring.prediction_logs import arrow_schema, partition_dir, spec_for_model
+from patchrisk.monitoring.unpaired_events import unpaired_bytes, unpaired_dir
 from patchrisk.storage import Store
 
 # Test hook: seconds to pause after publishing each file, so a test can kill the sink mid-flush.
@@ -79,6 +80,16 @@ def group_by_partition(rows: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
+def group_unpaired(records: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        folder = unpaired_dir(record["model_name"], record["received_at"].date())
+        if folder.count("/") != 2:
+            raise ValueError(f"refusing folder {folder[:200]!r}: the model name holds a path separator")
+        groups[inside_root(folder)].append(record)
+    return groups
+
+
 class OutboxWriter:
     def __init__(self, store: Store, spool_dir: Path):
         self.store = store
@@ -86,8 +97,9 @@ class OutboxWriter:
         self.outbox.mkdir(parents=True, exist_ok=True)
         self.publish_pause = float(os.environ.get(PUBLISH_PAUSE_ENV, "0") or 0)
 
-    def stage(self, generation: str, rows: list[dict]) -> dict[str, int]:
-        """Write the batch under ``outbox/<generation>``; returns rows per partition."""
+    def stage(self, generation: str, rows: list[dict], unpaired: list[dict] = ()) -> dict[str, int]:
+        """Write the batch under ``outbox/<generation>``: rows per partition, and the events to be
+        paired at read time (:mod:`patchrisk.monitoring.unpaired_events`); returns rows per folder."""
         staging = self.outbox / f"{generation}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         local = Store(str(staging))
@@ -96,6 +108,10 @@ class OutboxWriter:
             name = inside_root(f"{partition}/part-{generation}-{index:04d}.parquet")
             local.write_bytes(name, parquet_bytes(part_rows, part_rows[0]["model_name"]))
             counts[partition] = len(part_rows)
+        for index, (folder, records) in enumerate(sorted(group_unpaired(unpaired).items())):
+            local.write_bytes(inside_root(f"{folder}/part-{generation}-{index:04d}.parquet"), unpaired_bytes(records))
+            counts[folder] = len(records)
+        staging.mkdir(parents=True, exist_ok=True)  # a batch of nothing (all quarantined) still commits
         os.replace(staging, self.outbox / generation)
         return counts
 

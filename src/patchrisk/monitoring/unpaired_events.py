@@ -1,0 +1,177 @@
+"""Events a sink replica could not pair, kept in the store and paired when the logs are read.
+
+Every sink replica pairs a request with its response in memory when both reach it. When they do
+not (replicas behind a Service, a response slower than the sink's response timeout), the replica
+does not decide the exchange failed: when the event's ``response_timeout`` has passed, it writes
+the event as it came to the store under::
+
+    _events/model=<name>/date=YYYY-MM-DD/part-<generation>-<n>.parquet
+
+(same outbox as the rows: staged, committed with the spool rotation, published atomically). Every
+reader of the prediction logs (:mod:`patchrisk.monitoring.prediction_logs`, the drift monitor's
+window reader, the rollout analysis) adds :func:`read_unpaired_rows`: the events of all replicas
+grouped by their pairing key (ce-id, model, namespace, component, pod, endpoint), the same event
+delivered twice counted once, a request and a response paired into one row set with its latency.
+What stays alone after its ``pair_deadline`` (received + the writer's response timeout) becomes
+what a single sink would have written: a request an error row (no response), a response a row
+without latency. Two different requests (or responses) under one key are a ce-id collision: each
+is logged unpaired with ``error_reason`` saying so, never paired with a partner that may not be its
+own. Nothing is rewritten in the store, so every read applies the same rules to the same events.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from patchrisk.storage import Store
+
+log = logging.getLogger(__name__)
+
+UNPAIRED_ROOT = "_events"
+UNPAIRED_SCHEMA = pa.schema([
+    pa.field("model_name", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),  # request | response
+    pa.field("event_id", pa.string(), nullable=False),
+    pa.field("received_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("pair_deadline", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("resolved_endpoint", pa.string(), nullable=False),  # the writer's attribution of this event alone
+    pa.field("event_json", pa.string(), nullable=False),  # LoggedEvent.to_record(), as spooled
+])
+
+
+def unpaired_dir(model: str, day: date) -> str:
+    return f"{UNPAIRED_ROOT}/model={model}/date={day.isoformat()}"
+
+
+def is_unpaired_file(name: str) -> bool:
+    return name.replace("\\", "/").startswith(f"{UNPAIRED_ROOT}/")
+
+
+def unpaired_record(event, resolved_endpoint: str, response_timeout: float) -> dict:
+    """One row of :data:`UNPAIRED_SCHEMA` for a :class:`~patchrisk.monitoring.sink.events.LoggedEvent`."""
+    return {"model_name": event.model_name, "kind": event.kind, "event_id": event.id,
+            "received_at": event.received_at,
+            "pair_deadline": event.received_at + timedelta(seconds=response_timeout),
+            "resolved_endpoint": resolved_endpoint,
+            "event_json": json.dumps(event.to_record(), default=str)}
+
+
+def unpaired_bytes(records: list[dict]) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(records, schema=UNPAIRED_SCHEMA), buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _days(first: date | None, last: date | None):
+    """An exchange may straddle midnight: read the neighbouring days' events too."""
+    return (first - timedelta(days=1) if first else None), (last + timedelta(days=1) if last else None)
+
+
+def _unpaired_files(store: Store, model: str, first: date | None, last: date | None) -> list[str]:
+    first, last = _days(first, last)
+    names = []
+    for name in store.list(f"{UNPAIRED_ROOT}/model={model}/"):
+        parts = name.split("/")
+        if len(parts) != 4 or not parts[2].startswith("date=") or not name.endswith(".parquet"):
+            continue
+        try:
+            day = date.fromisoformat(parts[2][len("date="):])
+        except ValueError:
+            continue
+        if (first and day < first) or (last and day > last):
+            continue
+        names.append(name)
+    return names
+
+
+def _load(store: Store, names: list[str]) -> list[tuple[object, dict]]:
+    from patchrisk.monitoring.sink.events import LoggedEvent
+
+    loaded = []
+    for name in names:
+        for record in pq.read_table(io.BytesIO(store.read_bytes(name))).to_pylist():
+            try:
+                loaded.append((LoggedEvent.from_record(json.loads(record["event_json"])), record))
+            except Exception as err:  # noqa: BLE001  one bad record never hides the others
+                log.warning("%s: skipping an unreadable unpaired event %s: %s", name, record.get("event_id"), err)
+    return loaded
+
+
+def _distinct(events: list[tuple[object, dict]]) -> list[tuple[object, dict]]:
+    """The same event delivered twice (a retry, a replayed spool) counts once."""
+    seen, out = set(), []
+    for event, record in events:
+        identity = (event.time, event.rows, json.dumps(event.body, sort_keys=True, default=str))
+        if identity not in seen:
+            seen.add(identity)
+            out.append((event, record))
+    return out
+
+
+def pair_unpaired(loaded: list[tuple[object, dict]], now: datetime) -> list[tuple[object, dict]]:
+    """(Exchange, endpoint per kind) for every exchange these events settle at ``now``."""
+    from patchrisk.monitoring.sink.buffer import ID_COLLISION
+    from patchrisk.monitoring.sink.rows import Exchange
+
+    groups: dict[tuple, dict[str, list]] = defaultdict(lambda: {"request": [], "response": []})
+    for event, record in loaded:
+        groups[event.key][event.kind].append((event, record))
+    settled = []
+    for group in groups.values():
+        requests, responses = _distinct(group["request"]), _distinct(group["response"])
+        endpoints = {kind: record["resolved_endpoint"] for kind, pairs in group.items() for _, record in pairs}
+        if len(requests) > 1 or len(responses) > 1:  # whose partner is whose? unknowable: each alone
+            settled += [(Exchange(e, None, ID_COLLISION), endpoints) for e, _ in requests]
+            settled += [(Exchange(None, e, ID_COLLISION), endpoints) for e, _ in responses]
+        elif requests and responses:
+            settled.append((Exchange(requests[0][0], responses[0][0]), endpoints))
+        else:
+            event, record = (requests or responses)[0]
+            if record["pair_deadline"] <= now:  # before it, the partner may still be in another replica
+                settled.append((Exchange(event if requests else None, None if requests else event), endpoints))
+    return settled
+
+
+def _endpoint_of(endpoints: dict[str, str]):
+    """Attribution at read time: the writers' own (explicit endpoint, else by the response's version)."""
+    def endpoint_of(model: str, version: str | None, explicit: str | None) -> str:
+        return explicit or endpoints.get("response") or endpoints.get("request") or "unknown"
+    return endpoint_of
+
+
+def read_unpaired_rows(store: Store, model: str, first: date | None = None, last: date | None = None,
+                       now: datetime | None = None) -> pa.Table:
+    """Prediction-log rows (the sink's schema) of the exchanges the unpaired events settle.
+
+    ``first``/``last`` bound the exchanges' ``received_at`` day (inclusive); callers filter finer.
+    """
+    from patchrisk.monitoring.prediction_logs import arrow_schema, spec_for_model
+    from patchrisk.monitoring.sink.rows import error_rows, safe_exchange_rows
+    from patchrisk.monitoring.sink.writer import unwritable
+
+    schema = arrow_schema(spec_for_model(model))
+    names = _unpaired_files(store, model, first, last)
+    if not names:
+        return schema.empty_table()
+    rows = []
+    for exchange, endpoints in pair_unpaired(_load(store, names), now or datetime.now(UTC)):
+        endpoint_of = _endpoint_of(endpoints)
+        exchange_rows = safe_exchange_rows(exchange, endpoint_of)
+        if exchange_rows and unwritable(exchange_rows):
+            exchange_rows = error_rows(exchange, endpoint_of, f"rows cannot be written: {unwritable(exchange_rows)}")
+            if unwritable(exchange_rows):
+                continue  # the writer checked these events' names when it accepted them; never expected
+        day = exchange_rows[0]["received_at"].date() if exchange_rows else None
+        if day is None or (first and day < first) or (last and day > last):
+            continue
+        rows.extend(exchange_rows)
+    return pa.Table.from_pylist(rows, schema=schema)
