@@ -1,0 +1,18 @@
+"""`demo --runner` swaps only the release half onto the local pod runner; the default loop is unchanged."""
+
+from patchrisk.demo import rollout_steps, runner_rollout
+from patchrisk.demo.runner import STEPS, runner_steps
+
+
+def test_runner_steps_replace_only_the_canary_start_and_analysis():
+    steps = runner_steps()
+    assert len(steps) == len(STEPS)
+    changed = {(a, b) for a, b in zip(STEPS, steps, strict=True) if a is not b}
+    assert changed == {(rollout_steps.start_canary, runner_rollout.start_canary),
+                       (rollout_steps.analyse_and_promote, runner_rollout.analyse_and_promote)}
+    assert rollout_steps.start_canary in STEPS  # the default loop keeps its own predictors
+
+
+def test_runner_per_endpoint_line_names_each_component_and_its_requests():
+    assert runner_rollout._per_endpoint({"predictor": 120, "v2-predictor": 40}) == \
+        "predictor 120 requests, v2-predictor 40 requests"
