@@ -13,6 +13,7 @@ from patchrisk.localcluster.cluster import running_processes, state_folder
 from patchrisk.settings import get_settings
 
 pytestmark = [pytest.mark.e2e,
+              pytest.mark.timeout(1800),  # the whole loop, then three overlay syncs, on two shared cores
               pytest.mark.skipif(not shutil.which("bwrap"), reason="the local pod runner needs bubblewrap")]
 
 
