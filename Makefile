@@ -82,12 +82,15 @@ stack-up: $(STAMP)  ## local MLflow server + S3-compatible server on 127.0.0.1 (
 stack-down: $(STAMP)  ## stop the local stack
 	@$(VENV)/bin/patchrisk stack down --state-dir $(STATE_DIR)
 
-bench: $(STAMP)  ## print the speed figures (training, pipeline, serving, drift)
-	@for b in training serving drift; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+bench: $(STAMP)  ## print the speed figures (training, pipeline, serving, drift, aggregation, sink, predictor image)
+	@for b in training serving drift aggregate sink predictor_runtime; do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 
-lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
-	uv pip compile --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
-	uv pip compile --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
+lock: $(STAMP)  ## re-resolve every lock: dev (make), components image, predictor image, checkov
+	$(UV) pip compile --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
+	$(UV) pip compile --python-version 3.11 pyproject.toml -o requirements-components.lock
+	$(UV) pip compile --python-version 3.11 requirements-predictor.in --excludes requirements-predictor.excludes \
+	  -o requirements-predictor.lock
+	$(UV) pip compile --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
 
 clean:  ## remove local state (keeps the venvs)
 	rm -rf $(STATE_DIR)

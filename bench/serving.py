@@ -1,80 +1,79 @@
-"""Serving throughput and latency: our KServe predictor (V1, V2) next to two floors.
+"""Serving throughput and latency, measured with a native load generator (issue 16, item 1).
 
-Floors: the in-process cost of the same prediction (rows -> lists -> CatBoost), and a bare
-Starlette endpoint making the same ``bundle.predict_matrix`` call (bench/bare_asgi_app.py).
-One server worker each; the load comes from an asyncio httpx client in a separate process.
-    python bench/serving.py [--requests 400]
+Three servers, one worker each, the same model call (``bundle.predict_matrix``):
+
+- floor: a bare Starlette endpoint (bench/bare_asgi_app.py), V1 bodies only
+- plain: a plain KServe custom predictor as the KServe docs show it, no validation
+  (bench/plain_kserve_predictor.py): the anchor users would otherwise write
+- ours:  the patchrisk predictor (serving/catboost_predictor)
+
+The load comes from ``hey`` (Debian package; installed with apt-get when missing), a native
+generator, so the client is not what is measured. Servers are pinned to one core and the load to
+another (taskset) when the machine has two; rounds are interleaved (every case once per round,
+the median over rounds is reported) so drifting background load hits every case alike. V1 and V2
+at 1 and 100 rows, concurrency 8 and 32; p50/p99 and ratios to the floor. The server's CPU time
+per request is a second view, steadier under other load.
+
+Targets (issue 16, item 2, printed beside): V1 1 row >= 0.8x the floor, V1 100 rows >= 0.9x,
+V2 >= V1 at 100 rows, p99 <= 3x p50 at c=32, no collapse from c=8 to c=32 (>= 0.9x).
+
+    .venv/bin/python bench/serving.py [--seconds 5] [--rounds 3] [--concurrency 8 32] [--rows 1 100]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import os
+import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROWS = (1, 100)
-CONCURRENCY = (1, 8, 32)
+BENCH = Path(__file__).resolve().parent
 MODEL = "patch-risk"
 
 
-def load_worker(url: str, body: bytes, concurrency: int, requests: int) -> dict:
-    """Runs in its own process: fire ``requests`` POSTs, ``concurrency`` at a time."""
-    import httpx
-
-    async def main() -> dict:
-        latencies: list[float] = []
-        failures = 0
-        queue = iter(range(requests))
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(
-            limits=limits, timeout=30, headers={"content-type": "application/json"}
-        ) as client:
-
-            async def one_stream():
-                nonlocal failures
-                for _ in queue:
-                    started = time.perf_counter()
-                    response = await client.post(url, content=body)
-                    latencies.append(time.perf_counter() - started)
-                    failures += response.status_code != 200
-
-            for _ in range(3):  # warm the connections
-                await client.post(url, content=body)
-            started = time.perf_counter()
-            await asyncio.gather(*(one_stream() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - started
-        latencies.sort()
-        return {
-            "rps": len(latencies) / elapsed,
-            "p50": latencies[len(latencies) // 2] * 1000,
-            "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-            "failures": failures,
-        }
-
-    return asyncio.run(main())
+def ensure_hey() -> str:
+    if shutil.which("hey") is None:
+        print("installing hey and wrk (apt-get) ...", file=sys.stderr, flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "hey", "wrk"], check=False, capture_output=True)
+    found = shutil.which("hey")
+    if found is None:
+        raise SystemExit("bench/serving.py needs `hey` (apt-get install -y hey) and could not install it")
+    return found
 
 
-def run_load(url: str, body: bytes, concurrency: int, requests: int) -> dict:
-    with tempfile.NamedTemporaryFile(suffix=".json") as payload:
-        Path(payload.name).write_bytes(body)
-        out = subprocess.run(
-            [sys.executable, __file__, "--worker", url, payload.name, str(concurrency), str(requests)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    return json.loads(out.stdout)
+def cores() -> tuple[str | None, str | None]:
+    """(server core, load core) for taskset; None when there is only one core to use."""
+    available = sorted(os.sched_getaffinity(0))
+    return (str(available[0]), ",".join(map(str, available[1:]))) if len(available) >= 2 else (None, None)
+
+
+def pin(pid: int, core: str | None) -> None:
+    if core is not None:  # -a: every thread of the server, present and future
+        subprocess.run(["taskset", "-a", "-cp", core, str(pid)], check=True, capture_output=True)
+
+
+def hey(hey_bin: str, url: str, body_file: Path, concurrency: int, seconds: float, core: str | None) -> dict:
+    command = [hey_bin, "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-T", "application/json",
+               "-D", str(body_file), url]
+    if core is not None:
+        command = ["taskset", "-c", core, *command]
+    text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    percentile = {int(p): float(v) * 1000 for p, v in re.findall(r"(\d+)%+ in ([\d.]+) secs", text)}
+    codes = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", text))
+    bad = sum(int(n) for code, n in codes.items() if code != "200")
+    nan = float("nan")  # no latency distribution: every request failed (non_200 says so)
+    return {"rps": rps, "p50": percentile.get(50, nan), "p99": percentile.get(99, nan), "non_200": bad}
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process: a cost per request that other load on the machine cannot skew."""
-    import os
-
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -85,143 +84,143 @@ def train(directory: Path):
     from patchrisk.spec import load_spec
     from patchrisk.training import TrainParams, train_model
 
-    spec = load_spec("patch-risk")
+    spec = load_spec(MODEL)
     result = train_model(generate_rows(spec, 3000, seed=7), spec, TrainParams(seed=7, iterations=300))
     result.bundle.save(directory)
     write_registration(directory, {"name": MODEL, "version": "bench"})
     return result
 
 
-def payloads(result, rows: int) -> tuple[bytes, bytes, list[list]]:
+def payloads(result, rows: int) -> dict[str, bytes]:
     spec = result.bundle.spec
     df = result.holdout.head(rows).copy()
     df["test_coverage_pct"] = df["test_coverage_pct"].fillna(50.0)  # JSON tensors carry no NaN
     objects = json.loads(df[spec.feature_names].to_json(orient="records"))
-    v2 = {
-        "inputs": [
-            {
-                "name": f.name,
-                "shape": [rows],
-                "datatype": "BYTES" if f.is_categorical else "FP64",
-                "data": df[f.name].tolist() if f.is_categorical else df[f.name].astype(float).tolist(),
-            }
-            for f in spec.features
-        ]
-    }
-    return (
-        json.dumps({"instances": objects}).encode(),
-        json.dumps(v2).encode(),
-        [[o[n] for n in spec.feature_names] for o in objects],
-    )
+    v2 = {"inputs": [{"name": f.name, "shape": [rows], "datatype": "BYTES" if f.is_categorical else "FP64",
+                      "data": df[f.name].tolist() if f.is_categorical else df[f.name].astype(float).tolist()}
+                     for f in spec.features]}
+    return {"v1": json.dumps({"instances": objects}).encode(), "v2": json.dumps(v2).encode()}
 
 
-def in_process(bundle, rows: list[list], repeat: int = 300) -> float:
-    from patchrisk.model_bundle import rows_to_matrix
+def start(command: list[str], url: str, process_name: str):
+    import httpx
 
-    bundle.predict_matrix(rows_to_matrix(rows, bundle.spec))
-    started = time.perf_counter()
-    for _ in range(repeat):
-        bundle.predict_matrix(rows_to_matrix(rows, bundle.spec))
-    return (time.perf_counter() - started) / repeat * 1000
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{process_name} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"{process_name} not ready after 90 s")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=400, help="requests per measurement (100-row: half)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="load per case per round (default 5)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     args = parser.parse_args()
-    from patchrisk_serving.catboost_predictor.testing import (
-        free_port,
-        serve_in_subprocess,
-        stop,
-        wait_until_ready,
-    )
+    hey_bin = ensure_hey()
+    server_core, load_core = cores()
+    from patchrisk_serving.catboost_predictor.testing import free_port, predictor_command, stop
 
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        result = train(Path(tmp) / "model")
-        print(f"trained bench model in {time.perf_counter() - t0:.1f}s", flush=True)
-        bare_port = free_port()
-        bare = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(__file__).with_name("bare_asgi_app.py")),
-                str(Path(tmp) / "model"),
-                str(bare_port),
-            ]
-        )
-        table = []
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        tmp = Path(tmp)
+        result = train(tmp / "model")
+        ports = {name: free_port() for name in ("floor", "plain", "ours")}
+        commands = {
+            "floor": [sys.executable, str(BENCH / "bare_asgi_app.py"), str(tmp / "model"), str(ports["floor"])],
+            "plain": [sys.executable, str(BENCH / "plain_kserve_predictor.py"), str(tmp / "model"),
+                      str(ports["plain"])],
+            "ours": predictor_command(tmp / "model", ports["ours"], MODEL),
+        }
+        ready = {"floor": "/v2/health/ready", "plain": f"/v2/models/{MODEL}/ready", "ours": f"/v2/models/{MODEL}/ready"}
+        servers = {}
         try:
-            wait_until_ready(f"http://127.0.0.1:{bare_port}", MODEL, 60, bare, require_model=False)
-            with serve_in_subprocess(Path(tmp) / "model", model_name=MODEL) as server:
-                for rows in ROWS:
-                    v1_body, v2_body, lists = payloads(result, rows)
-                    floor_ms = in_process(result.bundle, lists)
-                    table.append(("in-process", rows, "-", 1000 / floor_ms, floor_ms, floor_ms, floor_ms))
-                    count = args.requests if rows == 1 else args.requests // 2
-                    for conc in CONCURRENCY:
-                        for name, pid, url, body in (
-                            ("bare ASGI", bare.pid, f"http://127.0.0.1:{bare_port}/predict", v1_body),
-                            (
-                                "KServe V1",
-                                server.process.pid,
-                                f"{server.url}/v1/models/{MODEL}:predict",
-                                v1_body,
-                            ),
-                            (
-                                "KServe V2",
-                                server.process.pid,
-                                f"{server.url}/v2/models/{MODEL}/infer",
-                                v2_body,
-                            ),
-                        ):
-                            cpu_before = cpu_seconds(pid)
-                            m = run_load(url, body, conc, count)
-                            cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / (count + 3)
-                            assert m["failures"] == 0, f"{name}: {m['failures']} failed requests"
-                            table.append((name, rows, conc, m["rps"], m["p50"], m["p99"], cpu_ms))
-                            print(
-                                f"  {name:<10} rows={rows:<3} conc={conc:<2} {m['rps']:8.0f} req/s  "
-                                f"p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms  server CPU {cpu_ms:5.2f} ms/req",
-                                flush=True,
-                            )
+            for name, command in commands.items():
+                servers[name] = start(command, f"http://127.0.0.1:{ports[name]}{ready[name]}", name)
+                pin(servers[name].pid, server_core)
+            paths = {("floor", "v1"): "/predict", ("plain", "v1"): f"/v1/models/{MODEL}:predict",
+                     ("ours", "v1"): f"/v1/models/{MODEL}:predict", ("plain", "v2"): f"/v2/models/{MODEL}/infer",
+                     ("ours", "v2"): f"/v2/models/{MODEL}/infer"}
+            bodies = {}
+            for rows in args.rows:
+                for protocol, body in payloads(result, rows).items():
+                    bodies[protocol, rows] = tmp / f"{protocol}-{rows}.json"
+                    bodies[protocol, rows].write_bytes(body)
+            cases = [(server, protocol, rows, c) for rows in args.rows for c in args.concurrency
+                     for (server, protocol) in paths]
+            runs: dict[tuple, list[dict]] = {case: [] for case in cases}
+            for number in range(args.rounds):
+                print(f"round {number + 1}/{args.rounds} ({len(cases)} cases x {args.seconds:.0f} s) ...",
+                      file=sys.stderr, flush=True)
+                for case in cases:
+                    server, protocol, rows, c = case
+                    pid = servers[server].pid
+                    before = cpu_seconds(pid)
+                    found = hey(hey_bin, f"http://127.0.0.1:{ports[server]}{paths[server, protocol]}",
+                                bodies[protocol, rows], c, args.seconds, load_core)
+                    requests = found["rps"] * args.seconds
+                    found["cpu_ms"] = (cpu_seconds(pid) - before) * 1000 / max(requests, 1)
+                    runs[case].append(found)
         finally:
-            stop(bare)
-    report(table)
-    print(f"total {time.perf_counter() - t0:.0f}s")
+            for process in servers.values():
+                stop(process)
+    report(runs, args, server_core, load_core)
 
 
-def report(table: list[tuple]) -> None:
-    print(
-        "\n| path | rows | concurrency | req/s | p50 ms | p99 ms | server CPU ms/req |\n"
-        "|---|---|---|---|---|---|---|"
-    )
-    for name, rows, conc, rps, p50, p99, cpu in table:
-        print(f"| {name} | {rows} | {conc} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {cpu:.2f} |")
-    by = {(n, r, c): (rps, p50, p99, cpu) for n, r, c, rps, p50, p99, cpu in table}
-    print(
-        "\n| rows | concurrency | V1/bare req/s | V1/bare by CPU | V2/V1 req/s | V2/V1 by CPU | V1 p99/p50 | "
-        "V2 p99/p50 |\n|---|---|---|---|---|---|---|---|"
-    )
-    for rows in ROWS:
-        for conc in CONCURRENCY:
-            bare, v1, v2 = (
-                by[("bare ASGI", rows, conc)],
-                by[("KServe V1", rows, conc)],
-                by[("KServe V2", rows, conc)],
-            )
-            print(
-                f"| {rows} | {conc} | {v1[0] / bare[0]:.2f} | {bare[3] / v1[3]:.2f} | {v2[0] / v1[0]:.2f} | "
-                f"{v1[3] / v2[3]:.2f} | {v1[2] / v1[1]:.1f} | {v2[2] / v2[1]:.1f} |"
-            )
-    print(
-        "\n'by CPU' = ratio of server CPU per request (throughput one core would give), robust to other load"
-    )
-    print("targets at concurrency 8: V1/bare >= 0.5 (1 row), >= 0.8 (100 rows); p99 < 3x p50; V2/V1 >= 0.8")
+def report(runs: dict, args, server_core, load_core) -> None:
+    med = {case: {k: statistics.median(r[k] for r in found) for k in ("rps", "p50", "p99", "cpu_ms")}
+           | {"non_200": sum(r["non_200"] for r in found)} for case, found in runs.items()}
+    pinning = f"server on core {server_core}, load on {load_core}" if server_core else "no pinning (one core)"
+    print(f"\nhey, {args.rounds} interleaved round(s) x {args.seconds:.0f} s per case, medians; {pinning}")
+    print(f"{'server':>6} {'proto':>5} {'rows':>4} {'c':>3} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'CPU ms/req':>10} {'non-200':>7}")
+    for (server, protocol, rows, c), m in med.items():
+        print(f"{server:>6} {protocol:>5} {rows:>4} {c:>3} {m['rps']:>8,.0f} {m['p50']:>7.2f} {m['p99']:>7.2f} "
+              f"{m['cpu_ms']:>10.3f} {m['non_200']:>7}")
+    print("\nratios to the floor (bare Starlette V1): req/s, and by server CPU per request")
+    for rows in args.rows:
+        for c in args.concurrency:
+            floor = med["floor", "v1", rows, c]
+            line = [f"rows={rows:<3} c={c:<2}"]
+            for server, protocol in (("plain", "v1"), ("plain", "v2"), ("ours", "v1"), ("ours", "v2")):
+                m = med[server, protocol, rows, c]
+                line.append(f"{server} {protocol} {m['rps'] / floor['rps']:.2f}x (CPU {floor['cpu_ms'] / m['cpu_ms']:.2f}x)")
+            print("  " + "; ".join(line))
+    print("\ntargets (issue 16):")
+    c_low, c_high = min(args.concurrency), max(args.concurrency)
+
+    def ratio(server, protocol, rows, c, other=("floor", "v1")):
+        return med[server, protocol, rows, c]["rps"] / med[(*other, rows, c)]["rps"]
+
+    checks = []
+    if 1 in args.rows:
+        checks.append((f"ours V1 1 row / floor at c={c_low}", ratio("ours", "v1", 1, c_low), ">= 0.8x", 0.8))
+    if 100 in args.rows:
+        checks.append((f"ours V1 100 rows / floor at c={c_low}", ratio("ours", "v1", 100, c_low), ">= 0.9x", 0.9))
+        checks.append((f"ours V2 / V1 at 100 rows, c={c_low}", ratio("ours", "v2", 100, c_low, ("ours", "v1")),
+                       ">= 1.0x", 1.0))
+    for protocol in ("v1", "v2"):
+        for rows in args.rows:
+            m = med["ours", protocol, rows, c_high]
+            checks.append((f"ours {protocol} {rows} row(s) p50/p99 at c={c_high}: p99/p50", m["p99"] / m["p50"],
+                           "<= 3x", -3.0))
+            if c_high != c_low:
+                growth = m["rps"] / med["ours", protocol, rows, c_low]["rps"]
+                checks.append((f"ours {protocol} {rows} row(s) req/s c={c_high} / c={c_low}", growth,
+                               ">= 0.9x (no collapse)", 0.9))
+    for label, value, target, bound in checks:
+        ok = value <= -bound if bound < 0 else value >= bound
+        print(f"  {label:<52} {value:6.2f}x  target {target:<22} {'ok' if ok else 'MISSED'}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        url, path, conc, count = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-        print(json.dumps(load_worker(url, Path(path).read_bytes(), conc, count)))
-    else:
-        main()
+    main()

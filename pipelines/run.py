@@ -6,8 +6,8 @@ The same pipeline function serves both; only where it runs differs.
 import contextlib
 import logging
 import re
-import warnings
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,16 +24,12 @@ COMPILED_DIR = Path(__file__).parent / "compiled"
 
 def pipelines() -> dict[str, Callable]:
     """Every pipeline we ship, by the file name its compiled YAML gets."""
+    from patchrisk_pipelines.batch_scoring import batch_scoring_pipeline
+    from patchrisk_pipelines.monitoring import monitoring_pipeline
     from patchrisk_pipelines.training import training_pipeline
 
-    found = {"training": training_pipeline}
-    try:
-        from patchrisk_pipelines.batch_scoring import batch_scoring_pipeline
-    except ImportError:
-        pass
-    else:
-        found["batch-scoring"] = batch_scoring_pipeline
-    return found
+    # Imported plainly: a broken import must fail compilation, never drop a pipeline silently.
+    return {"training": training_pipeline, "batch-scoring": batch_scoring_pipeline, "monitoring": monitoring_pipeline}
 
 
 class PipelineFailed(PatchriskError):
@@ -170,11 +166,19 @@ def find_reports(run_dir: Path | None) -> dict[str, Path]:
     return found
 
 
+def training_pipeline():
+    """The training pipeline as the monitor's retraining trigger takes it (compiled YAML, local runner)."""
+    from patchrisk.monitoring.drift.launcher import TrainingPipeline
+
+    return TrainingPipeline(compiled_yaml=COMPILED_DIR / "training.yaml", run_locally=run_training_locally)
+
+
 def run_training_locally(settings: Settings, *, data_uri: str, spec: str = "patch-risk", seed: int = 42,
                          device: str = "cpu", iterations: int = 600, git_commit: str = "", policy_env: str = "dev",
                          extra_arguments: dict | None = None, log_file: Path | None = None) -> TrainingOutcome:
-    from patchrisk import registry
     from patchrisk_pipelines.training import training_pipeline
+
+    from patchrisk import registry
 
     started_ms = int(time.time() * 1000)
     arguments = dict(data_uri=str(data_uri), spec=spec, seed=seed, device=device, iterations=iterations,

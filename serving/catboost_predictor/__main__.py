@@ -1,6 +1,7 @@
 """``python -m patchrisk_serving.catboost_predictor --model_name=patch-risk --model_dir=/mnt/models``
 
-Flags extend KServe's own parser (``--http_port``, ``--workers``, ...). gRPC is off unless
+Flags extend KServe's own parser (``--http_port``, ...). One server process per pod: ``--workers``
+other than 1 is refused (exit 2); scale with replicas. gRPC is off unless
 ``--enable_grpc true``; per-request logs are off unless ``--enable_access_log true``.
 """
 
@@ -84,6 +85,11 @@ def main(argv: list[str] | None = None, bundle: ModelBundle | None = None) -> in
     args = build_parser().parse_args(argv)
     if args.max_request_bytes is not None and args.max_request_bytes < 1:
         log.error("--max_request_bytes must be positive, got %d", args.max_request_bytes)
+        return 2
+    if args.workers != 1:
+        # KServe's parser offers --workers; this predictor runs one process (scale with replicas).
+        log.error("--workers %s is not supported: the predictor runs one server process per pod; "
+                  "scale with replicas", args.workers)
         return 2
     if args.configure_logging:
         kserve_logging.configure_logging(args.log_config_file)

@@ -15,17 +15,13 @@ from typing import Any
 import kserve
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
+from patchrisk_serving.catboost_predictor import metrics, responses
 
+from patchrisk.contract.outputs import v2_output_types
+from patchrisk.contract.requests import ParsedRequest, parse_v1, parse_v2, v2_datatype
+from patchrisk.contract.rows import RowValidator, _describe
 from patchrisk.errors import InvalidRequest
 from patchrisk.model_bundle import ModelBundle
-from patchrisk_serving.catboost_predictor import metrics, responses
-from patchrisk_serving.catboost_predictor.request_parsing import (
-    ParsedRequest,
-    parse_v1,
-    parse_v2,
-    v2_datatype,
-)
-from patchrisk_serving.catboost_predictor.row_validation import RowValidator, _describe
 
 log = logging.getLogger("patchrisk.predictor")
 SELF_CHECK_TOLERANCE = 1e-6
@@ -105,7 +101,7 @@ class PatchRiskModel(kserve.Model):
         ]
 
     def get_output_types(self) -> list[dict]:
-        return [dict(o) for o in responses.V2_OUTPUTS]
+        return v2_output_types(self.bundle.spec)
 
     # -- inference ---------------------------------------------------------------------------
     def _parse(self, payload: Any) -> ParsedRequest:

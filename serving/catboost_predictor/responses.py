@@ -1,5 +1,8 @@
 """Response bodies: V1 predictions, V2 (Open Inference Protocol) outputs, explanations.
 
+Output names are the version's contract's (``outputs`` in its spec; ``risk_score``/``risk_bucket``
+for both built-in specs):
+
 V1       ``{"predictions": [{"risk_score": 0.12, "risk_bucket": "low"}, ...], "model_version": "7"}``
          (a prediction also carries the row's id, e.g. ``"patch_id"``, when the request row had one)
 V2       outputs ``risk_score`` (FP64, [rows]) and ``risk_bucket`` (BYTES, [rows]);
@@ -12,30 +15,19 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from patchrisk.contract.outputs import BUCKET_DATATYPE, SCORE_DATATYPE, buckets
 from patchrisk.spec import ModelSpec
-
-V2_OUTPUTS = (
-    {"name": "risk_score", "datatype": "FP64", "shape": [-1]},
-    {"name": "risk_bucket", "datatype": "BYTES", "shape": [-1]},
-)
-
-
-def buckets(spec: ModelSpec, scores: Sequence[float]) -> list[str]:
-    """``spec.risk_bucket`` for every score at once (a per-score loop costs ~0.15 ms per 100 rows)."""
-    names = [b.name for b in spec.risk_buckets]
-    uppers = np.array([b.upper for b in spec.risk_buckets])
-    index = np.minimum(np.searchsorted(uppers, np.asarray(scores, dtype=float), side="right"), len(names) - 1)
-    return [names[i] for i in index.tolist()]
 
 
 def v1_predictions(spec: ModelSpec, scores: np.ndarray, version: str, ids: list | None) -> dict:
     score_list = scores.tolist()
     bucket_list = buckets(spec, score_list)
-    predictions = [{"risk_score": s, "risk_bucket": b} for s, b in zip(score_list, bucket_list)]
+    score_name, bucket_name = spec.outputs.score, spec.outputs.bucket
+    predictions = [{score_name: s, bucket_name: b} for s, b in zip(score_list, bucket_list)]
     if ids and any(i is not None for i in ids):
         for prediction, row_id in zip(predictions, ids):
             if row_id is not None:
@@ -51,16 +43,16 @@ def v2_response(spec: ModelSpec, scores: np.ndarray, model_name: str, version: s
     outputs = [
         # content_type as MLServer spells it; also keeps KServe from writing "parameters": null.
         InferOutput(
-            name="risk_score",
+            name=spec.outputs.score,
             shape=[rows],
-            datatype="FP64",
+            datatype=SCORE_DATATYPE,
             data=score_list,
             parameters={"content_type": "np"},
         ),
         InferOutput(
-            name="risk_bucket",
+            name=spec.outputs.bucket,
             shape=[rows],
-            datatype="BYTES",
+            datatype=BUCKET_DATATYPE,
             data=buckets(spec, score_list),
             parameters={"content_type": "str"},
         ),
@@ -90,7 +82,7 @@ def explanations(
             {"feature": names[j], "value": _jsonable(row[j]), "contribution": float(contrib[j])}
             for j in order
         ]
-        out.append({"risk_score": score, "risk_bucket": spec.risk_bucket(score), "top_features": top})
+        out.append({spec.outputs.score: score, spec.outputs.bucket: spec.risk_bucket(score), "top_features": top})
     return {"explanations": out, "model_version": version, "contribution_units": "log-odds"}
 
 

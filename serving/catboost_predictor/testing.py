@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
+
+from patchrisk.child_processes import free_port, stop  # noqa: F401  (re-exported for tests)
 
 
 @dataclass
@@ -31,12 +31,6 @@ class RunningServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def predictor_command(
@@ -78,18 +72,6 @@ def wait_until_ready(
             pass
         time.sleep(0.2)
     raise TimeoutError(f"predictor at {url} not ready after {timeout:.0f}s")
-
-
-def stop(process: subprocess.Popen, grace: float = 10) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 @contextlib.contextmanager

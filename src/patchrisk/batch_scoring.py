@@ -1,8 +1,10 @@
-"""Batch scoring for release planning: which patches QA tests first, which devices to watch.
+"""Batch scoring for release planning, for any spec: which items QA looks at first, which groups to watch.
 
-QA priority ranks patches by expected impact, risk × devices targeted (the blast radius), and
-names each patch's top contributing features. The device-monitoring list sums expected
-regressions (Σ risk) and devices at risk (Σ risk × devices) per device family and region.
+What plays which part comes from the model version's spec (``roles`` and ``outputs``), so patch-risk
+and feature-reliability go through the same code. For patch-risk: the QA list ranks patches by
+expected impact, risk × devices targeted (the blast radius), and names each patch's top
+contributing features; the watch list sums expected regressions (Σ risk) and devices at risk
+(Σ risk × devices) per device family and region.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from patchrisk.model_bundle import ModelBundle, frame_to_matrix
+from patchrisk.contract.matrix import frame_to_matrix
+from patchrisk.errors import SpecError
+from patchrisk.model_bundle import ModelBundle
 from patchrisk.reporting.humanize import driver, is_missing
 from patchrisk.reporting.page import page, table
 from patchrisk.reporting.svg import bar_chart
+from patchrisk.spec import ModelSpec
 
 TOP_FEATURES = 3
-BLAST_RADIUS_COLUMN = "num_devices_targeted"
 
 
 def top_contributions(bundle: ModelBundle, matrix: list[list], k: int = TOP_FEATURES) -> list[str]:
@@ -37,50 +41,73 @@ def _as_shown(feature, value):
     return bool(value) if feature.dtype == "bool" and not is_missing(value) else value
 
 
-def score_patches(bundle: ModelBundle, patches: pd.DataFrame) -> pd.DataFrame:
+def score_items(bundle: ModelBundle, items: pd.DataFrame) -> pd.DataFrame:
+    """Id, features, the version's score and bucket outputs, and each row's top features."""
     spec = bundle.spec
-    matrix = frame_to_matrix(patches, spec)
-    scored = patches[[spec.id_column, *spec.feature_names]].copy()
-    scored["risk_score"] = bundle.predict_matrix(matrix)
-    scored["risk_bucket"] = [spec.risk_bucket(s) for s in scored["risk_score"]]
+    matrix = frame_to_matrix(items, spec)
+    scored = items[[spec.id_column, *spec.feature_names]].copy()
+    scored[spec.outputs.score] = bundle.predict_matrix(matrix)
+    scored[spec.outputs.bucket] = [spec.risk_bucket(s) for s in scored[spec.outputs.score]]
     scored["top_features"] = top_contributions(bundle, matrix)
     return scored
 
 
-def qa_priority(scored: pd.DataFrame, id_column: str) -> pd.DataFrame:
-    out = scored.assign(expected_devices_affected=scored["risk_score"] * scored[BLAST_RADIUS_COLUMN])
-    out = out.sort_values(["expected_devices_affected", "risk_score"], ascending=False, kind="stable")
+score_patches = score_items  # the patch-risk name, kept for readers of the first spec
+
+
+def _blast_radius(spec: ModelSpec) -> str:
+    if not spec.roles.blast_radius:
+        raise SpecError(f"spec '{spec.name}' declares no roles.blast_radius: batch lists need one")
+    return spec.roles.blast_radius
+
+
+def qa_priority(scored: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Items ranked by expected impact (score × blast radius), then by score."""
+    score, names, blast = spec.outputs.score, spec.roles.list_names, _blast_radius(spec)
+    out = scored.assign(**{names.expected_impact: scored[score] * scored[blast]})
+    out = out.sort_values([names.expected_impact, score], ascending=False, kind="stable")
     out.insert(0, "qa_rank", np.arange(1, len(out) + 1))
-    cols = ["qa_rank", id_column, "risk_score", "risk_bucket", BLAST_RADIUS_COLUMN,
-            "expected_devices_affected", "component", "device_family", "region", "top_features"]
+    cols = ["qa_rank", spec.id_column, score, spec.outputs.bucket, blast, names.expected_impact,
+            *spec.roles.qa_columns, "top_features"]
     return out[cols].reset_index(drop=True)
 
 
-def device_watchlist(scored: pd.DataFrame) -> pd.DataFrame:
-    grouped = scored.assign(devices_at_risk=scored["risk_score"] * scored[BLAST_RADIUS_COLUMN],
-                            high=(scored["risk_bucket"] == "high").astype(int))
-    out = grouped.groupby(["device_family", "region"], observed=True).agg(
-        patches=("risk_score", "size"),
-        expected_regressions=("risk_score", "sum"),
-        devices_at_risk=("devices_at_risk", "sum"),
-        high_risk_patches=("high", "sum"),
-        max_risk=("risk_score", "max"),
-        riskiest_component=("component", lambda c: c.loc[grouped.loc[c.index, "risk_score"].idxmax()]),
-    ).reset_index()
-    out = out.sort_values(["expected_regressions", "devices_at_risk"], ascending=False, kind="stable")
+def watchlist(scored: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Per group (``roles.watch_groups``): expected incidents (Σ score) and impact at risk."""
+    score, names, blast = spec.outputs.score, spec.roles.list_names, _blast_radius(spec)
+    groups = list(spec.roles.watch_groups)
+    if not groups:
+        raise SpecError(f"spec '{spec.name}' declares no roles.watch_groups: the watch list needs them")
+    alert = spec.alert_bucket
+    grouped = scored.assign(**{names.impact_at_risk: scored[score] * scored[blast],
+                               "_alert": (scored[spec.outputs.bucket] == alert).astype(int)})
+    aggregations = {
+        names.items: (score, "size"),
+        names.expected_incidents: (score, "sum"),
+        names.impact_at_risk: (names.impact_at_risk, "sum"),
+        f"{alert}_risk_{names.items}": ("_alert", "sum"),
+        "max_risk": (score, "max"),
+    }
+    detail = spec.roles.watch_detail
+    if detail:
+        aggregations[f"riskiest_{detail}"] = (detail, lambda c: c.loc[grouped.loc[c.index, score].idxmax()])
+    out = grouped.groupby(groups, observed=True).agg(**aggregations).reset_index()
+    out = out.sort_values([names.expected_incidents, names.impact_at_risk], ascending=False, kind="stable")
     out.insert(0, "watch_rank", np.arange(1, len(out) + 1))
     return out.reset_index(drop=True)
 
 
-def batch_report_html(qa: pd.DataFrame, watch: pd.DataFrame, model: str, version: str) -> str:
+def batch_report_html(qa: pd.DataFrame, watch: pd.DataFrame, spec: ModelSpec, model: str, version: str) -> str:
+    names, groups = spec.roles.list_names, list(spec.roles.watch_groups)
     top = qa.head(15)
-    charts = (bar_chart(top.iloc[:, 1].astype(str).tolist(), top["expected_devices_affected"].tolist(),
-                        "Expected devices affected (top 15 patches)", value_format="{:,.0f}")
-              + bar_chart([f"{f} / {r}" for f, r in zip(watch["device_family"], watch["region"])][:15],
-                          watch["expected_regressions"].head(15).tolist(),
-                          "Expected regressions by device family / region", value_format="{:.1f}", color="#dc2626"))
+    group_labels = [" / ".join(str(v) for v in row) for row in watch[groups].itertuples(index=False)]
+    charts = (bar_chart(top[spec.id_column].astype(str).tolist(), top[names.expected_impact].tolist(),
+                        f"{names.expected_impact} (top 15 {names.items})", value_format="{:,.0f}")
+              + bar_chart(group_labels[:15], watch[names.expected_incidents].head(15).tolist(),
+                          f"{names.expected_incidents} by {' / '.join(groups)}", value_format="{:.1f}",
+                          color="#dc2626"))
     return page(f"Batch scoring: {model} v{version}", [
         ("Charts", f'<div class="charts">{charts}</div>'),
         ("QA priority list", table(qa, max_rows=40)),
-        ("Device-monitoring priority list", table(watch, max_rows=40)),
-    ], subtitle=f"{len(qa)} upcoming patches scored; ranked by risk × devices targeted.")
+        (f"Watch list by {' / '.join(groups)}", table(watch, max_rows=40)),
+    ], subtitle=f"{len(qa)} {names.items} scored; ranked by {spec.outputs.score} × {spec.roles.blast_radius}.")

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from patchrisk.contract.log_schema import LOG_SCORE
 from patchrisk.spec import ModelSpec
 
 N_BINS = 10
 N_QUANTILES = 101
 EPS = 1e-4  # floor for empty bins in PSI (avoids log(0))
-SCORE_COLUMN = "risk_score"
+SCORE_COLUMN = LOG_SCORE  # the prediction log's score column
 
 
 def quantile_edges(values: np.ndarray, n_bins: int = N_BINS) -> list[float]:

@@ -91,7 +91,7 @@ def _rankings(inputs: ReliabilityInputs) -> str:
         parts.append(table(qa, max_rows=15))
     if inputs.feature_ranking is not None and len(inputs.feature_ranking):
         fr = inputs.feature_ranking.head(15)
-        parts.append(bar_chart(fr.iloc[:, 0].astype(str).tolist(), fr["risk_score"].tolist(),
+        parts.append(bar_chart(fr.iloc[:, 1].astype(str).tolist(), fr["risk_score"].tolist(),
                                "Product features most likely to degrade tomorrow", value_format="{:.2f}",
                                color="#d97706"))
         parts.append(table(fr, max_rows=15))

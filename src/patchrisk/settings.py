@@ -13,7 +13,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_COMPONENT_IMAGE = "ghcr.io/patchrisk/components:0.1.0"
-DEFAULT_PREDICTOR_IMAGE = "ghcr.io/patchrisk/predictor:0.1.0"
 
 
 class Settings(BaseSettings):
@@ -35,9 +34,7 @@ class Settings(BaseSettings):
         None, description="Where the sink writes prediction logs: a directory or s3://bucket/prefix"
     )
     component_image: str = Field(DEFAULT_COMPONENT_IMAGE, description="Image every KFP component runs in")
-    predictor_image: str = Field(DEFAULT_PREDICTOR_IMAGE, description="KServe predictor image")
     kfp_host: str | None = Field(None, description="KFP API endpoint; None = run locally with kfp.local")
-    seed: int = Field(42, description="Seed for data generation and training")
 
     @cached_property
     def state(self) -> Path:

@@ -116,6 +116,44 @@ class Aggregation(_Strict):
     label: dict[str, float]  # thresholds on next-day aggregates: {"avg_latency_above": .., ...}
 
 
+class Outputs(_Strict):
+    """What a prediction is called in responses, the prediction log and batch lists.
+
+    Specs written before this section existed get these defaults, so their rows read as before.
+    """
+
+    score: str = Field("risk_score", pattern=r"^[a-z][a-z0-9_]*$")
+    bucket: str = Field("risk_bucket", pattern=r"^[a-z][a-z0-9_]*$")
+    alert_bucket: str | None = Field(None, description="the bucket batch lists count as needing attention "
+                                                       "(default: the riskiest bucket)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Outputs":
+        if self.score == self.bucket:
+            raise ValueError(f"outputs: score and bucket must have different names, both are '{self.score}'")
+        return self
+
+
+class ListNames(_Strict):
+    """Column names of the batch lists, in the users' words (defaults fit any spec)."""
+
+    items: str = Field("items", description="what one row is, plural: 'patches'")
+    expected_impact: str = Field("expected_impact", description="score x blast radius, per item")
+    expected_incidents: str = Field("expected_incidents", description="sum of scores, per watch group")
+    impact_at_risk: str = Field("impact_at_risk", description="sum of score x blast radius, per watch group")
+
+
+class Roles(_Strict):
+    """Which features play a part in batch lists (data, so a second spec needs no code)."""
+
+    list_names: ListNames = ListNames()
+
+    blast_radius: str | None = Field(None, description="numeric feature: how many units a bad item reaches")
+    watch_groups: tuple[str, ...] = Field((), description="category features the watch list groups by")
+    watch_detail: str | None = Field(None, description="category feature naming the riskiest item of a group")
+    qa_columns: tuple[str, ...] = Field((), description="features shown next to each item of the ranked list")
+
+
 class ModelSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     version: int = Field(ge=1)
@@ -132,6 +170,8 @@ class ModelSpec(_Strict):
     invariance: tuple[InvarianceCheck, ...] = ()
     directional: tuple[DirectionalCheck, ...] = ()
     aggregation: Aggregation | None = None
+    outputs: Outputs = Outputs()
+    roles: Roles = Roles()
     # Quality rules for training data (the data contract beyond types and ranges).
     min_rows: int = Field(200, ge=1)
     max_missing_rate: float = Field(0.2, ge=0, le=1)
@@ -159,10 +199,30 @@ class ModelSpec(_Strict):
         for check in self.directional:
             if self.feature(check.feature).is_categorical:
                 raise ValueError(f"directional check on '{check.feature}' needs a numeric feature")
+        for role, feature in self._role_features():
+            if feature not in names:
+                raise ValueError(f"roles.{role}: '{feature}' is not a feature")
+        if self.roles.blast_radius and self.feature(self.roles.blast_radius).is_categorical:
+            raise ValueError(f"roles.blast_radius: '{self.roles.blast_radius}' must be a numeric feature")
+        for role, feature in (*(("watch_groups", g) for g in self.roles.watch_groups),
+                              ("watch_detail", self.roles.watch_detail)):
+            if feature and not self.feature(feature).is_categorical:
+                raise ValueError(f"roles.{role}: '{feature}' must be a category feature")
         uppers = [b.upper for b in self.risk_buckets]
         if uppers != sorted(uppers) or len(set(uppers)) != len(uppers) or uppers[-1] != 1.0:
             raise ValueError("risk_buckets: 'upper' must strictly increase and the last must be 1.0")
+        bucket_names = [b.name for b in self.risk_buckets]
+        if self.outputs.alert_bucket and self.outputs.alert_bucket not in bucket_names:
+            raise ValueError(f"outputs.alert_bucket: '{self.outputs.alert_bucket}' is not one of the "
+                             f"risk_buckets ({', '.join(bucket_names)})")
         return self
+
+    def _role_features(self) -> list[tuple[str, str]]:
+        roles = self.roles
+        named = [("blast_radius", roles.blast_radius), ("watch_detail", roles.watch_detail),
+                 *(("watch_groups", g) for g in roles.watch_groups),
+                 *(("qa_columns", c) for c in roles.qa_columns)]
+        return [(role, feature) for role, feature in named if feature]
 
     # -- schema helpers used by every stage -------------------------------------------------
     @property
@@ -192,6 +252,11 @@ class ModelSpec(_Strict):
             if score < bucket.upper:
                 return bucket.name
         return self.risk_buckets[-1].name
+
+    @property
+    def alert_bucket(self) -> str:
+        """The bucket batch lists count as needing attention (default: the riskiest)."""
+        return self.outputs.alert_bucket or self.risk_buckets[-1].name
 
     def fingerprint(self) -> str:
         """A short hash of the spec's content: lineage for models trained on it."""

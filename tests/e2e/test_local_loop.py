@@ -46,8 +46,9 @@ def test_batch_outputs_have_their_columns_and_order(loop):
 
 def test_product_features_are_ranked_by_the_second_spec(loop):
     ranking = loop.facts["feature_ranking"]
-    assert list(ranking.columns) == ["feature_day_id", "risk_score", "risk_bucket", "top_features"]
-    assert ranking["risk_score"].is_monotonic_decreasing and len(ranking) >= 50
+    assert list(ranking.columns) == ["qa_rank", "feature_day_id", "risk_score", "risk_bucket", "usage_count",
+                                     "expected_requests_affected", "owner_team", "lifecycle_stage", "top_features"]
+    assert ranking["expected_requests_affected"].is_monotonic_decreasing and len(ranking) >= 50
 
 
 def test_drift_is_detected_in_the_drifted_windows_only_and_triggers_retraining(loop):

@@ -147,8 +147,8 @@ def test_pairs_in_both_modes_attribute_endpoints_and_time_out_lonely_requests(si
     assert logged(sink.store, list(exchanges), end=today - timedelta(days=2)).empty
     names = Store(sink.store).list()
     # rows by endpoint and day; the lonely request's event kept as it came, for pairing at read time
-    assert names and all((n.startswith(f"model={MODEL}/endpoint=") or n.startswith(f"_events/model={MODEL}/"))
-                         and "/date=" in n for n in names)
+    assert names and all(n.startswith((f"model={MODEL}/endpoint=", f"_events/model={MODEL}/")) and "/date=" in n
+                         for n in names)
 
     text = sink.metrics()
     assert metric(text, "patchrisk_sink_events_received_total", type="request") >= 3

@@ -39,3 +39,11 @@ def v2_response(scores: list[float], version: str) -> dict:
             "outputs": [{"name": "risk_score", "shape": [len(scores)], "datatype": "FP64", "data": scores},
                         {"name": "risk_bucket", "shape": [len(scores)], "datatype": "BYTES",
                          "data": [SPEC.risk_bucket(s) for s in scores]}]}
+
+
+def contracts(model: str, version: str | None):
+    """The sink's contract lookup in these tests: every patch-risk version (and the champion, whose
+    contract types rows that got no response) was trained on the packaged spec."""
+    from patchrisk.contract import Contract
+
+    return Contract(SPEC, version) if model == "patch-risk" else None

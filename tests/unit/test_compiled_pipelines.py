@@ -28,3 +28,16 @@ def test_training_pipeline_asks_for_secrets_and_a_gpu_only_on_the_gpu_branch():
         assert param.get("description"), "every pipeline parameter is described for the KFP UI form"
     images = {e["container"]["image"] for e in containers.values()}
     assert images == {"ghcr.io/patchrisk/components:0.1.0"}
+
+
+def test_monitoring_pipeline_fans_sketches_out_over_the_plan_and_collects_them_for_one_merge():
+    spec = next(yaml.safe_load_all((COMPILED_DIR / "monitoring.yaml").read_text()))
+    tasks = spec["root"]["dag"]["tasks"]
+    loop = next(t for t in tasks.values() if "parameterIterator" in t)
+    items = loop["parameterIterator"]["items"]["inputParameter"]
+    assert loop["inputs"]["parameters"][items]["taskOutputParameter"]["producerTask"] == "plan-monitor-window"
+    inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(inner) == ["sketch-window-partition"]
+    merge = tasks["merge-and-decide"]["inputs"]["artifacts"]["sketches"]["taskOutputArtifact"]
+    assert merge["producerTask"] == next(name for name, t in tasks.items() if t is loop)
+    assert spec["root"]["inputDefinitions"]["parameters"]["partitions"]["defaultValue"] >= 4

@@ -1,4 +1,3 @@
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -94,22 +93,3 @@ def test_telemetry_aggregates_to_feature_days_with_next_day_labels(reliability_s
     assert one_pass.groupby(one_pass["feature_day_id"].str.split(":").str[0]).size().max() == \
         events["timestamp"].dt.floor("D").nunique() - 1
     assert set(meta["feature_id"]) >= set(one_pass["feature_day_id"].str.split(":").str[0])
-
-
-def test_generate_cli_writes_both_specs(tmp_path):
-    import subprocess
-
-    from tests.conftest import PATCHRISK
-
-    out = subprocess.run([PATCHRISK, "data", "generate", "--spec", "patch-risk", "--rows", "50",
-                          "--out", str(tmp_path / "p.csv")], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert len(pd.read_csv(tmp_path / "p.csv")) == 50
-    out = subprocess.run([PATCHRISK, "data", "generate", "--spec", "feature-reliability", "--rows", "60",
-                          "--out", str(tmp_path / "tele")], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert (tmp_path / "tele" / "events.parquet").is_file() and (tmp_path / "tele" / "metadata.csv").is_file()
-    bad = subprocess.run([PATCHRISK, "data", "generate", "--rows", "5", "--out", str(tmp_path / "x.csv"),
-                          "--drift", "{shift: {nope: 1}}"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "'nope' is not a numeric feature" in bad.stderr
-    assert "Traceback" not in bad.stderr

@@ -107,7 +107,7 @@ def test_challenger_as_good_as_the_champion_passes(registry):
 
 
 def test_gate_report_logged_to_the_mlflow_run(registry, weak_report):
-    from patchrisk.gates.report import log_gate_report_to_mlflow
+    from patchrisk.gates.publish import log_gate_report_to_mlflow
 
     settings, version = registry
     log_gate_report_to_mlflow(settings, version.run_id, weak_report)

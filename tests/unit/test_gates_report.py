@@ -9,8 +9,9 @@ import pytest
 from patchrisk.evaluation import evaluate
 from patchrisk.gates.model_card import render_model_card
 from patchrisk.gates.policy import load_policy
+from patchrisk.gates.publish import write_gate_report
 from patchrisk.gates.render import render_html, render_markdown
-from patchrisk.gates.report import SCHEMA, GateReport, load_gate_report, write_gate_report
+from patchrisk.gates.report import SCHEMA, GateReport, load_gate_report
 from patchrisk.gates.runner import run_gates
 
 

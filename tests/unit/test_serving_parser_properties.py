@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from patchrisk.errors import InvalidRequest
 from patchrisk.spec import DType, load_spec
-from patchrisk_serving.catboost_predictor.request_parsing import parse_v1, parse_v2
-from patchrisk_serving.catboost_predictor.row_validation import RowValidator
+from patchrisk.contract.requests import parse_v1, parse_v2
+from patchrisk.contract.rows import RowValidator
 
 SPEC = load_spec("patch-risk")
 NAMES = SPEC.feature_names

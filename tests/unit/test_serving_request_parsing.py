@@ -11,8 +11,8 @@ import pytest
 from patchrisk.errors import InvalidRequest
 from patchrisk.model_bundle import rows_to_matrix
 from patchrisk.spec import load_spec
-from patchrisk_serving.catboost_predictor.request_parsing import parse_v1, parse_v2
-from patchrisk_serving.catboost_predictor.row_validation import RowValidator
+from patchrisk.contract.requests import parse_v1, parse_v2
+from patchrisk.contract.rows import RowValidator
 
 SPEC = load_spec("patch-risk")
 GOOD = {
@@ -270,7 +270,7 @@ def test_vectorised_buckets_match_the_spec_at_every_edge():
     import numpy as np
 
     from patchrisk.spec import load_spec
-    from patchrisk_serving.catboost_predictor.responses import buckets
+    from patchrisk.contract.outputs import buckets
 
     spec = load_spec("patch-risk")
     edges = [b.upper for b in spec.risk_buckets]

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from sink_support import instances, v1_response, v2_request
+from sink_support import contracts, instances, v1_response, v2_request
 
 from patchrisk.monitoring.prediction_logs import ERROR_REASON, read_prediction_logs
 from patchrisk.monitoring.sink.attribution import EndpointResolver
 from patchrisk.monitoring.sink.buffer import PairingBuffer, Spool
 from patchrisk.monitoring.sink.events import MalformedEvent, parse_event
-from patchrisk.monitoring.sink.rows import Exchange
+from patchrisk.monitoring.sink.rows import Exchange, log_schema_of
 from patchrisk.monitoring.sink.service import SinkConfig, SinkService
 from patchrisk.monitoring.sink.testing import logger_events
 from patchrisk.monitoring.sink.writer import OutboxWriter
@@ -24,7 +24,7 @@ from patchrisk.storage import Store
 def make_service(tmp_path: Path, store: str | None = None) -> SinkService:
     config = SinkConfig(store_uri=store or str(tmp_path / "logs"), spool_dir=tmp_path / "spool",
                         flush_seconds=600, response_timeout=0.05)
-    return SinkService(config, EndpointResolver(lambda model: {}))
+    return SinkService(config, EndpointResolver(lambda model: {}), contracts=contracts)
 
 
 def expire_lonely(service: SinkService) -> None:
@@ -112,7 +112,7 @@ def test_attributes_that_reach_paths_must_be_dns_labels(attribute, value):
 
 @pytest.mark.parametrize("model_name", ["../../evil", "../evil", "a/b", "/abs"])
 def test_writer_refuses_a_path_escaping_its_root(tmp_path, model_name):
-    writer = OutboxWriter(Store(str(tmp_path / "logs")), tmp_path / "spool")
+    writer = OutboxWriter(Store(str(tmp_path / "logs")), tmp_path / "spool", log_schema_of(contracts))
     from datetime import UTC, datetime
 
     row = {"event_id": "e", "row_index": 0, "received_at": datetime.now(UTC), "model_name": model_name,
@@ -227,7 +227,7 @@ def test_files_written_before_error_reason_existed_still_read(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from patchrisk.monitoring.prediction_logs import arrow_schema, spec_for_model
+    from patchrisk.monitoring.prediction_logs import arrow_schema
 
     service = make_service(tmp_path)
     rows = instances(2)
@@ -235,7 +235,7 @@ def test_files_written_before_error_reason_existed_still_read(tmp_path):
     service.flush()
     new_file, = Store(service.config.store_uri).list()
     new_table = pq.read_table(Path(service.config.store_uri) / new_file)
-    old_schema = pa.schema([f for f in arrow_schema(spec_for_model("patch-risk")) if f.name != ERROR_REASON])
+    old_schema = pa.schema([f for f in arrow_schema(contracts("patch-risk", "1").spec) if f.name != ERROR_REASON])
     old = new_table.drop_columns([ERROR_REASON]).cast(old_schema)
     old = old.set_column(0, "event_id", pa.array(["old", "old"]))
     pq.write_table(old, Path(service.config.store_uri) / new_file.replace("part-", "part-old-"))
@@ -258,7 +258,7 @@ def test_a_batch_of_nothing_but_an_unwritable_exchange_flushes_and_leaves_the_sp
 
 def test_an_event_larger_than_the_whole_buffer_is_413_not_a_503_retried_forever(tmp_path):
     config = SinkConfig(store_uri=str(tmp_path / "logs"), spool_dir=tmp_path / "spool", max_buffer_rows=5)
-    service = SinkService(config, EndpointResolver(lambda model: {}))
+    service = SinkService(config, EndpointResolver(lambda model: {}), contracts=contracts)
     (headers, body), = logger_events({"instances": instances(6)}, None, "patch-risk", "prod")
     with pytest.raises(MalformedEvent) as caught:
         service.accept(parse_event(headers, body))

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sink_support import instances, v1_response, v2_request
+from sink_support import contracts, instances, v1_response, v2_request
 
 from patchrisk.monitoring.prediction_logs import read_prediction_logs
 from patchrisk.monitoring.sink.attribution import EndpointResolver
 from patchrisk.monitoring.sink.events import MalformedEvent, parse_event
-from patchrisk.monitoring.sink.rows import Exchange, safe_exchange_rows
+from patchrisk.monitoring.sink.rows import Exchange, log_schema_of, safe_exchange_rows
 from patchrisk.monitoring.sink.service import SinkConfig, SinkService
 from patchrisk.monitoring.sink.testing import logger_events
 from patchrisk.monitoring.sink.writer import unwritable
@@ -68,7 +68,7 @@ def decode(body, kind: str = "request"):
         return None
     assert event.rows >= 0
     exchange = Exchange(event, None) if kind == "request" else Exchange(None, event)
-    rows = safe_exchange_rows(exchange, lambda model, version, explicit: "default")
+    rows = safe_exchange_rows(exchange, lambda model, version, explicit: "default", contracts)
     return rows
 
 
@@ -77,7 +77,7 @@ def decode(body, kind: str = "request"):
 def test_arbitrary_json_requests_are_refused_or_become_writable_rows(body):
     rows = decode(body)
     if rows:
-        assert unwritable(rows) is None or all(r["status"] == "error" for r in rows)
+        assert unwritable(rows, log_schema_of(contracts)) is None or all(r["status"] == "error" for r in rows)
 
 
 @FAST
@@ -107,7 +107,7 @@ def test_v1_instances_with_hostile_values_never_raise(body):
 def test_valid_exchanges_around_a_hostile_one_are_written(hostile):
     with tempfile.TemporaryDirectory() as tmp:
         config = SinkConfig(store_uri=str(Path(tmp) / "logs"), spool_dir=Path(tmp) / "spool", response_timeout=0)
-        service = SinkService(config, EndpointResolver(lambda model: {}))
+        service = SinkService(config, EndpointResolver(lambda model: {}), contracts=contracts)
         good = instances(3, seed=1)
         sent = [*logger_events({"instances": good}, v1_response(good, "1"), "patch-risk", "prod", event_id="before"),
                 *logger_events(hostile, None, "patch-risk", "prod", event_id="hostile"),

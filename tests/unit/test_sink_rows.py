@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from sink_support import SPEC, instances, v1_response, v2_request, v2_response
+from sink_support import SPEC, contracts, instances, v1_response, v2_request, v2_response
 
 from patchrisk.monitoring.sink.attribution import EndpointResolver
 from patchrisk.monitoring.sink.events import parse_event
@@ -25,7 +25,7 @@ def fixed_endpoint(model, version, explicit):
 
 def test_v1_pair_gives_one_typed_row_per_instance_with_ids_scores_and_latency():
     rows = instances(3)
-    out = exchange_rows(exchange({"instances": rows}, v1_response(rows, "8", [0.2, 0.5, 0.9])), fixed_endpoint)
+    out = exchange_rows(exchange({"instances": rows}, v1_response(rows, "8", [0.2, 0.5, 0.9])), fixed_endpoint, contracts)
     assert [r["row_index"] for r in out] == [0, 1, 2]
     assert [r["row_id"] for r in out] == [r[SPEC.id_column] for r in rows]
     assert [r["risk_score"] for r in out] == [0.2, 0.5, 0.9]
@@ -45,8 +45,8 @@ def test_v1_pair_gives_one_typed_row_per_instance_with_ids_scores_and_latency():
 
 def test_v2_pair_matches_v1_features():
     rows = instances(2, with_ids=False)
-    v1 = exchange_rows(exchange({"instances": rows}, v1_response(rows, "1", [0.3, 0.4])), fixed_endpoint)
-    v2 = exchange_rows(exchange(v2_request(rows), v2_response([0.3, 0.4], "1")), fixed_endpoint)
+    v1 = exchange_rows(exchange({"instances": rows}, v1_response(rows, "1", [0.3, 0.4])), fixed_endpoint, contracts)
+    v2 = exchange_rows(exchange(v2_request(rows), v2_response([0.3, 0.4], "1")), fixed_endpoint, contracts)
     for a, b in zip(v1, v2):
         assert {f: a[f] for f in SPEC.feature_names} == {f: b[f] for f in SPEC.feature_names}
         assert (a["risk_score"], a["risk_bucket"]) == (b["risk_score"], b["risk_bucket"])
@@ -56,13 +56,13 @@ def test_v2_pair_matches_v1_features():
 def test_missing_values_are_logged_as_null():
     rows = instances(1)
     rows[0]["test_coverage_pct"] = None
-    out = exchange_rows(exchange({"instances": rows}, v1_response(rows, "1")), fixed_endpoint)
+    out = exchange_rows(exchange({"instances": rows}, v1_response(rows, "1")), fixed_endpoint, contracts)
     assert out[0]["test_coverage_pct"] is None
 
 
 def test_request_without_response_is_an_error_row_without_version():
     rows = instances(2)
-    out = exchange_rows(exchange({"instances": rows}, None), lambda m, v, e: "unknown" if v is None else "x")
+    out = exchange_rows(exchange({"instances": rows}, None), lambda m, v, e: "unknown" if v is None else "x", contracts)
     assert [r["status"] for r in out] == ["error", "error"]
     assert {r["model_version"] for r in out} == {None} and {r["endpoint"] for r in out} == {"unknown"}
     assert all(math.isclose(r["num_devices_targeted"], s["num_devices_targeted"]) for r, s in zip(out, rows))
@@ -71,7 +71,7 @@ def test_request_without_response_is_an_error_row_without_version():
 def test_rows_the_predictor_would_reject_keep_raw_json():
     rows = instances(2)
     rows[1]["component"] = "no-such-component"
-    out = exchange_rows(exchange({"instances": rows}, None), fixed_endpoint)
+    out = exchange_rows(exchange({"instances": rows}, None), fixed_endpoint, contracts)
     assert [json.loads(r["features_json"]) for r in out] == rows
     assert out[0]["component"] is None and out[1]["row_id"] == rows[1][SPEC.id_column]
 
@@ -87,7 +87,7 @@ def test_unknown_model_stores_raw_instances():
 def test_response_without_request_is_logged_with_scores_only():
     rows = instances(2)
     pair = exchange({"instances": rows}, v1_response(rows, "3", [0.25, 0.75]))
-    out = exchange_rows(Exchange(None, pair.response), fixed_endpoint)
+    out = exchange_rows(Exchange(None, pair.response), fixed_endpoint, contracts)
     assert [r["risk_score"] for r in out] == [0.25, 0.75] and {r["status"] for r in out} == {"ok"}
     assert out[0]["row_id"] == rows[0][SPEC.id_column] and out[0]["code_churn_score"] is None
 

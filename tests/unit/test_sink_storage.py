@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
-from sink_support import instances, v1_response
+from sink_support import contracts, instances, v1_response
 
 from patchrisk.monitoring.prediction_logs import (
     arrow_schema,
@@ -17,7 +17,7 @@ from patchrisk.monitoring.prediction_logs import (
 )
 from patchrisk.monitoring.sink.buffer import PairingBuffer, Spool
 from patchrisk.monitoring.sink.events import parse_event
-from patchrisk.monitoring.sink.rows import exchange_rows
+from patchrisk.monitoring.sink.rows import exchange_rows, log_schema_of
 from patchrisk.monitoring.sink.testing import logger_events
 from patchrisk.monitoring.sink.writer import OutboxWriter
 from patchrisk.storage import Store
@@ -77,12 +77,13 @@ def rows_for(received_at, version="1", count=2, seed=5):
     buffer = PairingBuffer()
     buffer.add(request)
     buffer.add(response)
-    return exchange_rows(buffer.take_ready()[0], lambda m, v, e: "canary" if v == "2" else "default")
+    return exchange_rows(buffer.take_ready()[0], lambda m, v, e: "canary" if v == "2" else "default",
+                         contracts)
 
 
 def test_outbox_publishes_committed_batches_once_and_drops_uncommitted(tmp_path):
     store = Store(str(tmp_path / "store"))
-    writer = OutboxWriter(store, tmp_path / "spool")
+    writer = OutboxWriter(store, tmp_path / "spool", log_schema_of(contracts))
     now = datetime(2026, 3, 4, 10, tzinfo=UTC)
     writer.stage("gen-a", rows_for(now) + rows_for(now, version="2"))
     writer.stage("gen-b", rows_for(now))
@@ -109,7 +110,7 @@ def writer_spec():
 def written_logs(tmp_path):
     """Three days of rows, default and canary, published through the outbox."""
     store_uri = str(tmp_path / "logs")
-    writer = OutboxWriter(Store(store_uri), tmp_path / "spool")
+    writer = OutboxWriter(Store(store_uri), tmp_path / "spool", log_schema_of(contracts))
     base = datetime(2026, 5, 1, 23, 30, tzinfo=UTC)
     for day in range(3):
         when = base + timedelta(days=day)

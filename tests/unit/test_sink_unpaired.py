@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sink_support import instances, v1_response
+from sink_support import contracts, instances, v1_response
 
 from patchrisk.monitoring.prediction_logs import ERROR_REASON, read_prediction_logs
 from patchrisk.monitoring.sink.attribution import EndpointResolver
@@ -50,7 +50,7 @@ def test_a_split_exchange_is_one_paired_row_set_attributed_by_the_response_versi
     b.accept(response)  # the logger's workers may deliver the response first
     a.accept(request)
     flush_all(a, b)
-    logs = read_prediction_logs(str(tmp_path / "logs"), "patch-risk")
+    logs = read_prediction_logs(str(tmp_path / "logs"), "patch-risk", contracts=contracts)
     assert logs["event_id"].tolist() == ["split", "split"]
     assert logs["status"].eq("ok").all() and logs["latency_ms"].eq(5.0).all()
     assert logs["endpoint"].eq("canary").all() and logs["model_version"].eq("2").all()

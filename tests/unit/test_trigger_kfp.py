@@ -13,9 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from patchrisk_pipelines.run import COMPILED_DIR, training_pipeline
 
 from patchrisk.monitoring.drift.launcher import KfpLauncher, is_run_active, run_display_name
 from patchrisk.monitoring.drift.trigger import RunRef
+
+TRAINING_YAML = COMPILED_DIR / "training.yaml"
 
 API = "/apis/v2beta1"
 
@@ -151,7 +154,7 @@ PARAMS = {"data_uri": "s3://patchrisk-data/patches.parquet", "spec": "patch-risk
 
 def test_first_launch_creates_experiment_uploads_pipeline_and_runs_its_latest_version(kfp_api):
     kfp, host = kfp_api
-    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training").launch("patch-risk-20260302T00", PARAMS)
+    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", TRAINING_YAML).launch("patch-risk-20260302T00", PARAMS)
     assert kfp.problems == []
     assert result.outcome == "submitted" and result.run_id == "run-1"
     calls = [(m, p) for m, p, _, _ in kfp.requests]
@@ -169,7 +172,7 @@ def test_existing_pipeline_runs_its_newest_version_without_uploading(kfp_api):
     kfp.pipelines.append({"pipeline_id": "pipe-7", "display_name": "patchrisk-training"})
     kfp.versions["pipe-7"] = [{"pipeline_id": "pipe-7", "pipeline_version_id": v, "display_name": v,
                                "created_at": f"2026-01-0{i}T00:00:00Z"} for i, v in enumerate(["old", "new"], 1)]
-    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training").launch("patch-risk-20260302T00", PARAMS)
+    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", TRAINING_YAML).launch("patch-risk-20260302T00", PARAMS)
     assert kfp.problems == [] and result.outcome == "submitted"
     assert kfp.runs[0]["pipeline_version_reference"]["pipeline_version_id"] == "new"
     assert kfp.runs[0]["experiment_id"] == "exp-9"
@@ -179,7 +182,7 @@ def test_existing_pipeline_runs_its_newest_version_without_uploading(kfp_api):
 
 def test_a_second_launch_for_the_same_key_finds_the_run_instead_of_creating_one(kfp_api):
     kfp, host = kfp_api
-    launcher = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training")
+    launcher = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", TRAINING_YAML)
     first = launcher.launch("patch-risk-20260302T00", PARAMS)
     again = launcher.launch("patch-risk-20260302T00", PARAMS)
     assert again.outcome == "already_exists" and again.run_id == first.run_id and len(kfp.runs) == 1
@@ -188,7 +191,7 @@ def test_a_second_launch_for_the_same_key_finds_the_run_instead_of_creating_one(
 
 def test_run_activity_comes_from_the_run_state(kfp_api):
     kfp, host = kfp_api
-    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training").launch("k", PARAMS)
+    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", TRAINING_YAML).launch("k", PARAMS)
     ref = RunRef(backend="kfp", run_id=result.run_id, key="k", started_at="2026-03-02T00:00:00Z")
     assert is_run_active(ref, host) is True
     kfp.runs[0]["state"] = "SUCCEEDED"
@@ -220,7 +223,7 @@ def test_a_failed_launch_is_retried_after_the_delay_under_its_key_and_finds_the_
         end = t0 + dt.timedelta(hours=hours)
         analysis = WindowAnalysis(Window(end - dt.timedelta(hours=1), end), DriftVerdict("ok", 500), None, None, 0)
         return decide_and_launch(states.load(), states, analysis, {"drop": 0.2, "degraded": True}, config,
-                                 settings, lambda message: None)
+                                 settings, lambda message: None, training_pipeline())
 
     first, launch = window(0)
     assert launch["outcome"] == "failed" and launch["key"] == first.key and len(kfp.runs) == 1

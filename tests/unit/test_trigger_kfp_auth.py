@@ -15,7 +15,7 @@ import pytest
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.launcher import KfpLauncher, is_run_active
 from patchrisk.monitoring.drift.trigger import RunRef
-from tests.unit.test_trigger_kfp import PARAMS, FakeKfp, make_handler
+from tests.unit.test_trigger_kfp import PARAMS, TRAINING_YAML, FakeKfp, make_handler
 
 TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
 
@@ -49,7 +49,7 @@ def test_every_call_carries_the_projected_token_as_a_bearer(kfp_api_with_headers
     token = tmp_path / "token"
     token.write_text("sa-token-1\n")
     monkeypatch.setenv(TOKEN_ENV, str(token))
-    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training").launch("patch-risk-20260302T00", PARAMS)
+    result = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", TRAINING_YAML).launch("patch-risk-20260302T00", PARAMS)
     assert result.outcome == "submitted" and kfp.problems == []
     assert len(authorizations) == len(kfp.requests) >= 5
     assert set(authorizations) == {"Bearer sa-token-1"}
@@ -61,7 +61,7 @@ def test_a_rotated_token_is_read_again(kfp_api_with_headers, tmp_path, monkeypat
     token = tmp_path / "token"
     token.write_text("sa-token-1")
     monkeypatch.setenv(TOKEN_ENV, str(token))
-    launcher = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training")
+    launcher = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", TRAINING_YAML)
     result = launcher.launch("k", PARAMS)
     token.write_text("sa-token-2")
     assert is_run_active(RunRef(backend="kfp", run_id=result.run_id, key="k", started_at="2026-03-02T00:00:00Z"),
@@ -75,7 +75,7 @@ def test_without_a_token_path_no_authorization_is_sent(kfp_api_with_headers, mon
     """Standalone KFP (and a port-forward from a workstation) needs no token."""
     _, authorizations, host = kfp_api_with_headers
     monkeypatch.delenv(TOKEN_ENV, raising=False)
-    assert KfpLauncher(host, "patchrisk-retraining", "patchrisk-training").launch("k", PARAMS).outcome == "submitted"
+    assert KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", TRAINING_YAML).launch("k", PARAMS).outcome == "submitted"
     assert set(authorizations) == {None}
 
 
@@ -84,14 +84,14 @@ def test_a_token_path_without_a_file_is_a_clear_error(kfp_api_with_headers, tmp_
     missing = tmp_path / "not-mounted" / "token"
     monkeypatch.setenv(TOKEN_ENV, str(missing))
     with pytest.raises(PatchriskError, match=f"{TOKEN_ENV}.*{missing}"):
-        KfpLauncher(host, "patchrisk-retraining", "patchrisk-training").launch("k", PARAMS)
+        KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", TRAINING_YAML).launch("k", PARAMS)
     assert kfp.requests == []
 
 
 def test_multi_user_experiment_is_created_in_the_profile_namespace(kfp_api_with_headers):
     """Multi-user KFP refuses an experiment without a namespace; the config names the overlay's."""
     kfp, _, host = kfp_api_with_headers
-    launcher = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", namespace="patchrisk-prod")
+    launcher = KfpLauncher(host, "patchrisk-retraining", "patchrisk-training", TRAINING_YAML, namespace="patchrisk-prod")
     assert launcher.launch("k", PARAMS).outcome == "submitted" and kfp.problems == []
     created = [body for method, path, _, body in kfp.requests if method == "POST" and path.endswith("/experiments")]
     assert created == [{"display_name": "patchrisk-retraining", "namespace": "patchrisk-prod"}]

@@ -3,17 +3,12 @@ never while a run is active; the state file; the config."""
 
 import datetime as dt
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.config import TriggerPolicy, load_config
-from patchrisk.monitoring.drift.launcher import local_run_is_active
 from patchrisk.monitoring.drift.trigger import (
     MonitorState,
     RunRef,
@@ -98,20 +93,6 @@ def test_never_while_the_triggered_run_is_active():
     busy = decide(state, end(24), POLICY, lambda run: run.run_id == "run-7")
     assert busy.trigger is False and busy.blocked_by == ["run run-7 (kfp) is still active"]
     assert decide(state, end(24), POLICY, NEVER_ACTIVE).trigger is True
-
-
-def test_a_local_run_is_active_while_its_process_lives():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        run = RunRef(backend="local", run_id="local-k", key="k", started_at=end(0), host=socket.gethostname(),
-                     pid=child.pid)
-        assert local_run_is_active(run) is True
-        assert local_run_is_active(run.model_copy(update={"host": "elsewhere"})) is False
-    finally:
-        child.kill()
-        child.wait()
-    assert local_run_is_active(run) is False
-    assert local_run_is_active(run.model_copy(update={"pid": os.getpid()})) is True
 
 
 def test_state_round_trips_through_the_store_and_leaves_no_temp_files(tmp_path):

@@ -45,10 +45,12 @@ def register(app: typer.Typer) -> None:
         def say(message: str) -> None:
             typer.echo(message, err=True)
 
+        from patchrisk_pipelines.run import training_pipeline
+
         request = MonitorRequest(model=model, window_end=window_end, window_hours=window_hours, labels=labels,
                                  config=config, trigger_backend=trigger_backend,
                                  training_data_uri=training_data_uri, webhook=webhook, html=html,
-                                 log_to_mlflow=mlflow)
+                                 log_to_mlflow=mlflow, pipeline=training_pipeline())
         with stores_on_demand(state_dir):
             summary = run_monitor(get_settings(state_dir=state_dir, log_store_uri=store), request, say)
         say(alerts.headline(summary))

@@ -181,12 +181,12 @@ def register(app: typer.Typer) -> None:
         from patchrisk.registry import download_model
         from patchrisk.rollout.actions import revert_promotion
         from patchrisk.rollout.verify import verify_endpoint
-        from patchrisk.spec import load_spec
 
         ctx = _open(repo, overlay, model, config, clean=not no_rollback, push=push)
         version = model_version or ctx.journal.champion.version
         model_dir = download_model(ctx.settings, f"models:/{model}/{version}")
-        result = verify_endpoint(endpoint, model, version, model_dir, load_spec(model))
+        # checked against the promoted version's own contract (model_dir/spec.yaml), not today's packaged spec
+        result = verify_endpoint(endpoint, model, version, model_dir)
         for name, ok, detail in result.checks:
             typer.echo(f"  {name:<20} {'ok' if ok else 'FAILED':<7} {detail}")
         if result.passed:

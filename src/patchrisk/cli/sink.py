@@ -36,8 +36,10 @@ def register(app: typer.Typer) -> None:
 
         import uvicorn
 
+        from patchrisk.contract.lookup import settings_book
         from patchrisk.monitoring.sink.app import create_app
         from patchrisk.monitoring.sink.attribution import registry_resolver
+        from patchrisk.monitoring.sink.events import MAX_ROWS_PER_EVENT
         from patchrisk.monitoring.sink.service import SinkConfig, SinkService
         from patchrisk.settings import get_settings
 
@@ -51,6 +53,10 @@ def register(app: typer.Typer) -> None:
             response_timeout=response_timeout,
             max_buffer_rows=max_buffer_rows,
         )
-        service = SinkService(config, registry_resolver(settings, ttl=alias_ttl))
+        # Each version's rows are typed by the contract stored with that version (its model store copy).
+        # Rows without a response (no version) are typed by the champion's contract.
+        resolver = registry_resolver(settings, ttl=alias_ttl)
+        service = SinkService(config, resolver, contracts=settings_book(
+            settings, MAX_ROWS_PER_EVENT, unanswered_version=resolver.champion_version))
         typer.echo(f"sink on http://{host}:{port} -> {config.store_uri} (spool {config.spool_dir})", err=True)
         uvicorn.run(create_app(service, max_body_bytes), host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(model: str, data: Path, policy: str, env: str, champion: str, out: Path | None):
-    from patchrisk.gates.report import write_gate_report
+    from patchrisk.gates.publish import write_gate_report
     from patchrisk.gates.step import validate_model
     from patchrisk.registry import download_model
     from patchrisk.settings import get_settings

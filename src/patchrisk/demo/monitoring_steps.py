@@ -100,12 +100,13 @@ def monitor_and_retrain(ctx: LoopContext) -> StepResult:
     config = ctx.work / "monitoring.yaml"
     config.write_text(MONITORING_CONFIG)
     training_data = _retraining_data(ctx)
+    from patchrisk_pipelines.run import training_pipeline
     bounds, lines, summaries = ctx.facts["windows"], [], []
     for i, (start, end) in enumerate(zip(bounds, bounds[1:]), start=1):
         last = i == len(bounds) - 1
         request = MonitorRequest(window_end=end.isoformat(), window_hours=(end - start).total_seconds() / 3600,
                                  labels=ctx.facts["labels"], config=config, training_data_uri=str(training_data),
-                                 html=last, log_to_mlflow=True)
+                                 html=last, log_to_mlflow=True, pipeline=training_pipeline())
         summary = run_monitor(ctx.settings, request, say=lambda m: typer.echo(f"      {m}"))
         summaries.append(summary)
         drift, decision, launch = summary["drift"], summary["decision"], summary["launch"] or {}

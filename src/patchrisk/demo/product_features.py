@@ -10,7 +10,7 @@ FEATURE_DAYS = 3000  # about 100 product features over 30 days
 def rank_product_features(ctx: LoopContext) -> StepResult:
     """Rank product features by reliability risk (second spec, same code)."""
     from patchrisk.aggregate import aggregate_events
-    from patchrisk.batch_scoring import score_patches
+    from patchrisk.batch_scoring import qa_priority, score_items
     from patchrisk.datagen import generate, write_generated
     from patchrisk.evaluation import evaluate
     from patchrisk.spec import load_spec
@@ -24,8 +24,7 @@ def rank_product_features(ctx: LoopContext) -> StepResult:
     metrics = evaluate(holdout[spec.target.name], result.bundle.predict_frame(holdout), spec.decision_threshold).metrics
     day = spec.timestamp_column
     latest = table[table[day] == table[day].max()]
-    ranked = score_patches(result.bundle, latest).sort_values("risk_score", ascending=False, kind="stable")
-    ranked = ranked[[spec.id_column, "risk_score", "risk_bucket", "top_features"]].reset_index(drop=True)
+    ranked = qa_priority(score_items(result.bundle, latest), spec)  # the patch QA list's code path
     path = ctx.work / "product-feature-ranking.csv"
     ranked.to_csv(path, index=False)
     ctx.facts["feature_ranking"] = ranked
@@ -33,5 +32,5 @@ def rank_product_features(ctx: LoopContext) -> StepResult:
     return StepResult("Product features ranked by reliability risk (spec feature-reliability)", [
         f"{len(table):,} feature-days aggregated from {paths['events'].stat().st_size / 1e6:.1f} MB of events; "
         f"holdout ROC-AUC {metrics['roc_auc']:.3f}",
-        f"watch first: {top[spec.id_column]} (risk {top['risk_score']:.2f}; {top['top_features'] or 'no single driver'})",
+        f"watch first: {top[spec.id_column]} (risk {top[spec.outputs.score]:.2f}; {top['top_features'] or 'no single driver'})",
     ], {"product feature ranking (CSV)": path})

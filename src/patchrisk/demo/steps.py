@@ -45,7 +45,7 @@ def train_first_model(ctx: LoopContext) -> StepResult:
     """Run the training pipeline (kfp.local): validate, train, evaluate, gate, register."""
     from patchrisk_pipelines.run import run_training_locally
 
-    from patchrisk.cli.pipeline import git_commit
+    from patchrisk.provenance import git_commit
 
     outcome = run_training_locally(ctx.settings, data_uri=str(ctx.data["history"]), seed=ctx.seed,
                                    git_commit=git_commit(), log_file=ctx.work / "training-pipeline.log")

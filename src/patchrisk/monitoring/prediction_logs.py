@@ -4,7 +4,9 @@ Layout under the store root (a directory or ``s3://bucket/prefix``)::
 
     model=<name>/endpoint=<default|canary|unknown>/date=YYYY-MM-DD/part-<id>.parquet
 
-Columns (:data:`BASE_COLUMNS`, then one column per spec feature, then ``features_json``):
+Columns (:data:`BASE_COLUMNS`, then one column per feature of the answering version's spec, then
+``features_json``; the schema is :func:`patchrisk.contract.log_schema.arrow_schema` of that version's
+contract, so one file holds the rows of one version):
 
     event_id      str        CloudEvent id shared by the request and its response
     row_index     int32      position of the instance in its request (event_id + row_index is unique)
@@ -43,10 +45,17 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from patchrisk.spec import BUILTIN_SPECS, DType, ModelSpec, load_spec
+from patchrisk.contract.log_schema import (  # noqa: F401  (the log format's names, re-exported)
+    BASE_COLUMNS,
+    BASE_FIELDS,
+    ERROR_REASON,
+    FEATURES_JSON,
+    LOG_BUCKET,
+    LOG_SCORE,
+    arrow_schema,
+)
 from patchrisk.storage import Store
 
 if TYPE_CHECKING:
@@ -54,38 +63,8 @@ if TYPE_CHECKING:
 
 ENDPOINTS = ("default", "canary", "unknown")
 STATUS_OK, STATUS_ERROR = "ok", "error"
-FEATURES_JSON = "features_json"
-ERROR_REASON = "error_reason"
-BASE_FIELDS = (
-    pa.field("event_id", pa.string(), nullable=False),
-    pa.field("row_index", pa.int32(), nullable=False),
-    pa.field("received_at", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("model_name", pa.string(), nullable=False),
-    pa.field("model_version", pa.string()),
-    pa.field("endpoint", pa.string(), nullable=False),
-    pa.field("namespace", pa.string()),
-    pa.field("row_id", pa.string()),
-    pa.field("risk_score", pa.float64()),
-    pa.field("risk_bucket", pa.string()),
-    pa.field("status", pa.string(), nullable=False),
-    pa.field("latency_ms", pa.float64()),
-)
-BASE_COLUMNS = tuple(f.name for f in BASE_FIELDS)
-_ARROW_TYPES = {DType.float: pa.float64(), DType.int: pa.int64(), DType.bool: pa.bool_(),
-                DType.category: pa.string()}
 _PARTITION = re.compile(r"^model=(?P<model>[^/]+)/endpoint=(?P<endpoint>[^/]+)/date=(?P<date>\d{4}-\d{2}-\d{2})/"
                         r"(?P<file>[^/]+\.parquet)$")
-
-
-def spec_for_model(model_name: str) -> ModelSpec | None:
-    """The built-in spec named like the model, or None (its rows keep raw JSON features)."""
-    return load_spec(model_name) if model_name in BUILTIN_SPECS else None
-
-
-def arrow_schema(spec: ModelSpec | None) -> pa.Schema:
-    features = [pa.field(f.name, _ARROW_TYPES[f.dtype]) for f in spec.features] if spec else []
-    # error_reason goes last: files written before it existed keep every other column where it was
-    return pa.schema([*BASE_FIELDS, *features, pa.field(FEATURES_JSON, pa.string()), pa.field(ERROR_REASON, pa.string())])
 
 
 def partition_dir(model: str, endpoint: str, day: date) -> str:
@@ -148,7 +127,7 @@ def _is_plain_date(value) -> bool:
 
 def iter_prediction_log_batches(store_uri: str, model: str, start=None, end=None,
                                 endpoints: Iterable[str] | None = None, columns: list[str] | None = None,
-                                batch_rows: int = 65_536) -> Iterator[pd.DataFrame]:
+                                batch_rows: int = 65_536, contracts=None) -> Iterator[pd.DataFrame]:
     """Yield the logged rows as pandas frames of at most ``batch_rows`` rows (bounded memory).
 
     ``start``/``end``: a date (whole days, inclusive) or a datetime/ISO string (row-exact on
@@ -167,14 +146,17 @@ def iter_prediction_log_batches(store_uri: str, model: str, start=None, end=None
                 frame = frame.reindex(columns=columns)
             if len(frame):
                 yield frame.reset_index(drop=True)
-    yield from _unpaired_batches(store, model, start, end, endpoints, columns, batch_rows)
+    yield from _unpaired_batches(store, model, start, end, endpoints, columns, batch_rows, contracts)
 
 
-def _unpaired_batches(store: Store, model: str, start, end, endpoints, columns, batch_rows) -> Iterator[pd.DataFrame]:
-    """The exchanges whose request and response different sink replicas stored (paired now)."""
+def _unpaired_batches(store: Store, model: str, start, end, endpoints, columns, batch_rows,
+                      contracts=None) -> Iterator[pd.DataFrame]:
+    """The exchanges whose request and response different sink replicas stored (paired now), typed by
+    ``contracts`` ((model, version) -> contract; default: the versions registered under this process's
+    settings)."""
     from patchrisk.monitoring.unpaired_events import read_unpaired_rows
 
-    frame = read_unpaired_rows(store, model, _as_day(start), _as_day(end)).to_pandas()
+    frame = read_unpaired_rows(store, model, _as_day(start), _as_day(end), contracts=contracts).to_pandas()
     if endpoints:
         frame = frame[frame["endpoint"].isin(set(endpoints))]
     frame = _row_filter(frame, start, end)
@@ -185,15 +167,18 @@ def _unpaired_batches(store: Store, model: str, start, end, endpoints, columns, 
 
 
 def read_prediction_logs(store_uri: str, model: str, start=None, end=None,
-                         endpoints: Iterable[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+                         endpoints: Iterable[str] | None = None, columns: list[str] | None = None,
+                         contracts=None) -> pd.DataFrame:
     """Every logged row for ``model`` in [start, end] (see :func:`iter_prediction_log_batches`)."""
     import pandas as pd
 
-    frames = list(iter_prediction_log_batches(store_uri, model, start, end, endpoints, columns))
+    frames = list(iter_prediction_log_batches(store_uri, model, start, end, endpoints, columns,
+                                              contracts=contracts))
     if frames:
         return pd.concat(frames, ignore_index=True)
-    names = columns or arrow_schema(spec_for_model(model)).names
-    return arrow_schema(spec_for_model(model)).empty_table().to_pandas().reindex(columns=names)
+    # No files: the base columns (feature columns belong to the versions that wrote files).
+    empty = arrow_schema(None).empty_table().to_pandas()
+    return empty.reindex(columns=columns or list(empty.columns))
 
 
 def utc_now() -> datetime:

@@ -149,23 +149,24 @@ def _endpoint_of(endpoints: dict[str, str]):
 
 
 def read_unpaired_rows(store: Store, model: str, first: date | None = None, last: date | None = None,
-                       now: datetime | None = None) -> pa.Table:
+                       now: datetime | None = None, contracts=None) -> pa.Table:
     """Prediction-log rows (the sink's schema) of the exchanges the unpaired events settle.
 
     ``first``/``last`` bound the exchanges' ``received_at`` day (inclusive); callers filter finer.
     """
-    from patchrisk.monitoring.prediction_logs import arrow_schema, spec_for_model
-    from patchrisk.monitoring.sink.rows import error_rows, safe_exchange_rows
+    from patchrisk.contract.log_schema import arrow_schema
+    from patchrisk.monitoring.sink.rows import error_rows, log_schema_of, safe_exchange_rows
     from patchrisk.monitoring.sink.writer import unwritable
 
-    schema = arrow_schema(spec_for_model(model))
+    contracts = contracts or _reader_contracts()
+    schema_of = log_schema_of(contracts)
     names = _unpaired_files(store, model, first, last)
     if not names:
-        return schema.empty_table()
-    rows = []
+        return arrow_schema(None).empty_table()
+    by_version: dict[str | None, list[dict]] = {}
     for exchange, endpoints in pair_unpaired(_load(store, names), now or datetime.now(UTC)):
         endpoint_of = _endpoint_of(endpoints)
-        exchange_rows = safe_exchange_rows(exchange, endpoint_of)
+        exchange_rows = safe_exchange_rows(exchange, endpoint_of, contracts)
         if exchange_rows and unwritable(exchange_rows):
             exchange_rows = error_rows(exchange, endpoint_of, f"rows cannot be written: {unwritable(exchange_rows)}")
             if unwritable(exchange_rows):
@@ -173,5 +174,23 @@ def read_unpaired_rows(store: Store, model: str, first: date | None = None, last
         day = exchange_rows[0]["received_at"].date() if exchange_rows else None
         if day is None or (first and day < first) or (last and day > last):
             continue
-        rows.extend(exchange_rows)
-    return pa.Table.from_pylist(rows, schema=schema)
+        by_version.setdefault(exchange_rows[0]["model_version"], []).extend(exchange_rows)
+    if not by_version:
+        return arrow_schema(None).empty_table()
+    # Each version's rows are typed by its own contract, as the sink writes them; one table for all.
+    tables = [pa.Table.from_pylist(rows, schema=schema_of(model, version)) for version, rows in by_version.items()]
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _reader_contracts():
+    """The contracts of the versions registered under this process's settings; without settings
+    (or a readable model store) rows keep their raw JSON."""
+    from patchrisk.monitoring.sink.rows import no_contracts
+
+    try:
+        from patchrisk.contract.lookup import settings_book
+        from patchrisk.settings import get_settings
+
+        return settings_book(get_settings())
+    except Exception:  # noqa: BLE001  a reader without a registry still reads every row, untyped
+        return no_contracts

@@ -33,29 +33,45 @@ def _since(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def analyze(ctx: RolloutContext, labels_path: Path | None = None, report_dir: Path | None = None) -> dict:
-    """Analyse the running canary; writes the JSON + Markdown report and returns the JSON dict."""
-    from patchrisk.spec import load_spec
+def version_specs(ctx: RolloutContext, versions: dict[str, str]) -> dict:
+    """endpoint -> the spec of the version it serves (its contract), read from the registered copy."""
+    from patchrisk.contract.lookup import settings_book
 
+    book, specs = settings_book(ctx.settings), {}
+    for endpoint, version in versions.items():
+        contract = book.get(ctx.model, version)
+        if contract is None:
+            raise PatchriskError(f"cannot read the contract (spec.yaml) of {ctx.model} v{version} from the "
+                                 f"model store; its rows cannot be analysed without it")
+        specs[endpoint] = contract.spec
+    return specs
+
+
+def analyze(ctx: RolloutContext, labels_path: Path | None = None, report_dir: Path | None = None) -> dict:
+    """Analyse the running canary; writes the JSON + Markdown report and returns the JSON dict.
+
+    Each endpoint's rows are read with the contract of the version it serves (labels keyed by that
+    version's id and target columns, its decision threshold), never today's packaged spec."""
     journal = ctx.journal
     if journal.phase != "canary" or journal.canary is None:
         raise PatchriskError(f"no canary is running in {ctx.environment} (phase {journal.phase}); "
                              f"start one with `patchrisk rollout start`")
-    spec = load_spec(ctx.model)
     config = ctx.config
     canary_since, step_since = _since(journal.canary_started_at), _since(journal.step_started_at)
     logs = read_logs(ctx.settings.prediction_log_uri, ctx.model, canary_since, ctx.settings.s3_endpoint_url)
-    labels = read_labels(labels_path, spec) if labels_path else None
     versions = {"default": journal.champion.version, "canary": journal.canary.version}
+    specs = version_specs(ctx, versions)
+    labels = {e: read_labels(labels_path, spec) for e, spec in specs.items()} if labels_path else None
     stats, labelled = {}, {}
     for endpoint, version in versions.items():
         mine = endpoint_rows(logs, endpoint, version)  # failed calls (no version) included
         in_step = mine[mine["received_at"] >= pd.Timestamp(step_since)] if step_since else mine
-        labelled[endpoint] = join_labels(mine, labels)
-        stats[endpoint] = endpoint_stats(in_step, labelled[endpoint], endpoint, version, spec, config.score_bins,
-                                         config.min_latency_samples)
+        labelled[endpoint] = join_labels(mine, labels[endpoint] if labels else None)
+        stats[endpoint] = endpoint_stats(in_step, labelled[endpoint], endpoint, version, specs[endpoint],
+                                         config.score_bins, config.min_latency_samples)
+    # The canary is judged at its own threshold: it is the version that would serve everyone.
     comparison = compare(stats["default"], stats["canary"], labelled["default"], labelled["canary"],
-                         spec.decision_threshold)
+                         specs["canary"].decision_threshold)
     decision = decide(stats["default"], stats["canary"], comparison, config, journal.canary_percent or 0,
                       labels is not None)
     report = {

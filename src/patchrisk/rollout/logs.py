@@ -13,10 +13,11 @@ from datetime import datetime
 
 import pandas as pd
 
+from patchrisk.contract.log_schema import LOG_SCORE
 from patchrisk.errors import PatchriskError
 from patchrisk.storage import Store
 
-LOG_COLUMNS = ["received_at", "model_version", "endpoint", "row_id", "risk_score", "status", "latency_ms"]
+LOG_COLUMNS = ["received_at", "model_version", "endpoint", "row_id", LOG_SCORE, "status", "latency_ms"]
 PARTITION = re.compile(r"endpoint=(?P<endpoint>[^/]+)/date=(?P<date>\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
 ENDPOINTS = ("default", "canary")
 

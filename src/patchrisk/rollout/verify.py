@@ -74,7 +74,12 @@ def _get(client: httpx.Client, path: str) -> httpx.Response | str:
         return f"{type(err).__name__}: {err}"
 
 
-def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec, timeout: float = 30) -> VerifyResult:
+def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec=None, timeout: float = 30) -> VerifyResult:
+    """``spec``: default (and normally) the promoted version's own, stored in ``model_dir``."""
+    if spec is None:
+        from patchrisk.contract import contract_of_model_dir
+
+        spec = contract_of_model_dir(model_dir, str(version)).spec
     result = VerifyResult(endpoint, model, str(version))
     rows, expected = reference_of(model_dir)
     with httpx.Client(base_url=endpoint.rstrip("/"), timeout=timeout) as client:
@@ -86,7 +91,7 @@ def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec, ti
                    v2 if isinstance(v2, str) else f"HTTP {v2.status_code}")
         if not result.passed:
             return result
-        _check_v1(client, result, rows, expected)
+        _check_v1(client, result, rows, expected, spec)
         _check_v2(client, result, rows, expected, spec)
     return result
 
@@ -104,7 +109,7 @@ def _post(client, result: VerifyResult, check: str, path: str, body: dict) -> ht
     return resp
 
 
-def _check_v1(client, result: VerifyResult, rows, expected) -> None:
+def _check_v1(client, result: VerifyResult, rows, expected, spec) -> None:
     resp = _post(client, result, "v1_predict", f"/v1/models/{result.model}:predict", {"instances": rows})
     if resp is None:
         return
@@ -112,7 +117,8 @@ def _check_v1(client, result: VerifyResult, rows, expected) -> None:
     served = str(body.get("model_version") or resp.headers.get(VERSION_HEADER) or "?")
     result.add("v1_model_version", served == result.expected_version,
                f"serves v{served}, expected v{result.expected_version}")
-    ok, detail = _scores_match([float(p["risk_score"]) for p in body.get("predictions", [])], expected)
+    score = spec.outputs.score  # the version's own output name
+    ok, detail = _scores_match([float(p[score]) for p in body.get("predictions", []) if score in p], expected)
     result.add("v1_reference_scores", ok, detail)
 
 
@@ -126,5 +132,6 @@ def _check_v2(client, result: VerifyResult, rows, expected, spec) -> None:
     result.add("v2_model_version", served == result.expected_version,
                f"serves v{served}, expected v{result.expected_version}")
     outputs = {o.get("name"): o for o in body.get("outputs", [])}
-    ok, detail = _scores_match([float(s) for s in (outputs.get("risk_score") or {}).get("data", [])], expected)
+    ok, detail = _scores_match([float(s) for s in (outputs.get(spec.outputs.score) or {}).get("data", [])],
+                               expected)
     result.add("v2_reference_scores", ok, detail)

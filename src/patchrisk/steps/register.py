@@ -37,7 +37,8 @@ def register_model(model_dir: str, evaluation_json: str, pipeline_run_id: str, *
 def _log_gate_report_and_model_card(settings, version: RegisteredVersion, model_dir: str, evaluation: dict,
                                     gate_report_json: str) -> None:
     from patchrisk.gates.model_card import render_model_card
-    from patchrisk.gates.report import load_gate_report, log_gate_report_to_mlflow
+    from patchrisk.gates.publish import log_gate_report_to_mlflow
+    from patchrisk.gates.report import load_gate_report
     from patchrisk.model_bundle import ModelBundle
 
     report = load_gate_report(gate_report_json)

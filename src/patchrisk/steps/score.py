@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from patchrisk.batch_scoring import batch_report_html, device_watchlist, qa_priority, score_patches
+from patchrisk.batch_scoring import batch_report_html, qa_priority, score_items, watchlist
 from patchrisk.model_bundle import ModelBundle
 from patchrisk.registry import download_model
 from patchrisk.settings import get_settings
@@ -18,13 +18,14 @@ def score_batch(model_uri: str, patches_uri: str, qa_csv: str, watch_csv: str, r
     bundle = ModelBundle.load(download_model(settings, model_uri))
     patches = read_table(patches_uri)
     validate_frame(patches, bundle.spec, source=patches_uri, require_target=False).raise_if_failed()
-    scored = score_patches(bundle, conform(patches, bundle.spec))
-    qa = qa_priority(scored, bundle.spec.id_column)
-    watch = device_watchlist(scored)
+    spec = bundle.spec  # the version's own contract decides columns, roles and the alert bucket
+    scored = score_items(bundle, conform(patches, spec))
+    qa = qa_priority(scored, spec)
+    watch = watchlist(scored, spec)
     for path in (qa_csv, watch_csv, report_html):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     qa.to_csv(qa_csv, index=False)
     watch.to_csv(watch_csv, index=False)
-    Path(report_html).write_text(batch_report_html(qa, watch, bundle.name, bundle.version))
+    Path(report_html).write_text(batch_report_html(qa, watch, spec, bundle.name, bundle.version))
     return {"patches": len(qa), "model_version": bundle.version,
-            "high_risk": int((qa["risk_bucket"] == "high").sum())}
+            "high_risk": int((qa[spec.outputs.bucket] == spec.alert_bucket).sum())}

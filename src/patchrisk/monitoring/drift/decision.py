@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from patchrisk.contract.log_schema import LOG_SCORE
 from patchrisk.drift_stats import normalized_wasserstein, psi
 from patchrisk.monitoring.drift.config import DriftThresholds
 from patchrisk.monitoring.drift.statistics import OTHER, CategoricalAccumulator, NumericAccumulator
@@ -122,6 +123,6 @@ def judge(stats: dict, accumulators: dict, score: NumericAccumulator | None, row
             features.append(categorical_drift(name, stats["categorical"][name], ref_rows, acc, thresholds, alpha))
     prediction = None
     if score is not None and "score" in stats and score.count:
-        prediction = numeric_drift("risk_score", stats["score"], ref_rows, score, thresholds, thresholds.alpha,
+        prediction = numeric_drift(LOG_SCORE, stats["score"], ref_rows, score, thresholds, thresholds.alpha,
                                    kind="prediction", psi_threshold=thresholds.score_psi_threshold)
     return DriftVerdict("ok", rows, features, prediction)

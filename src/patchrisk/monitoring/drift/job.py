@@ -15,11 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchrisk.contract.lookup import settings_book
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift import alerts
 from patchrisk.monitoring.drift.analysis import WindowAnalysis, analyse_window
 from patchrisk.monitoring.drift.config import MonitoringConfig, load_config
-from patchrisk.monitoring.drift.launcher import KfpLauncher, LaunchResult, LocalLauncher, is_run_active
+from patchrisk.monitoring.drift.launcher import (
+    KfpLauncher,
+    LaunchResult,
+    LocalLauncher,
+    TrainingPipeline,
+    is_run_active,
+)
 from patchrisk.monitoring.drift.performance import labels_if_present, read_labels
 from patchrisk.monitoring.drift.reference import Reference, load_champion_reference
 from patchrisk.monitoring.drift.trigger import (
@@ -50,6 +57,7 @@ class MonitorRequest:
     webhook: str | None = None
     html: bool = True
     log_to_mlflow: bool = True
+    pipeline: TrainingPipeline | None = None  # how retraining starts (the CLI and demo pass the pipelines')
 
 
 def _clean(value):
@@ -111,13 +119,14 @@ def window_record(analysis: WindowAnalysis, performance: dict | None) -> WindowR
                         performance_degraded=bool((performance or {}).get("degraded")))
 
 
-def launcher_for(config: MonitoringConfig, settings):
+def launcher_for(config: MonitoringConfig, settings, pipeline: TrainingPipeline | None = None):
     backend = config.retraining.backend
     if backend == "kfp":
         return KfpLauncher(settings.kfp_host, config.retraining.kfp_experiment, config.retraining.pipeline_name,
+                           package_path=pipeline.compiled_yaml if pipeline else None,
                            namespace=config.retraining.kfp_namespace)
     if backend == "local":
-        return LocalLauncher(settings, settings.state / "monitoring")
+        return LocalLauncher(settings, settings.state / "monitoring", pipeline.run_locally if pipeline else None)
     return None
 
 
@@ -131,12 +140,13 @@ def _run_active(run, settings, say) -> bool:
 
 def decide_and_launch(state: MonitorState, states: StateStore, analysis: WindowAnalysis,
                       performance: dict | None, config: MonitoringConfig, settings,
-                      say: Callable[[str], None]) -> tuple[TriggerDecision, dict | None]:
+                      say: Callable[[str], None],
+                      pipeline: TrainingPipeline | None = None) -> tuple[TriggerDecision, dict | None]:
     record_window(state, window_record(analysis, performance), config.trigger)
     if state.active_run and not _run_active(state.active_run, settings, say):
         state.active_run = None
     decision = decide(state, analysis.window.end, config.trigger, lambda run: _run_active(run, settings, say))
-    launcher = launcher_for(config, settings)
+    launcher = launcher_for(config, settings, pipeline)
     if not decision.trigger:
         states.save(state)
         return decision, None
@@ -240,7 +250,16 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
     else:
         labels = labels_if_present(config.labels_uri, reference.spec, say) if config.labels_uri else None
     window = Window.ending(request.window_end, config.window_hours)
-    analysis = analyse_window(store, reference, window, config, labels, with_sample=request.html, progress=say)
+    analysis = analyse_window(store, reference, window, config, labels, with_sample=request.html, progress=say,
+                              same_contract=same_contract_as(reference, settings_book(settings)))
+    return conclude_window(settings, request, config, store, reference, analysis, say)
+
+
+def conclude_window(settings, request: MonitorRequest, config: MonitoringConfig, store: Store, reference: Reference,
+                    analysis: WindowAnalysis, say: Callable[[str], None] = lambda m: None) -> dict:
+    """Everything after the window's statistics: performance, report, retraining decision, MLflow,
+    alert, summary. The single-process job and the fanned-out pipeline's merge step both end here."""
+    window = analysis.window
     performance = None
     if analysis.labelled is not None:
         t = config.trigger
@@ -264,7 +283,8 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
         store.write_bytes(f"{prefix}/drift.html", html.encode())
     states = StateStore(store, reference.model_name)
     state = states.load()
-    decision, launch = decide_and_launch(state, states, analysis, performance, config, settings, say)
+    decision, launch = decide_and_launch(state, states, analysis, performance, config, settings, say,
+                                         request.pipeline)
     summary.update(decision=decision.model_dump(), launch=launch, state_uri=states.uri,
                    state_warnings=states.warnings)
     for warning in states.warnings:
@@ -276,3 +296,15 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
     summary = _clean(summary)
     store.write_bytes(f"{prefix}/summary.json", json.dumps(summary, indent=1, sort_keys=True).encode())
     return summary
+
+
+def same_contract_as(reference: Reference, book):
+    """A logged version -> whether its rows have the reference's columns (its contract's features
+    equal the champion's). Unanswered rows (no version) stay: they are counted as failed calls."""
+    def same(version: str | None) -> bool:
+        if version is None or str(version) == str(reference.model_version):
+            return True
+        contract = book.get(reference.model_name, version)
+        return contract is not None and contract.spec.features == reference.spec.features
+
+    return same

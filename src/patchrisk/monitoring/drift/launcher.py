@@ -19,8 +19,10 @@ import os
 import socket
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.trigger import RunRef
@@ -147,10 +149,19 @@ class KfpLauncher:
         return RunRef(backend=self.backend, run_id=result.run_id, key=key, started_at=_now())
 
 
-def _compiled_training_yaml() -> Path:
-    from patchrisk_pipelines.run import COMPILED_DIR
+@dataclass(frozen=True)
+class TrainingPipeline:
+    """How retraining is started, handed in by the caller (the CLI, the demo): the core monitoring
+    code never imports the pipelines package, so imports point inward (``patchrisk_pipelines.run
+    .training_pipeline()`` builds this)."""
 
-    return COMPILED_DIR / "training.yaml"
+    compiled_yaml: Path  # the compiled training pipeline uploaded to KFP
+    run_locally: Callable[..., Any]  # patchrisk_pipelines.run.run_training_locally
+
+
+def _compiled_training_yaml() -> Path:
+    raise PatchriskError("no compiled training pipeline was given to the KFP launcher "
+                         "(MonitorRequest.pipeline; the CLI passes patchrisk_pipelines' own)")
 
 
 def local_run_is_active(run: RunRef) -> bool:
@@ -169,8 +180,9 @@ def local_run_is_active(run: RunRef) -> bool:
 class LocalLauncher:
     backend = "local"
 
-    def __init__(self, settings, log_dir: Path):
+    def __init__(self, settings, log_dir: Path, run_training: Callable[..., Any] | None = None):
         self.settings, self.log_dir = settings, Path(log_dir)
+        self.run_training = run_training
 
     def is_active(self, run: RunRef) -> bool:
         return local_run_is_active(run)
@@ -180,8 +192,9 @@ class LocalLauncher:
                       host=socket.gethostname(), pid=os.getpid())
 
     def launch(self, key: str, parameters: dict) -> LaunchResult:
-        from patchrisk_pipelines.run import run_training_locally
-
+        if self.run_training is None:
+            raise PatchriskError("the local launcher was given no training pipeline (MonitorRequest.pipeline)")
+        run_training_locally = self.run_training
         params = dict(parameters)
         data_uri, spec = params.pop("data_uri"), params.pop("spec")
         known = {k: params.pop(k) for k in LOCAL_ARGUMENTS if k in params}

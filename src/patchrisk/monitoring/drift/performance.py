@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from patchrisk.contract.log_schema import LOG_SCORE
 from patchrisk.errors import PatchriskError
 from patchrisk.spec import ModelSpec
 
@@ -67,7 +68,7 @@ class LabelledScores:
         if ok is not None:
             matched = matched.filter(pc.fill_null(ok, False))
         for rid, score in zip(pc.cast(matched.column("row_id"), pa.string()).to_pylist(),
-                              matched.column("risk_score").to_pylist()):
+                              matched.column(LOG_SCORE).to_pylist()):
             if score is not None:
                 self.scores[rid] = float(score)
 

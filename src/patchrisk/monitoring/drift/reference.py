@@ -44,11 +44,13 @@ class Reference:
                    model_version=str(version), metrics=dict(metrics or {}))
 
 
-def load_champion_reference(settings, model_name: str) -> Reference:
-    """The champion's reference; a clear error when the model has no champion yet."""
+def load_champion_reference(settings, model_name: str, version: str | None = None) -> Reference:
+    """The champion's reference (or ``version``'s, pinned so every partition of a fanned-out window
+    uses the same one); a clear error when the model has no champion yet."""
     from patchrisk import registry
 
-    version = registry.get_version(settings, model_name, alias=registry.CHAMPION)
+    version = (registry.get_version(settings, model_name, version=version) if version else
+               registry.get_version(settings, model_name, alias=registry.CHAMPION))
     model_dir = registry.download_model(settings, f"models:/{model_name}/{version.version}")
     metrics = registry.client(settings).get_run(version.run_id).data.metrics if version.run_id else {}
     return Reference.from_model_dir(model_dir, model_name, str(version.version), metrics)

@@ -10,6 +10,11 @@ and within a fraction of a bin width for continuous ones. Chosen over a reservoi
 it is deterministic, needs no random state, and its error does not depend on the window's size.
 
 Per categorical feature: counts of each spec category, ``__other__`` and missing.
+
+Every accumulator merges exactly (counts are integers, minima and maxima are exact, sums are exact
+big integers: ``exact_sums``) and serialises to JSON without loss (``to_dict`` / ``from_dict``,
+floats as ``float.hex``), so a window sketched in partitions on many machines and merged gives the
+same bits as one pass: the fanned-out monitoring pipeline relies on it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchrisk.drift_stats import N_QUANTILES
+from patchrisk.monitoring.drift.exact_sums import exact_mean, exact_std, exact_sums
 
 SUBDIVISIONS = 8
 TAIL_BINS = 64
@@ -59,8 +65,9 @@ class NumericAccumulator:
         self.fine_min = np.full(len(self.fine_edges) + 1, np.inf)
         self.fine_max = np.full(len(self.fine_edges) + 1, -np.inf)
         self.missing = 0
-        self.total = 0.0
-        self.total_sq = 0.0
+        self.total = 0  # exact: sum * 2**SCALE_BITS (exact_sums)
+        self.total_sq = 0  # exact: sum of squares * 2**(2*SCALE_BITS)
+        self.infinite = [0, 0]  # +inf, -inf values: counted in the bins, kept out of the exact sums
 
     @classmethod
     def for_reference(cls, summary: dict) -> NumericAccumulator:
@@ -76,14 +83,27 @@ class NumericAccumulator:
         self.missing += int(values.size - present.size)
         if present.size == 0:
             return
-        self.bin_counts += np.bincount(np.searchsorted(self.edges, present, side="right"),
-                                       minlength=self.bin_counts.size)
-        fine = np.searchsorted(self.fine_edges, present, side="right")
-        self.fine_counts += np.bincount(fine, minlength=self.fine_counts.size)
-        np.minimum.at(self.fine_min, fine, present)
-        np.maximum.at(self.fine_max, fine, present)
-        self.total += float(present.sum())
-        self.total_sq += float(np.square(present).sum())
+        # Sorted once, every bin is a contiguous run: counts, minima and maxima come from the run
+        # boundaries (a search of the edges in the values), cheaper than searching every value
+        # in the edges. Bin i holds edges[i-1] <= x < edges[i], as searchsorted(..., "right").
+        ordered = np.sort(present)
+        self.bin_counts += np.diff(_run_bounds(ordered, self.edges))
+        bounds = _run_bounds(ordered, self.fine_edges)
+        counts = np.diff(bounds)
+        self.fine_counts += counts
+        filled = counts > 0
+        np.minimum(self.fine_min, np.where(filled, ordered[np.minimum(bounds[:-1], ordered.size - 1)], np.inf),
+                   out=self.fine_min)
+        np.maximum(self.fine_max, np.where(filled, ordered[np.maximum(bounds[1:] - 1, 0)], -np.inf),
+                   out=self.fine_max)
+        finite = np.isfinite(present)
+        if not finite.all():
+            self.infinite[0] += int((present == np.inf).sum())
+            self.infinite[1] += int((present == -np.inf).sum())
+            present = present[finite]
+        total, total_sq = exact_sums(present)
+        self.total += total
+        self.total_sq += total_sq
 
     def merge(self, other: NumericAccumulator) -> None:
         self.bin_counts += other.bin_counts
@@ -93,6 +113,23 @@ class NumericAccumulator:
         self.missing += other.missing
         self.total += other.total
         self.total_sq += other.total_sq
+        self.infinite = [self.infinite[0] + other.infinite[0], self.infinite[1] + other.infinite[1]]
+
+    def to_dict(self) -> dict:
+        return {"kind": "numeric", "edges": _hex(self.edges), "fine_edges": _hex(self.fine_edges),
+                "bin_counts": self.bin_counts.tolist(), "fine_counts": self.fine_counts.tolist(),
+                "fine_min": _hex(self.fine_min), "fine_max": _hex(self.fine_max), "missing": self.missing,
+                "total": hex(self.total), "total_sq": hex(self.total_sq), "infinite": list(self.infinite)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NumericAccumulator:
+        acc = cls(_unhex(data["edges"]), np.asarray(_unhex(data["fine_edges"])))
+        acc.bin_counts = np.asarray(data["bin_counts"], dtype=np.int64)
+        acc.fine_counts = np.asarray(data["fine_counts"], dtype=np.int64)
+        acc.fine_min, acc.fine_max = np.asarray(_unhex(data["fine_min"])), np.asarray(_unhex(data["fine_max"]))
+        acc.missing, acc.infinite = int(data["missing"]), [int(k) for k in data["infinite"]]
+        acc.total, acc.total_sq = int(data["total"], 16), int(data["total_sq"], 16)
+        return acc
 
     @property
     def proportions(self) -> np.ndarray:
@@ -101,12 +138,16 @@ class NumericAccumulator:
 
     @property
     def mean(self) -> float:
-        return self.total / self.count if self.count else float("nan")
+        pos, neg = self.infinite
+        if pos or neg:
+            return float("nan") if pos and neg else float("inf") if pos else float("-inf")
+        return exact_mean(self.total, self.count)
 
     @property
     def std(self) -> float:
-        n = self.count
-        return float(np.sqrt(max(self.total_sq / n - self.mean ** 2, 0.0))) if n else float("nan")
+        if any(self.infinite):
+            return float("nan")
+        return exact_std(self.total, self.total_sq, self.count)
 
     @property
     def missing_rate(self) -> float:
@@ -164,6 +205,16 @@ class CategoricalAccumulator:
         self.counts += other.counts
         self.missing += other.missing
 
+    def to_dict(self) -> dict:
+        return {"kind": "categorical", "categories": self.categories, "counts": self.counts.tolist(),
+                "missing": self.missing}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CategoricalAccumulator:
+        acc = cls(data["categories"])
+        acc.counts, acc.missing = np.asarray(data["counts"], dtype=np.int64), int(data["missing"])
+        return acc
+
     @property
     def frequencies(self) -> dict[str, float]:
         n = self.count
@@ -177,6 +228,24 @@ class CategoricalAccumulator:
 
     def summary(self) -> dict:
         return {"rows": self.count, "missing_rate": self.missing_rate, "frequencies": self.frequencies}
+
+
+def _run_bounds(ordered: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Start of every bin's run in sorted values, and the end: len(edges) + 2 positions."""
+    return np.concatenate([[0], np.searchsorted(ordered, edges, side="left"), [ordered.size]])
+
+
+def _hex(values) -> list[str]:
+    """Floats as ``float.hex`` strings: exact, and JSON has no infinities."""
+    return [float(v).hex() for v in np.asarray(values, dtype=float)]
+
+
+def _unhex(values: list[str]) -> list[float]:
+    return [float.fromhex(v) for v in values]
+
+
+def accumulator_from_dict(data: dict) -> NumericAccumulator | CategoricalAccumulator:
+    return (NumericAccumulator if data["kind"] == "numeric" else CategoricalAccumulator).from_dict(data)
 
 
 class WindowSample:

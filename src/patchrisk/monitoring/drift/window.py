@@ -111,11 +111,11 @@ def _in_window(table: pa.Table, window: Window) -> pa.Table:
 
 
 def iter_window_batches(store: Store, model: str, window: Window, columns: list[str], *,
-                        batch_rows: int = 65536, endpoints=ENDPOINTS,
+                        batch_rows: int = 65536, endpoints=ENDPOINTS, files: list[str] | None = None,
                         progress: Callable[[str], None] | None = None) -> Iterator[pa.Table]:
     """Tables of at most ``batch_rows`` logged rows inside ``window``, with ``columns`` (a column a
-    part lacks comes back all null)."""
-    files = partition_files(store, model, window, endpoints)
+    part lacks comes back all null); from ``files`` (one partition of ``partition_files``) when given."""
+    files = partition_files(store, model, window, endpoints) if files is None else list(files)
     say = progress or (lambda _m: None)
     say(f"reading {len(files)} log file(s) for {len(window.dates)} date(s) under {join(store.root, f'model={model}')}")
     wanted = list(dict.fromkeys([TIME_COLUMN, *columns]))

@@ -26,6 +26,7 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 EXPLICIT_ENDPOINTS = frozenset({"default", "canary"})
 CANARY_ALIAS = "canary"  # patchrisk.registry.CANARY (importing the registry costs pandas + MLflow)
+CHAMPION_ALIAS = "champion"  # patchrisk.registry.CHAMPION
 AliasLookup = Callable[[str], dict[str, str]]
 
 
@@ -56,12 +57,21 @@ class EndpointResolver:
 
     def canary_version(self, model: str) -> str | None | bool:
         """The canary alias's version, None when there is none, False when the lookup failed."""
+        return self.alias_version(model, CANARY_ALIAS)
+
+    def champion_version(self, model: str) -> str | None:
+        """The champion alias's version; None when there is none or the lookup failed."""
+        found = self.alias_version(model, CHAMPION_ALIAS)
+        return None if found is False else found
+
+    def alias_version(self, model: str, alias: str) -> str | None | bool:
+        """``alias``'s version, None when there is none, False when the lookup failed."""
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(model)
             if cached and cached[0] > now:
                 aliases = cached[1]
-                return False if aliases is None else aliases.get(CANARY_ALIAS)
+                return False if aliases is None else aliases.get(alias)
         self._warmed.wait(120)  # lookups racing the first client's set-up could both create the store
         try:
             aliases = self._lookup(model)
@@ -71,7 +81,7 @@ class EndpointResolver:
             aliases, expires = None, now + self._failure_ttl
         with self._lock:
             self._cache[model] = (expires, aliases)
-        return False if aliases is None else aliases.get(CANARY_ALIAS)
+        return False if aliases is None else aliases.get(alias)
 
     def endpoint(self, model: str, version: str | None, explicit: str | None) -> str:
         if explicit in EXPLICIT_ENDPOINTS:

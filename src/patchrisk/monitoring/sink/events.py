@@ -210,12 +210,15 @@ def count_response_rows(body: Any) -> int:
         for key in ("predictions", "explanations"):
             if isinstance(body.get(key), list):
                 return len(body[key])
-        scores = v2_output(body, "risk_score")
+        # V2: every output holds one value per row. Its name is the version's contract's (outputs.score),
+        # unknown when the event is accepted, so the first output with a data list counts the rows.
+        scores = next((o["data"] for o in body.get("outputs") or []
+                       if isinstance(o, dict) and isinstance(o.get("data"), list)), None)
         if scores is not None:
             return len(scores)
     raise MalformedEvent(
         "unparsable_response",
-        "response body has no 'predictions' or 'explanations' list (V1) and no 'risk_score' output (V2)",
+        "response body has no 'predictions' or 'explanations' list (V1) and no output with a 'data' list (V2)",
     )
 
 

@@ -1,8 +1,10 @@
 """Turn a request/response exchange into prediction-log rows (one per scored instance).
 
-Requests are decoded with the predictor's own parsers (``patchrisk_serving.catboost_predictor
-.request_parsing``), so the logged features are typed exactly as the model saw them. A request the
-predictor would reject (it got no response) keeps each raw instance in ``features_json``.
+Requests are decoded with the parsers of the contract of the version that answered
+(:mod:`patchrisk.contract`, looked up by the response's ``model_version``), so the logged features are
+typed exactly as that model saw them. A request the predictor would reject, a request without a
+response (no version, so no contract) and a version whose contract cannot be read keep each raw
+instance in ``features_json``.
 
 Whatever an exchange holds, :func:`safe_exchange_rows` never raises: an exchange that cannot be
 decoded becomes one error row with its raw request (first :data:`MAX_RAW_CHARS`) and the reason.
@@ -14,22 +16,19 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
+from patchrisk.contract import Contract
+from patchrisk.contract.log_schema import LOG_BUCKET, LOG_SCORE, arrow_schema
+from patchrisk.contract.requests import parse_v1, parse_v2
 from patchrisk.errors import InvalidRequest
-from patchrisk.monitoring.prediction_logs import (
-    ERROR_REASON,
-    FEATURES_JSON,
-    STATUS_ERROR,
-    STATUS_OK,
-    spec_for_model,
-)
-from patchrisk.monitoring.sink.events import MAX_ROWS_PER_EVENT, LoggedEvent, response_version, v2_output
+from patchrisk.monitoring.prediction_logs import ERROR_REASON, FEATURES_JSON, STATUS_ERROR, STATUS_OK
+from patchrisk.monitoring.sink.events import LoggedEvent, response_version, v2_output
 from patchrisk.spec import DType, ModelSpec
 
 EndpointOf = Callable[[str, str | None, str | None], str]  # (model, version, ce-endpoint) -> endpoint
+ContractOf = Callable[[str, str | None], Contract | None]  # (model, version) -> that version's contract
 MAX_RAW_CHARS = 64 * 1024  # raw JSON kept per error row
 NO_RESPONSE = "no response from the predictor within the response timeout (the call failed)"
 
@@ -52,23 +51,29 @@ class Exchange:
         return max(e.rows for e in (self.request, self.response) if e is not None)
 
 
-@lru_cache(maxsize=16)
-def _validator(model_name: str):
-    from patchrisk_serving.catboost_predictor.row_validation import RowValidator
-
-    spec = spec_for_model(model_name)
-    return RowValidator(spec, MAX_ROWS_PER_EVENT) if spec else None
+def no_contracts(model: str, version: str | None) -> None:
+    """No version's contract is known: every row keeps its raw JSON."""
+    return
 
 
-def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict]:
+def log_schema_of(contract_of: ContractOf):
+    """(model, version) -> the Arrow schema of that version's log rows (base columns only without a contract)."""
+
+    def schema(model: str, version: str | None):
+        contract = contract_of(model, version)
+        return arrow_schema(contract.spec if contract else None)
+
+    return schema
+
+
+def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf, contract_of: ContractOf = no_contracts) -> list[dict]:
     first = exchange.first
     version = response_version(exchange.response.body) if exchange.response else None
     explicit = next((e.endpoint for e in (exchange.request, exchange.response) if e and e.endpoint), None)
-    spec = spec_for_model(first.model_name)
-    id_column = spec.id_column if spec else None
-    scores, buckets, response_ids = _scores(exchange.response.body if exchange.response else None, id_column)
-    features, raw, request_ids, rejected = _features(first.model_name,
-                                                     exchange.request.body if exchange.request else None)
+    contract = contract_of(first.model_name, version)
+    spec = contract.spec if contract else None
+    scores, buckets, response_ids = _scores(exchange.response.body if exchange.response else None, spec)
+    features, raw, request_ids, rejected = _features(contract, exchange.request.body if exchange.request else None)
     count = exchange.rows
     complete = exchange.request is not None and exchange.response is not None and len(scores) == len(features)
     ok = exchange.response is not None and (complete or exchange.request is None)
@@ -95,8 +100,8 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict]:
             **base,
             "row_index": i,
             "row_id": None if row_id is None else str(row_id),
-            "risk_score": _at(scores, i),
-            "risk_bucket": _at(buckets, i),
+            LOG_SCORE: _at(scores, i),
+            LOG_BUCKET: _at(buckets, i),
             **empty_features,
             **(_at(features, i) or {}),
             FEATURES_JSON: _at(raw, i),
@@ -104,10 +109,11 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict]:
     return rows
 
 
-def safe_exchange_rows(exchange: Exchange, endpoint_of: EndpointOf) -> list[dict]:
+def safe_exchange_rows(exchange: Exchange, endpoint_of: EndpointOf,
+                       contract_of: ContractOf = no_contracts) -> list[dict]:
     """:func:`exchange_rows`, or one error row when the exchange cannot be decoded (never raises)."""
     try:
-        return exchange_rows(exchange, endpoint_of)
+        return exchange_rows(exchange, endpoint_of, contract_of)
     except Exception as err:  # noqa: BLE001  any content, any parser bug: this exchange only, never its neighbours
         return error_rows(exchange, endpoint_of, f"undecodable exchange: {type(err).__name__}: {str(err)[:300]}")
 
@@ -155,17 +161,20 @@ def _latency_ms(exchange: Exchange) -> float | None:
     return None
 
 
-def _scores(body: Any, id_column: str | None) -> tuple[list, list, list | None]:
-    """(risk scores, risk buckets, per-row ids echoed by V1) of a response body."""
+def _scores(body: Any, spec: ModelSpec | None) -> tuple[list, list, list | None]:
+    """(scores, buckets, per-row ids echoed by V1) of a response body, read under the output names of
+    the version's contract (the log's own names when the contract is unknown)."""
     if body is None:
         return [], [], None
+    score_name, bucket_name = (spec.outputs.score, spec.outputs.bucket) if spec else (LOG_SCORE, LOG_BUCKET)
+    id_column = spec.id_column if spec else None
     items = body.get("predictions") if isinstance(body.get("predictions"), list) else body.get("explanations")
     if isinstance(items, list):
-        objects = [p if isinstance(p, dict) else {"risk_score": p} for p in items]
+        objects = [p if isinstance(p, dict) else {score_name: p} for p in items]
         ids = [p.get(id_column) for p in objects] if id_column else None
-        return ([_number(p.get("risk_score")) for p in objects], [p.get("risk_bucket") for p in objects], ids)
-    scores = [_number(s) for s in v2_output(body, "risk_score") or []]
-    buckets = v2_output(body, "risk_bucket") or [None] * len(scores)
+        return ([_number(p.get(score_name)) for p in objects], [p.get(bucket_name) for p in objects], ids)
+    scores = [_number(s) for s in v2_output(body, score_name) or []]
+    buckets = v2_output(body, bucket_name) or [None] * len(scores)
     return scores, buckets, None
 
 
@@ -173,11 +182,11 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _features(model_name: str, body: Any) -> tuple[list[dict], list[str | None], list | None, str | None]:
+def _features(contract: Contract | None, body: Any) -> tuple[list[dict], list[str | None], list | None, str | None]:
     """(typed feature dicts, raw JSON per row for untyped rows, ids, why the predictor rejects it)."""
     if body is None:
         return [], [], None, None
-    validator = _validator(model_name)
+    validator = contract.validator if contract else None
     instances = body.get("instances") if isinstance(body, dict) else None
     rejected = None
     if validator is not None:
@@ -195,8 +204,6 @@ def _features(model_name: str, body: Any) -> tuple[list[dict], list[str | None],
 
 
 def _parse(body: dict, validator):
-    from patchrisk_serving.catboost_predictor.request_parsing import parse_v1, parse_v2
-
     if "inputs" in body:
         tensors = [SimpleNamespace(name=t.get("name"), shape=t.get("shape") or [], datatype=t.get("datatype"),
                                    data=t.get("data")) if isinstance(t, dict) else _not_object()

@@ -28,7 +28,14 @@ from patchrisk.monitoring.sink.buffer import COLLISION, DUPLICATE, PairingBuffer
 from patchrisk.monitoring.sink.dead_letters import DeadLetters
 from patchrisk.monitoring.sink.events import LoggedEvent, MalformedEvent, response_version
 from patchrisk.monitoring.sink.metrics import SinkMetrics
-from patchrisk.monitoring.sink.rows import Exchange, error_rows, safe_exchange_rows
+from patchrisk.monitoring.sink.rows import (
+    ContractOf,
+    Exchange,
+    error_rows,
+    log_schema_of,
+    no_contracts,
+    safe_exchange_rows,
+)
 from patchrisk.monitoring.sink.writer import OutboxWriter, unwritable
 from patchrisk.monitoring.unpaired_events import is_unpaired_file, unpaired_record
 from patchrisk.storage import Store
@@ -47,9 +54,14 @@ class SinkConfig:
 
 
 class SinkService:
-    def __init__(self, config: SinkConfig, resolver: EndpointResolver, metrics: SinkMetrics | None = None):
+    def __init__(self, config: SinkConfig, resolver: EndpointResolver, metrics: SinkMetrics | None = None,
+                 contracts: ContractOf = no_contracts):
+        """``contracts``: (model, version) -> the contract of that version, which types its rows
+        (:class:`patchrisk.contract.lookup.ContractBook`); without one, rows keep raw JSON."""
         self.config = config
         self.resolver = resolver
+        self.contracts = contracts
+        self.schema_of = log_schema_of(contracts)
         self.metrics = metrics or SinkMetrics()
         self.buffer = PairingBuffer()
         self.dead_letters = DeadLetters(config.spool_dir)
@@ -57,7 +69,7 @@ class SinkService:
         self.metrics.dead_letters.labels("spool_replay").inc(self.spool.quarantined)
         self._flush_error: str | None = None  # why the last flush failed (None: it did not)
         self._publish_error: str | None = None  # why publishing to the store failed
-        self.writer = OutboxWriter(Store(config.store_uri), config.spool_dir)
+        self.writer = OutboxWriter(Store(config.store_uri), config.spool_dir, self.schema_of)
         self._state_lock = threading.Lock()  # buffer + spool
         self._flush_lock = threading.Lock()  # one flush at a time
         self._wake = threading.Event()
@@ -153,7 +165,7 @@ class SinkService:
             rows = []
             try:
                 unpaired = self._unpaired_records([x for x in batch if x.pair_at_read])
-                per_exchange = [(x, safe_exchange_rows(x, self.resolver.endpoint)) for x in batch if not x.pair_at_read]
+                per_exchange = [(x, safe_exchange_rows(x, self.resolver.endpoint, self.contracts)) for x in batch if not x.pair_at_read]
                 rows = [row for _, exchange_rows in per_exchange for row in exchange_rows]
                 if rows or unpaired:
                     try:
@@ -201,10 +213,10 @@ class SinkService:
         """Each exchange's rows if writable, else its error row, else nothing (a dead letter)."""
         rows = []
         for exchange, exchange_rows in per_exchange:
-            problem = unwritable(exchange_rows) if exchange_rows else None
+            problem = unwritable(exchange_rows, self.schema_of) if exchange_rows else None
             if problem:
                 exchange_rows = error_rows(exchange, self.resolver.endpoint, f"rows cannot be written: {problem}")
-                still = unwritable(exchange_rows)
+                still = unwritable(exchange_rows, self.schema_of)
                 if still:
                     self._quarantine(exchange, still)
                     continue

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from patchrisk_serving.catboost_predictor.testing import free_port, stop
 
+from patchrisk.child_processes import free_port, stop
 from patchrisk.monitoring.sink.events import REQUEST_TYPE, RESPONSE_TYPE
 
 

@@ -26,14 +26,23 @@ import os
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from patchrisk.monitoring.prediction_logs import arrow_schema, partition_dir, spec_for_model
+from patchrisk.contract.log_schema import arrow_schema
+from patchrisk.monitoring.prediction_logs import partition_dir
 from patchrisk.monitoring.unpaired_events import unpaired_bytes, unpaired_dir
 from patchrisk.storage import Store
+
+SchemaOf = Callable[[str, str | None], pa.Schema]  # (model, version) -> that version's log schema
+
+
+def base_schema(model: str, version: str | None) -> pa.Schema:
+    """No contracts known: base columns and raw JSON only."""
+    return arrow_schema(None)
 
 # Test hook: seconds to pause after publishing each file, so a test can kill the sink mid-flush.
 PUBLISH_PAUSE_ENV = "PATCHRISK_SINK_TEST_PUBLISH_PAUSE_S"
@@ -56,27 +65,32 @@ def partition_of(row: dict) -> str:
     return inside_root(partition)
 
 
-def unwritable(rows: list[dict]) -> str | None:
+def schema_for(rows: list[dict], schema_of: SchemaOf) -> pa.Schema:
+    return schema_of(rows[0]["model_name"], rows[0]["model_version"])
+
+
+def unwritable(rows: list[dict], schema_of: SchemaOf = base_schema) -> str | None:
     """Why these rows (one exchange's) cannot be written, or None: the checks :meth:`stage` relies on."""
     try:
         partition_of(rows[0])
-        pa.Table.from_pylist(rows, schema=arrow_schema(spec_for_model(rows[0]["model_name"])))
+        pa.Table.from_pylist(rows, schema=schema_for(rows, schema_of))
     except Exception as err:  # noqa: BLE001  whatever stops these rows is the answer
         return f"{type(err).__name__}: {str(err)[:300]}"
     return None
 
 
-def parquet_bytes(rows: list[dict], model_name: str) -> bytes:
-    table = pa.Table.from_pylist(rows, schema=arrow_schema(spec_for_model(model_name)))
+def parquet_bytes(rows: list[dict], schema: pa.Schema) -> bytes:
+    table = pa.Table.from_pylist(rows, schema=schema)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     return buffer.getvalue()
 
 
-def group_by_partition(rows: list[dict]) -> dict[str, list[dict]]:
-    groups: dict[str, list[dict]] = defaultdict(list)
+def group_by_partition(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Rows per (partition, model version): one file holds one version's rows, typed by its contract."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
-        groups[partition_of(row)].append(row)
+        groups[(partition_of(row), row.get("model_version") or "")].append(row)
     return groups
 
 
@@ -91,8 +105,9 @@ def group_unpaired(records: list[dict]) -> dict[str, list[dict]]:
 
 
 class OutboxWriter:
-    def __init__(self, store: Store, spool_dir: Path):
+    def __init__(self, store: Store, spool_dir: Path, schema_of: SchemaOf = base_schema):
         self.store = store
+        self.schema_of = schema_of
         self.outbox = Path(spool_dir) / "outbox"
         self.outbox.mkdir(parents=True, exist_ok=True)
         self.publish_pause = float(os.environ.get(PUBLISH_PAUSE_ENV, "0") or 0)
@@ -104,10 +119,10 @@ class OutboxWriter:
         shutil.rmtree(staging, ignore_errors=True)
         local = Store(str(staging))
         counts = {}
-        for index, (partition, part_rows) in enumerate(sorted(group_by_partition(rows).items())):
+        for index, ((partition, _), part_rows) in enumerate(sorted(group_by_partition(rows).items())):
             name = inside_root(f"{partition}/part-{generation}-{index:04d}.parquet")
-            local.write_bytes(name, parquet_bytes(part_rows, part_rows[0]["model_name"]))
-            counts[partition] = len(part_rows)
+            local.write_bytes(name, parquet_bytes(part_rows, schema_for(part_rows, self.schema_of)))
+            counts[partition] = counts.get(partition, 0) + len(part_rows)
         for index, (folder, records) in enumerate(sorted(group_unpaired(unpaired).items())):
             local.write_bytes(inside_root(f"{folder}/part-{generation}-{index:04d}.parquet"), unpaired_bytes(records))
             counts[folder] = len(records)

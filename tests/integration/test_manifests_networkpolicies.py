@@ -19,6 +19,8 @@ import yaml
 from patchrisk.manifests_check.render import Target
 from patchrisk.manifests_check.runner import check_objects
 
+pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
+
 REPO = Path(__file__).resolve().parents[2]
 
 

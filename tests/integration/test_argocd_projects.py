@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
+
 REPO = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "staging", "prod")
 CLUSTER_SCOPED = {("", "Namespace")}

@@ -16,6 +16,8 @@ from patchrisk.manifests_check.kserve_rules import (
     check_inference_service,
 )
 
+pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
+
 REPO = Path(__file__).resolve().parents[2]
 FIELD = f'metadata.annotations["{KSERVE_VERSION_ANNOTATION}"]'
 MINIMUM = ".".join(map(str, STANDARD_CANARY_MIN_KSERVE))

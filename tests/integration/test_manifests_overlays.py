@@ -15,6 +15,8 @@ from patchrisk.manifests_check.locations import declared_mode, shared_dir
 from patchrisk.manifests_check.render import Target
 from patchrisk.manifests_check.runner import check_objects
 
+pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
+
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = REPO / "manifests" / "overlays"
 ENVIRONMENTS = ["dev", "staging", "prod"]

@@ -13,11 +13,12 @@ Every caller mistake raises :class:`patchrisk.errors.InvalidRequest` naming what
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
+from patchrisk.contract.rows import RowValidator, _describe, describe_count
 from patchrisk.errors import InvalidRequest
-from patchrisk_serving.catboost_predictor.row_validation import RowValidator, _describe, describe_count
 
 NUMERIC_DATATYPES = frozenset(
     {"FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8", "BOOL"}

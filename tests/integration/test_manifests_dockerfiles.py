@@ -8,6 +8,8 @@ import pytest
 
 from patchrisk.manifests_check.hadolint_scan import find_dockerfiles, hadolint_binary, run_hadolint
 
+pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = ["components/Dockerfile", "serving/Dockerfile"]
 
@@ -31,7 +33,11 @@ def test_multi_stage_non_root_and_locked(dockerfile):
     final_stage = text.split("\nFROM ")[-1]
     assert "USER 1000" in final_stage
     assert "pip install" not in final_stage and "apt-get" not in final_stage  # nothing built in the final stage
-    assert "pip install --requirement requirements.lock" in text and "pip install --no-deps ." in text
+    lock = {"components/Dockerfile": "requirements-components.lock",
+            "serving/Dockerfile": "requirements-predictor.lock"}[str(dockerfile)]
+    assert f"--requirement {lock}" in text and "pip install --no-deps ." in text
+    installed = {line.split("==")[0] for line in (REPO / lock).read_text().splitlines() if "==" in line}
+    assert not installed & {"pytest", "moto", "playwright", "hypothesis", "ruff", "import-linter"}  # runtime only
 
 
 def test_predictor_entrypoint():

@@ -20,6 +20,8 @@ from patchrisk.manifests_check.locations import shared_dir
 from patchrisk.manifests_check.render import Target
 from patchrisk.manifests_check.runner import check_objects
 
+pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
+
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = shared_dir(REPO) / "schemas" / "strict"
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"

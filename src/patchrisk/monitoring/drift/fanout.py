@@ -1,0 +1,112 @@
+"""The monitor fanned out: one window split into partitions of its log files, sketched in parallel
+(one KFP task each), merged exactly, and concluded by the single-process job's own code.
+
+Three steps, each a function a KFP component calls (``pipelines/monitoring.py``):
+
+1. ``plan`` pins the champion version and the window's end, lists the window's log files and deals
+   them round-robin by name into ``partitions`` groups (the sink rolls parts at a bounded size, so
+   equal file counts are near-equal rows; deterministic).
+2. ``sketch_partition`` reads one group and returns its ``WindowSketch`` as a JSON-safe dict, with
+   the champion version and window end it was taken against.
+3. ``merge_and_conclude`` adds the sketches (exact: same bits as one pass) and hands the merged
+   analysis to ``job.conclude_window``: the same verdicts, state update, retraining decision,
+   MLflow run and summary as ``patchrisk monitor``.
+
+Not fanned out (yet): the Evidently HTML report (it needs one sample of the whole window) and
+performance drift from labels (the last logged score per id depends on file order). Both stay with
+the single-process job; the pipeline reports drift and decides on it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from patchrisk.errors import PatchriskError
+from patchrisk.monitoring.drift.analysis import analysis_of, sketch_window
+from patchrisk.monitoring.drift.job import MonitorRequest, conclude_window, open_log_store, resolve_config
+from patchrisk.monitoring.drift.reference import load_champion_reference
+from patchrisk.monitoring.drift.sketch import WindowSketch
+from patchrisk.monitoring.drift.window import Window, partition_files
+from patchrisk.settings import get_settings
+
+
+def plan(settings, request: MonitorRequest, partitions: int, say: Callable[[str], None] = lambda m: None) -> list[str]:
+    """The partitions, at least one, each a JSON object: the pinned champion version, the window's end
+    (a window "ending now" must be the same window in every task) and its share of the log files."""
+    if partitions < 1:
+        raise PatchriskError(f"partitions: {partitions}; need at least 1")
+    config = resolve_config(request)
+    store = open_log_store(settings)
+    reference = load_champion_reference(settings, request.model)
+    window = Window.ending(request.window_end, config.window_hours)
+    files = sorted(partition_files(store, reference.model_name, window))
+    count = min(partitions, max(len(files), 1))
+    groups = [files[i::count] for i in range(count)]  # dealt round-robin: sink parts are similar in size
+    say(f"window {window.key}: {len(files)} log file(s) in {len(groups)} partition(s), "
+        f"champion v{reference.model_version}")
+    return [json.dumps({"model_version": reference.model_version, "window_end": window.end.isoformat(),
+                        "files": group}) for group in groups]
+
+
+def sketch_partition(settings, request: MonitorRequest, partition: str,
+                     say: Callable[[str], None] = lambda m: None) -> dict:
+    """One partition's sketch, wrapped with what it was taken against (checked again at the merge)."""
+    part = json.loads(partition)
+    config = resolve_config(request)
+    store = open_log_store(settings)
+    reference = load_champion_reference(settings, request.model, part["model_version"])
+    window = Window.ending(part["window_end"], config.window_hours)
+    sketch = sketch_window(store, reference, window, config, files=part["files"], progress=say)
+    return {"model_version": part["model_version"], "window_end": part["window_end"], "files": part["files"],
+            "sketch": sketch.to_dict()}
+
+
+def merge_sketches(sketches: list[dict]) -> WindowSketch:
+    if not sketches:
+        raise ValueError("no partition sketches to merge")
+    merged = WindowSketch.from_dict(sketches[0])
+    for other in sketches[1:]:
+        merged.merge(WindowSketch.from_dict(other))
+    return merged
+
+
+def merge_and_conclude(settings, request: MonitorRequest, partitions: list[dict],
+                       say: Callable[[str], None] = lambda m: None) -> tuple[dict, WindowSketch]:
+    """The window's summary (what ``patchrisk monitor`` writes) and the merged sketch."""
+    if not partitions:
+        raise PatchriskError("no partition sketches to merge")
+    pinned = {(p["model_version"], p["window_end"]) for p in partitions}
+    if len(pinned) != 1:
+        raise PatchriskError(f"partition sketches of different champions or windows: {sorted(pinned)}")
+    (model_version, window_end), = pinned
+    config = resolve_config(request)
+    store = open_log_store(settings)
+    reference = load_champion_reference(settings, request.model, model_version)
+    window = Window.ending(window_end, config.window_hours)
+    merged = merge_sketches([p["sketch"] for p in partitions])
+    say(f"merged {len(partitions)} partition sketch(es): {merged.rows:,} rows, {merged.errors:,} failed requests")
+    analysis = analysis_of(merged, reference, window, config)
+    return conclude_window(settings, request, config, store, reference, analysis, say), merged
+
+
+def monitor_settings(log_store_uri: str, mlflow_tracking_uri: str):
+    """Settings of a pipeline task: the rest (S3 endpoint, KFP host) from PATCHRISK_* env as usual."""
+    return get_settings(log_store_uri=log_store_uri, mlflow_tracking_uri=mlflow_tracking_uri)
+
+
+def monitor_request(model: str, window_end: str, window_hours: float, monitoring_config: str, **more):
+    """The ``patchrisk monitor`` request the pipeline's parameters stand for (config given as YAML text)."""
+    config = None
+    if monitoring_config.strip():
+        config = Path(tempfile.mkdtemp()) / "monitoring.yaml"
+        config.write_text(monitoring_config)
+    return MonitorRequest(model=model, window_end=window_end or None, window_hours=window_hours or None,
+                          config=config, html=False, trigger_backend=more.pop("trigger_backend", None) or None,
+                          training_data_uri=more.pop("training_data_uri", None) or None, **more)
+
+
+def read_sketches(paths: list[str | Path]) -> list[dict]:
+    return [json.loads(Path(p).read_text()) for p in paths]

@@ -1,0 +1,84 @@
+"""The fanned-out monitoring pipeline (kfp.local, 4 partitions) and `patchrisk monitor`'s single process
+reach the identical verdicts, decision and statistics on the same window."""
+
+import datetime as dt
+import json
+import shutil
+
+import pytest
+import yaml
+from patchrisk_pipelines.monitoring import monitoring_pipeline
+from patchrisk_pipelines.run import run_local
+
+from patchrisk import registry
+from patchrisk.datagen import DriftConfig, generate_rows
+from patchrisk.monitoring.drift.analysis import sketch_window
+from patchrisk.monitoring.drift.config import load_config
+from patchrisk.monitoring.drift.job import MonitorRequest, open_log_store, run_monitor
+from patchrisk.monitoring.drift.reference import load_champion_reference
+from patchrisk.monitoring.drift.window import Window
+from patchrisk.settings import get_settings
+from tests.unit.drift_support import log_frame, write_logs
+
+pytestmark = pytest.mark.integration
+
+WINDOW_END = "2026-03-03T00:00:00Z"
+DRIFT = DriftConfig(shift={"code_churn_score": 1.0}, category_mix={"region": {"apac": 0.8, "eu": 0.2}})
+CONFIG = {"trigger": {"consecutive_windows": 1, "drifted_share": 0.1}}
+
+
+@pytest.fixture(scope="module")
+def window_logs(tmp_path_factory, patch_spec):
+    """A registered champion and one day of drifted logs (two endpoints, some failed requests, 9 files),
+    copied into two identical log stores: one per run, so neither run's state touches the other's."""
+    from patchrisk.training import TrainParams, train_model, write_reference
+
+    base = tmp_path_factory.mktemp("fanout")
+    settings = get_settings(state_dir=base / "state")
+    result = train_model(generate_rows(patch_spec, 3000, seed=61), patch_spec, TrainParams(seed=61, iterations=100))
+    model_dir = base / "champion"
+    result.bundle.save(model_dir)
+    write_reference(result, model_dir, seed=61)
+    registry.register_model_dir(settings, model_dir, name="patch-risk", pipeline_run_id="first", metrics={},
+                                params={}, lineage={}, alias=registry.CHAMPION)
+    store = base / "logs-single"
+    write_logs(store, log_frame(result.bundle, generate_rows(patch_spec, 400, seed=62), dt.datetime(2026, 3, 1)))
+    default = log_frame(result.bundle, generate_rows(patch_spec, 3000, seed=63, drift=DRIFT), dt.datetime(2026, 3, 2))
+    default.loc[default.index % 53 == 0, "status"] = "error"
+    write_logs(store, default, rows_per_part=500)
+    canary = log_frame(result.bundle, generate_rows(patch_spec, 900, seed=64), dt.datetime(2026, 3, 2),
+                       endpoint="canary", version="2")
+    write_logs(store, canary, rows_per_part=300)
+    shutil.copytree(store, base / "logs-fanned")
+    return settings, base
+
+
+def test_fanned_out_pipeline_and_single_process_agree_exactly(window_logs):
+    settings, base = window_logs
+    config_path = base / "monitoring.yaml"
+    config_path.write_text(yaml.safe_dump(CONFIG))
+
+    single_settings = get_settings(state_dir=settings.state_dir, log_store_uri=str(base / "logs-single"))
+    single = run_monitor(single_settings, MonitorRequest(window_end=WINDOW_END, config=config_path, html=False))
+
+    fanned_store = str(base / "logs-fanned")
+    run = run_local(monitoring_pipeline, {
+        "window_end": WINDOW_END, "partitions": 4, "monitoring_config": yaml.safe_dump(CONFIG),
+        "log_store_uri": fanned_store, "mlflow_tracking_uri": settings.tracking_uri}, settings)
+    fanned = json.loads(next(run.run_dir.glob("merge-and-decide*/summary")).read_text())
+    merged_sketch = json.loads(next(run.run_dir.glob("merge-and-decide*/merged_sketch")).read_text())
+    partition_sketches = [json.loads(p.read_text()) for p in run.run_dir.rglob("sketch")]
+
+    assert len(partition_sketches) == 4 and all(s["sketch"]["rows"] > 0 for s in partition_sketches)
+    assert single["drift"]["rows"] == fanned["drift"]["rows"] == 3000 - 57 + 900  # the day before is not read
+    assert single["drift"]["error_rows"] == fanned["drift"]["error_rows"] == 57
+    assert {"code_churn_score", "region"} <= set(single["drift"]["drifted_features"])
+    assert fanned["drift"] == single["drift"]  # every feature's PSI, Wasserstein, p-value and verdict, bit for bit
+    assert fanned["decision"] == single["decision"] and single["decision"]["trigger"] is True
+    assert fanned["model"] == single["model"] and fanned["window"] == single["window"]
+    assert json.loads((base / "logs-fanned/reports/patch-risk/20260303T000000Z/summary.json").read_text()) == fanned
+
+    reference = load_champion_reference(single_settings, "patch-risk")
+    one_pass = sketch_window(open_log_store(single_settings), reference,
+                             Window.ending(WINDOW_END, load_config(config_path).window_hours), load_config(config_path))
+    assert merged_sketch == one_pass.to_dict()  # the statistics themselves: counts, sketches, exact sums
