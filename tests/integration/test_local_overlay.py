@@ -12,7 +12,8 @@ from patchrisk.localcluster.plan import build_plan
 from patchrisk.localcluster.render import render_overlay
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl renders the overlays")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl renders the overlays")]
 
 HASH = re.compile(r"-[a-z0-9]{10}$")  # configMapGenerator's content hash differs with the content
 
