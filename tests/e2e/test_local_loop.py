@@ -4,9 +4,10 @@ import pandas as pd
 import pytest
 
 from patchrisk import registry
-from patchrisk.demo.context import LoopContext
-from patchrisk.demo.runner import STEPS, run_loop, summary
 from patchrisk.settings import get_settings
+from patchrisk_demo.context import LoopContext
+from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES
+from patchrisk_demo.runner import STEPS, run_loop, summary
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +69,8 @@ def test_retrained_model_is_promoted_through_git_and_verified(loop):
 
     log = [c.summary for c in git.Repo(loop.facts["gitops"]).iter_commits()]
     assert log[-1] == "staging serves patch-risk v1"
-    assert "rollout(patch-risk): start canary v2 at 50% [staging]" in log
+    first_weight = ROLLOUT_OVERRIDES["schedule"][0]  # the demo's policy: every weight below 100
+    assert f"rollout(patch-risk): start canary v2 at {first_weight}% [staging]" in log
     assert log[0] == "rollout(patch-risk): promote v2 (replaces v1) [staging]"
     assert loop.facts["rollout_decision"] == "promote" and loop.facts["verify_exit"] == 0
     assert registry.aliases(loop.settings, "patch-risk") == {"champion": "2"}

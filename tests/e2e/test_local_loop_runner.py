@@ -6,11 +6,11 @@ import shutil
 import pytest
 
 from patchrisk import registry
-from patchrisk.demo.context import LoopContext
-from patchrisk.demo.rollout_steps import ROLLOUT_OVERRIDES, ROWS_PER_REQUEST, ROWS_PER_ROUND
-from patchrisk.demo.runner import run_loop, runner_steps
 from patchrisk.localcluster.cluster import running_processes, state_folder
 from patchrisk.settings import get_settings
+from patchrisk_demo.context import LoopContext
+from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES, ROWS_PER_REQUEST, ROWS_PER_ROUND
+from patchrisk_demo.runner import run_loop, runner_steps
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.timeout(1800),  # the whole loop, then three overlay syncs, on two shared cores

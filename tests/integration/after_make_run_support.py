@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.integration.rollout_support import STANDARD_V1
 
 MODEL = "patch-risk"
 ROWS = 1500
@@ -23,11 +24,11 @@ def build_loop_state(state_dir: Path) -> Path:
     """Write the fixture state; every server it started is stopped (and S3 saved) on return."""
     from patchrisk import registry
     from patchrisk.datagen import generate, write_generated
-    from patchrisk.demo.steps import RISKY_PATCH, SAFE_PATCH
     from patchrisk.settings import get_settings
     from patchrisk.spec import load_spec
     from patchrisk.stack.on_demand import persistent_s3, record_loop_stores
     from patchrisk.training import TrainParams, train_model, write_reference
+    from patchrisk_demo.steps import RISKY_PATCH, SAFE_PATCH
 
     spec = load_spec(MODEL)
     loop = state_dir / "loop"
@@ -59,17 +60,6 @@ def build_loop_state(state_dir: Path) -> Path:
     return state_dir
 
 
-STANDARD_V1 = """apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata:
-  name: patch-risk
-spec:
-  predictor:
-    name: v1
-    model:
-      storageUri: s3://patchrisk-models/patch-risk/v1/
-  canary: []
-"""
 
 
 def _gitops_checkout(path: Path) -> None:

@@ -248,7 +248,7 @@ def write_labels(rows: pd.DataFrame, path: Path) -> Path:
 
 # -- CLI and checks ---------------------------------------------------------------------------
 def cli(*args: str):
-    from patchrisk.cli import app
+    from patchrisk_cli import app
 
     return CliRunner().invoke(app, ["rollout", *args], catch_exceptions=False)
 

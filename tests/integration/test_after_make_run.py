@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from patchrisk.stack.local import S3_SERVER, stack_dir
-from patchrisk.stack.processes import is_running, read_pid
+from patchrisk.stack.processes import is_running, read_pid, session_members
 from tests.conftest import PATCHRISK, REPO
 from tests.integration.after_make_run_support import build_loop_state
 
@@ -65,20 +65,6 @@ def clone(loop_state, tmp_path) -> Path:
         (root / name).symlink_to(REPO / name)
     shutil.copytree(loop_state, root / ".state", symlinks=True)
     return root
-
-
-def session_members(sid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
 
 
 def _left_running(sid: int, grace: float = 20.0) -> list[int]:

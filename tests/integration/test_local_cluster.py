@@ -83,7 +83,7 @@ def test_every_staging_workload_becomes_ready_sandboxed_as_rendered(staging_up):
 
 
 def test_the_router_splits_by_the_committed_weight_and_logs_to_the_sink(staging_up, patch_spec, patch_rows):
-    from patchrisk.demo.traffic import _instances
+    from patchrisk_demo.traffic import _instances
 
     state, plan = staging_up
     router = next(s for s in plan.services if s.router)

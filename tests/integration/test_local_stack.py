@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def patchrisk(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from patchrisk.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from patchrisk_cli import main; main()", *args],
                           check=False, capture_output=True, text=True, timeout=300)
 
 
@@ -102,7 +102,7 @@ def test_cli_up_attaches_to_the_running_stack(stack, state_dir):
 
 def test_bootstrap_against_an_unreachable_endpoint_exits_2():
     result = subprocess.run(
-        [sys.executable, "-c", "from patchrisk.cli import main; main()", "infra", "bootstrap-buckets",
+        [sys.executable, "-c", "from patchrisk_cli import main; main()", "infra", "bootstrap-buckets",
          "--endpoint-url", "http://127.0.0.1:9"],
         check=False, capture_output=True, text=True, timeout=120,
         env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})

@@ -30,7 +30,7 @@ CLEAN_ISVC = {
 
 
 def patchrisk(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from patchrisk.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from patchrisk_cli import main; main()", *args],
                           check=False, capture_output=True, text=True, cwd=REPO, timeout=120,
                           env={**os.environ, "PATCHRISK_SHARED_DIR": str(SHARED), **(env or {})})
 

@@ -106,7 +106,7 @@ def test_stack_up_db_postgres_from_the_cli_and_down_leaves_nothing(tmp_path):
     _postgres_or_skip()
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-c", "from patchrisk.cli import main; main()", *args],
+        return subprocess.run([sys.executable, "-c", "from patchrisk_cli import main; main()", *args],
                               capture_output=True, text=True, timeout=400, check=False)
 
     up = cli("stack", "up", "--state-dir", str(tmp_path), "--db", "postgres")

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from patchrisk.datagen import generate_rows
 from patchrisk_serving.catboost_predictor.testing import free_port, serve_in_subprocess
 from serving_support import MODEL_NAME, MODEL_VERSION, load_bundle, trained_model_dir
+
+from patchrisk.datagen import generate_rows
 
 pytestmark = pytest.mark.integration
 PATCHRISK = str(Path(sys.executable).with_name("patchrisk"))

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
-
-from patchrisk.datagen import generate_rows
 from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
 from serving_support import MODEL_NAME, MODEL_VERSION, load_bundle, trained_model_dir
+
+from patchrisk.datagen import generate_rows
 
 pytestmark = pytest.mark.integration
 V1 = f"/v1/models/{MODEL_NAME}"

@@ -57,7 +57,16 @@ def metric(text: str, name: str, **labels) -> float:
 
 @pytest.fixture
 def sink_env(tmp_path):
-    return {"PATCHRISK_STATE_DIR": str(tmp_path / "state")}
+    """The sink types a version's rows by the spec stored with it: version 3 (the responses') was
+    trained on the packaged spec."""
+    import patchrisk.specs
+
+    version_dir = tmp_path / "model-store" / MODEL / "v3"
+    version_dir.mkdir(parents=True)
+    packaged = Path(patchrisk.specs.__file__).parent / f"{MODEL}.yaml"
+    (version_dir / "spec.yaml").write_text(packaged.read_text())
+    return {"PATCHRISK_STATE_DIR": str(tmp_path / "state"),
+            "PATCHRISK_MODEL_STORE_URI": str(tmp_path / "model-store")}
 
 
 def test_a_poison_exchange_never_stops_logging(tmp_path, sink_env):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from patchrisk.cli import app
 from patchrisk.datagen import generate_rows
 from patchrisk.spec import load_spec
 from patchrisk.training import TrainParams, train_model
+from patchrisk_cli import app
 
 pytestmark = pytest.mark.integration
 PATCHRISK = str(Path(sys.executable).with_name("patchrisk"))

@@ -2,7 +2,6 @@
 
 import pytest
 import yaml
-
 from patchrisk_pipelines.run import COMPILED_DIR, compile_pipeline, pipelines
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import yaml
 
-from patchrisk.demo import rollout_steps
 from patchrisk.rollout.config import load_config
+from patchrisk_demo import rollout_steps
 
 
 def test_the_demo_policy_loads_and_each_weight_leaves_both_endpoints_enough_traffic(tmp_path):

@@ -1,7 +1,7 @@
 """`demo --runner` swaps only the release half onto the local pod runner; the default loop is unchanged."""
 
-from patchrisk.demo import rollout_steps, runner_rollout
-from patchrisk.demo.runner import STEPS, runner_steps
+from patchrisk_demo import rollout_steps, runner_rollout
+from patchrisk_demo.runner import STEPS, runner_steps
 
 
 def test_runner_steps_replace_only_the_canary_start_and_analysis():

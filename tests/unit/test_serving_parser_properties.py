@@ -11,10 +11,10 @@ from types import SimpleNamespace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patchrisk.errors import InvalidRequest
-from patchrisk.spec import DType, load_spec
 from patchrisk.contract.requests import parse_v1, parse_v2
 from patchrisk.contract.rows import RowValidator
+from patchrisk.errors import InvalidRequest
+from patchrisk.spec import DType, load_spec
 
 SPEC = load_spec("patch-risk")
 NAMES = SPEC.feature_names

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from patchrisk.contract.requests import parse_v1, parse_v2
+from patchrisk.contract.rows import RowValidator
 from patchrisk.errors import InvalidRequest
 from patchrisk.model_bundle import rows_to_matrix
 from patchrisk.spec import load_spec
-from patchrisk.contract.requests import parse_v1, parse_v2
-from patchrisk.contract.rows import RowValidator
 
 SPEC = load_spec("patch-risk")
 GOOD = {
@@ -269,8 +269,8 @@ def test_batches_take_the_column_path_with_the_same_result_and_messages(validato
 def test_vectorised_buckets_match_the_spec_at_every_edge():
     import numpy as np
 
-    from patchrisk.spec import load_spec
     from patchrisk.contract.outputs import buckets
+    from patchrisk.spec import load_spec
 
     spec = load_spec("patch-risk")
     edges = [b.upper for b in spec.risk_buckets]

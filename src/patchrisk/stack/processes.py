@@ -61,6 +61,16 @@ def is_running(pid: int, marker: str | None = None) -> bool:
 
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes in process group ``pgid``."""
+    return _live_processes_where(2, pgid)
+
+
+def session_members(sid: int) -> list[int]:
+    """Live (non-zombie) processes in session ``sid``."""
+    return _live_processes_where(3, sid)
+
+
+def _live_processes_where(stat_field: int, value: int) -> list[int]:
+    """Pids whose /proc/<pid>/stat field (counted after the command name: 2 pgrp, 3 session) is ``value``."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -69,7 +79,7 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[stat_field]) == value and fields[0] != "Z":
             members.append(int(entry.name))
     return members
 

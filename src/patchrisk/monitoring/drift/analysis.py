@@ -33,7 +33,7 @@ class WindowAnalysis:
 def sketch_window(store: Store, reference: Reference, window: Window, config: MonitoringConfig,
                   files: list[str] | None = None, progress: Callable[[str], None] | None = None,
                   also: Callable | None = None, extra_columns: tuple[str, ...] = (),
-                  same_contract: SameContract | None = None) -> WindowSketch:
+                  same_contract: SameContract | None = None, with_unpaired: bool = True) -> WindowSketch:
     """The window's sketch, over all its log files or only ``files`` (one partition of them).
     ``also`` sees every batch's ok rows (the sample, labelled scores). ``same_contract``: rows logged
     by a version whose contract differs from the reference's (other features, other categories) are
@@ -44,7 +44,8 @@ def sketch_window(store: Store, reference: Reference, window: Window, config: Mo
                *([VERSION_COLUMN] if same_contract else [])]
     other_contract = 0
     for table in iter_window_batches(store, reference.model_name, window, columns, files=files,
-                                     batch_rows=config.report.batch_rows, progress=progress):
+                                     batch_rows=config.report.batch_rows, with_unpaired=with_unpaired,
+                                     progress=progress):
         if same_contract is not None:
             table, skipped = _rows_of_same_contract(table, same_contract)
             other_contract += skipped

@@ -24,9 +24,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from patchrisk.contract.lookup import settings_book
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.analysis import analysis_of, sketch_window
-from patchrisk.monitoring.drift.job import MonitorRequest, conclude_window, open_log_store, resolve_config
+from patchrisk.monitoring.drift.job import (
+    MonitorRequest,
+    conclude_window,
+    open_log_store,
+    resolve_config,
+    same_contract_as,
+)
 from patchrisk.monitoring.drift.reference import load_champion_reference
 from patchrisk.monitoring.drift.sketch import WindowSketch
 from patchrisk.monitoring.drift.window import Window, partition_files
@@ -47,8 +54,9 @@ def plan(settings, request: MonitorRequest, partitions: int, say: Callable[[str]
     groups = [files[i::count] for i in range(count)]  # dealt round-robin: sink parts are similar in size
     say(f"window {window.key}: {len(files)} log file(s) in {len(groups)} partition(s), "
         f"champion v{reference.model_version}")
+    # The exchanges sink replicas stored as separate events are paired once, by the first partition.
     return [json.dumps({"model_version": reference.model_version, "window_end": window.end.isoformat(),
-                        "files": group}) for group in groups]
+                        "files": group, "unpaired": i == 0}) for i, group in enumerate(groups)]
 
 
 def sketch_partition(settings, request: MonitorRequest, partition: str,
@@ -59,7 +67,10 @@ def sketch_partition(settings, request: MonitorRequest, partition: str,
     store = open_log_store(settings)
     reference = load_champion_reference(settings, request.model, part["model_version"])
     window = Window.ending(part["window_end"], config.window_hours)
-    sketch = sketch_window(store, reference, window, config, files=part["files"], progress=say)
+    # As the single-process job: rows of versions with another contract than the champion's are skipped.
+    sketch = sketch_window(store, reference, window, config, files=part["files"], progress=say,
+                           with_unpaired=part.get("unpaired", True),
+                           same_contract=same_contract_as(reference, settings_book(settings)))
     return {"model_version": part["model_version"], "window_end": part["window_end"], "files": part["files"],
             "sketch": sketch.to_dict()}
 

@@ -112,9 +112,12 @@ def _in_window(table: pa.Table, window: Window) -> pa.Table:
 
 def iter_window_batches(store: Store, model: str, window: Window, columns: list[str], *,
                         batch_rows: int = 65536, endpoints=ENDPOINTS, files: list[str] | None = None,
+                        with_unpaired: bool = True,
                         progress: Callable[[str], None] | None = None) -> Iterator[pa.Table]:
     """Tables of at most ``batch_rows`` logged rows inside ``window``, with ``columns`` (a column a
-    part lacks comes back all null); from ``files`` (one partition of ``partition_files``) when given."""
+    part lacks comes back all null); from ``files`` (one partition of ``partition_files``) when given.
+    ``with_unpaired``: also the exchanges sink replicas stored as separate events (paired now); a
+    fanned-out read gives them to one partition only, so no row is counted twice."""
     files = partition_files(store, model, window, endpoints) if files is None else list(files)
     say = progress or (lambda _m: None)
     say(f"reading {len(files)} log file(s) for {len(window.dates)} date(s) under {join(store.root, f'model={model}')}")
@@ -139,6 +142,8 @@ def iter_window_batches(store: Store, model: str, window: Window, columns: list[
         if rows >= next_report or number == len(files):
             say(f"  {number}/{len(files)} files, {rows:,} rows in the window so far")
             next_report = rows + PROGRESS_EVERY_ROWS
+    if not with_unpaired:
+        return
     paired = _unpaired_in_window(store, model, window, wanted, endpoints)
     if paired.num_rows:
         say(f"  {paired.num_rows:,} rows of exchanges split across sink replicas (paired at read time)")

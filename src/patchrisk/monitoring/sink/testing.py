@@ -47,9 +47,10 @@ class RunningSink:
 
 
 def sink_command(port: int, store_uri: str, **flags: Any) -> list[str]:
-    """``flags`` map to CLI options: ``flush_rows=5`` -> ``--flush-rows 5``."""
-    args = [sys.executable, "-c", "from patchrisk.cli import main; main()", "sink", "--host", "127.0.0.1", "--port", str(port),
-            "--store", str(store_uri)]
+    """The installed ``patchrisk sink`` command, as the sink's Deployment runs it. ``flags`` map to
+    CLI options: ``flush_rows=5`` -> ``--flush-rows 5``."""
+    cli = Path(sys.executable).parent / "patchrisk"  # the console script next to this interpreter
+    args = [str(cli), "sink", "--host", "127.0.0.1", "--port", str(port), "--store", str(store_uri)]
     for key, value in flags.items():
         if value is not None:
             args += [f"--{key.replace('_', '-')}", str(value)]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import typer
 
-from patchrisk.demo import monitoring_steps, product_features, report_step, rollout_steps, steps
-from patchrisk.demo.context import LoopContext, StepResult
+from patchrisk_demo import monitoring_steps, product_features, report_step, rollout_steps, steps
+from patchrisk_demo.context import LoopContext, StepResult
 
 STEPS: list[Callable[[LoopContext], StepResult]] = [
     steps.start_object_storage,
@@ -36,7 +36,7 @@ STEPS: list[Callable[[LoopContext], StepResult]] = [
 def runner_steps() -> list[Callable[[LoopContext], StepResult]]:
     """`demo --runner`: the release half on the local pod runner (the `local` overlay's rendered
     workloads: sink replicas, predictor, canary, router); every other step as in STEPS."""
-    from patchrisk.demo import runner_rollout
+    from patchrisk_demo import runner_rollout
 
     swap = {rollout_steps.start_canary: runner_rollout.start_canary,
             rollout_steps.analyse_and_promote: runner_rollout.analyse_and_promote}

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from patchrisk.demo.context import LoopContext, StepResult
+from patchrisk_demo.context import LoopContext, StepResult
 
 
 def start_object_storage(ctx: LoopContext) -> StepResult:
     """Start S3-compatible object storage on 127.0.0.1 (it holds the model store, as S3 does in a cluster)."""
     import os
 
-    from patchrisk.demo.monitoring_steps import LOG_STORE
     from patchrisk.settings import get_settings
     from patchrisk.stack.on_demand import persistent_s3, record_loop_stores
+    from patchrisk_demo.monitoring_steps import LOG_STORE
 
     saved = dict(os.environ)
     ctx.services.callback(lambda: (os.environ.clear(), os.environ.update(saved)))  # undone at the end

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from patchrisk.demo.context import LoopContext, StepResult
-from patchrisk.demo.traffic import send_through_logger
+from patchrisk_demo.context import LoopContext, StepResult
+from patchrisk_demo.traffic import send_through_logger
 
 ENVIRONMENT = "staging"  # a Standard-mode overlay: champion and canary are both declared in Git
 ROWS_PER_ROUND = 800  # patches sent per analysis round, split between the endpoints by the committed weight
@@ -121,8 +121,8 @@ def _warm_up(url: str, requests: int = 20) -> None:
     import httpx
 
     from patchrisk.datagen import generate_rows
-    from patchrisk.demo.traffic import _instances
     from patchrisk.spec import load_spec
+    from patchrisk_demo.traffic import _instances
 
     spec = load_spec("patch-risk")
     body = {"instances": _instances(generate_rows(spec, 25, seed=0), spec.feature_names)}
@@ -150,8 +150,8 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
     """Analyse canary vs champion from the logs; step and promote by commits; smoke-check."""
     import pandas as pd
 
-    from patchrisk.demo.monitoring_steps import _labelled_rows
     from patchrisk.spec import load_spec
+    from patchrisk_demo.monitoring_steps import _labelled_rows
 
     spec = load_spec("patch-risk")
     repo, config, sink = str(ctx.facts["gitops"]), str(ctx.facts["rollout_config"]), ctx.facts["sink"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from patchrisk.demo.context import LoopContext, StepResult
-from patchrisk.demo.traffic import now_utc, send_through_logger
+from patchrisk_demo.context import LoopContext, StepResult
+from patchrisk_demo.traffic import now_utc, send_through_logger
 
 LOG_STORE = "s3://patchrisk-logs/predictions"
 ROWS_PER_WINDOW = 400

@@ -11,7 +11,8 @@ from patchrisk.localcluster.render import render_overlay
 from patchrisk.localcluster.secrets import generate, referenced_secrets
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl renders the overlays")
+pytestmark = [pytest.mark.integration,  # kubectl renders the overlays: a process, so not a unit test
+              pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl renders the overlays")]
 
 
 @pytest.fixture(scope="module")

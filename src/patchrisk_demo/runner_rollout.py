@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import typer
 
-from patchrisk.demo.context import LoopContext, StepResult
-from patchrisk.demo.rollout_steps import (
+from patchrisk_demo.context import LoopContext, StepResult
+from patchrisk_demo.rollout_steps import (
     ENVIRONMENT,
     MAX_ROUNDS,
     ROWS_PER_REQUEST,
@@ -97,8 +97,8 @@ def _router_counts(ctx: LoopContext) -> dict[str, int]:
 
 def send_to_inference_service(ctx: LoopContext, rows) -> dict[str, int]:
     """V1 calls to the InferenceService's address only; returns the requests each component received."""
-    from patchrisk.demo.traffic import _instances
     from patchrisk.spec import load_spec
+    from patchrisk_demo.traffic import _instances
 
     spec = load_spec(MODEL)
     instances = _instances(rows, [spec.id_column, *spec.feature_names])
@@ -134,8 +134,8 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
     """Send traffic to the InferenceService; analyse the logs; step and promote by commits, each synced."""
     import pandas as pd
 
-    from patchrisk.demo.monitoring_steps import _labelled_rows
     from patchrisk.spec import load_spec
+    from patchrisk_demo.monitoring_steps import _labelled_rows
 
     spec = load_spec(MODEL)
     repo, config = Path(ctx.facts["gitops"]), str(ctx.facts["rollout_config"])

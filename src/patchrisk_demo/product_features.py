@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from patchrisk.demo.context import LoopContext, StepResult
+from patchrisk_demo.context import LoopContext, StepResult
 
 FEATURE_DAYS = 3000  # about 100 product features over 30 days
 

@@ -21,10 +21,10 @@ def register(app: typer.Typer) -> None:
         import shutil
         import warnings
 
-        from patchrisk.demo.context import LoopContext
-        from patchrisk.demo.runner import run_loop, runner_steps, summary
         from patchrisk.logs import setup_logging
         from patchrisk.settings import get_settings
+        from patchrisk_demo.context import LoopContext
+        from patchrisk_demo.runner import run_loop, runner_steps, summary
 
         warnings.filterwarnings("ignore")
         setup_logging("WARNING")

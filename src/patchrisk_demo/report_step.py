@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from patchrisk.demo.context import LoopContext, StepResult
+from patchrisk_demo.context import LoopContext, StepResult
 
 
 def reliability_report(ctx: LoopContext) -> StepResult:
