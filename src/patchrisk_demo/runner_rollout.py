@@ -4,8 +4,10 @@ Instead of a predictor per model started by the loop, the GitOps checkout's ``lo
 with local images and the loop's S3) is run by ``patchrisk.localcluster`` as the cluster would run it:
 the sink Deployment's replicas, the InferenceService's predictor and canary pods, and its router,
 which splits traffic by the committed weight and logs every call to the sink Service. The loop sends
-every request to the InferenceService's address only; each commit of the rollout is synced by
-restarting the overlay from the new commit (what Argo CD + KServe do on a cluster)."""
+every request to the InferenceService's address only; before each analysis it waits until the sink
+replicas have stored every exchange of the round (:mod:`patchrisk_demo.runner_logs`); each commit of
+the rollout is synced by restarting the overlay from the new commit (what Argo CD + KServe do on a
+cluster)."""
 
 from __future__ import annotations
 
@@ -29,9 +31,13 @@ from patchrisk_demo.rollout_steps import (
     commit_canary,
     committed_weight,
 )
+from patchrisk_demo.runner_logs import LogsNotStored, stored_events, wait_until_stored
 
 OVERLAY = "local"  # manifests/overlays/local: staging, with what cannot be the same here changed
 MODEL = "patch-risk"
+# How long the sink replicas may take to store a round's exchanges (drained every poll, so normally a
+# second or two; the response timeout they would otherwise wait out is 30 s).
+STORED_TIMEOUT_S = 120.0
 
 
 def _project_root() -> Path:
@@ -66,7 +72,9 @@ def sync(ctx: LoopContext, say=lambda m: typer.echo(f"      {m}")):
         ctx.facts["runner_cleanup"] = True
     router = next(s for s in plan.services if s.router and s.router["model"] == MODEL)
     ctx.facts["runner"] = {"router": f"http://{router.ip}:{router.ports[0]['port']}",
-                           "sinks": [p.ip for p in plan.pods if p.owner == "Deployment/patchrisk-sink"],
+                           "sinks": [f"http://{p.ip}:8080" for p in plan.pods
+                                     if p.owner == "Deployment/patchrisk-sink"],
+                           "endpoints": {s["component"]: logged_endpoint(s) for s in router.router["splits"]},
                            "predictors": {p.name: p.ip for p in plan.pods if p.owner.startswith("InferenceService/")},
                            "weights": {s["component"]: s["percent"] for s in router.router["splits"]},
                            "stats": cluster.state_folder(state_root, OVERLAY) / f"router-{MODEL}.json"}
@@ -75,6 +83,15 @@ def sync(ctx: LoopContext, say=lambda m: typer.echo(f"      {m}")):
     say(f"synced commit '{_last_commit(Path(ctx.facts['gitops']))}': {len(plan.pods)} pods ready in "
         f"{time.perf_counter() - started:.0f}s, router weights {ctx.facts['runner']['weights']}")
     return plan
+
+
+def logged_endpoint(split: dict) -> str:
+    """The endpoint the sink files a router component's calls under: the one its logger URL names
+    (``.../endpoint/canary``), else by role (the predictor is the default endpoint)."""
+    path = (split.get("logger_url") or "").rstrip("/")
+    if "/endpoint/" in path:
+        return path.rsplit("/endpoint/", 1)[1]
+    return "default" if split["component"] == "predictor" else "canary"
 
 
 def start_canary(ctx: LoopContext) -> StepResult:
@@ -111,19 +128,17 @@ def send_to_inference_service(ctx: LoopContext, rows) -> dict[str, int]:
     return {component: after[component] - before.get(component, 0) for component in after}
 
 
-def flush_sinks(ctx: LoopContext, settle_seconds: float = 1.0, rounds: int = 10) -> int:
-    """Write what every sink replica holds (the router logs asynchronously: flush until nothing is left)."""
-    written = 0
-    time.sleep(settle_seconds)
-    with httpx.Client(timeout=60) as http:
-        for _ in range(rounds):
-            rows = sum(http.post(f"http://{ip}:8080/flush").json().get("rows", 0)
-                       for ip in ctx.facts["runner"]["sinks"])
-            written += rows
-            if rows == 0:
-                break
-            time.sleep(settle_seconds)
-    return written
+def wait_for_the_round_in_the_store(ctx: LoopContext, received: dict[str, int], baseline) -> dict[str, int]:
+    """Block until the sink replicas stored both events of every call the round sent; returns the
+    exchanges stored per endpoint. Raises :class:`LogsNotStored` naming what is missing."""
+    runner = ctx.facts["runner"]
+    expected: dict[str, int] = {}
+    for component, count in received.items():
+        if count:
+            endpoint = runner["endpoints"].get(component, component)
+            expected[endpoint] = expected.get(endpoint, 0) + count
+    stored = wait_until_stored(runner["sinks"], MODEL, expected, baseline, timeout=STORED_TIMEOUT_S)
+    return {endpoint: stored[(endpoint, "response")] for endpoint in expected}
 
 
 def _per_endpoint(requests: dict[str, int]) -> str:
@@ -145,16 +160,23 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
         rows = _labelled_rows(ctx, ROWS_PER_ROUND, ctx.seed + 100 + round_no, drifted=True)
         rows[spec.id_column] = [f"CANARY-{round_no}-{n:05d}" for n in range(len(rows))]
         weight = committed_weight(repo)
+        baseline = stored_events(ctx.facts["runner"]["sinks"], MODEL)
         received = send_to_inference_service(ctx, rows)
-        flush_sinks(ctx)
-        ctx.facts["runner_rounds"].append({"weight": weight, "requests": received})
+        try:
+            stored = wait_for_the_round_in_the_store(ctx, received, baseline)
+        except LogsNotStored as err:  # analysing part of the round would judge the canary on the wrong data
+            ctx.facts["stop"] = f"round {round_no} not analysed: {err}"
+            decision = None
+            break
+        ctx.facts["runner_rounds"].append({"weight": weight, "requests": received, "stored": stored})
         served.append(rows)
         pd.concat(served)[[spec.id_column, spec.target.name]].to_parquet(labels_path, index=False)
         out = _patchrisk(ctx, "rollout", "analyze", "--repo", str(repo), "--overlay", ENVIRONMENT, "--config",
                          config, "--labels", str(labels_path), "--apply")
         decision, report = _field(out.stdout, "decision:"), _field(out.stdout, "report:")
         line = (f"round {round_no} at canary {weight}%: {_per_endpoint(received)} "
-                f"({ROWS_PER_ROUND // ROWS_PER_REQUEST} sent to the InferenceService) -> {decision or 'error'}")
+                f"({ROWS_PER_ROUND // ROWS_PER_REQUEST} sent to the InferenceService; all logged: "
+                f"{', '.join(f'{e} {n}' for e, n in stored.items())}) -> {decision or 'error'}")
         typer.echo(f"      {line}")
         lines.append(line + (f"; commit: {_last_commit(repo)}" if out.returncode == 0 and decision != "hold" else ""))
         if out.returncode == 2 or decision is None:

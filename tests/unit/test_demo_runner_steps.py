@@ -16,3 +16,14 @@ def test_runner_steps_replace_only_the_canary_start_and_analysis():
 def test_runner_per_endpoint_line_names_each_component_and_its_requests():
     assert runner_rollout._per_endpoint({"predictor": 120, "v2-predictor": 40}) == \
         "predictor 120 requests, v2-predictor 40 requests"
+
+
+def test_each_router_component_is_counted_under_the_endpoint_its_logger_url_names():
+    assert runner_rollout.logged_endpoint(
+        {"component": "v3-predictor",
+         "logger_url": "http://patchrisk-sink.patchrisk-staging.svc.cluster.local/endpoint/canary"}) == "canary"
+    assert runner_rollout.logged_endpoint(
+        {"component": "predictor", "logger_url": "http://patchrisk-sink.patchrisk-staging/endpoint/default/"}) \
+        == "default"
+    assert runner_rollout.logged_endpoint({"component": "predictor", "logger_url": None}) == "default"
+    assert runner_rollout.logged_endpoint({"component": "v3-predictor", "logger_url": "http://sink/"}) == "canary"
