@@ -41,8 +41,8 @@ def line_chart(series: dict[str, list[float]], x_labels: list[str], title: str, 
         all_values.append(threshold)
     top = max(max(all_values, default=1.0), 1e-12) * 1.1
     n = max(len(x_labels), 2)
-    px = lambda i: pad_l + (width - pad_l - pad_r) * i / (n - 1)  # noqa: E731
-    py = lambda v: pad_t + (height - pad_t - pad_b) * (1 - v / top)  # noqa: E731
+    px = lambda i: pad_l + (width - pad_l - pad_r) * i / (n - 1)
+    py = lambda v: pad_t + (height - pad_t - pad_b) * (1 - v / top)
     parts = [f'<line x1="{pad_l}" y1="{py(0):.1f}" x2="{width - pad_r}" y2="{py(0):.1f}" stroke="#999"/>',
              f'<text x="{pad_l - 6}" y="{py(top / 1.1):.1f}" text-anchor="end" font-size="10">{number(top / 1.1)}</text>',
              f'<text x="{pad_l - 6}" y="{py(0):.1f}" text-anchor="end" font-size="10">0</text>']
@@ -64,6 +64,86 @@ def line_chart(series: dict[str, list[float]], x_labels: list[str], title: str, 
             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
             f'<text x="{pad_l}" y="16" font-size="14" font-weight="bold">{escape(title)}</text>'
             + "".join(parts) + "</svg>")
+
+
+
+def _frame(title: str, width: int, height: int, title_x: int, parts: list[str]) -> str:
+    return (f'<svg class="chart" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" '
+            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+            f'<text x="{title_x}" y="16" font-size="14" font-weight="bold">{escape(title)}</text>'
+            + "".join(parts) + "</svg>")
+
+
+def _legend(names: list[str], x: int, y: int, step: int = 14) -> list[str]:
+    return [f'<text x="{x}" y="{y + step * k}" font-size="11" fill="{PALETTE[k % len(PALETTE)]}">{escape(name)}</text>'
+            for k, name in enumerate(names)]
+
+
+def grouped_bar_chart(groups: list[str], series: dict[str, list[float | None]], title: str, y_max: float = 1.0,
+                      width: int = 640, height: int = 240) -> str:
+    """Vertical bars, one cluster per group and one bar per series; a missing value is marked "n/a"
+    rather than drawn as zero, so an unmeasured group never reads as a perfect or a failing one."""
+    pad_l, pad_r, pad_t, pad_b = 40, 150, 28, 36
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+    base = pad_t + plot_h
+    slot = plot_w / max(len(groups), 1)
+    bar_w = slot * 0.8 / max(len(series), 1)
+    parts = [f'<line x1="{pad_l}" y1="{base}" x2="{pad_l + plot_w}" y2="{base}" stroke="#999"/>',
+             f'<text x="{pad_l - 6}" y="{pad_t + 4}" text-anchor="end" font-size="10">{number(y_max)}</text>',
+             f'<text x="{pad_l - 6}" y="{base}" text-anchor="end" font-size="10">0</text>']
+    for g, group in enumerate(groups):
+        x0 = pad_l + slot * g + slot * 0.1
+        parts.append(f'<text x="{pad_l + slot * (g + 0.5):.1f}" y="{base + 14}" text-anchor="middle" '
+                     f'font-size="10">{escape(str(group))}</text>')
+        for k, (name, values) in enumerate(series.items()):
+            x, value = x0 + bar_w * k, values[g]
+            if value is None:
+                parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{base - 4}" text-anchor="middle" font-size="9" '
+                             f'fill="#6b7280">n/a<title>{escape(str(group))}, {escape(name)}: not measured</title></text>')
+                continue
+            h = plot_h * min(max(value / y_max, 0.0), 1.0)
+            parts.append(f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{bar_w * 0.92:.1f}" height="{h:.1f}" '
+                         f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(str(group))}, {escape(name)}: '
+                         f'{number(value)}</title></rect>')
+    parts += _legend(list(series), width - pad_r + 8, pad_t + 10)
+    return _frame(title, width, height, pad_l, parts)
+
+
+def xy_chart(series: dict[str, list[tuple[float, float]]], title: str, x_label: str, y_label: str,
+             dashed: frozenset[str] = frozenset(), width: int = 640, height: int = 240) -> str:
+    """Lines with markers over a numeric x axis (series may sample different x values); series
+    named in ``dashed`` are drawn dashed grey, for limits rather than measurements."""
+    pad_l, pad_r, pad_t, pad_b = 48, 170, 28, 40
+    points = [p for pts in series.values() for p in pts]
+    xs, ys = [p[0] for p in points] or [0.0, 1.0], [p[1] for p in points] or [0.0, 1.0]
+    x_lo, x_hi = min(xs), max(max(xs), min(xs) + 1e-12)
+    y_lo, y_hi = min(ys), max(ys)
+    margin = (y_hi - y_lo) * 0.1 or 0.05
+    y_lo, y_hi = y_lo - margin, y_hi + margin
+    px = lambda x: pad_l + (width - pad_l - pad_r) * (x - x_lo) / (x_hi - x_lo)
+    py = lambda y: pad_t + (height - pad_t - pad_b) * (1 - (y - y_lo) / (y_hi - y_lo))
+    base = height - pad_b
+    parts = [f'<line x1="{pad_l}" y1="{base}" x2="{width - pad_r}" y2="{base}" stroke="#999"/>',
+             f'<text x="{pad_l - 6}" y="{py(y_hi) + 8:.1f}" text-anchor="end" font-size="10">{number(y_hi)}</text>',
+             f'<text x="{pad_l - 6}" y="{base}" text-anchor="end" font-size="10">{number(y_lo)}</text>',
+             f'<text x="{pad_l}" y="{base + 14}" font-size="10">{number(x_lo)}</text>',
+             f'<text x="{width - pad_r}" y="{base + 14}" text-anchor="end" font-size="10">{number(x_hi)}</text>',
+             (f'<text x="{(pad_l + width - pad_r) / 2:.1f}" y="{base + 30}" text-anchor="middle" '
+             f'font-size="11">{escape(x_label)}</text>'),
+             (f'<text x="12" y="{(pad_t + base) / 2:.1f}" font-size="11" text-anchor="middle" '
+             f'transform="rotate(-90 12 {(pad_t + base) / 2:.1f})">{escape(y_label)}</text>')]
+    for k, (name, pts) in enumerate(series.items()):
+        color = "#6b7280" if name in dashed else PALETTE[k % len(PALETTE)]
+        style = ' stroke-dasharray="5 3"' if name in dashed else ""
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2"{style} points="{path}">'
+                     f"<title>{escape(name)}</title></polyline>")
+        if name not in dashed:
+            parts += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}">'
+                      f"<title>{escape(name)} at {number(x)}: {number(y)}</title></circle>" for x, y in pts]
+        parts.append(f'<text x="{width - pad_r + 8}" y="{pad_t + 10 + 14 * k}" font-size="11" fill="{color}">'
+                     f"{escape(name)}</text>")
+    return _frame(title, width, height, pad_l, parts)
 
 
 # Verdict marks drawn as inline SVG: a font without ✓/✗ glyphs would show empty boxes instead.
