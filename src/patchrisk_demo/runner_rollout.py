@@ -57,16 +57,14 @@ def _stand_ins(ctx: LoopContext) -> dict[str, str]:
 
 
 def sync(ctx: LoopContext, say=lambda m: typer.echo(f"      {m}")):
-    """Run the GitOps checkout's committed ``local`` overlay: stop what runs, start the new commit."""
+    """Run the GitOps checkout's committed ``local`` overlay: the first time bring it up; after that
+    restart only the pods the commit changed, with the Service proxies and the router's new weights."""
     from patchrisk.localcluster import cluster
 
     overlay_dir = Path(ctx.facts["gitops"]) / "manifests" / "overlays" / OVERLAY
     state_root = _state_root(ctx)
-    if cluster.running_processes(cluster.state_folder(state_root, OVERLAY)):
-        cluster.down(state_root, OVERLAY)
     started = time.perf_counter()
-    plan = cluster.up(_project_root(), str(overlay_dir), state_root, stand_ins=_stand_ins(ctx), seed=False,
-                      progress=lambda m: None)
+    plan, restarted = cluster.sync(_project_root(), str(overlay_dir), state_root, stand_ins=_stand_ins(ctx))
     if not ctx.facts.get("runner_cleanup"):
         ctx.services.callback(lambda: cluster.down(state_root, OVERLAY))
         ctx.facts["runner_cleanup"] = True
@@ -78,10 +76,13 @@ def sync(ctx: LoopContext, say=lambda m: typer.echo(f"      {m}")):
                            "predictors": {p.name: p.ip for p in plan.pods if p.owner.startswith("InferenceService/")},
                            "weights": {s["component"]: s["percent"] for s in router.router["splits"]},
                            "stats": cluster.state_folder(state_root, OVERLAY) / f"router-{MODEL}.json"}
-    for ip in ctx.facts["runner"]["predictors"].values():
-        _warm_up(f"http://{ip}:8080")  # a new pod's first calls are slow; kept out of the logs
-    say(f"synced commit '{_last_commit(Path(ctx.facts['gitops']))}': {len(plan.pods)} pods ready in "
-        f"{time.perf_counter() - started:.0f}s, router weights {ctx.facts['runner']['weights']}")
+    for name, ip in ctx.facts["runner"]["predictors"].items():
+        if name in restarted:
+            _warm_up(f"http://{ip}:8080")  # a new pod's first calls are slow; kept out of the logs
+    kept = len(plan.pods) - len(restarted)
+    say(f"synced commit '{_last_commit(Path(ctx.facts['gitops']))}': {len(plan.pods)} pods ready "
+        f"({len(restarted)} started, {kept} unchanged kept running) in {time.perf_counter() - started:.0f}s, "
+        f"router weights {ctx.facts['runner']['weights']}")
     return plan
 
 
