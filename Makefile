@@ -60,11 +60,19 @@ local-down: $(STAMP)  ## stop every process of OVERLAY's local pods
 run: $(STAMP) $(if $(RUNNER),bubblewrap,)  ## the whole local loop, ending with a summary (RUNNER=1: roll out on the local pod runner)
 	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR) $(if $(RUNNER),--runner,)
 
-test: manifests-check browser postgresql bubblewrap  ## every test, the manifests check included
-	@$(PY) -m pytest -q
+# pytest-xdist: one worker per core; tests that bring up a local cluster share one worker
+# (xdist_group marks, tests/conftest.py). WORKERS=0 runs in one process.
+WORKERS ?= auto
+XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 
-test-unit: $(STAMP)  ## fast tests only
-	@$(PY) -m pytest -q tests/unit
+test: manifests-check browser postgresql bubblewrap  ## every test, the manifests check included
+	@$(PY) -m pytest -q $(XDIST)
+
+test-unit: $(STAMP)  ## fast tests only (no process started; target < 60 s on 2 cores)
+	@$(PY) -m pytest -q $(XDIST) tests/unit
+
+test-integration: $(STAMP)  ## tests that start servers, the CLI or pipelines
+	@$(PY) -m pytest -q $(XDIST) tests/integration
 
 manifests-check: $(STAMP) $(CHECKOV_VENV)/.installed  ## render, validate and policy-check every overlay
 	@$(VENV)/bin/patchrisk manifests check --checkov $(CHECKOV_VENV)/bin/checkov
@@ -88,7 +96,8 @@ bench: $(STAMP)  ## print the speed figures (training, pipeline, serving, drift,
 lock: $(STAMP)  ## re-resolve every lock: dev (make), components image, predictor image, checkov
 	$(UV) pip compile --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
 	$(UV) pip compile --python-version 3.11 pyproject.toml -o requirements-components.lock
-	$(UV) pip compile --python-version 3.11 requirements-predictor.in --excludes requirements-predictor.excludes \
+	$(UV) pip compile --python-version 3.11 requirements-predictor.in --constraints requirements.lock \
+	  --excludes requirements-predictor.excludes \
 	  -o requirements-predictor.lock
 	$(UV) pip compile --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
 

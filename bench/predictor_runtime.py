@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 UV = REPO / ".venv" / "bin" / "uv"
 PREDICTOR_LOCK = REPO / "requirements-predictor.lock"
-SIZE_LIMIT_MB = 700  # catboost's library alone is ~270 MB; kserve needs kubernetes, pandas, scipy (see README)
+SIZE_LIMIT_MB = 600  # issue 15; catboost's library alone is ~280 MB, and kserve imports kubernetes, pandas, scipy
 
 
 def build_runtime_venv(dest: Path) -> Path:
@@ -50,33 +51,44 @@ def size_mb(path: Path) -> float:
 
 
 def importable(python: Path, module: str) -> bool:
-    return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True).returncode == 0
+    return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, check=False).returncode == 0
 
 
-def first_prediction(python: Path, model_dir: Path, rows: list[dict], timeout: float = 120) -> tuple[float, dict]:
-    """(seconds from spawn to the first answered V1 prediction, its body), predictor run from ``python``."""
+@contextmanager
+def running_predictor(python: Path, model_dir: Path, rows: list[dict], timeout: float = 120):
+    """Start the predictor from ``python`` on loopback; yields (base URL, seconds from spawn to the
+    first answered V1 prediction, that prediction's body) and stops the predictor afterwards."""
     from patchrisk.child_processes import free_port, stop
 
     port, grpc_port = free_port(), free_port()
     started = time.monotonic()
     process = subprocess.Popen([str(python), "-m", "patchrisk_serving.catboost_predictor", "--model_name=patch-risk",
-                                f"--model_dir={model_dir}", f"--http_port={port}", f"--grpc_port={grpc_port}"],
+                                f"--model_dir={model_dir}", f"--http_port={port}", f"--grpc_port={grpc_port}",
+                                "--host=127.0.0.1"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir())
-    url = f"http://127.0.0.1:{port}/v1/models/patch-risk:predict"
+    base = f"http://127.0.0.1:{port}"
     try:
-        while time.monotonic() - started < timeout:
+        while True:
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"no prediction from the runtime venv's predictor within {timeout:.0f}s")
             if process.poll() is not None:
                 raise RuntimeError(f"predictor exited {process.returncode}: {process.stdout.read().decode()[-3000:]}")
             try:
-                response = httpx.post(url, json={"instances": rows}, timeout=5)
+                response = httpx.post(f"{base}/v1/models/patch-risk:predict", json={"instances": rows}, timeout=5)
                 if response.status_code == 200:
-                    return time.monotonic() - started, response.json()
+                    break
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        raise TimeoutError(f"no prediction from the runtime venv's predictor within {timeout:.0f}s")
+        yield base, time.monotonic() - started, response.json()
     finally:
         stop(process)
+
+
+def first_prediction(python: Path, model_dir: Path, rows: list[dict], timeout: float = 120) -> tuple[float, dict]:
+    """(seconds from spawn to the first answered V1 prediction, its body), predictor run from ``python``."""
+    with running_predictor(python, model_dir, rows, timeout) as (_, seconds, body):
+        return seconds, body
 
 
 def _small_model(directory: Path) -> Path:

@@ -8,9 +8,9 @@ import logging
 import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from kfp import compiler
 
@@ -180,14 +180,13 @@ def run_training_locally(settings: Settings, *, data_uri: str, spec: str = "patc
 
     from patchrisk import registry
 
-    started_ms = int(time.time() * 1000)
     arguments = dict(data_uri=str(data_uri), spec=spec, seed=seed, device=device, iterations=iterations,
                      mlflow_tracking_uri=settings.tracking_uri,
                      model_store_uri=registry.model_store_root(settings), git_commit=git_commit,
                      policy_env=policy_env,
                      **(extra_arguments or {}))
     local_run = run_local(training_pipeline, arguments, settings, log_file)
-    return TrainingOutcome(spec, local_run, _version_registered_since(settings, spec, started_ms),
+    return TrainingOutcome(spec, local_run, registered_version(settings, spec, local_run.run_dir),
                            find_reports(local_run.run_dir), _rejection(local_run.run_dir))
 
 
@@ -196,22 +195,29 @@ def _rejection(run_dir: Path | None) -> str | None:
     return found[-1].read_text().splitlines()[-1].strip() if found else None
 
 
-def _version_registered_since(settings: Settings, spec_name: str, since_ms: int) -> dict | None:
+def registered_version(settings: Settings, spec_name: str, run_dir: Path | None) -> dict | None:
+    """The model version a local training run registered, looked up in the registry by the run's
+    pipeline run id (never "the newest since we started": another run may register meanwhile).
+
+    The register task writes the id into ``registration.json`` of the model artifact it registered;
+    None when no task did (a gate rejected the model).
+    """
     from patchrisk import registry
+    from patchrisk.model_bundle import REGISTRATION_FILE
     from patchrisk.spec import load_spec
 
+    registrations = sorted(run_dir.glob(f"*/*/{REGISTRATION_FILE}")) if run_dir else []
+    run_ids = {registry.registration_of(path.parent).get(registry.PIPELINE_RUN_TAG) for path in registrations}
+    run_ids.discard(None)
+    if not run_ids:
+        return None
+    if len(run_ids) > 1:
+        raise PatchriskError(f"{run_dir}: registrations of several pipeline runs {sorted(run_ids)}")
     name = load_spec(spec_name).name
     c = registry.client(settings)
-    try:
-        versions = c.search_model_versions(f"name = '{name}'")
-    except Exception as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in (getattr(exc, "error_code", "") or str(exc)):
-            return None
-        raise
-    fresh = [v for v in versions if int(v.creation_timestamp) >= since_ms]
-    if not fresh:
+    v = registry.find_version_for_run(c, name, run_ids.pop())
+    if v is None:
         return None
-    v = max(fresh, key=lambda mv: int(mv.version))
     alias_map = registry.aliases(settings, name)
     return {"name": name, "version": str(v.version), "run_id": v.run_id,
             "aliases": sorted(a for a, ver in alias_map.items() if ver == str(v.version)),
@@ -233,9 +239,9 @@ def run_batch_scoring_locally(settings: Settings, *, patches_uri: str,
                               log_file: Path | None = None) -> BatchScoringOutcome:
     from patchrisk_pipelines.batch_scoring import batch_scoring_pipeline
 
-    local_run = run_local(batch_scoring_pipeline, dict(patches_uri=str(patches_uri), model_uri=model_uri,
-                                                       mlflow_tracking_uri=settings.tracking_uri,
-                                                       log_store_uri=settings.prediction_log_uri),
+    local_run = run_local(batch_scoring_pipeline, {"patches_uri": str(patches_uri), "model_uri": model_uri,
+                                                       "mlflow_tracking_uri": settings.tracking_uri,
+                                                       "log_store_uri": settings.prediction_log_uri},
                           settings, log_file)
     task_dir = local_run.run_dir / "score-batch"
     return BatchScoringOutcome(local_run, task_dir / "qa_priority", task_dir / "device_watchlist",

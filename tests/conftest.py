@@ -60,3 +60,24 @@ def trained_patch_model(patch_spec, patch_rows, tmp_path_factory):
     result.bundle.save(model_dir)
     write_reference(result, model_dir, seed=11)
     return result, model_dir
+
+
+# Tests that bring up a local cluster (the demo loop included) bind its fixed per-overlay loopback
+# addresses; under pytest-xdist (`make test`: --dist loadgroup) each group runs on one worker, so two
+# such clusters never run at once. Everything else is independent: tmp_path, free ports, own env.
+SERIAL_GROUPS = {
+    "local-cluster": (
+        "tests/integration/test_local_cluster.py",
+        "tests/integration/test_after_make_run.py",
+        "tests/e2e/",
+    ),
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = item.path.relative_to(REPO).as_posix()
+        for group, prefixes in SERIAL_GROUPS.items():
+            if path.startswith(prefixes):
+                item.add_marker(pytest.mark.xdist_group(group))

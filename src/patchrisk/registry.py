@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from patchrisk.errors import PatchriskError
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER, CANARY = "champion", "challenger", "canary"
 STORAGE_URI_TAG = "storage_uri"
 PIPELINE_RUN_TAG = "pipeline_run_id"
+MLFLOW_S3_ENDPOINT = "MLFLOW_S3_ENDPOINT_URL"
 
 
 @dataclass(frozen=True)
@@ -45,15 +50,61 @@ def _is_error(exc: Exception, code: str) -> bool:
 
 
 def client(settings: Settings):
-    """An MlflowClient on the configured store. It touches no experiment: with MLflow auth on, a
-    principal that only reads aliases (the sink) holds no permission on any experiment."""
-    import mlflow
+    """An MlflowClient on the configured store, given the tracking URI rather than setting MLflow's
+    process-wide one. It touches no experiment (with MLflow auth on, a principal that only reads
+    aliases, the sink, holds no permission on any experiment) and changes no environment variable."""
+    return _client_class()(settings)
+
+
+@cache
+def _client_class():
     from mlflow import MlflowClient
 
-    if settings.s3_endpoint_url:
-        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.s3_endpoint_url)
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    return MlflowClient(settings.tracking_uri)
+    class RegistryClient(MlflowClient):
+        """MLflow's S3 artifact repository reads its endpoint only from $MLFLOW_S3_ENDPOINT_URL, so
+        each artifact transfer sees ``settings.s3_endpoint_url`` there for its duration only."""
+
+        def __init__(self, settings: Settings):
+            super().__init__(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+            self.s3_endpoint_url = settings.s3_endpoint_url
+
+        def log_artifact(self, *args, **kwargs):
+            with s3_endpoint_for_mlflow(self.s3_endpoint_url):
+                return super().log_artifact(*args, **kwargs)
+
+        def log_artifacts(self, *args, **kwargs):
+            with s3_endpoint_for_mlflow(self.s3_endpoint_url):
+                return super().log_artifacts(*args, **kwargs)
+
+        def download_artifacts(self, *args, **kwargs):
+            with s3_endpoint_for_mlflow(self.s3_endpoint_url):
+                return super().download_artifacts(*args, **kwargs)
+
+    return RegistryClient
+
+
+_endpoint_lock = threading.Lock()
+_endpoint_users = 0
+
+
+@contextmanager
+def s3_endpoint_for_mlflow(endpoint_url: str | None):
+    """$MLFLOW_S3_ENDPOINT_URL = ``endpoint_url`` while the block runs, then as it was. One the
+    environment already sets wins. Counted, so overlapping transfers in threads share it."""
+    global _endpoint_users
+    with _endpoint_lock:
+        ours = bool(endpoint_url) and (_endpoint_users > 0 or MLFLOW_S3_ENDPOINT not in os.environ)
+        if ours:
+            _endpoint_users += 1
+            os.environ[MLFLOW_S3_ENDPOINT] = endpoint_url
+    try:
+        yield
+    finally:
+        if ours:
+            with _endpoint_lock:
+                _endpoint_users -= 1
+                if _endpoint_users == 0:
+                    os.environ.pop(MLFLOW_S3_ENDPOINT, None)
 
 
 def training_experiment_id(c, settings: Settings) -> str:
@@ -76,7 +127,7 @@ def find_version_for_run(c, name: str, pipeline_run_id: str):
         if _is_error(exc, "RESOURCE_DOES_NOT_EXIST"):
             return None
         raise
-    return sorted(found, key=lambda v: int(v.version))[0] if found else None
+    return min(found, key=lambda v: int(v.version)) if found else None
 
 
 def register_model_dir(settings: Settings, model_dir: Path, *, name: str, pipeline_run_id: str,
@@ -108,8 +159,8 @@ def register_model_dir(settings: Settings, model_dir: Path, *, name: str, pipeli
     registration = {"name": name, "version": str(version.version), "run_id": run_id,
                     "storage_uri": storage_uri, PIPELINE_RUN_TAG: pipeline_run_id}
     write_registration(model_dir, registration)
-    if not Store(storage_uri).exists(REGISTRATION_FILE):  # published last: its presence means complete
-        upload_dir(model_dir, storage_uri)
+    if not Store(storage_uri, settings.s3_endpoint_url).exists(REGISTRATION_FILE):  # published last: complete
+        upload_dir(model_dir, storage_uri, settings.s3_endpoint_url)
     c.set_model_version_tag(name, version.version, STORAGE_URI_TAG, storage_uri)
     if alias:
         c.set_registered_model_alias(name, alias, version.version)
@@ -124,7 +175,7 @@ def _log_run(c, settings, model_dir, name, pipeline_run_id, metrics, params, lin
         for key, value in sorted(params.items()):
             c.log_param(run_id, key, str(value)[:500])
         for key, value in sorted(metrics.items()):
-            if value == value:  # NaN metrics are not logged
+            if not math.isnan(value):  # NaN metrics are not logged
                 c.log_metric(run_id, key, float(value))
         c.log_artifacts(run_id, str(model_dir), artifact_path="model")
         for report in reports:
@@ -195,7 +246,10 @@ def download_model(settings: Settings, uri: str, dest: Path | None = None) -> Pa
         if uri.startswith(("runs:/", "mlflow-artifacts:")):
             import mlflow
 
-            return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dest) if dest else None))
+            with s3_endpoint_for_mlflow(settings.s3_endpoint_url):
+                return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dest) if dest else None,
+                                                                tracking_uri=settings.tracking_uri,
+                                                                registry_uri=settings.tracking_uri))
     if not is_s3(uri):
         path = Path(uri.removeprefix("file://"))
         if not path.is_dir():

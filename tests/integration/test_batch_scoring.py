@@ -6,6 +6,7 @@ import pytest
 from patchrisk import registry
 from patchrisk.datagen import generate_rows
 from patchrisk.settings import get_settings
+from tests.html_sections import as_records, read_sections
 
 pytestmark = pytest.mark.integration
 
@@ -49,15 +50,30 @@ def test_device_watchlist_sums_expected_regressions(batch_outcome):
 
 
 def test_report_is_html_with_charts(batch_outcome):
-    html = batch_outcome[0].report.read_text()
-    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") >= 2 and "QA priority list" in html
+    outcome, upcoming, _ = batch_outcome
+    html = outcome.report.read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    sections = read_sections(html)
+    assert sections["Charts"].charts >= 2
+    shown = as_records(sections["QA priority list"].tables[0])
+    qa = pd.read_csv(outcome.qa_priority)
+    assert [r["patch id"] for r in shown] == qa["patch_id"].head(len(shown)).tolist()  # the list, in rank order
+    assert f"{len(upcoming) - len(shown)} more rows not shown" in sections["QA priority list"].text
+    watch = as_records(sections["Watch list by device_family / region"].tables[0])
+    assert [int(r["patches"]) for r in watch] == pd.read_csv(outcome.device_watchlist)["patches"].head(len(watch)).tolist()
 
 
 def test_pipeline_writes_the_reliability_report_as_an_html_artifact(batch_outcome):
-    outcome, upcoming, version = batch_outcome
+    outcome, _, version = batch_outcome
     html = outcome.reliability_report.read_text()
-    assert html.startswith("<!DOCTYPE html>") and "Reliability report: patch-risk" in html
-    assert f"v{version.version}" in html and "champion" in html  # overview from MLflow
-    top = pd.read_csv(outcome.qa_priority)["patch_id"].iloc[0]
-    assert top in html  # the risk ranking is the list this run scored
-    assert "No monitoring windows yet" in html  # no monitoring job has written summaries here
+    assert html.startswith("<!DOCTYPE html>")
+    sections = read_sections(html)
+    overview = as_records(sections["Overview: models, aliases and gate verdicts"].tables[0])
+    assert [(r["version"], r["aliases"]) for r in overview] == [(f"v{version.version}", "champion")]  # from MLflow
+    ranking = as_records(sections["Risk ranking"].tables[0])
+    qa = pd.read_csv(outcome.qa_priority).head(len(ranking))
+    assert len(ranking) >= 10  # the risk ranking is the list this run scored, in its order
+    assert [r["patch id"] for r in ranking] == qa["patch_id"].tolist()
+    assert [r["risk score"] for r in ranking] == [f"{s:.2f}" for s in qa["risk_score"]]
+    drift = sections["Drift over time"]
+    assert not drift.tables and "No monitoring windows yet" in drift.text  # no monitoring job wrote summaries

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from patchrisk.manifests_check import check_overlays
+from patchrisk.manifests_check.hadolint_scan import find_dockerfiles
 from patchrisk.manifests_check.locations import declared_mode, shared_dir
 from patchrisk.manifests_check.render import Target
 from patchrisk.manifests_check.runner import check_objects
@@ -26,7 +27,11 @@ CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"  # `make test` always build
 
 
 def render(env: str) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(OVERLAYS / env)], capture_output=True, text=True, check=True)
+    return render_dir(OVERLAYS / env)
+
+
+def render_dir(directory: Path) -> list[dict]:
+    out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True)
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
@@ -45,10 +50,15 @@ def rendered():
     return {env: render(env) for env in ENVIRONMENTS}
 
 
-def test_every_overlay_and_infra_is_checked(full_report):
+def test_every_overlay_and_infra_is_checked(full_report, rendered):
     # `local` is staging as the local pod runner runs it (docs/local-cluster.md): checked like the rest
     assert sorted(full_report.sources) == sorted([*ENVIRONMENTS, "local", "infra"])
-    assert {"kubernetes-validate", "jsonschema", "hadolint"} <= set(full_report.tools_run)
+    objects = full_report.examined["objects"]
+    assert {env: objects[env] for env in ENVIRONMENTS} == {env: len(docs) for env, docs in rendered.items()}
+    assert objects["local"] == objects["staging"]  # the same objects, a few values changed
+    assert objects["infra"] == len(render_dir(REPO / "infra")) > 0
+    assert full_report.examined["hadolint"] == {"dockerfiles": len(find_dockerfiles(REPO))}
+    assert full_report.examined["hadolint"]["dockerfiles"] >= 3  # components, serving, infra/mlflow
 
 
 @pytest.mark.parametrize("source", [*ENVIRONMENTS, "infra", "dockerfiles"])
@@ -60,7 +70,10 @@ def test_no_findings(full_report, source):
 def test_checkov_ran_on_every_overlay(full_report):
     if not CHECKOV.is_file():
         pytest.skip(f"{CHECKOV} absent (make test builds it)")
-    assert "checkov" in full_report.tools_run
+    evaluated = full_report.examined["checkov"]
+    assert set(evaluated) == {*ENVIRONMENTS, "local", "infra"}
+    # checkov's Kubernetes checks run per workload: dozens of them for each overlay, none skipped.
+    assert all(count >= 20 for count in evaluated.values()), evaluated
 
 
 @pytest.mark.parametrize("env,mode", [("dev", "Knative"), ("staging", "Standard"), ("prod", "Standard")])

@@ -4,10 +4,15 @@ carries none of the training, pipeline or test stack."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import pandas as pd
 import pytest
+
+from patchrisk.model_bundle import frame_to_matrix
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -29,16 +34,46 @@ def runtime_python(tmp_path_factory):
     return runtime.build_runtime_venv(tmp_path_factory.mktemp("runtime") / "venv")
 
 
+def installed_distributions(python: Path) -> set[str]:
+    code = "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] for d in m.distributions()))"
+    listing = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout
+    return {name.strip().lower().replace("_", "-") for name in listing.splitlines() if name.strip()}
+
+
 def test_the_predictor_lock_venv_is_small_and_runtime_only(runtime_python):
     venv = runtime_python.parents[1]
-    assert runtime.size_mb(venv) < runtime.SIZE_LIMIT_MB
+    assert runtime.size_mb(venv) < runtime.SIZE_LIMIT_MB == 600
     for absent in ("kfp", "mlflow", "evidently", "pytest", "moto", "playwright", "hypothesis", "boto3"):
         assert not runtime.importable(runtime_python, absent), f"{absent} is in the predictor image"
+    excludes = (REPO / "requirements-predictor.excludes").read_text().splitlines()
+    excluded = {line.strip().lower() for line in excludes if line.strip() and not line.startswith("#")}
+    assert not installed_distributions(runtime_python) & excluded
 
 
-def test_the_predictor_starts_from_the_lock_and_answers(runtime_python, trained_patch_model):
-    _, model_dir = trained_patch_model
-    rows = trained_patch_model[0].bundle.metadata["reference_rows"][:3]
-    _, body = runtime.first_prediction(runtime_python, model_dir, rows)
-    expected = trained_patch_model[0].bundle.metadata["reference_scores"][:3]
-    assert [p["risk_score"] for p in body["predictions"]] == pytest.approx(expected, abs=1e-6)
+def test_the_predictor_serves_v1_v2_and_explain_from_the_lock(runtime_python, trained_patch_model):
+    result, model_dir = trained_patch_model
+    metadata, spec = result.bundle.metadata, result.bundle.spec
+    rows, expected = metadata["reference_rows"][:3], metadata["reference_scores"][:3]
+    with runtime.running_predictor(runtime_python, model_dir, rows) as (base, _, v1):
+        assert [p["risk_score"] for p in v1["predictions"]] == pytest.approx(expected, abs=1e-6)
+        assert [p["risk_bucket"] for p in v1["predictions"]] == [spec.risk_bucket(s) for s in expected]
+
+        matrix = [["" if row[name] is None else str(row[name]) for name in spec.feature_names] for row in rows]
+        v2 = httpx.post(f"{base}/v2/models/patch-risk/infer", timeout=30, json={"inputs": [
+            {"name": "input-0", "shape": [len(rows), len(spec.feature_names)], "datatype": "BYTES", "data": matrix}]})
+        assert v2.status_code == 200, v2.text
+        outputs = {o["name"]: o for o in v2.json()["outputs"]}
+        assert outputs["risk_score"]["data"] == pytest.approx(expected, abs=1e-6)
+        assert outputs["risk_bucket"]["data"] == [spec.risk_bucket(s) for s in expected]
+
+        explained = httpx.post(f"{base}/v1/models/patch-risk:explain", json={"instances": rows[:1], "top_k": 2},
+                               timeout=30)
+        assert explained.status_code == 200, explained.text
+        top = explained.json()["explanations"][0]["top_features"]
+        in_process = result.bundle.contributions(frame_to_matrix(pd.DataFrame(rows[:1]), spec))[0]
+        largest = sorted(range(len(in_process)), key=lambda i: -abs(in_process[i]))[:2]
+        assert [t["feature"] for t in top] == [spec.feature_names[i] for i in largest]
+        assert [t["contribution"] for t in top] == pytest.approx([in_process[i] for i in largest], abs=1e-6)
+
+        bad = httpx.post(f"{base}/v1/models/patch-risk:predict", json={"instances": [{"component": 1}]}, timeout=30)
+        assert bad.status_code == 400 and "missing feature" in bad.json()["error"]

@@ -1,17 +1,13 @@
-"""Champion comparison against a real MLflow store in tmp: the paired tests, the no-champion case,
-and the report logged back to the run."""
+"""Champion comparison: the paired tests and the no-champion case. Against a champion registered
+in a real MLflow store: tests/integration/test_gates_registry.py."""
 
-import gates_support as models
 import numpy as np
-import pytest
 from sklearn.metrics import roc_auc_score
 
-from patchrisk.gates.comparison import bootstrap_auc_difference, comparison_gate, find_champion, mcnemar_exact
+from patchrisk.gates.comparison import bootstrap_auc_difference, comparison_gate, mcnemar_exact
 from patchrisk.gates.policy import load_policy
-from patchrisk.gates.report import FAILED, PASSED
-from patchrisk.gates.runner import run_gates
-from patchrisk.registry import CHAMPION, client, register_model_dir
-from patchrisk.settings import get_settings
+from patchrisk.gates.report import PASSED
+from tests.unit import gates_support as models
 
 
 def test_bootstrap_centres_on_the_auc_difference():
@@ -43,28 +39,7 @@ def test_mcnemar_counts_discordant_pairs_and_tests_one_side():
     assert mcnemar_exact(y, y, y)["p_value"] == 1.0
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    """A real MLflow store (SQLite + local artifacts) with the healthy model as champion."""
-    state = tmp_path_factory.mktemp("state")
-    settings = get_settings(state_dir=state)
-    model_dir = models.healthy_model().save(state / "champion-model")
-    version = register_model_dir(
-        settings,
-        model_dir,
-        name="patch-risk",
-        pipeline_run_id="run-1",
-        metrics={"roc_auc": 0.83},
-        params={},
-        lineage={},
-        alias=CHAMPION,
-    )
-    return settings, version
-
-
-def test_no_champion_passes_and_says_so(registry):
-    settings, _ = registry
-    assert find_champion(settings, "a-model-never-registered") is None
+def test_no_champion_passes_and_says_so():
     gate = comparison_gate(
         models.healthy_model(),
         None,
@@ -73,47 +48,3 @@ def test_no_champion_passes_and_says_so(registry):
         load_policy("patch-risk").comparison,
     )
     assert gate.verdict == PASSED and gate.reason.startswith("no champion registered yet")
-
-
-@pytest.fixture(scope="module")
-def weak_report(registry):
-    settings, version = registry
-    champion = find_champion(settings, "patch-risk")
-    assert champion is not None and champion.version == version.version
-    return run_gates(models.weak_model(), models.holdout(), load_policy("patch-risk"), champion)
-
-
-def test_clearly_worse_challenger_fails_against_the_registered_champion(registry, weak_report):
-    _, version = registry
-    report = weak_report
-    gate = report.gate("comparison")
-    assert gate.verdict == FAILED
-    assert {c.name for c in gate.failed_checks} == {"roc_auc_difference", "mcnemar_p_value"}
-    assert f"vs champion version {version.version}" in gate.reason
-    low, high = gate.details["auc_difference_ci"]
-    assert low < high < -0.05
-    assert gate.details["mcnemar"]["p_value"] < 0.05
-    assert report.model["champion_version"] == version.version
-
-
-def test_challenger_as_good_as_the_champion_passes(registry):
-    settings, version = registry
-    champion = find_champion(settings, "patch-risk")
-    report = run_gates(models.healthy_model(), models.holdout(), load_policy("patch-risk"), champion)
-    gate = report.gate("comparison")
-    assert gate.verdict == PASSED
-    assert gate.checks[0].value == pytest.approx(0.0)
-    assert gate.details["mcnemar"]["p_value"] == 1.0
-
-
-def test_gate_report_logged_to_the_mlflow_run(registry, weak_report):
-    from patchrisk.gates.publish import log_gate_report_to_mlflow
-
-    settings, version = registry
-    log_gate_report_to_mlflow(settings, version.run_id, weak_report)
-    c = client(settings)
-    tags = c.get_run(version.run_id).data.tags
-    assert tags["gate.comparison"] == "failed" and tags["gate.fairness"] == "passed"
-    assert tags["gate.passed"] == "false" and "rejected by gate" in tags["gate.reason"]
-    logged = {a.path for a in c.list_artifacts(version.run_id, "gates")}
-    assert logged == {"gates/gate_report.json", "gates/gate_report.md", "gates/gate_report.html"}

@@ -2,13 +2,13 @@
 
 Every model is a real CatBoost model trained on small synthetic data (see gates_support)."""
 
-import gates_support as models
 import numpy as np
 import pytest
 
 from patchrisk.gates.policy import load_policy
 from patchrisk.gates.report import FAILED, PASSED
 from patchrisk.gates.runner import run_gates
+from tests.unit import gates_support as models
 
 
 @pytest.fixture(scope="module")

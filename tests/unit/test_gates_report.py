@@ -1,18 +1,20 @@
-"""The gate report's stable JSON schema, its Markdown/HTML renderings, the model card, and the
-KFP component called as a function (plus a pipeline that branches on its output)."""
+"""The gate report's stable JSON schema, its Markdown/HTML renderings, the model card, and a
+pipeline that branches on the component's output. The component called as a function (it looks the
+champion up in MLflow): tests/integration/test_gates_registry.py."""
 
 import json
 
-import gates_support as models
 import pytest
+import yaml
 
 from patchrisk.evaluation import evaluate
 from patchrisk.gates.model_card import render_model_card
 from patchrisk.gates.policy import load_policy
 from patchrisk.gates.publish import write_gate_report
 from patchrisk.gates.render import render_html, render_markdown
-from patchrisk.gates.report import SCHEMA, GateReport, load_gate_report
+from patchrisk.gates.report import SCHEMA, load_gate_report
 from patchrisk.gates.runner import run_gates
+from tests.unit import gates_support as models
 
 
 @pytest.fixture(scope="module")
@@ -76,35 +78,6 @@ def test_model_card_covers_use_data_metrics_fairness_and_limits(failed_report):
     assert render_model_card(bundle, None, None).count("Not measured.") == 2
 
 
-def test_component_returns_verdict_without_raising_and_writes_outputs(tmp_path):
-    from kfp.dsl import HTML, Artifact, Dataset, Markdown, Model
-    from patchrisk_components.gates.component import validation_gates
-
-    model_dir = models.biased_model().save(tmp_path / "model")
-    holdout_path = tmp_path / "holdout.parquet"
-    models.holdout().to_parquet(holdout_path, index=False)
-    report, summary, page = (
-        Artifact(uri=str(tmp_path / "report.json")),
-        Markdown(uri=str(tmp_path / "summary.md")),
-        HTML(uri=str(tmp_path / "r.html")),
-    )
-    outputs = validation_gates.python_func(
-        model=Model(uri=str(model_dir)),
-        holdout=Dataset(uri=str(holdout_path)),
-        spec="patch-risk",
-        policy_env="dev",
-        mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-        model_name="patch-risk",
-        gate_report=report,
-        gate_summary=summary,
-        gate_report_html=page,
-    )
-    assert outputs.passed is False and "rejected by gate fairness" in outputs.reason
-    assert GateReport.from_dict(json.loads((tmp_path / "report.json").read_text())).reason == outputs.reason
-    assert (tmp_path / "summary.md").read_text().startswith("# Validation gates: REJECTED")
-    assert report.metadata["gate.fairness"] == "failed"
-
-
 def test_pipeline_can_branch_on_the_passed_output(tmp_path):
     from kfp import compiler, dsl
     from patchrisk_components.gates.component import validation_gates
@@ -125,10 +98,17 @@ def test_pipeline_can_branch_on_the_passed_output(tmp_path):
             mlflow_tracking_uri="",
             model_name="patch-risk",
         )
-        with dsl.If(gates.outputs["passed"] == True):  # noqa: E712 - KFP builds the condition from ==
+        with dsl.If(gates.outputs["passed"] == True):
             register(reason=gates.outputs["reason"])
 
     path = tmp_path / "pipeline.yaml"
     compiler.Compiler().compile(pipeline, str(path))
-    text = path.read_text()
-    assert "passed" in text and "condition" in text
+    ir = yaml.safe_load(path.read_text())
+    branch = ir["root"]["dag"]["tasks"]["condition-1"]
+    channel = "pipelinechannel--validation-gates-passed"
+    assert branch["inputs"]["parameters"][channel]["taskOutputParameter"] == {
+        "outputParameterKey": "passed", "producerTask": "validation-gates"}
+    assert branch["triggerPolicy"]["condition"] == f"inputs.parameter_values['{channel}'] == true"
+    assert ir["components"]["comp-validation-gates"]["outputDefinitions"]["parameters"]["passed"] == {
+        "parameterType": "BOOLEAN"}
+    assert set(ir["components"]["comp-condition-1"]["dag"]["tasks"]) == {"register"}

@@ -5,6 +5,7 @@ import re
 import pandas as pd
 
 from patchrisk.reliability_report import ReliabilityInputs, render_reliability_report
+from tests.html_sections import as_records, read_sections
 
 
 def sample_inputs() -> ReliabilityInputs:
@@ -59,20 +60,47 @@ def sample_inputs() -> ReliabilityInputs:
     return ReliabilityInputs("patch-risk", versions, qa, features, history, canary)
 
 
+VIEWS = ["Overview: models, aliases and gate verdicts", "Risk ranking", "Drift over time", "Canary status"]
+
+
 def test_every_view_is_present_with_charts():
     html = render_reliability_report(sample_inputs())
-    for heading in ("Overview: models, aliases and gate verdicts", "Risk ranking", "Drift over time", "Canary status"):
-        assert heading in html
-    assert html.count("<svg") >= 6
-    assert "P-1" in html and "feat-0007" in html and "promote" in html and "failed" in html
-    assert "retrain (registered)" in html and "code_churn_score" in html
+    sections = read_sections(html)
+    assert list(sections)[1:] == VIEWS
+    assert all(sections[view].charts >= 1 for view in VIEWS)
+
+    overview = as_records(sections[VIEWS[0]].tables[0])
+    assert [(r["version"], r["aliases"], r["roc auc"]) for r in overview] == [
+        ("v1", "champion", "0.840"), ("v2", "challenger", "0.860")]
+    assert [r["fairness"] for r in overview] == ["passed", "failed"]
+    assert all(r[gate] == "passed" for r in overview for gate in ("performance", "robustness", "comparison"))
+
+    patches, features = (as_records(t) for t in sections["Risk ranking"].tables)
+    assert [(r["qa rank"], r["patch id"], r["risk score"], r["risk bucket"]) for r in patches] == [
+        ("1", "P-1", "0.91", "high"), ("2", "P-2", "0.40", "medium")]
+    assert [(r["feature id"], r["risk score"]) for r in features] == [("feat-0007", "0.70"), ("feat-0002", "0.30")]
+
+    windows = as_records(sections["Drift over time"].tables[0])
+    assert [(r["drifted share"], r["drifted features"], r["decision"]) for r in windows] == [
+        ("0", "-", "no trigger"), ("0.300", "code_churn_score", "no trigger"),
+        ("0.300", "code_churn_score", "retrain (registered)")]
+
+    canary = sections["Canary status"]
+    endpoints, checks = (as_records(t) for t in canary.tables)
+    assert [(r["endpoint"], r["model version"], r["requests"]) for r in endpoints] == [
+        ("default", "1", "400"), ("canary", "2", "390")]
+    assert [(r["name"], r["status"], r["limit"]) for r in checks] == [("error_rate", "pass", "0.010")]
+    assert " ".join(canary.text.split()).startswith("Decision: promote with the canary at 100% of traffic")
     assert "&lt;all checks passed&gt;" in html  # reasons are escaped, not injected
     assert "<script" not in html and "http" not in html.split("<body>")[1].replace("http://www.w3.org", "")
 
 
 def test_empty_inputs_still_render_a_page():
-    html = render_reliability_report(ReliabilityInputs("patch-risk"))
-    assert "No registered versions yet" in html and "No monitoring windows yet" in html
+    sections = read_sections(render_reliability_report(ReliabilityInputs("patch-risk")))
+    assert list(sections)[1:] == VIEWS
+    assert "No registered versions yet" in sections[VIEWS[0]].text
+    assert "No monitoring windows yet" in sections["Drift over time"].text
+    assert all(not sections[view].tables for view in (VIEWS[0], "Drift over time"))
 
 
 def test_numbers_read_as_people_write_them():

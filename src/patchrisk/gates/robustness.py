@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from patchrisk.evaluation import classification_metrics
+from patchrisk.evaluation import classification_metric
 from patchrisk.gates.policy import PerturbationLevel, RobustnessPolicy
 from patchrisk.gates.report import NOT_APPLICABLE, PASSED, Check, GateResult, compare, gate_from_checks
 from patchrisk.model_bundle import ModelBundle
@@ -41,9 +41,7 @@ class Scorer:
 
     def metric(self, frame: pd.DataFrame) -> float:
         scores = self.bundle.predict_frame(frame)
-        return classification_metrics(self.y_true, scores, self.spec.decision_threshold)[
-            self.spec.primary_metric
-        ]
+        return classification_metric(self.spec.primary_metric, self.y_true, scores, self.spec.decision_threshold)
 
 
 def noisy_features(spec: ModelSpec) -> list[str]:

@@ -46,11 +46,15 @@ def guess_field(check_id: str, kind: str) -> str:
     return "-"
 
 
-def run_checkov(checkov: Path, scan_dir: Path, file_labels: dict[str, str]) -> list[Finding]:
-    """Scan ``scan_dir``; ``file_labels`` maps each file name in it to the target label to report."""
+def run_checkov(checkov: Path, scan_dir: Path, file_labels: dict[str, str],
+                evaluated: dict[str, int] | None = None) -> list[Finding]:
+    """Scan ``scan_dir``; ``file_labels`` maps each file name in it to the target label to report.
+    ``evaluated`` (label -> count) receives how many checks checkov evaluated per label."""
     if not Path(checkov).is_file():
         raise ManifestsCheckError(f"checkov not found at {checkov} (make .venv-checkov/.installed builds it)")
-    cmd = [str(checkov), "-d", str(scan_dir), "--framework", "kubernetes", "--compact", "--quiet",
+    # Not --quiet: that drops the passed checks from the JSON, and they are the evidence that
+    # checkov evaluated each file at all (Report.examined).
+    cmd = [str(checkov), "-d", str(scan_dir), "--framework", "kubernetes", "--compact",
            "--output", "json", "--skip-download"]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
     try:
@@ -67,6 +71,10 @@ def run_checkov(checkov: Path, scan_dir: Path, file_labels: dict[str, str]) -> l
         if report.get("check_type", "kubernetes") != "kubernetes":
             continue
         results = report.get("results") or {}
+        if evaluated is not None:
+            for result in (results.get("passed_checks") or []) + (results.get("failed_checks") or []):
+                label = _label(result.get("file_path", "?"), file_labels)
+                evaluated[label] = evaluated.get(label, 0) + 1
         for failed in results.get("failed_checks") or []:
             findings.append(_finding(failed, file_labels))
         for path in results.get("parsing_errors") or []:

@@ -24,6 +24,13 @@ class Report:
     sources: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     tools_run: list[str] = field(default_factory=list)
+    # tool -> source -> what it examined there: objects (schemas and our rules), checks evaluated
+    # (checkov), Dockerfiles (hadolint). A tool that ran but examined nothing shows as 0, not as clean.
+    examined: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, tool: str, source: str, n: int) -> None:
+        per_source = self.examined.setdefault(tool, {})
+        per_source[source] = per_source.get(source, 0) + n
 
     def for_source(self, source: str) -> list[Finding]:
         return [f for f in self.findings if f.source == source]

@@ -36,8 +36,10 @@ def check_overlays(overlays: list[str] | None = None, *, repo_root: Path | None 
         targets.append(infra)
     report = check_targets(targets, schema_dir=schema_dir or kserve_schema_dir(root), checkov=checkov)
     if lint_dockerfiles:
-        report.findings += run_hadolint(hadolint_binary(hadolint), find_dockerfiles(root), root)
+        dockerfiles = find_dockerfiles(root)
+        report.findings += run_hadolint(hadolint_binary(hadolint), dockerfiles, root)
         report.tools_run.append("hadolint")
+        report.count("hadolint", "dockerfiles", len(dockerfiles))
     report.findings.sort()
     return report
 
@@ -55,9 +57,13 @@ def check_targets(targets: list[Target], *, schema_dir: Path, checkov: Path | No
     report = Report(sources=[t.label for t in targets], tools_run=["kubernetes-validate", "jsonschema"])
     for target in targets:
         report.findings += check_objects(target, schema_dir)
+        report.count("objects", target.label, 0 if target.render_error else len(parse_documents(target)))
     if checkov is not None:
-        report.findings += _checkov_all([t for t in targets if not t.render_error], checkov)
+        evaluated: dict[str, int] = {}
+        report.findings += _checkov_all([t for t in targets if not t.render_error], checkov, evaluated)
         report.tools_run.append("checkov")
+        for target in targets:
+            report.count("checkov", target.label, evaluated.get(target.label, 0))
     return report
 
 
@@ -92,7 +98,7 @@ def _validate_schema(doc: dict, source: str, schema_dir: Path) -> list[Finding]:
                         f"no schema to validate against: {err}")]
 
 
-def _checkov_all(targets: list[Target], checkov: Path) -> list[Finding]:
+def _checkov_all(targets: list[Target], checkov: Path, evaluated: dict[str, int]) -> list[Finding]:
     with tempfile.TemporaryDirectory(prefix="patchrisk-checkov-") as tmp:
         labels = {}
         for index, target in enumerate(targets):
@@ -100,4 +106,4 @@ def _checkov_all(targets: list[Target], checkov: Path) -> list[Finding]:
             name = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
             (Path(tmp) / name).write_text(target.text)
             labels[name] = target.label
-        return run_checkov(Path(checkov), Path(tmp), labels) if labels else []
+        return run_checkov(Path(checkov), Path(tmp), labels, evaluated) if labels else []
