@@ -5,7 +5,9 @@ Three servers, one worker each, the same model call (``bundle.predict_matrix``):
 - floor: a bare Starlette endpoint (bench/bare_asgi_app.py), V1 bodies only
 - plain: a plain KServe custom predictor as the KServe docs show it, no validation
   (bench/plain_kserve_predictor.py): the anchor users would otherwise write
-- ours:  the patchrisk predictor (serving/catboost_predictor)
+- ours:  the patchrisk predictor (serving/catboost_predictor), its fast path on (the default)
+- routes: the same predictor with ``--enable_fast_path false``: every request through KServe's
+  routes (FastAPI, pydantic, InferRequest/InferResponse), what the fast path is measured against
 
 The load comes from ``hey`` (Debian package; installed with apt-get when missing), a native
 generator, so the client is not what is measured. Servers are pinned to one core and the load to
@@ -134,14 +136,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         tmp = Path(tmp)
         result = train(tmp / "model")
-        ports = {name: free_port() for name in ("floor", "plain", "ours")}
+        ports = {name: free_port() for name in ("floor", "plain", "ours", "routes")}
         commands = {
             "floor": [sys.executable, str(BENCH / "bare_asgi_app.py"), str(tmp / "model"), str(ports["floor"])],
             "plain": [sys.executable, str(BENCH / "plain_kserve_predictor.py"), str(tmp / "model"),
                       str(ports["plain"])],
             "ours": predictor_command(tmp / "model", ports["ours"], MODEL),
+            "routes": predictor_command(tmp / "model", ports["routes"], MODEL, ("--enable_fast_path=false",)),
         }
-        ready = {"floor": "/v2/health/ready", "plain": f"/v2/models/{MODEL}/ready", "ours": f"/v2/models/{MODEL}/ready"}
+        ready = {"floor": "/v2/health/ready", **{name: f"/v2/models/{MODEL}/ready" for name in ("plain", "ours", "routes")}}
         servers = {}
         try:
             for name, command in commands.items():
@@ -149,7 +152,8 @@ def main() -> None:
                 pin(servers[name].pid, server_core)
             paths = {("floor", "v1"): "/predict", ("plain", "v1"): f"/v1/models/{MODEL}:predict",
                      ("ours", "v1"): f"/v1/models/{MODEL}:predict", ("plain", "v2"): f"/v2/models/{MODEL}/infer",
-                     ("ours", "v2"): f"/v2/models/{MODEL}/infer"}
+                     ("ours", "v2"): f"/v2/models/{MODEL}/infer", ("routes", "v1"): f"/v1/models/{MODEL}:predict",
+                     ("routes", "v2"): f"/v2/models/{MODEL}/infer"}
             bodies = {}
             for rows in args.rows:
                 for protocol, body in payloads(result, rows).items():
@@ -191,7 +195,8 @@ def report(runs: dict, args, server_core, load_core) -> None:
         for c in args.concurrency:
             floor = med["floor", "v1", rows, c]
             line = [f"rows={rows:<3} c={c:<2}"]
-            for server, protocol in (("plain", "v1"), ("plain", "v2"), ("ours", "v1"), ("ours", "v2")):
+            for server, protocol in (("plain", "v1"), ("plain", "v2"), ("routes", "v1"), ("routes", "v2"),
+                                     ("ours", "v1"), ("ours", "v2")):
                 m = med[server, protocol, rows, c]
                 line.append(f"{server} {protocol} {m['rps'] / floor['rps']:.2f}x (CPU {floor['cpu_ms'] / m['cpu_ms']:.2f}x)")
             print("  " + "; ".join(line))

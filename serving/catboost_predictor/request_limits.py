@@ -52,7 +52,7 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        await self.app(scope, _replay(b"".join(chunks), receive), send)
+        await self.app(scope, replay(b"".join(chunks), receive), send)
 
     async def _refuse(self, send, what: str) -> None:
         body = json.dumps(
@@ -83,15 +83,15 @@ def _content_length(headers) -> int | None:
     return None
 
 
-def _replay(body: bytes, receive):
+def replay(body: bytes, receive):
     """A ``receive`` that hands the app the body already read, then defers to the real one."""
     delivered = False
 
-    async def replay():
+    async def replayed():
         nonlocal delivered
         if not delivered:
             delivered = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return replay
+    return replayed

@@ -190,9 +190,18 @@ class _InvalidInputAsWarning(logging.Filter):
 
 
 def install(
-    app, dataplane, model_name: str, model_version: str, access_log: bool, max_request_bytes: int
+    app,
+    dataplane,
+    model_name: str,
+    model_version: str,
+    access_log: bool,
+    max_request_bytes: int,
+    fast_path_model=None,
 ) -> None:
-    """Hook the predictor's additions into KServe's app before the server starts."""
+    """Hook the predictor's additions into KServe's app before the server starts.
+
+    ``fast_path_model``: answer this model's ``:predict`` and ``/infer`` on the fast path
+    (fast_path.py); None leaves every request to KServe's routes."""
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -205,7 +214,12 @@ def install(
 
     model_name_served = model_name
     app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"], tags=["V2"])
-    # Added last = runs first: the response middleware sees (and counts) the limit's 413s too.
+    # Added last = runs first: the response middleware sees (and counts) the limit's 413s too, and
+    # the fast path (innermost) gets only bodies under the limit and its answers get the version header.
+    if fast_path_model is not None:
+        from patchrisk_serving.catboost_predictor.fast_path import FastPathMiddleware
+
+        app.add_middleware(FastPathMiddleware, model=fast_path_model)
     app.add_middleware(request_limits.BodyLimitMiddleware, max_bytes=max_request_bytes)
     app.add_middleware(ModelResponseMiddleware, model_name=model_name, model_version=model_version)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
@@ -221,3 +235,16 @@ def quiet_request_logs() -> None:
     access.handlers = []
     access.propagate = False  # no handlers anywhere: uvicorn skips building the log line
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+
+
+def leave_out_request_timing(rest_server) -> None:
+    """Build KServe's app without its ``TimingMiddleware`` (it only feeds the ``kserve.trace`` log)."""
+    from timing_asgi import TimingMiddleware
+
+    add_middlewares = rest_server._add_middlewares
+
+    def add_all_but_timing(app) -> None:
+        add_middlewares(app)
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not TimingMiddleware]
+
+    rest_server._add_middlewares = add_all_but_timing

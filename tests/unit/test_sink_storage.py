@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
@@ -69,6 +70,50 @@ def test_spool_rotation_keeps_only_the_carry_over(tmp_path):
     spool.close()
     reopened = Spool(tmp_path)
     assert reopened.generation != old and [e.id for e in reopened.replayed()] == [second.id]
+
+
+
+def test_one_fsync_acknowledges_every_event_written_before_it(tmp_path):
+    """Group commit: the events of concurrent loggers share a disk wait instead of queueing for one each."""
+    spool = Spool(tmp_path)
+    (first, second), third = events(), events(seed=9)[0]
+    tickets = [spool.write(first), spool.write(second)]
+    spool.wait_durable(tickets[1])  # the later ticket's fsync covers the earlier event too
+    spool.wait_durable(tickets[0])
+    assert spool.fsyncs == 1
+    spool.wait_durable(spool.write(third))
+    assert spool.fsyncs == 2
+    spool.rotate([third])  # the rotated file is fsynced whole: nothing written so far waits again
+    spool.wait_durable(spool.written)
+    assert spool.fsyncs == 2
+    spool.close()
+    assert [e.id for e in Spool(tmp_path).replayed()] == [third.id]
+
+
+def test_concurrent_accepts_each_return_only_once_their_event_is_on_disk(tmp_path):
+    import threading
+
+    spool = Spool(tmp_path)
+    sent = [e for seed in range(16) for e in events(seed=100 + seed)]
+    lock, durable_when_acknowledged = threading.Lock(), []
+
+    def accept(event):
+        with lock:  # the service's state lock: writes are ordered
+            ticket = spool.write(event)
+        spool.wait_durable(ticket)
+        lines = spool.path.read_bytes().splitlines()[1:]  # what reached the file, not Python's buffer
+        on_disk = {(record["kind"], record["id"]) for record in map(json.loads, lines)}
+        durable_when_acknowledged.append((event.kind, event.id) in on_disk)
+
+    threads = [threading.Thread(target=accept, args=(e,)) for e in sent]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(durable_when_acknowledged) == len(sent) and all(durable_when_acknowledged)
+    assert 1 <= spool.fsyncs <= len(sent)
+    spool.close()
+    assert len(Spool(tmp_path).replayed()) == len(sent)
 
 
 def rows_for(received_at, version="1", count=2, seed=5):

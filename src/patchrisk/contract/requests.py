@@ -152,7 +152,7 @@ def _parse_feature_inputs(inputs: Sequence[Any], validator: RowValidator) -> lis
                 field=feature.name,
             )
         columns.append(values)
-    return validator.from_lists(list(zip(*columns)), what="inputs", text_columns=frozenset(text_columns))
+    return validator.from_columns(columns, what="inputs", text_columns=frozenset(text_columns))
 
 
 def _column_length(tensor: Any, name: str) -> int:

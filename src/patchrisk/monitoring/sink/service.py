@@ -111,24 +111,30 @@ class SinkService:
             seen = self.buffer.classify(event)
             if seen == DUPLICATE:
                 self.metrics.duplicates.labels(event.kind).inc()
-                return False
-            if seen == COLLISION:
-                self.buffer.mark_collided(event)
-                self.metrics.collisions.labels(event.kind).inc()
-                raise MalformedEvent("id_collision", f"ce-id {event.id!r}: another {event.kind} with this id from "
-                                     f"pod {event.source!r} is waiting for its partner; refused so that neither "
-                                     "is paired with the wrong call (use a unique ce-id per call)", status=409)
-            if event.rows > self.config.max_buffer_rows:  # a 503 would be retried forever
-                raise MalformedEvent("too_many_rows", f"the event carries {event.rows} rows, more than the sink "
-                                     f"ever buffers ({self.config.max_buffer_rows}): split the batch", status=413)
-            if self.buffer.rows + event.rows > self.config.max_buffer_rows:
-                self._wake.set()
-                raise MalformedEvent("buffer_full", f"buffer holds {self.buffer.rows} rows, limit "
-                                     f"{self.config.max_buffer_rows}: retry after the next flush", status=503)
-            self.spool.append(event)
-            self.buffer.add(event)
-            ready_rows = self.buffer.ready_rows
-            self.metrics.buffered_rows.set(self.buffer.rows)
+                ticket = self.spool.written  # a retry after a failed fsync is acknowledged only once durable
+            else:
+                if seen == COLLISION:
+                    self.buffer.mark_collided(event)
+                    self.metrics.collisions.labels(event.kind).inc()
+                    raise MalformedEvent("id_collision", f"ce-id {event.id!r}: another {event.kind} with this id "
+                                         f"from pod {event.source!r} is waiting for its partner; refused so that "
+                                         "neither is paired with the wrong call (use a unique ce-id per call)",
+                                         status=409)
+                if event.rows > self.config.max_buffer_rows:  # a 503 would be retried forever
+                    raise MalformedEvent("too_many_rows", f"the event carries {event.rows} rows, more than the sink "
+                                         f"ever buffers ({self.config.max_buffer_rows}): split the batch", status=413)
+                if self.buffer.rows + event.rows > self.config.max_buffer_rows:
+                    self._wake.set()
+                    raise MalformedEvent("buffer_full", f"buffer holds {self.buffer.rows} rows, limit "
+                                         f"{self.config.max_buffer_rows}: retry after the next flush", status=503)
+                ticket = self.spool.write(event)
+                self.buffer.add(event)
+                ready_rows = self.buffer.ready_rows
+                self.metrics.buffered_rows.set(self.buffer.rows)
+        # outside the lock: one fsync acknowledges every event written before it (group commit)
+        self.spool.wait_durable(ticket)
+        if seen == DUPLICATE:
+            return False
         self.metrics.events.labels(event.kind).inc()
         if ready_rows >= self.config.flush_rows:
             self._wake.set()

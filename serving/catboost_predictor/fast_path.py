@@ -1,0 +1,201 @@
+"""The hot path of ``:predict`` (V1) and ``/infer`` (V2) for the served model, inside KServe's own app.
+
+Why: on KServe's routes the framework costs more than the model (FastAPI's request machinery, a
+pydantic object per V2 tensor, ``InferRequest``/``InferResponse``, ``json.dumps``; see
+bench/serving.py). This ASGI middleware answers the common request itself: it parses the body
+with orjson, hands the plain values to the model's own ``predict`` (which validates the columns
+against the version's contract) and writes the response bytes with orjson.
+
+It takes only what KServe's route would accept unchanged: a POST to exactly
+``/v1/models/<ours>:predict`` or ``/v2/models/<ours>/infer``, ``Content-Type: application/json``
+(V1 also none), no CloudEvent headers, the model ready, and a body whose envelope has exactly the
+JSON types KServe's decoding takes as they are (V1: an object with an ``instances`` list; V2: the
+``InferenceRequest`` fields). Everything else is replayed to KServe's route untouched: another
+model, ``:explain``, CloudEvents, a body orjson refuses (V2's parser takes integers past 64 bits
+and ``Infinity``), an envelope pydantic would coerce or reject, a model not ready. So those
+answers, and their error bodies, stay KServe's; on the fast path a contract violation is the same
+400 ``{"error": ...}`` KServe's ``InvalidInput`` handler writes.
+
+It sits inside ``ModelResponseMiddleware`` and ``BodyLimitMiddleware`` (server_hooks.install), so
+413s, the ``x-model-version`` header, patchrisk's metrics and private 500s apply as before; it
+observes KServe's ``request_*_seconds`` histograms as KServe's model call does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+from kserve.errors import InvalidInput
+from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME, get_labels
+from patchrisk_serving.catboost_predictor.request_limits import replay
+
+log = logging.getLogger("kserve")  # where KServe's InvalidInput handler logs (server_hooks quiets it)
+_JSON = b"application/json"
+_JSON_HEADERS = [(b"content-type", _JSON)]
+_PARAMETER_TYPES = (str, int, float, bool)  # KServe's InferParameter: StrictFloat | StrictInt | StrictBool | str
+
+
+class V2Input(NamedTuple):
+    """One request tensor, as parse_v2 reads it (KServe's ``InferInput`` upper-cases the datatype too)."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list
+
+
+@dataclass(frozen=True, slots=True)
+class FastV1Request:
+    body: dict  # {"instances": [...], ...} as orjson parsed it
+
+
+@dataclass(frozen=True, slots=True)
+class FastV2Request:
+    inputs: list[V2Input]
+    id: str | None
+
+
+def decode_v1(raw: bytes) -> FastV1Request | None:
+    """The request, or None when KServe's route should answer it."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None  # KServe answers "Unrecognized request format: <orjson's reason>"
+    if type(body) is not dict or type(body.get("instances")) is not list or "specversion" in body:
+        return None  # not an object, KServe's own 'instances' check, or a structured CloudEvent
+    return FastV1Request(body)
+
+
+def decode_v2(raw: bytes) -> FastV2Request | None:
+    """The request, or None when its envelope is not exactly what pydantic's InferenceRequest keeps."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None  # FastAPI's parser may take it (huge integers, NaN) or name the character
+    if type(body) is not dict:
+        return None
+    inputs, request_id = body.get("inputs"), body.get("id")
+    if type(inputs) is not list or (request_id is not None and type(request_id) is not str):
+        return None
+    if not _parameters_ok(body.get("parameters")) or not _outputs_ok(body.get("outputs")):
+        return None
+    tensors = []
+    for tensor in inputs:
+        if type(tensor) is not dict:
+            return None
+        name, shape, datatype, data = (tensor.get(k) for k in ("name", "shape", "datatype", "data"))
+        if type(name) is not str or type(datatype) is not str or type(data) is not list:
+            return None
+        if type(shape) is not list or not all(type(d) is int for d in shape):
+            return None
+        if not _parameters_ok(tensor.get("parameters")):
+            return None
+        datatype = datatype.upper()
+        if datatype == "FP16":
+            return None  # KServe's own refusal of FP16 over JSON
+        tensors.append(V2Input(name, shape, datatype, data))
+    return FastV2Request(tensors, request_id)
+
+
+def _parameters_ok(parameters: Any) -> bool:
+    return parameters is None or (
+        type(parameters) is dict and all(type(v) in _PARAMETER_TYPES for v in parameters.values())
+    )
+
+
+def _outputs_ok(outputs: Any) -> bool:
+    if outputs is None:
+        return True
+    return type(outputs) is list and all(
+        type(o) is dict and type(o.get("name")) is str and _parameters_ok(o.get("parameters")) for o in outputs
+    )
+
+
+class FastPathMiddleware:
+    """Answers our model's V1 ``:predict`` and V2 ``/infer`` directly; replays the rest to ``app``."""
+
+    def __init__(self, app, model):
+        self.app = app
+        self.model = model
+        self._routes = {
+            f"/v1/models/{model.name}:predict": decode_v1,
+            f"/v2/models/{model.name}/infer": decode_v2,
+        }
+        labels = get_labels(model.name)
+        self._preprocess = PRE_HIST_TIME.labels(**labels)
+        self._predict = PREDICT_HIST_TIME.labels(**labels)
+        self._postprocess = POST_HIST_TIME.labels(**labels)
+
+    async def __call__(self, scope, receive, send):
+        decode = self._routes.get(scope["path"]) if scope["type"] == "http" else None
+        if decode is None or scope["method"] != "POST" or not self.model.ready:
+            await self.app(scope, receive, send)
+            return
+        if not _plain_json(scope["headers"], allow_missing=decode is decode_v1):
+            await self.app(scope, receive, send)
+            return
+        raw = await _read_body(receive)
+        if raw is None:
+            return  # the client went away
+        started = time.perf_counter()
+        request = decode(raw)
+        if request is None:
+            await self.app(scope, replay(raw, receive), send)
+            return
+        parsed = time.perf_counter()
+        self._preprocess.observe(parsed - started)
+        try:
+            result = self.model.predict(request)
+        except InvalidInput as err:
+            self._predict.observe(time.perf_counter() - parsed)  # KServe's timer observes a refusal too
+            await self._reject(send, err)
+            return
+        predicted = time.perf_counter()
+        self._predict.observe(predicted - parsed)
+        body = orjson.dumps(result)
+        self._postprocess.observe(time.perf_counter() - predicted)
+        await _respond(send, 200, body)
+
+    async def _reject(self, send, err: InvalidInput) -> None:
+        """What KServe's InvalidInput handler answers (Starlette's JSONResponse rendering)."""
+        log.warning("rejected request: %s", err)
+        body = json.dumps({"error": str(err)}, ensure_ascii=False, separators=(",", ":")).encode()
+        await _respond(send, 400, body)
+
+
+def _plain_json(headers, allow_missing: bool) -> bool:
+    """``Content-Type: application/json`` (or none, for V1) and no CloudEvent headers."""
+    content_type = None
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value
+        elif name[:3] == b"ce-":
+            return False
+    return content_type == _JSON or (content_type is None and allow_missing)
+
+
+async def _read_body(receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _respond(send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
