@@ -57,8 +57,8 @@ local-up: $(STAMP) bubblewrap  ## run OVERLAY's pods locally as the cluster woul
 local-down: $(STAMP)  ## stop every process of OVERLAY's local pods
 	@$(VENV)/bin/patchrisk local down --overlay $(OVERLAY) --state-dir $(STATE_DIR)
 
-run: $(STAMP)  ## the whole local loop on embedded defaults, ending with a summary
-	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR)
+run: $(STAMP) $(if $(RUNNER),bubblewrap,)  ## the whole local loop, ending with a summary (RUNNER=1: roll out on the local pod runner)
+	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR) $(if $(RUNNER),--runner,)
 
 # pytest-xdist: one worker per core; tests that bring up a local cluster share one worker
 # (xdist_group marks, tests/conftest.py). WORKERS=0 runs in one process.

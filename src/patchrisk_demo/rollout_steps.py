@@ -81,12 +81,8 @@ def _gitops_checkout(ctx: LoopContext) -> Path:
     return repo_dir
 
 
-def start_canary(ctx: LoopContext) -> StepResult:
-    """Start the retrained model as a canary by a Git commit."""
-    from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
-
-    from patchrisk import registry
-
+def commit_canary(ctx: LoopContext) -> StepResult | None:
+    """`rollout start` in the GitOps checkout; a StepResult that stops the loop if it fails, else None."""
     repo = _gitops_checkout(ctx)
     config = ctx.work / "rollout.yaml"
     _write_rollout_config(config)
@@ -97,6 +93,19 @@ def start_canary(ctx: LoopContext) -> StepResult:
     if out.returncode != 0:
         ctx.facts["stop"] = f"rollout start failed: {(out.stderr or out.stdout).strip()[-400:]}"
         return StepResult("Canary start (GitOps)", [ctx.facts["stop"]], {"rollout log": ctx.work / "rollout.log"})
+    return None
+
+
+def start_canary(ctx: LoopContext) -> StepResult:
+    """Start the retrained model as a canary by a Git commit."""
+    from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
+
+    from patchrisk import registry
+
+    failed = commit_canary(ctx)
+    if failed is not None:
+        return failed
+    repo, version = ctx.facts["gitops"], ctx.facts["challenger_version"]
     # KServe would now start the canary pod from the committed storageUri; here: a second predictor
     model_dir = registry.download_model(ctx.settings, f"models:/patch-risk/{version}")
     server = ctx.services.enter_context(serve_in_subprocess(model_dir, log_path=ctx.work / "canary-predictor.log"))

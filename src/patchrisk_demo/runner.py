@@ -46,19 +46,31 @@ PRINCIPALS: dict[Callable[[LoopContext], StepResult], str] = {
 }
 
 
-def run_loop(ctx: LoopContext) -> LoopContext:
+
+
+def runner_steps() -> list[Callable[[LoopContext], StepResult]]:
+    """`demo --runner`: the release half on the local pod runner (the `local` overlay's rendered
+    workloads: sink replicas, predictor, canary, router); every other step as in STEPS."""
+    from patchrisk_demo import runner_rollout
+
+    swap = {rollout_steps.start_canary: runner_rollout.start_canary,
+            rollout_steps.analyse_and_promote: runner_rollout.analyse_and_promote}
+    return [swap.get(step, step) for step in STEPS]
+
+
+def run_loop(ctx: LoopContext, steps: list[Callable[[LoopContext], StepResult]] | None = None) -> LoopContext:
     started = time.perf_counter()
     with ctx.services:
-        _run_steps(ctx)
+        _run_steps(ctx, steps or STEPS)
     ctx.facts["reports"] = publish_reports(ctx)
     ctx.facts["seconds"] = time.perf_counter() - started
     return ctx
 
 
-def _run_steps(ctx: LoopContext) -> None:
-    for number, step in enumerate(STEPS, start=1):
+def _run_steps(ctx: LoopContext, steps: list[Callable[[LoopContext], StepResult]]) -> None:
+    for number, step in enumerate(steps, start=1):
         title = (step.__doc__ or step.__name__).strip().splitlines()[0].rstrip('.')
-        typer.secho(f"[{number}/{len(STEPS)}] {title} ...", bold=True)
+        typer.secho(f"[{number}/{len(steps)}] {title} ...", bold=True)
         t0 = time.perf_counter()
         principal = PRINCIPALS.get(step)
         with acting_as(ctx.credentials(principal)):

@@ -106,6 +106,47 @@ def test_the_router_splits_by_the_committed_weight_and_logs_to_the_sink(staging_
     assert received == 100
 
 
+def test_a_sync_restarts_only_what_the_commit_changed(tmp_path, s3_with_models, patch_spec, patch_rows):
+    """A GitOps checkout of the manifests: a commit that only moves canary traffic restarts no pod (the
+    routers take the new weights); one that changes the canary's model replaces only the canary pod."""
+    from patchrisk_demo.traffic import _instances
+
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    overlay = tmp_path / "manifests" / "overlays" / "synced"  # its own addresses, beside staging_up's
+    shutil.copytree(REPO / "manifests" / "overlays" / "staging", overlay)
+    state, stand_ins = tmp_path / "state", {"s3": s3_with_models}
+    plan = cluster.up(REPO, str(overlay), state, stand_ins=stand_ins, ready_timeout=240)
+    folder = cluster.state_folder(state, str(overlay))
+    try:
+        before = cluster.running_processes(folder)
+        patch = overlay / "inferenceservice-patch.yaml"
+        patch.write_text(patch.read_text().replace("trafficPercent: 10", "trafficPercent: 50"))
+        plan, started = cluster.sync(REPO, str(overlay), state, stand_ins=stand_ins, ready_timeout=240)
+        after = cluster.running_processes(folder)
+        assert started == []
+        assert {p: after[p] for p in before if p != "network"} == {p: before[p] for p in before if p != "network"}
+        assert after["network"] != before["network"]
+        router = next(s for s in plan.services if s.router)
+        instances = _instances(patch_rows.head(20), [patch_spec.id_column, *patch_spec.feature_names])
+        with httpx.Client(timeout=30) as client:
+            for instance in instances:
+                answer = client.post(f"http://{router.ip}/v1/models/patch-risk:predict", json={"instances": [instance]})
+                assert answer.status_code == 200, answer.text
+        assert cluster.status(state, str(overlay))["routers"]["patch-risk"]["requests"] == \
+            {"predictor": 10, "v3-predictor": 10}
+
+        patch.write_text(patch.read_text().replace("patch-risk/v3/", "patch-risk/v2/"))
+        plan, started = cluster.sync(REPO, str(overlay), state, stand_ins=stand_ins, ready_timeout=240)
+        again = cluster.running_processes(folder)
+        assert started == ["patch-risk-v3-predictor-0"]
+        assert again["patch-risk-v3-predictor-0"] != after["patch-risk-v3-predictor-0"]
+        kept = [p for p in after if p not in ("network", "patch-risk-v3-predictor-0")]
+        assert kept and {p: again[p] for p in kept} == {p: after[p] for p in kept}
+    finally:
+        cluster.down(state, str(overlay))
+    assert cluster.running_processes(folder) == {}
+
+
 def _metric(url: str, name: str) -> float:
     for line in httpx.get(url, timeout=5).text.splitlines():
         if line.startswith(name + " "):

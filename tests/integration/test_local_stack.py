@@ -50,6 +50,19 @@ def test_both_servers_answer_health_checks(stack, s3):
     assert {b["Name"] for b in s3.list_buckets()["Buckets"]} == set(BUCKETS)
 
 
+def test_mlflow_answers_pods_that_name_it_by_its_cluster_service_name(stack):
+    """The local pod runner forwards mlflow.patchrisk-infra (the overlays' tracking URI) to this server;
+    MLflow's DNS-rebinding guard must accept those Host headers, as the cluster's Deployment does."""
+    from patchrisk.stack.local import CLUSTER_MLFLOW_HOSTS
+
+    path = "/api/2.0/mlflow/experiments/search?max_results=1"
+    direct = httpx.get(f"{stack.mlflow_url}{path}", timeout=30)
+    for host in CLUSTER_MLFLOW_HOSTS:
+        answer = httpx.get(f"{stack.mlflow_url}{path}", headers={"Host": host}, timeout=30)
+        assert "Invalid Host header" not in answer.text, host
+        assert answer.status_code == direct.status_code, (host, answer.text[:200])
+
+
 def test_stack_env_tells_clients_where_everything_is(stack):
     env = dict(line.split("=", 1) for line in stack.env_file.read_text().splitlines())
     assert env["PATCHRISK_MLFLOW_TRACKING_URI"] == stack.mlflow_url

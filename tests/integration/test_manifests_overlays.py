@@ -51,9 +51,11 @@ def rendered():
 
 
 def test_every_overlay_and_infra_is_checked(full_report, rendered):
-    assert sorted(full_report.sources) == sorted([*ENVIRONMENTS, "infra"])
+    # `local` is staging as the local pod runner runs it (docs/local-cluster.md): checked like the rest
+    assert sorted(full_report.sources) == sorted([*ENVIRONMENTS, "local", "infra"])
     objects = full_report.examined["objects"]
     assert {env: objects[env] for env in ENVIRONMENTS} == {env: len(docs) for env, docs in rendered.items()}
+    assert objects["local"] == objects["staging"]  # the same objects, a few values changed
     assert objects["infra"] == len(render_dir(REPO / "infra")) > 0
     assert full_report.examined["hadolint"] == {"dockerfiles": len(find_dockerfiles(REPO))}
     assert full_report.examined["hadolint"]["dockerfiles"] >= 3  # components, serving, infra/mlflow
@@ -69,7 +71,7 @@ def test_checkov_ran_on_every_overlay(full_report):
     if not CHECKOV.is_file():
         pytest.skip(f"{CHECKOV} absent (make test builds it)")
     evaluated = full_report.examined["checkov"]
-    assert set(evaluated) == {*ENVIRONMENTS, "infra"}
+    assert set(evaluated) == {*ENVIRONMENTS, "local", "infra"}
     # checkov's Kubernetes checks run per workload: dozens of them for each overlay, none skipped.
     assert all(count >= 20 for count in evaluated.values()), evaluated
 

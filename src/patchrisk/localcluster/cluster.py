@@ -172,6 +172,64 @@ def up(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] 
     return plan
 
 
+def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] | None = None,
+         ready_timeout: float = 180.0, progress: Callable[[str], None] = lambda _m: None) -> tuple[Plan, list[str]]:
+    """A GitOps sync of the running overlay to what ``overlay`` renders now; (plan, pods started).
+
+    As on a cluster, a pod whose plan did not change keeps running (Kubernetes leaves a Deployment
+    whose template is unchanged alone, and KServe moves traffic between unchanged predictors without
+    new pods); changed and removed pods stop, new ones start, and the Service proxies and routers
+    restart with the new Services and weights. When Service addresses change (a Service added or
+    removed), every pod's hosts file would change: the whole overlay restarts. Not running: ``up``."""
+    state = state_folder(state_root, overlay)
+    if "network" not in running_processes(state):
+        plan = up(repo, overlay, state_root, stand_ins=stand_ins, ready_timeout=ready_timeout, progress=progress)
+        return plan, [p.name for p in plan.pods]
+    old = Plan.from_json(json.loads((state / "plan.json").read_text()))
+    rendered = render_overlay(repo, overlay)
+    revisions = _revisions(state, rendered)
+    plan = build_plan(rendered, previous_revision=revisions[-2] if len(revisions) > 1 else None)
+    addresses = [[(s.name, s.namespace, s.ip) for s in p.services] for p in (old, plan)]
+    if addresses[0] != addresses[1]:
+        down(state_root, overlay)
+        plan = up(repo, overlay, state_root, stand_ins=stand_ins, ready_timeout=ready_timeout, progress=progress)
+        return plan, [p.name for p in plan.pods]
+    previous = {p.name: p for p in old.pods}
+    alive = running_processes(state)
+
+    def groups_of(pod: str) -> list[tuple[str, int]]:
+        return [(name, pid) for name, pid in alive.items() if name == pod or name.startswith(f"{pod}--")]
+
+    unchanged = {p.name for p in plan.pods if previous.get(p.name) == p and groups_of(p.name)}
+    network = json.loads((state / "network.json").read_text())
+    stand_ins = {**network.get("stand_ins", {}), **(stand_ins or {})}
+    replaced = [group for name in previous if name not in unchanged for group in groups_of(name)]
+    for group, pid in [("network", alive["network"]), *replaced]:
+        if not stop_group(pid):
+            raise LocalClusterError(f"{group}: survived SIGKILL during the sync")
+        (state / NETWORK_PID if group == "network" else state / "pods" / f"{group}.pid").unlink(missing_ok=True)
+    (state / "plan.json").write_text(json.dumps(plan.to_json(), indent=1))
+    try:
+        _start_network(state, plan, stand_ins)
+        runtime = _runtime(repo, state, rendered, stand_ins)
+        started = []
+        for pod in plan.pods:
+            if pod.name in unchanged:
+                continue
+            specs = sandbox_specs(plan, pod, runtime)
+            procs = [start_container(pod, name, spec, runtime) for name, spec in specs]
+            _write_sandbox_info(state, pod, specs)
+            started.append((pod, procs))
+            progress(f"started pod {pod.name} ({pod.ip})")
+        for pod, procs in started:
+            _wait_ready(pod, procs, state, ready_timeout)
+            progress(f"pod {pod.name} ready")
+    except BaseException:
+        down(state_root, overlay)
+        raise
+    return plan, [pod.name for pod, _ in started]
+
+
 def _revisions(state: Path, rendered) -> list[str]:
     """Knative keeps earlier revisions: remember each predictor storageUri the overlay served."""
     path = state / "revisions.json"

@@ -49,6 +49,11 @@ class Server:
 S3_SERVER = Server("s3", "moto_server", "moto_server")
 MLFLOW_SERVER = Server("mlflow", "mlflow", "mlflow")
 SERVERS = (S3_SERVER, MLFLOW_SERVER)
+# The Host headers of clients that reach MLflow by its Service name (the overlays' tracking URI), as
+# infra/mlflow/deployment.yaml allows them: the local pod runner forwards that name to this server,
+# and MLflow's DNS-rebinding guard refuses (403) any Host it is not told about.
+CLUSTER_MLFLOW_HOSTS = ("mlflow.patchrisk-infra.svc.cluster.local:5000", "mlflow.patchrisk-infra.svc.cluster.local",
+                        "mlflow.patchrisk-infra:5000")
 
 
 @dataclass
@@ -129,6 +134,7 @@ def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float
             "server", "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
             "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/",
             "--host", HOST, "--port", mlflow_url.rsplit(":", 1)[1], "--workers", "1", *auth_args,
+            "--allowed-hosts", allowed_hosts(mlflow_url.rsplit(":", 1)[1]),
         ])
         _wait(MLFLOW_SERVER, directory, mlflow_timeout, lambda: _mlflow_healthy(mlflow_url))
         if files:
@@ -140,6 +146,11 @@ def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float
         raise
     _write_env(directory / ENV_FILE, env)
     return LocalStack(directory, mlflow_url, s3_url, env, started=True, auth=files)
+
+
+def allowed_hosts(port: str) -> str:
+    """MLflow's ``--allowed-hosts``: this machine's names for it, and its cluster Service names."""
+    return ",".join([f"{HOST}:{port}", f"localhost:{port}", *CLUSTER_MLFLOW_HOSTS])
 
 
 def _auth_setup(directory: Path, server_env: dict[str, str]) -> tuple[AuthFiles, list[str]]:

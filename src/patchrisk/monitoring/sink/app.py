@@ -7,7 +7,9 @@ POST /endpoint/{default|canary}
                the same, from the predictor whose ``logger.url`` names its endpoint: the path wins
                over ``ce-endpoint`` and over version attribution, so a failed call (KServe logs its
                request but no response) still counts against the endpoint that served it
-POST /flush    write every ready row now (admin, tests, demos) -> {"rows", "files"}
+POST /flush    write every ready row now (admin, tests, demos) -> {"rows", "files"}; ``?drain=true``
+               first stores every event still waiting for its partner, to be paired at read time
+               (so everything accepted so far is readable, whichever replica holds the partner)
 GET  /healthz  200 with buffer status; 503 with ``reason`` while flushing or publishing fails (for
                alerting: the sink still accepts and spools events meanwhile)
 GET  /livez    200 while the process serves: the Kubernetes probes, so a store outage neither
@@ -33,6 +35,7 @@ from patchrisk.monitoring.sink.service import SinkService
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024 * 1024
+BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -75,7 +78,12 @@ def create_app(service: SinkService, max_body_bytes: int = MAX_BODY_BYTES) -> St
         return JSONResponse({"accepted": accepted, "id": event.id, "type": event.kind}, status_code=202)
 
     async def flush(request: Request) -> Response:
-        await run_in_threadpool(service.expire)
+        drain = request.query_params.get("drain", "false").lower()
+        if drain not in BOOLEANS:
+            return JSONResponse({"error": f"query parameter drain={drain[:40]!r} is not one of "
+                                          f"{', '.join(sorted(BOOLEANS))}", "reason": "bad_parameter"},
+                                status_code=400)
+        await run_in_threadpool(service.drain if BOOLEANS[drain] else service.expire)
         return JSONResponse(await run_in_threadpool(service.flush))
 
     async def healthz(request: Request) -> Response:

@@ -199,11 +199,18 @@ class PairingBuffer:
     def expire(self, now: datetime, timeout: float) -> tuple[int, int]:
         """Move events older than ``timeout`` s without a partner to ready, marked to be paired at read
         time (another replica may hold the partner); (requests, responses) moved."""
-        cutoff = now - timedelta(seconds=timeout)
+        return self._release(now - timedelta(seconds=timeout))
+
+    def drain(self) -> tuple[int, int]:
+        """Move every event waiting for its partner to ready, to be paired at read time (a partner that
+        comes later to this replica waits, and is stored, on its own); (requests, responses) moved."""
+        return self._release(None)
+
+    def _release(self, cutoff: datetime | None) -> tuple[int, int]:
         moved = []
         for waiting, make in ((self.requests, lambda e: Exchange(e, None, pair_at_read=True)),
                               (self.responses, lambda e: Exchange(None, e, pair_at_read=True))):
-            old = [key for key, e in waiting.items() if e.received_at <= cutoff]
+            old = [key for key, e in waiting.items() if cutoff is None or e.received_at <= cutoff]
             self.ready.extend(make(waiting.pop(key)) for key in old)
             self.collided.difference_update(old)
             moved.append(len(old))

@@ -16,6 +16,11 @@ class SinkMetrics:
                                   registry=r)
         self.rows_written = Counter("patchrisk_sink_rows_written_total", "Rows published to the store",
                                     ["model", "endpoint"], registry=r)
+        # Events committed for the store (published with the flush; after a crash, on restart), so a
+        # caller can tell when everything it sent is readable: a paired exchange counts its request and
+        # its response, an event kept for pairing at read time counts itself.
+        self.events_stored = Counter("patchrisk_sink_events_stored_total", "Events committed for the store",
+                                     ["model", "endpoint", "type"], registry=r)
         self.flushes = Counter("patchrisk_sink_flushes_total", "Flushes", ["outcome"], registry=r)
         self.unpaired_requests = Counter("patchrisk_sink_unpaired_requests_total",
                                          "Requests with no response within the timeout (error rows)", registry=r)

@@ -162,6 +162,12 @@ class SinkService:
         self.metrics.unpaired_requests.inc(requests)
         self.metrics.unpaired_responses.inc(responses)
 
+    def drain(self) -> None:
+        """Make every event still waiting for its partner ready, to be stored for pairing at read time
+        (``POST /flush?drain=true``: before reading everything sent so far, or before scaling in)."""
+        with self._state_lock:
+            self.buffer.drain()
+
     def flush(self) -> dict:
         """Write every ready exchange as Parquet; returns {"rows": n, "unpaired_events": n, "files": [...]}."""
         with self._flush_lock, self.metrics.flush_seconds.time():
@@ -177,12 +183,14 @@ class SinkService:
                     try:
                         self.writer.stage(generation, rows, unpaired)
                     except Exception:  # noqa: BLE001  find the culprits one by one; a store fault raises again
-                        rows = self._writable_rows(per_exchange)
+                        per_exchange = self._writable_rows(per_exchange)
+                        rows = [row for _, exchange_rows in per_exchange for row in exchange_rows]
                         if rows or unpaired:
                             self.writer.stage(generation, rows, unpaired)
                 if batch:  # also when nothing was staged (all quarantined): those events leave the spool
                     with self._state_lock:  # commit point: the new spool no longer holds the batch
                         self.spool.rotate(self.buffer.events())
+                self._count_stored(per_exchange, unpaired)
             except Exception as err:
                 self.writer.discard(generation)
                 with self._state_lock:
@@ -215,7 +223,19 @@ class SinkService:
                 self._quarantine(exchange, f"cannot be stored for pairing: {type(err).__name__}: {str(err)[:300]}")
         return records
 
-    def _writable_rows(self, per_exchange: list[tuple[Exchange, list[dict]]]) -> list[dict]:
+    def _count_stored(self, per_exchange: list[tuple[Exchange, list[dict]]], unpaired: list[dict]) -> None:
+        """Count the events of a committed batch per model, endpoint and type: a paired exchange's two
+        (attributed as its rows are), and each event kept for pairing at read time."""
+        for exchange, exchange_rows in per_exchange:
+            if exchange_rows:
+                first = exchange_rows[0]
+                for event in (exchange.request, exchange.response):
+                    if event is not None:
+                        self.metrics.events_stored.labels(first["model_name"], first["endpoint"], event.kind).inc()
+        for record in unpaired:
+            self.metrics.events_stored.labels(record["model_name"], record["resolved_endpoint"], record["kind"]).inc()
+
+    def _writable_rows(self, per_exchange: list[tuple[Exchange, list[dict]]]) -> list[tuple[Exchange, list[dict]]]:
         """Each exchange's rows if writable, else its error row, else nothing (a dead letter)."""
         rows = []
         for exchange, exchange_rows in per_exchange:
@@ -226,7 +246,7 @@ class SinkService:
                 if still:
                     self._quarantine(exchange, still)
                     continue
-            rows.extend(exchange_rows)
+            rows.append((exchange, exchange_rows))
         return rows
 
     def _quarantine(self, exchange: Exchange, reason: str) -> None:
