@@ -31,8 +31,8 @@ def test_deep_merge_replaces_lists_and_merges_mappings():
 
 
 def test_unknown_environment_is_named(tmp_path):
-    with pytest.raises(SpecError, match="unknown environment 'staging'.*known: dev, prod"):
-        load_policy("patch-risk", env="staging")
+    with pytest.raises(SpecError, match="unknown environment 'qa'.*known: dev, prod, staging"):
+        load_policy("patch-risk", env="qa")
 
 
 def _write(tmp_path, text):
