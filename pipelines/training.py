@@ -46,12 +46,12 @@ def _train(spec, table, seed, device, iterations, gpu: bool) -> dsl.PipelineTask
 
 
 def _train_evaluate_register(spec, table, seed, device, iterations, mlflow_tracking_uri, model_store_uri,
-                             git_commit, policy_env, gpu: bool) -> None:
+                             git_commit, policy_env, environment, gpu: bool) -> None:
     trained = _train(spec, table, seed, device, iterations, gpu=gpu)
     model, holdout = trained.outputs["model"], trained.outputs["holdout"]
     evaluated = evaluate_model(model=model, holdout=holdout)
     gates = validation_gates(model=model, holdout=holdout, spec=spec, policy_env=policy_env,
-                             mlflow_tracking_uri=mlflow_tracking_uri, model_name="")
+                             mlflow_tracking_uri=mlflow_tracking_uri, model_name="", environment=environment)
     gates.set_caching_options(False)  # the champion it compares against changes between runs
     _with_s3_credentials(gates)  # downloads the champion (s3://patchrisk-models) to compare against
     with_mlflow_credentials(gates)
@@ -88,6 +88,7 @@ def training_pipeline(
     model_store_uri: str = "s3://patchrisk-models",
     git_commit: str = "",
     policy_env: str = "dev",
+    environment: str = "",
 ):
     """Train, evaluate and register a risk model for one spec.
 
@@ -102,6 +103,9 @@ def training_pipeline(
         model_store_uri: Root of the immutable model copies KServe reads (s3://bucket[/prefix]).
         git_commit: Commit of the code that built the pipeline (lineage tag).
         policy_env: Gate policy environment (dev, staging, prod: stricter thresholds in prod).
+        environment: Deployment environment whose champion (alias champion-<environment>) the gates
+            compare against; empty: the pods' PATCHRISK_ENVIRONMENT (dev when unset). The monitor
+            passes its own.
     """
     prepared = _with_s3_credentials(prepare_data(spec=spec, data_uri=data_uri))
     validated = _with_s3_credentials(validate_data(spec=spec, data_uri=data_uri, table=prepared.outputs["table"]))
@@ -110,8 +114,8 @@ def training_pipeline(
     # be part of the task spec, and kfp.local cannot merge branch outputs (dsl.OneOf).
     with dsl.If(device == "gpu", name="on-gpu"):
         _train_evaluate_register(spec, validated.outputs["validated"], seed, device, iterations,
-                                 mlflow_tracking_uri, model_store_uri, git_commit, policy_env, gpu=True)
+                                 mlflow_tracking_uri, model_store_uri, git_commit, policy_env, environment, gpu=True)
     with dsl.Else(name="on-cpu"):
         _train_evaluate_register(spec, validated.outputs["validated"], seed, device, iterations,
-                                 mlflow_tracking_uri, model_store_uri, git_commit, policy_env, gpu=False)
+                                 mlflow_tracking_uri, model_store_uri, git_commit, policy_env, environment, gpu=False)
 

@@ -17,6 +17,7 @@ def validation_gates(
     gate_report: Output[Artifact],
     gate_summary: Output[Markdown],
     gate_report_html: Output[HTML],
+    environment: str = "",
 ) -> NamedTuple("Outputs", [("passed", bool), ("reason", str)]):
     """Performance, fairness, robustness and champion gates; a failed gate is an output, not an error."""
     from collections import namedtuple
@@ -33,6 +34,7 @@ def validation_gates(
         gate_report.path,
         gate_summary.path,
         gate_report_html.path,
+        environment,
     )
     gate_report.metadata.update(
         {

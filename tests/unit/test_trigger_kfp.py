@@ -215,7 +215,7 @@ def test_a_failed_launch_is_retried_after_the_delay_under_its_key_and_finds_the_
     kfp.fail_after_creating_runs = 1
     config = load_config().with_overrides(retraining={"backend": "kfp", "training_data_uri": PARAMS["data_uri"]},
                                           alerts={})
-    settings = get_settings(kfp_host=host, state_dir=tmp_path / "state")
+    settings = get_settings(kfp_host=host, state_dir=tmp_path / "state", environment="staging")
     states = StateStore(Store(str(tmp_path / "logs")), "patch-risk")
     t0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 
@@ -227,6 +227,8 @@ def test_a_failed_launch_is_retried_after_the_delay_under_its_key_and_finds_the_
 
     first, launch = window(0)
     assert launch["outcome"] == "failed" and launch["key"] == first.key and len(kfp.runs) == 1
+    # the run's pods have no PATCHRISK_ENVIRONMENT: its gates compare against the monitor's champion-staging
+    assert kfp.runs[0]["runtime_config"]["parameters"]["environment"] == "staging"
     assert states.load().failed_launch.key == first.key and states.load().last_trigger is None
     held, none = window(1)
     assert none is None and held.trigger is False and held.blocked_by[0].startswith(f"retry delay: launching {first.key}")

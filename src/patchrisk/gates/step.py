@@ -57,6 +57,7 @@ def validate_model(
     champion: str = "auto",
     model_name: str | None = None,
     progress: Callable[[str], None] | None = None,
+    environment: str | None = None,
 ) -> GateRun:
     from patchrisk.gates.runner import run_gates
 
@@ -66,9 +67,10 @@ def validate_model(
     holdout = load_holdout(holdout_path, bundle.spec)
     say(f"model {bundle.name} version {bundle.version}; holdout {len(holdout)} rows; "
         f"policy {gate_policy.source} ({env})")
-    # The champion of the settings' environment (PATCHRISK_ENVIRONMENT): gate policies know only
-    # dev and prod, deployment environments are more (staging), so the two are not the same name.
-    champion_bundle = resolve_champion(champion, settings, model_name or bundle.spec.name)
+    # The champion of the deployment environment (champion-<env>): the one named, else the
+    # settings' (PATCHRISK_ENVIRONMENT). Not the policy's environment: a run may gate with dev's
+    # policy and still compare against staging's champion.
+    champion_bundle = resolve_champion(champion, settings, model_name or bundle.spec.name, environment or None)
     say(f"champion: {'version ' + champion_bundle.version if champion_bundle else 'none'}")
     report = run_gates(bundle, holdout, gate_policy, champion_bundle, progress=say)
     return GateRun(report, gate_policy, bundle)
@@ -84,6 +86,7 @@ def run_gates_step(
     report_path: str,
     summary_path: str,
     html_path: str | None = None,
+    environment: str = "",
 ) -> GateReport:
     """What the KFP component does: write the JSON report, the Markdown summary (and HTML)."""
     from patchrisk.gates.render import render_html, render_markdown
@@ -98,6 +101,7 @@ def run_gates_step(
         settings,
         champion="auto",
         model_name=model_name or None,
+        environment=environment or None,
     )
     for path, text in (
         (report_path, run.report.to_json()),

@@ -154,8 +154,10 @@ def decide_and_launch(state: MonitorState, states: StateStore, analysis: WindowA
         states.save(state)
         return decision, {"backend": "none", "run_id": None, "outcome": "not_launched",
                           "detail": {"why": "trigger backend 'none': the decision is reported only"}}
+    # The run's gates compare against this deployment's champion (champion-<env>): pipeline pods
+    # carry no PATCHRISK_ENVIRONMENT, so the monitor names its own; the config may override it.
     parameters = {"data_uri": config.retraining.training_data_uri, "spec": config.retraining.spec,
-                  **config.retraining.arguments}
+                  "environment": settings.environment, **config.retraining.arguments}
     # A retry runs under the failed attempt's key: the launcher looks its run up by that name first.
     retry_of = state.failed_launch.key if state.failed_launch else None
     key = retry_of or decision.key
