@@ -39,9 +39,28 @@ def _register_all() -> None:
 _register_all()
 
 
+def _tracking_server_error(err: Exception) -> str | None:
+    """MLflow's own errors (a tracking server that refuses, fails or cannot be reached) in one line,
+    naming the server; None for anything else. A CronJob's log should say what MLflow answered,
+    not end in a Python trace."""
+    if not type(err).__module__.startswith("mlflow"):
+        return None
+    from patchrisk.settings import get_settings
+
+    text = " ".join(str(err).split()) or type(err).__name__
+    return (f"the MLflow tracking server {get_settings().tracking_uri} answered: {text[:400]} "
+            "(check PATCHRISK_MLFLOW_TRACKING_URI and the MLFLOW_TRACKING_USERNAME/PASSWORD this command uses)")
+
+
 def main() -> None:
     try:
         app(standalone_mode=True)
     except PatchriskError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except Exception as err:
+        message = _tracking_server_error(err)
+        if message is None:
+            raise
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
         sys.exit(EXIT_USER_ERROR)
