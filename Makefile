@@ -66,7 +66,7 @@ WORKERS ?= auto
 XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 
 test: manifests-check browser postgresql bubblewrap  ## every test, the manifests check included
-	@$(PY) -m pytest -q $(XDIST)
+	@$(PY) -m pytest -q $(XDIST) --durations=20
 
 test-unit: $(STAMP)  ## fast tests only (no process started; target < 60 s on 2 cores)
 	@$(PY) -m pytest -q $(XDIST) tests/unit

@@ -62,14 +62,14 @@ def trained_patch_model(patch_spec, patch_rows, tmp_path_factory):
     return result, model_dir
 
 
-# Tests that bring up a local cluster (the demo loop included) bind its fixed per-overlay loopback
+# Tests that bring up a local cluster (the runner loop included) or `make serve` bind fixed loopback
 # addresses; under pytest-xdist (`make test`: --dist loadgroup) each group runs on one worker, so two
 # such clusters never run at once. Everything else is independent: tmp_path, free ports, own env.
 SERIAL_GROUPS = {
     "local-cluster": (
         "tests/integration/test_local_cluster.py",
         "tests/integration/test_after_make_run.py",
-        "tests/e2e/",
+        "tests/e2e/test_local_loop_runner.py",
     ),
 }
 
