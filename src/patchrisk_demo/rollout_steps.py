@@ -148,6 +148,16 @@ def _last_commit(repo: Path) -> str:
     return git.Repo(repo).head.commit.summary
 
 
+def record_decision(ctx: LoopContext, decision: str | None, report: str | None) -> dict[str, Path]:
+    """The last analysis's decision into the facts; the reports the step links to."""
+    ctx.facts["rollout_decision"] = decision.split()[0] if decision else None
+    reports = {"rollout log": ctx.work / "rollout.log"}
+    if report:
+        ctx.facts["canary_report"] = Path(report.split(" ")[0])
+        reports["canary analysis (Markdown)"] = ctx.facts["canary_report"].with_suffix(".md")
+    return reports
+
+
 def analyse_and_promote(ctx: LoopContext) -> StepResult:
     """Analyse canary vs champion from the logs; step and promote by commits; smoke-check."""
     import pandas as pd
@@ -185,11 +195,7 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
             break
         if decision.split()[0] in ("promote", "rollback"):
             break
-    ctx.facts["rollout_decision"] = decision.split()[0] if decision else None
-    reports = {"rollout log": ctx.work / "rollout.log"}
-    if report:
-        ctx.facts["canary_report"] = Path(report.split(" ")[0])
-        reports["canary analysis (Markdown)"] = ctx.facts["canary_report"].with_suffix(".md")
+    reports = record_decision(ctx, decision, report)
     if ctx.facts["rollout_decision"] == "promote":
         out = _patchrisk(ctx, "rollout", "verify", "--repo", repo, "--overlay", ENVIRONMENT, "--config", config,
                          "--endpoint", ctx.facts["canary_endpoint"])

@@ -30,6 +30,7 @@ from patchrisk_demo.rollout_steps import (
     _warm_up,
     commit_canary,
     committed_weight,
+    record_decision,
 )
 from patchrisk_demo.runner_logs import LogsNotStored, stored_events, wait_until_stored
 
@@ -189,11 +190,7 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
             sync(ctx)  # the commit is what the cluster runs next
         if decision.split()[0] == "promote":
             break
-    ctx.facts["rollout_decision"] = decision.split()[0] if decision else None
-    reports = {"rollout log": ctx.work / "rollout.log"}
-    if report:
-        ctx.facts["canary_report"] = Path(report.split(" ")[0])
-        reports["canary analysis (Markdown)"] = ctx.facts["canary_report"].with_suffix(".md")
+    reports = record_decision(ctx, decision, report)
     if ctx.facts["rollout_decision"] == "promote":
         after = send_to_inference_service(ctx, _labelled_rows(ctx, 100, ctx.seed + 200, drifted=True))
         ctx.facts["runner_after_promotion"] = after

@@ -15,7 +15,7 @@ from patchrisk.datagen import generate_rows
 from patchrisk.monitoring.drift.window import Window, iter_window_batches
 from patchrisk.monitoring.prediction_logs import ERROR_REASON, read_prediction_logs
 from patchrisk.monitoring.sink.rows import NO_RESPONSE
-from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
+from patchrisk.monitoring.sink.testing import logger_events, sink_replicas
 from patchrisk.rollout.logs import read_logs
 from patchrisk.spec import load_spec
 from patchrisk.storage import Store
@@ -30,13 +30,8 @@ LATENCY = timedelta(milliseconds=40)
 def replicas(tmp_path):
     """Two sink replicas, own spools, one store (the Deployment's shared bucket)."""
     store = str(tmp_path / "logs")
-    env = {"PATCHRISK_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "PATCHRISK_STATE_DIR": str(tmp_path / "state")}
-    with (sink_in_subprocess(store, env=env, flush_seconds=600, response_timeout=RESPONSE_TIMEOUT,
-                             spool_dir=tmp_path / "spool-a") as first,
-          sink_in_subprocess(store, env=env, flush_seconds=600, response_timeout=RESPONSE_TIMEOUT,
-                             spool_dir=tmp_path / "spool-b") as second):
-        yield store, [first, second]
+    with sink_replicas(store, tmp_path, flush_seconds=600, response_timeout=RESPONSE_TIMEOUT) as sinks:
+        yield store, sinks
 
 
 def exchange(spec, seed: int, endpoint: str, with_response: bool = True):

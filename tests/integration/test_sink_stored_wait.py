@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from patchrisk.datagen import generate_rows
-from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
+from patchrisk.monitoring.sink.testing import logger_events, sink_replicas
 from patchrisk.rollout.logs import read_logs
 from patchrisk.spec import load_spec
 from patchrisk_demo.runner_logs import LogsNotStored, stored_events, wait_until_stored
@@ -28,13 +28,8 @@ ROWS = 3
 @pytest.fixture()
 def replicas(tmp_path):
     store = str(tmp_path / "logs")
-    env = {"PATCHRISK_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "PATCHRISK_STATE_DIR": str(tmp_path / "state")}
-    with (sink_in_subprocess(store, env=env, flush_seconds=600, response_timeout=RESPONSE_TIMEOUT,
-                             spool_dir=tmp_path / "spool-a") as first,
-          sink_in_subprocess(store, env=env, flush_seconds=600, response_timeout=RESPONSE_TIMEOUT,
-                             spool_dir=tmp_path / "spool-b") as second):
-        yield store, [first, second]
+    with sink_replicas(store, tmp_path, flush_seconds=600, response_timeout=RESPONSE_TIMEOUT) as sinks:
+        yield store, sinks
 
 
 def send_round_robin(sinks, calls: dict[str, int], drop_responses: int = 0) -> None:

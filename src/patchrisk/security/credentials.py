@@ -21,13 +21,13 @@ CREDENTIAL_VARS = (USERNAME_VAR, PASSWORD_VAR)
 
 
 @contextmanager
-def acting_as(credentials: dict[str, str]) -> Iterator[None]:
-    """Run the block with exactly ``credentials`` ({}: anonymous); the previous values come back after."""
-    unknown = set(credentials) - set(CREDENTIAL_VARS)
-    if unknown:
-        raise PatchriskError(f"credentials: unexpected keys {sorted(unknown)} (only {', '.join(CREDENTIAL_VARS)})")
-    saved = {key: os.environ.pop(key, None) for key in CREDENTIAL_VARS}
-    os.environ.update(credentials)
+def environment_scope(values: dict[str, str], cleared: tuple[str, ...] = ()) -> Iterator[None]:
+    """Set ``values`` (and remove ``cleared``) in os.environ for the block, so in-process calls and
+    the subprocesses started in it see them; the previous values come back afterwards."""
+    saved = {key: os.environ.get(key) for key in (*cleared, *values)}
+    for key in cleared:
+        os.environ.pop(key, None)
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -36,6 +36,16 @@ def acting_as(credentials: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
+
+
+@contextmanager
+def acting_as(credentials: dict[str, str]) -> Iterator[None]:
+    """Run the block with exactly ``credentials`` ({}: anonymous); the previous values come back after."""
+    unknown = set(credentials) - set(CREDENTIAL_VARS)
+    if unknown:
+        raise PatchriskError(f"credentials: unexpected keys {sorted(unknown)} (only {', '.join(CREDENTIAL_VARS)})")
+    with environment_scope(credentials, cleared=CREDENTIAL_VARS):
+        yield
 
 
 def read_credentials_file(path: Path) -> dict[str, str]:

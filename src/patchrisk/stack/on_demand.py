@@ -23,6 +23,7 @@ from pathlib import Path
 
 from patchrisk.buckets import BUCKETS
 from patchrisk.errors import PatchriskError
+from patchrisk.security.credentials import environment_scope
 from patchrisk.stack.auth import auth_files
 from patchrisk.stack.local import (
     ENV_FILE,
@@ -192,21 +193,6 @@ def _acting_as_message(env: dict[str, str], principal: str | None) -> str:
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set ``values`` in os.environ (subprocesses inherit them); put the old values back afterwards."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
-@contextmanager
 def stores_on_demand(state_dir: Path | None = None, progress: Callable[[str], None] = _stderr,
                      principal: str | None = None) -> Iterator[dict]:
     """Run the ``with`` block with the loop's stores reachable (see the module docstring).
@@ -237,14 +223,14 @@ def stores_on_demand(state_dir: Path | None = None, progress: Callable[[str], No
                                        "(commands then start the loop's stores themselves) or run `make stack-up`")
             progress(f"using the running local S3 store at {running['PATCHRISK_S3_ENDPOINT_URL']}")
             env = {**base, **{k: v for k, v in running.items() if with_mlflow or k not in MLFLOW_ENV_KEYS}}
-            with _environment(env), explain_registry_refusals(env, principal):
+            with environment_scope(env), explain_registry_refusals(env, principal):
                 _say_registry(env, principal, auth, progress)
                 yield env
             return
         with persistent_s3(state_dir, progress, with_mlflow=with_mlflow, auth=auth) as stack:
             keys = S3_ENV_KEYS + (MLFLOW_ENV_KEYS if with_mlflow else ())
             env = {**base, **{key: stack.env[key] for key in keys if key in stack.env}}
-            with _environment(env), explain_registry_refusals(env, principal):
+            with environment_scope(env), explain_registry_refusals(env, principal):
                 _say_registry(env, principal, auth, progress)
                 yield env
 

@@ -75,6 +75,16 @@ def sink_in_subprocess(store_uri: str, port: int | None = None, *, env: dict | N
         stop(process)
 
 
+@contextlib.contextmanager
+def sink_replicas(store_uri: str, work: Path, count: int = 2, **flags: Any) -> Iterator[list[RunningSink]]:
+    """``count`` sink processes on one store, each with its own spool: a Deployment's replicas."""
+    env = {"PATCHRISK_MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+           "PATCHRISK_STATE_DIR": str(work / "state")}
+    with contextlib.ExitStack() as replicas:
+        yield [replicas.enter_context(sink_in_subprocess(store_uri, env=env, spool_dir=work / f"spool-{n}", **flags))
+               for n in range(count)]
+
+
 def wait_until_healthy(sink: RunningSink, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
