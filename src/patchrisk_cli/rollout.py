@@ -182,22 +182,18 @@ def register(app: typer.Typer) -> None:
                    no_rollback: bool = typer.Option(False, "--no-rollback", help="Only report a failure."),
                    push: bool = PushOpt) -> None:
         """Smoke-check the promoted model on a live endpoint; a failure rolls back (commit) and exits 1."""
-        from patchrisk.registry import download_model
-        from patchrisk.rollout.actions import revert_promotion
-        from patchrisk.rollout.verify import verify_endpoint
+        from patchrisk.rollout.actions import verify_promotion
 
         ctx = _open(repo, overlay, model, config, clean=not no_rollback, push=push)
-        version = model_version or ctx.journal.champion.version
-        model_dir = download_model(ctx.settings, f"models:/{model}/{version}")
         # checked against the promoted version's own contract (model_dir/spec.yaml), not today's packaged spec
-        result = verify_endpoint(endpoint, model, version, model_dir)
-        for name, ok, detail in result.checks:
+        verified = verify_promotion(ctx, endpoint, model_version, rollback=not no_rollback)
+        for name, ok, detail in verified.result.checks:
             typer.echo(f"  {name:<20} {'ok' if ok else 'FAILED':<7} {detail}")
-        if result.passed:
-            typer.echo(f"verified: {endpoint} serves {model} v{version} and reproduces its reference scores")
+        if verified.passed:
+            typer.echo(f"verified: {endpoint} serves {model} v{verified.version} and reproduces its reference scores")
             return
-        why = f"smoke check of v{version} at {endpoint} failed: {'; '.join(result.failures())}"
-        typer.secho(why, fg=typer.colors.RED, err=True)
-        if not no_rollback:
-            _print(revert_promotion(ctx, why))
+        typer.secho(f"smoke check of v{verified.version} at {endpoint} failed: {'; '.join(verified.result.failures())}",
+                    fg=typer.colors.RED, err=True)
+        if verified.rolled_back:
+            _print(verified.rolled_back)
         raise typer.Exit(EXIT_REFUSED)

@@ -17,6 +17,7 @@ from patchrisk.rollout.analyze import analyze
 from patchrisk.rollout.context import RolloutContext
 from patchrisk.rollout.report import load_report
 from patchrisk.rollout.state import Journal, Ref, RegistryIntent, VersionTag, journal_path, now_iso
+from patchrisk.rollout.verify import VerifyResult, verify_endpoint
 
 PREVIOUS_CHAMPION_TAG, ROLLED_BACK_TAG = "previous_champion", "rolled_back"
 
@@ -290,3 +291,29 @@ def apply_decision(ctx: RolloutContext, report: dict, dry_run: bool) -> Outcome:
     if action == "rollback":
         return apply_rollback(ctx, report, dry_run, "; ".join(report["decision"]["reasons"]))
     return Outcome(f"hold: {'; '.join(report['decision']['reasons'])}", noop=True, analysis=report)
+
+
+@dataclass
+class VerifiedPromotion:
+    result: VerifyResult
+    version: str
+    rolled_back: Outcome | None = None  # the revert, when the smoke check failed and rollback was asked
+
+    @property
+    def passed(self) -> bool:
+        return self.result.passed
+
+
+def verify_promotion(ctx: RolloutContext, endpoint: str, version: str | None = None,
+                     rollback: bool = True) -> VerifiedPromotion:
+    """Smoke-check the promoted version on ``endpoint`` against its own contract and reference
+    scores; a failure puts the previous champion back (a commit) unless ``rollback`` is False."""
+    from patchrisk.registry import download_model
+
+    version = version or ctx.journal.champion.version
+    model_dir = download_model(ctx.settings, f"models:/{ctx.model}/{version}")
+    result = verify_endpoint(endpoint, ctx.model, version, model_dir)
+    if result.passed or not rollback:
+        return VerifiedPromotion(result, version)
+    why = f"smoke check of v{version} at {endpoint} failed: {'; '.join(result.failures())}"
+    return VerifiedPromotion(result, version, revert_promotion(ctx, why))
