@@ -55,6 +55,8 @@ def runner_steps() -> list[Callable[[LoopContext], StepResult]]:
 
     swap = {rollout_steps.start_canary: runner_rollout.start_canary,
             rollout_steps.analyse_and_promote: runner_rollout.analyse_and_promote}
+    for default, on_runner in swap.items():  # the same role on the runner: the rollout principal
+        PRINCIPALS.setdefault(on_runner, PRINCIPALS[default])
     return [swap.get(step, step) for step in STEPS]
 
 

@@ -1,7 +1,7 @@
 """`demo --runner` swaps only the release half onto the local pod runner; the default loop is unchanged."""
 
 from patchrisk_demo import rollout_steps, runner_rollout
-from patchrisk_demo.runner import STEPS, runner_steps
+from patchrisk_demo.runner import PRINCIPALS, STEPS, runner_steps
 
 
 def test_runner_steps_replace_only_the_canary_start_and_analysis():
@@ -12,6 +12,14 @@ def test_runner_steps_replace_only_the_canary_start_and_analysis():
                        (rollout_steps.analyse_and_promote, runner_rollout.analyse_and_promote)}
     assert rollout_steps.start_canary in STEPS  # the default loop keeps its own predictors
 
+
+
+def test_runner_steps_act_as_the_principals_of_the_steps_they_replace():
+    """On the runner the canary is still started and promoted by the rollout principal: without it
+    the rollout's commands met MLflow's 401 (the auth loop and the runner loop had never met)."""
+    for default, on_runner in zip(STEPS, runner_steps(), strict=True):
+        assert PRINCIPALS.get(on_runner) == PRINCIPALS.get(default), on_runner.__name__
+    assert PRINCIPALS[runner_rollout.analyse_and_promote] == rollout_steps.ROLLOUT_PRINCIPAL
 
 def test_runner_per_endpoint_line_names_each_component_and_its_requests():
     assert runner_rollout._per_endpoint({"predictor": 120, "v2-predictor": 40}) == \

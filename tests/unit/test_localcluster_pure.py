@@ -41,6 +41,20 @@ def test_bwrap_leaves_the_root_writable_without_read_only_root_filesystem():
     assert "--remount-ro" not in bwrap_command(_spec(read_only_root=False))
 
 
+
+def test_software_under_a_pod_volume_stays_visible():
+    """A checkout under /tmp (the project's venv at /tmp/clone/.venv) with the pod's emptyDir at /tmp:
+    the volume must not hide the interpreter the console scripts name (`execvp patchrisk: No such file`)."""
+    spec = _spec()
+    spec.software = [Mount("ro-bind", "/tmp/clone/.venv", source="/tmp/clone/.venv"),
+                     Mount("ro-bind", "/opt/venv", source="/tmp/clone/.venv")]
+    cmd = bwrap_command(spec)
+    binds = [i for i, arg in enumerate(cmd) if arg == "/tmp/clone/.venv" and cmd[i - 2] == "--ro-bind"
+             and cmd[i - 1] == "/tmp/clone/.venv"]
+    assert binds and binds[-1] > cmd.index("/tmp")  # bound again on top of the /tmp volume
+    assert cmd.count("/opt/venv") == 1  # software no volume covers is bound once
+    assert binds[-1] < cmd.index("--remount-ro")
+
 def test_service_names_resolve_short_only_in_their_own_namespace():
     assert service_names("sink", "ns", "ns")[-1] == "sink"
     assert service_names("mlflow", "infra", "ns") == [

@@ -54,6 +54,11 @@ def _mount_args(mount: Mount) -> list[str]:
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
+def _inside(path: str, folder: str) -> bool:
+    folder = folder.rstrip("/") or "/"
+    return path == folder or path.startswith(folder + "/") or folder == "/"
+
+
 def bwrap_command(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
     cmd = [bwrap, "--tmpfs", "/"]
     for folder in spec.system_folders:
@@ -67,6 +72,11 @@ def bwrap_command(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
         cmd += ["--ro-bind", spec.hosts_file, "/etc/hosts"]
     for mount in spec.volumes:
         cmd += _mount_args(mount)
+    # A checkout under a pod mount path (a clone in /tmp, the pod's emptyDir at /tmp): the volume
+    # would hide the venv whose interpreter the console scripts name, so bind it again on top.
+    for mount in spec.software:
+        if any(_inside(mount.dest, volume.dest) for volume in spec.volumes):
+            cmd += _mount_args(mount)
     if spec.read_only_root:
         cmd += ["--remount-ro", "/"]
     cmd += ["--unshare-user", "--uid", str(spec.uid), "--gid", str(spec.gid),
