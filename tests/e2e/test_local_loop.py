@@ -1,7 +1,6 @@
 """The whole local loop (what `make run` does) on small data, asserting the outcome of every step,
 and that every step acted towards MLflow (basic auth on) as its own principal."""
 
-import os
 
 import pandas as pd
 import pytest
@@ -9,7 +8,6 @@ import pytest
 from patchrisk import registry
 from patchrisk.security.credentials import acting_as
 from patchrisk.settings import get_settings
-from patchrisk.stack.on_demand import persistent_s3
 from patchrisk_demo import steps
 from patchrisk_demo.context import LoopContext
 from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES
@@ -25,28 +23,6 @@ def loop(tmp_path_factory):
     ctx = run_loop(LoopContext(settings=settings, rows=5000, seed=42))
     assert len(ctx.results) == len(STEPS), f"the loop stopped early: {ctx.facts.get('stop')}"
     return ctx
-
-
-@pytest.fixture(scope="module")
-def stack(loop):
-    """The loop's stores again (the loop stopped them): same MLflow database, users and passwords."""
-    saved = dict(os.environ)
-    try:
-        with persistent_s3(loop.settings.state_dir, with_mlflow=True, auth=True) as started:
-            os.environ.update(started.env)
-            yield started
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-@pytest.fixture(scope="module")
-def reader(loop, stack):
-    """Settings for the restarted registry, read as the monitor (it may read, never change)."""
-    settings = get_settings(state_dir=loop.settings.state_dir, mlflow_tracking_uri=stack.mlflow_url,
-                            s3_endpoint_url=stack.s3_url, environment="staging")  # the loop's environment
-    with acting_as(stack.credentials("monitor")):
-        yield settings
 
 
 def test_every_step_acts_as_its_own_principal_and_none_as_admin(loop):
