@@ -125,6 +125,22 @@ def _start_network(state: Path, plan: Plan, stand_ins: dict[str, str], timeout: 
         time.sleep(0.2)
 
 
+def _start_pods(plan, pods, runtime, state: Path, ready_timeout: float, progress) -> list:
+    """Start every pod's containers, then wait for each to be ready (all start before any wait,
+    as a scheduler would); returns the pods started."""
+    started = []
+    for pod in pods:
+        specs = sandbox_specs(plan, pod, runtime)
+        procs = [start_container(pod, name, spec, runtime) for name, spec in specs]
+        _write_sandbox_info(state, pod, specs)
+        started.append((pod, procs))
+        progress(f"started pod {pod.name} ({pod.ip})")
+    for pod, procs in started:
+        _wait_ready(pod, procs, state, ready_timeout)
+        progress(f"pod {pod.name} ready")
+    return [pod for pod, _ in started]
+
+
 def up(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] | None = None,
        ready_timeout: float = 180.0, seed: bool = False, schedule: bool = False, secret_values: dict[str, dict[str, str]] | None = None,
        progress: Callable[[str], None] = lambda _m: None) -> Plan:
@@ -150,16 +166,7 @@ def up(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] 
             progress(f"KFP API stand-in on {stand_ins['kfp']}")
         progress(f"{len(plan.services)} Services on {AddressBook(plan.overlay).service_ip(0)}...")
         _start_network(state, plan, stand_ins)
-        started = []
-        for pod in plan.pods:
-            specs = sandbox_specs(plan, pod, runtime)
-            procs = [start_container(pod, name, spec, runtime) for name, spec in specs]
-            _write_sandbox_info(state, pod, specs)
-            started.append((pod, procs))
-            progress(f"started pod {pod.name} ({pod.ip})")
-        for pod, procs in started:
-            _wait_ready(pod, procs, state, ready_timeout)
-            progress(f"pod {pod.name} ready")
+        _start_pods(plan, plan.pods, runtime, state, ready_timeout, progress)
         if schedule and plan.jobs:
             start_detached([sys.executable, "-m", "patchrisk.localcluster.scheduler", str(Path(repo).resolve()),
                             str(Path(state_root).resolve()), overlay], state / "scheduler.log",
@@ -212,22 +219,12 @@ def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str
     try:
         _start_network(state, plan, stand_ins)
         runtime = _runtime(repo, state, rendered, stand_ins)
-        started = []
-        for pod in plan.pods:
-            if pod.name in unchanged:
-                continue
-            specs = sandbox_specs(plan, pod, runtime)
-            procs = [start_container(pod, name, spec, runtime) for name, spec in specs]
-            _write_sandbox_info(state, pod, specs)
-            started.append((pod, procs))
-            progress(f"started pod {pod.name} ({pod.ip})")
-        for pod, procs in started:
-            _wait_ready(pod, procs, state, ready_timeout)
-            progress(f"pod {pod.name} ready")
+        started = _start_pods(plan, [p for p in plan.pods if p.name not in unchanged], runtime, state,
+                              ready_timeout, progress)
     except BaseException:
         down(state_root, overlay)
         raise
-    return plan, [pod.name for pod, _ in started]
+    return plan, [pod.name for pod in started]
 
 
 def _revisions(state: Path, rendered) -> list[str]:
