@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.serial_groups import SERIAL_GROUPS, check_groups_reach_the_scheduler, mark_serial_groups
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 PATCHRISK = str(VENV_BIN / "patchrisk")
@@ -62,22 +64,10 @@ def trained_patch_model(patch_spec, patch_rows, tmp_path_factory):
     return result, model_dir
 
 
-# Tests that bring up a local cluster (the runner loop included) or `make serve` bind fixed loopback
-# addresses; under pytest-xdist (`make test`: --dist loadgroup) each group runs on one worker, so two
-# such clusters never run at once. Everything else is independent: tmp_path, free ports, own env.
-SERIAL_GROUPS = {
-    "local-cluster": (
-        "tests/integration/test_local_cluster.py",
-        "tests/integration/test_after_make_run.py",
-        "tests/e2e/test_local_loop_runner.py",
-    ),
-}
-
-
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        path = item.path.relative_to(REPO).as_posix()
-        for group, prefixes in SERIAL_GROUPS.items():
-            if path.startswith(prefixes):
-                item.add_marker(pytest.mark.xdist_group(group))
+    mark_serial_groups(items, REPO, SERIAL_GROUPS)
+
+
+def pytest_xdist_node_collection_finished(node, ids):  # on the controller, before it schedules
+    check_groups_reach_the_scheduler(ids, SERIAL_GROUPS)

@@ -1,0 +1,57 @@
+"""`make test` runs under pytest-xdist with --dist loadgroup; tests that bind fixed loopback addresses
+(local clusters, `make serve`) share a group so that they run one after another on one worker. pytest
+9.2 moved a node's id to a field xdist 3.8 does not write, and the groups silently fell apart: two
+runner loops bound 127.192.1.1:80 at once. This runs a small suite through the project's own hook."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+GROUPED = """
+import os, pytest
+
+@pytest.fixture(scope="module")
+def loop():
+    with open(os.environ["SETUPS"], "a") as log:
+        log.write(f"{__name__} {os.getpid()}\\n")
+    yield
+
+def test_a(loop): pass
+def test_b(loop): pass
+def test_c(loop): pass
+"""
+
+
+def test_a_serial_group_runs_on_one_worker_and_sets_each_module_up_once(tmp_path):
+    suite = tmp_path / "suite"
+    (suite / "checks").mkdir(parents=True)
+    (suite / "checks" / "conftest.py").write_text(  # the project's hooks, grouping this suite's modules
+        "from pathlib import Path\n"
+        "import pytest\n"
+        "from tests.serial_groups import check_groups_reach_the_scheduler, mark_serial_groups\n"
+        "GROUPS = {'serial': ('checks/test_one.py', 'checks/test_two.py', 'checks/test_three.py')}\n"
+        "@pytest.hookimpl(tryfirst=True)\n"
+        "def pytest_collection_modifyitems(config, items):\n"
+        "    mark_serial_groups(items, Path(__file__).parents[1], GROUPS)\n"
+        "def pytest_xdist_node_collection_finished(node, ids):\n"
+        "    check_groups_reach_the_scheduler(ids, GROUPS)\n")
+    for name in ("one", "two", "three"):
+        (suite / "checks" / f"test_{name}.py").write_text(GROUPED)
+    for i in range(12):  # ungrouped work to spread, so that a split group would show
+        (suite / "checks" / f"test_free_{i}.py").write_text("def test_free(): pass\n")
+    setups = tmp_path / "setups.log"
+    env = {**os.environ, "SETUPS": str(setups), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+                           "--dist", "loadgroup", "checks"], check=False, cwd=suite, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = setups.read_text().split()
+    modules, workers = lines[0::2], set(lines[1::2])
+    assert sorted(modules) == ["test_one", "test_three", "test_two"]  # each module's fixture once
+    assert len(workers) == 1  # the whole group on one worker
