@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 
 import pytest
 from sink_support import SPEC, contracts, instances, v1_response, v2_request, v2_response
@@ -130,3 +131,17 @@ def test_alias_cache_expires():
     lookup.aliases = {"canary": "3"}
     assert resolver.endpoint("patch-risk", "2", None) == "default"
     assert lookup.calls == 2
+
+
+def test_a_lookup_before_any_warm_up_warms_up_itself_instead_of_waiting_for_one():
+    # readers other than the sink service (the prod-reads check, a CLI) never start the background
+    # warm-up; their first lookup waited out the 120 s guard for a warm-up nobody started
+    warmed = []
+    lookup = CountingAliases({"canary": "2"})
+    resolver = EndpointResolver(lookup, ttl=0, warm_up=lambda: warmed.append(True))
+    answer = []
+    worker = threading.Thread(target=lambda: answer.append(resolver.canary_version("patch-risk")), daemon=True)
+    worker.start()
+    worker.join(20)  # a deadlock guard, far below the 120 s wait it replaces
+    assert answer == ["2"] and warmed == [True]
+    assert resolver.canary_version("patch-risk") == "2" and warmed == [True]  # once

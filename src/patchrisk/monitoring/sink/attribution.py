@@ -38,6 +38,8 @@ class EndpointResolver:
         self._lookup = lookup_aliases
         self._warm_up = warm_up
         self._warmed = threading.Event()
+        self._warm_up_started = warm_up is None
+        self._warm_up_lock = threading.Lock()
         if warm_up is None:
             self._warmed.set()
         self._ttl, self._failure_ttl = ttl, failure_ttl
@@ -46,8 +48,13 @@ class EndpointResolver:
 
     def start_warm_up(self) -> None:
         """Import the registry client in the background so the first flush does not wait for it."""
-        if self._warm_up and not self._warmed.is_set():
+        if self._claim_warm_up():
             threading.Thread(target=self._quiet_warm_up, name="registry-warm-up", daemon=True).start()
+
+    def _claim_warm_up(self) -> bool:
+        with self._warm_up_lock:
+            claimed, self._warm_up_started = not self._warm_up_started, True
+            return claimed
 
     def _quiet_warm_up(self) -> None:
         try:
@@ -74,6 +81,8 @@ class EndpointResolver:
             if cached and cached[0] > now:
                 aliases = cached[1]
                 return False if aliases is None else aliases.get(alias)
+        if self._claim_warm_up():  # nobody started it (a reader other than the sink service): do it here
+            self._quiet_warm_up()
         self._warmed.wait(120)  # lookups racing the first client's set-up could both create the store
         try:
             aliases = self._lookup(model)
