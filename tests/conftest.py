@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serial_groups import SERIAL_GROUPS, check_groups_reach_the_scheduler, mark_serial_groups
+from tests.serial_groups import SERIAL_GROUPS, assign_xdist_groups, check_groups_reach_the_scheduler
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -66,8 +66,8 @@ def trained_patch_model(patch_spec, patch_rows, tmp_path_factory):
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    mark_serial_groups(items, REPO, SERIAL_GROUPS)
+    assign_xdist_groups(items, REPO, SERIAL_GROUPS)
 
 
 def pytest_xdist_node_collection_finished(node, ids):  # on the controller, before it schedules
-    check_groups_reach_the_scheduler(ids, SERIAL_GROUPS)
+    check_groups_reach_the_scheduler(ids)

@@ -1,6 +1,7 @@
-"""Tests that bind fixed loopback addresses (a local cluster, the runner loop, `make serve`) must never
-run at once. Under pytest-xdist (`make test`: --dist loadgroup) an ``xdist_group`` sends a group to one
-worker, which runs its modules one after another."""
+"""How `make test` spreads tests over pytest-xdist workers (--dist loadgroup): an ``xdist_group`` goes to
+one worker as a whole. Each module is its own group, so a module-scoped fixture (a loop, a server) is
+set up once, not once per worker; tests that bind fixed loopback addresses (a local cluster, the runner
+loop, `make serve`) share one group across modules, so they never run at once."""
 
 from __future__ import annotations
 
@@ -17,20 +18,18 @@ SERIAL_GROUPS = {
 }
 
 
-def mark_serial_groups(items: list[pytest.Item], root: Path, groups: dict[str, tuple[str, ...]]) -> None:
+def assign_xdist_groups(items: list[pytest.Item], root: Path, serial: dict[str, tuple[str, ...]]) -> None:
     for item in items:
         path = item.path.relative_to(root).as_posix()
-        for group, prefixes in groups.items():
-            if path.startswith(prefixes):
-                item.add_marker(pytest.mark.xdist_group(group))
+        group = next((name for name, prefixes in serial.items() if path.startswith(prefixes)), path)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
-def check_groups_reach_the_scheduler(ids: list[str], groups: dict[str, tuple[str, ...]]) -> None:
+def check_groups_reach_the_scheduler(ids: list[str]) -> None:
     """xdist groups by a ``@group`` suffix its workers write into each grouped node's id; when a pytest
     release stores the id elsewhere the suffix is lost and the groups silently spread over every
     worker (seen with pytest 9.2 and pytest-xdist 3.8). Stop the run instead."""
-    prefixes = tuple(p for members in groups.values() for p in members)
-    lost = [i for i in ids if i.split("::")[0].startswith(prefixes) and "@" not in i]
+    lost = [i for i in ids if "@" not in i]
     if lost:
         raise pytest.UsageError(
             f"pytest-xdist did not group {lost[0]}: this pytest/pytest-xdist pair loses xdist_group "

@@ -14,7 +14,7 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.integration
 
 GROUPED = """
-import os, pytest
+import os, time, pytest
 
 @pytest.fixture(scope="module")
 def loop():
@@ -22,26 +22,25 @@ def loop():
         log.write(f"{__name__} {os.getpid()}\\n")
     yield
 
-def test_a(loop): pass
-def test_b(loop): pass
-def test_c(loop): pass
+@pytest.mark.parametrize("case", range(8))
+def test_case(loop, case): time.sleep(0.1)  # long enough for both workers to ask for work
 """
 
 
-def test_a_serial_group_runs_on_one_worker_and_sets_each_module_up_once(tmp_path):
+def test_a_serial_group_runs_on_one_worker_and_every_module_is_set_up_once(tmp_path):
     suite = tmp_path / "suite"
     (suite / "checks").mkdir(parents=True)
     (suite / "checks" / "conftest.py").write_text(  # the project's hooks, grouping this suite's modules
         "from pathlib import Path\n"
         "import pytest\n"
-        "from tests.serial_groups import check_groups_reach_the_scheduler, mark_serial_groups\n"
+        "from tests.serial_groups import assign_xdist_groups, check_groups_reach_the_scheduler\n"
         "GROUPS = {'serial': ('checks/test_one.py', 'checks/test_two.py', 'checks/test_three.py')}\n"
         "@pytest.hookimpl(tryfirst=True)\n"
         "def pytest_collection_modifyitems(config, items):\n"
-        "    mark_serial_groups(items, Path(__file__).parents[1], GROUPS)\n"
+        "    assign_xdist_groups(items, Path(__file__).parents[1], GROUPS)\n"
         "def pytest_xdist_node_collection_finished(node, ids):\n"
-        "    check_groups_reach_the_scheduler(ids, GROUPS)\n")
-    for name in ("one", "two", "three"):
+        "    check_groups_reach_the_scheduler(ids)\n")
+    for name in ("one", "two", "three", "alone"):  # "alone" is in no serial group
         (suite / "checks" / f"test_{name}.py").write_text(GROUPED)
     for i in range(12):  # ungrouped work to spread, so that a split group would show
         (suite / "checks" / f"test_free_{i}.py").write_text("def test_free(): pass\n")
@@ -51,7 +50,6 @@ def test_a_serial_group_runs_on_one_worker_and_sets_each_module_up_once(tmp_path
                            "--dist", "loadgroup", "checks"], check=False, cwd=suite, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    lines = setups.read_text().split()
-    modules, workers = lines[0::2], set(lines[1::2])
-    assert sorted(modules) == ["test_one", "test_three", "test_two"]  # each module's fixture once
-    assert len(workers) == 1  # the whole group on one worker
+    setup_on = [line.split() for line in setups.read_text().splitlines()]
+    assert sorted(module for module, _ in setup_on) == ["test_alone", "test_one", "test_three", "test_two"]
+    assert len({worker for module, worker in setup_on if module != "test_alone"}) == 1  # one worker
