@@ -54,15 +54,11 @@ def _guarded(fn):
 
 def _open(repo: Path, overlay: str, model: str, config: Path | None, *, clean: bool = True, dry_run: bool = False,
           push: bool = False):
-    """Context for a command that may commit: clean tree, then finish any half-applied transition."""
-    from patchrisk.rollout.actions import repair
-    from patchrisk.rollout.context import open_context
-    from patchrisk.rollout.gitops import require_clean
+    """Context for a command that may commit (patchrisk.rollout.opening); prints what was repaired."""
+    from patchrisk.rollout.opening import open_rollout
 
-    ctx = open_context(repo, overlay, model, config, push=push)
-    if clean:
-        require_clean(ctx.repo)
-    for change in repair(ctx, dry_run=dry_run):
+    ctx, repairs = open_rollout(repo, overlay, model, config, clean=clean, dry_run=dry_run, push=push)
+    for change in repairs:
         typer.echo(f"repaired registry from the committed journal: {change}")
     return ctx
 
