@@ -46,32 +46,21 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Score PATCHES and fail the build when any risk score is above --threshold."""
-        from patchrisk.risk_gate.client import RiskClient
-        from patchrisk.risk_gate.gate import run_gate
-        from patchrisk.risk_gate.patches import read_patches
-        from patchrisk.risk_gate.report import GateReport
-        from patchrisk.spec import load_spec
+        from patchrisk.risk_gate.gate import gate_files
 
         if protocol not in ("v1", "v2"):
             raise typer.BadParameter("use v1 or v2", param_hint="--protocol")
-        items = read_patches(patches, load_spec(spec))
 
         def progress(message: str) -> None:
             typer.echo(message, err=True)
 
         if insecure and endpoint.startswith("https://"):
             progress("WARNING: --insecure: the endpoint's TLS certificate is not verified")
-        client = RiskClient(
-            endpoint, model, protocol, timeout=timeout, retries=retries, backoff=backoff, log=progress,
-            ca_bundle=ca_bundle, insecure=insecure,
+        report = gate_files(
+            patches, endpoint, model=model, protocol=protocol, threshold=threshold, spec=spec, timeout=timeout,
+            retries=retries, backoff=backoff, fail_open=fail_open, top_k=top_k, batch_size=batch_size,
+            ca_bundle=ca_bundle, insecure=insecure, log=progress,
         )
-        report = GateReport(
-            endpoint=client.endpoint, model=model, protocol=protocol, threshold=threshold, fail_open=fail_open
-        )
-        try:
-            run_gate(items, client, report, batch_size=batch_size, top_k=top_k, log=progress)
-        finally:
-            client.close()
         if report.error and fail_open:
             typer.secho(
                 "WARNING: risk gate could not score the patches; --fail-open lets the build pass",

@@ -3,11 +3,47 @@
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
+from pathlib import Path
 
 from patchrisk.risk_gate.client import EndpointError, RiskClient
-from patchrisk.risk_gate.patches import Patch
+from patchrisk.risk_gate.patches import Patch, read_patches
 from patchrisk.risk_gate.report import GateReport, PatchResult
+
+
+def gate_files(
+    paths: list[Path],
+    endpoint: str,
+    *,
+    model: str = "patch-risk",
+    protocol: str = "v1",
+    threshold: float = 0.6,
+    spec: str = "patch-risk",
+    timeout: float = 10.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+    fail_open: bool = False,
+    top_k: int = 3,
+    batch_size: int = 500,
+    ca_bundle: str | Path | None = None,
+    insecure: bool = False,
+    log: Callable[[str], None] = lambda _m: None,
+) -> GateReport:
+    """What ``patchrisk risk-gate`` does: read the patch files (checked against ``spec``; a bad file
+    raises PatchriskError naming it), score them on ``endpoint``, explain the blocked ones. The
+    report holds the verdict, each patch's score and ``exit_code``; an endpoint failure is its
+    ``error``, not an exception."""
+    from patchrisk.spec import load_spec
+
+    patches = read_patches(paths, load_spec(spec))
+    client = RiskClient(endpoint, model, protocol, timeout=timeout, retries=retries, backoff=backoff, log=log,
+                        ca_bundle=ca_bundle, insecure=insecure)
+    report = GateReport(endpoint=client.endpoint, model=model, protocol=protocol, threshold=threshold,
+                        fail_open=fail_open)
+    try:
+        return run_gate(patches, client, report, batch_size=batch_size, top_k=top_k, log=log)
+    finally:
+        client.close()
 
 
 def run_gate(
