@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from patchrisk.security.principals import rollout_principal
+from patchrisk_demo import rollout_log
 from patchrisk_demo.context import LoopContext, StepResult
 from patchrisk_demo.traffic import send_through_logger
 
+if TYPE_CHECKING:
+    from patchrisk.rollout.actions import Outcome, VerifiedPromotion
+    from patchrisk.rollout.context import RolloutContext
+
+T = TypeVar("T")
+
 ENVIRONMENT = "staging"  # a Standard-mode overlay: champion and canary are both declared in Git
+MODEL = "patch-risk"
 ROLLOUT_PRINCIPAL = rollout_principal(ENVIRONMENT)
 ROWS_PER_ROUND = 800  # patches sent per analysis round, split between the endpoints by the committed weight
 MAX_ROUNDS = 4
@@ -47,17 +55,83 @@ def _write_rollout_config(path: Path) -> None:
                     + yaml.safe_dump(ROLLOUT_OVERRIDES, sort_keys=False))
 
 
-def _patchrisk(ctx: LoopContext, *args: str) -> subprocess.CompletedProcess:
-    """Run the CLI as a release manager would; everything it prints goes to rollout.log."""
-    cli = str(Path(sys.executable).parent / "patchrisk")
-    out = subprocess.run([cli, *args], capture_output=True, text=True, timeout=300, env=os.environ)
-    with (ctx.work / "rollout.log").open("a") as log:
-        log.write(f"$ patchrisk {' '.join(args)}\n{out.stdout}{out.stderr}(exit {out.returncode})\n\n")
-    return out
+def _opened(ctx: LoopContext) -> RolloutContext:
+    """The staging overlay's rollout context, opened as every `patchrisk rollout` verb opens it
+    (clean tree, half-applied transitions finished) on the stores the loop runs: not through the
+    CLI's stores_on_demand, whose stack the loop already holds; the step acts as the rollout principal."""
+    from patchrisk.rollout.opening import open_rollout
+
+    opened = open_rollout(ctx.facts["gitops"], ENVIRONMENT, MODEL, ctx.facts["rollout_config"],
+                          settings=ctx.settings)
+    if opened.repairs:
+        rollout_log.write(ctx.work, "repaired registry from the committed journal", opened.repairs)
+    return opened.context
 
 
-def _field(output: str, prefix: str) -> str | None:
-    return next((line[len(prefix):].strip() for line in output.splitlines() if line.startswith(prefix)), None)
+def _rollout_call(ctx: LoopContext, what: str, call: Callable[[], T]) -> T | None:
+    """``call()``'s result; None when the rollout library refused or failed, with the loop stopped
+    (``ctx.facts["stop"]``) and the reason in rollout.log. Store and MLflow (401/403) errors become
+    PatchriskErrors naming the store or user, as the CLI reports them."""
+    from patchrisk.errors import PatchriskError
+    from patchrisk.rollout.actions import DecisionRefused
+    from patchrisk.stack.on_demand import explain_registry_refusals, explain_store_errors
+
+    try:
+        with explain_store_errors(ctx.settings.state_dir), explain_registry_refusals(dict(os.environ),
+                                                                                      ROLLOUT_PRINCIPAL):
+            return call()
+    except PatchriskError as err:
+        how = "refused" if isinstance(err, DecisionRefused) else "failed"
+        ctx.facts["stop"] = f"{what} {how}: {err}"
+        rollout_log.write(ctx.work, f"{what}: {how}", str(err).splitlines())
+        return None
+
+
+def start_rollout(ctx: LoopContext, version: str) -> Outcome | None:
+    """`rollout start`: the canary of ``version`` at the schedule's first weight (one commit)."""
+    from patchrisk.rollout.actions import start
+
+    outcome = _rollout_call(ctx, "rollout start", lambda: start(_opened(ctx), version))
+    if outcome is not None:
+        rollout_log.write(ctx.work, f"rollout start: canary v{version}", rollout_log.outcome_lines(outcome))
+    return outcome
+
+
+def analyse_and_apply(ctx: LoopContext, labels: Path) -> tuple[dict, Outcome] | None:
+    """`rollout analyze --apply`: the analysis report (dict) and what carrying out its decision did
+    (a commit for step, promote and rollback; nothing for hold); None when the loop stops."""
+    from patchrisk.rollout.actions import apply_decision
+    from patchrisk.rollout.analyze import analyze
+
+    def call() -> tuple[dict, Outcome]:
+        rollout = _opened(ctx)
+        report = analyze(rollout, labels)
+        rollout_log.write(ctx.work, "rollout analyze", rollout_log.analysis_lines(report))
+        outcome = apply_decision(rollout, report, dry_run=False)
+        rollout_log.write(ctx.work, f"applied: {report['decision']['action']}", rollout_log.outcome_lines(outcome))
+        return report, outcome
+
+    return _rollout_call(ctx, "rollout analyze", call)
+
+
+def verify(ctx: LoopContext, endpoint: str) -> VerifiedPromotion | None:
+    """`rollout verify`: smoke-check the promoted champion on ``endpoint``; a failure rolls back (a
+    commit). None when the check could not run (the loop stops)."""
+    from patchrisk.rollout.actions import verify_promotion
+
+    verified = _rollout_call(ctx, "rollout verify", lambda: verify_promotion(_opened(ctx), endpoint))
+    if verified is not None:
+        rollout_log.write(ctx.work, f"rollout verify {endpoint}", rollout_log.verification_lines(endpoint, verified))
+    ctx.facts["verified"] = verified
+    return verified
+
+
+def verify_line(ctx: LoopContext, where: str, verified: VerifiedPromotion | None) -> str:
+    if verified is None:
+        return f"smoke check on {where} could not run: {ctx.facts['stop']}"
+    if verified.passed:
+        return f"smoke check on {where}: passed (V1, V2, version, reference scores)"
+    return f"smoke check on {where}: FAILED" + (", rolled back" if verified.rolled_back else "")
 
 
 def _gitops_checkout(ctx: LoopContext) -> Path:
@@ -87,12 +161,9 @@ def commit_canary(ctx: LoopContext) -> StepResult | None:
     config = ctx.work / "rollout.yaml"
     _write_rollout_config(config)
     ctx.facts.update(gitops=repo, rollout_config=config)
-    version = ctx.facts["challenger_version"]
-    out = _patchrisk(ctx, "rollout", "start", "--repo", str(repo), "--overlay", ENVIRONMENT,
-                     "--model-version", version, "--config", str(config))
-    if out.returncode != 0:
-        ctx.facts["stop"] = f"rollout start failed: {(out.stderr or out.stdout).strip()[-400:]}"
-        return StepResult("Canary start (GitOps)", [ctx.facts["stop"]], {"rollout log": ctx.work / "rollout.log"})
+    if start_rollout(ctx, ctx.facts["challenger_version"]) is None:
+        return StepResult("Canary start (GitOps)", [ctx.facts["stop"]],
+                          {"rollout log": rollout_log.log_path(ctx.work)})
     return None
 
 
@@ -114,7 +185,7 @@ def start_canary(ctx: LoopContext) -> StepResult:
     return StepResult("Canary started by a Git commit", [
         f"commit: {_last_commit(repo)}",
         f"canary predictor v{version} at {server.url}; champion v{ctx.facts['champion_version']} stays default",
-    ], {"rollout log": ctx.work / "rollout.log"})
+    ], {"rollout log": rollout_log.log_path(ctx.work)})
 
 
 def _warm_up(url: str, requests: int = 20) -> None:
@@ -148,14 +219,25 @@ def _last_commit(repo: Path) -> str:
     return git.Repo(repo).head.commit.summary
 
 
-def record_decision(ctx: LoopContext, decision: str | None, report: str | None) -> dict[str, Path]:
+def record_decision(ctx: LoopContext, report: dict | None) -> dict[str, Path]:
     """The last analysis's decision into the facts; the reports the step links to."""
-    ctx.facts["rollout_decision"] = decision.split()[0] if decision else None
-    reports = {"rollout log": ctx.work / "rollout.log"}
+    ctx.facts["rollout_decision"] = report["decision"]["action"] if report else None
+    reports = {"rollout log": rollout_log.log_path(ctx.work)}
     if report:
-        ctx.facts["canary_report"] = Path(report.split(" ")[0])
-        reports["canary analysis (Markdown)"] = ctx.facts["canary_report"].with_suffix(".md")
+        ctx.facts["canary_report"] = Path(report["report"])
+        reports["canary analysis (Markdown)"] = Path(report["report_markdown"])
     return reports
+
+
+def round_result(ctx: LoopContext, labels: Path) -> tuple[dict | None, str, str]:
+    """One analysis round: the report (None when the loop stops), the decision for the round's
+    line ('-> step 25% -> 50%', '-> error') and its commit ('; commit: ...', '' when none)."""
+    done = analyse_and_apply(ctx, labels)
+    if done is None:
+        return None, "-> error", ""
+    report, outcome = done
+    commit = f"; commit: {_last_commit(Path(ctx.facts['gitops']))}" if outcome.commit else ""
+    return report, f"-> {rollout_log.decision_text(report['decision'])}", commit
 
 
 def analyse_and_promote(ctx: LoopContext) -> StepResult:
@@ -165,14 +247,14 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
     from patchrisk.spec import load_spec
     from patchrisk_demo.monitoring_steps import _labelled_rows
 
-    spec = load_spec("patch-risk")
-    repo, config, sink = str(ctx.facts["gitops"]), str(ctx.facts["rollout_config"]), ctx.facts["sink"]
-    labels_path, served, lines, decision, report = ctx.work / "canary-labels.parquet", [], [], None, None
+    spec = load_spec(MODEL)
+    repo, sink = Path(ctx.facts["gitops"]), ctx.facts["sink"]
+    labels_path, served, lines, report = ctx.work / "canary-labels.parquet", [], [], None
     for round_no in range(1, MAX_ROUNDS + 1):
         rows = _labelled_rows(ctx, ROWS_PER_ROUND, ctx.seed + 100 + round_no, drifted=True)
         rows[spec.id_column] = [f"CANARY-{round_no}-{n:05d}" for n in range(len(rows))]
         # as the cluster routes: the canary gets the committed weight's share, the champion the rest
-        weight = committed_weight(Path(repo))
+        weight = committed_weight(repo)
         to_canary = round(ROWS_PER_ROUND * weight / 100)
         to_champion = ROWS_PER_ROUND - to_canary
         if to_champion:
@@ -184,22 +266,12 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
         sink.flush()
         served.append(rows)
         pd.concat(served)[[spec.id_column, spec.target.name]].to_parquet(labels_path, index=False)
-        out = _patchrisk(ctx, "rollout", "analyze", "--repo", repo, "--overlay", ENVIRONMENT, "--config", config,
-                         "--labels", str(labels_path), "--apply")
-        decision, report = _field(out.stdout, "decision:"), _field(out.stdout, "report:")
+        report, decided, commit = round_result(ctx, labels_path)
         lines.append(f"round {round_no} at {weight}%: champion {to_champion}, canary {to_canary} patches "
-                     f"-> {decision or 'error'}"
-                     + (f"; commit: {_last_commit(Path(repo))}" if out.returncode == 0 and decision != "hold" else ""))
-        if out.returncode == 2 or decision is None:
-            ctx.facts["stop"] = f"rollout analyze failed: {(out.stderr or out.stdout).strip()[-400:]}"
+                     f"{decided}{commit}")
+        if report is None or report["decision"]["action"] in ("promote", "rollback"):
             break
-        if decision.split()[0] in ("promote", "rollback"):
-            break
-    reports = record_decision(ctx, decision, report)
+    reports = record_decision(ctx, report)
     if ctx.facts["rollout_decision"] == "promote":
-        out = _patchrisk(ctx, "rollout", "verify", "--repo", repo, "--overlay", ENVIRONMENT, "--config", config,
-                         "--endpoint", ctx.facts["canary_endpoint"])
-        ctx.facts["verify_exit"] = out.returncode
-        lines.append("smoke check on the promoted endpoint: " + ("passed (V1, V2, version, reference scores)"
-                                                                 if out.returncode == 0 else "FAILED, rolled back"))
+        lines.append(verify_line(ctx, "the promoted endpoint", verify(ctx, ctx.facts["canary_endpoint"])))
     return StepResult("Canary analysis and promotion (GitOps)", lines, reports)

@@ -18,19 +18,20 @@ from pathlib import Path
 import httpx
 import typer
 
+from patchrisk_demo import rollout_log
 from patchrisk_demo.context import LoopContext, StepResult
 from patchrisk_demo.rollout_steps import (
-    ENVIRONMENT,
     MAX_ROUNDS,
     ROWS_PER_REQUEST,
     ROWS_PER_ROUND,
-    _field,
     _last_commit,
-    _patchrisk,
     _warm_up,
     commit_canary,
     committed_weight,
     record_decision,
+    round_result,
+    verify,
+    verify_line,
 )
 from patchrisk_demo.runner_logs import LogsNotStored, stored_events, wait_until_stored
 
@@ -107,7 +108,7 @@ def start_canary(ctx: LoopContext) -> StepResult:
         f"commit: {_last_commit(ctx.facts['gitops'])}",
         f"overlay {OVERLAY}: {', '.join(p.name for p in plan.pods)}",
         f"InferenceService {MODEL} at {runner['router']} splits {runner['weights']}",
-    ], {"rollout log": ctx.work / "rollout.log"})
+    ], {"rollout log": rollout_log.log_path(ctx.work)})
 
 
 def _router_counts(ctx: LoopContext) -> dict[str, int]:
@@ -155,8 +156,8 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
     from patchrisk_demo.monitoring_steps import _labelled_rows
 
     spec = load_spec(MODEL)
-    repo, config = Path(ctx.facts["gitops"]), str(ctx.facts["rollout_config"])
-    labels_path, served, lines, decision, report = ctx.work / "canary-labels.parquet", [], [], None, None
+    repo = Path(ctx.facts["gitops"])
+    labels_path, served, lines, report = ctx.work / "canary-labels.parquet", [], [], None
     ctx.facts["runner_rounds"] = []
     for round_no in range(1, MAX_ROUNDS + 1):
         rows = _labelled_rows(ctx, ROWS_PER_ROUND, ctx.seed + 100 + round_no, drifted=True)
@@ -168,36 +169,30 @@ def analyse_and_promote(ctx: LoopContext) -> StepResult:
             stored = wait_for_the_round_in_the_store(ctx, received, baseline)
         except LogsNotStored as err:  # analysing part of the round would judge the canary on the wrong data
             ctx.facts["stop"] = f"round {round_no} not analysed: {err}"
-            decision = None
+            report = None
             break
         ctx.facts["runner_rounds"].append({"weight": weight, "requests": received, "stored": stored})
         served.append(rows)
         pd.concat(served)[[spec.id_column, spec.target.name]].to_parquet(labels_path, index=False)
-        out = _patchrisk(ctx, "rollout", "analyze", "--repo", str(repo), "--overlay", ENVIRONMENT, "--config",
-                         config, "--labels", str(labels_path), "--apply")
-        decision, report = _field(out.stdout, "decision:"), _field(out.stdout, "report:")
+        report, decided, commit = round_result(ctx, labels_path)
         line = (f"round {round_no} at canary {weight}%: {_per_endpoint(received)} "
                 f"({ROWS_PER_ROUND // ROWS_PER_REQUEST} sent to the InferenceService; all logged: "
-                f"{', '.join(f'{e} {n}' for e, n in stored.items())}) -> {decision or 'error'}")
+                f"{', '.join(f'{e} {n}' for e, n in stored.items())}) {decided}")
         typer.echo(f"      {line}")
-        lines.append(line + (f"; commit: {_last_commit(repo)}" if out.returncode == 0 and decision != "hold" else ""))
-        if out.returncode == 2 or decision is None:
-            ctx.facts["stop"] = f"rollout analyze failed: {(out.stderr or out.stdout).strip()[-400:]}"
+        lines.append(line + commit)
+        if report is None:
             break
-        if decision.split()[0] == "rollback":
+        action = report["decision"]["action"]
+        if action == "rollback":
             break
-        if decision.split()[0] in ("promote", "step") or committed_weight(repo) != weight:
+        if action in ("promote", "step") or committed_weight(repo) != weight:
             sync(ctx)  # the commit is what the cluster runs next
-        if decision.split()[0] == "promote":
+        if action == "promote":
             break
-    reports = record_decision(ctx, decision, report)
+    reports = record_decision(ctx, report)
     if ctx.facts["rollout_decision"] == "promote":
         after = send_to_inference_service(ctx, _labelled_rows(ctx, 100, ctx.seed + 200, drifted=True))
         ctx.facts["runner_after_promotion"] = after
         lines.append(f"after promotion: {_per_endpoint(after)} (weights {ctx.facts['runner']['weights']})")
-        out = _patchrisk(ctx, "rollout", "verify", "--repo", str(repo), "--overlay", ENVIRONMENT, "--config",
-                         config, "--endpoint", ctx.facts["runner"]["router"])
-        ctx.facts["verify_exit"] = out.returncode
-        lines.append("smoke check on the InferenceService: " + ("passed (V1, V2, version, reference scores)"
-                                                               if out.returncode == 0 else "FAILED, rolled back"))
+        lines.append(verify_line(ctx, "the InferenceService", verify(ctx, ctx.facts["runner"]["router"])))
     return StepResult("Canary analysis and promotion (GitOps, local pod runner)", lines, reports)

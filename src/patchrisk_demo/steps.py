@@ -110,23 +110,24 @@ def serve_champion(ctx: LoopContext) -> StepResult:
 def risk_gate_in_ci(ctx: LoopContext) -> StepResult:
     """Score two patches through the CI risk gate."""
     import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    cli = str(Path(sys.executable).parent / "patchrisk")
+    from patchrisk.risk_gate.gate import gate_files
+    from patchrisk.risk_gate.report import EXIT_BLOCKED
+
     lines = []
     for label, patch in (("safe", SAFE_PATCH), ("risky", RISKY_PATCH)):
-        path = ctx.work / f"{label}-patch.json"
+        path = ctx.work / f"{label}-patch.json"  # the file a CI job would hand to `patchrisk risk-gate`
         path.write_text(json.dumps(patch, indent=2))
-        out = subprocess.run([cli, "risk-gate", str(path), "--endpoint", ctx.facts["endpoint"], "--json"],
-                             capture_output=True, text=True, timeout=120)
-        verdict = json.loads(out.stdout)
-        ctx.facts[f"risk_gate_{label}"] = (out.returncode, verdict)
-        p = verdict["patches"][0]
-        reasons = ", ".join(f["feature"] for f in p.get("top_features", [])[:3])
-        lines.append(f"{p['id']}: risk {p['risk_score']:.2f} ({p['risk_bucket']}) -> exit {out.returncode} "
-                     f"({'blocked' if out.returncode == 1 else 'passes'})" + (f"; driven by {reasons}" if reasons else ""))
+        report = gate_files([path], ctx.facts["endpoint"])  # the gate's defaults: threshold 0.6, V1
+        ctx.facts[f"risk_gate_{label}"] = report
+        if report.error:  # the endpoint failed: the gate cannot say anything about the patches
+            ctx.facts["stop"] = f"risk gate could not score {path}: {report.error}"
+            return StepResult("CI risk gate against the endpoint", lines + [ctx.facts["stop"]])
+        p = report.patches[0]
+        reasons = ", ".join(f["feature"] for f in p.top_features[:3])
+        lines.append(f"{p.id}: risk {p.risk_score:.2f} ({p.risk_bucket}) -> exit {report.exit_code} "
+                     f"({'blocked' if report.exit_code == EXIT_BLOCKED else 'passes'})"
+                     + (f"; driven by {reasons}" if reasons else ""))
     return StepResult("CI risk gate against the endpoint", lines)
 
 
@@ -149,10 +150,10 @@ def batch_scoring(ctx: LoopContext) -> StepResult:
     top = qa.iloc[0]
     first = watch.iloc[0]
     return StepResult("Batch scoring (kfp.local)", [
-        f"{len(qa)} upcoming patches; QA first: {top['patch_id']} (risk {top['risk_score']:.2f}, "
-        f"~{top['expected_devices_affected']:,.0f} devices)",
-        f"watch first: {first['device_family']}/{first['region']} "
-        f"({first['expected_regressions']:.1f} expected regressions)",
+        (f"{len(qa)} upcoming patches; QA first: {top['patch_id']} (risk {top['risk_score']:.2f}, "
+         f"~{top['expected_devices_affected']:,.0f} devices)"),
+        (f"watch first: {first['device_family']}/{first['region']} "
+         f"({first['expected_regressions']:.1f} expected regressions)"),
     ], {"QA priority list (CSV)": outcome.qa_priority, "device watch list (CSV)": outcome.device_watchlist,
         "batch scoring report (HTML)": outcome.report})
 

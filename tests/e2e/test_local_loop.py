@@ -70,11 +70,10 @@ def test_first_model_is_trained_gated_registered_and_promoted(loop, reader):
 
 
 def test_risk_gate_passes_the_safe_patch_and_blocks_the_risky_one(loop):
-    safe_code, safe = loop.facts["risk_gate_safe"]
-    risky_code, risky = loop.facts["risk_gate_risky"]
-    assert safe_code == 0 and safe["patches"][0]["risk_score"] < 0.6
-    assert risky_code == 1 and risky["patches"][0]["risk_score"] > 0.6
-    assert risky["patches"][0]["top_features"], "a blocked patch names what drove its risk"
+    safe, risky = loop.facts["risk_gate_safe"], loop.facts["risk_gate_risky"]  # the gate's GateReports
+    assert safe.exit_code == 0 and safe.patches[0].risk_score < 0.6 and not safe.patches[0].blocked
+    assert risky.exit_code == 1 and risky.patches[0].risk_score > 0.6 and risky.patches[0].blocked
+    assert risky.patches[0].top_features, "a blocked patch names what drove its risk"
 
 
 def test_batch_outputs_have_their_columns_and_order(loop):
@@ -113,7 +112,12 @@ def test_retrained_model_is_promoted_through_git_and_verified(loop, reader):
     first_weight = ROLLOUT_OVERRIDES["schedule"][0]  # the demo's policy: every weight below 100
     assert f"rollout(patch-risk): start canary v2 at {first_weight}% [staging]" in log
     assert log[0] == "rollout(patch-risk): promote v2 (replaces v1) [staging]"
-    assert loop.facts["rollout_decision"] == "promote" and loop.facts["verify_exit"] == 0
+    assert loop.facts["rollout_decision"] == "promote" and loop.facts["verified"].passed
+    assert loop.facts["verified"].version == "2" and loop.facts["verified"].rolled_back is None
+    rollout_log = (loop.settings.state / "loop" / "rollout.log").read_text()  # the summary links to it
+    for logged in ("rollout start: canary v2", "committed ", "registry: ", "decision: promote at ",
+                   "verified: "):
+        assert logged in rollout_log, logged
     assert registry.aliases(reader, "patch-risk") == {"champion-staging": "2"}
     tags = registry.client(reader).get_model_version("patch-risk", "1").tags
     assert tags.get("previous_champion") == "true"

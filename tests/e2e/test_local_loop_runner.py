@@ -40,7 +40,7 @@ def test_each_round_splits_the_inference_service_traffic_by_the_committed_weight
 
 
 def test_promotion_moves_all_traffic_to_the_new_champion_and_is_verified(loop, reader):
-    assert loop.facts["rollout_decision"] == "promote" and loop.facts["verify_exit"] == 0
+    assert loop.facts["rollout_decision"] == "promote" and loop.facts["verified"].passed
     assert loop.facts["runner"]["weights"] == {"predictor": 100}
     assert loop.facts["runner_after_promotion"] == {"predictor": 100 // ROWS_PER_REQUEST}
     assert registry.aliases(reader, "patch-risk") == {"champion-staging": "2"}
