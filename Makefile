@@ -57,8 +57,10 @@ local-up: $(STAMP) bubblewrap  ## run OVERLAY's pods locally as the cluster woul
 local-down: $(STAMP)  ## stop every process of OVERLAY's local pods
 	@$(VENV)/bin/patchrisk local down --overlay $(OVERLAY) --state-dir $(STATE_DIR)
 
-run: $(STAMP) $(if $(RUNNER),bubblewrap,)  ## the whole local loop, ending with a summary (RUNNER=1: roll out on the local pod runner)
-	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR) $(if $(RUNNER),--runner,)
+# RUNNER=0: roll out on stand-ins (no bubblewrap needed) instead of the local pod runner.
+RUNNER ?= 1
+run: $(STAMP) $(if $(filter 0,$(RUNNER)),,bubblewrap)  ## the whole local loop on the local pod runner, ending with a summary (RUNNER=0: stand-ins)
+	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR) $(if $(filter 0,$(RUNNER)),--stand-ins,--runner)
 
 # pytest-xdist: one worker per core; tests that bring up a local cluster share one worker
 # (xdist_group marks, tests/conftest.py). WORKERS=0 runs in one process.

@@ -13,7 +13,7 @@ SERIAL_GROUPS = {
     "local-cluster": (
         "tests/integration/test_local_cluster.py",
         "tests/integration/test_after_make_run.py",
-        "tests/e2e/test_local_loop_runner.py",
+        "tests/e2e/test_local_loop.py",  # the loop rolls out on the `local` overlay
     ),
 }
 

@@ -14,8 +14,9 @@ def register(app: typer.Typer) -> None:
         rows: int = typer.Option(20000, min=500, help="Patches of generated history to train on."),
         seed: int = typer.Option(42, help="Seed for everything generated."),
         fresh: bool = typer.Option(True, "--fresh/--keep", help="Start from an empty state directory."),
-        runner: bool = typer.Option(False, "--runner", help="Roll out on the local pod runner: the `local` overlay's "
-                                    "sink, predictor, canary and router as rendered (needs bubblewrap)."),
+        runner: bool = typer.Option(True, "--runner/--stand-ins", help="Roll out on the local pod runner: the `local` "
+                                    "overlay's sink, predictor, canary and router as rendered (needs bubblewrap); "
+                                    "--stand-ins: a predictor process per model and a split made by the loop."),
     ) -> None:
         """Generate history, train, gate, register, serve, score, monitor, retrain and roll out: locally."""
         import shutil
@@ -26,6 +27,12 @@ def register(app: typer.Typer) -> None:
         from patchrisk_demo.context import LoopContext
         from patchrisk_demo.runner import run_loop, runner_steps, summary
 
+        if runner and not shutil.which("bwrap"):  # before anything starts: the canary step would fail last
+            typer.secho("error: the loop rolls out on the local pod runner, which sandboxes each pod with "
+                        "bubblewrap: `bwrap` is not on PATH (`make bubblewrap` installs the Debian package); "
+                        "or run the rollout on stand-ins: `make run RUNNER=0` (patchrisk demo --stand-ins)",
+                        fg=typer.colors.RED, err=True)
+            raise typer.Exit(2)
         warnings.filterwarnings("ignore")
         setup_logging("WARNING")
         if fresh and state_dir.exists():

@@ -1,27 +1,33 @@
-"""The whole local loop (what `make run` does) on small data, asserting the outcome of every step,
-and that every step acted towards MLflow (basic auth on) as its own principal."""
+"""The whole local loop as `make run` runs it, on small data: MLflow with basic auth, every step as its
+own principal, the release half on the local pod runner (the `local` overlay's rendered sink replicas,
+predictor, canary and router; traffic only to the InferenceService's address). Asserts the outcome of
+every step."""
 
+import shutil
 
 import pandas as pd
 import pytest
 
 from patchrisk import registry
+from patchrisk.localcluster.cluster import running_processes, state_folder
 from patchrisk.security.credentials import acting_as
 from patchrisk.settings import get_settings
 from patchrisk_demo import steps
 from patchrisk_demo.context import LoopContext
-from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES
-from patchrisk_demo.runner import STEPS, run_loop, summary
+from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES, ROWS_PER_REQUEST, ROWS_PER_ROUND
+from patchrisk_demo.runner import run_loop, runner_steps, summary
 
-# The loop runs 14 steps with MLflow's auth on; on the shared 2-core machine it takes up to ~10 min.
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+# 14 steps with MLflow's auth on and two overlay syncs: ~2.5 min on a quiet 2-core machine, ~5 under load.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800),
+              pytest.mark.skipif(not shutil.which("bwrap"), reason="the local pod runner needs bubblewrap")]
 
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     settings = get_settings(state_dir=tmp_path_factory.mktemp("loop") / "state")
-    ctx = run_loop(LoopContext(settings=settings, rows=5000, seed=42))
-    assert len(ctx.results) == len(STEPS), f"the loop stopped early: {ctx.facts.get('stop')}"
+    steps_run = runner_steps()
+    ctx = run_loop(LoopContext(settings=settings, rows=5000, seed=42), steps_run)
+    assert len(ctx.results) == len(steps_run), f"the loop stopped early: {ctx.facts.get('stop')}"
     return ctx
 
 
@@ -121,6 +127,28 @@ def test_retrained_model_is_promoted_through_git_and_verified(loop, reader):
     assert registry.aliases(reader, "patch-risk") == {"champion-staging": "2"}
     tags = registry.client(reader).get_model_version("patch-risk", "1").tags
     assert tags.get("previous_champion") == "true"
+
+
+def test_each_round_splits_the_inference_service_traffic_by_the_committed_weight(loop):
+    rounds = loop.facts["runner_rounds"]
+    assert rounds and [r["weight"] for r in rounds] == ROLLOUT_OVERRIDES["schedule"][:len(rounds)]
+    requests = ROWS_PER_ROUND // ROWS_PER_REQUEST
+    for r in rounds:
+        assert sum(r["requests"].values()) == requests
+        canary = next(count for component, count in r["requests"].items() if component != "predictor")
+        assert canary == requests * r["weight"] // 100  # smooth weighted round-robin: exact shares
+        assert r["requests"]["predictor"] == requests - canary > 0  # the champion keeps traffic
+        # analysed only once the sink replicas stored every call of the round, request and response
+        assert r["stored"] == {"default": requests - canary, "canary": canary}
+
+
+def test_after_promotion_the_new_champion_takes_all_traffic(loop):
+    assert loop.facts["runner"]["weights"] == {"predictor": 100}
+    assert loop.facts["runner_after_promotion"] == {"predictor": 100 // ROWS_PER_REQUEST}
+
+
+def test_the_runner_leaves_no_process(loop):
+    assert running_processes(state_folder(loop.settings.state, "local")) == {}
 
 
 def test_reliability_report_shows_every_view_from_the_run(loop):
