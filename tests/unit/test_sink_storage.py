@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sink_support import contracts, instances, v1_response
 
 from patchrisk.monitoring.prediction_logs import (
@@ -190,3 +192,38 @@ def test_partition_names_parse():
     assert part == {"model": "patch-risk", "endpoint": "canary", "date": date(2026, 1, 2),
                     "file": "part-x-0000.parquet"}
     assert parse_partition("model=patch-risk/endpoint=canary/date=2026-01-02/.part.tmp") is None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["request", "response", "both", "collide", "expire", "drain", "take",
+                                           "put_back"]),
+                          st.integers(1, 4), st.integers(0, 5)), max_size=40))
+def test_buffered_row_counts_always_equal_the_rows_the_buffer_holds(steps):
+    """The counts every accepted event reads are kept as events move (not summed over the buffer on
+    each accept); through any sequence of pairing, collisions, expiry, drains and flush hand-backs
+    they must equal what the buffer holds."""
+    buffer, taken, start = PairingBuffer(), [], datetime(2026, 11, 30, tzinfo=UTC)
+    for n, (action, rows, key) in enumerate(steps):
+        sent = instances(rows, seed=key)  # the same key -> the same ce-id: pairs, duplicates, collisions
+        request, response = (parse_event(h, b) for h, b in logger_events(
+            {"instances": sent}, v1_response(sent, "1"), "patch-risk", "prod", event_id=f"call-{key}"))
+        if action in ("request", "response"):
+            buffer.add(request if action == "request" else response)
+        elif action == "both":
+            buffer.add(response)
+            buffer.add(request)
+        elif action == "collide":
+            buffer.mark_collided(request)
+            buffer.add(request)
+        elif action == "expire":
+            buffer.expire(start + timedelta(days=n), timeout=1)
+        elif action == "drain":
+            buffer.drain()
+        elif action == "take":
+            taken = buffer.take_ready()
+        else:
+            buffer.put_back(taken)
+            taken = []
+        waiting = sum(e.rows for e in [*buffer.requests.values(), *buffer.responses.values()])
+        assert buffer.ready_rows == sum(x.rows for x in buffer.ready)
+        assert buffer.rows == waiting + buffer.ready_rows

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,7 +63,9 @@ class LoggedEvent:
         return (self.id, self.model_name, self.namespace, self.component, self.source, self.endpoint)
 
     def to_record(self) -> dict:
-        record = asdict(self)
+        # shallow: the record is only serialised, and asdict's deep copy of the body (100 rows of
+        # nested JSON) was a third of the time every accepted event spent in the sink
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
         record["time"] = self.time.isoformat() if self.time else None
         record["received_at"] = self.received_at.isoformat()
         return record
