@@ -70,5 +70,4 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_xdist_node_collection_finished(node, ids):  # on the controller, before it schedules
-    if node.config.getvalue("dist") == "loadgroup":  # other modes ignore groups by design
-        check_groups_reach_the_scheduler(ids)
+    check_groups_reach_the_scheduler(node.config, ids)

@@ -25,10 +25,13 @@ def assign_xdist_groups(items: list[pytest.Item], root: Path, serial: dict[str, 
         item.add_marker(pytest.mark.xdist_group(group))
 
 
-def check_groups_reach_the_scheduler(ids: list[str]) -> None:
+def check_groups_reach_the_scheduler(config: pytest.Config, ids: list[str]) -> None:
     """xdist groups by a ``@group`` suffix its workers write into each grouped node's id; when a pytest
     release stores the id elsewhere the suffix is lost and the groups silently spread over every
-    worker (seen with pytest 9.2 and pytest-xdist 3.8). Stop the run instead."""
+    worker (seen with pytest 9.2 and pytest-xdist 3.8). Stop the run instead. Only --dist loadgroup
+    honours groups; other modes ignore them by design."""
+    if config.getvalue("dist") != "loadgroup":
+        return
     lost = [i for i in ids if "@" not in i]
     if lost:
         raise pytest.UsageError(

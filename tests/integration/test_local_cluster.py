@@ -82,16 +82,20 @@ def test_every_staging_workload_becomes_ready_sandboxed_as_rendered(staging_up):
     assert httpx.get(f"http://{sink['ip']}/livez", timeout=5).status_code == 200
 
 
-def test_the_router_splits_by_the_committed_weight_and_logs_to_the_sink(staging_up, patch_spec, patch_rows):
+def _predict_one_row_at_a_time(router, rows, spec) -> None:
+    """One V1 call per row to the InferenceService's router, as the weights are counted per call."""
     from patchrisk_demo.traffic import _instances
 
-    state, plan = staging_up
-    router = next(s for s in plan.services if s.router)
-    instances = _instances(patch_rows.head(100), [patch_spec.id_column, *patch_spec.feature_names])
     with httpx.Client(timeout=30) as client:
-        for instance in instances:
+        for instance in _instances(rows, [spec.id_column, *spec.feature_names]):
             response = client.post(f"http://{router.ip}/v1/models/patch-risk:predict", json={"instances": [instance]})
             assert response.status_code == 200, response.text
+
+
+def test_the_router_splits_by_the_committed_weight_and_logs_to_the_sink(staging_up, patch_spec, patch_rows):
+    state, plan = staging_up
+    router = next(s for s in plan.services if s.router)
+    _predict_one_row_at_a_time(router, patch_rows.head(100), patch_spec)
     counts = cluster.status(state, "staging")["routers"]["patch-risk"]["requests"]
     assert counts == {"predictor": 90, "v3-predictor": 10}
     # Each call's request and response reached a sink replica through the sink Service.
@@ -109,8 +113,6 @@ def test_the_router_splits_by_the_committed_weight_and_logs_to_the_sink(staging_
 def test_a_sync_restarts_only_what_the_commit_changed(tmp_path, s3_with_models, patch_spec, patch_rows):
     """A GitOps checkout of the manifests: a commit that only moves canary traffic restarts no pod (the
     routers take the new weights); one that changes the canary's model replaces only the canary pod."""
-    from patchrisk_demo.traffic import _instances
-
     shutil.copytree(REPO / "manifests", tmp_path / "manifests")
     overlay = tmp_path / "manifests" / "overlays" / "synced"  # its own addresses, beside staging_up's
     shutil.copytree(REPO / "manifests" / "overlays" / "staging", overlay)
@@ -127,11 +129,7 @@ def test_a_sync_restarts_only_what_the_commit_changed(tmp_path, s3_with_models, 
         assert {p: after[p] for p in before if p != "network"} == {p: before[p] for p in before if p != "network"}
         assert after["network"] != before["network"]
         router = next(s for s in plan.services if s.router)
-        instances = _instances(patch_rows.head(20), [patch_spec.id_column, *patch_spec.feature_names])
-        with httpx.Client(timeout=30) as client:
-            for instance in instances:
-                answer = client.post(f"http://{router.ip}/v1/models/patch-risk:predict", json={"instances": [instance]})
-                assert answer.status_code == 200, answer.text
+        _predict_one_row_at_a_time(router, patch_rows.head(20), patch_spec)
         assert cluster.status(state, str(overlay))["routers"]["patch-risk"]["requests"] == \
             {"predictor": 10, "v3-predictor": 10}
 

@@ -39,8 +39,7 @@ def test_a_serial_group_runs_on_one_worker_and_every_module_is_set_up_once(tmp_p
         "def pytest_collection_modifyitems(config, items):\n"
         "    assign_xdist_groups(items, Path(__file__).parents[1], GROUPS)\n"
         "def pytest_xdist_node_collection_finished(node, ids):\n"
-        "    if node.config.getvalue('dist') == 'loadgroup':\n"
-        "        check_groups_reach_the_scheduler(ids)\n")
+        "    check_groups_reach_the_scheduler(node.config, ids)\n")
     for name in ("one", "two", "three", "alone"):  # "alone" is in no serial group
         (suite / "checks" / f"test_{name}.py").write_text(GROUPED)
     for i in range(12):  # ungrouped work to spread, so that a split group would show
