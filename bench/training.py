@@ -5,16 +5,27 @@ Prints: CatBoost training wall time at 50k and 500k rows; the local end-to-end t
 and the share of the pipeline's time spent outside component bodies (orchestration: process
 start-up, imports, artifact hand-over). Target: pipeline under 60 s end to end on 2 cores.
 
+Then where the orchestration goes, per task, read from the run's own log (kfp.local's and the KFP
+executor's millisecond timestamps, and CPython's import timer, PYTHONPROFILEIMPORTTIME, on for the
+floor and every task alike): start-up (kfp.local starts the task -> the executor has imported
+kfp), component load (-> the body starts), the body (-> outputs written), of which its imports
+(what every task pays again and the floor pays once), and hand-over (outputs written -> the
+process has exited and kfp.local read them -> the next task starts).
+
     .venv/bin/python bench/training.py [--rows 50000 500000] [--pipeline-rows 50000]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 FLOOR_SCRIPT = """
@@ -53,7 +64,85 @@ def train_seconds(rows: int) -> tuple[float, int]:
     return result.seconds, result.bundle.metadata["best_iteration"]
 
 
-def pipeline_vs_floor(rows: int) -> tuple[float, float]:
+@dataclass
+class TaskTimes:
+    """One task's timeline (seconds since midnight) from the pipeline log, and its import time."""
+
+    name: str
+    started: float  # kfp.local: "Executing task"
+    executor_ready: float  # executor_main imported, logging set up: "Looking for component"
+    body_started: float  # component module loaded, inputs parsed: "Got executor_input"
+    outputs_written: float  # body returned, executor_output.json written
+    startup_imports: float  # seconds importing before the executor was ready (kfp, the executor)
+    body_imports: float  # seconds importing after (our component's imports, lazy ones included)
+    next_started: float = 0.0  # the next task's start (for the last task: the pipeline's end)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LOCAL = re.compile(r"^(\d\d):(\d\d):(\d\d\.\d{3}) - INFO - (Executing task|Task) '([^']+)'( finished)?")
+_EXECUTOR = re.compile(r"\[KFP Executor \d{4}-\d\d-\d\d (\d\d):(\d\d):(\d\d),(\d{3}) INFO\]: "
+                       r"(Looking for component|Got executor_input|Wrote executor output file|Did not write output)")
+# -X importtime: "import time: <self us> | <cumulative us> | <name>", nested names indented; the
+# top-level lines' cumulative times add up to the process's whole import time.
+_TOP_LEVEL_IMPORT = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| (?! )")
+
+
+def _seconds(h: str, m: str, s: str) -> float:
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def imported_seconds(text: str) -> float:
+    return sum(int(m.group(1)) for m in _TOP_LEVEL_IMPORT.finditer(text)) / 1e6
+
+
+def task_timeline(log_text: str, pipeline_end: float) -> list[TaskTimes]:
+    """Each task's timestamps, in the order kfp.local ran them (one at a time)."""
+    tasks: list[TaskTimes] = []
+    marks: dict = {}
+    for line in _ANSI.sub("", log_text).splitlines():
+        if found := _LOCAL.search(line):
+            h, m, s, what, name, finished = found.groups()
+            if what == "Executing task":
+                marks = {"name": name, "started": _seconds(h, m, s), "imports": [0.0, 0.0]}
+            elif finished and marks.get("name") == name:
+                tasks.append(TaskTimes(name, marks["started"], marks["Looking for component"],
+                                       marks["Got executor_input"], marks["outputs"], *marks["imports"]))
+        elif found := _EXECUTOR.search(line):
+            h, m, s, ms, what = found.groups()
+            marks["outputs" if what.startswith(("Wrote", "Did not")) else what] = _seconds(h, m, f"{s}.{ms}")
+        elif marks and (found := _TOP_LEVEL_IMPORT.search(line)):
+            marks["imports"]["Looking for component" in marks] += int(found.group(1)) / 1e6
+    for task, following in zip(tasks, tasks[1:] + [None]):
+        task.next_started = following.started if following else pipeline_end
+    return tasks
+
+
+def print_breakdown(tasks: list[TaskTimes], pipeline: float, floor: float, floor_imports: float) -> None:
+    print("\nWhere the pipeline's time goes, per task (seconds)")
+    print(f"{'task':<20} {'start-up':>8} {'(kfp imp)':>9} {'load':>5} {'body':>7} {'(imports)':>9} "
+          f"{'hand-over':>9} {'overhead':>8}")
+    totals = dict.fromkeys(("startup", "kfp", "load", "body", "imports", "handover", "overhead"), 0.0)
+    for t in tasks:
+        row = {"startup": t.executor_ready - t.started, "kfp": t.startup_imports,
+               "load": t.body_started - t.executor_ready, "body": t.outputs_written - t.body_started,
+               "imports": t.body_imports, "handover": t.next_started - t.outputs_written}
+        row["overhead"] = row["startup"] + row["load"] + row["imports"] + row["handover"]
+        for key, value in row.items():
+            totals[key] += value
+        print(f"{t.name:<20} {row['startup']:>8.2f} {row['kfp']:>9.2f} {row['load']:>5.2f} {row['body']:>7.2f} "
+              f"{row['imports']:>9.2f} {row['handover']:>9.2f} {row['overhead']:>8.2f}")
+    print(f"{'all tasks':<20} {totals['startup']:>8.2f} {totals['kfp']:>9.2f} {totals['load']:>5.2f} "
+          f"{totals['body']:>7.2f} {totals['imports']:>9.2f} {totals['handover']:>9.2f} {totals['overhead']:>8.2f}")
+    before_first = tasks[0].started - (tasks[-1].next_started - pipeline) if tasks else 0.0
+    print(f"  per task: {totals['overhead'] / max(len(tasks), 1):.2f} s overhead; the floor imports once: "
+          f"{floor_imports:.2f} s; before the first task (kfp.local set-up, pipeline compile): "
+          f"{before_first:.2f} s; pipeline - floor: {pipeline - floor:.2f} s")
+    print("  start-up: process, interpreter, kfp executor import; load: component module, inputs; body: ours,"
+          " with its imports; hand-over: process exit, kfp.local reads outputs, starts the next task (after"
+          " the last: the registry look-up)")
+
+
+def pipeline_vs_floor(rows: int) -> tuple[float, float, float, list[TaskTimes]]:
     import json
 
     from patchrisk_pipelines.run import run_training_locally
@@ -73,17 +162,26 @@ def pipeline_vs_floor(rows: int) -> tuple[float, float]:
             registry.client(get_settings(state_dir=state))
         work = Path(tmp, "floor")
         work.mkdir()
-        started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(data), str(work), str(floor_state)],
-                             capture_output=True, text=True, check=True)
-        floor = time.perf_counter() - started
-        json.loads(out.stdout.strip().splitlines()[-1])
-        started = time.perf_counter()
-        outcome = run_training_locally(get_settings(state_dir=pipe_state), data_uri=str(data), seed=42,
-                                       log_file=Path(tmp, "pipeline.log"))
-        assert outcome.version, outcome.rejection
-        pipeline = time.perf_counter() - started
-    return pipeline, floor
+        # The import timer on for both sides: the breakdown reads it; both pay its small cost.
+        os.environ["PYTHONPROFILEIMPORTTIME"] = "1"
+        try:
+            started = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(data), str(work), str(floor_state)],
+                                 capture_output=True, text=True, check=True)
+            floor = time.perf_counter() - started
+            json.loads(out.stdout.strip().splitlines()[-1])
+            started = time.perf_counter()
+            log_file = Path(tmp, "pipeline.log")
+            outcome = run_training_locally(get_settings(state_dir=pipe_state), data_uri=str(data), seed=42,
+                                           log_file=log_file)
+            assert outcome.version, outcome.rejection
+            pipeline = time.perf_counter() - started
+        finally:
+            os.environ.pop("PYTHONPROFILEIMPORTTIME")
+        now = datetime.now()
+        tasks = task_timeline(log_file.read_text(), now.hour * 3600 + now.minute * 60 + now.second
+                              + now.microsecond / 1e6)
+    return pipeline, floor, imported_seconds(out.stderr), tasks
 
 
 def main() -> None:
@@ -98,7 +196,7 @@ def main() -> None:
         seconds, best = train_seconds(rows)
         print(f"{rows:>10,} {seconds:>9.1f} {best:>10} {rows / seconds:>10,.0f}", flush=True)
 
-    pipeline, floor = pipeline_vs_floor(args.pipeline_rows)
+    pipeline, floor, floor_imports, tasks = pipeline_vs_floor(args.pipeline_rows)
     share = max(pipeline - floor, 0) / pipeline
     print(f"\nTraining pipeline end to end at {args.pipeline_rows:,} rows "
           "(prepare, validate, train, evaluate, gates, register)")
@@ -107,6 +205,7 @@ def main() -> None:
     print(f"  ratio                  {pipeline / floor:7.2f}x")
     print(f"  outside component bodies (orchestration) {share:.0%} of the pipeline's time (target <= 25%) "
           f"{'ok' if share <= 0.25 else 'MISSED'}")
+    print_breakdown(tasks, pipeline, floor, floor_imports)
 
 
 if __name__ == "__main__":
