@@ -1,6 +1,5 @@
 from kfp import dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
-
 from patchrisk_components._base import COMPONENT_IMAGE
 
 
@@ -9,10 +8,10 @@ def evaluate_model(model: Input[Model], holdout: Input[Dataset], metrics: Output
                    curves: Output[ClassificationMetrics], evaluation: Output[Artifact],
                    summary: Output[Markdown]):
     """Holdout metrics as KFP Metrics, ROC curve and confusion matrix for the UI, and a summary."""
-    from patchrisk.logs import setup_logging
     from patchrisk.steps.evaluate import evaluate_model as run
+    from patchrisk.task_process import start_task
 
-    setup_logging()
+    start_task()
     ev = run(model.path, holdout.path, evaluation.path, summary.path)
     for name, value in ev.metrics.items():
         metrics.log_metric(name, round(value, 6))

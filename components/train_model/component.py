@@ -1,6 +1,5 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
-
 from patchrisk_components._base import COMPONENT_IMAGE
 
 
@@ -8,10 +7,10 @@ from patchrisk_components._base import COMPONENT_IMAGE
 def train_model(spec: str, table: Input[Dataset], seed: int, device: str, iterations: int,
                 model: Output[Model], holdout: Output[Dataset]):
     """CatBoost with native categoricals, fixed seed and threads, early stopping; model dir + holdout."""
-    from patchrisk.logs import setup_logging
     from patchrisk.steps.train import train_table
+    from patchrisk.task_process import start_task
 
-    setup_logging()
+    start_task()
     result = train_table(spec, table.path, model.path, holdout.path, seed=seed, device=device,
                          iterations=iterations)
     model.metadata.update({"framework": "catboost", **result})
