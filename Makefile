@@ -19,7 +19,10 @@ help:  ## list targets
 $(STAMP): requirements.lock pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check uv==0.13.9
-	@$(UV) pip install -q --python $(PY) -r requirements.lock
+	@# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on this machine) nothing is ever
+	@# cached, and every process (each kfp.local task, each test subprocess) compiled pandas, MLflow...
+	@# from source again. The component image compiles too (pip's default).
+	@$(UV) pip install -q --compile-bytecode --python $(PY) -r requirements.lock
 	@$(UV) pip install -q --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 

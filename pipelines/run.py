@@ -157,7 +157,7 @@ def find_reports(run_dir: Path | None) -> dict[str, Path]:
     """Report files a person opens, by what they are, from a local run's output tree."""
     if run_dir is None:
         return {}
-    wanted = {"validation report": ("validate-data", "summary"), "evaluation summary": ("evaluate-model", "summary"),
+    wanted = {"validation report": ("validate-data", "summary"), "evaluation summary": ("train-model", "summary"),
               "gate report": ("validation-gates", "gate_report_html")}
     found = {}
     for label, (task_prefix, artifact) in wanted.items():

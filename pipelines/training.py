@@ -1,4 +1,4 @@
-"""The training pipeline: prepare → validate → train → evaluate → gates → register (if every gate passes).
+"""The training pipeline: prepare → validate → train and evaluate → gates → register (if every gate passes).
 
 One definition serves both the KFP UI (compiled to ``pipelines/compiled/training.yaml``) and
 local runs through ``kfp.local``. Credentials come from Kubernetes Secrets, never parameters.
@@ -6,8 +6,6 @@ local runs through ``kfp.local``. Credentials come from Kubernetes Secrets, neve
 
 
 from kfp import dsl, kubernetes
-
-from patchrisk_components.evaluate_model.component import evaluate_model
 from patchrisk_components.gates.component import validation_gates
 from patchrisk_components.prepare_data.component import prepare_data
 from patchrisk_components.record_rejection.component import record_rejection
@@ -49,16 +47,15 @@ def _train_evaluate_register(spec, table, seed, device, iterations, mlflow_track
                              git_commit, policy_env, environment, gpu: bool) -> None:
     trained = _train(spec, table, seed, device, iterations, gpu=gpu)
     model, holdout = trained.outputs["model"], trained.outputs["holdout"]
-    evaluated = evaluate_model(model=model, holdout=holdout)
     gates = validation_gates(model=model, holdout=holdout, spec=spec, policy_env=policy_env,
                              mlflow_tracking_uri=mlflow_tracking_uri, model_name="", environment=environment)
     gates.set_caching_options(False)  # the champion it compares against changes between runs
     _with_s3_credentials(gates)  # downloads the champion (s3://patchrisk-models) to compare against
     with_mlflow_credentials(gates)
-    with dsl.If(gates.outputs["passed"] == True, name="all-gates-passed"):  # noqa: E712 (KFP condition)
+    with dsl.If(gates.outputs["passed"] == True, name="all-gates-passed"):
         registered = register_model(
             model=model,
-            evaluation=evaluated.outputs["evaluation"],
+            evaluation=trained.outputs["evaluation"],
             gate_report=gates.outputs["gate_report"],
             mlflow_tracking_uri=mlflow_tracking_uri,
             model_store_uri=model_store_uri,

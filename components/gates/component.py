@@ -2,7 +2,6 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Model, Output
-
 from patchrisk_components._base import COMPONENT_IMAGE
 
 
@@ -23,7 +22,9 @@ def validation_gates(
     from collections import namedtuple
 
     from patchrisk.gates.step import run_gates_step
+    from patchrisk.task_process import start_task
 
+    start_task()
     report = run_gates_step(
         model.path,
         holdout.path,

@@ -14,10 +14,10 @@ from patchrisk_components._base import COMPONENT_IMAGE
 def plan_monitor_window(model: str, window_end: str, window_hours: float, partitions: int, monitoring_config: str,
                         log_store_uri: str, mlflow_tracking_uri: str) -> List[str]:  # noqa: UP006
     """The window's partitions (JSON: pinned champion version, window end, log files), one per sketch task."""
-    from patchrisk.logs import setup_logging
     from patchrisk.monitoring.drift.fanout import monitor_request, monitor_settings, plan
+    from patchrisk.task_process import start_task
 
-    setup_logging()
+    start_task()
     settings = monitor_settings(log_store_uri, mlflow_tracking_uri)
     return plan(settings, monitor_request(model, window_end, window_hours, monitoring_config), partitions, print)
 
@@ -28,10 +28,10 @@ def sketch_window_partition(model: str, partition: str, window_hours: float, mon
     """The sketch (mergeable statistics) of one partition of the window's log files, as JSON."""
     import json
 
-    from patchrisk.logs import setup_logging
     from patchrisk.monitoring.drift.fanout import monitor_request, monitor_settings, sketch_partition
+    from patchrisk.task_process import start_task
 
-    setup_logging()
+    start_task()
     settings = monitor_settings(log_store_uri, mlflow_tracking_uri)
     found = sketch_partition(settings, monitor_request(model, "", window_hours, monitoring_config), partition, print)
     with open(sketch.path, "w") as fh:
@@ -48,15 +48,15 @@ def merge_and_decide(model: str, window_hours: float, monitoring_config: str, lo
     """Merges the partition sketches exactly, then the single-process monitor's decision; returns the status."""
     import json
 
-    from patchrisk.logs import setup_logging
     from patchrisk.monitoring.drift.fanout import (
         merge_and_conclude,
         monitor_request,
         monitor_settings,
         read_sketches,
     )
+    from patchrisk.task_process import start_task
 
-    setup_logging()
+    start_task()
     settings = monitor_settings(log_store_uri, mlflow_tracking_uri)
     request = monitor_request(model, "", window_hours, monitoring_config, trigger_backend=trigger_backend,
                               training_data_uri=training_data_uri, log_to_mlflow=log_to_mlflow)

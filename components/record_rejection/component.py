@@ -1,6 +1,5 @@
 from kfp import dsl
 from kfp.dsl import Markdown, Output
-
 from patchrisk_components._base import COMPONENT_IMAGE
 
 

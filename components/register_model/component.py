@@ -2,7 +2,6 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model
-
 from patchrisk_components._base import COMPONENT_IMAGE
 
 
@@ -14,10 +13,10 @@ def register_model(model: Input[Model], evaluation: Input[Artifact], gate_report
     """MLflow run + model version (alias 'challenger', lineage tags, gate report, model card); idempotent."""
     import os
 
-    from patchrisk.logs import setup_logging
     from patchrisk.steps.register import register_model as run
+    from patchrisk.task_process import start_task
 
-    setup_logging()
+    start_task()
     if model_store_uri:
         os.environ["PATCHRISK_MODEL_STORE_URI"] = model_store_uri
     version = run(model.path, evaluation.path, pipeline_run_id,

@@ -1,6 +1,5 @@
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Output
-
 from patchrisk_components._base import COMPONENT_IMAGE
 
 
@@ -8,10 +7,10 @@ from patchrisk_components._base import COMPONENT_IMAGE
 def score_batch(model_uri: str, patches_uri: str, mlflow_tracking_uri: str, qa_priority: Output[Dataset],
                 device_watchlist: Output[Dataset], report: Output[HTML]) -> int:
     """QA priority list and device-monitoring list (CSV) plus an HTML report, from the champion model."""
-    from patchrisk.logs import setup_logging
     from patchrisk.steps.score import score_batch as run
+    from patchrisk.task_process import start_task
 
-    setup_logging()
+    start_task()
     result = run(model_uri, patches_uri, qa_priority.path, device_watchlist.path, report.path,
                  mlflow_tracking_uri=mlflow_tracking_uri)
     qa_priority.metadata.update(result)

@@ -1,6 +1,5 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
-
 from patchrisk_components._base import COMPONENT_IMAGE
 
 
@@ -8,8 +7,8 @@ from patchrisk_components._base import COMPONENT_IMAGE
 def validate_data(spec: str, data_uri: str, table: Input[Dataset], validated: Output[Dataset],
                   report: Output[Artifact], summary: Output[Markdown]):
     """The spec's data contract and quality rules; fails the run on a blocking violation."""
-    from patchrisk.logs import setup_logging
     from patchrisk.steps.validate import validate_table
+    from patchrisk.task_process import start_task
 
-    setup_logging()
+    start_task()
     validate_table(spec, table.path, data_uri, report.path, summary.path, validated.path)

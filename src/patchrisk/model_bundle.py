@@ -33,7 +33,7 @@ REGISTRATION_FILE = "registration.json"
 
 @dataclass
 class ModelBundle:
-    model: Any  # catboost.CatBoostClassifier
+    model: Any  # catboost.CatBoostClassifier; None when loaded with_model=False
     spec: ModelSpec
     metadata: dict
     registration: dict = field(default_factory=dict)
@@ -77,15 +77,19 @@ class ModelBundle:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "ModelBundle":
-        from catboost import CatBoostClassifier
-
+    def load(cls, directory: str | Path, *, with_model: bool = True) -> ModelBundle:
+        """``with_model=False``: spec, metadata and registration only (``model`` is None), for readers
+        that describe a version without scoring (the model card): no CatBoost import, no model file read."""
         directory = Path(directory)
         missing = [n for n in (MODEL_FILE, METADATA_FILE, SPEC_FILE) if not (directory / n).is_file()]
         if missing:
             raise PatchriskError(f"{directory}: not a patchrisk model directory (missing {', '.join(missing)})")
-        model = CatBoostClassifier()
-        model.load_model(str(directory / MODEL_FILE))
+        model = None
+        if with_model:
+            from catboost import CatBoostClassifier
+
+            model = CatBoostClassifier()
+            model.load_model(str(directory / MODEL_FILE))
         spec = parse_spec((directory / SPEC_FILE).read_text(), str(directory / SPEC_FILE))
         metadata = json.loads((directory / METADATA_FILE).read_text())
         reg_path = directory / REGISTRATION_FILE

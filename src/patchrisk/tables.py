@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from patchrisk.errors import DataContractError
 from patchrisk.storage import download, is_s3
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
 # KFP artifact paths have no suffix: those are Parquet, the format every step writes.
 
 
@@ -22,7 +26,8 @@ def local_copy(uri: str) -> Path:
     return download(uri, dest)
 
 
-def read_table(uri: str | Path) -> pd.DataFrame:
+def _table_file(uri: str | Path) -> Path:
+    """The local file behind ``uri``, refused with the reason when it cannot hold a table."""
     path = local_copy(str(uri))
     if not path.exists():
         raise DataContractError(f"{uri}: file not found")
@@ -30,6 +35,13 @@ def read_table(uri: str | Path) -> pd.DataFrame:
         raise DataContractError(f"{uri}: expected a .csv or .parquet file")
     if path.stat().st_size == 0:
         raise DataContractError(f"{uri}: file is empty")
+    return path
+
+
+def read_table(uri: str | Path) -> pd.DataFrame:
+    import pandas as pd  # here, not at import: copy_parquet's callers never load pandas
+
+    path = _table_file(uri)
     try:
         if path.suffix.lower() == ".csv":
             # Only empty cells and explicit NaN/null are missing: a category such as "NA" stays a value.
@@ -49,3 +61,24 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
         df.to_parquet(tmp, index=False)
     tmp.replace(path)
     return path
+
+
+def copy_parquet(uri: str | Path, path: str | Path) -> int:
+    """Hand a Parquet table on as its bytes; returns its row count (from the footer).
+
+    Reading it into pandas and writing it again changes nothing a reader of ``path`` sees, and
+    costs pandas' import and a round trip. A file that is no Parquet is refused as read_table does.
+    """
+    import pyarrow.parquet as pq
+
+    source = _table_file(uri)
+    try:
+        rows = pq.read_metadata(source).num_rows
+    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataContractError(f"{uri}: cannot be read as a table ({exc})") from None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(path)
+    return rows

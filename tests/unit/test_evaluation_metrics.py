@@ -42,3 +42,51 @@ def test_ranking_metrics_are_nan_with_one_class():
     assert math.isnan(classification_metric("roc_auc", y, scores, 0.5))
     assert math.isnan(classification_metrics(y, scores, 0.5)["pr_auc"])
     assert classification_metric("recall", y, scores, 0.5) == 0.5
+
+
+def _cases():
+    """Continuous scores, heavy ties (rounded), imbalanced labels, and scores at the clip bounds."""
+    rng = np.random.default_rng(11)
+    for n, positive_rate, decimals in ((400, 0.5, None), (1000, 0.08, 1), (257, 0.3, 2), (50, 0.9, None)):
+        y = (rng.random(n) < positive_rate).astype(int)
+        scores = np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1)
+        if decimals is not None:
+            scores = np.round(scores, decimals)
+        yield y, scores
+    yield np.array([0, 1, 0, 1, 1]), np.array([0.0, 1.0, 1.0, 0.0, 0.5])
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_every_metric_equals_scikit_learn_ties_and_imbalance_included(case):
+    y, scores = list(_cases())[case]
+    for threshold in (0.1, 0.5, 0.95):
+        clipped = np.clip(scores, 1e-7, 1 - 1e-7)
+        pred = (clipped >= threshold).astype(int)
+        expected = {
+            "roc_auc": m.roc_auc_score(y, clipped), "pr_auc": m.average_precision_score(y, clipped),
+            "precision": m.precision_score(y, pred, zero_division=0),
+            "recall": m.recall_score(y, pred, zero_division=0), "f1": m.f1_score(y, pred, zero_division=0),
+            "accuracy": m.accuracy_score(y, pred), "log_loss": m.log_loss(y, clipped, labels=[0, 1]),
+            "brier": m.brier_score_loss(y, clipped),
+        }
+        ours = classification_metrics(y, scores, threshold)
+        for name, value in expected.items():
+            assert ours[name] == pytest.approx(value, rel=1e-12, abs=1e-15), (name, threshold)
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_roc_curve_and_confusion_matrix_equal_scikit_learn(case):
+    from patchrisk.evaluation import evaluate, roc_curve
+
+    y, scores = list(_cases())[case]
+    for ours, theirs in zip(roc_curve(y, scores), m.roc_curve(y, scores)):
+        np.testing.assert_array_equal(ours, theirs)
+    ev = evaluate(y, scores, 0.5)
+    assert ev.confusion_matrix == m.confusion_matrix(y, (scores >= 0.5).astype(int), labels=[0, 1]).tolist()
+
+
+def test_roc_curve_of_one_class_is_nan_like_scikit_learn():
+    from patchrisk.evaluation import roc_curve
+
+    fpr, tpr, _ = roc_curve(np.ones(6, dtype=int), np.linspace(0.1, 0.9, 6))
+    assert np.isnan(fpr).all() and tpr[-1] == 1.0

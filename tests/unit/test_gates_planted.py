@@ -119,3 +119,29 @@ def test_holdout_problems_raise_instead_of_failing_a_gate(policy):
     with pytest.raises(PatchriskError, match="policy is for spec 'feature-reliability'"):
         run_gates(models.healthy_model(), holdout, load_policy("feature-reliability"))
     assert np.isfinite(holdout["code_churn_score"]).all()
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.9, 0.95, 0.975, 0.99, 0.999])
+def test_normal_quantile_of_the_fairness_gate_equals_scipys(confidence):
+    """The gate takes z from the standard library (no scipy.stats import in the gates task)."""
+    from statistics import NormalDist
+
+    from scipy.stats import norm
+
+    assert NormalDist().inv_cdf(confidence) == pytest.approx(float(norm.ppf(confidence)), rel=1e-14)
+
+
+def test_fairness_bounds_and_verdicts_are_those_of_scipys_quantile(policy):
+    from scipy.stats import norm
+
+    from patchrisk.gates.fairness import disparity_check
+
+    gate = run_gates(models.biased_model(), models.holdout(), policy).gate("fairness")
+    z = float(norm.ppf(policy.fairness.confidence))
+    measured = [c for c in gate.checks if c.value is not None]
+    assert len(measured) >= 2
+    for check in measured:
+        attribute, metric = check.name.split(".")
+        expected = disparity_check(attribute, metric.removesuffix("_disparity"), gate.details["groups"][attribute],
+                                   check.threshold, z)
+        assert check.value == pytest.approx(expected.value, rel=1e-12) and check.verdict == expected.verdict

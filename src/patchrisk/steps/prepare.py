@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from patchrisk.aggregate import aggregate_events
 from patchrisk.errors import DataContractError
 from patchrisk.spec import load_spec
-from patchrisk.tables import local_copy, read_table, write_table
+from patchrisk.tables import PARQUET_SUFFIXES, copy_parquet, local_copy, read_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +15,13 @@ log = logging.getLogger(__name__)
 def prepare_table(spec_name: str, data_uri: str, out_path: str) -> dict:
     """Write the model-ready table to ``out_path`` (Parquet); returns its row count and source."""
     spec = load_spec(spec_name)
+    if spec.aggregation is None and Path(data_uri).suffix.lower() in PARQUET_SUFFIXES:
+        rows = copy_parquet(data_uri, out_path)  # already the table: no pandas in this task
+        log.info("prepared %d rows from %s", rows, data_uri)
+        return {"rows": rows, "source": data_uri}
     if spec.aggregation is not None:
+        from patchrisk.aggregate import aggregate_events
+
         source = local_copy(data_uri)
         events, metadata = Path(source, "events.parquet"), Path(source, "metadata.csv")
         if not source.is_dir() or not events.exists() or not metadata.exists():

@@ -43,7 +43,8 @@ def _log_gate_report_and_model_card(settings, version: RegisteredVersion, model_
 
     report = load_gate_report(gate_report_json)
     log_gate_report_to_mlflow(settings, version.run_id, report)
-    card = render_model_card(ModelBundle.load(model_dir), evaluation["metrics"], report)
+    # The card reads the spec and metadata only: no CatBoost import in the register task.
+    card = render_model_card(ModelBundle.load(model_dir, with_model=False), evaluation["metrics"], report)
     c = client(settings)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "model_card.md")
