@@ -31,7 +31,7 @@ venv: $(STAMP)  ## create .venv with the locked dependencies
 $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	@$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check uv==0.13.9
-	@$(CHECKOV_VENV)/bin/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
+	@$(CHECKOV_VENV)/bin/uv pip install -q --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
 	@touch $@
 
 # MLflow-on-PostgreSQL (stack-up DB=postgres and its integration test) runs Debian's PostgreSQL server.
