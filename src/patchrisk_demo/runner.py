@@ -49,14 +49,19 @@ PRINCIPALS: dict[Callable[[LoopContext], StepResult], str] = {
 
 
 def runner_steps() -> list[Callable[[LoopContext], StepResult]]:
-    """`demo --runner`: the release half on the local pod runner (the `local` overlay's rendered
-    workloads: sink replicas, predictor, canary, router); every other step as in STEPS."""
-    from patchrisk_demo import runner_rollout
+    """`demo --runner`: serving, logging and the release half on the local pod runner (the `local`
+    overlay's rendered workloads: the InferenceService's predictor, canary and router, the sink
+    replicas); every other step as in STEPS."""
+    from patchrisk_demo import runner_rollout, runner_serving
 
-    swap = {rollout_steps.start_canary: runner_rollout.start_canary,
+    swap = {steps.serve_champion: runner_serving.serve_champion,
+            monitoring_steps.start_log_sink: runner_serving.sink_replicas_ready,
+            monitoring_steps.drifted_traffic: runner_serving.drifted_traffic,
+            rollout_steps.start_canary: runner_rollout.start_canary,
             rollout_steps.analyse_and_promote: runner_rollout.analyse_and_promote}
-    for default, on_runner in swap.items():  # the same role on the runner: the rollout principal
-        PRINCIPALS.setdefault(on_runner, PRINCIPALS[default])
+    for default, on_runner in swap.items():  # the same role on the runner (the rollout principal, ...)
+        if default in PRINCIPALS:
+            PRINCIPALS.setdefault(on_runner, PRINCIPALS[default])
     return [swap.get(step, step) for step in STEPS]
 
 

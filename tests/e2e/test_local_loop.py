@@ -15,7 +15,9 @@ from patchrisk.settings import get_settings
 from patchrisk_demo import steps
 from patchrisk_demo.context import LoopContext
 from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES, ROWS_PER_REQUEST, ROWS_PER_ROUND
+from patchrisk_demo.monitoring_steps import ROWS_PER_WINDOW
 from patchrisk_demo.runner import run_loop, runner_steps, summary
+from patchrisk_demo.runner_serving import ROWS_PER_WINDOW_REQUEST
 
 # 14 steps with MLflow's auth on and two overlay syncs: ~2.5 min on a quiet 2-core machine, ~5 under load.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800),
@@ -36,7 +38,7 @@ def test_every_step_acts_as_its_own_principal_and_none_as_admin(loop):
         "start_object_storage": None, "generate_history": None, "train_first_model": "training",
         "promote_first_champion": "rollout-staging", "serve_champion": "rollout-staging",
         "risk_gate_in_ci": None, "batch_scoring": "batch-scoring", "rank_product_features": None,
-        "start_log_sink": "sink", "drifted_traffic": None, "monitor_and_retrain": "monitor",
+        "sink_replicas_ready": "sink", "drifted_traffic": None, "monitor_and_retrain": "monitor",
         "start_canary": "rollout-staging", "analyse_and_promote": "rollout-staging",
         "reliability_report": "monitor",
     }
@@ -140,6 +142,21 @@ def test_each_round_splits_the_inference_service_traffic_by_the_committed_weight
         assert r["requests"]["predictor"] == requests - canary > 0  # the champion keeps traffic
         # analysed only once the sink replicas stored every call of the round, request and response
         assert r["stored"] == {"default": requests - canary, "canary": canary}
+
+
+def test_the_champion_is_the_inference_service_and_its_calls_are_stored_by_the_sink_replicas(loop):
+    """Steps 5-10 run on the rendered workloads: the risk gate and the windows call the
+    InferenceService's router, its predictor pod serves every call, the router logs it to the sink
+    Service and the sink Deployment's replicas store it; the loop starts no predictor or sink."""
+    assert loop.facts["endpoint"] == loop.facts["runner"]["router"]
+    assert "sink" not in loop.facts  # no loop-started sink process
+    calls = ROWS_PER_WINDOW // ROWS_PER_WINDOW_REQUEST
+    windows = loop.facts["runner_windows"]
+    assert len(windows) == 3
+    for window in windows:
+        assert window["requests"] == {"predictor": calls}  # the champion's predictor, no canary yet
+        assert window["stored"] == {("default", "request"): calls, ("default", "response"): calls}
+    assert len(loop.facts["runner"]["sinks"]) == 2  # staging's replicas
 
 
 def test_after_promotion_the_new_champion_takes_all_traffic(loop):
