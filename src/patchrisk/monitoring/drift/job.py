@@ -251,7 +251,7 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
         labels = read_labels(request.labels, reference.spec)
     else:
         labels = labels_if_present(config.labels_uri, reference.spec, say) if config.labels_uri else None
-    window = Window.ending(request.window_end, config.window_hours)
+    window = Window.ending(request.window_end, config.window_hours, config.window_alignment_seconds)
     analysis = analyse_window(store, reference, window, config, labels, with_sample=request.html, progress=say,
                               same_contract=same_contract_as(reference, settings_book(settings)))
     return conclude_window(settings, request, config, store, reference, analysis, say)
