@@ -1,7 +1,7 @@
 """`demo --runner` swaps serving, logging and the release half onto the local pod runner; the
 stand-in loop (`--stand-ins`) is unchanged."""
 
-from patchrisk_demo import monitoring_steps, rollout_steps, runner_rollout, runner_serving, steps
+from patchrisk_demo import monitoring_steps, rollout_steps, runner_monitor, runner_rollout, runner_serving, steps
 from patchrisk_demo.runner import PRINCIPALS, STEPS, runner_steps
 
 
@@ -12,6 +12,7 @@ def test_runner_steps_replace_the_predictor_sink_traffic_monitor_and_canary_step
     assert changed == {(steps.serve_champion, runner_serving.serve_champion),
                        (monitoring_steps.start_log_sink, runner_serving.sink_replicas_ready),
                        (monitoring_steps.drifted_traffic, runner_serving.drifted_traffic),
+                       (monitoring_steps.monitor_and_retrain, runner_monitor.monitor_and_retrain),
                        (rollout_steps.start_canary, runner_rollout.start_canary),
                        (rollout_steps.analyse_and_promote, runner_rollout.analyse_and_promote)}
     # the stand-in loop keeps its own predictor, sink, in-process monitor and canary processes
