@@ -38,3 +38,15 @@ def test_the_grid_is_validated_by_name(tmp_path):
     config.write_text("window_alignment_seconds: 0\n")
     with pytest.raises(PatchriskError, match="window_alignment_seconds"):
         load_config(config)
+
+
+def test_a_run_judges_the_window_before_it_started_however_long_it_takes_to_get_there():
+    """The window is fixed when the command starts (as a CronJob's scheduled time), not after the
+    champion is loaded: a slow start on a busy node must not shift the run onto the next, empty window."""
+    from patchrisk.monitoring.drift.job import MonitorRequest, judged_window
+
+    config = load_config().model_copy(update={"window_hours": 0.005, "window_alignment_seconds": 18})
+    started = dt.datetime(2026, 11, 30, 19, 41, 25, tzinfo=dt.UTC)  # 1 s into the slot after [19:41:06, 19:41:24)
+    window = judged_window(MonitorRequest(started_at=started), config)
+    assert (window.start, window.end) == (dt.datetime(2026, 11, 30, 19, 41, 6, tzinfo=dt.UTC),
+                                          dt.datetime(2026, 11, 30, 19, 41, 24, tzinfo=dt.UTC))
