@@ -1,8 +1,8 @@
 """The loop's monitor on the local pod runner: the monitor CronJob as rendered, run as a Job.
 
-The ``local`` overlay's monitoring config judges 36-second windows on a 36-second grid
-(``window_hours: 0.01``, ``window_alignment_seconds: 36``): a Job judges the last complete window
-before it started. So each of step 10's windows is sent inside one grid slot (it starts only with
+The ``local`` overlay's monitoring config judges 18-second windows on an 18-second grid
+(``window_hours: 0.005``, ``window_alignment_seconds: 18``): a Job judges the last complete window
+before it started (fixed as its command starts). So each of step 10's windows is sent inside one grid slot (it starts only with
 enough of the slot left to send it and see it stored), and the Job runs as soon as the slot is over,
 as a CronJob firing at the window's end would; it reads the logs from S3 with its own Secrets,
 writes its summary to ``reports/<model>/<window>/summary.json``, and on the third window (two
@@ -25,7 +25,7 @@ from patchrisk_demo.context import LoopContext, StepResult
 from patchrisk_demo.runner_rollout import MODEL, OVERLAY
 
 CRONJOB = "patchrisk-monitor"
-SLOT_MARGIN_S = 10.0  # a window's traffic starts only with this much of its slot left (sent and stored in 1-3 s)
+SLOT_MARGIN_S = 8.0  # a window's traffic starts only with this much of its slot left (sent and stored in 1-3 s)
 JOB_TIMEOUT_S = 600.0
 RUN_TIMEOUT_S = 900.0  # the retraining run: the whole training pipeline with kfp.local
 

@@ -89,14 +89,15 @@ def drifted_traffic(ctx: LoopContext) -> StepResult:
     for i, drifted in enumerate((False, True, True)):
         rows = _labelled_rows(ctx, ROWS_PER_WINDOW, ctx.seed + 10 + i, drifted)
         rows[spec.id_column] = [f"LIVE-{i}-{n:05d}" for n in range(len(rows))]
-        # Earlier calls (the risk gate's) may still wait in a replica for their partner event: store them
-        # first, so the baseline holds them and the window counts only its own.
-        wait_until_stored(runner["sinks"], MODEL, {}, Counter(), timeout=STORED_TIMEOUT_S)
-        start, end = next_window(seconds)
-        baseline = stored_events(runner["sinks"], MODEL)
-        received = send_to_inference_service(ctx, rows, ROWS_PER_WINDOW_REQUEST)
-        calls = sum(received.values())
-        try:  # the window closes only once the sink stored all of it: the monitor reads it by time
+        try:
+            # Earlier calls (the risk gate's) may still wait in a replica for their partner event: store
+            # them first, so the baseline holds them and the window counts only its own.
+            wait_until_stored(runner["sinks"], MODEL, {}, Counter(), timeout=STORED_TIMEOUT_S)
+            start, end = next_window(seconds)
+            baseline = stored_events(runner["sinks"], MODEL)
+            received = send_to_inference_service(ctx, rows, ROWS_PER_WINDOW_REQUEST)
+            calls = sum(received.values())
+            # the window closes only once the sink stored all of it: the monitor reads it by time
             stored = wait_until_stored(runner["sinks"], MODEL, {"default": calls}, baseline, timeout=STORED_TIMEOUT_S)
             if now_utc() >= end:
                 raise WindowMissed(f"its traffic was stored only after its {seconds}-second window ended "
