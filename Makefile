@@ -67,7 +67,8 @@ run: $(STAMP) $(if $(filter 0,$(RUNNER)),,bubblewrap)  ## the whole local loop o
 WORKERS ?= auto
 XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 
-test: manifests-check browser postgresql bubblewrap  ## every test, the manifests check included
+# The manifests check runs inside the suite (tests/integration/test_manifests_cli.py), beside other tests.
+test: $(STAMP) $(CHECKOV_VENV)/.installed browser postgresql bubblewrap  ## every test, the manifests check included
 	@$(PY) -m pytest -q $(XDIST) --durations=20
 
 test-unit: $(STAMP)  ## fast tests only (no process started; target < 60 s on 2 cores)

@@ -9,17 +9,23 @@ fsyncing, so the acknowledgement latency includes the fsync.
 For the comparison the same client drives the predictor (same rows, same concurrency): the
 predictor emits two events per request, so the sink must accept at least 2x its request rate.
 
+``--replicas 1 2`` (the default) runs every case against one sink process and against two (a
+Deployment's replicas: one store, a spool each; the callers' connections split between them, as a
+Service spreads them; pairing happens at read time, so any replica may take any event). Nothing is
+pinned: on a 2-core machine the sinks, the client and the predictor share both cores.
+
 Prints per case: accepted events/s, p50/p99 acknowledgement latency, rows written/s (rows in the
 Parquet output after the final flush, per second of load), the predictor's requests/s, and the
 targets: sink events/s >= 2x predictor requests/s at the same concurrency, p99 ack <= 20 ms.
 
-    .venv/bin/python bench/sink.py [--seconds 10] [--concurrency 8 32] [--rows 1 100]
+    .venv/bin/python bench/sink.py [--seconds 10] [--concurrency 8 32] [--rows 1 100] [--replicas 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import subprocess
@@ -70,8 +76,9 @@ async def _caller(port: int, requests, deadline: float, latencies: list[float], 
         writer.close()
 
 
-def load(port: int, path: str, kind: str, template_file: str, concurrency: int, seconds: float) -> dict:
-    """Drive one case; ``kind`` sink: templates are logger events (ce-id replaced per exchange)."""
+def load(ports: list[int], path: str, kind: str, template_file: str, concurrency: int, seconds: float) -> dict:
+    """Drive one case; ``kind`` sink: templates are logger events (ce-id replaced per exchange). Caller
+    ``n`` keeps one connection to ``ports[n % len(ports)]``."""
     templates = json.loads(Path(template_file).read_text())
 
     def exchanges():
@@ -87,8 +94,8 @@ def load(port: int, path: str, kind: str, template_file: str, concurrency: int, 
         statuses: dict[int, int] = {}
         requests = exchanges()
         started = time.perf_counter()
-        await asyncio.gather(*(_caller(port, requests, started + seconds, latencies, statuses)
-                               for _ in range(concurrency)))
+        await asyncio.gather(*(_caller(ports[n % len(ports)], requests, started + seconds, latencies, statuses)
+                               for n in range(concurrency)))
         return latencies, statuses, time.perf_counter() - started
 
     latencies, statuses, elapsed = asyncio.run(run())
@@ -112,10 +119,10 @@ def bodies(rows: int, protocol: str) -> tuple[str, dict, dict]:
     return f"/v2/models/{MODEL}/infer", v2_request(found), v2_response(scores, "1")
 
 
-def run_case(tmp: Path, port: int, path: str, kind: str, templates, concurrency: int, seconds: float) -> dict:
+def run_case(tmp: Path, ports: list[int], path: str, kind: str, templates, concurrency: int, seconds: float) -> dict:
     template_file = tmp / f"templates-{uuid.uuid4().hex}.json"
     template_file.write_text(json.dumps(templates))
-    out = subprocess.run([sys.executable, __file__, "--load", str(port), path, kind, str(template_file),
+    out = subprocess.run([sys.executable, __file__, "--load", ",".join(map(str, ports)), path, kind, str(template_file),
                           str(concurrency), str(seconds)], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"load generator failed:\n{out.stderr[-3000:]}")
@@ -134,11 +141,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="load per case (default 10)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="sink processes (default 1 2)")
     parser.add_argument("--load", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
         port, path, kind, template_file, concurrency, seconds = args.load
-        print(json.dumps(load(int(port), path, kind, template_file, int(concurrency), float(seconds))))
+        print(json.dumps(load([int(p) for p in port.split(",")], path, kind, template_file, int(concurrency), float(seconds))))
         return 0
 
     import httpx
@@ -146,10 +154,19 @@ def main() -> int:
 
     from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
 
+    @contextlib.contextmanager
+    def sinks(store: str, spool: Path, count: int):
+        """``count`` sink processes on one store, a spool each."""
+        with contextlib.ExitStack() as stack:
+            yield [stack.enter_context(sink_in_subprocess(store, flush_seconds=2, response_timeout=5,
+                                                          spool_dir=spool / f"replica-{n}",
+                                                          env={"PATCHRISK_STATE_DIR": str(spool / "state")}))
+                   for n in range(count)]
+
     sys.path.insert(0, str(REPO / "bench"))
     from soak import train
 
-    results = []
+    results, predictor_runs = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
         tmp = Path(tmp)
         print("training the bench model ...", file=sys.stderr, flush=True)
@@ -161,27 +178,31 @@ def main() -> int:
                     events = [{"headers": h, "body": b.decode()} for h, b in
                               logger_events(request, response, MODEL, "bench", endpoint="default")]
                     for concurrency in args.concurrency:
-                        store = str(tmp / f"logs-{protocol}-{rows}-{concurrency}")
-                        print(f"  {protocol} {rows} row(s) c={concurrency} ...", file=sys.stderr, flush=True)
-                        with sink_in_subprocess(store, flush_seconds=2, response_timeout=5,
-                                                spool_dir=tmp / f"spool-{protocol}-{rows}-{concurrency}",
-                                                env={"PATCHRISK_STATE_DIR": str(tmp / "state")}) as sink:
-                            sink_run = run_case(tmp, sink.port, "/endpoint/default", "sink", events, concurrency,
-                                                args.seconds)
-                            httpx.post(f"{sink.url}/flush", timeout=300).raise_for_status()
-                            written = rows_written(store)
-                        pred_run = run_case(tmp, predictor.port, path, "predictor", {"body": json.dumps(request)},
+                        for replicas in args.replicas:
+                            case = f"{protocol}-{rows}-{concurrency}-{replicas}"
+                            store = str(tmp / f"logs-{case}")
+                            print(f"  {protocol} {rows} row(s) c={concurrency}, {replicas} sink(s) ...", file=sys.stderr,
+                                  flush=True)
+                            with sinks(store, tmp / f"spool-{case}", replicas) as running:
+                                sink_run = run_case(tmp, [s.port for s in running], "/endpoint/default", "sink",
+                                                    events, concurrency, args.seconds)
+                                for sink in running:
+                                    httpx.post(f"{sink.url}/flush", timeout=300).raise_for_status()
+                                written = rows_written(store)
+                            results.append((protocol, rows, concurrency, replicas, sink_run, written))
+                        pred_run = run_case(tmp, [predictor.port], path, "predictor", {"body": json.dumps(request)},
                                             concurrency, args.seconds)
-                        results.append((protocol, rows, concurrency, sink_run, written, pred_run))
-    print(f"\n{'case':>16} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>9} {'non-2xx':>8} "
+                        predictor_runs[(protocol, rows, concurrency)] = pred_run
+    print(f"\n{'case':>16} {'sinks':>5} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>9} {'non-2xx':>8} "
           f"{'pred req/s':>10} {'ratio':>6}  targets: ratio >= {TARGET_RATIO:.0f}x, p99 <= {TARGET_P99_MS:.0f} ms")
-    for protocol, rows, concurrency, s, written, p in results:
+    for protocol, rows, concurrency, replicas, s, written in results:
+        p = predictor_runs[(protocol, rows, concurrency)]
         events_per_s = s["count"] / s["seconds"]
         pred_per_s = p["count"] / p["seconds"]
         ratio = events_per_s / pred_per_s if pred_per_s else float("inf")
         bad = sum(n for status, n in s["statuses"].items() if not 200 <= int(status) < 300)
         ok = ratio >= TARGET_RATIO and s["p99_ms"] <= TARGET_P99_MS and bad == 0
-        print(f"{protocol + ' ' + str(rows) + 'r c=' + str(concurrency):>16} {events_per_s:>9,.0f} "
+        print(f"{protocol + ' ' + str(rows) + 'r c=' + str(concurrency):>16} {replicas:>5} {events_per_s:>9,.0f} "
               f"{s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} {written / s['seconds']:>9,.0f} {bad:>8} "
               f"{pred_per_s:>10,.0f} {ratio:>5.2f}x  {'ok' if ok else 'MISSED'}")
     return 0

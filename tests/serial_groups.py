@@ -1,7 +1,9 @@
 """How `make test` spreads tests over pytest-xdist workers (--dist loadgroup): an ``xdist_group`` goes to
 one worker as a whole. Each module is its own group, so a module-scoped fixture (a loop, a server) is
-set up once, not once per worker; tests that bind fixed loopback addresses (a local cluster, the runner
-loop, `make serve`) share one group across modules, so they never run at once."""
+set up once, not once per worker; tests that bring up a local cluster (the runner loop included) bind
+its fixed per-overlay loopback addresses, so they share one group across modules and never run at
+once. The README's after-make-run commands (`make serve` on 127.0.0.1:8080, stores on free ports)
+bind nothing a pod does (each pod binds its own 127.x address), so they run beside them."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import pytest
 SERIAL_GROUPS = {
     "local-cluster": (
         "tests/integration/test_local_cluster.py",
-        "tests/integration/test_after_make_run.py",
         "tests/e2e/test_local_loop.py",  # the loop rolls out on the `local` overlay
     ),
 }

@@ -1,10 +1,10 @@
 """What a new user runs after `make run`, run as they would: the README's "After make run" block,
 as written, in a shell, against a small stand-in of the loop's state with every server stopped.
 
-Every command must find the loop's stores on its own (S3 restarted on demand from the saved copy,
-the loop's MLflow with basic auth and the same users) and act as the principal it stands for, its
-credentials read from the stack's git-ignored files; a command that cannot reach its store names
-it, says why and how to fix it, and exits 2.
+The block starts the loop's stores once (`make stack-up`: S3 refilled from the saved copy, the loop's
+MLflow with basic auth and the same users); a command run on its own starts them itself. Either way
+each command acts as the principal it stands for, its credentials read from the stack's git-ignored
+files; a command that cannot reach its store names it, says why and how to fix it, and exits 2.
 """
 
 from __future__ import annotations
@@ -112,10 +112,12 @@ def test_the_readme_after_make_run_commands_work_as_written(clone):
     # Each command acted as its own principal, in the README's order (serve, monitor, rollout, pipeline).
     acted_as = re.findall(r"MLflow at http://127\.0\.0\.1:\d+, basic auth, acting as (\S+)", err)
     assert acted_as == ["batch-scoring", "monitor", "rollout-staging", "training"], err[-5000:]
-    # What the monitor wrote went to the on-demand S3 store and was saved with it when it stopped.
+    # `make stack-up` started the stores once: every command used them, none started its own.
+    assert err.count("using the running local S3 store") == len(acted_as), err[-5000:]
+    # What the monitor wrote went to the running S3 store and `make stack-down` saved it.
     saved = clone / ".state" / "stack" / "s3-data" / "patchrisk-logs" / "predictions" / "reports" / "patch-risk"
     assert list(saved.glob("*/summary.json")), "the monitoring summary was not kept"
-    assert not s3_server_running(clone / ".state"), "the on-demand S3 server outlived the commands"
+    assert not s3_server_running(clone / ".state"), "the S3 server outlived make stack-down"
     assert leftovers == [], "processes outlived the block (kill %1 should stop make serve)"
 
 
@@ -129,22 +131,18 @@ def test_serve_without_the_loops_stores_names_the_store_and_the_fix(clone):
     assert "make run" in out.stderr and "make stack-up" in out.stderr
 
 
-def test_commands_reuse_a_running_stack_and_leave_it_running(clone):
-    up = subprocess.run([PATCHRISK, "stack", "up", "--state-dir", ".state"], cwd=clone, env=new_user_env(),
-                        capture_output=True, text=True, timeout=300, check=False)
-    assert up.returncode == 0, up.stderr
-    assert "basic auth on" in up.stderr, "the loop ran MLflow with auth: `stack up` must too"
-    try:
-        out = subprocess.run([PATCHRISK, "monitor", "--no-html"], cwd=clone, env=new_user_env(),
-                             capture_output=True, text=True, timeout=300, check=False)
-        assert out.returncode == 0, out.stderr
-        assert "using the running local S3 store" in out.stderr
-        assert re.search(r"basic auth, acting as monitor\n", out.stderr), out.stderr
-        assert json.loads(out.stdout.strip().splitlines()[-1])["model_version"] == "1"
-        assert s3_server_running(clone / ".state")
-    finally:
-        subprocess.run([PATCHRISK, "stack", "down", "--state-dir", ".state"], cwd=clone, env=new_user_env(),
-                       capture_output=True, text=True, timeout=120, check=False)
+def test_a_command_without_a_running_stack_starts_the_stores_saves_what_it_wrote_and_stops_them(clone):
+    """The README's block starts the stores once (`make stack-up`); a command run on its own starts
+    them itself: S3 refilled from the saved copy, MLflow with basic auth, both stopped and S3 saved after."""
+    out = subprocess.run([PATCHRISK, "monitor", "--no-html"], cwd=clone, env=new_user_env(),
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"restored \d+ objects of the loop's S3 store", out.stderr), out.stderr
+    assert re.search(r"basic auth, acting as monitor\n", out.stderr), out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["model_version"] == "1"
+    saved = clone / ".state" / "stack" / "s3-data" / "patchrisk-logs" / "predictions" / "reports" / "patch-risk"
+    assert list(saved.glob("*/summary.json")), "what the monitor wrote was not saved when its stores stopped"
+    assert not s3_server_running(clone / ".state"), "the on-demand S3 server outlived the command"
 
 
 def test_mlflows_own_variables_choose_the_principal_and_a_refusal_names_it(clone):

@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
+from patchrisk.stack.local import stack_up
 from patchrisk.stack.postgres import (
     PostgresUnavailable,
     deployment_server_args,
     local_server_args,
     postgres_bin,
     postgres_stack_down,
-    postgres_stack_up,
 )
 
 pytestmark = pytest.mark.integration
@@ -30,15 +30,23 @@ def _postgres_or_skip():
         pytest.skip(f"PostgreSQL cannot run here ({err}); `make test` installs it with apt-get")
 
 
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from patchrisk_cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=400, check=False)
+
+
 @pytest.fixture(scope="module")
 def pg_stack(tmp_path_factory):
+    """One PostgreSQL-backed stack for the module, started as a user would (`make stack-up DB=postgres`);
+    the last test stops it with the CLI and checks nothing is left."""
     _postgres_or_skip()
     state = tmp_path_factory.mktemp("pg-stack")
-    stack = postgres_stack_up(state, mlflow_timeout=240)
+    up = cli("stack", "up", "--state-dir", str(state), "--db", "postgres")
     try:
-        yield state, stack
+        assert up.returncode == 0, up.stderr
+        yield state, stack_up(state), up  # stack_up attaches to the running stack: its env and credentials
     finally:
-        postgres_stack_down(state)
+        postgres_stack_down(state)  # a no-op after the CLI's `down` in the last test
 
 
 def test_mlflow_runs_with_the_deployments_flags_and_only_local_host_and_port():
@@ -56,7 +64,7 @@ def test_register_move_aliases_and_read_them_back_through_mlflow_on_postgres(pg_
     from patchrisk.spec import load_spec
     from patchrisk.training import TrainParams, train_model
 
-    state, stack = pg_stack
+    state, stack, _ = pg_stack
     for key, value in {**stack.env, **stack.credentials("admin")}.items():  # the Deployment runs basic auth
         monkeypatch.setenv(key, value)
     settings = get_settings(state_dir=state, mlflow_tracking_uri=stack.mlflow_url,
@@ -102,20 +110,11 @@ def _backend_password(state) -> str:
     return uri.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
 
 
-def test_stack_up_db_postgres_from_the_cli_and_down_leaves_nothing(tmp_path):
-    _postgres_or_skip()
-
-    def cli(*args):
-        return subprocess.run([sys.executable, "-c", "from patchrisk_cli import main; main()", *args],
-                              capture_output=True, text=True, timeout=400, check=False)
-
-    up = cli("stack", "up", "--state-dir", str(tmp_path), "--db", "postgres")
-    try:
-        assert up.returncode == 0, up.stderr
-        assert "starting PostgreSQL" in up.stderr and "PATCHRISK_MLFLOW_TRACKING_URI=" in up.stdout
-        record = __import__("json").loads((tmp_path / "stack" / "postgres.json").read_text())
-    finally:
-        down = cli("stack", "down", "--state-dir", str(tmp_path))
+def test_stack_up_db_postgres_from_the_cli_and_down_leaves_nothing(pg_stack):
+    state, _, up = pg_stack
+    assert "starting PostgreSQL" in up.stderr and "PATCHRISK_MLFLOW_TRACKING_URI=" in up.stdout
+    record = __import__("json").loads((state / "stack" / "postgres.json").read_text())
+    down = cli("stack", "down", "--state-dir", str(state))
     assert down.returncode == 0 and "postgres" in down.stdout, down.stdout + down.stderr
-    assert not (tmp_path / "stack" / "postgres.json").exists()
+    assert not (state / "stack" / "postgres.json").exists()
     assert not __import__("os").path.exists(record["base"])  # the temp data directory is gone

@@ -278,6 +278,20 @@ def test_vectorised_buckets_match_the_spec_at_every_edge():
     assert buckets(spec, scores) == [spec.risk_bucket(float(s)) for s in scores]
 
 
+def test_small_batches_bucket_as_the_spec_does_one_score_at_a_time():
+    import math
+
+    from patchrisk.contract.outputs import SMALL_BATCH, buckets
+    from patchrisk.spec import load_spec
+
+    spec = load_spec("patch-risk")
+    edges = [b.upper for b in spec.risk_buckets]
+    scores = [0.0, 1.0, -0.5, 1.5, math.inf, *edges, *(math.nextafter(e, 0) for e in edges)]
+    assert [buckets(spec, [s]) for s in scores] == [[spec.risk_bucket(s)] for s in scores]
+    small = scores[: SMALL_BATCH - 1]
+    assert buckets(spec, small) == buckets(spec, small * SMALL_BATCH)[: len(small)]  # both paths agree
+
+
 # -- hostile values: every one is an InvalidRequest naming row and field, on both validation paths --
 
 

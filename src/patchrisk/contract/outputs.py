@@ -6,6 +6,7 @@ V2       outputs ``<score>`` (FP64, [rows]) and ``<bucket>`` (BYTES, [rows])
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,9 +22,16 @@ def v2_output_types(spec: ModelSpec) -> list[dict]:
             {"name": spec.outputs.bucket, "datatype": BUCKET_DATATYPE, "shape": [-1]}]
 
 
+# Below this many scores a bisect per score costs less than numpy's set-up (one row: ~2 vs ~10 µs).
+SMALL_BATCH = 16
+
+
 def buckets(spec: ModelSpec, scores: Sequence[float]) -> list[str]:
     """``spec.risk_bucket`` for every score at once (a per-score loop costs ~0.15 ms per 100 rows)."""
     names = [b.name for b in spec.risk_buckets]
-    uppers = np.array([b.upper for b in spec.risk_buckets])
-    index = np.minimum(np.searchsorted(uppers, np.asarray(scores, dtype=float), side="right"), len(names) - 1)
+    uppers = [b.upper for b in spec.risk_buckets]
+    last = len(names) - 1
+    if len(scores) < SMALL_BATCH:  # the same search as below: first upper bound above the score
+        return [names[min(bisect_right(uppers, float(score)), last)] for score in scores]
+    index = np.minimum(np.searchsorted(np.array(uppers), np.asarray(scores, dtype=float), side="right"), last)
     return [names[i] for i in index.tolist()]

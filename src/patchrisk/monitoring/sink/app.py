@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -53,29 +54,79 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(service: SinkService, max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
+async def read_asgi_body(scope: dict, receive, limit: int) -> bytes | None:
+    """:func:`read_body` on the raw ASGI messages; None when the client went away."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = value.decode("latin-1")
+            if not declared.isdigit() or int(declared) > limit:
+                raise MalformedEvent("too_large", f"Content-Length {declared[:20]} is over the limit of {limit} "
+                                     "bytes", status=413)
+            break
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise MalformedEvent("too_large", f"event body is over the limit of {limit} bytes", status=413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def event_route(scope: dict) -> tuple[bool, str | None]:
+    """(whether ``scope`` is an event delivery: POST / or POST /endpoint/<name>, that name or None)."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return False, None
+    path = scope["path"]
+    if path == "/":
+        return True, None
+    if path.startswith("/endpoint/"):
+        name = path[len("/endpoint/"):]
+        if name and "/" not in name:
+            return True, name
+    return False, None
+
+
+async def send_json(send, status: int, payload: dict) -> None:
+    body = orjson.dumps(payload)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(service: SinkService, max_body_bytes: int = MAX_BODY_BYTES):
+    """The sink's ASGI app: event deliveries answered directly (the hot path: no routing, no
+    thread-pool hop, the fsync shared off the event loop), everything else by Starlette."""
     metrics = service.metrics
 
-    async def receive(request: Request) -> Response:
+    async def receive_event(scope: dict, receive, send, path_endpoint: str | None) -> None:
         try:
-            body = await read_body(request, max_body_bytes)
-            event = parse_event(request.headers, body)
-            path_endpoint = request.path_params.get("endpoint")
+            body = await read_asgi_body(scope, receive, max_body_bytes)
+            if body is None:
+                return  # nobody to answer; nothing was accepted
+            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+            event = parse_event(headers, body)
             if path_endpoint is not None:
                 if path_endpoint not in EXPLICIT_ENDPOINTS:
                     raise MalformedEvent("unknown_endpoint", f"endpoint {path_endpoint!r} in the URL path is not "
                                          f"one of {', '.join(sorted(EXPLICIT_ENDPOINTS))}")
                 event.endpoint = path_endpoint
-            accepted = await run_in_threadpool(service.accept, event)
+            accepted = await service.accept_async(event)
         except MalformedEvent as err:
             if err.status < 500:
                 metrics.malformed.labels(err.reason).inc()
-            return JSONResponse({"error": err.message, "reason": err.reason}, status_code=err.status)
+            await send_json(send, err.status, {"error": err.message, "reason": err.reason})
+            return
         except OSError as err:  # the spool cannot be written: nothing was acknowledged, the logger may retry
             log.error("cannot append to the spool: %s", err)
-            return JSONResponse({"error": "the sink cannot write its spool; retry later", "reason": "spool_unwritable"},
-                                status_code=503)
-        return JSONResponse({"accepted": accepted, "id": event.id, "type": event.kind}, status_code=202)
+            await send_json(send, 503, {"error": "the sink cannot write its spool; retry later",
+                                        "reason": "spool_unwritable"})
+            return
+        await send_json(send, 202, {"accepted": accepted, "id": event.id, "type": event.kind})
 
     async def flush(request: Request) -> Response:
         drain = request.query_params.get("drain", "false").lower()
@@ -106,10 +157,13 @@ def create_app(service: SinkService, max_body_bytes: int = MAX_BODY_BYTES) -> St
         finally:
             await run_in_threadpool(service.stop)
 
-    return Starlette(
+    async def not_routed_here(request: Request) -> Response:  # event deliveries never reach Starlette
+        raise AssertionError("event deliveries are answered before routing")
+
+    routes = Starlette(
         routes=[
-            Route("/", receive, methods=["POST"]),
-            Route("/endpoint/{endpoint}", receive, methods=["POST"]),
+            Route("/", not_routed_here, methods=["POST"]),
+            Route("/endpoint/{endpoint}", not_routed_here, methods=["POST"]),
             Route("/flush", flush, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/livez", livez, methods=["GET"]),
@@ -117,3 +171,12 @@ def create_app(service: SinkService, max_body_bytes: int = MAX_BODY_BYTES) -> St
         ],
         lifespan=lifespan,
     )
+
+    async def app(scope, receive, send):
+        is_event, path_endpoint = event_route(scope)
+        if is_event:
+            await receive_event(scope, receive, send, path_endpoint)
+        else:
+            await routes(scope, receive, send)
+
+    return app

@@ -21,7 +21,9 @@ readers pair it with its partner from whichever replica took that one.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import threading
 import uuid
@@ -37,6 +39,7 @@ ID_COLLISION = "ce-id collision: another call with this ce-id, model, namespace 
 NEW, DUPLICATE, COLLISION = "new", "duplicate", "collision"
 
 SPOOL_FILE = "events.jsonl"
+log = logging.getLogger(__name__)
 
 
 class Spool:
@@ -47,9 +50,15 @@ class Spool:
         self.quarantined = 0
         self.path = self.directory / SPOOL_FILE
         self.generation, self._replayed = self._open_existing()
-        self._fh = open(self.path, "ab")
+        self._fh = open(self.path, "ab")  # noqa: SIM115  held open: every accepted event appends
         self._written = self._synced = self.fsyncs = 0
         self._sync_lock = threading.Lock()
+        # for callers on an event loop (:meth:`durable`): one syncer thread, started on first use
+        self._waiters: list[tuple[int, asyncio.Future]] = []
+        self._waiters_lock = threading.Lock()
+        self._sync_wanted = threading.Event()
+        self._syncer: threading.Thread | None = None
+        self._closing = False
 
     def _open_existing(self) -> tuple[str, list[LoggedEvent]]:
         if not self.path.exists():
@@ -85,7 +94,8 @@ class Spool:
     # on a busy disk).
     def write(self, event: LoggedEvent) -> int:
         """Append ``event`` (not yet durable); returns the ticket to pass to :meth:`wait_durable`."""
-        self._fh.write(json.dumps(event.to_record(), default=str).encode() + b"\n")
+        self._fh.write(event.spool_line())
+        event.raw_body = None  # only needed for this line; the buffer keeps the decoded body
         self._written += 1
         return self._written
 
@@ -105,6 +115,49 @@ class Spool:
             self._synced = covered
             self.fsyncs += 1
 
+    async def durable(self, ticket: int) -> None:
+        """:meth:`wait_durable` for a caller on an event loop, which it never blocks: the syncer
+        thread fsyncs once for every ticket that arrived while its previous fsync ran, then wakes
+        their futures (one hop back to each loop per fsync, not one thread hop per event)."""
+        if self._synced >= ticket:
+            return
+        future = asyncio.get_running_loop().create_future()
+        with self._waiters_lock:
+            if self._closing:
+                raise OSError("the spool is closed")
+            self._waiters.append((ticket, future))
+            if self._syncer is None:
+                self._syncer = threading.Thread(target=self._sync_waiters, name="spool-sync", daemon=True)
+                self._syncer.start()
+        self._sync_wanted.set()
+        await future
+
+    def _sync_waiters(self) -> None:
+        while True:
+            self._sync_wanted.wait()
+            self._sync_wanted.clear()
+            with self._waiters_lock:
+                waiters, self._waiters = self._waiters, []
+                closing = self._closing
+            if waiters:
+                error = None
+                try:
+                    self.wait_durable(max(ticket for ticket, _ in waiters))
+                except OSError as err:  # every waiter of this round answers 503; the next round tries again
+                    error = err
+                except Exception as err:  # noqa: BLE001  (a closed file) never leave a caller hanging
+                    error = OSError(f"{type(err).__name__}: {err}")
+                by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+                for _, future in waiters:
+                    by_loop.setdefault(future.get_loop(), []).append(future)
+                for loop, futures in by_loop.items():
+                    try:
+                        loop.call_soon_threadsafe(_settle, futures, error)
+                    except RuntimeError:  # that loop is closed: nobody waits there any more
+                        log.debug("spool sync: event loop closed, %d waiter(s) dropped", len(futures))
+            if closing:
+                return
+
     def append(self, event: LoggedEvent) -> None:
         """Write and wait: one event, durable on return."""
         self.wait_durable(self.write(event))
@@ -116,7 +169,7 @@ class Spool:
         with self._sync_lock:
             self._write_new(generation, carry_over)
             self._fh.close()
-            self._fh = open(self.path, "ab")
+            self._fh = open(self.path, "ab")  # noqa: SIM115  held open: every accepted event appends
             self.generation = generation
             self._synced = self._written
         return generation
@@ -132,7 +185,23 @@ class Spool:
         _fsync_dir(self.directory)
 
     def close(self) -> None:
+        with self._waiters_lock:
+            self._closing = True
+            syncer = self._syncer
+        if syncer is not None:
+            self._sync_wanted.set()
+            syncer.join(timeout=30)
         self._fh.close()
+
+
+def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # the caller went away (cancelled)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _fsync_dir(directory: Path) -> None:

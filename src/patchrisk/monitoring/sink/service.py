@@ -14,6 +14,7 @@ of the spool or the store itself fails a flush; :meth:`SinkService.health` repor
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -41,6 +42,16 @@ from patchrisk.monitoring.unpaired_events import is_unpaired_file, unpaired_reco
 from patchrisk.storage import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An event written to the spool and buffered, acknowledged once ``ticket`` is durable."""
+
+    event: LoggedEvent
+    ticket: int
+    new: bool  # False: a duplicate of an event already waiting
+    ready_rows: int
 
 
 @dataclass(frozen=True)
@@ -107,36 +118,58 @@ class SinkService:
         Raises :class:`MalformedEvent` 409 when another event with the same key is waiting (a
         ``ce-id`` reused from the same pod): refused, counted, and the waiting one logged unpaired.
         """
-        with self._state_lock:
+        admission = self.admit(event)
+        self.spool.wait_durable(admission.ticket)  # one fsync acknowledges every event written before it
+        return self.confirm(admission)
+
+    async def accept_async(self, event: LoggedEvent) -> bool:
+        """:meth:`accept` for the HTTP handler: the buffer work runs on the event loop (it is short),
+        only the fsync off it (shared by every event that arrived meanwhile: :meth:`Spool.durable`).
+        While a flush holds the buffer (rotating the spool), the wait for it runs off the loop."""
+        admission = self.admit(event, block=False)
+        if admission is None:
+            admission = await asyncio.to_thread(self.admit, event)
+        await self.spool.durable(admission.ticket)
+        return self.confirm(admission)
+
+    def admit(self, event: LoggedEvent, block: bool = True) -> Admission | None:
+        """Buffer ``event`` and write it to the spool (not yet durable); None when ``block`` is False
+        and the buffer is busy. Raises :class:`MalformedEvent` for a collision or a full buffer."""
+        if not self._state_lock.acquire(blocking=block):
+            return None
+        try:
             seen = self.buffer.classify(event)
             if seen == DUPLICATE:
                 self.metrics.duplicates.labels(event.kind).inc()
-                ticket = self.spool.written  # a retry after a failed fsync is acknowledged only once durable
-            else:
-                if seen == COLLISION:
-                    self.buffer.mark_collided(event)
-                    self.metrics.collisions.labels(event.kind).inc()
-                    raise MalformedEvent("id_collision", f"ce-id {event.id!r}: another {event.kind} with this id "
-                                         f"from pod {event.source!r} is waiting for its partner; refused so that "
-                                         "neither is paired with the wrong call (use a unique ce-id per call)",
-                                         status=409)
-                if event.rows > self.config.max_buffer_rows:  # a 503 would be retried forever
-                    raise MalformedEvent("too_many_rows", f"the event carries {event.rows} rows, more than the sink "
-                                         f"ever buffers ({self.config.max_buffer_rows}): split the batch", status=413)
-                if self.buffer.rows + event.rows > self.config.max_buffer_rows:
-                    self._wake.set()
-                    raise MalformedEvent("buffer_full", f"buffer holds {self.buffer.rows} rows, limit "
-                                         f"{self.config.max_buffer_rows}: retry after the next flush", status=503)
-                ticket = self.spool.write(event)
-                self.buffer.add(event)
-                ready_rows = self.buffer.ready_rows
-                self.metrics.buffered_rows.set(self.buffer.rows)
-        # outside the lock: one fsync acknowledges every event written before it (group commit)
-        self.spool.wait_durable(ticket)
-        if seen == DUPLICATE:
+                # a retry after a failed fsync is acknowledged only once durable
+                return Admission(event, self.spool.written, new=False, ready_rows=0)
+            if seen == COLLISION:
+                self.buffer.mark_collided(event)
+                self.metrics.collisions.labels(event.kind).inc()
+                raise MalformedEvent("id_collision", f"ce-id {event.id!r}: another {event.kind} with this id "
+                                     f"from pod {event.source!r} is waiting for its partner; refused so that "
+                                     "neither is paired with the wrong call (use a unique ce-id per call)",
+                                     status=409)
+            if event.rows > self.config.max_buffer_rows:  # a 503 would be retried forever
+                raise MalformedEvent("too_many_rows", f"the event carries {event.rows} rows, more than the sink "
+                                     f"ever buffers ({self.config.max_buffer_rows}): split the batch", status=413)
+            if self.buffer.rows + event.rows > self.config.max_buffer_rows:
+                self._wake.set()
+                raise MalformedEvent("buffer_full", f"buffer holds {self.buffer.rows} rows, limit "
+                                     f"{self.config.max_buffer_rows}: retry after the next flush", status=503)
+            ticket = self.spool.write(event)
+            self.buffer.add(event)
+            self.metrics.buffered_rows.set(self.buffer.rows)
+            return Admission(event, ticket, new=True, ready_rows=self.buffer.ready_rows)
+        finally:
+            self._state_lock.release()
+
+    def confirm(self, admission: Admission) -> bool:
+        """Count an admitted event once its spool line is durable; True unless it was a duplicate."""
+        if not admission.new:
             return False
-        self.metrics.events.labels(event.kind).inc()
-        if ready_rows >= self.config.flush_rows:
+        self.metrics.events.labels(admission.event.kind).inc()
+        if admission.ready_rows >= self.config.flush_rows:
             self._wake.set()
         return True
 

@@ -1,0 +1,120 @@
+"""The sink's in-process cost per event: KServe-logger CloudEvents through its ASGI app, no network.
+
+A steadier figure than ``bench/sink.py`` on shared cores: CPU time per event (process time, so the
+neighbours' load barely moves it) for N exchanges (request + response, fresh ``ce-id`` each) sent
+one at a time (``c=1``: every event waits for its own fsync) and by ``--concurrency`` callers on one
+event loop (``c=8``: events that arrive during an fsync share the next one). The real
+:class:`SinkService` writes its spool and fsyncs it; flushing is left to the end. Median of
+``--repeats`` runs.
+
+    .venv/bin/python bench/sink_cpu.py [--exchanges 2000] [--repeats 5] [--rows 1 100] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def build_events(rows: int, protocol: str) -> list[tuple[list[tuple[bytes, bytes]], bytes]]:
+    from sink import bodies
+
+    from patchrisk.monitoring.sink.testing import logger_events
+
+    _, request, response = bodies(rows, protocol)
+    return [([(k.lower().encode(), v.encode()) for k, v in headers.items()], body)
+            for headers, body in logger_events(request, response, "patch-risk", "bench", endpoint="default")]
+
+
+async def post(app, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [*headers, (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080)}
+    sent = False
+    status = 0
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+def one_run(templates, exchanges: int, concurrency: int) -> tuple[float, float]:
+    """(CPU µs per event, wall µs per event)."""
+    from patchrisk.monitoring.sink.app import create_app
+    from patchrisk.monitoring.sink.attribution import EndpointResolver
+    from patchrisk.monitoring.sink.service import SinkConfig, SinkService
+
+    with tempfile.TemporaryDirectory(prefix="sink-cpu-") as tmp:
+        config = SinkConfig(store_uri=str(Path(tmp) / "store"), spool_dir=Path(tmp) / "spool",
+                            flush_rows=10**9, flush_seconds=3600, response_timeout=3600,
+                            max_buffer_rows=10**9)
+        service = SinkService(config, EndpointResolver(lambda model: {}))
+        service.start()
+        app = create_app(service)
+        ids = [str(uuid.uuid4()).encode() for _ in range(exchanges)]
+
+        async def caller(mine: list[bytes]):
+            for event_id in mine:
+                for headers, body in templates:
+                    status = await post(app, "/endpoint/default",
+                                        [(k, event_id if k == b"ce-id" else v) for k, v in headers], body)
+                    if status != 202:
+                        raise SystemExit(f"sink answered {status}")
+
+        async def run():
+            await asyncio.gather(*(caller(ids[n::concurrency]) for n in range(concurrency)))
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        asyncio.run(run())
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        service.stop()
+        events = exchanges * len(templates)
+        return 1e6 * cpu / events, 1e6 * wall / events
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exchanges", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--protocols", nargs="+", default=["v1", "v2"])
+    args = parser.parse_args()
+    print(f"{'case':>14} {'CPU us/event':>13} {'wall us/event':>14}  (median of {args.repeats})")
+    for protocol in args.protocols:
+        for rows in args.rows:
+            templates = build_events(rows, protocol)
+            for concurrency in args.concurrency:
+                exchanges = args.exchanges if rows == 1 else max(args.exchanges // 10, 50)
+                runs = [one_run(templates, exchanges, concurrency) for _ in range(args.repeats)]
+                cpu = statistics.median(r[0] for r in runs)
+                wall = statistics.median(r[1] for r in runs)
+                print(f"{protocol + ' ' + str(rows) + 'r c=' + str(concurrency):>14} {cpu:>13,.0f} {wall:>14,.0f}",
+                      flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
