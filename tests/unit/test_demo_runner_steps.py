@@ -1,7 +1,14 @@
 """`demo --runner` swaps serving, logging and the release half onto the local pod runner; the
 stand-in loop (`--stand-ins`) is unchanged."""
 
-from patchrisk_demo import monitoring_steps, rollout_steps, runner_monitor, runner_rollout, runner_serving, steps
+from patchrisk_demo import (
+    monitoring_steps,
+    rollout_steps,
+    runner_monitor,
+    runner_rollout,
+    runner_serving,
+    steps,
+)
 from patchrisk_demo.runner import PRINCIPALS, STEPS, runner_steps
 
 
