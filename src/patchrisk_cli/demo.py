@@ -14,9 +14,11 @@ def register(app: typer.Typer) -> None:
         rows: int = typer.Option(20000, min=500, help="Patches of generated history to train on."),
         seed: int = typer.Option(42, help="Seed for everything generated."),
         fresh: bool = typer.Option(True, "--fresh/--keep", help="Start from an empty state directory."),
-        runner: bool = typer.Option(True, "--runner/--stand-ins", help="Roll out on the local pod runner: the `local` "
-                                    "overlay's sink, predictor, canary and router as rendered (needs bubblewrap); "
-                                    "--stand-ins: a predictor process per model and a split made by the loop."),
+        runner: bool = typer.Option(True, "--runner/--stand-ins", help="Steps 5-13 on the local pod runner: the "
+                                    "`local` overlay's sink, predictor, canary, router and monitor CronJob (as Jobs, "
+                                    "retraining through the KFP API) as rendered (needs bubblewrap); --stand-ins: "
+                                    "a predictor process per model, a sink process, the monitor in-process and a "
+                                    "split made by the loop."),
     ) -> None:
         """Generate history, train, gate, register, serve, score, monitor, retrain and roll out: locally."""
         import shutil

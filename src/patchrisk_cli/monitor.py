@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         mlflow: bool = typer.Option(True, "--mlflow/--no-mlflow", help="Log the run to MLflow."),
     ) -> None:
         """Compare the last window of logged predictions with the champion's reference; maybe retrain."""
+        import datetime as dt
+
+        started_at = dt.datetime.now(dt.UTC)  # fixes the window judged, however long loading takes
         import json
         import logging
         import sys
@@ -51,7 +54,7 @@ def register(app: typer.Typer) -> None:
         request = MonitorRequest(model=model, window_end=window_end, window_hours=window_hours, labels=labels,
                                  config=config, trigger_backend=trigger_backend,
                                  training_data_uri=training_data_uri, webhook=webhook, html=html,
-                                 log_to_mlflow=mlflow, pipeline=training_pipeline())
+                                 log_to_mlflow=mlflow, pipeline=training_pipeline(), started_at=started_at)
         with stores_on_demand(state_dir, principal=COMMAND_PRINCIPALS["monitor"]):
             summary = run_monitor(get_settings(state_dir=state_dir, log_store_uri=store), request, say)
         say(alerts.headline(summary))

@@ -155,12 +155,19 @@ def _gitops_checkout(ctx: LoopContext) -> Path:
     return repo_dir
 
 
+def gitops_checkout(ctx: LoopContext) -> Path:
+    """The loop's GitOps checkout, made once: on the runner step 5 already serves the champion from it."""
+    if "gitops" not in ctx.facts:
+        ctx.facts["gitops"] = _gitops_checkout(ctx)
+    return Path(ctx.facts["gitops"])
+
+
 def commit_canary(ctx: LoopContext) -> StepResult | None:
     """`rollout start` in the GitOps checkout; a StepResult that stops the loop if it fails, else None."""
-    repo = _gitops_checkout(ctx)
+    gitops_checkout(ctx)
     config = ctx.work / "rollout.yaml"
     _write_rollout_config(config)
-    ctx.facts.update(gitops=repo, rollout_config=config)
+    ctx.facts.update(rollout_config=config)
     if start_rollout(ctx, ctx.facts["challenger_version"]) is None:
         return StepResult("Canary start (GitOps)", [ctx.facts["stop"]],
                           {"rollout log": rollout_log.log_path(ctx.work)})

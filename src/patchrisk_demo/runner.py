@@ -49,14 +49,20 @@ PRINCIPALS: dict[Callable[[LoopContext], StepResult], str] = {
 
 
 def runner_steps() -> list[Callable[[LoopContext], StepResult]]:
-    """`demo --runner`: the release half on the local pod runner (the `local` overlay's rendered
-    workloads: sink replicas, predictor, canary, router); every other step as in STEPS."""
-    from patchrisk_demo import runner_rollout
+    """`demo --runner`: serving, logging, monitoring and the release half on the local pod runner (the
+    `local` overlay's rendered workloads: the InferenceService's predictor, canary and router, the sink
+    replicas, the monitor CronJob run as Jobs, retraining through the KFP API); every other step as in STEPS."""
+    from patchrisk_demo import runner_monitor, runner_rollout, runner_serving
 
-    swap = {rollout_steps.start_canary: runner_rollout.start_canary,
+    swap = {steps.serve_champion: runner_serving.serve_champion,
+            monitoring_steps.start_log_sink: runner_serving.sink_replicas_ready,
+            monitoring_steps.drifted_traffic: runner_serving.drifted_traffic,
+            monitoring_steps.monitor_and_retrain: runner_monitor.monitor_and_retrain,
+            rollout_steps.start_canary: runner_rollout.start_canary,
             rollout_steps.analyse_and_promote: runner_rollout.analyse_and_promote}
-    for default, on_runner in swap.items():  # the same role on the runner: the rollout principal
-        PRINCIPALS.setdefault(on_runner, PRINCIPALS[default])
+    for default, on_runner in swap.items():  # the same role on the runner (the rollout principal, ...)
+        if default in PRINCIPALS:
+            PRINCIPALS.setdefault(on_runner, PRINCIPALS[default])
     return [swap.get(step, step) for step in STEPS]
 
 
@@ -78,8 +84,9 @@ def _run_steps(ctx: LoopContext, steps: list[Callable[[LoopContext], StepResult]
         with acting_as(ctx.credentials(principal)):
             result = step(ctx)
         ctx.facts.setdefault("principals", {})[step.__name__] = principal
+        ctx.facts.setdefault("step_seconds", []).append(time.perf_counter() - t0)
         ctx.results.append(result)
-        typer.echo(f"      done in {time.perf_counter() - t0:.0f}s: " + (result.lines[0] if result.lines else ""))
+        typer.echo(f"      done in {ctx.facts['step_seconds'][-1]:.0f}s: " + (result.lines[0] if result.lines else ""))
         if ctx.facts.get("stop"):
             typer.secho(f"      the loop stops here: {ctx.facts['stop']}", fg=typer.colors.RED)
             break
@@ -115,8 +122,10 @@ def publish_reports(ctx: LoopContext) -> dict[str, Path]:
 def summary(ctx: LoopContext) -> str:
     lines = ["", "=" * 78, f"patchrisk local loop: {len(ctx.results)} steps in {ctx.facts['seconds']:.0f}s",
              "=" * 78]
+    seconds = ctx.facts.get("step_seconds", [])
     for i, result in enumerate(ctx.results, start=1):
-        lines.append(f"{i}. {result.title}")
+        took = f" ({seconds[i - 1]:.0f}s)" if i <= len(seconds) else ""
+        lines.append(f"{i}. {result.title}{took}")
         lines += [f"   {line}" for line in result.lines]
     reports = ctx.facts.get("reports", {})
     if reports:

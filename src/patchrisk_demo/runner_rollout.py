@@ -53,9 +53,23 @@ def _state_root(ctx: LoopContext) -> Path:
 
 
 def _stand_ins(ctx: LoopContext) -> dict[str, str]:
-    """The overlay's S3 Service forwards to the loop's object storage (as the local stack's would)."""
-    endpoint = ctx.settings.s3_endpoint_url
-    return {"s3": endpoint.split("://", 1)[1]} if endpoint else {}
+    """The overlay's S3 and MLflow Services forward to the loop's stores (as to the local stack's)."""
+    urls = {"s3": ctx.settings.s3_endpoint_url, "mlflow": ctx.stack.mlflow_url if ctx.stack else None}
+    return {name: url.split("://", 1)[1] for name, url in urls.items() if url}
+
+
+def _mlflow_users(ctx: LoopContext) -> dict[str, dict[str, str]]:
+    """The loop's MLflow users as the overlay's ``patchrisk-mlflow-<name>`` Secrets, so each pod
+    acts as its own principal (the sink reads aliases, the monitor logs its runs)."""
+    from patchrisk.security.principals import PRINCIPALS
+
+    out = {}
+    for principal in PRINCIPALS:
+        creds = {} if principal.admin else ctx.credentials(principal.name)
+        if creds.get("MLFLOW_TRACKING_USERNAME") and principal.secret not in out:
+            out[principal.secret] = {"username": creds["MLFLOW_TRACKING_USERNAME"],
+                                     "password": creds["MLFLOW_TRACKING_PASSWORD"]}
+    return out
 
 
 def sync(ctx: LoopContext, say=lambda m: typer.echo(f"      {m}")):
@@ -66,7 +80,8 @@ def sync(ctx: LoopContext, say=lambda m: typer.echo(f"      {m}")):
     overlay_dir = Path(ctx.facts["gitops"]) / "manifests" / "overlays" / OVERLAY
     state_root = _state_root(ctx)
     started = time.perf_counter()
-    plan, restarted = cluster.sync(_project_root(), str(overlay_dir), state_root, stand_ins=_stand_ins(ctx))
+    plan, restarted = cluster.sync(_project_root(), str(overlay_dir), state_root, stand_ins=_stand_ins(ctx),
+                                   secret_values=_mlflow_users(ctx))
     if not ctx.facts.get("runner_cleanup"):
         ctx.services.callback(lambda: cluster.down(state_root, OVERLAY))
         ctx.facts["runner_cleanup"] = True
@@ -115,7 +130,7 @@ def _router_counts(ctx: LoopContext) -> dict[str, int]:
     return json.loads(Path(ctx.facts["runner"]["stats"]).read_text())["requests"]
 
 
-def send_to_inference_service(ctx: LoopContext, rows) -> dict[str, int]:
+def send_to_inference_service(ctx: LoopContext, rows, rows_per_request: int = ROWS_PER_REQUEST) -> dict[str, int]:
     """V1 calls to the InferenceService's address only; returns the requests each component received."""
     from patchrisk.spec import load_spec
     from patchrisk_demo.traffic import _instances
@@ -125,8 +140,8 @@ def send_to_inference_service(ctx: LoopContext, rows) -> dict[str, int]:
     before = _router_counts(ctx)
     url = f"{ctx.facts['runner']['router']}/v1/models/{MODEL}:predict"
     with httpx.Client(timeout=60) as http:
-        for start in range(0, len(instances), ROWS_PER_REQUEST):
-            http.post(url, json={"instances": instances[start:start + ROWS_PER_REQUEST]}).raise_for_status()
+        for start in range(0, len(instances), rows_per_request):
+            http.post(url, json={"instances": instances[start:start + rows_per_request]}).raise_for_status()
     after = _router_counts(ctx)
     return {component: after[component] - before.get(component, 0) for component in after}
 

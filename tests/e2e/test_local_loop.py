@@ -1,7 +1,7 @@
 """The whole local loop as `make run` runs it, on small data: MLflow with basic auth, every step as its
-own principal, the release half on the local pod runner (the `local` overlay's rendered sink replicas,
-predictor, canary and router; traffic only to the InferenceService's address). Asserts the outcome of
-every step."""
+own principal, steps 5-13 on the local pod runner (the `local` overlay's rendered sink replicas,
+predictor, canary and router, traffic only to the InferenceService's address; the monitor CronJob run
+as a Job per window, retraining through the KFP API stand-in). Asserts the outcome of every step."""
 
 import shutil
 
@@ -14,8 +14,10 @@ from patchrisk.security.credentials import acting_as
 from patchrisk.settings import get_settings
 from patchrisk_demo import steps
 from patchrisk_demo.context import LoopContext
+from patchrisk_demo.monitoring_steps import ROWS_PER_WINDOW
 from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES, ROWS_PER_REQUEST, ROWS_PER_ROUND
 from patchrisk_demo.runner import run_loop, runner_steps, summary
+from patchrisk_demo.runner_serving import ROWS_PER_WINDOW_REQUEST
 
 # 14 steps with MLflow's auth on and two overlay syncs: ~2.5 min on a quiet 2-core machine, ~5 under load.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800),
@@ -36,7 +38,7 @@ def test_every_step_acts_as_its_own_principal_and_none_as_admin(loop):
         "start_object_storage": None, "generate_history": None, "train_first_model": "training",
         "promote_first_champion": "rollout-staging", "serve_champion": "rollout-staging",
         "risk_gate_in_ci": None, "batch_scoring": "batch-scoring", "rank_product_features": None,
-        "start_log_sink": "sink", "drifted_traffic": None, "monitor_and_retrain": "monitor",
+        "sink_replicas_ready": "sink", "drifted_traffic": None, "monitor_and_retrain": "monitor",
         "start_canary": "rollout-staging", "analyse_and_promote": "rollout-staging",
         "reliability_report": "monitor",
     }
@@ -45,12 +47,13 @@ def test_every_step_acts_as_its_own_principal_and_none_as_admin(loop):
 def test_registrations_and_alias_moves_went_through_the_authenticating_server(loop, reader):
     # MLflow does not record the authenticated user on a version or run; the registry policy
     # does the proving: only `training` may create a version and only `rollout-staging` (of the
-    # principals the steps hold) may move `champion`. v2 was registered while the monitor step
-    # held the monitor's credentials, so the drift launcher ran the pipeline as `training`.
+    # principals the steps hold) may move `champion`. v2 was registered by the KFP run the monitor
+    # Job submitted, whose tasks got the training principal from the patchrisk-mlflow-training Secret.
     assert reader.tracking_uri.startswith("http://127.0.0.1:")
     versions = registry.client(reader).search_model_versions("name = 'patch-risk'")
     assert sorted(v.version for v in versions) == ["1", "2"]
-    assert loop.facts["monitor_summaries"][-1]["launch"]["outcome"] == "registered"
+    assert loop.facts["monitor_summaries"][-1]["launch"]["outcome"] == "submitted"
+    assert loop.facts["retraining_run"]["state"] == "SUCCEEDED"
 
 
 def test_a_step_run_as_the_wrong_principal_is_refused(loop, stack, reader):
@@ -105,9 +108,45 @@ def test_drift_is_detected_in_the_drifted_windows_only_and_triggers_retraining(l
         assert {"code_churn_score", "lines_added", "region"} <= set(window["drift"]["drifted_features"])
         assert window["drift"]["drifted_share"] >= 0.25
     assert not second["decision"]["trigger"], "one drifted window is not yet a trend"
-    assert third["decision"]["trigger"] and third["launch"]["outcome"] == "registered"
-    assert third["launch"]["detail"]["version"]["version"] == "2"
-    assert third["performance"]["labelled_rows"] == 400  # delayed labels were joined
+    assert third["decision"]["trigger"] and third["launch"]["backend"] == "kfp"
+    assert third["launch"]["outcome"] == "submitted" and loop.facts["challenger_version"] == "2"
+    assert third["performance"]["labelled_rows"] == 400  # the labels table staging's config names was joined
+
+
+def test_the_monitor_ran_as_the_cronjobs_job_pods_each_judging_its_window(loop):
+    """Step 11 is the rendered CronJob: its template run as a Job pod per window (uid 1000, read-only
+    root, the rendered command), reading the logs from S3 with its own Secrets; each summary is the
+    one the pod wrote to S3 for exactly the window the loop's traffic went in."""
+    import json
+
+    from patchrisk_demo.monitoring_steps import LOG_STORE
+
+    pods = state_folder(loop.settings.state, "local") / "pods"
+    windows = loop.facts["runner_windows"]
+    for n, (judged, window) in enumerate(zip(loop.facts["monitor_summaries"], windows, strict=True)):
+        assert judged["job"]["pod"] == f"patchrisk-monitor-run-{n}"
+        (sandbox,) = json.loads((pods / f"patchrisk-monitor-run-{n}.json").read_text())
+        assert sandbox["uid"] == 1000 and sandbox["read_only_root"]
+        assert sandbox["argv"] == ["patchrisk", "monitor", "--model", "patch-risk",
+                                   "--config", "/etc/patchrisk/monitoring/monitoring.yaml"]
+        assert judged["window"]["start"] == window["start"].isoformat()
+        assert judged["window"]["end"] == window["end"].isoformat()
+        assert judged["drift"]["rows"] == ROWS_PER_WINDOW
+        assert judged["summary_uri"].startswith(f"{LOG_STORE}/reports/patch-risk/")
+
+
+def test_the_retraining_run_was_submitted_through_the_kfp_api_and_ran_with_kfp_local(loop):
+    """The Job pod's KfpLauncher called the KFP API stand-in with its projected token (service account
+    patchrisk-monitor, Profile patchrisk-staging); the stand-in ran the uploaded training IR with
+    kfp.local, its tasks getting their Secrets as env and the overlay's Services by cluster DNS."""
+    run = loop.facts["retraining_run"]
+    launch = loop.facts["monitor_summaries"][-1]["launch"]
+    assert run["run_id"] == launch["run_id"] and run["state"] == "SUCCEEDED"
+    assert run["display_name"] == launch["detail"]["display_name"] == f"retrain-{launch['key']}"
+    assert run["service_account"] == "patchrisk-monitor"
+    parameters = run["runtime_config"]["parameters"]
+    assert parameters["data_uri"] == "s3://patchrisk-data/patch-risk/staging/training.parquet"
+    assert parameters["environment"] == "staging" and parameters["policy_env"] == "staging"
 
 
 def test_retrained_model_is_promoted_through_git_and_verified(loop, reader):
@@ -142,6 +181,21 @@ def test_each_round_splits_the_inference_service_traffic_by_the_committed_weight
         assert r["stored"] == {"default": requests - canary, "canary": canary}
 
 
+def test_the_champion_is_the_inference_service_and_its_calls_are_stored_by_the_sink_replicas(loop):
+    """Steps 5-10 run on the rendered workloads: the risk gate and the windows call the
+    InferenceService's router, its predictor pod serves every call, the router logs it to the sink
+    Service and the sink Deployment's replicas store it; the loop starts no predictor or sink."""
+    assert loop.facts["endpoint"] == loop.facts["runner"]["router"]
+    assert "sink" not in loop.facts  # no loop-started sink process
+    calls = ROWS_PER_WINDOW // ROWS_PER_WINDOW_REQUEST
+    windows = loop.facts["runner_windows"]
+    assert len(windows) == 3
+    for window in windows:
+        assert window["requests"] == {"predictor": calls}  # the champion's predictor, no canary yet
+        assert window["stored"] == {("default", "request"): calls, ("default", "response"): calls}
+    assert len(loop.facts["runner"]["sinks"]) == 2  # staging's replicas
+
+
 def test_after_promotion_the_new_champion_takes_all_traffic(loop):
     assert loop.facts["runner"]["weights"] == {"predictor": 100}
     assert loop.facts["runner_after_promotion"] == {"predictor": 100 // ROWS_PER_REQUEST}
@@ -156,7 +210,7 @@ def test_reliability_report_shows_every_view_from_the_run(loop):
     for heading in ("Overview: models, aliases and gate verdicts", "Risk ranking", "Drift over time", "Canary status"):
         assert heading in html
     assert "v2" in html and "promote" in html and "code_churn_score" in html
-    assert "retrain (registered)" in html
+    assert "retrain (submitted)" in html  # through the KFP API: the Job submits, the run registers
 
 
 def test_summary_names_every_step_and_report(loop):

@@ -85,3 +85,38 @@ def test_a_run_submitted_with_the_token_executes_with_kfp_local(kfp_api, adder_i
     log = (state / "kfp" / "runs" / run.run_id / "run.log").read_text()
     assert "Output: 12" in log
     assert client.list_runs(experiment_id=experiment.experiment_id).runs[0].run_id == run.run_id
+
+
+def test_a_compiled_pipeline_with_its_platform_spec_uploads_and_its_run_state_is_recorded(kfp_api, tmp_path):
+    """The project's compiled pipelines are two YAML documents (the IR, then the kubernetes platform
+    spec with the Secrets its tasks take as env); the stand-in answered their upload with 400."""
+    import kfp
+    from kfp import compiler, dsl, kubernetes
+
+    @dsl.component(base_image="python:3.11")
+    def echo(word: str) -> str:
+        return word
+
+    @dsl.pipeline(name="with-secret")
+    def with_secret(word: str = "hi") -> str:
+        task = echo(word=word)
+        kubernetes.use_secret_as_env(task, secret_name="patchrisk-s3-credentials",
+                                     secret_key_to_env={"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID"})
+        return task.output
+
+    ir = tmp_path / "with-secret.yaml"
+    compiler.Compiler().compile(with_secret, str(ir))
+    assert ir.read_text().count("\n---\n") == 1  # the platform spec is a second document
+    host, state = kfp_api
+    client = kfp.Client(host=host, existing_token=TOKEN)
+    experiment = client.create_experiment("retraining", namespace="patchrisk-staging")
+    pipeline = client.upload_pipeline(str(ir), pipeline_name="with-secret")
+    version = client.list_pipeline_versions(pipeline.pipeline_id).pipeline_versions[0]
+    run = client.run_pipeline(experiment.experiment_id, "with-secret-1", params={"word": "ok"},
+                              pipeline_id=pipeline.pipeline_id, version_id=version.pipeline_version_id)
+    record = state / "kfp" / "runs" / run.run_id / "run.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and client.get_run(run.run_id).state in ("PENDING", "RUNNING"):
+        time.sleep(0.5)
+    assert client.get_run(run.run_id).state == "SUCCEEDED"
+    assert json.loads(record.read_text())["state"] == "SUCCEEDED"  # what `make run` waits on

@@ -1,5 +1,6 @@
 """The `local` overlay (what `make run --runner` starts) is staging with only what cannot be the same
-on this machine changed: image tags, the object-storage endpoint and the monitor's schedule."""
+on this machine changed: image tags, the object-storage endpoint, the monitor's schedule and its
+window (18 seconds, so a Job judges the loop's minutes-old traffic)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import shutil
 
 import pytest
+import yaml
 
 from patchrisk.localcluster.plan import build_plan
 from patchrisk.localcluster.render import render_overlay
@@ -41,7 +43,7 @@ def overlays():
     return render_overlay(REPO, "staging"), render_overlay(REPO, "local")
 
 
-def test_local_differs_from_staging_only_in_images_object_storage_and_schedule(overlays):
+def test_local_differs_from_staging_only_in_images_object_storage_schedule_and_window(overlays):
     staging, local = overlays
     staged = {_key(o): o for o in staging.objects}
     locals_ = {_key(o): o for o in local.objects}
@@ -55,7 +57,13 @@ def test_local_differs_from_staging_only_in_images_object_storage_and_schedule(o
     assert {key: paths for key, paths in rest.items() if paths} == {
         ("ConfigMap", "patchrisk-config"): ["data.PATCHRISK_S3_ENDPOINT_URL"],
         ("CronJob", "patchrisk-monitor"): ["spec.schedule"],
+        ("ConfigMap", "patchrisk-monitoring"): ["data.monitoring.yaml"],
     }
+    monitoring = [yaml.safe_load(o[("ConfigMap", "patchrisk-monitoring")]["data"]["monitoring.yaml"])
+                  for o in (staged, locals_)]
+    changed_keys = {k for k in set(monitoring[0]) | set(monitoring[1]) if monitoring[0].get(k) != monitoring[1].get(k)}
+    assert changed_keys == {"window_hours", "window_alignment_seconds"}  # labels, data, KFP backend: staging's
+    assert monitoring[1]["window_hours"] * 3600 == monitoring[1]["window_alignment_seconds"] == 18
 
 
 def _at(obj, dotted: str):

@@ -55,6 +55,9 @@ def test_every_referenced_secret_gets_local_values_from_its_template(staging):
         "AWS_ACCESS_KEY_ID": "local-key", "AWS_SECRET_ACCESS_KEY": "local-secret"})}
     assert "aws_access_key_id = local-key" in secrets["patchrisk-sink-s3"]["credentials"]
     assert "aws_secret_access_key = local-secret" in secrets["patchrisk-sink-s3"]["credentials"]
+    # the KFP runs of the overlay's Profile take these as env (pipelines/compiled/*.yaml secretAsEnv)
+    assert secrets["patchrisk-s3-credentials"]["AWS_ACCESS_KEY_ID"] == "local-key"
+    assert {"username", "password"} <= set(secrets["patchrisk-mlflow-training"])
     assert "REPLACE_ME" not in str(secrets)
 
 

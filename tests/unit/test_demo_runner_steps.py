@@ -1,16 +1,30 @@
-"""`demo --runner` swaps only the release half onto the local pod runner; the default loop is unchanged."""
+"""`demo --runner` swaps serving, logging and the release half onto the local pod runner; the
+stand-in loop (`--stand-ins`) is unchanged."""
 
-from patchrisk_demo import rollout_steps, runner_rollout
+from patchrisk_demo import (
+    monitoring_steps,
+    rollout_steps,
+    runner_monitor,
+    runner_rollout,
+    runner_serving,
+    steps,
+)
 from patchrisk_demo.runner import PRINCIPALS, STEPS, runner_steps
 
 
-def test_runner_steps_replace_only_the_canary_start_and_analysis():
-    steps = runner_steps()
-    assert len(steps) == len(STEPS)
-    changed = {(a, b) for a, b in zip(STEPS, steps, strict=True) if a is not b}
-    assert changed == {(rollout_steps.start_canary, runner_rollout.start_canary),
+def test_runner_steps_replace_the_predictor_sink_traffic_monitor_and_canary_steps_only():
+    on_runner = runner_steps()
+    assert len(on_runner) == len(STEPS)
+    changed = {(a, b) for a, b in zip(STEPS, on_runner, strict=True) if a is not b}
+    assert changed == {(steps.serve_champion, runner_serving.serve_champion),
+                       (monitoring_steps.start_log_sink, runner_serving.sink_replicas_ready),
+                       (monitoring_steps.drifted_traffic, runner_serving.drifted_traffic),
+                       (monitoring_steps.monitor_and_retrain, runner_monitor.monitor_and_retrain),
+                       (rollout_steps.start_canary, runner_rollout.start_canary),
                        (rollout_steps.analyse_and_promote, runner_rollout.analyse_and_promote)}
-    assert rollout_steps.start_canary in STEPS  # the default loop keeps its own predictors
+    # the stand-in loop keeps its own predictor, sink, in-process monitor and canary processes
+    assert {steps.serve_champion, monitoring_steps.start_log_sink, monitoring_steps.monitor_and_retrain,
+            rollout_steps.start_canary} <= set(STEPS)
 
 
 

@@ -180,17 +180,20 @@ def up(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] 
 
 
 def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] | None = None,
-         ready_timeout: float = 180.0, progress: Callable[[str], None] = lambda _m: None) -> tuple[Plan, list[str]]:
+         ready_timeout: float = 180.0, secret_values: dict[str, dict[str, str]] | None = None,
+         progress: Callable[[str], None] = lambda _m: None) -> tuple[Plan, list[str]]:
     """A GitOps sync of the running overlay to what ``overlay`` renders now; (plan, pods started).
 
     As on a cluster, a pod whose plan did not change keeps running (Kubernetes leaves a Deployment
     whose template is unchanged alone, and KServe moves traffic between unchanged predictors without
     new pods); changed and removed pods stop, new ones start, and the Service proxies and routers
     restart with the new Services and weights. When Service addresses change (a Service added or
-    removed), every pod's hosts file would change: the whole overlay restarts. Not running: ``up``."""
+    removed), every pod's hosts file would change: the whole overlay restarts. Not running: ``up``
+    (``secret_values`` fill the local Secrets file when that first ``up`` writes it)."""
     state = state_folder(state_root, overlay)
     if "network" not in running_processes(state):
-        plan = up(repo, overlay, state_root, stand_ins=stand_ins, ready_timeout=ready_timeout, progress=progress)
+        plan = up(repo, overlay, state_root, stand_ins=stand_ins, ready_timeout=ready_timeout,
+                  secret_values=secret_values, progress=progress)
         return plan, [p.name for p in plan.pods]
     old = Plan.from_json(json.loads((state / "plan.json").read_text()))
     rendered = render_overlay(repo, overlay)
@@ -199,7 +202,8 @@ def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str
     addresses = [[(s.name, s.namespace, s.ip) for s in p.services] for p in (old, plan)]
     if addresses[0] != addresses[1]:
         down(state_root, overlay)
-        plan = up(repo, overlay, state_root, stand_ins=stand_ins, ready_timeout=ready_timeout, progress=progress)
+        plan = up(repo, overlay, state_root, stand_ins=stand_ins, ready_timeout=ready_timeout,
+                  secret_values=secret_values, progress=progress)
         return plan, [p.name for p in plan.pods]
     previous = {p.name: p for p in old.pods}
     alive = running_processes(state)

@@ -190,8 +190,8 @@ class KfpStandIn:
         name = (query.get("name") or [None])[0]
         if not name:
             raise ApiError(400, "name: required (query parameter)")
-        try:
-            spec = yaml.safe_load(parts.get("uploadfile") or b"")
+        try:  # a compiled pipeline is the IR, then its platform spec (a second YAML document)
+            spec = next(iter(yaml.safe_load_all(parts.get("uploadfile") or b"")), None)
         except yaml.YAMLError as err:
             raise ApiError(400, f"uploadfile: not YAML: {err}") from None
         if not isinstance(spec, dict) or "pipelineInfo" not in spec or "root" not in spec:
@@ -225,19 +225,43 @@ class KfpStandIn:
         return run
 
     def _execute(self, run: dict, ir: Path) -> None:
+        """Run the IR with kfp.local as the run's pods would run (kfp_env: the Secrets its tasks take as
+        env, cluster DNS, object storage); ``run.json`` in the run's folder follows its state."""
+        from patchrisk.localcluster.kfp_env import (
+            MissingSecret,
+            base_environment,
+            in_cluster_dns,
+            run_environment,
+        )
+
         run_dir = self.folder / "runs" / run["run_id"]
         run_dir.mkdir(parents=True)
         (run_dir / "parameters.json").write_text(json.dumps(run["runtime_config"].get("parameters") or {}))
         with self.lock:
             run["state"] = "RUNNING"
+            self._record(run, run_dir)
         with open(run_dir / "run.log", "wb") as log:
-            code = subprocess.call([sys.executable, "-m", "patchrisk.localcluster.kfp_run", str(ir), str(run_dir)],
-                                   stdout=log, stderr=subprocess.STDOUT)
+            try:
+                env = {**base_environment(), **run_environment(self.state, ir.read_text())}
+            except MissingSecret as err:  # the pods would not start: CreateContainerConfigError
+                log.write(f"CreateContainerConfigError: {err}\n".encode())
+                code = 1
+            else:
+                argv = [sys.executable, "-m", "patchrisk.localcluster.kfp_run", str(ir), str(run_dir)]
+                code = subprocess.call(in_cluster_dns(self.state, run_dir, argv), stdout=log,
+                                       stderr=subprocess.STDOUT, env=env)
         with self.lock:
             run["state"] = "SUCCEEDED" if code == 0 else "FAILED"
             run["finished_at"] = _now()
             if code:
                 run["error"] = {"code": 2, "message": f"kfp.local exited {code}; see {run_dir / 'run.log'}"}
+            self._record(run, run_dir)
+
+    @staticmethod
+    def _record(run: dict, run_dir: Path) -> None:
+        tmp = run_dir / "run.json.tmp"
+        tmp.write_text(json.dumps(run, indent=1))
+        tmp.replace(run_dir / "run.json")
 
 
 def make_handler(api: KfpStandIn):

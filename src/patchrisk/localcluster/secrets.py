@@ -63,8 +63,15 @@ def generate(repo: Path, rendered: Rendered, local_values: dict[str, str],
     """Secret objects for every referenced Secret; ``local_values`` replaces REPLACE_ME by key
     (``AWS_ACCESS_KEY_ID``...) or, inside a credentials file, every REPLACE_ME by the access key;
     ``secret_values`` gives whole Secrets' keys (the local stack's MLflow users)."""
+    from patchrisk.localcluster.kfp_env import pipeline_secrets
+
+    refs = referenced_secrets(rendered)
+    # The overlay's namespace is also the KFP Profile its runs execute in: the Secrets the compiled
+    # pipelines' tasks take as env live there too (the KFP stand-in gives them to its runs).
+    for name, keys in pipeline_secrets(repo).items():
+        refs.setdefault(name, set()).update(keys)
     out = []
-    for name, keys in sorted(referenced_secrets(rendered).items()):
+    for name, keys in sorted(refs.items()):
         data = {**_template(repo, name), **(secret_values or {}).get(name, {})}
         for key in keys - set(data):
             data[key] = random_secrets.token_urlsafe(24)

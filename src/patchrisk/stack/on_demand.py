@@ -285,14 +285,28 @@ def explain_store_errors(state_dir: Path) -> Iterator[None]:
         yield
     except NoCredentialsError:
         raise StoreUnreachable(f"{where}: no credentials and no local stack description in "
-                               f"{stack_dir(state_dir)}; {FIX_HINT}") from None
+                               f"{stack_dir(state_dir)}; {_fix_hint(endpoint)}") from None
     except EndpointConnectionError as err:
-        raise StoreUnreachable(f"{where}: cannot connect ({err}); {FIX_HINT}") from None
+        raise StoreUnreachable(f"{where}: cannot connect ({err}); {_fix_hint(endpoint)}") from None
     except ClientError as err:
-        code = err.response.get("Error", {}).get("Code", "")
-        if code in {"NoSuchBucket", "InvalidAccessKeyId", "AccessDenied", "SignatureDoesNotMatch", "404"}:
-            raise StoreUnreachable(f"{where}: {code} ({err}); {FIX_HINT}") from None
+        error = err.response.get("Error", {})
+        code = error.get("Code", "")
+        if code in {"NoSuchBucket", "NoSuchKey", "InvalidAccessKeyId", "AccessDenied", "SignatureDoesNotMatch", "404"}:
+            raise StoreUnreachable(f"{where}: {code} ({err}); {_fix_hint(endpoint, error)}") from None
         raise
+
+
+def _fix_hint(endpoint: str, error: dict | None = None) -> str:
+    """What to check. In a pod (S3 keys from a mounted Secret's credentials file) there is no loop to
+    run first: name the bucket or object, the endpoint and the Secret file; elsewhere, the make-run hint."""
+    credentials_file = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+    if not credentials_file:
+        return FIX_HINT
+    error = error or {}
+    what = " ".join(part for part in (f"bucket {error['BucketName']}" if error.get("BucketName") else "",
+                                      f"object {error['Key']}" if error.get("Key") else "") if part)
+    return (f"check that {what or 'the bucket'} exists at {endpoint} and that the keys "
+            f"in {credentials_file} (AWS_SHARED_CREDENTIALS_FILE, the pod's S3 Secret) may read it")
 
 
 def refill_started_stack(state_dir: Path, stack: LocalStack) -> int:

@@ -63,6 +63,9 @@ class AlertConfig(_Strict):
 
 class MonitoringConfig(_Strict):
     window_hours: float = Field(24, gt=0)
+    # A run without --window-end judges the window ending at the last multiple of this many seconds
+    # since midnight UTC (3600: the start of this hour).
+    window_alignment_seconds: int = Field(3600, ge=1, le=86400)
     labels_uri: str | None = None  # labels table (path or s3://) for performance drift; CLI --labels wins
     drift: DriftThresholds = DriftThresholds()
     trigger: TriggerPolicy = TriggerPolicy()

@@ -30,6 +30,7 @@ from patchrisk.monitoring.drift.analysis import analysis_of, sketch_window
 from patchrisk.monitoring.drift.job import (
     MonitorRequest,
     conclude_window,
+    judged_window,
     open_log_store,
     resolve_config,
     same_contract_as,
@@ -48,7 +49,7 @@ def plan(settings, request: MonitorRequest, partitions: int, say: Callable[[str]
     config = resolve_config(request)
     store = open_log_store(settings)
     reference = load_champion_reference(settings, request.model)
-    window = Window.ending(request.window_end, config.window_hours)
+    window = judged_window(request, config)
     files = sorted(partition_files(store, reference.model_name, window))
     count = min(partitions, max(len(files), 1))
     groups = [files[i::count] for i in range(count)]  # dealt round-robin: sink parts are similar in size
@@ -96,7 +97,7 @@ def merge_and_conclude(settings, request: MonitorRequest, partitions: list[dict]
     config = resolve_config(request)
     store = open_log_store(settings)
     reference = load_champion_reference(settings, request.model, model_version)
-    window = Window.ending(window_end, config.window_hours)
+    window = Window.ending(window_end, config.window_hours, config.window_alignment_seconds)
     merged = merge_sketches([p["sketch"] for p in partitions])
     say(f"merged {len(partitions)} partition sketch(es): {merged.rows:,} rows, {merged.errors:,} failed requests")
     analysis = analysis_of(merged, reference, window, config)

@@ -58,6 +58,9 @@ class MonitorRequest:
     html: bool = True
     log_to_mlflow: bool = True
     pipeline: TrainingPipeline | None = None  # how retraining starts (the CLI and demo pass the pipelines')
+    # When the run started (the CLI: as the command starts, like a CronJob's scheduled time): a run
+    # without window_end judges the last complete window before it, however long loading takes.
+    started_at: dt.datetime | None = None
 
 
 def _clean(value):
@@ -82,6 +85,12 @@ def resolve_config(request: MonitorRequest) -> MonitoringConfig:
         raise PatchriskError(f"--trigger-backend {config.retraining.backend} needs the data to retrain on: "
                              "--training-data-uri or retraining.training_data_uri in the config")
     return config
+
+
+def judged_window(request: MonitorRequest, config: MonitoringConfig) -> Window:
+    """``request.window_end``, else the last complete window of the config's grid before the run started."""
+    return Window.ending(request.window_end, config.window_hours, config.window_alignment_seconds,
+                         now=request.started_at)
 
 
 def open_log_store(settings) -> Store:
@@ -251,7 +260,7 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
         labels = read_labels(request.labels, reference.spec)
     else:
         labels = labels_if_present(config.labels_uri, reference.spec, say) if config.labels_uri else None
-    window = Window.ending(request.window_end, config.window_hours)
+    window = judged_window(request, config)
     analysis = analyse_window(store, reference, window, config, labels, with_sample=request.html, progress=say,
                               same_contract=same_contract_as(reference, settings_book(settings)))
     return conclude_window(settings, request, config, store, reference, analysis, say)

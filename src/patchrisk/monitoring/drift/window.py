@@ -31,8 +31,14 @@ class Window:
     end: dt.datetime  # exclusive, UTC
 
     @classmethod
-    def ending(cls, end: dt.datetime | str | None, hours: float) -> Window:
-        end = parse_time(end) if end is not None else _floor_hour(dt.datetime.now(dt.UTC))
+    def ending(cls, end: dt.datetime | str | None, hours: float, align_seconds: int = 3600,
+               now: dt.datetime | None = None) -> Window:
+        """``hours`` ending at ``end``; without one, at the last multiple of ``align_seconds`` (since
+        midnight UTC) before ``now``: a scheduled run judges the last complete window of its grid."""
+        if end is not None:
+            end = parse_time(end)
+        else:
+            end = _floor(now or dt.datetime.now(dt.UTC), align_seconds)
         return cls(end - dt.timedelta(hours=hours), end)
 
     @property
@@ -64,8 +70,10 @@ def parse_time(value: dt.datetime | str) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _floor_hour(t: dt.datetime) -> dt.datetime:
-    return t.replace(minute=0, second=0, microsecond=0)
+def _floor(t: dt.datetime, seconds: int) -> dt.datetime:
+    midnight = t.replace(hour=0, minute=0, second=0, microsecond=0)
+    elapsed = (t - midnight).total_seconds()
+    return midnight + dt.timedelta(seconds=elapsed // seconds * seconds)
 
 
 def partition_files(store: Store, model: str, window: Window, endpoints=ENDPOINTS) -> list[str]:
