@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 
+from patchrisk.child_processes import free_port  # noqa: F401  (tests import it from here)
 from tests.serial_groups import SERIAL_GROUPS, assign_xdist_groups, check_groups_reach_the_scheduler
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 PATCHRISK = str(VENV_BIN / "patchrisk")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

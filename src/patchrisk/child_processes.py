@@ -5,15 +5,46 @@ Shared by the helpers that run the predictor and the sink as subprocesses (tests
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import subprocess
 
+# Below the kernel's ephemeral range, and above the ports services usually take (5000, 5432, 8080, 9000).
+LOWEST_PORT = 20000
+_random = random.SystemRandom()  # not the global generator: tests seed that, and workers would agree
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The source ports the kernel gives outgoing connections (Linux; the usual default elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            low, high = (int(x) for x in fh.read().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing is bound to on ``host``, for a server about to start.
+
+    Chosen at random below the ephemeral range, not with bind(port 0): that hands out an ephemeral
+    port, which any outgoing connection on the machine may take as its source port before the server
+    binds it (seen under make test: a predictor failing with EADDRINUSE)."""
+    low, _ = ephemeral_port_range()
+    if low - LOWEST_PORT < 1000:  # an unusual range: leave the choice to the kernel
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            return sock.getsockname()[1]
+    for _ in range(100):
+        port = _random.randrange(LOWEST_PORT, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port on {host} between {LOWEST_PORT} and {low} after 100 tries")
 
 
 def stop(process: subprocess.Popen, grace: float = 10) -> None:

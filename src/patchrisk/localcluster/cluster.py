@@ -94,12 +94,12 @@ def _wait_ready(pod: PodPlan, procs: list[subprocess.Popen], state: Path, timeou
 
 def _start_kfp_api(state: Path, timeout: float = 30.0) -> str:
     """The KFP v2beta1 stand-in on a free loopback port; returns host:port."""
-    from patchrisk.stack.local import _free_port
+    from patchrisk.child_processes import free_port
 
     ready = state / "kfp-api.ready"
     ready.unlink(missing_ok=True)
     start_detached([sys.executable, "-m", "patchrisk.localcluster.kfp_api", str(state), "127.0.0.1",
-                    str(_free_port())], state / "kfp-api.log", state / KFP_PID,
+                    str(free_port())], state / "kfp-api.log", state / KFP_PID,
                    {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + timeout
     while not ready.exists():

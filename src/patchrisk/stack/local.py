@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from patchrisk.buckets import LOGS_BUCKET, MLFLOW_BUCKET, bootstrap_buckets
+from patchrisk.child_processes import free_port
 from patchrisk.errors import PatchriskError
 from patchrisk.stack.auth import AuthFiles, auth_files, credentials
 from patchrisk.stack.processes import is_running, read_pid, start_detached, stop_group
@@ -114,7 +114,7 @@ def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float
     if not auth:  # attaching later must not take an earlier stack's auth config for this one's
         auth_files(directory).config.unlink(missing_ok=True)
 
-    s3_url, mlflow_url = f"http://{HOST}:{_free_port()}", f"http://{HOST}:{_free_port()}"
+    s3_url, mlflow_url = f"http://{HOST}:{free_port(HOST)}", f"http://{HOST}:{free_port(HOST)}"
     env = client_env(mlflow_url, s3_url)
     # The job runner (huey workers) serves features we do not use and costs seconds of CPU.
     server_env = {**os.environ, **env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -261,12 +261,6 @@ def _mlflow_healthy(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def _write_env(path: Path, env: dict[str, str]) -> None:

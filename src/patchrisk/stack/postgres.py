@@ -24,13 +24,13 @@ from pathlib import Path
 import yaml
 
 from patchrisk.buckets import MLFLOW_BUCKET
+from patchrisk.child_processes import free_port
 from patchrisk.stack.local import (
     HOST,
     MLFLOW_SERVER,
     LocalStack,
     StackError,
     _auth_setup,
-    _free_port,
     _mlflow_healthy,
     _start,
     _wait,
@@ -118,7 +118,7 @@ def postgres_up(state_dir: Path, progress: Callable[[str], None] = lambda _m: No
     binaries = postgres_bin()
     base = Path(tempfile.mkdtemp(prefix="patchrisk-postgres-"))  # 0700; handed to the server user
     data, log, password_file = base / "data", base / "postgres.log", base / "password"
-    password, port = secrets.token_hex(16), _free_port()
+    password, port = secrets.token_hex(16), free_port(HOST)
     record = {"base": str(base), "bin": str(binaries), "port": port}
     (stack_dir(state_dir) / STATE_FILE).write_text(json.dumps(record) + "\n")
     _hand_over(base)
@@ -165,7 +165,7 @@ def postgres_stack_up(state_dir: Path, *, mlflow_timeout: float = 180.0,
     s3 = stack_up(state_dir, with_mlflow=False, progress=progress)
     try:
         store_uri = postgres_up(state_dir, progress)
-        port = _free_port()
+        port = free_port(HOST)
         mlflow_url = f"http://{HOST}:{port}"
         env = client_env(mlflow_url, s3.s3_url)
         server_env = {**os.environ, **env, "MLFLOW_BACKEND_STORE_URI": store_uri,
