@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+from asgi_call import post  # bench/ is on the path from here
+
 MODEL = "patch-risk"
 
 
@@ -52,29 +54,11 @@ def floor_app(model_dir: Path):
     return bare_asgi_app.app
 
 
+JSON_HEADERS = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]
+
+
 async def call(app, path: str, body: bytes) -> int:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                         (b"content-length", str(len(body)).encode())],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080)}
-    delivered = False
-    status = 0
-
-    async def receive():
-        nonlocal delivered
-        if delivered:
-            await asyncio.sleep(3600)
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message):
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope, receive, send)
-    return status
+    return await post(app, path, JSON_HEADERS, body)
 
 
 def cases(trained, rows: int):

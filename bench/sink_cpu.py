@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+from asgi_call import post  # bench/ is on the path from here
 
 
 def build_events(rows: int, protocol: str) -> list[tuple[list[tuple[bytes, bytes]], bytes]]:
@@ -34,30 +35,6 @@ def build_events(rows: int, protocol: str) -> list[tuple[list[tuple[bytes, bytes
     _, request, response = bodies(rows, protocol)
     return [([(k.lower().encode(), v.encode()) for k, v in headers.items()], body)
             for headers, body in logger_events(request, response, "patch-risk", "bench", endpoint="default")]
-
-
-async def post(app, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-             "headers": [*headers, (b"content-length", str(len(body)).encode())],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080)}
-    sent = False
-    status = 0
-
-    async def receive():
-        nonlocal sent
-        if sent:
-            await asyncio.sleep(3600)
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message):
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope, receive, send)
-    return status
 
 
 def one_run(templates, exchanges: int, concurrency: int) -> tuple[float, float]:
