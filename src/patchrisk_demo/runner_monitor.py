@@ -47,8 +47,9 @@ def _now() -> dt.datetime:
 
 def slot_of(t: dt.datetime, seconds: int) -> tuple[dt.datetime, dt.datetime]:
     """The grid slot holding ``t``: [start, end), ``seconds`` long, counted from midnight UTC."""
-    midnight = t.replace(hour=0, minute=0, second=0, microsecond=0)
-    start = midnight + dt.timedelta(seconds=(t - midnight).total_seconds() // seconds * seconds)
+    from patchrisk.monitoring.drift.window import grid_floor
+
+    start = grid_floor(t, seconds)
     return start, start + dt.timedelta(seconds=seconds)
 
 

@@ -29,6 +29,8 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
+from patchrisk.localcluster.kfp_env import ir_documents
+
 API = "/apis/v2beta1"
 AUDIENCE = "pipelines.kubeflow.org"
 TOKENS_FILE = "kfp-tokens.json"
@@ -191,7 +193,7 @@ class KfpStandIn:
         if not name:
             raise ApiError(400, "name: required (query parameter)")
         try:  # a compiled pipeline is the IR, then its platform spec (a second YAML document)
-            spec = next(iter(yaml.safe_load_all(parts.get("uploadfile") or b"")), None)
+            spec = ir_documents(parts.get("uploadfile") or b"")[0]
         except yaml.YAMLError as err:
             raise ApiError(400, f"uploadfile: not YAML: {err}") from None
         if not isinstance(spec, dict) or "pipelineInfo" not in spec or "root" not in spec:

@@ -38,7 +38,7 @@ class Window:
         if end is not None:
             end = parse_time(end)
         else:
-            end = _floor(now or dt.datetime.now(dt.UTC), align_seconds)
+            end = grid_floor(now or dt.datetime.now(dt.UTC), align_seconds)
         return cls(end - dt.timedelta(hours=hours), end)
 
     @property
@@ -70,7 +70,8 @@ def parse_time(value: dt.datetime | str) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _floor(t: dt.datetime, seconds: int) -> dt.datetime:
+def grid_floor(t: dt.datetime, seconds: int) -> dt.datetime:
+    """The last multiple of ``seconds`` since midnight UTC at or before ``t`` (the windows' grid)."""
     midnight = t.replace(hour=0, minute=0, second=0, microsecond=0)
     elapsed = (t - midnight).total_seconds()
     return midnight + dt.timedelta(seconds=elapsed // seconds * seconds)
