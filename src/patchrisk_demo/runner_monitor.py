@@ -2,8 +2,9 @@
 
 The ``local`` overlay's monitoring config judges 18-second windows on an 18-second grid
 (``window_hours: 0.005``, ``window_alignment_seconds: 18``): a Job judges the last complete window
-before it started (fixed as its command starts). So each of step 10's windows is sent inside one grid slot (it starts only with
-enough of the slot left to send it and see it stored), and the Job runs as soon as the slot is over,
+before it started (fixed as its command starts). So each of step 10's windows is sent inside one
+grid slot that nothing earlier was sent in, with enough of it left to send the window and see it
+stored, and the Job runs as soon as the slot is over,
 as a CronJob firing at the window's end would; it reads the logs from S3 with its own Secrets,
 writes its summary to ``reports/<model>/<window>/summary.json``, and on the third window (two
 drifted in a row) submits the retraining run through the KFP API (the stand-in), which runs it with
@@ -53,13 +54,21 @@ def slot_of(t: dt.datetime, seconds: int) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(seconds=seconds)
 
 
-def next_window(seconds: int, margin: float = SLOT_MARGIN_S) -> tuple[dt.datetime, dt.datetime]:
-    """The slot the next window's traffic goes in: this one if enough of it is left, else the next
-    (waited for). Nothing else is sent in it: the previous window's Job started after its own slot."""
-    start, end = slot_of(_now(), seconds)
-    if (end - _now()).total_seconds() < margin:
-        _sleep_until(end)
+def window_slot(now: dt.datetime, seconds: int, not_before: dt.datetime,
+                margin: float = SLOT_MARGIN_S) -> tuple[dt.datetime, dt.datetime]:
+    """The slot a window's traffic goes in: the one holding ``now`` if it began after ``not_before``
+    (everything sent earlier, such as steps 6-8's calls, stays out of the window) and at least
+    ``margin`` seconds of it are left; otherwise the next one."""
+    start, end = slot_of(now, seconds)
+    if start < not_before or (end - now).total_seconds() < margin:
         start, end = end, end + dt.timedelta(seconds=seconds)
+    return start, end
+
+
+def next_window(seconds: int, not_before: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """``window_slot`` for now, waiting for it to begin when it is the next one."""
+    start, end = window_slot(_now(), seconds, not_before)
+    _sleep_until(start)
     return start, end
 
 

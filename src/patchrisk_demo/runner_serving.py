@@ -85,6 +85,7 @@ def drifted_traffic(ctx: LoopContext) -> StepResult:
     put_table(ctx, config.retraining.training_data_uri, _retraining_data(ctx))
     labels = ctx.work / "delayed-labels.parquet"  # outcomes become known after release
     bounds, served, windows, summaries = [], [], [], []
+    sent_until = now_utc()  # the earlier steps' calls; each window's own traffic moves it on
     title = "Traffic to the InferenceService in 3 windows, each judged by the monitor CronJob's Job"
     for i, drifted in enumerate((False, True, True)):
         rows = _labelled_rows(ctx, ROWS_PER_WINDOW, ctx.seed + 10 + i, drifted)
@@ -93,13 +94,14 @@ def drifted_traffic(ctx: LoopContext) -> StepResult:
             # Earlier calls (the risk gate's) may still wait in a replica for their partner event: store
             # them first, so the baseline holds them and the window counts only its own.
             wait_until_stored(runner["sinks"], MODEL, {}, Counter(), timeout=STORED_TIMEOUT_S)
-            start, end = next_window(seconds)
+            start, end = next_window(seconds, not_before=sent_until)
             baseline = stored_events(runner["sinks"], MODEL)
             received = send_to_inference_service(ctx, rows, ROWS_PER_WINDOW_REQUEST)
             calls = sum(received.values())
             # the window closes only once the sink stored all of it: the monitor reads it by time
             stored = wait_until_stored(runner["sinks"], MODEL, {"default": calls}, baseline, timeout=STORED_TIMEOUT_S)
-            if now_utc() >= end:
+            sent_until = now_utc()
+            if sent_until >= end:
                 raise WindowMissed(f"its traffic was stored only after its {seconds}-second window ended "
                                    f"({end.isoformat()}): the Job would judge part of it")
             served.append(rows)
