@@ -17,6 +17,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -46,6 +47,12 @@ def usage_seconds(group: Path) -> float:
     return int(stat["usage_usec"]) / 1e6
 
 
+def in_process_seconds(tallies: Path, group: Path) -> float:
+    """The workers' own CPU in the module (the plugin's tally; the rest went to processes it started)."""
+    tally = tallies / group.name
+    return float(tally.read_text()) if tally.is_file() else 0.0
+
+
 def remove(group: Path) -> None:
     """Leftover processes (a test that leaked a daemon) keep a cgroup alive: name them, keep it."""
     procs = (group / "cgroup.procs").read_text().split()
@@ -66,7 +73,8 @@ def main() -> int:
         return 2
     run = root / f"suite-cost-{os.getpid()}"
     run.mkdir()
-    env = {**os.environ, "SUITE_COST_CGROUP": str(run),
+    tallies = Path(tempfile.mkdtemp(prefix="suite-cost-"))
+    env = {**os.environ, "SUITE_COST_CGROUP": str(run), "SUITE_COST_TALLY": str(tallies),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "suite_cost_plugin", "-p", "no:cacheprovider",
@@ -78,11 +86,13 @@ def main() -> int:
     print(f"\npytest exit {result.returncode}; wall {wall:.0f} s on {cores} cores; CPU {total:.0f} s in "
           f"{len(modules)} modules (CPU / cores = {total / cores:.0f} s, the wall time's floor; "
           f"make test's budget {BUDGET_S} s)")
-    print(f"{'CPU s':>8} {'share':>6} {'cum.':>6}  module")
+    print(f"{'CPU s':>8} {'share':>6} {'cum.':>6} {'in-proc':>8}  module (in-proc: the pytest worker itself, "
+          f"not the processes it started)")
     cumulative = 0.0
     for seconds, group in modules[:args.top]:
         cumulative += seconds
-        print(f"{seconds:8.1f} {seconds / total:6.1%} {cumulative / total:6.1%}  {group.name.replace('__', '/')}")
+        print(f"{seconds:8.1f} {seconds / total:6.1%} {cumulative / total:6.1%} {in_process_seconds(tallies, group):8.1f}  "
+              f"{group.name.replace('__', '/')}")
     for _, group in modules:
         remove(group)
     if not any(run.iterdir()):

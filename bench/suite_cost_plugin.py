@@ -4,9 +4,26 @@ whose test it is about to run, so what the module starts from then on is counted
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 _current: list[str] = [""]
+_since: list[float] = [0.0]
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _close_module() -> None:
+    """Add the worker's own CPU (children not included) since the module started to the module's tally
+    (a file in SUITE_COST_TALLY: a cgroup folder takes no files)."""
+    if not _current[0]:
+        return
+    tally = Path(os.environ["SUITE_COST_TALLY"]) / _current[0].replace("/", "__")
+    spent = _own_cpu() - _since[0]
+    tally.write_text(str(spent + (float(tally.read_text()) if tally.is_file() else 0.0)))
 
 
 def pytest_runtest_setup(item) -> None:
@@ -14,7 +31,13 @@ def pytest_runtest_setup(item) -> None:
     module = item.nodeid.split("::", 1)[0]
     if not run or module == _current[0]:
         return
-    _current[0] = module
+    _close_module()
+    _current[0], _since[0] = module, _own_cpu()
     group = Path(run) / module.replace("/", "__")
     group.mkdir(exist_ok=True)
     (group / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def pytest_unconfigure(config) -> None:
+    if os.environ.get("SUITE_COST_CGROUP"):
+        _close_module()
