@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -97,6 +98,7 @@ def main() -> int:
         remove(group)
     if not any(run.iterdir()):
         run.rmdir()
+    shutil.rmtree(tallies, ignore_errors=True)
     return result.returncode
 
 

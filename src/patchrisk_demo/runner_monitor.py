@@ -24,6 +24,7 @@ import typer
 
 from patchrisk_demo.context import LoopContext, StepResult
 from patchrisk_demo.runner_rollout import MODEL, OVERLAY
+from patchrisk_demo.traffic import now_utc
 
 CRONJOB = "patchrisk-monitor"
 SLOT_MARGIN_S = 8.0  # a window's traffic starts only with this much of its slot left (sent and stored in 1-3 s)
@@ -40,10 +41,6 @@ def monitoring_config(ctx: LoopContext):
     from patchrisk.monitoring.drift.config import load_config
 
     return load_config(Path(ctx.facts["gitops"]) / "manifests" / "overlays" / OVERLAY / "monitoring.yaml")
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def slot_of(t: dt.datetime, seconds: int) -> tuple[dt.datetime, dt.datetime]:
@@ -67,13 +64,13 @@ def window_slot(now: dt.datetime, seconds: int, not_before: dt.datetime,
 
 def next_window(seconds: int, not_before: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """``window_slot`` for now, waiting for it to begin when it is the next one."""
-    start, end = window_slot(_now(), seconds, not_before)
+    start, end = window_slot(now_utc(), seconds, not_before)
     _sleep_until(start)
     return start, end
 
 
 def _sleep_until(t: dt.datetime) -> None:
-    time.sleep(max(0.0, (t - _now()).total_seconds()) + 0.05)
+    time.sleep(max(0.0, (t - now_utc()).total_seconds()) + 0.05)
 
 
 def put_table(ctx: LoopContext, uri: str, path: Path) -> None:
