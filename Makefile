@@ -65,9 +65,9 @@ RUNNER ?= 1
 run: $(STAMP) $(if $(filter 0,$(RUNNER)),,bubblewrap)  ## the whole local loop on the local pod runner, ending with a summary (RUNNER=0: stand-ins)
 	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR) $(if $(filter 0,$(RUNNER)),--stand-ins,--runner)
 
-# pytest-xdist: one worker per core plus one, because the local-cluster worker sleeps through the
-# loop's 18 s monitor slots (2 cores: 546 s with 2 workers, 487 s with 3); tests that bring up a
-# local cluster share one worker (xdist_group marks, tests/conftest.py). WORKERS=0: one process.
+# pytest-xdist: one worker per core plus one, because the make-run loop's worker sleeps through the
+# loop's 18 s monitor slots (2 cores: 546 s with 2 workers, 487 s with 3); modules that bring up the
+# same local-cluster overlay share one worker (SERIAL_GROUPS, tests/serial_groups.py). WORKERS=0: one process.
 WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 

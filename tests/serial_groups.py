@@ -1,9 +1,13 @@
 """How `make test` spreads tests over pytest-xdist workers (--dist loadgroup): an ``xdist_group`` goes to
 one worker as a whole. Each module is its own group, so a module-scoped fixture (a loop, a server) is
-set up once, not once per worker; tests that bring up a local cluster (the runner loop included) bind
-its fixed per-overlay loopback addresses, so they share one group across modules and never run at
-once. The README's after-make-run commands (`make serve` on 127.0.0.1:8080, stores on free ports)
-bind nothing a pod does (each pod binds its own 127.x address), so they run beside them."""
+set up once, not once per worker. Modules that bring up the *same* overlay on the local pod runner
+would bind the same loopback addresses (an overlay's second octet comes from its name,
+``patchrisk.localcluster.network.overlay_octet``), so they share a serial group and never run at
+once. Different overlays never clash: the runner's own tests (overlays ``staging``, ``synced``,
+``overlay``: octets 101, 80, 206) run beside the make-run loop (``local``: 192), and
+``tests/unit/test_localcluster_pure.py`` checks that those octets stay apart. The README's
+after-make-run commands (`make serve` on 127.0.0.1:8080, stores on free ports) bind nothing a pod
+does (each pod binds its own 127.x address), so they run beside them too."""
 
 from __future__ import annotations
 
@@ -11,12 +15,9 @@ from pathlib import Path
 
 import pytest
 
-SERIAL_GROUPS = {
-    "local-cluster": (
-        "tests/integration/test_local_cluster.py",
-        "tests/e2e/test_local_loop.py",  # the loop rolls out on the `local` overlay
-    ),
-}
+# Group name -> module path prefixes that bring up the same overlay. Today each overlay is brought up
+# by one module only (the loop: `local`; test_local_cluster: `staging`, `synced`, `overlay`).
+SERIAL_GROUPS: dict[str, tuple[str, ...]] = {}
 
 
 def assign_xdist_groups(items: list[pytest.Item], root: Path, serial: dict[str, tuple[str, ...]]) -> None:

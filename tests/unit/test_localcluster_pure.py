@@ -8,7 +8,7 @@ import pytest
 from patchrisk.localcluster.env import Sources, expand, resolve_env
 from patchrisk.localcluster.errors import PodError
 from patchrisk.localcluster.images import container_argv, parse_dockerfile
-from patchrisk.localcluster.network import AddressBook, hosts_file, service_names
+from patchrisk.localcluster.network import AddressBook, hosts_file, overlay_octet, service_names
 from patchrisk.localcluster.proxy import WeightedRoundRobin
 from patchrisk.localcluster.sandbox import Mount, SandboxSpec, bwrap_command
 from patchrisk.localcluster.volumes import quantity_bytes
@@ -74,6 +74,14 @@ def test_addresses_differ_per_overlay_and_between_pods_and_services():
     assert staging.pod_ip(0) != staging.service_ip(0)
     assert staging.pod_ip(0) != prod.pod_ip(0)
     assert all(ip.startswith("127.") for ip in (staging.pod_ip(5), prod.service_ip(7)))
+
+
+def test_the_overlays_the_suite_brings_up_at_once_never_share_addresses():
+    """`make test` runs the make-run loop (overlay `local`) beside the runner's own tests (`staging`,
+    `synced`, `overlay`) on other xdist workers (tests/serial_groups.py): their pods and Services
+    must never bind the same loopback addresses."""
+    overlays = ("local", "staging", "synced", "overlay")
+    assert len({overlay_octet(name) for name in overlays}) == len(overlays)
 
 
 def test_env_from_config_map_then_env_wins_and_bad_keys_are_skipped():
