@@ -10,12 +10,22 @@ from pydantic import ValidationError
 
 from patchrisk.errors import PatchriskError
 
+# libyaml's parser (in PyYAML's wheels) with the safe constructors: ~14x faster than the pure-Python
+# SafeLoader on kubectl's rendered overlays and compiled pipelines, which every rollout transition,
+# manifests check, local-cluster sync and kfp.local run parses.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def yaml_documents(text: str) -> list[Any]:
+    """The non-empty documents of a (multi-document) YAML text; a syntax error raises ``yaml.YAMLError``."""
+    return [doc for doc in yaml.load_all(text, Loader=SAFE_LOADER) if doc]
+
 
 def read_mapping(text: str, source: str, what: str, error: type[PatchriskError] = PatchriskError,
                  empty_ok: bool = False) -> dict[str, Any]:
     """The YAML mapping in ``text``; ``what`` names the document in errors ("a model spec")."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise error(f"{source}: not valid YAML ({exc})") from None
     if data is None and empty_ok:

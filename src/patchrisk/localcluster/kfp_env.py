@@ -19,8 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
+from patchrisk.config_files import yaml_documents
 from patchrisk.localcluster.network import hosts_file
 
 SECRETS_FILE = "secrets.yaml"
@@ -33,7 +32,7 @@ class MissingSecret(RuntimeError):
 
 def ir_documents(text: str) -> tuple[dict, dict]:
     """The pipeline spec and its platform spec (the compiled file's second document, if any)."""
-    docs = [d for d in yaml.safe_load_all(text) if d]
+    docs = yaml_documents(text)
     spec = docs[0] if docs else {}
     platform = next((d for d in docs[1:] if isinstance(d, dict) and "platforms" in d), {})
     return spec, platform

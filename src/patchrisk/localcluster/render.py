@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from patchrisk.config_files import yaml_documents
 from patchrisk.localcluster.errors import LocalClusterError
 from patchrisk.manifests_check.render import kubectl_binary
 
@@ -53,7 +54,7 @@ def render_overlay(repo: Path, overlay: str) -> Rendered:
 
 def parse_rendered(overlay: str, text: str) -> Rendered:
     try:
-        objects = [doc for doc in yaml.safe_load_all(text) if doc]
+        objects = yaml_documents(text)
     except yaml.YAMLError as err:
         raise LocalClusterError(f"overlay {overlay}: rendered YAML is invalid: {err}") from None
     return Rendered(overlay, objects)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from patchrisk.config_files import yaml_documents
 from patchrisk.localcluster.errors import LocalClusterError
 from patchrisk.localcluster.render import Rendered
 
@@ -105,7 +106,7 @@ def ensure_secrets_file(path: Path, repo: Path, rendered: Rendered, local_values
 
 def load_secrets(path: Path) -> dict[str, dict[str, str]]:
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        docs = yaml_documents(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise LocalClusterError(f"{path}: cannot read the local Secrets: {err}") from None
     out = {}

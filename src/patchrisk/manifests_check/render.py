@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from patchrisk.config_files import yaml_documents
 from patchrisk.manifests_check.errors import ManifestsCheckError
 from patchrisk.manifests_check.locations import declared_mode
 
@@ -62,7 +63,7 @@ def parse_documents(target: Target) -> list[dict]:
     """The non-empty YAML documents of ``target``; a YAML error becomes ``render_error``."""
     if target.docs is None:
         try:
-            target.docs = [d for d in yaml.safe_load_all(target.text) if d]
+            target.docs = yaml_documents(target.text)
         except yaml.YAMLError as err:
             target.docs = []
             target.render_error = f"invalid YAML: {err}"
