@@ -112,6 +112,7 @@ def judged_summary(ctx: LoopContext, job: JobRun, window_end: dt.datetime) -> di
                            f"slot after that window ended")
     summary = json.loads(store.read_bytes(relative))
     summary["job"] = {"pod": job.pod, "seconds": round(job.seconds, 1),
+                      "started": job.started.isoformat(), "finished": job.finished.isoformat(),
                       "log": str(cluster.state_folder(ctx.settings.state, OVERLAY) / "pods" / f"{job.pod}.log")}
     return summary
 
