@@ -4,11 +4,12 @@ The ``local`` overlay's monitoring config judges 18-second windows on an 18-seco
 (``window_hours: 0.005``, ``window_alignment_seconds: 18``): a Job judges the last complete window
 before it started (fixed as its command starts). So each of step 10's windows is sent inside one
 grid slot that nothing earlier was sent in, with enough of it left to send the window and see it
-stored, and the Job runs as soon as the slot is over,
-as a CronJob firing at the window's end would; it reads the logs from S3 with its own Secrets,
-writes its summary to ``reports/<model>/<window>/summary.json``, and on the third window (two
-drifted in a row) submits the retraining run through the KFP API (the stand-in), which runs it with
-kfp.local. Step 11 waits for that run and reads the version it registered.
+stored, and its Job starts as soon as the slot is over, as a CronJob firing at the window's end
+would, while the next window's traffic goes in the slot right after (``window_schedule``: a Job
+waits for the previous one, whose state its trigger guard reads). A Job reads the logs from S3 with
+its own Secrets, writes its summary to ``reports/<model>/<window>/summary.json``, and on the third
+window (two drifted in a row) submits the retraining run through the KFP API (the stand-in), which
+runs it with kfp.local. Step 11 waits for that run and reads the version it registered.
 
 The data staging's monitoring config names (labels and training tables under
 ``s3://patchrisk-data/...``) is written there by the loop, as the platform's labelling job would."""
@@ -18,22 +19,35 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import typer
 
+from patchrisk.localcluster.errors import LocalClusterError
 from patchrisk_demo.context import LoopContext, StepResult
 from patchrisk_demo.runner_rollout import MODEL, OVERLAY
 from patchrisk_demo.traffic import now_utc
+from patchrisk_demo.window_schedule import WindowMissed, WindowTimes, job_start, plan_window
 
 CRONJOB = "patchrisk-monitor"
-SLOT_MARGIN_S = 8.0  # a window's traffic starts only with this much of its slot left (sent and stored in 1-3 s)
 JOB_TIMEOUT_S = 600.0
 RUN_TIMEOUT_S = 900.0  # the retraining run: the whole training pipeline with kfp.local
 
 
-class WindowMissed(RuntimeError):
-    """A window's traffic or its Job did not fall in the window's slot; the message says how."""
+@dataclass(frozen=True)
+class JobRun:
+    """One run of the CronJob's template: its pod and when it ran (UTC)."""
+
+    pod: str
+    started: dt.datetime
+    finished: dt.datetime
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
 
 
 def monitoring_config(ctx: LoopContext):
@@ -43,33 +57,14 @@ def monitoring_config(ctx: LoopContext):
     return load_config(Path(ctx.facts["gitops"]) / "manifests" / "overlays" / OVERLAY / "monitoring.yaml")
 
 
-def slot_of(t: dt.datetime, seconds: int) -> tuple[dt.datetime, dt.datetime]:
-    """The grid slot holding ``t``: [start, end), ``seconds`` long, counted from midnight UTC."""
-    from patchrisk.monitoring.drift.window import grid_floor
-
-    start = grid_floor(t, seconds)
-    return start, start + dt.timedelta(seconds=seconds)
-
-
-def window_slot(now: dt.datetime, seconds: int, not_before: dt.datetime,
-                margin: float = SLOT_MARGIN_S) -> tuple[dt.datetime, dt.datetime]:
-    """The slot a window's traffic goes in: the one holding ``now`` if it began after ``not_before``
-    (everything sent earlier, such as steps 6-8's calls, stays out of the window) and at least
-    ``margin`` seconds of it are left; otherwise the next one."""
-    start, end = slot_of(now, seconds)
-    if start < not_before or (end - now).total_seconds() < margin:
-        start, end = end, end + dt.timedelta(seconds=seconds)
-    return start, end
+def next_window(seconds: int, not_before: dt.datetime) -> WindowTimes:
+    """``plan_window`` for now, waiting for its slot to begin when it is the next one."""
+    times = plan_window(now_utc(), seconds, not_before)
+    sleep_until(times.start)
+    return times
 
 
-def next_window(seconds: int, not_before: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """``window_slot`` for now, waiting for it to begin when it is the next one."""
-    start, end = window_slot(now_utc(), seconds, not_before)
-    _sleep_until(start)
-    return start, end
-
-
-def _sleep_until(t: dt.datetime) -> None:
+def sleep_until(t: dt.datetime) -> None:
     time.sleep(max(0.0, (t - now_utc()).total_seconds()) + 0.05)
 
 
@@ -86,30 +81,86 @@ def put_table(ctx: LoopContext, uri: str, path: Path) -> None:
     s3.upload_file(str(path), bucket, key)
 
 
-def run_monitor_job(ctx: LoopContext, window_end: dt.datetime) -> dict:
-    """The CronJob's template run once as a Job pod; its summary of the window ending at ``window_end``."""
+def run_monitor_job(ctx: LoopContext) -> JobRun:
+    """The CronJob's template run once as a Job pod, waited for. Only files and a subprocess: the loop
+    runs it in a worker thread while the next window's traffic goes out."""
     from patchrisk.localcluster import cluster
-    from patchrisk.storage import Store
-    from patchrisk_demo.monitoring_steps import LOG_STORE
     from patchrisk_demo.runner_rollout import _project_root, _stand_ins
 
     overlay_dir = Path(ctx.facts["gitops"]) / "manifests" / "overlays" / OVERLAY
-    started = time.perf_counter()
+    started = now_utc()
     pod, _code, _tail = cluster.run_job(_project_root(), ctx.settings.state, str(overlay_dir), CRONJOB,
                                         timeout=JOB_TIMEOUT_S, stand_ins=_stand_ins(ctx))
-    seconds = time.perf_counter() - started
+    return JobRun(pod, started, now_utc())
+
+
+def judged_summary(ctx: LoopContext, job: JobRun, window_end: dt.datetime) -> dict:
+    """The summary ``job`` wrote for the window ending at ``window_end``; ``WindowMissed`` if it
+    judged another one (its command read the clock only after the slot after that window ended)."""
+    from patchrisk.localcluster import cluster
+    from patchrisk.storage import Store
+    from patchrisk_demo.monitoring_steps import LOG_STORE
+
     key = window_end.strftime("%Y%m%dT%H%M%SZ")
     store = Store(LOG_STORE, ctx.settings.s3_endpoint_url)
     relative = f"reports/{MODEL}/{key}/summary.json"
     if not store.exists(relative):
         judged = sorted(n for n in store.list(f"reports/{MODEL}") if n.endswith("summary.json"))[-1:]
-        raise WindowMissed(f"Job pod {pod} did not judge the window ending {window_end.isoformat()} (no "
-                           f"{LOG_STORE}/{relative}; last summary written: {judged or 'none'}): it started "
-                           f"after the next window began")
+        raise WindowMissed(f"Job pod {job.pod} did not judge the window ending {window_end.isoformat()} (no "
+                           f"{LOG_STORE}/{relative}; last summary written: {judged or 'none'}): it ran "
+                           f"{job.started:%H:%M:%S.%f}-{job.finished:%H:%M:%S}, its command starting after the "
+                           f"slot after that window ended")
     summary = json.loads(store.read_bytes(relative))
-    summary["job"] = {"pod": pod, "seconds": round(seconds, 1),
-                      "log": str(cluster.state_folder(ctx.settings.state, OVERLAY) / "pods" / f"{pod}.log")}
+    summary["job"] = {"pod": job.pod, "seconds": round(job.seconds, 1),
+                      "started": job.started.isoformat(), "finished": job.finished.isoformat(),
+                      "log": str(cluster.state_folder(ctx.settings.state, OVERLAY) / "pods" / f"{job.pod}.log")}
     return summary
+
+
+class JobFailed(RuntimeError):
+    """A window's monitor Job failed or judged another window; the message names the window and the pod."""
+
+
+class MonitorJobs:
+    """Step 10's monitor Jobs, one at a time in a worker thread: each starts as its window's slot ends
+    (never before the previous one finished) and is reported as it finishes, while the next window's
+    traffic goes out. Leaving the ``with`` block waits for a Job still running: no pod outlives the step."""
+
+    def __init__(self, ctx: LoopContext) -> None:
+        self._ctx = ctx
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-job")
+        self._running: tuple[int, WindowTimes, Future[JobRun]] | None = None
+        self._last: JobRun | None = None
+        self.summaries: list[dict] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True)
+
+    def start(self, window: int, times: WindowTimes) -> None:
+        """Start the Job judging ``window`` at its slot's end, once the previous Job finished (reported
+        first); ``WindowMissed`` if that is too late for it to judge this window."""
+        self.finish()
+        last = self._last
+        sleep_until(job_start(window, times) if last is None else job_start(window, times, last.finished, last.pod))
+        self._running = (window, times, self._pool.submit(run_monitor_job, self._ctx))
+
+    def finish(self) -> None:
+        """Wait for the running Job, if any, and report its window's summary."""
+        if self._running is None:
+            return
+        window, times, future = self._running
+        self._running = None
+        try:
+            self._last = future.result()
+            summary = judged_summary(self._ctx, self._last, times.end)
+        except (LocalClusterError, WindowMissed) as err:
+            raise JobFailed(f"window {window}: {err}") from err
+        self.summaries.append(summary)
+        typer.echo(f"      window {window}: Job pod {self._last.pod} done in {self._last.seconds:.0f}s, "
+                   f"{summary['drift']['rows']} rows judged")
 
 
 def wait_for_run(ctx: LoopContext, run_id: str, timeout: float = RUN_TIMEOUT_S) -> dict:

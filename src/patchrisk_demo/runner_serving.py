@@ -10,7 +10,6 @@ a window is a time range the monitor reads."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import httpx
@@ -70,11 +69,12 @@ def drifted_traffic(ctx: LoopContext) -> StepResult:
     from patchrisk.spec import load_spec
     from patchrisk_demo.monitoring_steps import _retraining_data
     from patchrisk_demo.runner_monitor import (
+        JobFailed,
+        MonitorJobs,
         WindowMissed,
         monitoring_config,
         next_window,
         put_table,
-        run_monitor_job,
     )
 
     spec = load_spec(MODEL)
@@ -84,41 +84,50 @@ def drifted_traffic(ctx: LoopContext) -> StepResult:
     # the labels table (refreshed after each window here, as a labelling job would).
     put_table(ctx, config.retraining.training_data_uri, _retraining_data(ctx))
     labels = ctx.work / "delayed-labels.parquet"  # outcomes become known after release
-    bounds, served, windows, summaries = [], [], [], []
+    bounds, served, windows = [], [], []
     sent_until = now_utc()  # the earlier steps' calls; each window's own traffic moves it on
     title = "Traffic to the InferenceService in 3 windows, each judged by the monitor CronJob's Job"
-    for i, drifted in enumerate((False, True, True)):
-        rows = _labelled_rows(ctx, ROWS_PER_WINDOW, ctx.seed + 10 + i, drifted)
-        rows[spec.id_column] = [f"LIVE-{i}-{n:05d}" for n in range(len(rows))]
+    # Job k runs while window k+1's traffic goes in the slot right after window k's (window_schedule)
+    with MonitorJobs(ctx) as jobs:
+        for i, drifted in enumerate((False, True, True)):
+            rows = _labelled_rows(ctx, ROWS_PER_WINDOW, ctx.seed + 10 + i, drifted)
+            rows[spec.id_column] = [f"LIVE-{i}-{n:05d}" for n in range(len(rows))]
+            try:
+                # Earlier calls (the risk gate's) may still wait in a replica for their partner event: store
+                # them first, so the baseline holds them and the window counts only its own.
+                wait_until_stored(runner["sinks"], MODEL, {}, Counter(), timeout=STORED_TIMEOUT_S)
+                times = next_window(seconds, not_before=sent_until)
+                baseline = stored_events(runner["sinks"], MODEL)
+                received = send_to_inference_service(ctx, rows, ROWS_PER_WINDOW_REQUEST)
+                calls = sum(received.values())
+                # the window closes only once the sink stored all of it: the monitor reads it by time
+                stored = wait_until_stored(runner["sinks"], MODEL, {"default": calls}, baseline,
+                                           timeout=STORED_TIMEOUT_S)
+                sent_until = now_utc()
+                if sent_until >= times.end:
+                    raise WindowMissed(f"its traffic was stored only after its {seconds}-second window ended "
+                                       f"({times.end.isoformat()}): the Job would judge part of it")
+                served.append(rows)
+                pd.concat(served)[[spec.id_column, spec.target.name]].to_parquet(labels, index=False)
+                put_table(ctx, config.labels_uri, labels)
+                typer.echo(f"      window {i + 1} [{times.start:%H:%M:%S}, {times.end:%H:%M:%S}): {calls} calls "
+                           f"stored; the monitor Job runs when it ends")
+            except (LogsNotStored, WindowMissed, LocalClusterError) as err:
+                ctx.facts["stop"] = f"window {i + 1}: {err}"
+                return StepResult(title, [ctx.facts["stop"]])
+            bounds.append((times.start, times.end))
+            windows.append({"requests": received, "stored": dict(stored), "start": times.start, "end": times.end})
+            try:
+                jobs.start(i + 1, times)  # after reporting the previous window's Job as it finishes
+            except (JobFailed, WindowMissed) as err:
+                ctx.facts["stop"] = str(err)
+                return StepResult(title, [ctx.facts["stop"]])
         try:
-            # Earlier calls (the risk gate's) may still wait in a replica for their partner event: store
-            # them first, so the baseline holds them and the window counts only its own.
-            wait_until_stored(runner["sinks"], MODEL, {}, Counter(), timeout=STORED_TIMEOUT_S)
-            start, end = next_window(seconds, not_before=sent_until)
-            baseline = stored_events(runner["sinks"], MODEL)
-            received = send_to_inference_service(ctx, rows, ROWS_PER_WINDOW_REQUEST)
-            calls = sum(received.values())
-            # the window closes only once the sink stored all of it: the monitor reads it by time
-            stored = wait_until_stored(runner["sinks"], MODEL, {"default": calls}, baseline, timeout=STORED_TIMEOUT_S)
-            sent_until = now_utc()
-            if sent_until >= end:
-                raise WindowMissed(f"its traffic was stored only after its {seconds}-second window ended "
-                                   f"({end.isoformat()}): the Job would judge part of it")
-            served.append(rows)
-            pd.concat(served)[[spec.id_column, spec.target.name]].to_parquet(labels, index=False)
-            put_table(ctx, config.labels_uri, labels)
-            typer.echo(f"      window {i + 1} [{start:%H:%M:%S}, {end:%H:%M:%S}): {calls} calls stored; "
-                       f"the monitor Job runs when it ends")
-            time.sleep(max(0.0, (end - now_utc()).total_seconds()) + 0.05)
-            summary = run_monitor_job(ctx, end)
-        except (LogsNotStored, WindowMissed, LocalClusterError) as err:
-            ctx.facts["stop"] = f"window {i + 1}: {err}"
+            jobs.finish()
+        except JobFailed as err:
+            ctx.facts["stop"] = str(err)
             return StepResult(title, [ctx.facts["stop"]])
-        bounds.append((start, end))
-        windows.append({"requests": received, "stored": dict(stored), "start": start, "end": end})
-        summaries.append(summary)
-        typer.echo(f"      window {i + 1}: Job pod {summary['job']['pod']} done in {summary['job']['seconds']:.0f}s, "
-                   f"{summary['drift']['rows']} rows judged")
+    summaries = jobs.summaries
     ctx.facts.update(windows=bounds, labels=labels, runner_windows=windows, monitor_summaries=summaries)
     per_window = "; ".join(
         f"window {n} [{w['start']:%H:%M:%S}, {w['end']:%H:%M:%S}): "

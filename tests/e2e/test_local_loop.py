@@ -135,6 +135,24 @@ def test_the_monitor_ran_as_the_cronjobs_job_pods_each_judging_its_window(loop):
         assert judged["summary_uri"].startswith(f"{LOG_STORE}/reports/patch-risk/")
 
 
+def test_each_window_went_out_while_the_previous_windows_job_ran(loop):
+    """A window costs one slot: the second goes in the slot right after the first, while the first
+    Job runs; each Job starts once its window ended and the previous Job finished (before, window 2
+    went out a slot later, after Job 1)."""
+    import datetime as dt
+    from itertools import pairwise
+
+    windows = loop.facts["runner_windows"]
+    jobs = [{k: dt.datetime.fromisoformat(s["job"][k]) for k in ("started", "finished")}
+            for s in loop.facts["monitor_summaries"]]
+    assert windows[1]["start"] == windows[0]["end"]
+    assert windows[1]["start"] <= jobs[0]["started"] < windows[1]["end"]
+    for window, job in zip(windows, jobs, strict=True):
+        assert job["started"] >= window["end"]
+    for earlier, later in pairwise(jobs):
+        assert later["started"] >= earlier["finished"]
+
+
 def test_the_retraining_run_was_submitted_through_the_kfp_api_and_ran_with_kfp_local(loop):
     """The Job pod's KfpLauncher called the KFP API stand-in with its projected token (service account
     patchrisk-monitor, Profile patchrisk-staging); the stand-in ran the uploaded training IR with

@@ -3,7 +3,7 @@ the 400 of the window plus the 3 calls steps 6-8 had sent earlier in the same gr
 
 import datetime as dt
 
-from patchrisk_demo.runner_monitor import window_slot
+from patchrisk_demo.window_schedule import window_slot
 
 GRID = 18
 
