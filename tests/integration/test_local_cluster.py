@@ -112,7 +112,8 @@ def test_the_router_splits_by_the_committed_weight_and_logs_to_the_sink(staging_
 
 def test_a_sync_restarts_only_what_the_commit_changed(tmp_path, s3_with_models, patch_spec, patch_rows):
     """A GitOps checkout of the manifests: a commit that only moves canary traffic restarts no pod (the
-    routers take the new weights); one that changes the canary's model replaces only the canary pod."""
+    routers take the new weights); one that changes the canary's model replaces only the canary pod;
+    one that drops the canary (and its Service) stops it and keeps every other pod."""
     shutil.copytree(REPO / "manifests", tmp_path / "manifests")
     overlay = tmp_path / "manifests" / "overlays" / "synced"  # its own addresses, beside staging_up's
     shutil.copytree(REPO / "manifests" / "overlays" / "staging", overlay)
@@ -140,6 +141,17 @@ def test_a_sync_restarts_only_what_the_commit_changed(tmp_path, s3_with_models, 
         assert again["patch-risk-v3-predictor-0"] != after["patch-risk-v3-predictor-0"]
         kept = [p for p in after if p not in ("network", "patch-risk-v3-predictor-0")]
         assert kept and {p: again[p] for p in kept} == {p: after[p] for p in kept}
+
+        # A commit dropping the canary removes its Service too: the other pods keep running.
+        patch.write_text(patch.read_text().split("  canary:")[0])
+        plan, started = cluster.sync(REPO, str(overlay), state, stand_ins=stand_ins, ready_timeout=240)
+        last = cluster.running_processes(folder)
+        assert started == [] and "patch-risk-v3-predictor-0" not in last
+        assert {p: last[p] for p in kept} == {p: after[p] for p in kept}
+        assert "patch-risk-v3-predictor" not in {s.name for s in plan.services}
+        router = next(s for s in plan.services if s.router)
+        _predict_one_row_at_a_time(router, patch_rows.head(10), patch_spec)
+        assert cluster.status(state, str(overlay))["routers"]["patch-risk"]["requests"] == {"predictor": 10}
     finally:
         cluster.down(state, str(overlay))
     assert cluster.running_processes(folder) == {}
@@ -170,7 +182,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-http.server.HTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
 """
 
 
@@ -264,6 +276,27 @@ def test_a_sync_adding_or_removing_a_service_keeps_the_other_pods_and_they_resol
         seen = _seen_from(caller.ip, "answer.scratch.svc.cluster.local")
         assert "ip" not in seen and "gaierror" in seen["error"], seen
         assert httpx.get(f"http://{caller_service}/", timeout=5).text == "caller-0"
+    finally:
+        cluster.down(state, str(overlay))
+    assert cluster.running_processes(folder) == {}
+
+
+def test_a_sync_moving_the_overlay_to_another_namespace_restarts_every_pod(tmp_path):
+    """Every object of the overlay is then a new one (and each pod's short Service names change)."""
+    overlay = _probe_overlay(tmp_path / "overlay", ["caller"])
+    state = tmp_path / "state"
+    folder = cluster.state_folder(state, str(overlay))
+    cluster.up(REPO, str(overlay), state, ready_timeout=60)
+    try:
+        before = cluster.running_processes(folder)
+        kustomization = overlay / "kustomization.yaml"
+        kustomization.write_text(kustomization.read_text().replace("namespace: scratch", "namespace: elsewhere"))
+        plan, started = cluster.sync(REPO, str(overlay), state, ready_timeout=60)
+        assert started == ["caller-0"]
+        assert cluster.running_processes(folder)["caller-0"] != before["caller-0"]
+        (caller,) = plan.pods
+        assert _seen_from(caller.ip, "caller.elsewhere.svc.cluster.local")["answer"] == "caller-0"
+        assert "error" in _seen_from(caller.ip, "caller.scratch.svc.cluster.local")
     finally:
         cluster.down(state, str(overlay))
     assert cluster.running_processes(folder) == {}

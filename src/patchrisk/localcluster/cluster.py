@@ -210,7 +210,11 @@ def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str
     rendered = render_overlay(repo, overlay)
     revisions = _revisions(state, rendered)
     plan = build_plan(rendered, previous_revision=revisions[-2] if len(revisions) > 1 else None, previous=old)
+    given = dict(stand_ins or {})
+    stand_ins = {**json.loads((state / "network.json").read_text()).get("stand_ins", {}), **given}
     if plan.namespace != old.namespace:
+        if "kfp" not in given:  # `down` stops the KFP stand-in `up` started; the next `up` starts another
+            stand_ins.pop("kfp", None)
         progress(f"namespace {old.namespace} -> {plan.namespace}: every pod is a new one, the overlay restarts")
         down(state_root, overlay)
         plan = up(repo, overlay, state_root, stand_ins=stand_ins, ready_timeout=ready_timeout,
@@ -224,8 +228,6 @@ def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str
 
     kept = [p for p in plan.pods if previous.get(p.name) == p and groups_of(p.name)]
     unchanged = {p.name for p in kept}
-    network = json.loads((state / "network.json").read_text())
-    stand_ins = {**network.get("stand_ins", {}), **(stand_ins or {})}
     replaced = [group for name in previous if name not in unchanged for group in groups_of(name)]
     for group, pid in [("network", alive["network"]), *replaced]:
         if not stop_group(pid):
