@@ -112,7 +112,8 @@ def test_the_router_splits_by_the_committed_weight_and_logs_to_the_sink(staging_
 
 def test_a_sync_restarts_only_what_the_commit_changed(tmp_path, s3_with_models, patch_spec, patch_rows):
     """A GitOps checkout of the manifests: a commit that only moves canary traffic restarts no pod (the
-    routers take the new weights); one that changes the canary's model replaces only the canary pod."""
+    routers take the new weights); one that changes the canary's model replaces only the canary pod;
+    one that drops the canary (and its Service) stops it and keeps every other pod."""
     shutil.copytree(REPO / "manifests", tmp_path / "manifests")
     overlay = tmp_path / "manifests" / "overlays" / "synced"  # its own addresses, beside staging_up's
     shutil.copytree(REPO / "manifests" / "overlays" / "staging", overlay)
@@ -140,6 +141,162 @@ def test_a_sync_restarts_only_what_the_commit_changed(tmp_path, s3_with_models, 
         assert again["patch-risk-v3-predictor-0"] != after["patch-risk-v3-predictor-0"]
         kept = [p for p in after if p not in ("network", "patch-risk-v3-predictor-0")]
         assert kept and {p: again[p] for p in kept} == {p: after[p] for p in kept}
+
+        # A commit dropping the canary removes its Service too: the other pods keep running.
+        patch.write_text(patch.read_text().split("  canary:")[0])
+        plan, started = cluster.sync(REPO, str(overlay), state, stand_ins=stand_ins, ready_timeout=240)
+        last = cluster.running_processes(folder)
+        assert started == [] and "patch-risk-v3-predictor-0" not in last
+        assert {p: last[p] for p in kept} == {p: after[p] for p in kept}
+        assert "patch-risk-v3-predictor" not in {s.name for s in plan.services}
+        router = next(s for s in plan.services if s.router)
+        _predict_one_row_at_a_time(router, patch_rows.head(10), patch_spec)
+        assert cluster.status(state, str(overlay))["routers"]["patch-risk"]["requests"] == {"predictor": 10}
+    finally:
+        cluster.down(state, str(overlay))
+    assert cluster.running_processes(folder) == {}
+
+
+# A pod answering GET / with its hostname, and GET /probe?name=NAME by resolving NAME through its
+# own /etc/hosts and calling http://NAME/ - so the test sees what a running pod sees of cluster DNS.
+PROBE = """\
+import http.server, json, socket, urllib.parse, urllib.request
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        if "name" not in query:
+            body = socket.gethostname()
+        else:
+            name, seen = query["name"][0], {}
+            try:
+                seen["ip"] = socket.gethostbyname(name)
+                seen["answer"] = urllib.request.urlopen(f"http://{name}/", timeout=5).read().decode()
+            except OSError as err:
+                seen["error"] = f"{type(err).__name__}: {err}"
+            body = json.dumps(seen)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+"""
+
+
+def _probe_workload(name: str) -> str:
+    """A Deployment running PROBE and its Service (port 80 -> 8080), in the scratch namespace."""
+    return textwrap.dedent(f"""\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {{name: {name}}}
+        spec:
+          replicas: 1
+          selector: {{matchLabels: {{app: {name}}}}}
+          template:
+            metadata: {{labels: {{app: {name}}}}}
+            spec:
+              securityContext: {{runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true}}
+              containers:
+                - name: main
+                  image: ghcr.io/patchrisk/components:0.1.0
+                  command: ["python", "/etc/probe/probe.py"]
+                  securityContext: {{readOnlyRootFilesystem: true}}
+                  readinessProbe: {{httpGet: {{path: /, port: 8080}}}}
+                  volumeMounts: [{{name: probe, mountPath: /etc/probe}}]
+              volumes:
+                - {{name: probe, configMap: {{name: probe}}}}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {{name: {name}}}
+        spec:
+          selector: {{app: {name}}}
+          ports: [{{port: 80, targetPort: 8080}}]
+        """)
+
+
+def _probe_overlay(folder: Path, workloads: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "probe.py").write_text(PROBE)
+    for name in workloads:
+        (folder / f"{name}.yaml").write_text(_probe_workload(name))
+    resources = ", ".join(f"{name}.yaml" for name in workloads)
+    (folder / "kustomization.yaml").write_text(textwrap.dedent(f"""\
+        namespace: scratch
+        resources: [{resources}]
+        configMapGenerator:
+          - name: probe
+            files: [probe.py]
+        """))
+    return folder
+
+
+def _seen_from(pod_ip: str, name: str) -> dict:
+    return httpx.get(f"http://{pod_ip}:8080/probe", params={"name": name}, timeout=15).json()
+
+
+def test_a_sync_adding_or_removing_a_service_keeps_the_other_pods_and_they_resolve_it_at_once(tmp_path):
+    """A commit adds a Service (rendered before the existing one, so index addresses would shift):
+    the running pod keeps its process and its address, and resolves and reaches the new Service by
+    its cluster DNS names from inside its sandbox; a commit removing it again keeps the pod too,
+    and the name stops resolving there."""
+    overlay = _probe_overlay(tmp_path / "overlay", ["caller"])
+    state = tmp_path / "state"
+    folder = cluster.state_folder(state, str(overlay))
+    plan = cluster.up(REPO, str(overlay), state, ready_timeout=60)
+    try:
+        (caller,) = plan.pods
+        caller_service = next(s.ip for s in plan.services if s.name == "caller")
+        before = cluster.running_processes(folder)
+        assert "error" in _seen_from(caller.ip, "answer.scratch.svc.cluster.local")
+
+        _probe_overlay(overlay, ["answer", "caller"])  # the commit adding Deployment and Service `answer`
+        plan, started = cluster.sync(REPO, str(overlay), state, ready_timeout=60)
+        after = cluster.running_processes(folder)
+        assert started == ["answer-0"]
+        assert after["caller-0"] == before["caller-0"]
+        assert next(p.ip for p in plan.pods if p.name == "caller-0") == caller.ip
+        assert next(s.ip for s in plan.services if s.name == "caller") == caller_service
+        answer = next(s.ip for s in plan.services if s.name == "answer")
+        for name in ("answer.scratch.svc.cluster.local", "answer.scratch", "answer"):
+            assert _seen_from(caller.ip, name) == {"ip": answer, "answer": "answer-0"}, name
+        # ... and the kept Service still answers on its old address, now from the new proxies.
+        assert httpx.get(f"http://{caller_service}/", timeout=5).text == "caller-0"
+
+        (overlay / "answer.yaml").unlink()
+        _probe_overlay(overlay, ["caller"])  # the commit removing it again
+        plan, started = cluster.sync(REPO, str(overlay), state, ready_timeout=60)
+        again = cluster.running_processes(folder)
+        assert started == []
+        assert again["caller-0"] == before["caller-0"] and "answer-0" not in again
+        assert [s.name for s in plan.services] == ["caller"]
+        seen = _seen_from(caller.ip, "answer.scratch.svc.cluster.local")
+        assert "ip" not in seen and "gaierror" in seen["error"], seen
+        assert httpx.get(f"http://{caller_service}/", timeout=5).text == "caller-0"
+    finally:
+        cluster.down(state, str(overlay))
+    assert cluster.running_processes(folder) == {}
+
+
+def test_a_sync_moving_the_overlay_to_another_namespace_restarts_every_pod(tmp_path):
+    """Every object of the overlay is then a new one (and each pod's short Service names change)."""
+    overlay = _probe_overlay(tmp_path / "overlay", ["caller"])
+    state = tmp_path / "state"
+    folder = cluster.state_folder(state, str(overlay))
+    cluster.up(REPO, str(overlay), state, ready_timeout=60)
+    try:
+        before = cluster.running_processes(folder)
+        kustomization = overlay / "kustomization.yaml"
+        kustomization.write_text(kustomization.read_text().replace("namespace: scratch", "namespace: elsewhere"))
+        plan, started = cluster.sync(REPO, str(overlay), state, ready_timeout=60)
+        assert started == ["caller-0"]
+        assert cluster.running_processes(folder)["caller-0"] != before["caller-0"]
+        (caller,) = plan.pods
+        assert _seen_from(caller.ip, "caller.elsewhere.svc.cluster.local")["answer"] == "caller-0"
+        assert "error" in _seen_from(caller.ip, "caller.scratch.svc.cluster.local")
     finally:
         cluster.down(state, str(overlay))
     assert cluster.running_processes(folder) == {}

@@ -20,8 +20,15 @@ from patchrisk.localcluster.env import Sources
 from patchrisk.localcluster.errors import LocalClusterError, PodError
 from patchrisk.localcluster.images import load_images
 from patchrisk.localcluster.network import AddressBook
-from patchrisk.localcluster.plan import Plan, PodPlan, build_plan
-from patchrisk.localcluster.pods import Runtime, process_name, sandbox_specs, start_container
+from patchrisk.localcluster.plan import Plan, PodPlan, build_plan, job_pod_ip
+from patchrisk.localcluster.pods import (
+    Runtime,
+    hosts_path,
+    process_name,
+    refresh_hosts_file,
+    sandbox_specs,
+    start_container,
+)
 from patchrisk.localcluster.render import render_overlay
 from patchrisk.localcluster.secrets import ensure_secrets_file, load_secrets
 from patchrisk.stack.processes import group_members, is_running, read_pid, start_detached, stop_group
@@ -161,7 +168,7 @@ def up(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str] 
 
         seed_models(plan, runtime.s3_endpoint, progress)
     try:
-        if any(s.external == "kfp" for s in plan.services) and "kfp" not in stand_ins:
+        if _needs_kfp_api(plan, stand_ins):
             stand_ins["kfp"] = _start_kfp_api(state)
             progress(f"KFP API stand-in on {stand_ins['kfp']}")
         progress(f"{len(plan.services)} Services on {AddressBook(plan.overlay).service_ip(0)}...")
@@ -187,9 +194,13 @@ def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str
     As on a cluster, a pod whose plan did not change keeps running (Kubernetes leaves a Deployment
     whose template is unchanged alone, and KServe moves traffic between unchanged predictors without
     new pods); changed and removed pods stop, new ones start, and the Service proxies and routers
-    restart with the new Services and weights. When Service addresses change (a Service added or
-    removed), every pod's hosts file would change: the whole overlay restarts. Not running: ``up``
-    (``secret_values`` fill the local Secrets file when that first ``up`` writes it)."""
+    restart with the new Services and weights. Pods and Services that stay keep their addresses
+    (``build_plan`` with the running plan), so a Service added or removed only changes the hosts
+    files' Service lines: each kept pod's is rewritten in place and it resolves the new names at
+    once, as cluster DNS answers a new Service at once. The whole overlay restarts only when its
+    namespace changes (on a cluster, every object is then a new one, and every pod's short Service
+    names change). Not running: ``up`` (``secret_values`` fill the local Secrets file when that
+    first ``up`` writes it)."""
     state = state_folder(state_root, overlay)
     if "network" not in running_processes(state):
         plan = up(repo, overlay, state_root, stand_ins=stand_ins, ready_timeout=ready_timeout,
@@ -198,9 +209,13 @@ def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str
     old = Plan.from_json(json.loads((state / "plan.json").read_text()))
     rendered = render_overlay(repo, overlay)
     revisions = _revisions(state, rendered)
-    plan = build_plan(rendered, previous_revision=revisions[-2] if len(revisions) > 1 else None)
-    addresses = [[(s.name, s.namespace, s.ip) for s in p.services] for p in (old, plan)]
-    if addresses[0] != addresses[1]:
+    plan = build_plan(rendered, previous_revision=revisions[-2] if len(revisions) > 1 else None, previous=old)
+    given = dict(stand_ins or {})
+    stand_ins = {**json.loads((state / "network.json").read_text()).get("stand_ins", {}), **given}
+    if plan.namespace != old.namespace:
+        if "kfp" not in given:  # `down` stops the KFP stand-in `up` started; the next `up` starts another
+            stand_ins.pop("kfp", None)
+        progress(f"namespace {old.namespace} -> {plan.namespace}: every pod is a new one, the overlay restarts")
         down(state_root, overlay)
         plan = up(repo, overlay, state_root, stand_ins=stand_ins, ready_timeout=ready_timeout,
                   secret_values=secret_values, progress=progress)
@@ -211,9 +226,8 @@ def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str
     def groups_of(pod: str) -> list[tuple[str, int]]:
         return [(name, pid) for name, pid in alive.items() if name == pod or name.startswith(f"{pod}--")]
 
-    unchanged = {p.name for p in plan.pods if previous.get(p.name) == p and groups_of(p.name)}
-    network = json.loads((state / "network.json").read_text())
-    stand_ins = {**network.get("stand_ins", {}), **(stand_ins or {})}
+    kept = [p for p in plan.pods if previous.get(p.name) == p and groups_of(p.name)]
+    unchanged = {p.name for p in kept}
     replaced = [group for name in previous if name not in unchanged for group in groups_of(name)]
     for group, pid in [("network", alive["network"]), *replaced]:
         if not stop_group(pid):
@@ -221,7 +235,14 @@ def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str
         (state / NETWORK_PID if group == "network" else state / "pods" / f"{group}.pid").unlink(missing_ok=True)
     (state / "plan.json").write_text(json.dumps(plan.to_json(), indent=1))
     try:
+        if _needs_kfp_api(plan, stand_ins) and "kfp-api" not in alive:  # a commit that first names the KFP API
+            stand_ins["kfp"] = _start_kfp_api(state)
+            progress(f"KFP API stand-in on {stand_ins['kfp']}")
         _start_network(state, plan, stand_ins)
+        # After the proxies listen, so a name a kept pod newly resolves is answered at its address.
+        for pod in kept:
+            if refresh_hosts_file(hosts_path(state, pod), plan, pod):
+                progress(f"pod {pod.name} kept running; its hosts file now lists {len(plan.services)} Services")
         runtime = _runtime(repo, state, rendered, stand_ins)
         started = _start_pods(plan, [p for p in plan.pods if p.name not in unchanged], runtime, state,
                               ready_timeout, progress)
@@ -229,6 +250,10 @@ def sync(repo: Path, overlay: str, state_root: Path, *, stand_ins: dict[str, str
         down(state_root, overlay)
         raise
     return plan, [pod.name for pod in started]
+
+
+def _needs_kfp_api(plan: Plan, stand_ins: dict[str, str]) -> bool:
+    return any(s.external == "kfp" for s in plan.services) and "kfp" not in stand_ins
 
 
 def _revisions(state: Path, rendered) -> list[str]:
@@ -318,7 +343,7 @@ def run_job(repo: Path, state_root: Path, overlay: str, cronjob: str, *, timeout
     template = plan.jobs[cronjob]
     runs = len(list((state / "pods").glob(f"{cronjob}-run-*.json")))
     pod = PodPlan(f"{cronjob}-run-{runs}", f"CronJob/{cronjob}", (template.get("metadata") or {}).get("labels", {}),
-                  AddressBook(plan.overlay).pod_ip(len(plan.pods) + runs), template["spec"])
+                  job_pod_ip(plan, runs), template["spec"])
     runtime = _runtime(repo, state, render_overlay(repo, overlay), stand_ins or {})
     specs = sandbox_specs(plan, pod, runtime)
     _write_sandbox_info(state, pod, specs)
@@ -346,7 +371,9 @@ def sandbox_command(repo: Path, overlay: str, state_root: Path, pod_name: str) -
     rendered = render_overlay(repo, overlay)
     state = state_folder(state_root, overlay)
     (state / "pods").mkdir(parents=True, exist_ok=True)
-    plan = build_plan(rendered)
+    # The running overlay's addresses, if any: this prepares the pod's folder (its hosts file too).
+    running = Plan.from_json(json.loads((state / "plan.json").read_text())) if (state / "plan.json").is_file() else None
+    plan = build_plan(rendered, previous=running)
     pod = next((p for p in plan.pods if p.name == pod_name), None)
     if pod is None:
         raise LocalClusterError(f"no pod {pod_name!r} in overlay {overlay} (pods: {', '.join(p.name for p in plan.pods)})")

@@ -4,12 +4,17 @@ Deployments give ``<name>-<i>`` pods (one per replica); an InferenceService give
 pod per replica of the default predictor and of each canary (``minReplicas``), built as KServe
 builds them from the ServingRuntime's container, and a router Service in front; CronJobs are
 kept as Job templates for ``run-job``. External Services the overlay's config names (MLflow,
-S3, the KFP API in other namespaces) get addresses too, forwarded to the local stand-ins."""
+S3, the KFP API in other namespaces) get addresses too, forwarded to the local stand-ins.
+
+Given the running overlay's plan, a pod or Service that is in both keeps its address (a Service's
+ClusterIP never changes on a cluster, nor does a running pod's IP), so a sync that adds or removes
+something leaves the others' addresses, and the hosts files naming them, as they were."""
 
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlparse
 
@@ -104,18 +109,43 @@ def _isvc_components(isvc: dict) -> list[tuple[str, dict, int | None]]:
     return out
 
 
-def build_plan(rendered: Rendered, previous_revision: str | None = None) -> Plan:
+class _Addresses:
+    """One block's addresses: a name the previous plan had keeps its address; a new name gets the
+    lowest index that neither this plan nor the previous one holds. A name removed by this sync
+    thus frees its address only for the next sync: its stopped pod's address is not handed to
+    another pod while clients and the old proxies may still point at it."""
+
+    def __init__(self, address_of_index: Callable[[int], str], previous: dict):
+        self.address_of_index = address_of_index
+        self.previous = previous
+        self.held = set(previous.values())
+        self.next_index = 0
+
+    def take(self, key) -> str:
+        if key in self.previous:
+            return self.previous[key]
+        while (ip := self.address_of_index(self.next_index)) in self.held:
+            self.next_index += 1
+        self.held.add(ip)
+        return ip
+
+
+def build_plan(rendered: Rendered, previous_revision: str | None = None, previous: Plan | None = None) -> Plan:
+    """The overlay as pods and Services; ``previous`` (the running plan) gives the addresses to keep."""
     book = AddressBook(rendered.overlay)
     plan = Plan(rendered.overlay, rendered.namespace)
     ns = rendered.namespace
+    same_overlay = previous is not None and previous.overlay == rendered.overlay
+    pod_ips = _Addresses(book.pod_ip, {p.name: p.ip for p in previous.pods} if same_overlay else {})
+    service_ips = _Addresses(book.service_ip, previous.service_ips() if same_overlay else {})
 
     def add_pod(name: str, owner: str, labels: dict, spec: dict, readiness=None, model_uri=None) -> PodPlan:
-        pod = PodPlan(name, owner, labels, book.pod_ip(len(plan.pods)), spec, readiness, model_uri)
+        pod = PodPlan(name, owner, labels, pod_ips.take(name), spec, readiness, model_uri)
         plan.pods.append(pod)
         return pod
 
     def add_service(name: str, namespace: str, ports: list[dict], **kwargs) -> ServicePlan:
-        service = ServicePlan(name, namespace, book.service_ip(len(plan.services)), ports, **kwargs)
+        service = ServicePlan(name, namespace, service_ips.take((name, namespace)), ports, **kwargs)
         plan.services.append(service)
         return service
 
@@ -181,6 +211,19 @@ def _plan_inference_service(rendered, isvc, add_pod, add_service, previous_revis
                        "logger_mode": logger.get("mode", "all")})
     add_service(name, ns, [{"port": 80, "targetPort": 8080}], router={
         "mode": mode, "model": name, "namespace": ns, "splits": splits})
+
+
+def job_pod_ip(plan: Plan, run: int) -> str:
+    """The address of a CronJob's ``run``-th Job pod: one no planned pod holds (kept addresses
+    leave gaps, so ``len(plan.pods) + run`` could be a running pod's), and one per run."""
+    book, held = AddressBook(plan.overlay), {p.ip for p in plan.pods}
+    free = (ip for ip in map(book.pod_ip, range(250)) if ip not in held)
+    for _ in range(run):
+        next(free, None)
+    ip = next(free, None)
+    if ip is None:
+        raise LocalClusterError(f"overlay {plan.overlay}: no pod address left for Job run {run} (250 per overlay)")
+    return ip
 
 
 def external_services(rendered: Rendered) -> list[tuple[str, str, int, str]]:

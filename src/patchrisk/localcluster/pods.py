@@ -3,6 +3,7 @@ bubblewrap sandbox as a detached process group with a pid file and a log under t
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -123,6 +124,30 @@ def _user(pod: PodPlan, container: dict, image: ImageConfig) -> tuple[int, int]:
     return int(uid), int(gid)
 
 
+def hosts_path(state: Path, pod: PodPlan) -> Path:
+    """The pod's hosts file, bound read-only at /etc/hosts in each of its containers."""
+    return state / "pods" / pod.name / "hosts"
+
+
+def refresh_hosts_file(path: Path, plan: Plan, pod: PodPlan) -> bool:
+    """Write the pod's hosts file for ``plan``'s Services; True if its content changed.
+
+    Rewritten in place (truncate, then one write), never replaced by a rename: bubblewrap binds
+    the file's inode at /etc/hosts, so a running pod only sees a change made to that inode, and
+    glibc reads /etc/hosts afresh on each lookup, so it resolves the new names at once."""
+    text = hosts_file(plan.service_ips(), plan.namespace, pod.name, pod.ip).encode()
+    if path.is_file() and path.read_bytes() == text:
+        return False
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(text)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    return True
+
+
 def sandbox_specs(plan: Plan, pod: PodPlan, runtime: Runtime) -> list[tuple[str, SandboxSpec]]:
     """Prepare the pod's folder and return the sandbox of each container (nothing started)."""
     pod_dir = runtime.state / "pods" / pod.name
@@ -134,8 +159,8 @@ def sandbox_specs(plan: Plan, pod: PodPlan, runtime: Runtime) -> list[tuple[str,
                           lambda audience: runtime.issue_token(pod.spec.get("serviceAccountName", "default"),
                                                                audience), model_dir)
     pod_dir.mkdir(parents=True, exist_ok=True)
-    hosts = pod_dir / "hosts"
-    hosts.write_text(hosts_file(plan.service_ips(), plan.namespace, pod.name, pod.ip))
+    hosts = hosts_path(runtime.state, pod)
+    refresh_hosts_file(hosts, plan, pod)
     fields = {"metadata.name": pod.name, "metadata.namespace": plan.namespace, "status.podIP": pod.ip,
               "spec.serviceAccountName": pod.spec.get("serviceAccountName", "default")}
     out = []
