@@ -26,7 +26,7 @@ def split_s3(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-# Building a boto3 client costs ~20 ms of CPU (a monitor run asked for 41), so one is kept per
+# Building a boto3 client costs 6-8 ms of CPU (a monitor run asked for 21-41), so one is kept per
 # endpoint, region and AWS settings; boto3 clients are thread-safe (sessions are not: each client
 # gets its own, built under the lock). A handful covers a process; tests switch servers often.
 _CLIENTS_KEPT = 8
