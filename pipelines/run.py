@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kfp import compiler
-
 from patchrisk.errors import PatchriskError
 from patchrisk.settings import Settings
 
@@ -61,6 +59,10 @@ class PipelineFailed(PatchriskError):
 
 
 def compile_pipeline(func: Callable, out: Path) -> Path:
+    # kfp (with kfp.client and kubernetes, ~1 s of CPU) is imported only where a pipeline is compiled
+    # or run: the monitor imports this module for its retraining trigger on every run.
+    from kfp import compiler
+
     out.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(func, str(out))
     return out

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,11 +26,48 @@ def split_s3(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-def s3_client(endpoint_url: str | None = None):
-    import boto3  # only S3 users pay for the import
+# Building a boto3 client costs 6-8 ms of CPU (a monitor run asked for 21-41), so one is kept per
+# endpoint, region and AWS settings; boto3 clients are thread-safe (sessions are not: each client
+# gets its own, built under the lock). A handful covers a process; tests switch servers often.
+_CLIENTS_KEPT = 8
+_clients: OrderedDict[tuple, object] = OrderedDict()
+_clients_lock = threading.Lock()
+_SHARED_FILES = (("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"), ("AWS_CONFIG_FILE", "~/.aws/config"))
 
+
+def s3_client(endpoint_url: str | None = None):
+    """An S3 client for ``endpoint_url`` (default: the configured one) with the credentials in force now."""
     endpoint = endpoint_url or os.environ.get("PATCHRISK_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
-    return boto3.client("s3", endpoint_url=endpoint, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    key = (os.getpid(), endpoint, region, _aws_settings())  # pid: a forked child never shares a pool
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            import boto3  # only S3 users pay for the import
+
+            client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region)
+            _clients[key] = client
+            while len(_clients) > _CLIENTS_KEPT:
+                _clients.popitem(last=False)
+        else:
+            _clients.move_to_end(key)
+        return client
+
+
+def _aws_settings() -> tuple:
+    """What boto3 builds a client's credentials and configuration from, as it is now: every AWS_*
+    variable, and the shared credentials and config files (a rotated Secret file changes its
+    mtime or size), so a change in any of them gets a new client, never the old credentials."""
+    env = tuple(sorted((name, value) for name, value in os.environ.items() if name.startswith("AWS_")))
+    files = []
+    for variable, default in _SHARED_FILES:
+        path = os.path.expanduser(os.environ.get(variable) or default)
+        try:
+            stat = os.stat(path)
+            files.append((path, stat.st_ino, stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            files.append((path, None))
+    return env, tuple(files)
 
 
 def join(base: str, *parts: str) -> str:

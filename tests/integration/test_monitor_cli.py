@@ -124,3 +124,15 @@ def test_monitor_without_a_log_store_exits_2(tmp_path):
     out = subprocess.run([PATCHRISK, "monitor", "--state-dir", str(tmp_path / "state"),
                           "--store", str(tmp_path / "nowhere"), "--no-html"], capture_output=True, text=True, check=False)
     assert out.returncode == 2 and "prediction log store" in out.stderr and "nowhere" in out.stderr
+
+
+def test_the_retraining_trigger_loads_kfp_only_to_compile_or_run(tmp_path):
+    """Every monitor run builds its retraining trigger; only a triggered run needs kfp (~1 s of CPU)."""
+    import sys
+
+    probe = ("import sys; from patchrisk_pipelines.run import training_pipeline; pipeline = training_pipeline(); "
+             "assert pipeline.compiled_yaml.is_file(); print(sorted(m for m in sys.modules if m.split('.')[0] == 'kfp'))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=120,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

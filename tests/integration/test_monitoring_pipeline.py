@@ -7,8 +7,6 @@ import shutil
 
 import pytest
 import yaml
-from patchrisk_pipelines.monitoring import monitoring_pipeline
-from patchrisk_pipelines.run import run_local
 
 from patchrisk import registry
 from patchrisk.contract.lookup import settings_book
@@ -55,6 +53,10 @@ def window_logs(tmp_path_factory, patch_spec):
 
 
 def test_fanned_out_pipeline_and_single_process_agree_exactly(window_logs):
+    # Imported here: kfp builds the pipeline graphs at import (~2 s of CPU), paid only by the worker running this.
+    from patchrisk_pipelines.monitoring import monitoring_pipeline
+    from patchrisk_pipelines.run import run_local
+
     settings, base = window_logs
     config_path = base / "monitoring.yaml"
     config_path.write_text(yaml.safe_dump(CONFIG))

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 from patchrisk_pipelines.run import COMPILED_DIR
-from patchrisk_pipelines.training import S3_SECRET, S3_SECRET_KEYS
 
 COMPILED = sorted(Path(COMPILED_DIR).glob("*.yaml"))
 
@@ -38,6 +37,9 @@ def test_there_are_compiled_pipelines():
 
 @pytest.mark.parametrize("compiled", COMPILED, ids=lambda p: p.name)
 def test_every_task_that_touches_storage_gets_the_s3_secret(compiled):
+    # Imported by the test: importing a pipeline module builds its graph with kfp (~1 s of CPU at collection).
+    from patchrisk_pipelines.training import S3_SECRET, S3_SECRET_KEYS
+
     docs = list(yaml.safe_load_all(compiled.read_text()))
     spec, platform = docs[0], docs[1] if len(docs) > 1 else None
     tasks = storage_tasks(spec)
@@ -64,6 +66,9 @@ TEMPLATES = [*REPO.glob("manifests/secrets/*.example.yaml"), *REPO.glob("infra/s
 
 
 def test_every_pipeline_secret_has_a_template_that_the_deploy_guide_applies():
+    # Imported by the test: importing a pipeline module builds its graph with kfp (~1 s of CPU at collection).
+    from patchrisk_pipelines.training import S3_SECRET, S3_SECRET_KEYS
+
     named = {s["secretName"] for compiled in COMPILED
              for doc in list(yaml.safe_load_all(compiled.read_text()))[1:]
              for executor in doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()

@@ -7,9 +7,16 @@ import math
 
 import numpy as np
 import pytest
-from sklearn import metrics as m
 
 from patchrisk.evaluation import METRICS, classification_metric, classification_metrics
+
+
+@pytest.fixture(scope="module")
+def m():
+    """scikit-learn's metrics: imported (~1.5 s of CPU) by the worker that runs these tests, not at collection."""
+    from sklearn import metrics
+
+    return metrics
 
 
 def _labelled(seed: int = 4, n: int = 400):
@@ -27,7 +34,7 @@ def test_each_single_metric_equals_the_full_set():
         assert classification_metric(name, y, scores, 0.5) == full[name]
 
 
-def test_metrics_match_scikit_learn():
+def test_metrics_match_scikit_learn(m):
     y, scores = _labelled()
     pred = (scores >= 0.4).astype(int)
     full = classification_metrics(y, scores, 0.4)
@@ -57,7 +64,7 @@ def _cases():
 
 
 @pytest.mark.parametrize("case", range(5))
-def test_every_metric_equals_scikit_learn_ties_and_imbalance_included(case):
+def test_every_metric_equals_scikit_learn_ties_and_imbalance_included(case, m):
     y, scores = list(_cases())[case]
     for threshold in (0.1, 0.5, 0.95):
         clipped = np.clip(scores, 1e-7, 1 - 1e-7)
@@ -75,7 +82,7 @@ def test_every_metric_equals_scikit_learn_ties_and_imbalance_included(case):
 
 
 @pytest.mark.parametrize("case", range(5))
-def test_roc_curve_and_confusion_matrix_equal_scikit_learn(case):
+def test_roc_curve_and_confusion_matrix_equal_scikit_learn(case, m):
     from patchrisk.evaluation import evaluate, roc_curve
 
     y, scores = list(_cases())[case]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from patchrisk_serving.catboost_predictor.__main__ import main
-
 
 def test_workers_other_than_one_is_refused(caplog, monkeypatch, tmp_path):
+    # Imported here: KServe's import is paid by the worker running this test, not by every collecting worker.
+    from patchrisk_serving.catboost_predictor.__main__ import main
+
     # Another test's KServe logging set-up may have disabled or detached these loggers.
     for name in ("patchrisk", "patchrisk.predictor"):
         monkeypatch.setattr(logging.getLogger(name), "disabled", False)

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kserve.protocol.infer_type import InferRequest
-from kserve.protocol.rest.v2_datamodels import InferenceRequest
-from patchrisk_serving.catboost_predictor.fast_path import V2Input, decode_v1, decode_v2
 from test_serving_parser_properties import SPEC, batches_with_bad_cells, outcome, tensor, validators
 
 from patchrisk.contract.requests import parse_v2
@@ -50,16 +48,27 @@ ENVELOPE = st.fixed_dictionaries(
 )
 
 
+@pytest.fixture(scope="module")
+def fast_path():
+    """The predictor's fast path, imported with KServe (~1 s of CPU) by the worker running these tests only."""
+    from patchrisk_serving.catboost_predictor import fast_path
+
+    return fast_path
+
+
 def kserve_tensors(body) -> tuple[list[tuple], str | None]:
     """What KServe's V2 route hands the model for ``body`` (FastAPI validates the parsed JSON)."""
+    from kserve.protocol.infer_type import InferRequest
+    from kserve.protocol.rest.v2_datamodels import InferenceRequest
+
     request = InferRequest.from_inference_request(InferenceRequest.model_validate(body), "patch-risk")
     return [(i.name, i.shape, i.datatype, i.data) for i in request.inputs], request.id
 
 
 @FAST
 @given(ENVELOPE | VALUES)
-def test_v2_envelopes_the_fast_path_takes_are_the_ones_kserve_reads_unchanged(body):
-    decoded = decode_v2(json.dumps(body).encode())
+def test_v2_envelopes_the_fast_path_takes_are_the_ones_kserve_reads_unchanged(fast_path, body):
+    decoded = fast_path.decode_v2(json.dumps(body).encode())
     if decoded is None:
         return  # KServe's route answers it, whatever it is
     tensors, request_id = kserve_tensors(body)  # raises if pydantic refuses what the fast path took
@@ -67,20 +76,20 @@ def test_v2_envelopes_the_fast_path_takes_are_the_ones_kserve_reads_unchanged(bo
     assert decoded.id == request_id
 
 
-def test_v2_requests_the_standard_clients_send_take_the_fast_path():
+def test_v2_requests_the_standard_clients_send_take_the_fast_path(fast_path):
     tritonclient_style = {
         "inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "BYTES", "data": [["a", "1.5"]]}],
         "outputs": [{"name": "risk_score", "parameters": {"binary_data": False}}],
     }
-    decoded = decode_v2(json.dumps(tritonclient_style).encode())
-    assert decoded is not None and decoded.inputs == [V2Input("input-0", [1, 2], "BYTES", [["a", "1.5"]])]
+    decoded = fast_path.decode_v2(json.dumps(tritonclient_style).encode())
+    assert decoded is not None and decoded.inputs == [fast_path.V2Input("input-0", [1, 2], "BYTES", [["a", "1.5"]])]
     per_feature = {"id": "req-1", "parameters": {"content_type": "np"},
                    "inputs": [{"name": "lines_added", "shape": [2], "datatype": "fp64", "data": [1.0, 2]}]}
-    decoded = decode_v2(json.dumps(per_feature).encode())
-    assert decoded.id == "req-1" and decoded.inputs == [V2Input("lines_added", [2], "FP64", [1.0, 2])]
+    decoded = fast_path.decode_v2(json.dumps(per_feature).encode())
+    assert decoded.id == "req-1" and decoded.inputs == [fast_path.V2Input("lines_added", [2], "FP64", [1.0, 2])]
 
 
-def test_v2_bodies_kserve_must_answer_fall_through():
+def test_v2_bodies_kserve_must_answer_fall_through(fast_path):
     base = {"name": "input-0", "shape": [1, 1], "datatype": "BYTES", "data": [["a"]]}
     for body in (
         b'{"inputs": [',  # FastAPI names the character
@@ -91,12 +100,12 @@ def test_v2_bodies_kserve_must_answer_fall_through():
         json.dumps({"id": 5, "inputs": [base]}).encode(),
         json.dumps({"inputs": [{k: v for k, v in base.items() if k != "shape"}]}).encode(),
     ):
-        assert decode_v2(body) is None, body
+        assert fast_path.decode_v2(body) is None, body
 
 
-def test_v1_takes_an_object_with_an_instances_list_and_leaves_kserve_the_rest():
-    assert decode_v1(b'{"instances": [{"a": 1}]}').body == {"instances": [{"a": 1}]}
-    assert decode_v1(b'{"instances": []}').body == {"instances": []}  # the contract names the problem
+def test_v1_takes_an_object_with_an_instances_list_and_leaves_kserve_the_rest(fast_path):
+    assert fast_path.decode_v1(b'{"instances": [{"a": 1}]}').body == {"instances": [{"a": 1}]}
+    assert fast_path.decode_v1(b'{"instances": []}').body == {"instances": []}  # the contract names the problem
     for body in (
         b'{"instances": [',  # KServe: "Unrecognized request format: ..."
         b'[{"a": 1}]',
@@ -105,7 +114,7 @@ def test_v1_takes_an_object_with_an_instances_list_and_leaves_kserve_the_rest():
         json.dumps({"specversion": "1.0", "id": "1", "source": "s", "type": "t", "time": "x",
                     "data": {"instances": []}, "instances": []}).encode(),  # a structured CloudEvent
     ):
-        assert decode_v1(body) is None, body
+        assert fast_path.decode_v1(body) is None, body
 
 
 @st.composite
