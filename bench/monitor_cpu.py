@@ -38,10 +38,9 @@ def prepare(base: Path, s3_url: str) -> tuple[dict[str, str], list[str]]:
     from patchrisk.settings import get_settings
     from patchrisk.spec import load_spec
     from patchrisk.storage import upload_dir
-    from patchrisk.training import TrainParams, train_model, write_reference
 
     sys.path.insert(0, str(REPO))
-    from tests.unit.drift_support import log_frame, write_logs
+    from tests.unit.drift_support import log_frame, save_champion, write_logs
 
     env = {"PATCHRISK_S3_ENDPOINT_URL": s3_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "MLFLOW_S3_ENDPOINT_URL": s3_url,
@@ -52,10 +51,8 @@ def prepare(base: Path, s3_url: str) -> tuple[dict[str, str], list[str]]:
     bootstrap_buckets(s3_url)
     spec = load_spec("patch-risk")
     settings = get_settings(state_dir=base / "state")
-    result = train_model(generate_rows(spec, 3000, seed=31), spec, TrainParams(seed=31, iterations=150))
     model_dir = base / "champion"
-    result.bundle.save(model_dir)
-    write_reference(result, model_dir, seed=31)
+    result = save_champion(spec, 3000, seed=31, iterations=150, model_dir=model_dir)
     registry.register_model_dir(settings, model_dir, name="patch-risk", pipeline_run_id="bench", metrics={},
                                 params={}, lineage={}, alias=registry.CHAMPION)
     drift = DriftConfig(shift={"code_churn_score": 1.0}, category_mix={"region": {"apac": 0.8, "eu": 0.2}})

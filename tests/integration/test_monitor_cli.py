@@ -13,7 +13,7 @@ from patchrisk import registry
 from patchrisk.datagen import DriftConfig, generate_rows
 from patchrisk.settings import get_settings
 from tests.conftest import PATCHRISK
-from tests.unit.drift_support import log_frame, write_logs
+from tests.unit.drift_support import log_frame, save_champion, write_logs
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +24,10 @@ WINDOW_END = "2026-03-03T00:00:00Z"
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory, patch_spec):
     from patchrisk.evaluation import classification_metrics
-    from patchrisk.training import TrainParams, train_model, write_reference
-
     base = tmp_path_factory.mktemp("monitor")
     settings = get_settings(state_dir=base / "state")
-    result = train_model(generate_rows(patch_spec, 3000, seed=31), patch_spec, TrainParams(seed=31, iterations=150))
     model_dir = base / "champion"
-    result.bundle.save(model_dir)
-    write_reference(result, model_dir, seed=31)
+    result = save_champion(patch_spec, 3000, seed=31, iterations=150, model_dir=model_dir)
     holdout = result.holdout
     metrics = classification_metrics(holdout[patch_spec.target.name], result.bundle.predict_frame(holdout), 0.5)
     registry.register_model_dir(settings, model_dir, name="patch-risk", pipeline_run_id="first", metrics=metrics,

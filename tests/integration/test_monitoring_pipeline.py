@@ -17,7 +17,7 @@ from patchrisk.monitoring.drift.job import MonitorRequest, open_log_store, run_m
 from patchrisk.monitoring.drift.reference import load_champion_reference
 from patchrisk.monitoring.drift.window import Window
 from patchrisk.settings import get_settings
-from tests.unit.drift_support import log_frame, write_logs
+from tests.unit.drift_support import log_frame, save_champion, write_logs
 
 pytestmark = pytest.mark.integration
 
@@ -30,14 +30,10 @@ CONFIG = {"trigger": {"consecutive_windows": 1, "drifted_share": 0.1}}
 def window_logs(tmp_path_factory, patch_spec):
     """A registered champion and one day of drifted logs (two endpoints, some failed requests, 9 files),
     copied into two identical log stores: one per run, so neither run's state touches the other's."""
-    from patchrisk.training import TrainParams, train_model, write_reference
-
     base = tmp_path_factory.mktemp("fanout")
     settings = get_settings(state_dir=base / "state")
-    result = train_model(generate_rows(patch_spec, 3000, seed=61), patch_spec, TrainParams(seed=61, iterations=100))
     model_dir = base / "champion"
-    result.bundle.save(model_dir)
-    write_reference(result, model_dir, seed=61)
+    result = save_champion(patch_spec, 3000, seed=61, iterations=100, model_dir=model_dir)
     registry.register_model_dir(settings, model_dir, name="patch-risk", pipeline_run_id="first", metrics={},
                                 params={}, lineage={}, alias=registry.CHAMPION)
     store = base / "logs-single"

@@ -12,6 +12,18 @@ import pandas as pd
 from patchrisk.model_bundle import ModelBundle
 
 
+def save_champion(spec, rows: int, seed: int, iterations: int, model_dir: Path):
+    """A model trained on ``rows`` generated rows, saved to ``model_dir`` with its drift reference as
+    the training pipeline saves it; the training result (bundle, holdout)."""
+    from patchrisk.datagen import generate_rows
+    from patchrisk.training import TrainParams, train_model, write_reference
+
+    result = train_model(generate_rows(spec, rows, seed=seed), spec, TrainParams(seed=seed, iterations=iterations))
+    result.bundle.save(model_dir)
+    write_reference(result, model_dir, seed=seed)
+    return result
+
+
 def log_frame(bundle: ModelBundle, rows: pd.DataFrame, start: dt.datetime, hours: float = 24,
               endpoint: str = "default", version: str = "1") -> pd.DataFrame:
     """Rows as the sink logs them: request metadata, the model's scores and the spec's features."""
