@@ -11,14 +11,11 @@ Job with the next window's traffic; the loop does the same, so a window costs on
   (two drifted windows in a row) reads the state Job k-1 wrote;
 - Job k still judges window k if it starts before the end of the slot after it (``job_by``); if Job
   k-1 ran even past that, the loop stops with ``WindowMissed`` rather than judge a wrong window.
-
-``timetable`` composes these in the loop's order for Jobs of given durations.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 SLOT_MARGIN_S = 8.0  # a window's traffic starts only with this much of its slot left (sent and stored in 1-3 s)
@@ -72,18 +69,3 @@ def job_start(window: int, times: WindowTimes, previous_done: dt.datetime | None
             f"at {start:%H:%M:%S.%f}, when {previous_job} finished, and had to start before "
             f"{times.job_by:%H:%M:%S} (the end of the slot after it): it would judge that slot instead")
     return start
-
-
-def timetable(now: dt.datetime, seconds: int, not_before: dt.datetime, job_seconds: Sequence[float],
-              margin: float = SLOT_MARGIN_S) -> list[tuple[WindowTimes, dt.datetime]]:
-    """Each window's times and its Job's start, for Jobs taking ``job_seconds`` each, in the loop's
-    order (``runner_serving.drifted_traffic``): the first window is planned at ``now``, each next one
-    as the previous window's Job starts; traffic takes no time at its slot's start."""
-    out, done = [], None
-    for window, took in enumerate(job_seconds, start=1):
-        times = plan_window(now, seconds, not_before, margin)
-        start = job_start(window, times, done)
-        out.append((times, start))
-        done = start + dt.timedelta(seconds=took)
-        now, not_before = start, times.start
-    return out

@@ -4,16 +4,32 @@ next window was planned only after the Job, whose 11-16 s left too little of the
 window cost two slots: 107 s for the step)."""
 
 import datetime as dt
+from collections.abc import Sequence
 
 import pytest
 
-from patchrisk_demo.window_schedule import WindowMissed, WindowTimes, job_start, timetable
+from patchrisk_demo.window_schedule import SLOT_MARGIN_S, WindowMissed, WindowTimes, job_start, plan_window
 
 GRID = 18
 
 
 def at(seconds: float) -> dt.datetime:
     return dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds)
+
+
+def timetable(now: dt.datetime, seconds: int, not_before: dt.datetime, job_seconds: Sequence[float],
+              margin: float = SLOT_MARGIN_S) -> list[tuple[WindowTimes, dt.datetime]]:
+    """Each window's times and its Job's start, for Jobs taking ``job_seconds`` each, composed as the loop
+    composes them (``runner_serving.drifted_traffic`` with ``runner_monitor.MonitorJobs``): the first window is planned at ``now``, each next one
+    as the previous window's Job starts; traffic takes no time at its slot's start."""
+    out, done = [], None
+    for window, took in enumerate(job_seconds, start=1):
+        times = plan_window(now, seconds, not_before, margin)
+        start = job_start(window, times, done)
+        out.append((times, start))
+        done = start + dt.timedelta(seconds=took)
+        now, not_before = start, times.start
+    return out
 
 
 def slots(plan) -> list[tuple[dt.datetime, dt.datetime]]:

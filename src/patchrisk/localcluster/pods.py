@@ -3,7 +3,6 @@ bubblewrap sandbox as a detached process group with a pid file and a log under t
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -138,13 +137,7 @@ def refresh_hosts_file(path: Path, plan: Plan, pod: PodPlan) -> bool:
     text = hosts_file(plan.service_ips(), plan.namespace, pod.name, pod.ip).encode()
     if path.is_file() and path.read_bytes() == text:
         return False
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(text)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
+    path.write_bytes(text)  # opens the existing inode with O_TRUNC: never a new file
     return True
 
 
