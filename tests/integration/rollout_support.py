@@ -45,27 +45,33 @@ def _train(spec, rows, seed: int, corrupt_positives: float = 0.0, iterations: in
     return train_model(rows, spec, TrainParams(seed=seed, iterations=iterations, learning_rate=0.2))
 
 
-@pytest.fixture(scope="module", name="s3_store")
+def s3_credentials(monkeypatch) -> None:
+    """moto's fixed test credentials, for the code under test (boto3 and MLflow read them from the env)."""
+    for key, value in zip(ENV_KEYS, ("testing", "testing", "us-east-1")):
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(scope="session", name="s3_store")
 def s3_store_fixture():
+    """One moto server per worker: every module's objects live under their own keys (versions, tmp names),
+    and the credentials are set per test (``s3_credentials``), so the session's environment stays clean."""
+    import boto3
     from moto.server import ThreadedMotoServer
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in zip(ENV_KEYS, ("testing", "testing", "us-east-1")):
-            mp.setenv(key, value)
-        import boto3
-
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        yield endpoint
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+    yield endpoint
     server.stop()
 
 
-@pytest.fixture(scope="module", name="registry_template")
+@pytest.fixture(scope="session", name="registry_template")
 def registry_template_fixture(s3_store, tmp_path_factory):
-    """v1 (champion alias), v2 (healthy), v3 (trained with 80 % of positives hidden)."""
+    """v1 (champion alias), v2 (healthy), v3 (trained with 80 % of positives hidden). Built once per worker:
+    each test copies the database (``rollout_env``); the models in S3 are only read."""
     from patchrisk import registry
     from patchrisk.datagen import generate_rows
     from patchrisk.settings import get_settings
@@ -77,6 +83,7 @@ def registry_template_fixture(s3_store, tmp_path_factory):
     settings = get_settings(state_dir=base / "state", mlflow_artifact_root=(base / "mlartifacts").as_uri(),
                             model_store_uri=f"s3://{BUCKET}", s3_endpoint_url=s3_store)
     with pytest.MonkeyPatch.context() as mp:
+        s3_credentials(mp)
         mp.setenv("PATCHRISK_S3_ENDPOINT_URL", s3_store)
         bundles, dirs = {}, {}
         for seed, corrupt in ((1, 0.0), (2, 0.0), (3, 0.8)):
@@ -143,8 +150,7 @@ def rollout_env_fixture(registry_template, monkeypatch, tmp_path):
         pytest.skip(f"KServe schemas not found under {SHARED}; set PATCHRISK_SHARED_DIR")
     db = tmp_path / "mlflow.db"
     shutil.copy(registry_template.db, db)
-    for key, value in zip(ENV_KEYS, ("testing", "testing", "us-east-1")):
-        monkeypatch.setenv(key, value)
+    s3_credentials(monkeypatch)
     monkeypatch.setenv("PATCHRISK_MLFLOW_TRACKING_URI", f"sqlite:///{db}")
     monkeypatch.setenv("PATCHRISK_MLFLOW_ARTIFACT_ROOT", registry_template.artifacts.as_uri())
     monkeypatch.setenv("PATCHRISK_MODEL_STORE_URI", f"s3://{BUCKET}")

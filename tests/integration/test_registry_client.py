@@ -16,7 +16,7 @@ from patchrisk import registry
 from patchrisk.errors import PatchriskError
 from patchrisk.settings import get_settings
 from tests.integration.mlflow_support import fresh_tracking_uri
-from tests.integration.rollout_support import BUCKET
+from tests.integration.rollout_support import BUCKET, s3_credentials
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +36,7 @@ def test_reads_create_no_experiment_and_change_no_process_state(tmp_path, s3_sto
                                                                empty_mlflow_store):
     import mlflow
 
+    s3_credentials(monkeypatch)
     monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
     settings = _settings(tmp_path, s3_store, empty_mlflow_store)
     environ, tracking_uri = dict(os.environ), mlflow.get_tracking_uri()
@@ -52,6 +53,7 @@ def test_reads_create_no_experiment_and_change_no_process_state(tmp_path, s3_sto
 
 def test_registering_uploads_to_the_s3_endpoint_and_restores_the_environment(tmp_path, s3_store, monkeypatch,
                                                                               trained_patch_model, empty_mlflow_store):
+    s3_credentials(monkeypatch)
     monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
     settings = _settings(tmp_path, s3_store, empty_mlflow_store, mlflow_artifact_root=f"s3://{BUCKET}/mlartifacts-{tmp_path.name}",
                          model_store_uri=f"s3://{BUCKET}/store-{tmp_path.name}")
