@@ -45,8 +45,10 @@ def test_a_serial_group_runs_on_one_worker_and_every_module_is_set_up_once(tmp_p
     for i in range(12):  # ungrouped work to spread, so that a split group would show
         (suite / "checks" / f"test_free_{i}.py").write_text("def test_free(): pass\n")
     setups = tmp_path / "setups.log"
-    env = {**os.environ, "SETUPS": str(setups), "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+    # Only xdist, as the project's addopts load it: every other installed plugin would be imported
+    # (and assertion-rewritten) by the controller and both workers, seconds of CPU each.
+    env = {**os.environ, "SETUPS": str(setups), "PYTHONPATH": str(REPO), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "xdist", "-n", "2",
                            "--dist", "loadgroup", "checks"], check=False, cwd=suite, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
