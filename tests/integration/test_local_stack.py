@@ -15,7 +15,7 @@ import pytest
 
 from patchrisk.buckets import BUCKETS, LOG_EXPIRY_RULE_ID, LOGS_BUCKET, MLFLOW_BUCKET, bootstrap_buckets
 from patchrisk.stack import local_stack
-from patchrisk.stack.local import MLFLOW_SERVER, S3_SERVER
+from patchrisk.stack.local import MLFLOW_SERVER, S3_SERVER, StackError, stack_dir, stack_up
 from patchrisk.stack.processes import group_members, read_pid
 
 pytestmark = pytest.mark.integration
@@ -61,6 +61,20 @@ def test_mlflow_answers_pods_that_name_it_by_its_cluster_service_name(stack):
         answer = httpx.get(f"{stack.mlflow_url}{path}", headers={"Host": host}, timeout=30)
         assert "Invalid Host header" not in answer.text, host
         assert answer.status_code == direct.status_code, (host, answer.text[:200])
+
+
+def test_mlflow_refuses_a_host_it_was_not_told_about(stack):
+    """The DNS-rebinding guard is on: our launcher must set --allowed-hosts before MLflow builds its app."""
+    answer = httpx.get(f"{stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1",
+                       headers={"Host": "rebound.example:5000"}, timeout=30)
+    assert answer.status_code == 403 and "Invalid Host header" in answer.text, answer.text[:200]
+
+
+def test_mlflow_is_served_by_one_process(stack):
+    """MLflow is imported once per start (bench/mlflow_start.py): no parent waiting on a uvicorn child."""
+    pgid = read_pid(MLFLOW_SERVER.pid_file(stack.directory))
+    assert group_members(pgid) == [pgid]
+    assert "patchrisk.stack.mlflow_server" in Path(f"/proc/{pgid}/cmdline").read_bytes().decode()
 
 
 def test_stack_env_tells_clients_where_everything_is(stack):
@@ -137,3 +151,24 @@ def test_cli_down_stops_every_process(stack, state_dir):
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{stack.mlflow_url}/health", timeout=2)
     assert patchrisk("stack", "down", "--state-dir", str(state_dir)).stdout.strip() == "local stack was not running"
+
+
+def test_an_mlflow_server_that_dies_at_start_is_reported_with_its_log(tmp_path):
+    """A store MLflow cannot open: stack_up raises naming the server and the cause, and leaves nothing running."""
+    directory = stack_dir(tmp_path)
+    directory.mkdir(parents=True)
+    (directory / "mlflow.db").write_bytes(b"this is not an SQLite database" * 100)
+    with pytest.raises(StackError) as raised:
+        stack_up(tmp_path, mlflow_timeout=240)
+    message = str(raised.value)
+    assert "mlflow server exited during startup; log tail:" in message
+    assert "could not open the MLflow stores (--backend-store-uri)" in message and "DatabaseError" in message
+    assert not any(directory.glob("*.pid"))  # both servers stopped
+
+
+def test_the_mlflow_launcher_names_a_bad_flag_and_exits_2():
+    result = subprocess.run([sys.executable, "-m", "patchrisk.stack.mlflow_server", "--artifacts-destination",
+                             "s3://b/", "--allowed-hosts", "127.0.0.1:1", "--backend-store-uri", "sqlite:///x.db",
+                             "--workers", "0"], check=False, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--workers must be at least 1, not 0" in result.stderr

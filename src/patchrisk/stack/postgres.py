@@ -82,7 +82,8 @@ def deployment_server_args(repo_root: Path | None = None) -> list[str]:
 
 
 def local_server_args(deployment_args: list[str], port: int) -> list[str]:
-    """The Deployment's flags with host, port and allowed hosts made local (both --flag=v and --flag v)."""
+    """The Deployment's flags with host, port and allowed hosts made local (both --flag=v and --flag v),
+    for ``patchrisk.stack.mlflow_server`` (it takes ``mlflow server``'s flags)."""
     out, skip = [], False
     for arg in deployment_args:
         if skip:
@@ -93,7 +94,7 @@ def local_server_args(deployment_args: list[str], port: int) -> list[str]:
             skip = "=" not in arg
             continue
         out.append(arg)
-    return ["server", *out, "--host", HOST, "--port", str(port),
+    return [*out, "--host", HOST, "--port", str(port),
             "--allowed-hosts", f"{HOST}:{port},localhost:{port}"]
 
 
