@@ -6,7 +6,8 @@ MLflow made each start cost ≈ 15 CPU-s, and ``make test`` (CPU-bound on 2 core
 times. This launcher takes the ``mlflow server`` flags the local stacks use (``stack/local.py``, the
 infra Deployment's for ``stack/postgres.py``), sets what ``mlflow server`` sets for its workers
 (MLflow's own variable names: ``mlflow.server.constants``, ``mlflow.environment_variables``), runs
-the same start-up steps (store migrations, the basic-auth admin) and serves the same app with
+the same start-up steps (store migrations, the basic-auth admin; a fresh SQLite store starts as a copy
+of an already-migrated empty one, ``stack/mlflow_schema.py``) and serves the same app with
 ``uvicorn.run`` in this process. The cluster keeps the real ``mlflow server`` (infra/mlflow).
 
 An unknown or bad flag exits 2 with argparse's message; a store that cannot be opened exits 1
@@ -103,6 +104,13 @@ def prepare_stores(args: argparse.Namespace) -> None:
     from mlflow.server.handlers import initialize_backend_stores
     from mlflow.tracing.trace_rollup_service import validate_sql_trace_rollup_startup
 
+    from patchrisk.stack.mlflow_schema import seed_auth_store, seed_tracking_store
+
+    _logger.info("tracking store: %s", seed_tracking_store(args.backend_store_uri))
+    if args.app_name == "basic-auth":
+        from mlflow.server.auth.config import read_auth_config
+
+        _logger.info("auth store: %s", seed_auth_store(read_auth_config().database_uri))
     initialize_backend_stores(args.backend_store_uri, args.backend_store_uri, os.environ[ARTIFACT_ROOT_ENV_VAR])
     validate_sql_trace_rollup_startup(args.backend_store_uri)
     if args.app_name == "basic-auth":
