@@ -3,7 +3,8 @@
 A PostgreSQL server from Debian's ``postgresql`` package (``/usr/lib/postgresql/<N>/bin``) runs on
 127.0.0.1 with a fresh data directory under the system temp dir and password authentication.
 PostgreSQL refuses to run as root, so as root it runs as the unprivileged ``nobody`` user (its
-data directory is handed to that user). MLflow then starts with the flags of the infra Deployment
+data directory is handed to that user). MLflow then starts (``stack/mlflow_server.py``, which takes
+``mlflow server``'s flags) with the flags of the infra Deployment
 (``infra/mlflow/deployment.yaml``: workers, artifact destination) and its backend store URI in
 ``MLFLOW_BACKEND_STORE_URI``, as there; only host, port and allowed hosts become local.
 """
