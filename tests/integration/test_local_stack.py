@@ -15,7 +15,7 @@ import pytest
 
 from patchrisk.buckets import BUCKETS, LOG_EXPIRY_RULE_ID, LOGS_BUCKET, MLFLOW_BUCKET, bootstrap_buckets
 from patchrisk.stack import local_stack
-from patchrisk.stack.local import MLFLOW_SERVER, S3_SERVER
+from patchrisk.stack.local import MLFLOW_SERVER, S3_SERVER, StackError, stack_dir, stack_up
 from patchrisk.stack.processes import group_members, read_pid
 
 pytestmark = pytest.mark.integration
@@ -61,6 +61,22 @@ def test_mlflow_answers_pods_that_name_it_by_its_cluster_service_name(stack):
         answer = httpx.get(f"{stack.mlflow_url}{path}", headers={"Host": host}, timeout=30)
         assert "Invalid Host header" not in answer.text, host
         assert answer.status_code == direct.status_code, (host, answer.text[:200])
+
+
+def test_mlflow_refuses_a_host_it_was_not_told_about(stack):
+    """The DNS-rebinding guard is on: our launcher must set --allowed-hosts before MLflow builds its app."""
+    answer = httpx.get(f"{stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1",
+                       headers={"Host": "rebound.example:5000"}, timeout=30)
+    assert answer.status_code == 403 and "Invalid Host header" in answer.text, answer.text[:200]
+
+
+def test_mlflow_is_served_by_one_process(stack):
+    """MLflow is imported once per start (bench/mlflow_start.py): no parent waiting on a uvicorn child."""
+    pgid = read_pid(MLFLOW_SERVER.pid_file(stack.directory))
+    assert group_members(pgid) == [pgid]
+    assert "patchrisk.stack.mlflow_server" in Path(f"/proc/{pgid}/cmdline").read_bytes().decode()
+    log = MLFLOW_SERVER.log_file(stack.directory).read_text()
+    assert f"tracking store: {stack.directory / 'mlflow.db'}: copied from" in log  # no migrations of its own
 
 
 def test_stack_env_tells_clients_where_everything_is(stack):
@@ -137,3 +153,75 @@ def test_cli_down_stops_every_process(stack, state_dir):
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{stack.mlflow_url}/health", timeout=2)
     assert patchrisk("stack", "down", "--state-dir", str(state_dir)).stdout.strip() == "local stack was not running"
+
+
+def test_an_mlflow_server_that_dies_at_start_is_reported_with_its_log(tmp_path):
+    """A store MLflow cannot open: stack_up raises naming the server and the cause, and leaves nothing running."""
+    directory = stack_dir(tmp_path)
+    directory.mkdir(parents=True)
+    (directory / "mlflow.db").write_bytes(b"this is not an SQLite database" * 100)
+    with pytest.raises(StackError) as raised:
+        stack_up(tmp_path, mlflow_timeout=240)
+    message = str(raised.value)
+    assert "mlflow server exited during startup; log tail:" in message
+    assert "could not open the MLflow stores (--backend-store-uri)" in message and "DatabaseError" in message
+    assert not any(directory.glob("*.pid"))  # both servers stopped
+
+
+def test_the_mlflow_launcher_names_a_bad_flag_and_exits_2():
+    result = subprocess.run([sys.executable, "-m", "patchrisk.stack.mlflow_server", "--artifacts-destination",
+                             "s3://b/", "--allowed-hosts", "127.0.0.1:1", "--backend-store-uri", "sqlite:///x.db",
+                             "--workers", "0"], check=False, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--workers must be at least 1, not 0" in result.stderr
+
+
+def test_a_fresh_sqlite_store_is_a_copy_of_a_schema_migrated_once(tmp_path, monkeypatch):
+    """The template holds schema only (MLflow adds the Default experiment at start); an existing store is kept."""
+    import sqlite3
+
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from patchrisk.stack import mlflow_schema
+
+    monkeypatch.setenv(mlflow_schema.CACHE_ENV, str(tmp_path / "cache"))
+    template = mlflow_schema.cache_dir() / mlflow_schema.TRACKING_TEMPLATE
+    first, second = tmp_path / "a" / "mlflow.db", tmp_path / "b" / "mlflow.db"
+    assert mlflow_schema.seed_tracking_store(f"sqlite:///{first}") == f"{first}: copied from {template}"
+    made = template.stat().st_mtime_ns
+    assert mlflow_schema.seed_tracking_store(f"sqlite:///{second}") == f"{second}: copied from {template}"
+    assert template.stat().st_mtime_ns == made  # migrated once, copied twice
+    with sqlite3.connect(template) as db:
+        assert db.execute("SELECT count(*) FROM experiments").fetchone() == (0,)
+
+    store = SqlAlchemyStore(f"sqlite:///{second}", "mlflow-artifacts:/")  # MLflow's schema check passes
+    assert store.get_experiment("0").name == "Default"
+    store.create_experiment("written-after-start")
+    store.engine.dispose()
+    assert mlflow_schema.seed_tracking_store(f"sqlite:///{second}") == f"{second} exists: kept"
+    with sqlite3.connect(second) as db:
+        assert db.execute("SELECT name FROM experiments ORDER BY experiment_id").fetchall() == [
+            ("Default",), ("written-after-start",)]
+
+
+def test_the_auth_store_template_has_no_users(tmp_path, monkeypatch):
+    import sqlite3
+
+    from patchrisk.stack import mlflow_schema
+
+    monkeypatch.setenv(mlflow_schema.CACHE_ENV, str(tmp_path / "cache"))
+    target = tmp_path / "auth" / "basic_auth.db"
+    assert mlflow_schema.seed_auth_store(f"sqlite:///{target}").endswith(mlflow_schema.AUTH_TEMPLATE)
+    with sqlite3.connect(target) as db:
+        assert db.execute("SELECT count(*) FROM users").fetchone() == (0,)
+
+
+def test_without_a_writable_template_cache_mlflow_migrates_the_store_itself(tmp_path, monkeypatch):
+    from patchrisk.stack import mlflow_schema
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(mlflow_schema.CACHE_ENV, str(tmp_path / "a-file" / "cache"))
+    target = tmp_path / "mlflow.db"
+    assert mlflow_schema.seed_tracking_store(f"sqlite:///{target}").startswith("no template (")
+    assert not target.exists() and not list(tmp_path.glob(".mlflow.db.*"))
+    assert mlflow_schema.seed_tracking_store("postgresql+psycopg2://u:p@127.0.0.1:1/mlflow").startswith("not SQLite")

@@ -36,8 +36,9 @@ class StackError(PatchriskError):
 @dataclass(frozen=True)
 class Server:
     name: str
-    executable: str
+    executable: str  # a console script beside this Python (or on PATH), unless ``module`` is set
     marker: str  # must appear in the process command line: guards against a recycled pid
+    module: str | None = None  # run as ``<this python> -m <module>`` instead
 
     def pid_file(self, directory: Path) -> Path:
         return directory / f"{self.name}.pid"
@@ -47,7 +48,9 @@ class Server:
 
 
 S3_SERVER = Server("s3", "moto_server", "moto_server")
-MLFLOW_SERVER = Server("mlflow", "mlflow", "mlflow")
+# Our one-process launcher of MLflow's server (its docstring says why not `mlflow server`). The
+# marker "mlflow" matches its command line and that of a stack started by `mlflow server` before.
+MLFLOW_SERVER = Server("mlflow", "mlflow", "mlflow", module="patchrisk.stack.mlflow_server")
 SERVERS = (S3_SERVER, MLFLOW_SERVER)
 # The Host headers of clients that reach MLflow by its Service name (the overlays' tracking URI), as
 # infra/mlflow/deployment.yaml allows them: the local pod runner forwards that name to this server,
@@ -131,7 +134,7 @@ def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float
                  + (", basic auth on" if auth else ""))
         files, auth_args = _auth_setup(directory, server_env) if auth else (None, [])
         _start(MLFLOW_SERVER, directory, server_env, [
-            "server", "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
+            "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
             "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/",
             "--host", HOST, "--port", mlflow_url.rsplit(":", 1)[1], "--workers", "1", *auth_args,
             "--allowed-hosts", allowed_hosts(mlflow_url.rsplit(":", 1)[1]),
@@ -203,8 +206,8 @@ def _executable(name: str) -> str:
 
 
 def _start(server: Server, directory: Path, env: dict[str, str], args: list[str]) -> None:
-    start_detached([_executable(server.executable), *args], server.log_file(directory),
-                   server.pid_file(directory), env)
+    command = [sys.executable, "-m", server.module] if server.module else [_executable(server.executable)]
+    start_detached([*command, *args], server.log_file(directory), server.pid_file(directory), env)
 
 
 def _running_servers(directory: Path) -> list[str]:

@@ -3,7 +3,8 @@
 A PostgreSQL server from Debian's ``postgresql`` package (``/usr/lib/postgresql/<N>/bin``) runs on
 127.0.0.1 with a fresh data directory under the system temp dir and password authentication.
 PostgreSQL refuses to run as root, so as root it runs as the unprivileged ``nobody`` user (its
-data directory is handed to that user). MLflow then starts with the flags of the infra Deployment
+data directory is handed to that user). MLflow then starts (``stack/mlflow_server.py``, which takes
+``mlflow server``'s flags) with the flags of the infra Deployment
 (``infra/mlflow/deployment.yaml``: workers, artifact destination) and its backend store URI in
 ``MLFLOW_BACKEND_STORE_URI``, as there; only host, port and allowed hosts become local.
 """
@@ -82,7 +83,8 @@ def deployment_server_args(repo_root: Path | None = None) -> list[str]:
 
 
 def local_server_args(deployment_args: list[str], port: int) -> list[str]:
-    """The Deployment's flags with host, port and allowed hosts made local (both --flag=v and --flag v)."""
+    """The Deployment's flags with host, port and allowed hosts made local (both --flag=v and --flag v),
+    for ``patchrisk.stack.mlflow_server`` (it takes ``mlflow server``'s flags)."""
     out, skip = [], False
     for arg in deployment_args:
         if skip:
@@ -93,7 +95,7 @@ def local_server_args(deployment_args: list[str], port: int) -> list[str]:
             skip = "=" not in arg
             continue
         out.append(arg)
-    return ["server", *out, "--host", HOST, "--port", str(port),
+    return [*out, "--host", HOST, "--port", str(port),
             "--allowed-hosts", f"{HOST}:{port},localhost:{port}"]
 
 
