@@ -29,6 +29,8 @@ class LoopContext:
     facts: dict = field(default_factory=dict)  # what later steps need from earlier ones
     results: list[StepResult] = field(default_factory=list)
     services: ExitStack = field(default_factory=ExitStack)  # servers started by steps, stopped at the end
+    # S3 and MLflow (and the environment pointing at them): closed after ``services``, whose pods use them
+    stores: ExitStack = field(default_factory=ExitStack)
     stack: LocalStack | None = None  # S3 and MLflow (basic auth on), started by the first step
 
     def credentials(self, principal: str | None) -> dict[str, str]:

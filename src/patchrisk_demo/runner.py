@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -67,12 +68,28 @@ def runner_steps() -> list[Callable[[LoopContext], StepResult]]:
 
 
 def run_loop(ctx: LoopContext, steps: list[Callable[[LoopContext], StepResult]] | None = None) -> LoopContext:
+    """The whole loop; every server it started (pods, S3, MLflow) is stopped when it returns."""
     started = time.perf_counter()
-    with ctx.services:
-        _run_steps(ctx, steps or STEPS)
-    ctx.facts["reports"] = publish_reports(ctx)
-    ctx.facts["seconds"] = time.perf_counter() - started
+    with loop_with_stores_open(ctx, steps):
+        pass
+    ctx.facts["seconds"] = time.perf_counter() - started  # the stores' shutdown (S3 saved) included
     return ctx
+
+
+@contextmanager
+def loop_with_stores_open(ctx: LoopContext,
+                          steps: list[Callable[[LoopContext], StepResult]] | None = None) -> Iterator[LoopContext]:
+    """The whole loop, run and its reports published, with its S3 and MLflow (``ctx.stack``, and the
+    environment naming them) still up until the block ends: what is read of the run's registry
+    afterwards (the loop's tests) reads the servers that wrote it instead of starting them again.
+    The servers the steps started (pods, predictors, sinks) are stopped before the block runs."""
+    started = time.perf_counter()
+    with ctx.stores:
+        with ctx.services:
+            _run_steps(ctx, steps or STEPS)
+        ctx.facts["reports"] = publish_reports(ctx)
+        ctx.facts["seconds"] = time.perf_counter() - started
+        yield ctx
 
 
 def _run_steps(ctx: LoopContext, steps: list[Callable[[LoopContext], StepResult]]) -> None:

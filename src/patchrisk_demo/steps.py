@@ -15,7 +15,7 @@ def start_object_storage(ctx: LoopContext) -> StepResult:
     from patchrisk_demo.rollout_steps import ENVIRONMENT
 
     saved = dict(os.environ)
-    ctx.services.callback(lambda: (os.environ.clear(), os.environ.update(saved)))  # undone at the end
+    ctx.stores.callback(lambda: (os.environ.clear(), os.environ.update(saved)))  # undone at the end
     # The buckets are saved to <state>/stack/s3-data when the loop ends; the description lets
     # `make serve`, `patchrisk monitor`, ... bring them back on demand afterwards.
     # The loop is one environment (staging): its steps, and commands run after it, read and move
@@ -25,7 +25,7 @@ def start_object_storage(ctx: LoopContext) -> StepResult:
     record_loop_stores(ctx.settings.state_dir, stores, mlflow=True, auth=True)
     # MLflow runs as the cluster's does: a tracking server with basic auth, artifacts proxied to S3;
     # the runner gives each step only its own principal's credentials (runner.PRINCIPALS).
-    stack = ctx.services.enter_context(persistent_s3(ctx.settings.state_dir, with_mlflow=True, auth=True))
+    stack = ctx.stores.enter_context(persistent_s3(ctx.settings.state_dir, with_mlflow=True, auth=True))
     ctx.stack = stack
     os.environ.update(stack.env)  # kfp.local components and servers inherit it
     os.environ["PATCHRISK_MODEL_STORE_URI"] = stores["PATCHRISK_MODEL_STORE_URI"]

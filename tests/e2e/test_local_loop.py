@@ -16,7 +16,7 @@ from patchrisk_demo import steps
 from patchrisk_demo.context import LoopContext
 from patchrisk_demo.monitoring_steps import ROWS_PER_WINDOW
 from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES, ROWS_PER_REQUEST, ROWS_PER_ROUND
-from patchrisk_demo.runner import run_loop, runner_steps, summary
+from patchrisk_demo.runner import loop_with_stores_open, runner_steps, summary
 from patchrisk_demo.runner_serving import ROWS_PER_WINDOW_REQUEST
 
 # 14 steps with MLflow's auth on and two overlay syncs: ~2.5 min on a quiet 2-core machine, ~5 under load.
@@ -26,11 +26,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800),
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
+    """The loop run once; its S3 and MLflow stay up (every pod stopped) until the module's tests are done."""
     settings = get_settings(state_dir=tmp_path_factory.mktemp("loop") / "state")
     steps_run = runner_steps()
-    ctx = run_loop(LoopContext(settings=settings, rows=5000, seed=42), steps_run)
-    assert len(ctx.results) == len(steps_run), f"the loop stopped early: {ctx.facts.get('stop')}"
-    return ctx
+    with loop_with_stores_open(LoopContext(settings=settings, rows=5000, seed=42), steps_run) as ctx:
+        assert len(ctx.results) == len(steps_run), f"the loop stopped early: {ctx.facts.get('stop')}"
+        yield ctx
 
 
 def test_every_step_acts_as_its_own_principal_and_none_as_admin(loop):
