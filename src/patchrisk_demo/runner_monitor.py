@@ -1,7 +1,7 @@
 """The loop's monitor on the local pod runner: the monitor CronJob as rendered, run as a Job.
 
-The ``local`` overlay's monitoring config judges 18-second windows on an 18-second grid
-(``window_hours: 0.005``, ``window_alignment_seconds: 18``): a Job judges the last complete window
+The ``local`` overlay's monitoring config judges 27-second windows on a 27-second grid
+(``window_hours: 0.0075``, ``window_alignment_seconds: 27``): a Job judges the last complete window
 before it started (fixed as its command starts). So each of step 10's windows is sent inside one
 grid slot that nothing earlier was sent in, with enough of it left to send the window and see it
 stored, and its Job starts as soon as the slot is over, as a CronJob firing at the window's end

@@ -1,6 +1,6 @@
 """When step 10's windows go out and when the monitor Jobs judging them start: a pure schedule.
 
-The ``local`` overlay's monitor judges 18-second windows on an 18-second grid, and a Job judges the
+The ``local`` overlay's monitor judges 27-second windows on a 27-second grid, and a Job judges the
 last complete window before its command started. A CronJob firing at each window's end overlaps its
 Job with the next window's traffic; the loop does the same, so a window costs one slot, not two:
 
