@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from patchrisk.alias_names import CANARY, CHALLENGER, CHAMPION, ENVIRONMENT_ROLE
 from patchrisk.errors import PatchriskError
 from patchrisk.model_bundle import REGISTRATION_FILE, write_registration
 from patchrisk.settings import Settings
-from patchrisk.storage import Store, download, is_s3, join, upload_dir
+from patchrisk.storage import Store, join, local_dir, upload_dir
 
 log = logging.getLogger(__name__)
 __all__ = ["CANARY", "CHALLENGER", "CHAMPION", "alias_for"]  # re-exported: callers name aliases here
@@ -288,14 +287,7 @@ def download_model(settings: Settings, uri: str, dest: Path | None = None) -> Pa
                 return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dest) if dest else None,
                                                                 tracking_uri=settings.tracking_uri,
                                                                 registry_uri=settings.tracking_uri))
-    if not is_s3(uri):
-        path = Path(uri.removeprefix("file://"))
-        if not path.is_dir():
-            raise PatchriskError(f"{uri}: model directory not found")
-        return path
-    dest = Path(dest or tempfile.mkdtemp(prefix="patchrisk-model-"))
-    download(uri if uri.endswith("/") else uri + "/", dest, settings.s3_endpoint_url)
-    return dest
+    return local_dir(uri, settings.s3_endpoint_url, dest)
 
 
 def registration_of(model_dir: Path) -> dict:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from patchrisk.errors import PatchriskError
+
 
 def is_s3(uri: str) -> bool:
     return str(uri).startswith("s3://")
@@ -167,6 +169,18 @@ def download(uri: str, dest: Path, endpoint_url: str | None = None) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         client.download_file(bucket, f"{key}{name}", str(target))
     return dest
+
+
+def local_dir(uri: str, endpoint_url: str | None = None, dest: Path | None = None) -> Path:
+    """A local directory holding ``uri``'s files: a local path as it is, an ``s3://`` prefix downloaded
+    (to ``dest`` or a new temporary directory)."""
+    if not is_s3(uri):
+        path = Path(uri.removeprefix("file://"))
+        if not path.is_dir():
+            raise PatchriskError(f"{uri}: model directory not found")
+        return path
+    dest = Path(dest or tempfile.mkdtemp(prefix="patchrisk-model-"))
+    return download(uri if uri.endswith("/") else uri + "/", dest, endpoint_url)
 
 
 def upload_dir(src: Path, uri: str, endpoint_url: str | None = None) -> str:

@@ -132,3 +132,23 @@ def test_the_retraining_trigger_loads_kfp_only_to_compile_or_run(tmp_path):
                          cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_monitor_without_the_html_page_loads_neither_evidently_nor_scipy_stats(monitored, tmp_path):
+    """Evidently (~5 s of CPU to import) is for the HTML page only; the drift tests' p-values come from
+    scipy.special, not scipy.stats (~0.6 s): every monitor run and every fanned-out merge pays for what it loads."""
+    import shutil
+    import sys
+
+    settings, *_ = monitored
+    store = shutil.copytree(settings.prediction_log_uri, tmp_path / "logs")  # this run's state stays its own
+    config = tmp_path / "monitoring.yaml"
+    config.write_text(yaml.safe_dump({"retraining": {"backend": "none"}}))
+    probe = ("import atexit, sys; atexit.register(lambda: print(sorted(m for m in ('evidently', 'scipy.stats') "
+             "if m in sys.modules))); from patchrisk_cli import main; main()")
+    out = subprocess.run([sys.executable, "-c", probe, "monitor", "--state-dir", str(settings.state_dir), "--store",
+                          str(store), "--window-end", WINDOW_END, "--config", str(config), "--no-html", "--no-mlflow"],
+                         capture_output=True, text=True, check=False, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "drift" in out.stderr  # it judged the window
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -3,7 +3,10 @@ reach the identical verdicts, decision and statistics on the same window."""
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -84,3 +87,23 @@ def test_fanned_out_pipeline_and_single_process_agree_exactly(window_logs):
                              Window.ending(WINDOW_END, load_config(config_path).window_hours), load_config(config_path),
                              same_contract=same_contract_as(reference, settings_book(single_settings)))
     assert merged_sketch == one_pass.to_dict()  # the statistics themselves: counts, sketches, exact sums
+
+
+def test_a_sketch_task_reads_its_pinned_reference_from_the_model_store_without_mlflow(window_logs, tmp_path):
+    """A sketch task (one per partition) needs only the pinned version's stored statistics: the plan
+    hands it the model store copy, so it never imports MLflow (~2.4 s of CPU per task)."""
+    from patchrisk.monitoring.drift.fanout import monitor_request, plan
+
+    settings, base = window_logs
+    settings = get_settings(state_dir=settings.state_dir, log_store_uri=str(base / "logs-single"))
+    first = plan(settings, monitor_request("patch-risk", WINDOW_END, 24, ""), 2)[0]
+    probe = ("import json, sys; from patchrisk.monitoring.drift.fanout import monitor_request, monitor_settings, "
+             "sketch_partition; settings = monitor_settings(sys.argv[1], sys.argv[2]); "
+             "found = sketch_partition(settings, monitor_request('patch-risk', '', 24, ''), sys.argv[3]); "
+             "print(json.dumps([found['sketch']['rows'], sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow')]))")
+    out = subprocess.run([sys.executable, "-c", probe, str(base / "logs-single"), settings.tracking_uri, first],
+                         capture_output=True, text=True, check=False, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "PATCHRISK_STATE_DIR": str(settings.state_dir)})
+    assert out.returncode == 0, out.stderr
+    rows, mlflow_modules = json.loads(out.stdout)
+    assert rows > 0 and mlflow_modules == []

@@ -64,6 +64,20 @@ def test_chi_square_separates_noise_from_shift():
     assert chi2_homogeneity(ref, np.zeros(10)) == 1.0
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_chi_square_p_values_are_scipy_stats_own(seed):
+    from scipy.stats import chi2_contingency
+
+    rng = np.random.default_rng(seed)
+    bins = int(rng.integers(2, 12))
+    ref = rng.integers(0, 5_000, bins).astype(float) * rng.random(bins)  # reference counts are fractional
+    cur = np.bincount(rng.integers(0, bins, int(rng.integers(50, 5_000))), minlength=bins).astype(float)
+    ref[rng.integers(0, bins)] = 0  # a bin only one side has
+    kept = (ref + cur) > 0
+    expected = chi2_contingency(np.vstack([ref, cur])[:, kept], correction=False).pvalue
+    assert chi2_homogeneity(ref, cur) == pytest.approx(float(expected), rel=1e-12, abs=1e-300)
+
+
 def test_window_sample_is_bounded_and_uniform():
     sample = WindowSample(500, seed=0)
     for start in range(0, 100_000, 10_000):

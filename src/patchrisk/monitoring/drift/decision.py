@@ -71,14 +71,20 @@ class DriftVerdict:
 
 
 def chi2_homogeneity(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
-    """p-value that both count vectors come from one distribution (bins empty in both dropped)."""
-    from scipy.stats import chi2_contingency
+    """p-value that both count vectors come from one distribution (bins empty in both dropped).
+
+    Pearson's test as ``scipy.stats.chi2_contingency(table, correction=False)`` computes it, with the
+    chi-squared survival function from ``scipy.special``: importing ``scipy.stats`` costs every monitor
+    run ~0.6 s of CPU more (tests/unit/test_drift_statistics.py checks both agree)."""
+    from scipy.special import chdtrc
 
     table = np.vstack([np.asarray(reference_counts, float), np.asarray(current_counts, float)])
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 1.0
-    return float(chi2_contingency(table, correction=False).pvalue)
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    statistic = ((table - expected) ** 2 / expected).sum()
+    return float(chdtrc(table.shape[1] - 1, statistic))
 
 
 def numeric_drift(name: str, ref: dict, ref_rows: int, acc: NumericAccumulator, thresholds: DriftThresholds,

@@ -3,7 +3,7 @@
 
 Three steps, each a function a KFP component calls (``pipelines/monitoring.py``):
 
-1. ``plan`` pins the champion version and the window's end, lists the window's log files and deals
+1. ``plan`` pins the champion version (and its model store copy) and the window's end, lists the window's log files and deals
    them round-robin by name into ``partitions`` groups (the sink rolls parts at a bounded size, so
    equal file counts are near-equal rows; deterministic).
 2. ``sketch_partition`` reads one group and returns its ``WindowSketch`` as a JSON-safe dict, with
@@ -35,7 +35,7 @@ from patchrisk.monitoring.drift.job import (
     resolve_config,
     same_contract_as,
 )
-from patchrisk.monitoring.drift.reference import load_champion_reference
+from patchrisk.monitoring.drift.reference import load_champion_reference, load_stored_reference
 from patchrisk.monitoring.drift.sketch import WindowSketch
 from patchrisk.monitoring.drift.window import Window, partition_files
 from patchrisk.settings import get_settings
@@ -56,8 +56,10 @@ def plan(settings, request: MonitorRequest, partitions: int, say: Callable[[str]
     say(f"window {window.key}: {len(files)} log file(s) in {len(groups)} partition(s), "
         f"champion v{reference.model_version}")
     # The exchanges sink replicas stored as separate events are paired once, by the first partition.
-    return [json.dumps({"model_version": reference.model_version, "window_end": window.end.isoformat(),
-                        "files": group, "unpaired": i == 0}) for i, group in enumerate(groups)]
+    # The version's model store copy lets each sketch task read the reference without MLflow (~2.4 s of CPU).
+    return [json.dumps({"model_version": reference.model_version, "model_uri": reference.model_uri,
+                        "window_end": window.end.isoformat(), "files": group, "unpaired": i == 0})
+            for i, group in enumerate(groups)]
 
 
 def sketch_partition(settings, request: MonitorRequest, partition: str,
@@ -66,7 +68,8 @@ def sketch_partition(settings, request: MonitorRequest, partition: str,
     part = json.loads(partition)
     config = resolve_config(request)
     store = open_log_store(settings)
-    reference = load_champion_reference(settings, request.model, part["model_version"])
+    reference = (load_stored_reference(settings, part["model_uri"], request.model, part["model_version"])
+                 if part.get("model_uri") else load_champion_reference(settings, request.model, part["model_version"]))
     window = Window.ending(part["window_end"], config.window_hours)
     # As the single-process job: rows of versions with another contract than the champion's are skipped.
     sketch = sketch_window(store, reference, window, config, files=part["files"], progress=say,

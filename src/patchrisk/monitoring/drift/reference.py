@@ -24,6 +24,7 @@ class Reference:
     model_name: str
     model_version: str = "unregistered"
     metrics: dict[str, float] = field(default_factory=dict)  # the version's registered holdout metrics
+    model_uri: str | None = None  # the version's immutable model store copy, readable without MLflow
 
     @property
     def rows(self) -> int:
@@ -31,7 +32,7 @@ class Reference:
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, model_name: str | None = None, version: str = "unregistered",
-                       metrics: dict[str, float] | None = None) -> Reference:
+                       metrics: dict[str, float] | None = None, model_uri: str | None = None) -> Reference:
         model_dir = Path(model_dir)
         stats_path = model_dir / REFERENCE_STATS_FILE
         if not stats_path.is_file():
@@ -41,7 +42,7 @@ class Reference:
         sample = model_dir / REFERENCE_SAMPLE_FILE
         return cls(spec=spec, stats=json.loads(stats_path.read_text()),
                    sample_path=sample if sample.is_file() else None, model_name=model_name or spec.name,
-                   model_version=str(version), metrics=dict(metrics or {}))
+                   model_version=str(version), metrics=dict(metrics or {}), model_uri=model_uri)
 
 
 def load_champion_reference(settings, model_name: str, version: str | None = None) -> Reference:
@@ -53,4 +54,14 @@ def load_champion_reference(settings, model_name: str, version: str | None = Non
                registry.get_version(settings, model_name, alias=registry.CHAMPION))
     model_dir = registry.download_model(settings, f"models:/{model_name}/{version.version}")
     metrics = registry.client(settings).get_run(version.run_id).data.metrics if version.run_id else {}
-    return Reference.from_model_dir(model_dir, model_name, str(version.version), metrics)
+    return Reference.from_model_dir(model_dir, model_name, str(version.version), metrics,
+                                    (version.tags or {}).get(registry.STORAGE_URI_TAG))
+
+
+def load_stored_reference(settings, model_uri: str, model_name: str, version: str) -> Reference:
+    """``version``'s reference from its model store copy (``Reference.model_uri``), without MLflow: what a
+    fanned-out monitor's sketch task reads, its version pinned by the plan. No registered metrics."""
+    from patchrisk.storage import local_dir
+
+    return Reference.from_model_dir(local_dir(model_uri, settings.s3_endpoint_url), model_name, version,
+                                    model_uri=model_uri)

@@ -48,7 +48,7 @@ class EndpointResolver:
 
     def start_warm_up(self) -> None:
         """Import the registry client in the background so the first flush does not wait for it."""
-        if self._claim_warm_up():
+        if not self._warm_up_started and self._claim_warm_up():  # unlocked read: the lock only once
             threading.Thread(target=self._quiet_warm_up, name="registry-warm-up", daemon=True).start()
 
     def _claim_warm_up(self) -> bool:
@@ -59,10 +59,16 @@ class EndpointResolver:
     def _quiet_warm_up(self) -> None:
         try:
             self._warm_up()
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  a lookup retries the import and logs its own failure
             log.warning("registry warm-up failed: %s", err)
         finally:
             self._warmed.set()
+
+    def expect(self, explicit: str | None) -> None:
+        """An event with this ``ce-endpoint`` arrived: warm up the registry client now if attributing
+        it will look up an alias. Not at start: most sinks that start never look anything up."""
+        if explicit not in EXPLICIT_ENDPOINTS:
+            self.start_warm_up()
 
     def canary_version(self, model: str) -> str | None | bool:
         """The canary alias's version, None when there is none, False when the lookup failed."""
@@ -87,7 +93,7 @@ class EndpointResolver:
         try:
             aliases = self._lookup(model)
             expires = now + self._ttl
-        except Exception as err:  # registry down or misconfigured: log rows as "unknown", keep going
+        except Exception as err:  # noqa: BLE001  registry down or misconfigured: rows "unknown", keep going
             log.warning("cannot read the aliases of model %r: %s", model, err)
             aliases, expires = None, now + self._failure_ttl
         with self._lock:

@@ -91,10 +91,10 @@ class SinkService:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Publish committed batches left by a crash, replay the spool, start the flush thread."""
-        self.resolver.start_warm_up()
         self.writer.recover(self.spool.generation)
         self._publish()
         for event in self.spool.replayed():
+            self.resolver.expect(event.endpoint)
             if self.buffer.classify(event) != DUPLICATE:
                 self.buffer.add(event)  # a collision is logged unpaired, never dropped
         self.metrics.replayed.inc(len(self.spool.replayed()))
@@ -168,6 +168,7 @@ class SinkService:
         """Count an admitted event once its spool line is durable; True unless it was a duplicate."""
         if not admission.new:
             return False
+        self.resolver.expect(admission.event.endpoint)
         self.metrics.events.labels(admission.event.kind).inc()
         if admission.ready_rows >= self.config.flush_rows:
             self._wake.set()
