@@ -16,9 +16,13 @@ STATE_DIR ?= .state
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock pyproject.toml setup.py
+# .venv keeps pip (kfp.local's bootstrap of a component that installs its own kfp calls `python -m pip`);
+# its uv also creates and fills the checkov venv, which needs no pip of its own.
+$(UV):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check uv==0.13.9
+
+$(STAMP): requirements.lock pyproject.toml setup.py | $(UV)
 	@# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on this machine) nothing is ever
 	@# cached, and every process (each kfp.local task, each test subprocess) compiled pandas, MLflow...
 	@# from source again. The component image compiles too (pip's default).
@@ -35,10 +39,9 @@ bytecode: $(STAMP)
 
 venv: $(STAMP)  ## create .venv with the locked dependencies
 
-$(CHECKOV_VENV)/.installed: requirements-checkov.lock
-	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	@$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check uv==0.13.9
-	@$(CHECKOV_VENV)/bin/uv pip install -q --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock | $(UV)
+	@test -x $(CHECKOV_VENV)/bin/python || $(UV) venv -q --python $(PYTHON) $(CHECKOV_VENV)
+	@$(UV) pip install -q --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
 	@touch $@
 
 # MLflow-on-PostgreSQL (stack-up DB=postgres and its integration test) runs Debian's PostgreSQL server.
