@@ -386,8 +386,8 @@ def malformed_requests(good: dict, spec) -> list[tuple[str, str, dict, int, str]
             "v2 inf",
             f"{V2}/infer",
             {
-                "content": '{"inputs": [{"name": "input-0", "shape": [1, %d], "datatype": "FP64", "data": [%s]}]}'
-                % (n, ", ".join(["Infinity"] + ["1"] * (n - 1))),
+                "content": '{"inputs": [{"name": "input-0", "shape": [1, '
+                f'{n}], "datatype": "FP64", "data": [{", ".join(["Infinity"] + ["1"] * (n - 1))}]}}]}}',
                 "headers": json_header,
             },
             400,
