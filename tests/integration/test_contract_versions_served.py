@@ -8,6 +8,7 @@ import pytest
 
 from patchrisk.model_bundle import write_registration
 from patchrisk.rollout.verify import verify_endpoint
+from tests.integration.http_support import LOOPBACK_TLS
 from tests.unit.contract_support import OLD, PACKAGED, old_rows, train_old_champion
 
 testing = pytest.importorskip("patchrisk_serving.catboost_predictor.testing")
@@ -25,11 +26,13 @@ def old_champion(tmp_path_factory):
 
 def test_the_predictor_answers_with_the_versions_output_names(old_champion):
     server, _ = old_champion
-    body = httpx.post(f"{server.url}/v1/models/patch-risk:predict", json={"instances": old_rows(2)}, timeout=30)
+    body = httpx.post(f"{server.url}/v1/models/patch-risk:predict", json={"instances": old_rows(2)}, timeout=30,
+                      verify=LOOPBACK_TLS)
     assert body.status_code == 200, body.text
     predictions = body.json()["predictions"]
     assert set(predictions[0]) >= {"risk", "risk_band"} and "risk_score" not in predictions[0]
-    outputs = httpx.get(f"{server.url}/v2/models/patch-risk", timeout=30).json()["outputs"]
+    outputs = httpx.get(f"{server.url}/v2/models/patch-risk", timeout=30,
+                        verify=LOOPBACK_TLS).json()["outputs"]
     assert [o["name"] for o in outputs] == [OLD.outputs.score, OLD.outputs.bucket]
 
 

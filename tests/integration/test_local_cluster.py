@@ -15,6 +15,7 @@ import pytest
 from patchrisk.localcluster import cluster
 from patchrisk.localcluster.errors import PodError
 from tests.conftest import REPO
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = [
     pytest.mark.integration,
@@ -72,21 +73,21 @@ def test_every_staging_workload_becomes_ready_sandboxed_as_rendered(staging_up):
         "patch-risk-v3-predictor-0"}
     for pod in plan.pods:
         url = f"http://{pod.ip}:{pod.readiness['port']}{pod.readiness['path']}"
-        assert httpx.get(url, timeout=5).status_code == 200, pod.name
+        assert httpx.get(url, timeout=5, verify=LOOPBACK_TLS).status_code == 200, pod.name
     for pod in report["pods"]:
         assert pod["running"], pod["name"]
         (sandbox,) = pod["sandboxes"]
         assert (sandbox["uid"], sandbox["gid"], sandbox["read_only_root"]) == (1000, 1000, True), pod["name"]
     # The sink Service answers on its port 80 by its address, round-robin over both replicas.
     sink = next(s for s in report["services"] if s["name"] == "patchrisk-sink")
-    assert httpx.get(f"http://{sink['ip']}/livez", timeout=5).status_code == 200
+    assert httpx.get(f"http://{sink['ip']}/livez", timeout=5, verify=LOOPBACK_TLS).status_code == 200
 
 
 def _predict_one_row_at_a_time(router, rows, spec) -> None:
     """One V1 call per row to the InferenceService's router, as the weights are counted per call."""
     from patchrisk_demo.traffic import _instances
 
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, verify=LOOPBACK_TLS) as client:
         for instance in _instances(rows, [spec.id_column, *spec.feature_names]):
             response = client.post(f"http://{router.ip}/v1/models/patch-risk:predict", json={"instances": [instance]})
             assert response.status_code == 200, response.text
@@ -235,7 +236,8 @@ def _probe_overlay(folder: Path, workloads: list[str]) -> Path:
 
 
 def _seen_from(pod_ip: str, name: str) -> dict:
-    return httpx.get(f"http://{pod_ip}:8080/probe", params={"name": name}, timeout=15).json()
+    return httpx.get(f"http://{pod_ip}:8080/probe", params={"name": name}, timeout=15,
+                     verify=LOOPBACK_TLS).json()
 
 
 def test_a_sync_adding_or_removing_a_service_keeps_the_other_pods_and_they_resolve_it_at_once(tmp_path):
@@ -264,7 +266,7 @@ def test_a_sync_adding_or_removing_a_service_keeps_the_other_pods_and_they_resol
         for name in ("answer.scratch.svc.cluster.local", "answer.scratch", "answer"):
             assert _seen_from(caller.ip, name) == {"ip": answer, "answer": "answer-0"}, name
         # ... and the kept Service still answers on its old address, now from the new proxies.
-        assert httpx.get(f"http://{caller_service}/", timeout=5).text == "caller-0"
+        assert httpx.get(f"http://{caller_service}/", timeout=5, verify=LOOPBACK_TLS).text == "caller-0"
 
         (overlay / "answer.yaml").unlink()
         _probe_overlay(overlay, ["caller"])  # the commit removing it again
@@ -275,7 +277,7 @@ def test_a_sync_adding_or_removing_a_service_keeps_the_other_pods_and_they_resol
         assert [s.name for s in plan.services] == ["caller"]
         seen = _seen_from(caller.ip, "answer.scratch.svc.cluster.local")
         assert "ip" not in seen and "gaierror" in seen["error"], seen
-        assert httpx.get(f"http://{caller_service}/", timeout=5).text == "caller-0"
+        assert httpx.get(f"http://{caller_service}/", timeout=5, verify=LOOPBACK_TLS).text == "caller-0"
     finally:
         cluster.down(state, str(overlay))
     assert cluster.running_processes(folder) == {}
@@ -303,7 +305,7 @@ def test_a_sync_moving_the_overlay_to_another_namespace_restarts_every_pod(tmp_p
 
 
 def _metric(url: str, name: str) -> float:
-    for line in httpx.get(url, timeout=5).text.splitlines():
+    for line in httpx.get(url, timeout=5, verify=LOOPBACK_TLS).text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return 0.0

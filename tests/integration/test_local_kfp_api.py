@@ -11,6 +11,7 @@ import pytest
 from patchrisk.localcluster.cluster import KFP_PID, _start_kfp_api
 from patchrisk.localcluster.kfp_api import AUDIENCE, TOKENS_FILE
 from patchrisk.stack.processes import read_pid, stop_group
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
 
@@ -48,23 +49,26 @@ def adder_ir(tmp_path_factory):
 
 def test_a_call_without_a_bearer_token_is_refused(kfp_api):
     host, _ = kfp_api
-    response = httpx.get(f"{host}{API}/experiments")
+    response = httpx.get(f"{host}{API}/experiments", verify=LOOPBACK_TLS)
     assert response.status_code == 401
     assert "Authorization: Bearer" in response.json()["error"]
-    wrong = httpx.get(f"{host}{API}/experiments", headers={"Authorization": "Bearer wrong-audience"})
+    wrong = httpx.get(f"{host}{API}/experiments", headers={"Authorization": "Bearer wrong-audience"},
+                      verify=LOOPBACK_TLS)
     assert wrong.status_code == 401 and AUDIENCE in wrong.json()["error"]
-    assert httpx.get(f"{host}{API}/healthz").json()["multi_user"] is True
+    assert httpx.get(f"{host}{API}/healthz", verify=LOOPBACK_TLS).json()["multi_user"] is True
 
 
 def test_bodies_are_checked_against_the_server_models(kfp_api):
     host, _ = kfp_api
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    bad = httpx.post(f"{host}{API}/experiments", headers=auth, json={"display_name": 5, "colour": "red"})
+    bad = httpx.post(f"{host}{API}/experiments", headers=auth, json={"display_name": 5, "colour": "red"},
+                     verify=LOOPBACK_TLS)
     assert bad.status_code == 400
     message = bad.json()["error"]
     assert "display_name: expected str" in message and "colour: unknown field" in message
     assert "namespace: required" in message
-    other = httpx.post(f"{host}{API}/experiments", headers=auth, json={"display_name": "x", "namespace": "prod"})
+    other = httpx.post(f"{host}{API}/experiments", headers=auth, json={"display_name": "x", "namespace": "prod"},
+                       verify=LOOPBACK_TLS)
     assert other.status_code == 403 and "patchrisk-monitor" in other.json()["error"]
 
 

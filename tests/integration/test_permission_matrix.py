@@ -27,6 +27,7 @@ from patchrisk.security.principals import (
 )
 from patchrisk.stack import local_stack
 from patchrisk.stack.auth import password_of
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def stack(tmp_path_factory):
 
 def _session(stack, name: str) -> httpx.Client:
     auth = None if name == ANONYMOUS else (name, password_of(stack.auth, name))
-    return httpx.Client(base_url=stack.mlflow_url, auth=auth, timeout=30.0)
+    return httpx.Client(base_url=stack.mlflow_url, auth=auth, timeout=30.0, verify=LOOPBACK_TLS)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,8 @@ def test_anonymous_gets_health_and_nothing_else(stack):
 
 
 def test_a_wrong_password_is_refused(stack):
-    with httpx.Client(base_url=stack.mlflow_url, auth=("rollout-staging", "not-the-password")) as http:
+    with httpx.Client(base_url=stack.mlflow_url, auth=("rollout-staging", "not-the-password"),
+                      verify=LOOPBACK_TLS) as http:
         assert http.get(f"{API}/registered-models/alias",
                         params={"name": MODEL, "alias": "champion-staging"}).status_code == 401
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from patchrisk.model_bundle import frame_to_matrix
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -60,14 +61,15 @@ def test_the_predictor_serves_v1_v2_and_explain_from_the_lock(runtime_python, tr
 
         matrix = [["" if row[name] is None else str(row[name]) for name in spec.feature_names] for row in rows]
         v2 = httpx.post(f"{base}/v2/models/patch-risk/infer", timeout=30, json={"inputs": [
-            {"name": "input-0", "shape": [len(rows), len(spec.feature_names)], "datatype": "BYTES", "data": matrix}]})
+            {"name": "input-0", "shape": [len(rows), len(spec.feature_names)], "datatype": "BYTES", "data": matrix}]},
+            verify=LOOPBACK_TLS)
         assert v2.status_code == 200, v2.text
         outputs = {o["name"]: o for o in v2.json()["outputs"]}
         assert outputs["risk_score"]["data"] == pytest.approx(expected, abs=1e-6)
         assert outputs["risk_bucket"]["data"] == [spec.risk_bucket(s) for s in expected]
 
         explained = httpx.post(f"{base}/v1/models/patch-risk:explain", json={"instances": rows[:1], "top_k": 2},
-                               timeout=30)
+                               timeout=30, verify=LOOPBACK_TLS)
         assert explained.status_code == 200, explained.text
         top = explained.json()["explanations"][0]["top_features"]
         in_process = result.bundle.contributions(frame_to_matrix(pd.DataFrame(rows[:1]), spec))[0]
@@ -75,5 +77,6 @@ def test_the_predictor_serves_v1_v2_and_explain_from_the_lock(runtime_python, tr
         assert [t["feature"] for t in top] == [spec.feature_names[i] for i in largest]
         assert [t["contribution"] for t in top] == pytest.approx([in_process[i] for i in largest], abs=1e-6)
 
-        bad = httpx.post(f"{base}/v1/models/patch-risk:predict", json={"instances": [{"component": 1}]}, timeout=30)
+        bad = httpx.post(f"{base}/v1/models/patch-risk:predict", json={"instances": [{"component": 1}]}, timeout=30,
+                         verify=LOOPBACK_TLS)
         assert bad.status_code == 400 and "missing feature" in bad.json()["error"]

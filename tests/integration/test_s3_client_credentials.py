@@ -9,6 +9,7 @@ import pytest
 
 from patchrisk.storage import Store, s3_client
 from tests.conftest import free_port
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ def s3_with_iam():
     admin = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "admin",
              "aws_secret_access_key": "admin"}
     # The next 4 requests (user, its policy, its key, the bucket) are let in; every later one is checked.
-    previous = httpx.post(f"{endpoint}/moto-api/reset-auth", content=b"4").json()
+    previous = httpx.post(f"{endpoint}/moto-api/reset-auth", content=b"4", verify=LOOPBACK_TLS).json()
     try:
         iam = boto3.client("iam", **admin)
         iam.create_user(UserName="sink")
@@ -41,7 +42,7 @@ def s3_with_iam():
     finally:
         # moto's settings are process-wide: the other moto servers of this worker trust every key again
         httpx.post(f"{endpoint}/moto-api/reset-auth",
-                   content=previous["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"].encode())
+                   content=previous["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"].encode(), verify=LOOPBACK_TLS)
         server.stop()
 
 

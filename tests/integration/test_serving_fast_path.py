@@ -18,6 +18,7 @@ from serving_support import MODEL_NAME, load_bundle, trained_model_dir
 from test_serving_http import _hostile_requests, as_objects, malformed_requests, per_feature_inputs
 
 from patchrisk.datagen import generate_rows
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
 V1 = f"/v1/models/{MODEL_NAME}"
@@ -42,8 +43,8 @@ def clients(model_dir):
     with (
         serve_in_subprocess(model_dir, model_name=MODEL_NAME, extra_args=flags) as fast,
         serve_in_subprocess(model_dir, model_name=MODEL_NAME, extra_args=(*flags, "--enable_fast_path=false")) as kserve,
-        httpx.Client(base_url=fast.url, timeout=30) as fast_client,
-        httpx.Client(base_url=kserve.url, timeout=30) as kserve_client,
+        httpx.Client(base_url=fast.url, timeout=30, verify=LOOPBACK_TLS) as fast_client,
+        httpx.Client(base_url=kserve.url, timeout=30, verify=LOOPBACK_TLS) as kserve_client,
     ):
         yield fast_client, kserve_client
 

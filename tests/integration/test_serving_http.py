@@ -16,6 +16,7 @@ from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
 from serving_support import MODEL_NAME, MODEL_VERSION, load_bundle, trained_model_dir
 
 from patchrisk.datagen import generate_rows
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
 V1 = f"/v1/models/{MODEL_NAME}"
@@ -61,7 +62,7 @@ def server(model_dir):
 
 @pytest.fixture(scope="module")
 def http(server):
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with httpx.Client(base_url=server.url, timeout=30, verify=LOOPBACK_TLS) as client:
         yield client
 
 
@@ -385,8 +386,8 @@ def malformed_requests(good: dict, spec) -> list[tuple[str, str, dict, int, str]
             "v2 inf",
             f"{V2}/infer",
             {
-                "content": '{"inputs": [{"name": "input-0", "shape": [1, %d], "datatype": "FP64", "data": [%s]}]}'
-                % (n, ", ".join(["Infinity"] + ["1"] * (n - 1))),
+                "content": '{"inputs": [{"name": "input-0", "shape": [1, '
+                f'{n}], "datatype": "FP64", "data": [{", ".join(["Infinity"] + ["1"] * (n - 1))}]}}]}}',
                 "headers": json_header,
             },
             400,
@@ -500,9 +501,10 @@ def test_model_failing_its_self_check_is_not_ready(model_dir, tmp_path):
     metadata["reference_scores"] = [s + 0.01 for s in metadata["reference_scores"]]
     (broken / "metadata.json").write_text(json.dumps(metadata))
     with serve_in_subprocess(broken, model_name=MODEL_NAME, require_model_ready=False) as running:
-        assert httpx.get(f"{running.url}{V2}/ready").status_code == 503
+        assert httpx.get(f"{running.url}{V2}/ready", verify=LOOPBACK_TLS).status_code == 503
         response = httpx.post(
-            f"{running.url}{V1}:predict", json={"instances": [metadata["reference_rows"][0]]}
+            f"{running.url}{V1}:predict", json={"instances": [metadata["reference_rows"][0]]},
+            verify=LOOPBACK_TLS,
         )
         assert response.status_code == 503
         assert "NOT READY: self-check failed: reference scores differ by up to 0.01" in running.log()
@@ -669,7 +671,7 @@ def test_max_request_bytes_flag_sets_the_limit(model_dir, bundle, patches):
         serve_in_subprocess(
             model_dir, model_name=MODEL_NAME, extra_args=(f"--max_request_bytes={len(small) + 10}",)
         ) as running,
-        httpx.Client(base_url=running.url, timeout=30) as client,
+        httpx.Client(base_url=running.url, timeout=30, verify=LOOPBACK_TLS) as client,
     ):
         assert (
             client.post(
@@ -700,7 +702,7 @@ def test_an_internal_error_is_a_generic_500_with_a_request_id_and_the_connection
     from faulty_predictor import PREDICT_BUG_LINES, SECRET_DETAIL
 
     good = _good_row(bundle, patches)
-    with httpx.Client(base_url=faulty_server.url, timeout=30) as client:
+    with httpx.Client(base_url=faulty_server.url, timeout=30, verify=LOOPBACK_TLS) as client:
         for path in (f"{V1}:predict", f"{V1}:explain"):
             response = client.post(path, json={"instances": [{**good, "lines_added": PREDICT_BUG_LINES}]})
             assert response.status_code == 500
@@ -736,7 +738,7 @@ def test_a_long_explain_does_not_stall_health_probes(faulty_server, bundle, patc
     def explain():
         rows = [{**good, "lines_added": EXPLAIN_GATE_LINES}] * 50
         result["response"] = httpx.post(
-            f"{faulty_server.url}{V1}:explain", json={"instances": rows}, timeout=90
+            f"{faulty_server.url}{V1}:explain", json={"instances": rows}, timeout=90, verify=LOOPBACK_TLS
         )
 
     caller = threading.Thread(target=explain)
@@ -748,7 +750,7 @@ def test_a_long_explain_does_not_stall_health_probes(faulty_server, bundle, patc
             threading.Event().wait(0.01)
         assert (gate / "started").exists(), f"explain never reached SHAP: {result}"
         # The explain is held in flight until we release it: health must answer meanwhile.
-        health = httpx.get(f"{faulty_server.url}/v2/health/ready", timeout=10)
+        health = httpx.get(f"{faulty_server.url}/v2/health/ready", timeout=10, verify=LOOPBACK_TLS)
         assert health.status_code == 200
         assert caller.is_alive() and "response" not in result  # answered while explain was in flight
     finally:

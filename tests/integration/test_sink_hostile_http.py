@@ -16,6 +16,7 @@ from patchrisk.datagen import generate_rows
 from patchrisk.monitoring.prediction_logs import ERROR_REASON, read_prediction_logs
 from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
 from patchrisk.spec import load_spec
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
 MODEL = "patch-risk"
@@ -45,7 +46,8 @@ def exchange(rows, event_id, with_response=True, **kwargs):
 
 
 def post(url: str, events) -> list[httpx.Response]:
-    return [httpx.post(url, headers=headers, content=body, timeout=30) for headers, body in events]
+    return [httpx.post(url, headers=headers, content=body, timeout=30, verify=LOOPBACK_TLS)
+            for headers, body in events]
 
 
 def metric(text: str, name: str, **labels) -> float:
@@ -81,7 +83,7 @@ def test_a_poison_exchange_never_stops_logging(tmp_path, sink_env):
         for i in range(3):  # later exchanges are still written, flush after flush
             assert [r.status_code for r in post(url, exchange(patch_rows(2, 10 + i), f"after-{i}"))] == [202, 202]
             sink.flush()
-        health = httpx.get(f"{sink.url}/healthz")
+        health = httpx.get(f"{sink.url}/healthz", verify=LOOPBACK_TLS)
         assert health.status_code == 200 and health.json()["status"] == "ok"
     df = read_prediction_logs(store, MODEL)
     counts = df.groupby("event_id").size().to_dict()
@@ -184,7 +186,7 @@ def test_a_poisoned_spool_is_quarantined_after_a_kill_and_restart(tmp_path, sink
             time.sleep(1.0)
             restarted.flush()
             assert post(f"{restarted.url}/endpoint/canary", exchange(patch_rows(1, 2), "next"))[0].status_code == 202
-            health = httpx.get(f"{restarted.url}/healthz")
+            health = httpx.get(f"{restarted.url}/healthz", verify=LOOPBACK_TLS)
             assert health.status_code == 200
     df = read_prediction_logs(store, MODEL)
     assert (df.event_id == "good").sum() == 2 and set(df[df.event_id == "good"]["status"]) == {"ok"}
@@ -201,14 +203,15 @@ def test_healthz_is_503_with_the_reason_while_the_store_cannot_be_written(tmp_pa
     with sink_in_subprocess(str(blocked), env=sink_env, flush_seconds=600, spool_dir=tmp_path / "spool") as sink:
         assert post(f"{sink.url}/endpoint/default", exchange(patch_rows(2, 1), "held"))[0].status_code == 202
         sink.flush()
-        health = httpx.get(f"{sink.url}/healthz")
+        health = httpx.get(f"{sink.url}/healthz", verify=LOOPBACK_TLS)
         assert health.status_code == 503 and "publish" in health.json()["reason"]
         assert metric(sink.metrics(), "patchrisk_sink_publish_healthy") == 0
-        assert httpx.get(f"{sink.url}/livez").status_code == 200  # the probes: still serving, still spooling
+        # the probes: still serving, still spooling
+        assert httpx.get(f"{sink.url}/livez", verify=LOOPBACK_TLS).status_code == 200
         assert post(f"{sink.url}/endpoint/default", exchange(patch_rows(1, 2), "during"))[0].status_code == 202
         Path(blocked).unlink()
         sink.flush()
-        assert httpx.get(f"{sink.url}/healthz").status_code == 200
+        assert httpx.get(f"{sink.url}/healthz", verify=LOOPBACK_TLS).status_code == 200
         assert metric(sink.metrics(), "patchrisk_sink_publish_healthy") == 1
     logged = read_prediction_logs(str(blocked), MODEL)
     assert logged.groupby("event_id").size().to_dict() == {"held": 2, "during": 1}

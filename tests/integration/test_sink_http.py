@@ -23,6 +23,7 @@ from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
 from patchrisk.registry import aliases, register_model_dir
 from patchrisk.settings import Settings
 from patchrisk.storage import Store
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
 MODEL = "patch-risk"
@@ -76,7 +77,8 @@ def v1_response(spec, rows, version, first_score=0.1):
 
 
 def send(url, events) -> list[httpx.Response]:
-    return [httpx.post(url, headers=headers, content=body, timeout=30) for headers, body in events]
+    return [httpx.post(url, headers=headers, content=body, timeout=30, verify=LOOPBACK_TLS)
+            for headers, body in events]
 
 
 def logged(store, event_ids, **filters):
@@ -178,16 +180,18 @@ def test_malformed_events_get_4xx_with_a_reason_and_are_counted(sink):
     for reason, (overrides, body) in MALFORMED.items():
         headers = dict(overrides) if reason in ("missing_headers", "invalid_cloudevent") else {
             k: v for k, v in {**base_headers, **overrides}.items() if v is not None}
-        response = httpx.post(sink.url, headers=headers, content=base_body if body is None else body)
+        response = httpx.post(sink.url, headers=headers, content=base_body if body is None else body,
+                              verify=LOOPBACK_TLS)
         assert 400 <= response.status_code < 500, (reason, response.text)
         assert response.json()["reason"] == reason and response.json()["error"]
-    structured = httpx.post(sink.url, headers={"content-type": "application/cloudevents+json"}, content=b"{oops")
+    structured = httpx.post(sink.url, headers={"content-type": "application/cloudevents+json"},
+                            content=b"{oops", verify=LOOPBACK_TLS)
     assert structured.status_code == 400 and structured.json()["reason"] == "bad_json"
     text = sink.metrics()
     for reason in MALFORMED:
         assert metric(text, "patchrisk_sink_events_malformed_total", reason=reason) >= 1, reason
     assert metric(text, "patchrisk_sink_events_malformed_total", reason="bad_json") >= 2
-    assert httpx.get(f"{sink.url}/healthz").json()["status"] == "ok"
+    assert httpx.get(f"{sink.url}/healthz", verify=LOOPBACK_TLS).json()["status"] == "ok"
 
 
 def test_real_predictor_traffic_forwarded_like_the_kserve_logger(sink, registry):
@@ -195,14 +199,15 @@ def test_real_predictor_traffic_forwarded_like_the_kserve_logger(sink, registry)
     spec, rows = patch_rows(5, seed=3)
     with serve_in_subprocess(champion.storage_uri, model_name=MODEL) as predictor:
         v1_request = {"instances": rows[:3]}
-        v1 = httpx.post(f"{predictor.url}/v1/models/{MODEL}:predict", json=v1_request, timeout=30).json()
+        v1 = httpx.post(f"{predictor.url}/v1/models/{MODEL}:predict", json=v1_request, timeout=30,
+                        verify=LOOPBACK_TLS).json()
         v2_rows = rows[3:]
         v2_request = {"id": "v2-call", "inputs": [
             {"name": f.name, "shape": [len(v2_rows)], "datatype": "BYTES" if f.is_categorical else "FP64",
              "data": [r[f.name] if f.is_categorical else float(r[f.name]) for r in v2_rows]}
             for f in spec.features]}
         v2 = httpx.post(f"{predictor.url}/v2/models/{MODEL}/infer", json=v2_request,
-                        headers={"Content-Type": "application/json"}, timeout=30).json()
+                        headers={"Content-Type": "application/json"}, timeout=30, verify=LOOPBACK_TLS).json()
     assert v1["model_version"] == champion.version and v2["model_version"] == champion.version
     for event_id, request, response in (("real-v1", v1_request, v1), ("real-v2", v2_request, v2)):
         sent = logger_events(request, response, MODEL, "prod", event_id=event_id)

@@ -19,6 +19,7 @@ from patchrisk.monitoring.sink.testing import logger_events, sink_replicas
 from patchrisk.rollout.logs import read_logs
 from patchrisk.spec import load_spec
 from patchrisk.storage import Store
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
 MODEL = "patch-risk"
@@ -46,7 +47,8 @@ def exchange(spec, seed: int, endpoint: str, with_response: bool = True):
 
 def post(sink, endpoint: str, event) -> None:
     headers, body = event
-    answer = httpx.post(f"{sink.url}/endpoint/{endpoint}", headers=headers, content=body, timeout=30)
+    answer = httpx.post(f"{sink.url}/endpoint/{endpoint}", headers=headers, content=body, timeout=30,
+                        verify=LOOPBACK_TLS)
     assert answer.status_code == 202, answer.text
 
 

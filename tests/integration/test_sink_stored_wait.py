@@ -18,6 +18,7 @@ from patchrisk.monitoring.sink.testing import logger_events, sink_replicas
 from patchrisk.rollout.logs import read_logs
 from patchrisk.spec import load_spec
 from patchrisk_demo.runner_logs import LogsNotStored, stored_events, wait_until_stored
+from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
 MODEL = "patch-risk"
@@ -51,7 +52,7 @@ def send_round_robin(sinks, calls: dict[str, int], drop_responses: int = 0) -> N
             events = events[:1]
         for headers, body in events:
             answer = httpx.post(f"{sinks[turn % 2].url}/endpoint/{endpoint}", headers=headers, content=body,
-                                timeout=30)
+                                timeout=30, verify=LOOPBACK_TLS)
             assert answer.status_code == 202, answer.text
             turn += 1
         turn += seed % 2  # every other exchange starts on the other replica: some pair in memory, most split
@@ -97,6 +98,6 @@ def test_an_exchange_never_stored_fails_the_wait_naming_the_endpoint_and_the_eve
 
 def test_a_drain_value_that_is_not_a_boolean_is_refused_naming_the_parameter(replicas):
     _, sinks = replicas
-    answer = httpx.post(f"{sinks[0].url}/flush", params={"drain": "soon"}, timeout=30)
+    answer = httpx.post(f"{sinks[0].url}/flush", params={"drain": "soon"}, timeout=30, verify=LOOPBACK_TLS)
     assert answer.status_code == 400
     assert "drain" in answer.json()["error"] and "soon" in answer.json()["error"]

@@ -124,8 +124,11 @@ def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float
     try:
         progress(f"starting S3 (moto) on {s3_url}")
         _start(S3_SERVER, directory, server_env, ["-H", HOST, "-p", s3_url.rsplit(":", 1)[1]])
-        _wait(S3_SERVER, directory, s3_timeout, lambda: _s3_healthy(s3_url))
-        bootstrap_buckets(s3_url, region=REGION, client=_s3_client(s3_url))
+        # One client for all the polls: a new boto3 client (or httpx one) per poll cost more CPU
+        # than the poll itself, every stack start (issue 15).
+        s3 = _s3_client(s3_url)
+        _wait(S3_SERVER, directory, s3_timeout, lambda: _s3_healthy(s3))
+        bootstrap_buckets(s3_url, region=REGION, client=s3)
         if not with_mlflow:
             env = {k: v for k, v in env.items() if "MLFLOW" not in k and k != "PATCHRISK_LOG_STORE_URI"}
             _write_env(directory / ENV_FILE, env)
@@ -139,7 +142,7 @@ def stack_up(state_dir: Path, *, s3_timeout: float = 60.0, mlflow_timeout: float
             "--host", HOST, "--port", mlflow_url.rsplit(":", 1)[1], "--workers", "1", *auth_args,
             "--allowed-hosts", allowed_hosts(mlflow_url.rsplit(":", 1)[1]),
         ])
-        _wait(MLFLOW_SERVER, directory, mlflow_timeout, lambda: _mlflow_healthy(mlflow_url))
+        _wait_for_mlflow(directory, mlflow_url, mlflow_timeout)
         if files:
             from patchrisk.stack import auth as stack_auth
 
@@ -247,21 +250,29 @@ def _s3_client(url: str):
                         config=Config(connect_timeout=1, read_timeout=5, retries={"max_attempts": 1}))
 
 
-def _s3_healthy(url: str) -> bool:
+def _s3_healthy(s3) -> bool:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        _s3_client(url).list_buckets()
+        s3.list_buckets()
         return True
     except (BotoCoreError, ClientError):
         return False
 
 
-def _mlflow_healthy(url: str) -> bool:
+def _wait_for_mlflow(directory: Path, mlflow_url: str, timeout: float) -> None:
+    """One httpx client for all the polls: each new one loads the CA bundle (~0.05 CPU-s)."""
+    import httpx
+
+    with httpx.Client(base_url=mlflow_url, timeout=2.0) as probe:
+        _wait(MLFLOW_SERVER, directory, timeout, lambda: _mlflow_healthy(probe))
+
+
+def _mlflow_healthy(probe) -> bool:
     import httpx
 
     try:
-        return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
+        return probe.get("/health").status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -32,9 +32,8 @@ from patchrisk.stack.local import (
     LocalStack,
     StackError,
     _auth_setup,
-    _mlflow_healthy,
     _start,
-    _wait,
+    _wait_for_mlflow,
     _write_env,
     client_env,
     stack_dir,
@@ -178,7 +177,7 @@ def postgres_stack_up(state_dir: Path, *, mlflow_timeout: float = 180.0,
         progress(f"starting MLflow on {mlflow_url} (backend PostgreSQL, artifacts in s3://{MLFLOW_BUCKET}/"
                  + (", basic auth on)" if files else ")"))
         _start(MLFLOW_SERVER, directory, server_env, args)
-        _wait(MLFLOW_SERVER, directory, mlflow_timeout, lambda: _mlflow_healthy(mlflow_url))
+        _wait_for_mlflow(directory, mlflow_url, mlflow_timeout)
         if files:
             from patchrisk.stack import auth as stack_auth
 
