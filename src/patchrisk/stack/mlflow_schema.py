@@ -81,15 +81,17 @@ def _seed(uri: str, template_name: str, migrate: Callable[[Path], None]) -> str:
         return "not SQLite: MLflow migrates it"
     if target.exists():
         return f"{target} exists: kept"
-    template = cache_dir() / template_name
     try:
+        # inside the try: a sandboxed user with no HOME and no passwd entry has no home (RuntimeError),
+        # and every command's registry client seeds here, so that must cost speed, never the command
+        template = cache_dir() / template_name
         if not template.is_file():
             _write_atomically(template, migrate)
             _logger.info("migrated an empty MLflow schema into %s (once per MLflow version)", template)
         write_new(target, lambda tmp: shutil.copyfile(template, tmp))
     except FileExistsError:  # another process created it meanwhile: its writes win
         return f"{target} exists: kept"
-    except OSError as err:  # an unwritable cache or a full disk: MLflow migrates the fresh file itself
+    except (OSError, RuntimeError) as err:  # an unwritable cache or a full disk: MLflow migrates the fresh file itself
         return f"no template ({err}): MLflow migrates {target}"
     return f"{target}: copied from {template}"
 
