@@ -94,17 +94,34 @@ def test_labels_named_in_the_config_give_performance_drift_without_a_flag(monito
     assert summary["performance"]["labelled_rows"] == 3000 and summary["performance"]["current"] > 0.6
 
 
-def test_a_configured_labels_table_not_written_yet_leaves_performance_unjudged(monitored, tmp_path):
-    """The labelling job runs on its own schedule: a missing table must not stop drift monitoring."""
-    settings, _, _, _, _ = monitored
-    missing = tmp_path / "not-yet" / "labels.parquet"
-    config = tmp_path / "monitoring.yaml"
+@pytest.fixture(scope="module")
+def unlabelled_run(monitored, tmp_path_factory):
+    """One `monitor --no-html --no-mlflow` run whose config names a labels table not written yet, on a
+    copy of the logs (its report and state stay its own), as the CronJob runs it; the probe prints
+    which heavy modules it loaded. Two tests read it: a monitor run costs ~5 CPU-s."""
+    import shutil
+    import sys
+
+    settings, *_ = monitored
+    base = tmp_path_factory.mktemp("unlabelled")
+    store = shutil.copytree(settings.prediction_log_uri, base / "logs")
+    missing = base / "not-yet" / "labels.parquet"
+    config = base / "monitoring.yaml"
     config.write_text(yaml.safe_dump({"labels_uri": str(missing), "retraining": {"backend": "none"}}))
-    out = monitor(settings, "--config", config, "--no-html", "--no-mlflow")
+    probe = ("import atexit, sys; atexit.register(lambda: print(sorted(m for m in ('evidently', 'scipy.stats') "
+             "if m in sys.modules))); from patchrisk_cli import main; main()")
+    out = subprocess.run([sys.executable, "-c", probe, "monitor", "--state-dir", str(settings.state_dir), "--store",
+                          str(store), "--window-end", WINDOW_END, "--config", str(config), "--no-html", "--no-mlflow"],
+                         capture_output=True, text=True, check=False, timeout=300, cwd=base)
+    return out, Path(store), missing
+
+
+def test_a_configured_labels_table_not_written_yet_leaves_performance_unjudged(unlabelled_run):
+    """The labelling job runs on its own schedule: a missing table must not stop drift monitoring."""
+    out, store, missing = unlabelled_run
     assert out.returncode == 0, out.stderr
     assert f"labels table {missing} not found" in out.stderr
-    summary = json.loads(Path(settings.prediction_log_uri, "reports", "patch-risk", "20260303T000000Z",
-                              "summary.json").read_text())
+    summary = json.loads((store / "reports" / "patch-risk" / "20260303T000000Z" / "summary.json").read_text())
     assert summary["performance"] is None and summary["drift"]["rows"] == 3000
 
 
@@ -134,21 +151,10 @@ def test_the_retraining_trigger_loads_kfp_only_to_compile_or_run(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
-def test_monitor_without_the_html_page_loads_neither_evidently_nor_scipy_stats(monitored, tmp_path):
+def test_monitor_without_the_html_page_loads_neither_evidently_nor_scipy_stats(unlabelled_run):
     """Evidently (~5 s of CPU to import) is for the HTML page only; the drift tests' p-values come from
     scipy.special, not scipy.stats (~0.6 s): every monitor run and every fanned-out merge pays for what it loads."""
-    import shutil
-    import sys
-
-    settings, *_ = monitored
-    store = shutil.copytree(settings.prediction_log_uri, tmp_path / "logs")  # this run's state stays its own
-    config = tmp_path / "monitoring.yaml"
-    config.write_text(yaml.safe_dump({"retraining": {"backend": "none"}}))
-    probe = ("import atexit, sys; atexit.register(lambda: print(sorted(m for m in ('evidently', 'scipy.stats') "
-             "if m in sys.modules))); from patchrisk_cli import main; main()")
-    out = subprocess.run([sys.executable, "-c", probe, "monitor", "--state-dir", str(settings.state_dir), "--store",
-                          str(store), "--window-end", WINDOW_END, "--config", str(config), "--no-html", "--no-mlflow"],
-                         capture_output=True, text=True, check=False, timeout=300, cwd=tmp_path)
+    out, _, _ = unlabelled_run
     assert out.returncode == 0, out.stderr
     assert "drift" in out.stderr  # it judged the window
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -81,15 +81,33 @@ def _seed(uri: str, template_name: str, migrate: Callable[[Path], None]) -> str:
         return "not SQLite: MLflow migrates it"
     if target.exists():
         return f"{target} exists: kept"
-    template = cache_dir() / template_name
     try:
+        # inside the try: a sandboxed user with no HOME and no passwd entry has no home (RuntimeError),
+        # and every command's registry client seeds here, so that must cost speed, never the command
+        template = cache_dir() / template_name
         if not template.is_file():
             _write_atomically(template, migrate)
             _logger.info("migrated an empty MLflow schema into %s (once per MLflow version)", template)
-        _write_atomically(target, lambda tmp: shutil.copyfile(template, tmp))
-    except OSError as err:  # an unwritable cache or a full disk: MLflow migrates the fresh file itself
+        write_new(target, lambda tmp: shutil.copyfile(template, tmp))
+    except FileExistsError:  # another process created it meanwhile: its writes win
+        return f"{target} exists: kept"
+    except (OSError, RuntimeError) as err:  # an unwritable cache or a full disk: MLflow migrates the fresh file itself
         return f"no template ({err}): MLflow migrates {target}"
     return f"{target}: copied from {template}"
+
+
+def write_new(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` fills a temp file beside ``path``, which is then linked in as ``path`` only if no
+    ``path`` exists by then (FileExistsError): two commands seeding one new store at once (the CLI
+    seeds its local registry too) must not replace what the first one already wrote."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(name))
+        os.link(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:

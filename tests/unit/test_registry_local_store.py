@@ -1,0 +1,41 @@
+"""A fresh local registry (``sqlite:///<state>/mlflow.db``) starts as a copy of the migrated empty
+schema, as the local MLflow server's store does: MLflow's Alembic migrations cost ≈ 1.8 CPU-s per
+fresh file, and every CLI run or test on a new state directory paid them (issue 15)."""
+
+import sqlite3
+
+import pytest
+
+from patchrisk import registry
+from patchrisk.settings import get_settings
+from patchrisk.stack import mlflow_schema
+
+
+@pytest.fixture
+def schema_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(mlflow_schema.CACHE_ENV, str(tmp_path / "cache"))
+    return mlflow_schema.cache_dir() / mlflow_schema.TRACKING_TEMPLATE
+
+
+def test_a_fresh_local_registry_is_a_copy_of_the_migrated_template(tmp_path, schema_cache):
+    settings = get_settings(state_dir=tmp_path / "state")
+    client = registry.client(settings)
+    assert schema_cache.is_file(), "the fresh store was migrated by MLflow, not copied from the template"
+    assert client.search_registered_models() == []
+    client.create_registered_model("patch-risk")
+    with sqlite3.connect(tmp_path / "state" / "mlflow.db") as db:  # MLflow's own start-up ran on the copy
+        assert db.execute("SELECT name FROM experiments").fetchall() == [("Default",)]
+        assert db.execute("SELECT name FROM registered_models").fetchall() == [("patch-risk",)]
+    registry.client(settings)  # an existing store is never replaced
+    with sqlite3.connect(tmp_path / "state" / "mlflow.db") as db:
+        assert db.execute("SELECT name FROM registered_models").fetchall() == [("patch-risk",)]
+
+
+def test_a_store_written_meanwhile_is_never_overwritten_by_the_copy(tmp_path):
+    """Two commands on one new state directory: the one that copies last must not clobber the other's writes."""
+    target = tmp_path / "mlflow.db"
+    target.write_text("written by the other command")
+    with pytest.raises(FileExistsError):
+        mlflow_schema.write_new(target, lambda tmp: tmp.write_text("template"))
+    assert target.read_text() == "written by the other command"
+    assert [p.name for p in tmp_path.iterdir()] == ["mlflow.db"]  # no temp file left behind
