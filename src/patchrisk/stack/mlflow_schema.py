@@ -100,24 +100,21 @@ def write_new(path: Path, write: Callable[[Path], None]) -> None:
     """``write`` fills a temp file beside ``path``, which is then linked in as ``path`` only if no
     ``path`` exists by then (FileExistsError): two commands seeding one new store at once (the CLI
     seeds its local registry too) must not replace what the first one already wrote."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(name))
-        os.link(name, path)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    _write_through_temp(path, write, os.link)
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """``write`` fills a temp file in ``path``'s directory, which then replaces ``path`` in one rename."""
+    _write_through_temp(path, write, os.replace)
+
+
+def _write_through_temp(path: Path, write: Callable[[Path], None], publish: Callable[[str, Path], None]) -> None:
+    """Readers of ``path`` never see a half-written file: it appears only once ``write`` is done."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(name))
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+        publish(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)  # gone after a replace; the spare link after a link
