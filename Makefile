@@ -10,6 +10,13 @@ CHECKOV_VENV := .venv-checkov
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .state
 
+# These machines set PYTHONDONTWRITEBYTECODE, so every process (each kfp.local task, each test
+# subprocess) compiled pandas, MLflow... from source again. Our recipes let Python cache bytecode as it
+# imports: only what is imported gets compiled (about a sixth of the venv), once, by whoever needs it
+# first; compiling the whole venv at install cost ≈ 55 CPU-s and ≈ 25 s of set-up. Images compile at
+# build time (pip's default) and keep the variable.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: help venv bytecode browser postgresql bubblewrap system-packages test-setup local-up local-down run test test-unit test-integration manifests-check compile-pipelines serve \
         stack-up stack-down bench lock clean
 
@@ -23,45 +30,53 @@ $(UV):
 	@$(PY) -m pip install -q --disable-pip-version-check uv==0.13.9
 
 $(STAMP): requirements.lock pyproject.toml setup.py | $(UV)
-	@# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on this machine) nothing is ever
-	@# cached, and every process (each kfp.local task, each test subprocess) compiled pandas, MLflow...
-	@# from source again. The component image compiles too (pip's default).
-	@$(UV) pip install -q --compile-bytecode --python $(PY) -r requirements.lock
+	@$(UV) pip install -q --python $(PY) -r requirements.lock
 	@$(UV) pip install -q --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 
-# Our own packages are installed editable, so the venv's compile step skips them and, for the same reason,
-# every process compiled the modules it imports (~0.3 s of CPU for the sink's or the monitor's; the suite
-# starts ~800). compileall only rewrites what changed.
+# Compiled ahead, not on first import: our own packages (compileall only rewrites what changed), and
+# the libraries that processes started in the local pod runner import (its sandbox mounts the venv
+# read-only, so a pod could never cache what it compiled: the monitor Job's Evidently alone is ≈ 9 CPU-s).
 FIRST_PARTY := src serving components pipelines tests
+POD_IMPORTS := patchrisk_serving.catboost_predictor.model patchrisk_serving.catboost_predictor.server_hooks \
+  patchrisk_cli.sink patchrisk_cli.monitor patchrisk.monitoring.sink.app patchrisk.monitoring.drift.job \
+  patchrisk.monitoring.drift.evidently_report evidently.presets mlflow.tracking scipy.stats kfp.local
 bytecode: $(STAMP)
 	@$(PY) -m compileall -q -j0 $(FIRST_PARTY) >/dev/null
+	@$(PY) -c "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]" $(POD_IMPORTS)
 
 venv: $(STAMP)  ## create .venv with the locked dependencies
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.lock | $(UV)
 	@test -x $(CHECKOV_VENV)/bin/python || $(UV) venv -q --python $(PYTHON) $(CHECKOV_VENV)
-	@$(UV) pip install -q --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
+	@$(UV) pip install -q --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
 	@touch $@
 
-# MLflow-on-PostgreSQL (stack-up DB=postgres and its integration test) runs Debian's PostgreSQL server.
-postgresql:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
-	  echo "installing postgresql (Debian package) for MLflow on PostgreSQL"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
-	  || echo "warning: could not install postgresql; its integration test will be skipped"; }
+# Debian packages, each installed on first need: PostgreSQL for MLflow-on-PostgreSQL (stack-up
+# DB=postgres and its integration test), Chromium for the report test (playwright's own browser
+# download cannot run here), bubblewrap for the local pod runner (user namespaces). Without the
+# recommended packages (fonts, docs, extensions) the three install in about half the time.
+APT_INSTALL = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+HAS_POSTGRESQL = ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1
 
-# The report test drives Debian's Chromium (playwright's own browser download cannot run here).
+postgresql:
+	@$(HAS_POSTGRESQL) || { echo "installing postgresql (Debian package) for MLflow on PostgreSQL"; \
+	  ($(APT_INSTALL) postgresql >/dev/null) || echo "warning: could not install postgresql; its integration test will be skipped"; }
+
 browser:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (Debian package) for the report test"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "warning: could not install chromium; the browser test will be skipped outside CI"; }
+	  ($(APT_INSTALL) chromium >/dev/null) || echo "warning: could not install chromium; the browser test will be skipped outside CI"; }
 
-# The local pod runner sandboxes each pod with bubblewrap (Debian package; user namespaces).
 bubblewrap:
 	@command -v bwrap >/dev/null 2>&1 || { echo "installing bubblewrap (Debian package) for the local pod runner"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
-	  || echo "warning: could not install bubblewrap; the local runner's tests will be skipped"; }
+	  ($(APT_INSTALL) bubblewrap >/dev/null) || echo "warning: could not install bubblewrap; the local runner's tests will be skipped"; }
+
+# What make test needs, in one apt transaction (one index update, one dpkg run).
+system-packages:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  $(HAS_POSTGRESQL) || missing="$$missing postgresql"; command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	  test -z "$$missing" || { echo "installing$$missing (Debian packages) for the browser, PostgreSQL and pod-runner tests"; \
+	    ($(APT_INSTALL) $$missing >/dev/null) || echo "warning: could not install$$missing; the tests that need them will be skipped"; }
 
 OVERLAY ?= staging
 local-up: $(STAMP) bubblewrap  ## run OVERLAY's pods locally as the cluster would (docs/local-cluster.md)
@@ -85,15 +100,10 @@ XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 test: test-setup  ## every test, the manifests check included
 	@$(PY) -m pytest -q $(XDIST) --durations=20
 
-# What `make test` needs, side by side: the two venvs compile bytecode (CPU-bound, neither fills two
-# cores alone) while apt may download the Debian packages; the apt installs run one after another
-# (they share dpkg's lock).
+# What `make test` needs, side by side: the venvs fill and compile what the pods import while apt
+# downloads and installs the Debian packages.
 test-setup:
 	@$(MAKE) --no-print-directory -j3 bytecode $(CHECKOV_VENV)/.installed system-packages
-
-system-packages:
-	@$(MAKE) --no-print-directory browser && $(MAKE) --no-print-directory postgresql && \
-	  $(MAKE) --no-print-directory bubblewrap
 
 test-unit: $(STAMP) bytecode  ## fast tests only (no process started; target < 60 s on 2 cores)
 	@$(PY) -m pytest -q $(XDIST) tests/unit
