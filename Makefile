@@ -41,9 +41,12 @@ FIRST_PARTY := src serving components pipelines tests
 POD_IMPORTS := patchrisk_serving.catboost_predictor.model patchrisk_serving.catboost_predictor.server_hooks \
   patchrisk_cli.sink patchrisk_cli.monitor patchrisk.monitoring.sink.app patchrisk.monitoring.drift.job \
   patchrisk.monitoring.drift.evidently_report evidently.presets mlflow.tracking scipy.stats kfp.local
-bytecode: $(STAMP)
-	@$(PY) -m compileall -q -j0 $(FIRST_PARTY) >/dev/null
+$(VENV)/.pod-bytecode: $(STAMP)
 	@$(PY) -c "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]" $(POD_IMPORTS)
+	@touch $@
+
+bytecode: $(STAMP) $(VENV)/.pod-bytecode
+	@$(PY) -m compileall -q -j0 $(FIRST_PARTY) >/dev/null
 
 venv: $(STAMP)  ## create .venv with the locked dependencies
 
