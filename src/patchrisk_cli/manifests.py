@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import typer
@@ -23,6 +25,8 @@ def register(app: typer.Typer) -> None:
             None, help="checkov executable (e.g. .venv-checkov/bin/checkov); without it checkov is skipped."),
         hadolint: Path = typer.Option(None, help="hadolint executable; default: the one beside this Python."),
         repo: Path = typer.Option(None, help="Repository root; default: found from the current directory."),
+        as_json: bool = typer.Option(
+            False, "--json", help="Print the whole report (findings, tools run, what each examined) as JSON."),
     ) -> None:
         """Exit 0 when clean, 1 on findings (each names source, object, field and rule), 2 if it cannot run."""
         from patchrisk.manifests_check import check_overlays, check_rendered
@@ -33,8 +37,11 @@ def register(app: typer.Typer) -> None:
             report = check_rendered(rendered, repo_root=repo, checkov=checkov)
         else:
             report = check_overlays(overlay or None, repo_root=repo, checkov=checkov, hadolint=hadolint)
-        for finding in report.findings:
-            typer.echo(str(finding))
+        if as_json:
+            typer.echo(json.dumps(dataclasses.asdict(report), indent=1))
+        else:
+            for finding in report.findings:
+                typer.echo(str(finding))
         skipped = "" if "checkov" in report.tools_run else " (checkov skipped: pass --checkov PATH)"
         summary = (f"{len(report.findings)} finding(s) in {', '.join(report.sources)}; "
                    f"ran {', '.join(report.tools_run)}{skipped}")

@@ -3,15 +3,18 @@ the overlays differ where environments should; the rollout contract holds."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from patchrisk.manifests_check import check_overlays
 from patchrisk.manifests_check.hadolint_scan import find_dockerfiles
+from patchrisk.manifests_check.findings import Report
 from patchrisk.manifests_check.locations import declared_mode, shared_dir
 from patchrisk.manifests_check.render import Target
 from patchrisk.manifests_check.runner import check_objects
@@ -22,7 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = REPO / "manifests" / "overlays"
 ENVIRONMENTS = ["dev", "staging", "prod"]
 # Resolved at import: fixtures elsewhere may clear PATCHRISK_* variables before tests run.
-SCHEMA_DIR = shared_dir(REPO) / "schemas" / "strict"
+SHARED = shared_dir(REPO)
+SCHEMA_DIR = SHARED / "schemas" / "strict"
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"  # `make test` always builds it
 
 
@@ -40,9 +44,29 @@ def find(docs: list[dict], kind: str, name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def full_report():
-    """One run of exactly what `make manifests-check` runs (checkov once for all targets)."""
-    return check_overlays(repo_root=REPO, schema_dir=SCHEMA_DIR, checkov=CHECKOV if CHECKOV.is_file() else None)
+def make_manifests_check() -> subprocess.CompletedProcess:
+    """One run of the CLI as `make manifests-check` runs it (checkov once for all targets), with --json:
+    every test below reads that one report (checkov and the renders are the module's cost)."""
+    if not CHECKOV.is_file():
+        pytest.skip(f"{CHECKOV} absent (make test builds it)")
+    return subprocess.run([sys.executable, "-c", "from patchrisk_cli import main; main()", "manifests", "check",
+                           "--checkov", str(CHECKOV), "--json"], check=False, capture_output=True, text=True,
+                          cwd=REPO, timeout=600, env={**os.environ, "PATCHRISK_SHARED_DIR": str(SHARED)})
+
+
+@pytest.fixture(scope="module")
+def full_report(make_manifests_check) -> Report:
+    return Report.from_dict(json.loads(make_manifests_check.stdout))
+
+
+def test_the_committed_manifests_pass_every_check_as_make_manifests_check_runs_them(make_manifests_check):
+    """Every overlay and infra/ rendered, schema-validated, policy-checked with checkov, Dockerfiles
+    linted with hadolint: exit 0 and a summary a person reads."""
+    result = make_manifests_check
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.startswith("0 finding(s) in dev, local, prod, staging, infra; ran "), summary
+    assert {"kubernetes-validate", "jsonschema", "checkov", "hadolint"} <= set(summary.split("; ran ", 1)[1].split(", ")), summary
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +92,6 @@ def test_no_findings(full_report, source):
 
 
 def test_checkov_ran_on_every_overlay(full_report):
-    if not CHECKOV.is_file():
-        pytest.skip(f"{CHECKOV} absent (make test builds it)")
     evaluated = full_report.examined["checkov"]
     assert set(evaluated) == {*ENVIRONMENTS, "local", "infra"}
     # checkov's Kubernetes checks run per workload: dozens of them for each overlay, none skipped.

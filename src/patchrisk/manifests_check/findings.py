@@ -28,6 +28,12 @@ class Report:
     # (checkov), Dockerfiles (hadolint). A tool that ran but examined nothing shows as 0, not as clean.
     examined: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Report:
+        """The report ``patchrisk manifests check --json`` printed."""
+        return cls(sources=data["sources"], findings=[Finding(**f) for f in data["findings"]],
+                   tools_run=data["tools_run"], examined=data["examined"])
+
     def count(self, tool: str, source: str, n: int) -> None:
         per_source = self.examined.setdefault(tool, {})
         per_source[source] = per_source.get(source, 0) + n
