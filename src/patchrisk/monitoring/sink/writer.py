@@ -89,8 +89,11 @@ def parquet_bytes(rows: list[dict], schema: pa.Schema) -> bytes:
 def group_by_partition(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     """Rows per (partition, model version): one file holds one version's rows, typed by its contract."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    partitions: dict[tuple, str] = {}  # each (model, endpoint, day) checked once, not once per row
     for row in rows:
-        groups[(partition_of(row), row.get("model_version") or "")].append(row)
+        key = (row["model_name"], row["endpoint"], row["received_at"].date())
+        partition = partitions.get(key) or partitions.setdefault(key, partition_of(row))
+        groups[(partition, row.get("model_version") or "")].append(row)
     return groups
 
 
