@@ -133,12 +133,16 @@ def test_serve_without_the_loops_stores_names_the_store_and_the_fix(clone):
 
 def test_a_command_without_a_running_stack_starts_the_stores_saves_what_it_wrote_and_stops_them(clone):
     """The README's block starts the stores once (`make stack-up`); a command run on its own starts
-    them itself: S3 refilled from the saved copy, MLflow with basic auth, both stopped and S3 saved after."""
+    them itself: S3 refilled from the saved copy, MLflow with basic auth, both stopped and S3 saved after.
+    The restart keeps the loop's users: it creates none (each creation costs MLflow a password hash)."""
+    mlflow_log = clone / ".state" / "stack" / "mlflow.log"  # appended to by every start
+    created = mlflow_log.read_text().count("/mlflow/users/create")
     out = subprocess.run([PATCHRISK, "monitor", "--no-html"], cwd=clone, env=new_user_env(),
                          capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     assert re.search(r"restored \d+ objects of the loop's S3 store", out.stderr), out.stderr
     assert re.search(r"basic auth, acting as monitor\n", out.stderr), out.stderr
+    assert mlflow_log.read_text().count("/mlflow/users/create") == created, "the restart created users again"
     assert json.loads(out.stdout.strip().splitlines()[-1])["model_version"] == "1"
     saved = clone / ".state" / "stack" / "s3-data" / "patchrisk-logs" / "predictions" / "reports" / "patch-risk"
     assert list(saved.glob("*/summary.json")), "what the monitor wrote was not saved when its stores stopped"
