@@ -11,6 +11,7 @@ to the first answered prediction. tests/integration/test_runtime_locks.py uses t
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -46,12 +47,18 @@ def build_runtime_venv(dest: Path) -> Path:
     return python
 
 
+# As the image's ENV has it: nothing run from the venv writes bytecode into it (the image compiles at
+# build time; here, a predictor start would otherwise add its imports' .pyc to the measured size).
+IMAGE_ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6
 
 
 def importable(python: Path, module: str) -> bool:
-    return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, check=False).returncode == 0
+    return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, check=False,
+                          env=IMAGE_ENV).returncode == 0
 
 
 @contextmanager
@@ -65,7 +72,8 @@ def running_predictor(python: Path, model_dir: Path, rows: list[dict], timeout: 
     process = subprocess.Popen([str(python), "-m", "patchrisk_serving.catboost_predictor", "--model_name=patch-risk",
                                 f"--model_dir={model_dir}", f"--http_port={port}", f"--grpc_port={grpc_port}",
                                 "--host=127.0.0.1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir())
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir(),
+                               env=IMAGE_ENV)
     base = f"http://127.0.0.1:{port}"
     try:
         while True:
