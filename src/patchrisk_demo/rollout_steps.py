@@ -32,7 +32,7 @@ MAX_ROUNDS = 4
 # that limit is loose here; the other guardrails keep their defaults.
 ROLLOUT_OVERRIDES = {"schedule": [25, 50], "min_requests": 200, "min_labelled": 100,
                      "max_p99_latency_ratio": 5.0}
-ROWS_PER_REQUEST = 5
+ROWS_PER_REQUEST = 10  # 80 calls a round: the analysis counts patches, and each call costs every hop CPU
 STAGING_CHAMPION = """\
 apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService

@@ -112,6 +112,8 @@ def test_drift_is_detected_in_the_drifted_windows_only_and_triggers_retraining(l
     assert third["decision"]["trigger"] and third["launch"]["backend"] == "kfp"
     assert third["launch"]["outcome"] == "submitted" and loop.facts["challenger_version"] == "2"
     assert third["performance"]["labelled_rows"] == 400  # the labels table staging's config names was joined
+    # the local overlay's report.html: drifted: Evidently's page for the drifted windows only
+    assert first["report_uri"] is None and second["report_uri"] and third["report_uri"]
 
 
 def test_the_monitor_ran_as_the_cronjobs_job_pods_each_judging_its_window(loop):

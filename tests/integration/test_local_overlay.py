@@ -62,7 +62,8 @@ def test_local_differs_from_staging_only_in_images_object_storage_schedule_and_w
     monitoring = [yaml.safe_load(o[("ConfigMap", "patchrisk-monitoring")]["data"]["monitoring.yaml"])
                   for o in (staged, locals_)]
     changed_keys = {k for k in set(monitoring[0]) | set(monitoring[1]) if monitoring[0].get(k) != monitoring[1].get(k)}
-    assert changed_keys == {"window_hours", "window_alignment_seconds"}  # labels, data, KFP backend: staging's
+    assert changed_keys == {"window_hours", "window_alignment_seconds", "report"}  # labels, data, KFP backend: staging's
+    assert monitoring[1]["report"] == {"html": "drifted"}
     assert monitoring[1]["window_hours"] * 3600 == monitoring[1]["window_alignment_seconds"] == 27
 
 

@@ -8,7 +8,7 @@ import pytest
 from patchrisk.datagen import DriftConfig, generate_rows
 from patchrisk.monitoring.drift.analysis import analyse_window
 from patchrisk.monitoring.drift.config import TriggerPolicy, load_config
-from patchrisk.monitoring.drift.job import window_record
+from patchrisk.monitoring.drift.job import wants_html, window_record
 from patchrisk.monitoring.drift.reference import Reference
 from patchrisk.monitoring.drift.trigger import MonitorState, decide, record_window
 from patchrisk.monitoring.drift.window import Window
@@ -98,3 +98,15 @@ def test_batch_size_does_not_change_the_verdicts(logs):
         assert a.drifted_features == b.drifted_features
         assert np.allclose([f.psi for f in a.features], [f.psi for f in b.features])
         assert np.allclose([f.p_value for f in a.features], [f.p_value for f in b.features])
+
+
+def test_report_html_drifted_builds_the_evidently_page_only_for_a_window_with_drift(logs):
+    """`report.html: drifted` (the local overlay's): a quiet window gets no HTML, a drifted one does;
+    `always` (the default) builds it for every window."""
+    store, reference = logs
+    always = load_config()
+    drifted = always.with_overrides(report={"html": "drifted"})
+    assert always.report.html == "always"
+    quiet, shifted = (analyse_window(store, reference, window(k), always, with_sample=False).verdict for k in (0, 31))
+    assert wants_html(quiet, always) and wants_html(shifted, always)
+    assert not wants_html(quiet, drifted) and wants_html(shifted, drifted)

@@ -53,6 +53,9 @@ class RetrainingConfig(_Strict):
 
 class ReportConfig(_Strict):
     sample_rows: int = Field(5000, ge=100, le=50_000)
+    # always: every window gets the Evidently HTML; drifted: only a window with a drifted feature or
+    # score (importing Evidently costs a run ~7 CPU-s; the summary has every window's statistics).
+    html: Literal["always", "drifted"] = "always"
     batch_rows: int = Field(65536, ge=1000)
 
 

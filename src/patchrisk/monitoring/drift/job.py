@@ -196,7 +196,17 @@ def decide_and_launch(state: MonitorState, states: StateStore, analysis: WindowA
                       "key": key, "retry_of": retry_of, "detail": result.detail}
 
 
+def wants_html(verdict, config: MonitoringConfig) -> bool:
+    """Whether the window's Evidently HTML is built (``report.html``; ``--no-html`` builds none)."""
+    if config.report.html == "always":
+        return True
+    return bool(verdict.drifted_features) or bool(verdict.prediction and verdict.prediction.drifted)
+
+
 def _evidently(reference: Reference, analysis: WindowAnalysis, config: MonitoringConfig, say) -> tuple[str | None, dict | None]:
+    if not wants_html(analysis.verdict, config):
+        say("no drift: no Evidently report (report.html: drifted)")
+        return None, None
     if analysis.sample is None or analysis.verdict.rows == 0 or reference.sample_path is None:
         return None, None
     import pandas as pd
