@@ -36,7 +36,7 @@ $(STAMP): requirements.lock pyproject.toml setup.py | $(UV)
 
 # Compiled ahead, not on first import: our own packages (compileall only rewrites what changed), and
 # the libraries that processes started in the local pod runner import (its sandbox mounts the venv
-# read-only, so a pod could never cache what it compiled: the monitor Job's Evidently alone is ≈ 9 CPU-s).
+# read-only, so a pod never caches what it compiles: each monitor Job would compile Evidently again).
 FIRST_PARTY := src serving components pipelines tests
 POD_IMPORTS := patchrisk_serving.catboost_predictor.model patchrisk_serving.catboost_predictor.server_hooks \
   patchrisk_cli.sink patchrisk_cli.monitor patchrisk.monitoring.sink.app patchrisk.monitoring.drift.job \
