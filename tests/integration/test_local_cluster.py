@@ -434,3 +434,28 @@ def test_a_service_name_the_overlay_does_not_define_does_not_resolve(tmp_path):
     overlay = _overlay(tmp_path / "overlay", CONTAINER % ("Always", script))
     with pytest.raises(PodError, match=r"(?s)pod writer-0: .*(Name or service not known|name resolution)"):
         cluster.up(REPO, str(overlay), tmp_path / "state", ready_timeout=60)
+
+
+def test_a_service_address_another_process_holds_is_named_with_the_fix_not_a_traceback(tmp_path):
+    """Two loops of one overlay (or a loop left running) want the same Service addresses: the proxy
+    says which Service and address and what to do, exit 2, and never reports the overlay up."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as holder:
+        holder.bind(("127.250.3.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        (tmp_path / "network.json").write_text(json.dumps({"stand_ins": {}, "services": [
+            {"name": "patch-risk-predictor", "namespace": "patchrisk-staging", "ip": "127.250.3.1",
+             "ports": [{"port": port, "targetPort": 8080}], "backends": []}]}))
+        out = subprocess.run([sys.executable, "-m", "patchrisk.localcluster.proxy", str(tmp_path)],
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert (f"error: Service patch-risk-predictor.patchrisk-staging cannot listen on 127.250.3.1:{port}: "
+            "Address already in use") in out.stderr
+    assert "patchrisk local down --overlay" in out.stderr
+    assert not (tmp_path / "network.ready").exists()

@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -52,7 +53,29 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def tcp_listener(ip: str, port: int, backends: list[tuple[str, int]]):
+class AddressInUse(Exception):
+    """A Service address another process holds (most often the same overlay already up)."""
+
+
+def bound_socket(service: dict, port: int) -> socket.socket:
+    """A listening socket on the Service's address, bound before anything serves so that a clash is
+    one clear message naming the Service, not a traceback from deep inside asyncio or uvicorn."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((service["ip"], port))
+    except OSError as err:
+        sock.close()
+        raise AddressInUse(
+            f"Service {service['name']}.{service['namespace']} cannot listen on {service['ip']}:{port}: "
+            f"{err.strerror or err}. Another process holds that address: most often this overlay is already "
+            "up (`patchrisk local down --overlay ...`, or a `make run` still running)") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def tcp_listener(sock: socket.socket, backends: list[tuple[str, int]]):
     cycle = itertools.cycle(backends) if backends else None
 
     async def handle(client_reader, client_writer):
@@ -67,7 +90,7 @@ async def tcp_listener(ip: str, port: int, backends: list[tuple[str, int]]):
             return
         await asyncio.gather(_pipe(client_reader, upstream_writer), _pipe(upstream_reader, client_writer))
 
-    return await asyncio.start_server(handle, ip, port)
+    return await asyncio.start_server(handle, sock=sock)
 
 
 def _resolve(url: str, service_ips: dict[str, str]) -> str:
@@ -147,9 +170,10 @@ async def serve(state_dir: Path) -> None:
     tasks, servers = [], []
     for service in network["services"]:
         if service.get("router"):
-            config = uvicorn.Config(router_app(service["router"], state_dir, service_ips), host=service["ip"],
-                                    port=service["ports"][0]["port"], log_level="warning", access_log=False)
-            tasks.append(asyncio.create_task(uvicorn.Server(config).serve()))
+            sock = bound_socket(service, int(service["ports"][0]["port"]))
+            config = uvicorn.Config(router_app(service["router"], state_dir, service_ips),
+                                    log_level="warning", access_log=False)
+            tasks.append(asyncio.create_task(uvicorn.Server(config).serve(sockets=[sock])))
             continue
         for port in service["ports"]:
             if service.get("external"):
@@ -158,11 +182,15 @@ async def serve(state_dir: Path) -> None:
                 backends = [(h, int(p)) for h, p in backends]
             else:
                 backends = [(ip, int(port["targetPort"])) for ip in service["backends"]]
-            servers.append(await tcp_listener(service["ip"], int(port["port"]), backends))
+            servers.append(await tcp_listener(bound_socket(service, int(port["port"])), backends))
     (state_dir / "network.ready").write_text("ok\n")
     # Stay up even with no Service: run-job checks this process to know the overlay is up.
     await asyncio.gather(*tasks, *(s.serve_forever() for s in servers), asyncio.Event().wait())
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(Path(sys.argv[1])))
+    try:
+        asyncio.run(serve(Path(sys.argv[1])))
+    except AddressInUse as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
