@@ -4,7 +4,9 @@ The load comes from an asyncio HTTP/1.1 client in its own process (keep-alive co
 per concurrent caller, pre-built bodies: the client is cheap enough not to be what is measured).
 Every exchange is two events with one fresh ``ce-id``, as KServe's logger sends them: V1 and V2
 bodies, 1 and 100 rows. The sink acknowledges an event only after appending it to its spool and
-fsyncing, so the acknowledgement latency includes the fsync.
+fsyncing, so the acknowledgement latency includes the fsync. The sinks type each row by the contract
+of the version that answered, read from their model store as in production (the bench fails if a row
+kept raw JSON instead); turning rows into Parquet runs in the sink's background flush, on the same cores.
 
 For the comparison the same client drives the predictor (same rows, same concurrency): the
 predictor emits two events per request, so the sink must accept at least 2x its request rate.
@@ -27,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -130,10 +133,17 @@ def run_case(tmp: Path, ports: list[int], path: str, kind: str, templates, concu
 
 
 def rows_written(store: str) -> int:
+    """Rows in the sink's Parquet output; SystemExit if any kept raw JSON (its contract was not read)."""
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     files = list(Path(store).rglob("*.parquet"))
-    return ds.dataset(files, format="parquet").count_rows() if files else 0
+    if not files:
+        return 0
+    table = ds.dataset(files, format="parquet").to_table(columns=["features_json"])
+    if pc.sum(pc.is_valid(table["features_json"])).as_py():
+        raise SystemExit("the sink kept raw JSON rows: version 1's contract was not read from its model store")
+    return table.num_rows
 
 
 def main() -> int:
@@ -156,7 +166,12 @@ def main() -> int:
 
     @contextlib.contextmanager
     def sinks(store: str, spool: Path, count: int):
-        """``count`` sink processes on one store, a spool each."""
+        """``count`` sink processes on one store, a spool each. Their model store holds version 1's
+        ``spec.yaml``, as a registered version's copy does, so rows are typed by its contract (the
+        production path) rather than kept as raw JSON."""
+        version_dir = spool / "state" / "model-store" / MODEL / "v1"
+        version_dir.mkdir(parents=True)
+        shutil.copy2(model_dir / "spec.yaml", version_dir / "spec.yaml")
         with contextlib.ExitStack() as stack:
             yield [stack.enter_context(sink_in_subprocess(store, flush_seconds=2, response_timeout=5,
                                                           spool_dir=spool / f"replica-{n}",
