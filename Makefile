@@ -61,23 +61,25 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock | $(UV)
 # recommended packages (fonts, docs, extensions) the three install in about half the time.
 APT_INSTALL = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 HAS_POSTGRESQL = ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1
+HAS_CHROMIUM = command -v chromium >/dev/null 2>&1
+HAS_BUBBLEWRAP = command -v bwrap >/dev/null 2>&1
 
 postgresql:
 	@$(HAS_POSTGRESQL) || { echo "installing postgresql (Debian package) for MLflow on PostgreSQL"; \
 	  ($(APT_INSTALL) postgresql >/dev/null) || echo "warning: could not install postgresql; its integration test will be skipped"; }
 
 browser:
-	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (Debian package) for the report test"; \
+	@$(HAS_CHROMIUM) || { echo "installing chromium (Debian package) for the report test"; \
 	  ($(APT_INSTALL) chromium >/dev/null) || echo "warning: could not install chromium; the browser test will be skipped outside CI"; }
 
 bubblewrap:
-	@command -v bwrap >/dev/null 2>&1 || { echo "installing bubblewrap (Debian package) for the local pod runner"; \
+	@$(HAS_BUBBLEWRAP) || { echo "installing bubblewrap (Debian package) for the local pod runner"; \
 	  ($(APT_INSTALL) bubblewrap >/dev/null) || echo "warning: could not install bubblewrap; the local runner's tests will be skipped"; }
 
 # What make test needs, in one apt transaction (one index update, one dpkg run).
 system-packages:
-	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
-	  $(HAS_POSTGRESQL) || missing="$$missing postgresql"; command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	@missing=""; $(HAS_CHROMIUM) || missing="$$missing chromium"; \
+	  $(HAS_POSTGRESQL) || missing="$$missing postgresql"; $(HAS_BUBBLEWRAP) || missing="$$missing bubblewrap"; \
 	  test -z "$$missing" || { echo "installing$$missing (Debian packages) for the browser, PostgreSQL and pod-runner tests"; \
 	    ($(APT_INSTALL) $$missing >/dev/null) || echo "warning: could not install$$missing; the tests that need them will be skipped"; }
 

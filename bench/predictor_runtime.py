@@ -49,7 +49,8 @@ def build_runtime_venv(dest: Path) -> Path:
 
 # As the image's ENV has it: nothing run from the venv writes bytecode into it (the image compiles at
 # build time; here, a predictor start would otherwise add its imports' .pyc to the measured size).
-IMAGE_ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+def image_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def size_mb(path: Path) -> float:
@@ -58,7 +59,7 @@ def size_mb(path: Path) -> float:
 
 def importable(python: Path, module: str) -> bool:
     return subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, check=False,
-                          env=IMAGE_ENV).returncode == 0
+                          env=image_env()).returncode == 0
 
 
 @contextmanager
@@ -73,7 +74,7 @@ def running_predictor(python: Path, model_dir: Path, rows: list[dict], timeout: 
                                 f"--model_dir={model_dir}", f"--http_port={port}", f"--grpc_port={grpc_port}",
                                 "--host=127.0.0.1"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir(),
-                               env=IMAGE_ENV)
+                               env=image_env())
     base = f"http://127.0.0.1:{port}"
     try:
         while True:

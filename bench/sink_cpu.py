@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -90,8 +91,6 @@ def one_run(templates, exchanges: int, concurrency: int, typed: bool) -> tuple[f
 
 
 def rows_per_exchange(templates) -> int:
-    import json
-
     body = json.loads(templates[0][1])
     return len(body["instances"]) if "instances" in body else body["inputs"][0]["shape"][0]
 

@@ -38,7 +38,7 @@ def runtime_python(tmp_path_factory):
 def installed_distributions(python: Path) -> set[str]:
     code = "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] for d in m.distributions()))"
     listing = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True,
-                             env=runtime.IMAGE_ENV).stdout
+                             env=runtime.image_env()).stdout
     return {name.strip().lower().replace("_", "-") for name in listing.splitlines() if name.strip()}
 
 

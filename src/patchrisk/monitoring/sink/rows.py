@@ -95,8 +95,8 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf, contract_of: Cont
     # Lists padded to the exchange's rows once, then plain indexing: this runs for every logged row.
     scores, buckets, raw = _padded(scores, count), _padded(buckets, count), _padded(raw, count)
     features = [f or {} for f in _padded(features, count)]
-    row_ids = [None if rid is None else str(rid) for rid in
-               (r if r is not None else q for r, q in zip(_padded(response_ids, count), _padded(request_ids, count)))]
+    ids = [r if r is not None else q for r, q in zip(_padded(response_ids, count), _padded(request_ids, count))]
+    row_ids = [None if i is None else str(i) for i in ids]
     return [{
         **base,
         "row_index": i,

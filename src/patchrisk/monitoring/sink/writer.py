@@ -92,8 +92,9 @@ def group_by_partition(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     partitions: dict[tuple, str] = {}  # each (model, endpoint, day) checked once, not once per row
     for row in rows:
         key = (row["model_name"], row["endpoint"], row["received_at"].date())
-        partition = partitions.get(key) or partitions.setdefault(key, partition_of(row))
-        groups[(partition, row.get("model_version") or "")].append(row)
+        if key not in partitions:
+            partitions[key] = partition_of(row)
+        groups[(partitions[key], row.get("model_version") or "")].append(row)
     return groups
 
 
