@@ -267,6 +267,8 @@ class RowValidator:
         self.name_set = frozenset(self.names)
         # Row objects may carry the spec's id/timestamp columns (logged, not scored).
         self._passthrough = frozenset({spec.id_column, spec.timestamp_column})
+        # The usual V1 row: the features and its id (echoed back, logged); checked in one pass.
+        self._keys_with_id = self.name_set | {spec.id_column} if spec.id_column else None
         self._strict = [converter_for(f) for f in spec.features]
         self._text = [converter_for(f, from_text=True) for f in spec.features]
         self._columns = [_column_checker(f) for f in spec.features]
@@ -303,7 +305,7 @@ class RowValidator:
         if self._only_feature_keys(rows):
             ids = [None] * len(rows)  # no row carries the id column
         else:
-            ids = self._checked_ids(rows)
+            ids = self._text_ids_of_id_rows(rows) or self._checked_ids(rows)
         if len(rows) >= self.COLUMN_PATH_MIN_ROWS:
             matrix = self._typed_by_columns([list(map(itemgetter(name), rows)) for name in names])
             if matrix is not None:
@@ -324,6 +326,17 @@ class RowValidator:
             and set(map(type, rows)) == {dict}
             and all(map(eq, map(dict.keys, rows), repeat(self.name_set)))
         )
+
+    def _text_ids_of_id_rows(self, rows: Sequence[Any]) -> list[str] | None:
+        """Each row's id when every row is an object with exactly the features and a text id (the
+        usual batch with ids), checked with C-level map/all; None sends the batch to the per-row
+        checks, which accept the other valid shapes and name the row and field of an invalid one."""
+        keys = self._keys_with_id
+        if (keys is None or self.spec.id_column in self.name_set or set(map(type, rows)) != {dict}
+                or not all(map(eq, map(dict.keys, rows), repeat(keys)))):
+            return None
+        ids = list(map(itemgetter(self.spec.id_column), rows))
+        return ids if set(map(type, ids)) == {str} else None
 
     def _checked_ids(self, rows: Sequence[Any]) -> list[Any]:
         """Each row's id, after checking that it is an object with the features (and maybe the
