@@ -78,11 +78,11 @@ def test_sink_writes_each_versions_rows_with_its_schema(book, tmp_path):
     new = [{**r, "component": "kernel", "region": "eu"} for r in old_rows(2, seed=4)]
     new_response = {"model_version": "4", "predictions": [{"risk_score": 0.2, "risk_bucket": "low"},
                                                             {"risk_score": 0.8, "risk_bucket": "high"}]}
-    rows = (exchange_rows(exchange({"instances": old}, old_response(old)), lambda m, v, e: "default", book)
-            + exchange_rows(exchange({"instances": new}, new_response), lambda m, v, e: "canary", book))
+    blocks = [exchange_rows(exchange({"instances": old}, old_response(old)), lambda m, v, e: "default", book),
+              exchange_rows(exchange({"instances": new}, new_response), lambda m, v, e: "canary", book)]
     store = Store(str(tmp_path / "logs"))
     writer = OutboxWriter(store, tmp_path / "spool", log_schema_of(book))
-    writer.stage("g1", rows)
+    writer.stage("g1", blocks)
     published = dict(writer.publish_all())
     schemas = {name: pq.read_schema(io.BytesIO(store.read_bytes(name))) for name in published}
     by_version = {pq.read_table(io.BytesIO(store.read_bytes(n)))["model_version"][0].as_py(): s

@@ -14,7 +14,7 @@ from patchrisk.monitoring.prediction_logs import ERROR_REASON, read_prediction_l
 from patchrisk.monitoring.sink.attribution import EndpointResolver
 from patchrisk.monitoring.sink.buffer import PairingBuffer, Spool
 from patchrisk.monitoring.sink.events import MalformedEvent, parse_event
-from patchrisk.monitoring.sink.rows import Exchange, log_schema_of
+from patchrisk.monitoring.sink.rows import Exchange, RowBlock, log_schema_of
 from patchrisk.monitoring.sink.service import SinkConfig, SinkService
 from patchrisk.monitoring.sink.testing import logger_events
 from patchrisk.monitoring.sink.writer import OutboxWriter
@@ -118,7 +118,7 @@ def test_writer_refuses_a_path_escaping_its_root(tmp_path, model_name):
     row = {"event_id": "e", "row_index": 0, "received_at": datetime.now(UTC), "model_name": model_name,
            "endpoint": "default", "status": "error"}
     with pytest.raises(ValueError, match="outside"):
-        writer.stage("g1", [row])
+        writer.stage("g1", [RowBlock.of_row(row)])
     assert not any(p.name.endswith(".parquet") for p in tmp_path.rglob("*") if "logs" not in p.parts)
 
 

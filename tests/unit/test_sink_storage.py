@@ -134,8 +134,8 @@ def test_outbox_publishes_committed_batches_once_and_drops_uncommitted(tmp_path)
     store = Store(str(tmp_path / "store"))
     writer = OutboxWriter(store, tmp_path / "spool", log_schema_of(contracts))
     now = datetime(2026, 3, 4, 10, tzinfo=UTC)
-    writer.stage("gen-a", rows_for(now) + rows_for(now, version="2"))
-    writer.stage("gen-b", rows_for(now))
+    writer.stage("gen-a", [rows_for(now), rows_for(now, version="2")])
+    writer.stage("gen-b", [rows_for(now)])
     (writer.outbox / "gen-c.tmp").mkdir()
     writer.recover(spool_generation="gen-b")  # gen-b never committed: the spool still holds its events
     assert [p.name for p in writer.staged()] == ["gen-a"]
@@ -163,7 +163,7 @@ def written_logs(tmp_path):
     base = datetime(2026, 5, 1, 23, 30, tzinfo=UTC)
     for day in range(3):
         when = base + timedelta(days=day)
-        writer.stage(f"g{day}", rows_for(when, "1", 3, seed=day) + rows_for(when, "2", 2, seed=10 + day))
+        writer.stage(f"g{day}", [rows_for(when, "1", 3, seed=day), rows_for(when, "2", 2, seed=10 + day)])
     writer.publish_all()
     return store_uri, base
 

@@ -156,29 +156,29 @@ def read_unpaired_rows(store: Store, model: str, first: date | None = None, last
     """
     from patchrisk.contract.log_schema import arrow_schema
     from patchrisk.monitoring.sink.rows import error_rows, log_schema_of, safe_exchange_rows
-    from patchrisk.monitoring.sink.writer import unwritable
+    from patchrisk.monitoring.sink.writer import arrow_table, unwritable
 
     contracts = contracts or _reader_contracts()
     schema_of = log_schema_of(contracts)
     names = _unpaired_files(store, model, first, last)
     if not names:
         return arrow_schema(None).empty_table()
-    by_version: dict[str | None, list[dict]] = {}
+    by_version: dict[str | None, list] = {}
     for exchange, endpoints in pair_unpaired(_load(store, names), now or datetime.now(UTC)):
         endpoint_of = _endpoint_of(endpoints)
-        exchange_rows = safe_exchange_rows(exchange, endpoint_of, contracts)
-        if exchange_rows and unwritable(exchange_rows):
-            exchange_rows = error_rows(exchange, endpoint_of, f"rows cannot be written: {unwritable(exchange_rows)}")
-            if unwritable(exchange_rows):
+        block = safe_exchange_rows(exchange, endpoint_of, contracts)
+        if len(block) and unwritable(block, schema_of):
+            block = error_rows(exchange, endpoint_of, f"rows cannot be written: {unwritable(block, schema_of)}")
+            if unwritable(block, schema_of):
                 continue  # the writer checked these events' names when it accepted them; never expected
-        day = exchange_rows[0]["received_at"].date() if exchange_rows else None
+        day = block.shared["received_at"].date() if len(block) else None
         if day is None or (first and day < first) or (last and day > last):
             continue
-        by_version.setdefault(exchange_rows[0]["model_version"], []).extend(exchange_rows)
+        by_version.setdefault(block.shared["model_version"], []).append(block)
     if not by_version:
         return arrow_schema(None).empty_table()
     # Each version's rows are typed by its own contract, as the sink writes them; one table for all.
-    tables = [pa.Table.from_pylist(rows, schema=schema_of(model, version)) for version, rows in by_version.items()]
+    tables = [arrow_table(blocks, schema_of(model, version)) for version, blocks in by_version.items()]
     return pa.concat_tables(tables, promote_options="permissive")
 
 

@@ -13,7 +13,8 @@ decoded becomes one error row with its raw request (first :data:`MAX_RAW_CHARS`)
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -50,6 +51,39 @@ class Exchange:
         return max(e.rows for e in (self.request, self.response) if e is not None)
 
 
+class RowBlock(Sequence):
+    """One exchange's log rows as columns: what every row shares (event, model, version, endpoint,
+    day: the partition) once, the rest as one list per column. The writer builds Arrow columns from
+    these lists; at 100 rows an exchange, a dict per row and Arrow reading them back row by row were
+    most of a flush. ``block[i]`` is row i as a dict (``shared`` and the row's values)."""
+
+    __slots__ = ("shared", "columns", "_rows")
+
+    def __init__(self, shared: dict, columns: dict[str, list], rows: int):
+        """``columns``: each exactly ``rows`` long (:func:`_padded`)."""
+        self.shared, self.columns, self._rows = shared, columns, rows
+
+    @classmethod
+    def of_row(cls, row: dict) -> RowBlock:
+        """A one-row block of a row given as a dict."""
+        return cls(dict(row), {}, 1)
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._rows))]
+        if not -self._rows <= index < self._rows:
+            raise IndexError(f"row {index} of a block of {self._rows}")
+        return {**self.shared, **{name: values[index] for name, values in self.columns.items()}}
+
+    def column(self, name: str) -> list:
+        """The column's value in every row (None where a row has none)."""
+        values = self.columns.get(name)
+        return values if values is not None else [self.shared.get(name)] * self._rows
+
+
 def no_contracts(model: str, version: str | None) -> None:
     """No version's contract is known: every row keeps its raw JSON."""
     return
@@ -65,7 +99,7 @@ def log_schema_of(contract_of: ContractOf):
     return schema
 
 
-def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf, contract_of: ContractOf = no_contracts) -> list[dict]:
+def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf, contract_of: ContractOf = no_contracts) -> RowBlock:
     first = exchange.first
     version = response_version(exchange.response.body) if exchange.response else None
     explicit = next((e.endpoint for e in (exchange.request, exchange.response) if e and e.endpoint), None)
@@ -74,13 +108,13 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf, contract_of: Cont
     scores, buckets, response_ids = _scores(exchange.response.body if exchange.response else None, spec)
     features, raw, request_ids, rejected = _features(contract, exchange.request.body if exchange.request else None)
     count = exchange.rows
-    complete = exchange.request is not None and exchange.response is not None and len(scores) == len(features)
+    complete = exchange.request is not None and exchange.response is not None and len(scores) == len(raw)
     ok = exchange.response is not None and (complete or exchange.request is None)
     reason = None if ok else (exchange.reason or (NO_RESPONSE if exchange.response is None else
                               "request and response disagree on the number of rows"))
     if reason and rejected:
         reason = f"{reason}; request invalid: {rejected}"
-    base = {
+    shared = {
         "event_id": first.id,
         "received_at": first.received_at,
         "model_name": first.model_name,
@@ -90,33 +124,33 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf, contract_of: Cont
         "status": STATUS_OK if ok else STATUS_ERROR,
         "latency_ms": _latency_ms(exchange),
         ERROR_REASON: reason,
+        **(dict.fromkeys(spec.feature_names) if spec else {}),  # a row kept raw has no typed values
     }
-    empty_features = dict.fromkeys(spec.feature_names) if spec else {}
-    # Lists padded to the exchange's rows once, then plain indexing: this runs for every logged row.
-    scores, buckets, raw = _padded(scores, count), _padded(buckets, count), _padded(raw, count)
-    features = [f or {} for f in _padded(features, count)]
     ids = [r if r is not None else q for r, q in zip(_padded(response_ids, count), _padded(request_ids, count))]
-    row_ids = [None if i is None else str(i) for i in ids]
-    return [{
-        **base,
-        "row_index": i,
-        "row_id": row_ids[i],
-        LOG_SCORE: scores[i],
-        LOG_BUCKET: buckets[i],
-        **empty_features,
-        **features[i],
-        FEATURES_JSON: raw[i],
-    } for i in range(count)]
+    columns = {
+        "row_index": list(range(count)),
+        "row_id": [None if i is None else str(i) for i in ids],
+        LOG_SCORE: _padded(scores, count),
+        LOG_BUCKET: _padded(buckets, count),
+        **{name: _padded(values, count) for name, values in features.items()},
+        FEATURES_JSON: _padded(raw, count),
+    }
+    if count == 1:  # most calls score one row: its values are all shared (no list per column to keep)
+        shared.update({name: values[0] for name, values in columns.items()})
+        return RowBlock(shared, {}, 1)
+    return RowBlock(shared, columns, count)
 
 
 def _padded(values: list | None, count: int) -> list:
-    """``values`` cut or padded with None to ``count`` items."""
+    """``values`` cut or padded with None to ``count`` items (the list itself when it fits)."""
+    if type(values) is list and len(values) == count:
+        return values
     values = list(values or ())[:count]
     return values + [None] * (count - len(values))
 
 
 def safe_exchange_rows(exchange: Exchange, endpoint_of: EndpointOf,
-                       contract_of: ContractOf = no_contracts) -> list[dict]:
+                       contract_of: ContractOf = no_contracts) -> RowBlock:
     """:func:`exchange_rows`, or one error row when the exchange cannot be decoded (never raises)."""
     try:
         return exchange_rows(exchange, endpoint_of, contract_of)
@@ -124,7 +158,7 @@ def safe_exchange_rows(exchange: Exchange, endpoint_of: EndpointOf,
         return error_rows(exchange, endpoint_of, f"undecodable exchange: {type(err).__name__}: {str(err)[:300]}")
 
 
-def error_rows(exchange: Exchange, endpoint_of: EndpointOf, reason: str) -> list[dict]:
+def error_rows(exchange: Exchange, endpoint_of: EndpointOf, reason: str) -> RowBlock:
     """Rows made of plain strings (always writable) with ``reason``: one per V1 instance with its raw
     JSON (so a refused call counts its rows as any other failed call does), else one with the raw body."""
     first = exchange.first
@@ -141,12 +175,12 @@ def error_rows(exchange: Exchange, endpoint_of: EndpointOf, reason: str) -> list
     instances = body.get("instances") if isinstance(body, dict) else None
     raw = ([bounded_json(i) for i in instances] if isinstance(instances, list) and instances
            else [bounded_json(body)])
-    base = {
+    shared = {
         "event_id": first.id, "received_at": first.received_at, "model_name": first.model_name,
         "model_version": version, "endpoint": endpoint, "namespace": first.namespace, "status": STATUS_ERROR,
         "latency_ms": None, ERROR_REASON: reason[:1000],
     }
-    return [{**base, "row_index": i, FEATURES_JSON: text} for i, text in enumerate(raw)]
+    return RowBlock(shared, {"row_index": list(range(len(raw))), FEATURES_JSON: raw}, len(raw))
 
 
 def bounded_json(value: Any) -> str:
@@ -184,25 +218,24 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _features(contract: Contract | None, body: Any) -> tuple[list[dict], list[str | None], list | None, str | None]:
-    """(typed feature dicts, raw JSON per row for untyped rows, ids, why the predictor rejects it)."""
+def _features(contract: Contract | None, body: Any) -> tuple[dict[str, list], list[str | None], list | None, str | None]:
+    """(typed feature columns, raw JSON per row for untyped rows, ids, why the predictor rejects it)."""
     if body is None:
-        return [], [], None, None
+        return {}, [], None, None
     validator = contract.validator if contract else None
     instances = body.get("instances") if isinstance(body, dict) else None
     rejected = None
     if validator is not None:
         try:
             parsed = _parse(body, validator)
-            names = validator.spec.feature_names
             typed = _typed_columns(parsed.matrix, validator.spec)
-            return [dict(zip(names, row)) for row in zip(*typed)], [None] * len(parsed.matrix), parsed.ids, None
+            return dict(zip(validator.spec.feature_names, typed)), [None] * len(parsed.matrix), parsed.ids, None
         except InvalidRequest as err:
             rejected = str(err)[:300]  # logged raw below: the predictor rejected it too
     raw = _raw_instances(body, instances)
     spec = validator.spec if validator else None
     ids = [r.get(spec.id_column) if spec and isinstance(r, dict) else None for r in instances or []]
-    return [{} for _ in raw], [bounded_json(r) for r in raw], ids or None, rejected
+    return {}, [bounded_json(r) for r in raw], ids or None, rejected
 
 
 def _parse(body: dict, validator):
@@ -237,12 +270,19 @@ def _typed_columns(matrix: list[list], spec: ModelSpec) -> list[list]:
 
 
 def _typed(cast: Callable[[Any], Any]) -> Callable[[tuple], list]:
-    # v != v: NaN, CatBoost's missing number
-    return lambda column: [None if v is None or v != v else cast(v) for v in column]
+    def typed(column: tuple) -> list:
+        try:
+            total = sum(column)  # C-level: NaN when a value is missing (also inf - inf: then the slow path)
+        except TypeError:  # None among the values
+            total = math.nan
+        if total == total:
+            return list(map(cast, column))
+        return [None if v is None or v != v else cast(v) for v in column]  # v != v: NaN, CatBoost's missing number
+    return typed
 
 
 _COLUMN_TYPING: dict[DType, Callable[[tuple], list]] = {
-    DType.category: lambda column: [None if v == "nan" else v for v in column],
+    DType.category: lambda column: list(column) if "nan" not in column else [None if v == "nan" else v for v in column],
     DType.int: _typed(int),
     DType.bool: _typed(bool),
     DType.float: _typed(float),

@@ -32,6 +32,7 @@ from patchrisk.monitoring.sink.metrics import SinkMetrics
 from patchrisk.monitoring.sink.rows import (
     ContractOf,
     Exchange,
+    RowBlock,
     error_rows,
     log_schema_of,
     no_contracts,
@@ -208,19 +209,17 @@ class SinkService:
             self._last_flush = time.monotonic()
             with self._state_lock:
                 batch, generation = self.buffer.take_ready(), self.spool.generation
-            rows = []
+            per_exchange = []
             try:
                 unpaired = self._unpaired_records([x for x in batch if x.pair_at_read])
                 per_exchange = [(x, safe_exchange_rows(x, self.resolver.endpoint, self.contracts)) for x in batch if not x.pair_at_read]
-                rows = [row for _, exchange_rows in per_exchange for row in exchange_rows]
-                if rows or unpaired:
+                if per_exchange or unpaired:
                     try:
-                        self.writer.stage(generation, rows, unpaired)
+                        self.writer.stage(generation, [block for _, block in per_exchange], unpaired)
                     except Exception:  # noqa: BLE001  find the culprits one by one; a store fault raises again
                         per_exchange = self._writable_rows(per_exchange)
-                        rows = [row for _, exchange_rows in per_exchange for row in exchange_rows]
-                        if rows or unpaired:
-                            self.writer.stage(generation, rows, unpaired)
+                        if per_exchange or unpaired:
+                            self.writer.stage(generation, [block for _, block in per_exchange], unpaired)
                 if batch:  # also when nothing was staged (all quarantined): those events leave the spool
                     with self._state_lock:  # commit point: the new spool no longer holds the batch
                         self.spool.rotate(self.buffer.events())
@@ -238,7 +237,8 @@ class SinkService:
             self.metrics.buffered_rows.set(self.buffer.rows)
             # rows: written here, plus those carried by events stored to be paired at read time
             carried = sum(x.rows for x in batch if x.pair_at_read)
-            return {"rows": len(rows) + carried, "unpaired_events": len(unpaired), "files": files}
+            rows = sum(len(block) for _, block in per_exchange)
+            return {"rows": rows + carried, "unpaired_events": len(unpaired), "files": files}
 
     def _unpaired_records(self, exchanges: list[Exchange]) -> list[dict]:
         """Events alone past the response timeout, as stored for pairing at read time (with this
@@ -257,31 +257,31 @@ class SinkService:
                 self._quarantine(exchange, f"cannot be stored for pairing: {type(err).__name__}: {str(err)[:300]}")
         return records
 
-    def _count_stored(self, per_exchange: list[tuple[Exchange, list[dict]]], unpaired: list[dict]) -> None:
+    def _count_stored(self, per_exchange: list[tuple[Exchange, RowBlock]], unpaired: list[dict]) -> None:
         """Count the events of a committed batch per model, endpoint and type: a paired exchange's two
         (attributed as its rows are), and each event kept for pairing at read time."""
-        for exchange, exchange_rows in per_exchange:
-            if exchange_rows:
-                first = exchange_rows[0]
+        for exchange, block in per_exchange:
+            if len(block):
+                model, endpoint = block.shared["model_name"], block.shared["endpoint"]
                 for event in (exchange.request, exchange.response):
                     if event is not None:
-                        self.metrics.events_stored.labels(first["model_name"], first["endpoint"], event.kind).inc()
+                        self.metrics.events_stored.labels(model, endpoint, event.kind).inc()
         for record in unpaired:
             self.metrics.events_stored.labels(record["model_name"], record["resolved_endpoint"], record["kind"]).inc()
 
-    def _writable_rows(self, per_exchange: list[tuple[Exchange, list[dict]]]) -> list[tuple[Exchange, list[dict]]]:
-        """Each exchange's rows if writable, else its error row, else nothing (a dead letter)."""
-        rows = []
-        for exchange, exchange_rows in per_exchange:
-            problem = unwritable(exchange_rows, self.schema_of) if exchange_rows else None
+    def _writable_rows(self, per_exchange: list[tuple[Exchange, RowBlock]]) -> list[tuple[Exchange, RowBlock]]:
+        """Each exchange's rows if writable, else its error rows, else nothing (a dead letter)."""
+        writable = []
+        for exchange, block in per_exchange:
+            problem = unwritable(block, self.schema_of) if len(block) else None
             if problem:
-                exchange_rows = error_rows(exchange, self.resolver.endpoint, f"rows cannot be written: {problem}")
-                still = unwritable(exchange_rows, self.schema_of)
+                block = error_rows(exchange, self.resolver.endpoint, f"rows cannot be written: {problem}")
+                still = unwritable(block, self.schema_of)
                 if still:
                     self._quarantine(exchange, still)
                     continue
-            rows.append((exchange, exchange_rows))
-        return rows
+            writable.append((exchange, block))
+        return writable
 
     def _quarantine(self, exchange: Exchange, reason: str) -> None:
         for event in (exchange.request, exchange.response):

@@ -26,7 +26,8 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,6 +35,7 @@ import pyarrow.parquet as pq
 
 from patchrisk.contract.log_schema import arrow_schema
 from patchrisk.monitoring.prediction_logs import partition_dir
+from patchrisk.monitoring.sink.rows import RowBlock
 from patchrisk.monitoring.unpaired_events import unpaired_bytes, unpaired_dir
 from patchrisk.storage import Store
 
@@ -65,36 +67,58 @@ def partition_of(row: dict) -> str:
     return inside_root(partition)
 
 
-def schema_for(rows: list[dict], schema_of: SchemaOf) -> pa.Schema:
-    return schema_of(rows[0]["model_name"], rows[0]["model_version"])
+def arrow_table(blocks: Sequence[RowBlock], schema: pa.Schema) -> pa.Table:
+    """The blocks' rows as one table, a column at a time (a column the rows lack is null). A value
+    the rows of a block share is converted once per block and repeated by Arrow (``take``)."""
+    counts = [len(block) for block in blocks]
+    repeat_per_row = None if all(n == 1 for n in counts) else pa.array(
+        [i for i, n in enumerate(counts) for _ in range(n)], type=pa.int32())
+    arrays = []
+    for field in schema:
+        name = field.name
+        per_row = [block.columns.get(name) for block in blocks]
+        if all(column is None for column in per_row):
+            shared = pa.array([block.shared.get(name) for block in blocks], type=field.type)
+            arrays.append(shared if repeat_per_row is None else shared.take(repeat_per_row))
+            continue
+        values = []
+        for block, column in zip(blocks, per_row):
+            values.extend(repeat(block.shared.get(name), len(block)) if column is None else column)
+        arrays.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def unwritable(rows: list[dict], schema_of: SchemaOf = base_schema) -> str | None:
+def schema_for(block: RowBlock, schema_of: SchemaOf) -> pa.Schema:
+    return schema_of(block.shared["model_name"], block.shared["model_version"])
+
+
+def unwritable(block: RowBlock, schema_of: SchemaOf = base_schema) -> str | None:
     """Why these rows (one exchange's) cannot be written, or None: the checks :meth:`stage` relies on."""
     try:
-        partition_of(rows[0])
-        pa.Table.from_pylist(rows, schema=schema_for(rows, schema_of))
+        partition_of(block.shared)
+        arrow_table([block], schema_for(block, schema_of))
     except Exception as err:  # noqa: BLE001  whatever stops these rows is the answer
         return f"{type(err).__name__}: {str(err)[:300]}"
     return None
 
 
-def parquet_bytes(rows: list[dict], schema: pa.Schema) -> bytes:
-    table = pa.Table.from_pylist(rows, schema=schema)
+def parquet_bytes(blocks: Sequence[RowBlock], schema: pa.Schema) -> bytes:
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(arrow_table(blocks, schema), buffer, compression="zstd")
     return buffer.getvalue()
 
 
-def group_by_partition(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """Rows per (partition, model version): one file holds one version's rows, typed by its contract."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    partitions: dict[tuple, str] = {}  # each (model, endpoint, day) checked once, not once per row
-    for row in rows:
+def group_by_partition(blocks: Iterable[RowBlock]) -> dict[tuple[str, str], list[RowBlock]]:
+    """Blocks per (partition, model version): one file holds one version's rows, typed by its contract.
+    A block's partition values are shared by its rows (one exchange: one model, endpoint and day)."""
+    groups: dict[tuple[str, str], list[RowBlock]] = defaultdict(list)
+    partitions: dict[tuple, str] = {}  # each (model, endpoint, day) checked once, not once per block
+    for block in blocks:
+        row = block.shared
         key = (row["model_name"], row["endpoint"], row["received_at"].date())
         if key not in partitions:
             partitions[key] = partition_of(row)
-        groups[(partitions[key], row.get("model_version") or "")].append(row)
+        groups[(partitions[key], row.get("model_version") or "")].append(block)
     return groups
 
 
@@ -116,17 +140,17 @@ class OutboxWriter:
         self.outbox.mkdir(parents=True, exist_ok=True)
         self.publish_pause = float(os.environ.get(PUBLISH_PAUSE_ENV, "0") or 0)
 
-    def stage(self, generation: str, rows: list[dict], unpaired: list[dict] = ()) -> dict[str, int]:
+    def stage(self, generation: str, blocks: Iterable[RowBlock], unpaired: list[dict] = ()) -> dict[str, int]:
         """Write the batch under ``outbox/<generation>``: rows per partition, and the events to be
         paired at read time (:mod:`patchrisk.monitoring.unpaired_events`); returns rows per folder."""
         staging = self.outbox / f"{generation}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         local = Store(str(staging))
         counts = {}
-        for index, ((partition, _), part_rows) in enumerate(sorted(group_by_partition(rows).items())):
+        for index, ((partition, _), group) in enumerate(sorted(group_by_partition(blocks).items())):
             name = inside_root(f"{partition}/part-{generation}-{index:04d}.parquet")
-            local.write_bytes(name, parquet_bytes(part_rows, schema_for(part_rows, self.schema_of)))
-            counts[partition] = counts.get(partition, 0) + len(part_rows)
+            local.write_bytes(name, parquet_bytes(group, schema_for(group[0], self.schema_of)))
+            counts[partition] = counts.get(partition, 0) + sum(map(len, group))
         for index, (folder, records) in enumerate(sorted(group_unpaired(unpaired).items())):
             local.write_bytes(inside_root(f"{folder}/part-{generation}-{index:04d}.parquet"), unpaired_bytes(records))
             counts[folder] = len(records)
