@@ -130,6 +130,32 @@ def rows_for(received_at, version="1", count=2, seed=5):
                          contracts)
 
 
+def test_column_blocks_give_the_table_their_rows_give(tmp_path):
+    """The writer assembles Arrow columns from each exchange's block (shared values once, the rest
+    per row); the table must hold exactly what the blocks' rows (``block[i]``) hold: typed rows of
+    several exchanges, a one-row exchange, a request without response (raw JSON) and error rows."""
+    import pyarrow as pa
+
+    from patchrisk.monitoring.sink.rows import Exchange, error_rows
+    from patchrisk.monitoring.sink.writer import arrow_table
+
+    now = datetime(2026, 3, 4, 10, tzinfo=UTC)
+    endpoint = lambda m, v, e: "default"  # noqa: E731
+    lonely, = events(3, with_response=False, seed=9)
+    request, response = events(2, seed=8)
+    blocks = [rows_for(now, count=3), rows_for(now, count=1, seed=6), rows_for(now, count=2, seed=7),
+              exchange_rows(Exchange(lonely, None), endpoint, contracts),
+              error_rows(Exchange(request, response), endpoint, "refused")]
+    schema = log_schema_of(contracts)("patch-risk", "1")
+    table = arrow_table(blocks, schema)
+    rows = [row for block in blocks for row in block]
+    assert table.num_rows == len(rows) == 3 + 1 + 2 + 3 + 2
+    assert table.equals(pa.Table.from_pylist(rows, schema=schema))
+    assert table.column("features_json").null_count == len(rows) - 2  # only the error rows keep raw JSON
+    assert table.column("status").to_pylist() == ["ok"] * 6 + ["error"] * 5  # no response: an error too
+    assert table.column("row_index").to_pylist() == [0, 1, 2, 0, 0, 1, 0, 1, 2, 0, 1]
+
+
 def test_outbox_publishes_committed_batches_once_and_drops_uncommitted(tmp_path):
     store = Store(str(tmp_path / "store"))
     writer = OutboxWriter(store, tmp_path / "spool", log_schema_of(contracts))
