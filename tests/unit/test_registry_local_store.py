@@ -39,3 +39,16 @@ def test_a_store_written_meanwhile_is_never_overwritten_by_the_copy(tmp_path):
         mlflow_schema.write_new(target, lambda tmp: tmp.write_text("template"))
     assert target.read_text() == "written by the other command"
     assert [p.name for p in tmp_path.iterdir()] == ["mlflow.db"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("sqlite:////tmp/state/mlflow.db", "/tmp/state/mlflow.db"),
+    ("sqlite+pysqlite:///state/mlflow.db", "state/mlflow.db"),
+    ("sqlite://", None),
+    ("sqlite:///:memory:", None),
+    ("http://mlflow.patchrisk-infra.svc.cluster.local:5000", None),
+    ("postgresql://mlflow@db/mlflow", None),
+])
+def test_only_a_sqlite_uri_names_a_file_to_seed(uri, expected):
+    found = mlflow_schema.sqlite_file(uri)
+    assert (str(found) if found else None) == expected

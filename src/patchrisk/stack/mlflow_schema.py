@@ -38,6 +38,10 @@ def cache_dir() -> Path:
 
 def sqlite_file(uri: str) -> Path | None:
     """The file of a ``sqlite:///`` URI; None for any other store (or an in-memory one)."""
+    # SQLAlchemy parses only what names its SQLite dialect: MLflow imports it anyway for a SQLite
+    # store, but a client of a tracking server (http) never does, and paid ~0.2 s of CPU here for it.
+    if uri.split(":", 1)[0].split("+", 1)[0].lower() != "sqlite":
+        return None
     from sqlalchemy.engine import make_url
 
     url = make_url(uri)
