@@ -78,14 +78,15 @@ def test_registering_uploads_to_the_s3_endpoint_and_restores_the_environment(tmp
 
 def test_a_tracking_server_client_loads_no_sqlalchemy(tmp_path):
     """SQLAlchemy (~0.2 s of CPU) is MLflow's for a SQLite store; a client of a tracking server, as
-    every pipeline task and command has in a cluster, needs none of it."""
+    every pipeline task and command has in a cluster, needs none of it. MLflow's own client of a
+    server loads none, so the probe checks what registry.client adds: the local-store seeding."""
     import subprocess
     import sys
 
-    probe = ("import sys; from patchrisk import registry; from patchrisk.settings import get_settings; "
-             "registry.client(get_settings(mlflow_tracking_uri='http://127.0.0.1:9')); "
-             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy')[:3])")
+    probe = ("import sys; from patchrisk.stack.mlflow_schema import seed_tracking_store; "
+             "print(seed_tracking_store('http://127.0.0.1:9'), '|', "
+             "sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy')[:3])")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=120,
                          cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "not SQLite: MLflow migrates it | []"
