@@ -245,8 +245,9 @@ def test_s3_store_through_a_moto_server(moto_s3, monkeypatch, tmp_path):
         monkeypatch.setenv(key, value)
     from patchrisk.storage import s3_client
 
-    s3_client().create_bucket(Bucket="logs")
-    store = "s3://logs/predictions"
+    bucket = "sink-http-logs"  # its own: the moto server is shared, other tests write a bucket "logs"
+    s3_client().create_bucket(Bucket=bucket)
+    store = f"s3://{bucket}/predictions"
     spec, rows = patch_rows(4, seed=4)
     with sink_in_subprocess(store, env={**s3_env, "PATCHRISK_STATE_DIR": str(tmp_path / "state")},
                             flush_seconds=600, spool_dir=tmp_path / "spool") as s3_sink:
@@ -254,7 +255,7 @@ def test_s3_store_through_a_moto_server(moto_s3, monkeypatch, tmp_path):
                              endpoint="canary")  # an explicit ce-endpoint needs no registry
         assert [r.status_code for r in send(s3_sink.url, sent)] == [202, 202]
         assert s3_sink.flush()["rows"] == 4
-    keys = [o["Key"] for o in s3_client().list_objects_v2(Bucket="logs")["Contents"]]
+    keys = [o["Key"] for o in s3_client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert len(keys) == 1 and keys[0].startswith(f"predictions/model={MODEL}/endpoint=canary/date=")
     df = read_prediction_logs(store, MODEL, endpoints=["canary"])
     assert df["event_id"].tolist() == ["s3-1"] * 4 and df["risk_score"].tolist() == [0.1, 0.15, 0.2, 0.25]
