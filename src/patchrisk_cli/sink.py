@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
+
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +19,7 @@ def register(app: typer.Typer) -> None:
             None, help="Where rows go: a directory or s3://bucket/prefix (default: PATCHRISK_LOG_STORE_URI "
             "or <state>/prediction-logs)."
         ),
-        flush_rows: int = typer.Option(1000, min=1, help="Flush when this many rows are ready."),
+        flush_rows: int = typer.Option(10_000, min=1, help="Flush when this many rows are ready."),
         flush_seconds: float = typer.Option(60.0, min=0.05, help="Flush ready rows at least this often."),
         response_timeout: float = typer.Option(
             30.0, min=0.05, help="Seconds to wait for a request's response before logging it as an error row."
@@ -58,5 +61,9 @@ def register(app: typer.Typer) -> None:
         resolver = registry_resolver(settings, ttl=alias_ttl)
         service = SinkService(config, resolver, contracts=settings_book(
             settings, MAX_ROWS_PER_EVENT, unanswered_version=resolver.champion_version))
+        # The flush thread's Python work (rows to Parquet) holds the GIL; each acknowledgement needs it
+        # several times, waiting up to the switch interval each time (5 ms by default) while a flush
+        # runs. 0.5 ms keeps acknowledgements prompt during flushes, for a few more thread switches.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         typer.echo(f"sink on http://{host}:{port} -> {config.store_uri} (spool {config.spool_dir})", err=True)
         uvicorn.run(create_app(service, max_body_bytes), host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)

@@ -59,7 +59,9 @@ class Admission:
 class SinkConfig:
     store_uri: str
     spool_dir: Path
-    flush_rows: int = 1000
+    # Each flush pays ~10 ms of fsyncs and file operations (stage, rotate the spool, publish), so at
+    # 100 rows an event 1,000 rows cost ~0.6 ms an event and made a file every 10 calls.
+    flush_rows: int = 10_000
     flush_seconds: float = 60.0
     response_timeout: float = 30.0
     max_buffer_rows: int = 50_000
