@@ -264,3 +264,12 @@ def test_an_event_larger_than_the_whole_buffer_is_413_not_a_503_retried_forever(
         service.accept(parse_event(headers, body))
     assert caught.value.status == 413 and caught.value.reason == "too_many_rows" and "5" in caught.value.message
     assert service.buffer.rows == 0 and service.spool.path.read_bytes().count(b"\n") == 1  # nothing spooled
+
+
+def test_an_exchange_of_no_rows_writes_no_file(tmp_path):
+    """A request with no instances (the predictor refuses it) has no rows to log: nothing is written
+    for it, not even an empty Parquet file in its partition."""
+    service = make_service(tmp_path)
+    send(service, {"instances": []}, {"predictions": []}, "empty")
+    assert service.flush()["rows"] == 0
+    assert list(Path(service.config.store_uri).rglob("*.parquet")) == []

@@ -78,11 +78,6 @@ class RowBlock(Sequence):
             raise IndexError(f"row {index} of a block of {self._rows}")
         return {**self.shared, **{name: values[index] for name, values in self.columns.items()}}
 
-    def column(self, name: str) -> list:
-        """The column's value in every row (None where a row has none)."""
-        values = self.columns.get(name)
-        return values if values is not None else [self.shared.get(name)] * self._rows
-
 
 def no_contracts(model: str, version: str | None) -> None:
     """No version's contract is known: every row keeps its raw JSON."""

@@ -114,6 +114,8 @@ def group_by_partition(blocks: Iterable[RowBlock]) -> dict[tuple[str, str], list
     groups: dict[tuple[str, str], list[RowBlock]] = defaultdict(list)
     partitions: dict[tuple, str] = {}  # each (model, endpoint, day) checked once, not once per block
     for block in blocks:
+        if not len(block):  # an exchange without rows (a request of no instances) has nothing to write
+            continue
         row = block.shared
         key = (row["model_name"], row["endpoint"], row["received_at"].date())
         if key not in partitions:
