@@ -118,7 +118,7 @@ def test_writer_refuses_a_path_escaping_its_root(tmp_path, model_name):
     row = {"event_id": "e", "row_index": 0, "received_at": datetime.now(UTC), "model_name": model_name,
            "endpoint": "default", "status": "error"}
     with pytest.raises(ValueError, match="outside"):
-        writer.stage("g1", [RowBlock.of_row(row)])
+        writer.stage("g1", [RowBlock(row, {}, 1)])
     assert not any(p.name.endswith(".parquet") for p in tmp_path.rglob("*") if "logs" not in p.parts)
 
 

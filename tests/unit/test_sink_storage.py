@@ -140,7 +140,7 @@ def test_column_blocks_give_the_table_their_rows_give(tmp_path):
     from patchrisk.monitoring.sink.writer import arrow_table
 
     now = datetime(2026, 3, 4, 10, tzinfo=UTC)
-    endpoint = lambda m, v, e: "default"  # noqa: E731
+    endpoint = lambda m, v, e: "default"
     lonely, = events(3, with_response=False, seed=9)
     request, response = events(2, seed=8)
     blocks = [rows_for(now, count=3), rows_for(now, count=1, seed=6), rows_for(now, count=2, seed=7),

@@ -155,8 +155,8 @@ def read_unpaired_rows(store: Store, model: str, first: date | None = None, last
     ``first``/``last`` bound the exchanges' ``received_at`` day (inclusive); callers filter finer.
     """
     from patchrisk.contract.log_schema import arrow_schema
-    from patchrisk.monitoring.sink.rows import error_rows, log_schema_of, safe_exchange_rows
-    from patchrisk.monitoring.sink.writer import arrow_table, unwritable
+    from patchrisk.monitoring.sink.rows import log_schema_of, safe_exchange_rows
+    from patchrisk.monitoring.sink.writer import arrow_table, writable_rows
 
     contracts = contracts or _reader_contracts()
     schema_of = log_schema_of(contracts)
@@ -166,11 +166,9 @@ def read_unpaired_rows(store: Store, model: str, first: date | None = None, last
     by_version: dict[str | None, list] = {}
     for exchange, endpoints in pair_unpaired(_load(store, names), now or datetime.now(UTC)):
         endpoint_of = _endpoint_of(endpoints)
-        block = safe_exchange_rows(exchange, endpoint_of, contracts)
-        if len(block) and unwritable(block, schema_of):
-            block = error_rows(exchange, endpoint_of, f"rows cannot be written: {unwritable(block, schema_of)}")
-            if unwritable(block, schema_of):
-                continue  # the writer checked these events' names when it accepted them; never expected
+        block, _ = writable_rows(exchange, safe_exchange_rows(exchange, endpoint_of, contracts), endpoint_of, schema_of)
+        if block is None:
+            continue  # the writer checked these events' names when it accepted them; never expected
         day = block.shared["received_at"].date() if len(block) else None
         if day is None or (first and day < first) or (last and day > last):
             continue

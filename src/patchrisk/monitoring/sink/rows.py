@@ -57,23 +57,16 @@ class RowBlock(Sequence):
     these lists; at 100 rows an exchange, a dict per row and Arrow reading them back row by row were
     most of a flush. ``block[i]`` is row i as a dict (``shared`` and the row's values)."""
 
-    __slots__ = ("shared", "columns", "_rows")
+    __slots__ = ("_rows", "columns", "shared")
 
     def __init__(self, shared: dict, columns: dict[str, list], rows: int):
         """``columns``: each exactly ``rows`` long (:func:`_padded`)."""
         self.shared, self.columns, self._rows = shared, columns, rows
 
-    @classmethod
-    def of_row(cls, row: dict) -> RowBlock:
-        """A one-row block of a row given as a dict."""
-        return cls(dict(row), {}, 1)
-
     def __len__(self) -> int:
         return self._rows
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._rows))]
+    def __getitem__(self, index: int) -> dict:
         if not -self._rows <= index < self._rows:
             raise IndexError(f"row {index} of a block of {self._rows}")
         return {**self.shared, **{name: values[index] for name, values in self.columns.items()}}
@@ -270,9 +263,9 @@ def _typed(cast: Callable[[Any], Any]) -> Callable[[tuple], list]:
             total = sum(column)  # C-level: NaN when a value is missing (also inf - inf: then the slow path)
         except TypeError:  # None among the values
             total = math.nan
-        if total == total:
+        if not math.isnan(total):
             return list(map(cast, column))
-        return [None if v is None or v != v else cast(v) for v in column]  # v != v: NaN, CatBoost's missing number
+        return [None if v is None or math.isnan(v) else cast(v) for v in column]  # NaN: CatBoost's missing number
     return typed
 
 

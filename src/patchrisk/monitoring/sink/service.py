@@ -33,12 +33,11 @@ from patchrisk.monitoring.sink.rows import (
     ContractOf,
     Exchange,
     RowBlock,
-    error_rows,
     log_schema_of,
     no_contracts,
     safe_exchange_rows,
 )
-from patchrisk.monitoring.sink.writer import OutboxWriter, unwritable
+from patchrisk.monitoring.sink.writer import OutboxWriter, writable_rows
 from patchrisk.monitoring.unpaired_events import is_unpaired_file, unpaired_record
 from patchrisk.storage import Store
 
@@ -275,13 +274,10 @@ class SinkService:
         """Each exchange's rows if writable, else its error rows, else nothing (a dead letter)."""
         writable = []
         for exchange, block in per_exchange:
-            problem = unwritable(block, self.schema_of) if len(block) else None
-            if problem:
-                block = error_rows(exchange, self.resolver.endpoint, f"rows cannot be written: {problem}")
-                still = unwritable(block, self.schema_of)
-                if still:
-                    self._quarantine(exchange, still)
-                    continue
+            block, problem = writable_rows(exchange, block, self.resolver.endpoint, self.schema_of)
+            if block is None:
+                self._quarantine(exchange, problem)
+                continue
             writable.append((exchange, block))
         return writable
 

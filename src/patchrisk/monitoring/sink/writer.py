@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from patchrisk.contract.log_schema import arrow_schema
 from patchrisk.monitoring.prediction_logs import partition_dir
-from patchrisk.monitoring.sink.rows import RowBlock
+from patchrisk.monitoring.sink.rows import EndpointOf, Exchange, RowBlock, error_rows
 from patchrisk.monitoring.unpaired_events import unpaired_bytes, unpaired_dir
 from patchrisk.storage import Store
 
@@ -100,6 +100,18 @@ def unwritable(block: RowBlock, schema_of: SchemaOf = base_schema) -> str | None
     except Exception as err:  # noqa: BLE001  whatever stops these rows is the answer
         return f"{type(err).__name__}: {str(err)[:300]}"
     return None
+
+
+def writable_rows(exchange: Exchange, block: RowBlock, endpoint_of: EndpointOf,
+                  schema_of: SchemaOf) -> tuple[RowBlock | None, str | None]:
+    """(the exchange's rows if writable, else its error rows naming why, None); (None, why) when not
+    even its error rows can be written."""
+    problem = unwritable(block, schema_of) if len(block) else None
+    if not problem:
+        return block, None
+    errors = error_rows(exchange, endpoint_of, f"rows cannot be written: {problem}")
+    still = unwritable(errors, schema_of)
+    return (None, still) if still else (errors, None)
 
 
 def parquet_bytes(blocks: Sequence[RowBlock], schema: pa.Schema) -> bytes:
