@@ -8,7 +8,7 @@ after the module it starts (Linux cpuacct, cgroup v1 or v2), so every server, CL
 a module starts is counted to it, daemons included (the workers' own start-up and collection are not).
 Needs a writable cgroup hierarchy (root here).
 
-    .venv/bin/python bench/suite_cost.py [pytest args, e.g. tests/integration -k sink] [--top 30]
+    .venv/bin/python bench/suite_cost.py [pytest args, e.g. tests/integration -k sink] [--top 30] [--by test]
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--workers", default="auto")
+    parser.add_argument("--by", choices=("module", "test"), default="module",
+                        help="count CPU per module, or per test (a module-scoped fixture counts to its first test)")
     args, pytest_args = parser.parse_known_args()
     root = cgroup_root()
     if root is None:
@@ -75,7 +77,7 @@ def main() -> int:
     run = root / f"suite-cost-{os.getpid()}"
     run.mkdir()
     tallies = Path(tempfile.mkdtemp(prefix="suite-cost-"))
-    env = {**os.environ, "SUITE_COST_CGROUP": str(run), "SUITE_COST_TALLY": str(tallies),
+    env = {**os.environ, "SUITE_COST_CGROUP": str(run), "SUITE_COST_TALLY": str(tallies), "SUITE_COST_BY": args.by,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "suite_cost_plugin", "-p", "no:cacheprovider",
@@ -85,15 +87,15 @@ def main() -> int:
     total = sum(seconds for seconds, _ in modules)
     cores = os.cpu_count() or 1
     print(f"\npytest exit {result.returncode}; wall {wall:.0f} s on {cores} cores; CPU {total:.0f} s in "
-          f"{len(modules)} modules (CPU / cores = {total / cores:.0f} s, the wall time's floor; "
+          f"{len(modules)} {args.by}s (CPU / cores = {total / cores:.0f} s, the wall time's floor; "
           f"make test's budget {BUDGET_S} s)")
-    print(f"{'CPU s':>8} {'share':>6} {'cum.':>6} {'in-proc':>8}  module (in-proc: the pytest worker itself, "
+    print(f"{'CPU s':>8} {'share':>6} {'cum.':>6} {'in-proc':>8}  {args.by} (in-proc: the pytest worker itself, "
           f"not the processes it started)")
     cumulative = 0.0
     for seconds, group in modules[:args.top]:
         cumulative += seconds
         print(f"{seconds:8.1f} {seconds / total:6.1%} {cumulative / total:6.1%} {in_process_seconds(tallies, group):8.1f}  "
-              f"{group.name.replace('__', '/')}")
+              f"{group.name.replace('__', '/').replace('--', '::')}")
     for _, group in modules:
         remove(group)
     if not any(run.iterdir()):

@@ -1,5 +1,5 @@
 """pytest plugin for bench/suite_cost.py: each worker moves itself into the cgroup of the module
-whose test it is about to run, so what the module starts from then on is counted to it."""
+(or, with ``--by test``, the test) it is about to run, so what it starts from then on is counted to it."""
 
 from __future__ import annotations
 
@@ -21,19 +21,25 @@ def _close_module() -> None:
     (a file in SUITE_COST_TALLY: a cgroup folder takes no files)."""
     if not _current[0]:
         return
-    tally = Path(os.environ["SUITE_COST_TALLY"]) / _current[0].replace("/", "__")
+    tally = Path(os.environ["SUITE_COST_TALLY"]) / _group_name(_current[0])
     spent = _own_cpu() - _since[0]
     tally.write_text(str(spent + (float(tally.read_text()) if tally.is_file() else 0.0)))
 
 
+def _group_name(key: str) -> str:
+    """A folder name for a module path or test id (parametrize ids may hold any character)."""
+    return key.replace("/", "__").replace("::", "--")[:200]
+
+
 def pytest_runtest_setup(item) -> None:
     run = os.environ.get("SUITE_COST_CGROUP")
-    module = item.nodeid.split("::", 1)[0]
+    by_test = os.environ.get("SUITE_COST_BY") == "test"  # module-scoped fixtures count to the first test
+    module = item.nodeid if by_test else item.nodeid.split("::", 1)[0]
     if not run or module == _current[0]:
         return
     _close_module()
     _current[0], _since[0] = module, _own_cpu()
-    group = Path(run) / module.replace("/", "__")
+    group = Path(run) / _group_name(module)
     group.mkdir(exist_ok=True)
     (group / "cgroup.procs").write_text(str(os.getpid()))
 
