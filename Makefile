@@ -2,11 +2,15 @@
 # Every target sets up what it needs (venv with the locked dependencies) on first use.
 
 SHELL := /bin/bash
-# The distribution's python3.11 when there is one: Debian builds it with profile-guided optimisation
-# and LTO and links libpython into the executable, and it spends 15-20 % less CPU than a python3.11
-# built with neither (pyenv's default, first on PATH on these machines) on what make test mostly does:
-# importing MLflow, pandas, Evidently, kfp in every task, server and CLI process it starts.
-PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) python3.11)
+# The distribution's python3.11 when it can make a venv (Debian's needs python3.11-venv for that):
+# Debian builds it with profile-guided optimisation and LTO and links libpython into the executable,
+# and it spends ~15 % less CPU than a python3.11 built with neither (pyenv's default, first on PATH
+# on these machines) on what make test mostly does: importing MLflow, pandas, Evidently and kfp in
+# every task, server and CLI process it starts. Otherwise the first python3.11 on PATH.
+SYSTEM_PYTHON := /usr/bin/python3.11
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell $(SYSTEM_PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 && echo $(SYSTEM_PYTHON) || echo python3.11)
+endif
 VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
