@@ -6,8 +6,8 @@ reduced to per-(entity, day) sums and counts, and the partial sums are combined 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,9 @@ def iter_event_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterat
     if path.suffix.lower() == ".csv":
         yield from pd.read_csv(path, usecols=columns, chunksize=chunk_rows)
         return
-    pf = pq.ParquetFile(path)
+    # Without pre_buffer=False Arrow reads every remaining row group of the file ahead of the batch
+    # asked for: memory grew with the file (1M -> 10M events: 1.55x), not with the chunk.
+    pf = pq.ParquetFile(path, pre_buffer=False)
     missing = [c for c in columns if c not in pf.schema_arrow.names]
     if missing:
         raise DataContractError(f"{path}: missing event column(s) {', '.join(missing)}")
