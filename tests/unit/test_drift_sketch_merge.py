@@ -25,6 +25,9 @@ def test_exact_sums_equal_rational_arithmetic_on_awkward_floats():
     total, total_sq = exact_sums(values)
     assert fractions.Fraction(total, 2 ** SCALE_BITS) == sum(map(fractions.Fraction, values.tolist()))
     assert fractions.Fraction(total_sq, 2 ** (2 * SCALE_BITS)) == sum(fractions.Fraction(v) ** 2 for v in values.tolist())
+    every_other = values[::2]  # a strided view: the sums read the values' bits
+    assert fractions.Fraction(exact_sums(every_other)[0], 2 ** SCALE_BITS) == sum(map(fractions.Fraction,
+                                                                                    every_other.tolist()))
 
 
 def test_numeric_mean_and_std_do_not_depend_on_the_partitioning():

@@ -19,18 +19,24 @@ CHUNK = 1 << 16  # limb products < 2**37, times 2**16 rows < 2**53: bincount's f
 
 
 def _limbs(values: np.ndarray):
-    """|x| = m * 2**(exponent - 53) with the integer m < 2**53 cut in three 18-bit limbs, all as
-    float64 (every step exact: integers below 2**53 and power-of-two scalings)."""
-    mantissa, exponent = np.frexp(values)
-    m = np.ldexp(np.abs(mantissa), 53)
-    high = np.floor(np.ldexp(m, -2 * LIMB))
-    upper = np.floor(np.ldexp(m, -LIMB))
-    return high, upper - np.ldexp(high, LIMB), m - np.ldexp(upper, LIMB), exponent
+    """|x| = m * 2**(exponent - 53) with the integer m < 2**53 cut in three 18-bit limbs, as float64
+    (integers below 2**53: exact). Read from the IEEE 754 bits with integer shifts and masks, not
+    frexp/ldexp/floor: the same sums at a quarter of the cost (the limbs were most of a monitor run's
+    CPU). A subnormal keeps its unnormalised mantissa; m * 2**(exponent - 53) is the same value."""
+    bits = values.view(np.uint64)
+    biased = (bits >> np.uint64(52)) & np.uint64(0x7FF)
+    normal = biased != 0
+    m = bits & np.uint64((1 << 52) - 1)
+    m[normal] |= np.uint64(1 << 52)
+    exponent = np.where(normal, biased.astype(np.int64), 1) - 1022
+    mask = np.uint64((1 << LIMB) - 1)
+    return ((m >> np.uint64(2 * LIMB)).astype(np.float64), ((m >> np.uint64(LIMB)) & mask).astype(np.float64),
+            (m & mask).astype(np.float64), exponent)
 
 
 def exact_sums(values: np.ndarray) -> tuple[int, int]:
     """(sum of values * 2**SCALE_BITS, sum of squares * 2**(2*SCALE_BITS)) of finite float64s, exactly."""
-    values = np.asarray(values, dtype=np.float64)
+    values = np.ascontiguousarray(values, dtype=np.float64)  # its bits are read as uint64
     total = total_sq = 0
     for start in range(0, values.size, CHUNK):
         t, s = _chunk_sums(values[start:start + CHUNK])
