@@ -16,8 +16,8 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _close_module() -> None:
-    """Add the worker's own CPU (children not included) since the module started to the module's tally
+def _close_group() -> None:
+    """Add the worker's own CPU (children not included) since the module (or test) started to its tally
     (a file in SUITE_COST_TALLY: a cgroup folder takes no files)."""
     if not _current[0]:
         return
@@ -34,16 +34,16 @@ def _group_name(key: str) -> str:
 def pytest_runtest_setup(item) -> None:
     run = os.environ.get("SUITE_COST_CGROUP")
     by_test = os.environ.get("SUITE_COST_BY") == "test"  # module-scoped fixtures count to the first test
-    module = item.nodeid if by_test else item.nodeid.split("::", 1)[0]
-    if not run or module == _current[0]:
+    key = item.nodeid if by_test else item.nodeid.split("::", 1)[0]
+    if not run or key == _current[0]:
         return
-    _close_module()
-    _current[0], _since[0] = module, _own_cpu()
-    group = Path(run) / _group_name(module)
+    _close_group()
+    _current[0], _since[0] = key, _own_cpu()
+    group = Path(run) / _group_name(key)
     group.mkdir(exist_ok=True)
     (group / "cgroup.procs").write_text(str(os.getpid()))
 
 
 def pytest_unconfigure(config) -> None:
     if os.environ.get("SUITE_COST_CGROUP"):
-        _close_module()
+        _close_group()
