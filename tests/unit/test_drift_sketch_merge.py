@@ -26,6 +26,13 @@ def test_exact_sums_equal_rational_arithmetic_on_awkward_floats():
     assert fractions.Fraction(total, 2 ** SCALE_BITS) == sum(map(fractions.Fraction, values.tolist()))
     assert fractions.Fraction(total_sq, 2 ** (2 * SCALE_BITS)) == sum(fractions.Fraction(v) ** 2 for v in values.tolist())
     every_other = values[::2]  # a strided view: the sums read the values' bits
+    # counts take an int64 path when every value is an integer below 2**23, the limbs otherwise
+    for counts in (np.array([0.0, -0.0, 3.0, 2.0 ** 23 - 1, -(2.0 ** 23 - 1)]), np.array([1.0, 2.0 ** 23]),
+                   np.array([1.0, 2.5]), np.arange(70_000, dtype=float) - 35_000):
+        total, total_sq = exact_sums(counts)
+        assert fractions.Fraction(total, 2 ** SCALE_BITS) == sum(map(fractions.Fraction, counts.tolist()))
+        assert fractions.Fraction(total_sq, 2 ** (2 * SCALE_BITS)) == sum(int(v) ** 2 if v.is_integer() else
+                                                                         fractions.Fraction(v) ** 2 for v in counts.tolist())
     assert fractions.Fraction(exact_sums(every_other)[0], 2 ** SCALE_BITS) == sum(map(fractions.Fraction,
                                                                                     every_other.tolist()))
 

@@ -45,9 +45,17 @@ def exact_sums(values: np.ndarray) -> tuple[int, int]:
     return total, total_sq
 
 
+SMALL_INTEGER = 1 << 23  # |k| below it: k² < 2**46, and 2**16 of those sum below 2**62 in int64
+
+
 def _chunk_sums(values: np.ndarray) -> tuple[int, int]:
     if values.size == 0:
         return 0, 0
+    if np.abs(values).max() < SMALL_INTEGER and np.array_equal(values, np.rint(values)):
+        # Counts (files changed, lines added, devices targeted...) are most numeric features: their
+        # sums are exact in int64 directly, without the limbs (a sixth of the CPU).
+        ints = values.astype(np.int64)
+        return int(ints.sum()) << SCALE_BITS, int((ints * ints).sum()) << (2 * SCALE_BITS)
     a, b, c, exponent = _limbs(values)
     low = int(exponent.min())
     group = exponent - low  # exponents span a few dozen values in practice: a dense bincount, no sort
