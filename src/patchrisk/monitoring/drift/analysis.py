@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from patchrisk.monitoring.drift.config import MonitoringConfig
 from patchrisk.monitoring.drift.decision import DriftVerdict
 from patchrisk.monitoring.drift.performance import LabelledScores
+from patchrisk.monitoring.drift.read_ahead import read_ahead
 from patchrisk.monitoring.drift.reference import Reference
 from patchrisk.monitoring.drift.sketch import SCORE_COLUMN, WindowSketch
 from patchrisk.monitoring.drift.statistics import WindowSample
@@ -43,9 +44,10 @@ def sketch_window(store: Store, reference: Reference, window: Window, config: Mo
     columns = [*spec.feature_names, SCORE_COLUMN, "status", *extra_columns,
                *([VERSION_COLUMN] if same_contract else [])]
     other_contract = 0
-    for table in iter_window_batches(store, reference.model_name, window, columns, files=files,
-                                     batch_rows=config.report.batch_rows, with_unpaired=with_unpaired,
-                                     progress=progress):
+    batches = iter_window_batches(store, reference.model_name, window, columns, files=files,
+                                  batch_rows=config.report.batch_rows, with_unpaired=with_unpaired,
+                                  progress=progress)
+    for table in read_ahead(batches):
         if same_contract is not None:
             table, skipped = _rows_of_same_contract(table, same_contract)
             other_contract += skipped
