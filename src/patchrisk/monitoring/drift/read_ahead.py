@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from queue import Empty, Full, Queue
+from queue import Full, Queue
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -47,12 +47,7 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     reader.start()
     try:
         while True:
-            try:
-                item, error = queue.get(timeout=_POLL_S)
-            except Empty:
-                if not reader.is_alive() and queue.empty():
-                    raise RuntimeError("the window reader stopped without an end marker") from None
-                continue
+            item, error = queue.get()  # the reader always ends with _END, unless we stopped it
             if item is _END:
                 if error is not None:
                     raise error
