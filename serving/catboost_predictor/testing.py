@@ -91,12 +91,14 @@ def serve_in_subprocess(
 ) -> Iterator[RunningServer]:
     """Run the predictor on 127.0.0.1 (a free port unless given) until the block ends.
 
-    Output goes to ``log_path`` (a temporary file by default; see ``RunningServer.log()``). With
+    Output goes to ``log_path``, or to a temporary file (see ``RunningServer.log()``) that is removed
+    when the block ends, kept only when the server failed to start (the error names it). With
     ``require_model_ready=False`` it waits only for the server, e.g. to test a model that fails
     its self-check.
     """
     port = port or free_port()
     log_file = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="predictor-", suffix=".log")[1])
+    remove_log = log_path is None
     url = f"http://127.0.0.1:{port}"
     with open(log_file, "wb") as sink:
         process = subprocess.Popen(
@@ -110,7 +112,10 @@ def serve_in_subprocess(
         try:
             wait_until_ready(url, model_name, ready_timeout, process, require_model_ready)
         except (RuntimeError, TimeoutError) as err:
+            remove_log = False
             raise RuntimeError(f"{err}; log {log_file}:\n{server.log()[-3000:]}") from None
         yield server
     finally:
         stop(process)
+        if remove_log:
+            log_file.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ import json
 import os
 import ssl
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -67,10 +66,11 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def https_server(model_dir, tmp_path_factory):
     """The predictor with KServe's own --ssl_certfile/--ssl_keyfile: (https URL, CA bundle)."""
-    ca, cert, key = write_ca_and_server_cert(tmp_path_factory.mktemp("tls"))
+    tls = tmp_path_factory.mktemp("tls")
+    ca, cert, key = write_ca_and_server_cert(tls)
     port = free_port()
     url = f"https://127.0.0.1:{port}"
-    log = Path(tempfile.mkstemp(prefix="predictor-tls-", suffix=".log")[1])
+    log = tls / "predictor.log"
     with open(log, "wb") as sink:
         process = subprocess.Popen(predictor_command(model_dir, port, MODEL_NAME,
                                                      (f"--ssl_certfile={cert}", f"--ssl_keyfile={key}")),

@@ -508,6 +508,7 @@ def test_model_failing_its_self_check_is_not_ready(model_dir, tmp_path):
         )
         assert response.status_code == 503
         assert "NOT READY: self-check failed: reference scores differ by up to 0.01" in running.log()
+    assert not running.log_path.exists()  # the temporary log it made for the server went with it
 
 
 # -- hostile input: caller mistakes are 400s on every path, bodies are bounded, faults stay private --

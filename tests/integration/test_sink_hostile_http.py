@@ -5,7 +5,9 @@ across a kill -9, and a store it cannot write to."""
 from __future__ import annotations
 
 import json
+import re
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -127,6 +129,16 @@ def test_the_body_limit_applies_while_reading(tmp_path, sink_env):
                              .encode(), [b"%x\r\n%s\r\n" % (len(chunk), chunk)])
         assert streamed.startswith(b"HTTP/1.1 413") and b"too_large" in streamed
         assert metric(sink.metrics(), "patchrisk_sink_events_malformed_total", reason="too_large") == 2
+    assert not sink.log_path.exists()  # the temporary log it made for the sink went with it
+
+
+def test_a_sink_that_cannot_start_keeps_its_temporary_log_and_names_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(RuntimeError, match="sink exited with code 2") as failed, \
+            sink_in_subprocess(str(tmp_path / "logs"), flush_rows=0):
+        pass
+    log = Path(re.search(r"; log (\S+\.log):", str(failed.value)).group(1))
+    assert log.parent == tmp_path and "--flush-rows" in log.read_text()
 
 
 def test_path_like_names_are_refused_and_nothing_is_written_outside_the_store(tmp_path, sink_env):

@@ -70,18 +70,28 @@ def sink_command(port: int, store_uri: str, **flags: Any) -> list[str]:
 def sink_in_subprocess(store_uri: str, port: int | None = None, *, env: dict | None = None,
                        ready_timeout: float = 60, log_path: str | Path | None = None,
                        **flags: Any) -> Iterator[RunningSink]:
-    """Run ``patchrisk sink`` on 127.0.0.1 until the block ends (SIGTERM, then kill)."""
+    """Run ``patchrisk sink`` on 127.0.0.1 until the block ends (SIGTERM, then kill).
+
+    Output goes to ``log_path``, or to a temporary file that is removed when the block ends, kept
+    only when the sink failed to start (the error quotes it)."""
     port = port or free_port()
     log_file = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="sink-", suffix=".log")[1])
+    remove_log = log_path is None
     with open(log_file, "ab") as out:
         process = subprocess.Popen(sink_command(port, store_uri, **flags), stdout=out, stderr=subprocess.STDOUT,
                                    env={**os.environ, **(env or {})})
     sink = RunningSink(f"http://127.0.0.1:{port}", port, process, log_file)
     try:
-        wait_until_healthy(sink, ready_timeout)
+        try:
+            wait_until_healthy(sink, ready_timeout)
+        except RuntimeError:
+            remove_log = False
+            raise
         yield sink
     finally:
         stop(process)
+        if remove_log:
+            log_file.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -101,14 +111,15 @@ def wait_until_healthy(sink: RunningSink, timeout: float) -> None:
         while time.monotonic() < deadline:
             if sink.process.poll() is not None:
                 raise RuntimeError(
-                    f"sink exited with code {sink.process.returncode}; log:\n{sink.log()[-3000:]}")
+                    f"sink exited with code {sink.process.returncode}; log {sink.log_path}:\n{sink.log()[-3000:]}")
             try:
                 if probe.get(f"{sink.url}/livez").status_code == 200:  # /healthz may be 503: store down
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-    raise RuntimeError(f"sink at {sink.url} not healthy after {timeout:.0f}s; log:\n{sink.log()[-3000:]}")
+    raise RuntimeError(f"sink at {sink.url} not healthy after {timeout:.0f}s; log {sink.log_path}:\n"
+                       f"{sink.log()[-3000:]}")
 
 
 def logger_events(request_body: Any, response_body: Any | None, model_name: str, namespace: str,
