@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import resource
 import subprocess
@@ -141,7 +142,7 @@ def run_evidently(store_root: str, model_dir: str, window) -> list[str]:
     dataset = ds.dataset(Path(store_root, "model=patch-risk"), format="parquet", partitioning="hive")
     current = dataset.to_table(columns=spec.feature_names, filter=(
         (ds.field("received_at") >= window.start) & (ds.field("received_at") < window.end))).to_pandas()
-    _, drifted, _ = evidently_drift(_frame(pd.read_parquet(reference.sample_path), spec), _frame(current, spec), spec)
+    _, drifted, _ = evidently_drift(_frame(pd.read_parquet(io.BytesIO(reference.sample_parquet)), spec), _frame(current, spec), spec)
     return drifted
 
 

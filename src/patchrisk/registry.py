@@ -12,7 +12,9 @@ import json
 import logging
 import math
 import os
+import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -280,7 +282,9 @@ def storage_uri_of(settings: Settings, name: str, version: str) -> str:
 
 
 def download_model(settings: Settings, uri: str, dest: Path | None = None) -> Path:
-    """A local model directory for a local path, an ``s3://…/`` URI or a ``models:/`` URI."""
+    """A local model directory for a local path, an ``s3://…/`` URI or a ``models:/`` URI: a local
+    directory as it is, anything stored elsewhere copied to ``dest`` (required then; for a copy that
+    only lasts a block, :func:`model_files`)."""
     if uri.startswith("models:/"):
         name, alias, version = parse_models_uri(uri)
         mv = get_version(settings, name, alias, version)
@@ -288,11 +292,21 @@ def download_model(settings: Settings, uri: str, dest: Path | None = None) -> Pa
         if uri.startswith(("runs:/", "mlflow-artifacts:")):
             import mlflow
 
+            if dest is None:
+                raise ValueError(f"{uri}: downloading needs a destination (model_files makes a temporary one)")
             with s3_endpoint_for_mlflow(settings.s3_endpoint_url):
-                return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dest) if dest else None,
+                return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dest),
                                                                 tracking_uri=settings.tracking_uri,
                                                                 registry_uri=settings.tracking_uri))
     return local_dir(uri, settings.s3_endpoint_url, dest)
+
+
+@contextmanager
+def model_files(settings: Settings, uri: str) -> Iterator[Path]:
+    """:func:`download_model` for the length of a block: a copy goes to a temporary directory removed
+    when the block ends, so a CLI run, a Job or a long-lived process leaves no model behind."""
+    with tempfile.TemporaryDirectory(prefix="patchrisk-model-") as temporary:
+        yield download_model(settings, uri, Path(temporary))
 
 
 def registration_of(model_dir: Path) -> dict:

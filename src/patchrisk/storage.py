@@ -173,14 +173,16 @@ def download(uri: str, dest: Path, endpoint_url: str | None = None) -> Path:
 
 def local_dir(uri: str, endpoint_url: str | None = None, dest: Path | None = None) -> Path:
     """A local directory holding ``uri``'s files: a local path as it is, an ``s3://`` prefix downloaded
-    (to ``dest`` or a new temporary directory)."""
+    to ``dest``. Nothing is downloaded to a place nobody removes: a caller without a ``dest`` of its
+    own takes ``registry.model_files``, whose temporary directory goes when its block ends."""
     if not is_s3(uri):
         path = Path(uri.removeprefix("file://"))
         if not path.is_dir():
             raise PatchriskError(f"{uri}: model directory not found")
         return path
-    dest = Path(dest or tempfile.mkdtemp(prefix="patchrisk-model-"))
-    return download(uri if uri.endswith("/") else uri + "/", dest, endpoint_url)
+    if dest is None:
+        raise ValueError(f"{uri}: downloading needs a destination (registry.model_files makes a temporary one)")
+    return download(uri if uri.endswith("/") else uri + "/", Path(dest), endpoint_url)
 
 
 def upload_dir(src: Path, uri: str, endpoint_url: str | None = None) -> str:

@@ -62,16 +62,16 @@ def register(app: typer.Typer) -> None:
 def _run(model: str, data: Path, policy: str, env: str, champion: str, out: Path | None):
     from patchrisk.gates.publish import write_gate_report
     from patchrisk.gates.step import validate_model
-    from patchrisk.registry import download_model
+    from patchrisk.registry import model_files
     from patchrisk.settings import get_settings
 
     settings = get_settings()
-    model_dir = download_model(settings, model)
 
     def progress(line: str) -> None:  # progress to stderr; the report alone goes to stdout
         typer.echo(line, err=True)
 
-    run = validate_model(model_dir, data, policy or None, env, settings, champion=champion, progress=progress)
+    with model_files(settings, model) as model_dir:
+        run = validate_model(model_dir, data, policy or None, env, settings, champion=champion, progress=progress)
     if out:
         for kind, path in write_gate_report(run.report, out).items():
             typer.echo(f"wrote {kind}: {path}", err=True)

@@ -185,7 +185,7 @@ def start_canary(ctx: LoopContext) -> StepResult:
         return failed
     repo, version = ctx.facts["gitops"], ctx.facts["challenger_version"]
     # KServe would now start the canary pod from the committed storageUri; here: a second predictor
-    model_dir = registry.download_model(ctx.settings, f"models:/patch-risk/{version}")
+    model_dir = ctx.services.enter_context(registry.model_files(ctx.settings, f"models:/patch-risk/{version}"))
     server = ctx.services.enter_context(serve_in_subprocess(model_dir, log_path=ctx.work / "canary-predictor.log"))
     _warm_up(server.url)
     ctx.facts["canary_endpoint"] = server.url

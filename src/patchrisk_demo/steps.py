@@ -99,7 +99,7 @@ def serve_champion(ctx: LoopContext) -> StepResult:
 
     from patchrisk import registry
 
-    model_dir = registry.download_model(ctx.settings, "models:/patch-risk@champion")
+    model_dir = ctx.services.enter_context(registry.model_files(ctx.settings, "models:/patch-risk@champion"))
     server = ctx.services.enter_context(serve_in_subprocess(model_dir, log_path=ctx.work / "predictor.log"))
     ctx.facts["endpoint"] = server.url
     return StepResult("KServe predictor serving the champion",

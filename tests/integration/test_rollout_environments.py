@@ -4,7 +4,9 @@ staging canary and its promotion move staging's aliases only, and what prod's re
 
 from __future__ import annotations
 
+import tempfile
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import yaml
@@ -21,25 +23,36 @@ def _in(environment: str):
 
 
 def _what_prod_reads() -> dict:
-    """Every prod reader's answer, through the code each of them runs."""
+    """Every prod reader's answer, through the code each of them runs (the gates' champion comparison
+    included); none of them leaves its copy of the model behind."""
     from patchrisk import registry
+    from patchrisk.gates.comparison import find_champion
     from patchrisk.model_bundle import ModelBundle
     from patchrisk.monitoring.drift.reference import load_champion_reference
     from patchrisk.monitoring.sink.attribution import registry_resolver
 
     prod = _in("prod")
-    return {
-        "sink canary": registry_resolver(prod, ttl=0).canary_version(MODEL),
-        "monitor reference": load_champion_reference(prod, MODEL).model_version,
-        "serve": ModelBundle.load(registry.download_model(prod, f"models:/{MODEL}@champion")).version,
-    }
+    with tempfile.TemporaryDirectory() as temporary:
+        tempfile.tempdir, before = temporary, tempfile.tempdir
+        try:
+            reads = {
+                "sink canary": registry_resolver(prod, ttl=0).canary_version(MODEL),
+                "monitor reference": load_champion_reference(prod, MODEL).model_version,
+                "gates' champion": find_champion(prod, MODEL).version,
+            }
+            with registry.model_files(prod, f"models:/{MODEL}@champion") as served:
+                reads["serve"] = ModelBundle.load(served).version
+        finally:
+            tempfile.tempdir = before
+        assert list(Path(temporary).iterdir()) == []
+    return reads
 
 
 def test_a_staging_canary_and_promotion_leave_what_prod_reads_untouched(gitops_repo, rollout_env, tmp_path):
     from patchrisk import registry
 
     registry.set_alias(_in("prod"), MODEL, "champion", "1")  # prod serves v1
-    prod_reads = {"sink canary": None, "monitor reference": "1", "serve": "1"}
+    prod_reads = {"sink canary": None, "monitor reference": "1", "gates' champion": "1", "serve": "1"}
     assert _what_prod_reads() == prod_reads
     config = tmp_path / "rollout.yaml"
     policy = yaml.safe_load(resources.files("patchrisk").joinpath("config/rollout.yaml").read_text())

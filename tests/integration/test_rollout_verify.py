@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 from tests.integration.rollout_support import (
@@ -27,14 +29,19 @@ def promoted_v2(gitops_repo, rollout_env):
     return repo
 
 
-def test_verify_passes_when_the_promoted_version_serves_its_reference_scores(promoted_v2, rollout_env):
+def test_verify_passes_when_the_promoted_version_serves_its_reference_scores(promoted_v2, rollout_env, tmp_path,
+                                                                               monkeypatch):
     from patchrisk.registry import download_model
 
     repo, head = promoted_v2, promoted_v2.head.commit.hexsha
-    model_dir = download_model(settings(), "models:/patch-risk/2")
-    with testing.serve_in_subprocess(model_dir) as server:
+    model_dir = download_model(settings(), "models:/patch-risk/2", tmp_path / "served")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    with testing.serve_in_subprocess(model_dir, log_path=tmp_path / "predictor.log") as server:
         result = run(repo, "verify", "--overlay", "staging", "--endpoint", server.url)
     assert result.exit_code == 0, result.output
+    assert list(temporary.iterdir()) == []  # the copy of v2 it checked against is gone with it
     for check in ("v1_ready", "v2_ready", "v1_model_version", "v1_reference_scores", "v2_model_version",
                   "v2_reference_scores"):
         assert f"{check}" in result.output
@@ -42,11 +49,11 @@ def test_verify_passes_when_the_promoted_version_serves_its_reference_scores(pro
     assert repo.head.commit.hexsha == head and aliases() == {"champion": "2"}
 
 
-def test_verify_rolls_back_when_the_endpoint_serves_another_version(promoted_v2, rollout_env):
+def test_verify_rolls_back_when_the_endpoint_serves_another_version(promoted_v2, rollout_env, tmp_path):
     from patchrisk.registry import download_model
 
     repo = promoted_v2
-    stale = download_model(settings(), "models:/patch-risk/1")  # rollout never reached the pods
+    stale = download_model(settings(), "models:/patch-risk/1", tmp_path / "stale")  # rollout never reached the pods
     with testing.serve_in_subprocess(stale) as server:
         result = run(repo, "verify", "--overlay", "staging", "--endpoint", server.url)
     assert result.exit_code == 1, result.output

@@ -26,7 +26,7 @@ BOOTSTRAP_CHUNK = 50  # resamples per block: bounds memory on large holdouts
 def find_champion(settings, model_name: str, environment: str | None = None) -> ModelBundle | None:
     """The bundle holding ``environment``'s champion alias (default: the settings' environment),
     or None when that environment has no champion yet."""
-    from patchrisk.registry import CHAMPION, alias_for, client, download_model
+    from patchrisk.registry import CHAMPION, alias_for, client, model_files
 
     try:
         model = client(settings).get_registered_model(model_name)
@@ -37,7 +37,8 @@ def find_champion(settings, model_name: str, environment: str | None = None) -> 
     alias = alias_for(CHAMPION, environment or settings.environment)
     if alias not in (model.aliases or {}):
         return None
-    return ModelBundle.load(download_model(settings, f"models:/{model_name}@{alias}"))
+    with model_files(settings, f"models:/{model_name}@{alias}") as model_dir:
+        return ModelBundle.load(model_dir)
 
 
 def bootstrap_auc_difference(

@@ -32,13 +32,14 @@ def load_holdout(path: str | Path, spec: ModelSpec) -> pd.DataFrame:
 def resolve_champion(champion: str, settings, model_name: str, environment: str | None = None) -> ModelBundle | None:
     """``none``: no comparison; ``auto``: ``environment``'s champion alias (None if unset); else a model URI."""
     from patchrisk.gates.comparison import find_champion
-    from patchrisk.registry import download_model
+    from patchrisk.registry import model_files
 
     if champion == "none":
         return None
     if champion == "auto":
         return find_champion(settings, model_name, environment)
-    return ModelBundle.load(download_model(settings, champion))
+    with model_files(settings, champion) as model_dir:
+        return ModelBundle.load(model_dir)
 
 
 @dataclass

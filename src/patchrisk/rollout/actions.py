@@ -308,11 +308,11 @@ def verify_promotion(ctx: RolloutContext, endpoint: str, version: str | None = N
                      rollback: bool = True) -> VerifiedPromotion:
     """Smoke-check the promoted version on ``endpoint`` against its own contract and reference
     scores; a failure puts the previous champion back (a commit) unless ``rollback`` is False."""
-    from patchrisk.registry import download_model
+    from patchrisk.registry import model_files
 
     version = version or ctx.journal.champion.version
-    model_dir = download_model(ctx.settings, f"models:/{ctx.model}/{version}")
-    result = verify_endpoint(endpoint, ctx.model, version, model_dir)
+    with model_files(ctx.settings, f"models:/{ctx.model}/{version}") as model_dir:
+        result = verify_endpoint(endpoint, ctx.model, version, model_dir)
     if result.passed or not rollback:
         return VerifiedPromotion(result, version)
     why = f"smoke check of v{version} at {endpoint} failed: {'; '.join(result.failures())}"

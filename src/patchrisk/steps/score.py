@@ -6,7 +6,7 @@ from pathlib import Path
 
 from patchrisk.batch_scoring import batch_report_html, qa_priority, score_items, watchlist
 from patchrisk.model_bundle import ModelBundle
-from patchrisk.registry import download_model
+from patchrisk.registry import model_files
 from patchrisk.settings import get_settings
 from patchrisk.tables import read_table
 from patchrisk.validation import conform, validate_frame
@@ -15,7 +15,8 @@ from patchrisk.validation import conform, validate_frame
 def score_batch(model_uri: str, patches_uri: str, qa_csv: str, watch_csv: str, report_html: str, *,
                 mlflow_tracking_uri: str = "") -> dict:
     settings = get_settings(mlflow_tracking_uri=mlflow_tracking_uri or None)
-    bundle = ModelBundle.load(download_model(settings, model_uri))
+    with model_files(settings, model_uri) as model_dir:
+        bundle = ModelBundle.load(model_dir)
     patches = read_table(patches_uri)
     validate_frame(patches, bundle.spec, source=patches_uri, require_target=False).raise_if_failed()
     spec = bundle.spec  # the version's own contract decides columns, roles and the alert bucket

@@ -19,7 +19,7 @@ from patchrisk.contract.lookup import settings_book
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift import alerts
 from patchrisk.monitoring.drift.analysis import WindowAnalysis, analyse_window
-from patchrisk.monitoring.drift.config import MonitoringConfig, load_config
+from patchrisk.monitoring.drift.config import MonitoringConfig, load_config, load_config_text
 from patchrisk.monitoring.drift.launcher import (
     KfpLauncher,
     LaunchResult,
@@ -52,6 +52,7 @@ class MonitorRequest:
     window_hours: float | None = None
     labels: Path | None = None
     config: Path | None = None
+    config_yaml: str | None = None  # the config as YAML text (a pipeline parameter), instead of a file
     trigger_backend: str | None = None
     training_data_uri: str | None = None
     webhook: str | None = None
@@ -75,7 +76,8 @@ def _clean(value):
 
 
 def resolve_config(request: MonitorRequest) -> MonitoringConfig:
-    config = load_config(request.config)
+    config = (load_config_text(request.config_yaml, "the monitoring_config parameter")
+              if request.config_yaml is not None else load_config(request.config))
     config = config.with_overrides(retraining={"backend": request.trigger_backend,
                                                "training_data_uri": request.training_data_uri},
                                    alerts={"webhook_url": request.webhook})
@@ -207,14 +209,16 @@ def _evidently(reference: Reference, analysis: WindowAnalysis, config: Monitorin
     if not wants_html(analysis.verdict, config):
         say("no drift: no Evidently report (report.html: drifted)")
         return None, None
-    if analysis.sample is None or analysis.verdict.rows == 0 or reference.sample_path is None:
+    if analysis.sample is None or analysis.verdict.rows == 0 or reference.sample_parquet is None:
         return None, None
+    import io
+
     import pandas as pd
 
     from patchrisk.monitoring.drift.evidently_report import build_report
 
     say("building the Evidently report on samples ...")
-    ref_sample = pd.read_parquet(reference.sample_path)
+    ref_sample = pd.read_parquet(io.BytesIO(reference.sample_parquet))
     result = build_report(ref_sample, analysis.sample, reference.spec, config.report.sample_rows)
     return result.html, {"drifted_columns": result.drifted_columns, "methods": result.methods,
                          "sample_rows": {"reference": min(len(ref_sample), config.report.sample_rows),

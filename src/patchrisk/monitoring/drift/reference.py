@@ -20,7 +20,7 @@ from patchrisk.spec import ModelSpec, load_spec
 class Reference:
     spec: ModelSpec
     stats: dict
-    sample_path: Path | None
+    sample_parquet: bytes | None  # reference_sample.parquet as read (~100 kB): the model copy need not outlive this
     model_name: str
     model_version: str = "unregistered"
     metrics: dict[str, float] = field(default_factory=dict)  # the version's registered holdout metrics
@@ -41,8 +41,9 @@ class Reference:
         spec = load_spec(model_dir / SPEC_FILE)
         sample = model_dir / REFERENCE_SAMPLE_FILE
         return cls(spec=spec, stats=json.loads(stats_path.read_text()),
-                   sample_path=sample if sample.is_file() else None, model_name=model_name or spec.name,
-                   model_version=str(version), metrics=dict(metrics or {}), model_uri=model_uri)
+                   sample_parquet=sample.read_bytes() if sample.is_file() else None,
+                   model_name=model_name or spec.name, model_version=str(version), metrics=dict(metrics or {}),
+                   model_uri=model_uri)
 
 
 def load_champion_reference(settings, model_name: str, version: str | None = None) -> Reference:
@@ -52,16 +53,16 @@ def load_champion_reference(settings, model_name: str, version: str | None = Non
 
     version = (registry.get_version(settings, model_name, version=version) if version else
                registry.get_version(settings, model_name, alias=registry.CHAMPION))
-    model_dir = registry.download_model(settings, f"models:/{model_name}/{version.version}")
     metrics = registry.client(settings).get_run(version.run_id).data.metrics if version.run_id else {}
-    return Reference.from_model_dir(model_dir, model_name, str(version.version), metrics,
-                                    (version.tags or {}).get(registry.STORAGE_URI_TAG))
+    with registry.model_files(settings, f"models:/{model_name}/{version.version}") as model_dir:
+        return Reference.from_model_dir(model_dir, model_name, str(version.version), metrics,
+                                        (version.tags or {}).get(registry.STORAGE_URI_TAG))
 
 
 def load_stored_reference(settings, model_uri: str, model_name: str, version: str) -> Reference:
     """``version``'s reference from its model store copy (``Reference.model_uri``), without MLflow: what a
     fanned-out monitor's sketch task reads, its version pinned by the plan. No registered metrics."""
-    from patchrisk.storage import local_dir
+    from patchrisk.registry import model_files  # an s3:// or local URI: no MLflow involved
 
-    return Reference.from_model_dir(local_dir(model_uri, settings.s3_endpoint_url), model_name, version,
-                                    model_uri=model_uri)
+    with model_files(settings, model_uri) as model_dir:
+        return Reference.from_model_dir(model_dir, model_name, version, model_uri=model_uri)
