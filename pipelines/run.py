@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchrisk.child_processes import children_temporary_directory
 from patchrisk.errors import PatchriskError
 from patchrisk.settings import Settings
 
@@ -100,7 +101,7 @@ def run_local(func: Callable, arguments: dict, settings: Settings, log_file: Pat
             # requests do nothing locally: both expected, since use_venv=False runs our own env.
             warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
-            with _output_to(log_file):
+            with _output_to(log_file), children_temporary_directory():
                 func(**arguments)
     except RuntimeError as exc:
         new_dirs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)

@@ -1,14 +1,20 @@
-"""Child processes on loopback: a free port to give one, and stopping one politely (SIGTERM, then SIGKILL).
+"""Child processes on loopback: a free port to give one, stopping one politely (SIGTERM, then SIGKILL),
+and a temporary directory of their own that goes when they are done.
 
-Shared by the helpers that run the predictor and the sink as subprocesses (tests, the demo).
+Shared by the helpers that run the predictor and the sink as subprocesses (tests, the demo) and by
+the local pipeline runs.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import socket
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Below the kernel's ephemeral range, and above the ports services usually take (5000, 5432, 8080, 9000).
 LOWEST_PORT = 20000
@@ -57,3 +63,23 @@ def stop(process: subprocess.Popen, grace: float = 10) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+@contextmanager
+def children_temporary_directory() -> Iterator[str]:
+    """TMPDIR for the processes started in the block: a new directory, removed when the block ends.
+
+    kfp.local runs each task as ``sh -c 'program_path=$(mktemp -d) ...'``, KFP's lightweight component
+    command, which writes the task's code there and never removes it (a pod's filesystem goes with
+    the pod; a developer's /tmp keeps it). This process's own ``tempfile`` keeps its directory.
+    """
+    before = os.environ.get("TMPDIR")
+    with tempfile.TemporaryDirectory(prefix="patchrisk-tasks-") as directory:
+        os.environ["TMPDIR"] = directory
+        try:
+            yield directory
+        finally:
+            if before is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = before

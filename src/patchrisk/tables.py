@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,37 +20,41 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 # KFP artifact paths have no suffix: those are Parquet, the format every step writes.
 
 
-def local_copy(uri: str) -> Path:
-    """A local path for ``uri``: itself, or a download of an ``s3://`` object into a temp dir."""
+@contextmanager
+def local_file(uri: str) -> Iterator[Path]:
+    """A local path for ``uri`` while the block runs: itself, or a download of an ``s3://`` object
+    (or prefix) into a temporary directory removed when the block ends."""
     if not is_s3(uri):
-        return Path(uri)
-    dest = Path(tempfile.mkdtemp(prefix="patchrisk-")) / Path(uri.rstrip("/")).name
-    return download(uri, dest)
+        yield Path(uri)
+        return
+    with tempfile.TemporaryDirectory(prefix="patchrisk-") as temporary:
+        yield download(uri, Path(temporary) / Path(uri.rstrip("/")).name)
 
 
-def _table_file(uri: str | Path) -> Path:
+@contextmanager
+def _table_file(uri: str | Path) -> Iterator[Path]:
     """The local file behind ``uri``, refused with the reason when it cannot hold a table."""
-    path = local_copy(str(uri))
-    if not path.exists():
-        raise DataContractError(f"{uri}: file not found")
-    if path.is_dir() or (path.suffix and path.suffix.lower() not in TABLE_SUFFIXES):
-        raise DataContractError(f"{uri}: expected a .csv or .parquet file")
-    if path.stat().st_size == 0:
-        raise DataContractError(f"{uri}: file is empty")
-    return path
+    with local_file(str(uri)) as path:
+        if not path.exists():
+            raise DataContractError(f"{uri}: file not found")
+        if path.is_dir() or (path.suffix and path.suffix.lower() not in TABLE_SUFFIXES):
+            raise DataContractError(f"{uri}: expected a .csv or .parquet file")
+        if path.stat().st_size == 0:
+            raise DataContractError(f"{uri}: file is empty")
+        yield path
 
 
 def read_table(uri: str | Path) -> pd.DataFrame:
     import pandas as pd  # here, not at import: copy_parquet's callers never load pandas
 
-    path = _table_file(uri)
-    try:
-        if path.suffix.lower() == ".csv":
-            # Only empty cells and explicit NaN/null are missing: a category such as "NA" stays a value.
-            return pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan", "null", "NULL"])
-        return pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataContractError(f"{uri}: cannot be read as a table ({exc})") from None
+    with _table_file(uri) as path:
+        try:
+            if path.suffix.lower() == ".csv":
+                # Only empty cells and explicit NaN/null are missing: a category such as "NA" stays a value.
+                return pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan", "null", "NULL"])
+            return pd.read_parquet(path)
+        except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataContractError(f"{uri}: cannot be read as a table ({exc})") from None
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
@@ -71,14 +77,14 @@ def copy_parquet(uri: str | Path, path: str | Path) -> int:
     """
     import pyarrow.parquet as pq
 
-    source = _table_file(uri)
-    try:
-        rows = pq.read_metadata(source).num_rows
-    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise DataContractError(f"{uri}: cannot be read as a table ({exc})") from None
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.copyfile(source, tmp)
-    tmp.replace(path)
+    with _table_file(uri) as source:
+        try:
+            rows = pq.read_metadata(source).num_rows
+        except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise DataContractError(f"{uri}: cannot be read as a table ({exc})") from None
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(path)
     return rows

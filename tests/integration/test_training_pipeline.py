@@ -1,6 +1,7 @@
 """The whole training pipeline through kfp.local on small data, checked in MLflow."""
 
 import subprocess
+import tempfile
 
 import pytest
 
@@ -20,13 +21,22 @@ def pipeline_run(tmp_path_factory, patch_spec):
     base = tmp_path_factory.mktemp("pipeline")
     data = write_generated(patch_spec, generate(patch_spec, 4000, seed=21), base / "data")["patches"]
     settings = get_settings(state_dir=base / "state")
-    outcome = run_training_locally(settings, data_uri=str(data), seed=21, iterations=300, git_commit="abc1234")
+    temporary = base / "tmp"  # what the run and its task processes leave in their temporary directory
+    temporary.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(temporary))
+        mp.setattr(tempfile, "tempdir", str(temporary))
+        outcome = run_training_locally(settings, data_uri=str(data), seed=21, iterations=300, git_commit="abc1234")
     assert outcome.version is not None, outcome.rejection
-    return settings, outcome, data
+    return settings, outcome, data, sorted(p.name for p in temporary.iterdir())
+
+
+def test_a_local_run_leaves_nothing_in_the_temporary_directory(pipeline_run):
+    assert pipeline_run[3] == []  # kfp.local's tasks each wrote their code to a `mktemp -d` of their own
 
 
 def test_pipeline_registers_a_challenger_with_lineage(pipeline_run):
-    settings, outcome, _ = pipeline_run
+    settings, outcome, *_ = pipeline_run
     v = outcome.version
     assert v is not None and v["name"] == "patch-risk" and v["version"] == "1"
     assert registry.aliases(settings, "patch-risk") == {"challenger": "1"}
@@ -45,15 +55,15 @@ def test_pipeline_metrics_land_in_plausible_ranges(pipeline_run):
 
 
 def test_registered_model_is_servable_from_its_storage_uri(pipeline_run):
-    settings, outcome, _ = pipeline_run
-    model_dir = registry.download_model(settings, "models:/patch-risk@challenger")
-    bundle = ModelBundle.load(model_dir)
+    settings, outcome, *_ = pipeline_run
+    with registry.model_files(settings, "models:/patch-risk@challenger") as model_dir:
+        bundle = ModelBundle.load(model_dir)
     assert bundle.version == "1" and bundle.registration["storage_uri"] == outcome.version["storage_uri"]
     assert outcome.reports["evaluation summary"].read_text().startswith("# Evaluation: patch-risk")
 
 
 def test_registration_is_idempotent_per_pipeline_run(pipeline_run, tmp_path):
-    settings, outcome, _ = pipeline_run
+    settings, outcome, *_ = pipeline_run
     model_dir = registry.download_model(settings, "models:/patch-risk/1", tmp_path / "copy")
     again = registry.register_model_dir(settings, model_dir, name="patch-risk",
                                         pipeline_run_id=outcome.version["tags"]["pipeline_run_id"],
@@ -64,7 +74,7 @@ def test_registration_is_idempotent_per_pipeline_run(pipeline_run, tmp_path):
 
 
 def test_bad_data_fails_the_run_naming_file_and_column_and_registers_nothing(pipeline_run, tmp_path):
-    settings, _, data = pipeline_run
+    settings, _, data, _ = pipeline_run
     import pandas as pd
 
     bad = pd.read_parquet(data)
@@ -82,7 +92,7 @@ def test_bad_data_fails_the_run_naming_file_and_column_and_registers_nothing(pip
 
 
 def test_pipeline_logs_gate_verdicts_and_a_model_card_with_the_version(pipeline_run):
-    settings, outcome, _ = pipeline_run
+    settings, outcome, *_ = pipeline_run
     c = registry.client(settings)
     run = c.get_run(outcome.version["run_id"])
     for gate in ("performance", "fairness", "robustness", "comparison"):
@@ -96,7 +106,7 @@ def test_pipeline_logs_gate_verdicts_and_a_model_card_with_the_version(pipeline_
 def test_a_failed_gate_registers_nothing_and_says_why(pipeline_run):
     from patchrisk_pipelines.run import run_training_locally
 
-    settings, first, data = pipeline_run
+    settings, first, data, _ = pipeline_run
     registry.set_alias(settings, "patch-risk", registry.CHAMPION, first.version["version"])
     weak = run_training_locally(settings, data_uri=str(data), seed=21, iterations=2)
     assert weak.version is None

@@ -12,11 +12,14 @@ from pathlib import Path
 def main(ir: Path, run_dir: Path) -> None:
     from kfp import components, local
 
+    from patchrisk.child_processes import children_temporary_directory
+
     parameters = json.loads((run_dir / "parameters.json").read_text())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "root"),
                raise_on_error=True)
     pipeline = components.load_component_from_file(str(ir))
-    pipeline(**parameters)
+    with children_temporary_directory():
+        pipeline(**parameters)
 
 
 if __name__ == "__main__":

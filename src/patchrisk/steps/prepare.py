@@ -7,7 +7,7 @@ from pathlib import Path
 
 from patchrisk.errors import DataContractError
 from patchrisk.spec import load_spec
-from patchrisk.tables import PARQUET_SUFFIXES, copy_parquet, local_copy, read_table, write_table
+from patchrisk.tables import PARQUET_SUFFIXES, copy_parquet, local_file, read_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +22,14 @@ def prepare_table(spec_name: str, data_uri: str, out_path: str) -> dict:
     if spec.aggregation is not None:
         from patchrisk.aggregate import aggregate_events
 
-        source = local_copy(data_uri)
-        events, metadata = Path(source, "events.parquet"), Path(source, "metadata.csv")
-        if not source.is_dir() or not events.exists() or not metadata.exists():
-            raise DataContractError(
-                f"{data_uri}: spec {spec.name} aggregates raw telemetry; expected a directory with "
-                "events.parquet and metadata.csv (see `patchrisk data generate --spec feature-reliability`)")
-        table = aggregate_events(spec, events, metadata,
-                                 progress=lambda n: log.info("aggregated %s events", f"{n:,}"))
+        with local_file(data_uri) as source:
+            events, metadata = Path(source, "events.parquet"), Path(source, "metadata.csv")
+            if not source.is_dir() or not events.exists() or not metadata.exists():
+                raise DataContractError(
+                    f"{data_uri}: spec {spec.name} aggregates raw telemetry; expected a directory with "
+                    "events.parquet and metadata.csv (see `patchrisk data generate --spec feature-reliability`)")
+            table = aggregate_events(spec, events, metadata,
+                                     progress=lambda n: log.info("aggregated %s events", f"{n:,}"))
     else:
         table = read_table(data_uri)
     write_table(table, out_path)

@@ -16,7 +16,7 @@ from patchrisk.reliability_report import (
 )
 from patchrisk.settings import get_settings
 from patchrisk.storage import Store
-from patchrisk.tables import local_copy
+from patchrisk.tables import local_file
 
 
 def write_reliability_report(model_name: str, qa_csv: str, out_html: str, *, mlflow_tracking_uri: str = "",
@@ -25,7 +25,10 @@ def write_reliability_report(model_name: str, qa_csv: str, out_html: str, *, mlf
     history = []
     if log_store_uri:
         history = drift_history_from_store(Store(log_store_uri, settings.s3_endpoint_url), model_name)
-    canary = json.loads(Path(local_copy(canary_report_uri)).read_text()) if canary_report_uri else None
+    canary = None
+    if canary_report_uri:
+        with local_file(canary_report_uri) as report:
+            canary = json.loads(report.read_text())
     inputs = ReliabilityInputs(model_name, versions=collect_versions(settings, model_name),
                                patch_ranking=pd.read_csv(qa_csv), drift_history=history, canary=canary)
     Path(out_html).parent.mkdir(parents=True, exist_ok=True)

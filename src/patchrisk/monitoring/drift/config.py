@@ -96,12 +96,19 @@ def _read_yaml(text: str, source: str) -> dict:
     return read_mapping(text, source, "a monitoring config", empty_ok=True)
 
 
+def _defaults() -> dict:
+    return _read_yaml(resources.files("patchrisk").joinpath("config/monitoring.yaml").read_text(), "monitoring.yaml")
+
+
 def load_config(path: str | Path | None = None) -> MonitoringConfig:
-    defaults = _read_yaml(resources.files("patchrisk").joinpath("config/monitoring.yaml").read_text(),
-                          "monitoring.yaml")
     if path is None:
-        return _validate(defaults, "monitoring.yaml")
+        return _validate(_defaults(), "monitoring.yaml")
     path = Path(path)
     if not path.is_file():
         raise PatchriskError(f"{path}: monitoring config not found")
-    return _validate(merge_over(defaults, _read_yaml(path.read_text(), str(path))), str(path))
+    return load_config_text(path.read_text(), str(path))
+
+
+def load_config_text(text: str, source: str) -> MonitoringConfig:
+    """A config given as YAML text (a pipeline parameter), over the defaults; errors name ``source``."""
+    return _validate(merge_over(_defaults(), _read_yaml(text, source)), source)
