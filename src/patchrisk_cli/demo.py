@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate history, train, gate, register, serve, score, monitor, retrain and roll out: locally."""
         import shutil
+        import signal
         import warnings
 
         from patchrisk.logs import setup_logging
@@ -37,8 +38,15 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         warnings.filterwarnings("ignore")
         setup_logging("WARNING")
+        # SIGTERM to the loop alone (`kill PID`, a CI job's timeout) unwinds as Ctrl-C does: every
+        # server it started stops and its S3 store is saved, instead of being left holding ports.
+        signal.signal(signal.SIGTERM, _interrupt)
         if fresh and state_dir.exists():
             shutil.rmtree(state_dir)
         ctx = run_loop(LoopContext(settings=get_settings(state_dir=state_dir), rows=rows, seed=seed),
                        runner_steps() if runner else None)
         typer.echo(summary(ctx))
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
