@@ -45,12 +45,20 @@ $(STAMP): requirements.lock pyproject.toml setup.py | $(UV)
 # Compiled ahead, not on first import: our own packages (compileall only rewrites what changed), and
 # the libraries that processes started in the local pod runner import (its sandbox mounts the venv
 # read-only, so a pod never caches what it compiles: each monitor Job would compile Evidently again).
+# Importing compiles what is imported, and nothing else. In stages, so that set-up uses both cores:
+# what everything imports first, then Evidently (half the work) beside the rest. One process took
+# 26-27 s of make test's set-up, the stages 17-21 s (timed back to back on 2 cores, from no bytecode).
 FIRST_PARTY := src serving components pipelines tests
+POD_SHARED_IMPORTS := pandas pyarrow.parquet scipy.stats pydantic
+POD_EVIDENTLY_IMPORTS := evidently.presets patchrisk.monitoring.drift.evidently_report
 POD_IMPORTS := patchrisk_serving.catboost_predictor.model patchrisk_serving.catboost_predictor.server_hooks \
   patchrisk_cli.sink patchrisk_cli.monitor patchrisk.monitoring.sink.app patchrisk.monitoring.drift.job \
-  patchrisk.monitoring.drift.evidently_report evidently.presets mlflow.tracking scipy.stats kfp.local
+  mlflow.tracking kfp.local
+IMPORT_ALL = $(PY) -c "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]"
 $(VENV)/.pod-bytecode: $(STAMP)
-	@$(PY) -c "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]" $(POD_IMPORTS)
+	@$(IMPORT_ALL) $(POD_SHARED_IMPORTS)
+	@$(IMPORT_ALL) $(POD_EVIDENTLY_IMPORTS) & evidently=$$!; \
+	  $(IMPORT_ALL) $(POD_IMPORTS); rest=$$?; wait $$evidently && exit $$rest
 	@touch $@
 
 bytecode: $(STAMP) $(VENV)/.pod-bytecode
