@@ -71,7 +71,8 @@ def children_temporary_directory() -> Iterator[str]:
 
     kfp.local runs each task as ``sh -c 'program_path=$(mktemp -d) ...'``, KFP's lightweight component
     command, which writes the task's code there and never removes it (a pod's filesystem goes with
-    the pod; a developer's /tmp keeps it). This process's own ``tempfile`` keeps its directory.
+    the pod; a developer's /tmp keeps it). This process's own ``tempfile`` keeps its directory. A
+    child another thread starts meanwhile gets it too: the local runs start none that outlive them.
     """
     before = os.environ.get("TMPDIR")
     with tempfile.TemporaryDirectory(prefix="patchrisk-tasks-") as directory:

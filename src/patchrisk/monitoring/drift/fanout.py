@@ -114,7 +114,8 @@ def monitor_settings(log_store_uri: str, mlflow_tracking_uri: str):
 def monitor_request(model: str, window_end: str, window_hours: float, monitoring_config: str, **more):
     """The ``patchrisk monitor`` request the pipeline's parameters stand for (config given as YAML text)."""
     return MonitorRequest(model=model, window_end=window_end or None, window_hours=window_hours or None,
-                          config_yaml=monitoring_config if monitoring_config.strip() else None, html=False, trigger_backend=more.pop("trigger_backend", None) or None,
+                          config_yaml=monitoring_config if monitoring_config.strip() else None, html=False,
+                          trigger_backend=more.pop("trigger_backend", None) or None,
                           training_data_uri=more.pop("training_data_uri", None) or None, **more)
 
 
