@@ -17,6 +17,7 @@ import logging
 import re
 import time
 import uuid
+import warnings
 
 from patchrisk_serving.catboost_predictor import metrics, request_limits
 
@@ -225,6 +226,7 @@ def install(
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     skip_opentelemetry_probe(app)
+    quiet_kserve_deprecations()
     logging.getLogger("kserve").addFilter(_InvalidInputAsWarning())
     if not access_log:
         quiet_request_logs()
@@ -240,6 +242,15 @@ def skip_opentelemetry_probe(app) -> None:
     telemetry = getattr(app, "_telemetry", None)
     if isinstance(telemetry, dict):
         telemetry.update(tracing=False, metrics=False, logs=False)
+
+
+def quiet_kserve_deprecations() -> None:
+    """KServe 0.21 answers its own routes with FastAPI's ``ORJSONResponse``, which this FastAPI
+    deprecates: a warning for KServe's developers that printed a paragraph into every pod's log at its
+    first request. Only that one is silenced; any other warning still reaches the log."""
+    from fastapi.exceptions import FastAPIDeprecationWarning
+
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated", category=FastAPIDeprecationWarning)
 
 
 def quiet_request_logs() -> None:
