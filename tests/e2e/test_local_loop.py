@@ -18,6 +18,7 @@ from patchrisk_demo.monitoring_steps import ROWS_PER_WINDOW
 from patchrisk_demo.rollout_steps import ROLLOUT_OVERRIDES, ROWS_PER_REQUEST, ROWS_PER_ROUND
 from patchrisk_demo.runner import loop_with_stores_open, runner_steps, summary
 from patchrisk_demo.runner_serving import ROWS_PER_WINDOW_REQUEST
+from tests.html_sections import as_records, read_sections
 
 # 14 steps with MLflow's auth on and two overlay syncs: ~2.5 min on a quiet 2-core machine, ~5 under load.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800),
@@ -227,11 +228,16 @@ def test_the_runner_leaves_no_process(loop):
 
 
 def test_reliability_report_shows_every_view_from_the_run(loop):
-    html = (loop.settings.state / "reports" / "reliability-report.html").read_text()
-    for heading in ("Overview: models, aliases and gate verdicts", "Risk ranking", "Drift over time", "Canary status"):
-        assert heading in html
-    assert "v2" in html and "promote" in html and "code_churn_score" in html
-    assert "retrain (submitted)" in html  # through the KFP API: the Job submits, the run registers
+    sections = read_sections((loop.settings.state / "reports" / "reliability-report.html").read_text())
+    assert list(sections)[1:] == ["Overview: models, aliases and gate verdicts", "Risk ranking", "Drift over time",
+                                  "Canary status"]
+    versions = {row["version"]: row for row in as_records(sections["Overview: models, aliases and gate verdicts"].tables[0])}
+    assert set(versions) == {"v1", "v2"} and versions["v2"]["aliases"] == "champion-staging"  # promoted
+    windows = as_records(sections["Drift over time"].tables[0])
+    assert [w["drifted features"] == "-" for w in windows] == [True, False, False]  # as trained, then drifted twice
+    assert all("code_churn_score" in w["drifted features"].split(", ") for w in windows[1:])
+    assert windows[-1]["decision"] == "retrain (submitted)"  # through the KFP API: the Job submits, the run registers
+    assert sections["Canary status"].text.startswith("Decision: promote")
 
 
 def test_summary_names_every_step_and_report(loop):
