@@ -32,7 +32,7 @@ def local_file(uri: str) -> Iterator[Path]:
 
 
 @contextmanager
-def _table_file(uri: str | Path) -> Iterator[Path]:
+def table_file(uri: str | Path) -> Iterator[Path]:
     """The local file behind ``uri``, refused with the reason when it cannot hold a table."""
     with local_file(str(uri)) as path:
         if not path.exists():
@@ -47,7 +47,7 @@ def _table_file(uri: str | Path) -> Iterator[Path]:
 def read_table(uri: str | Path) -> pd.DataFrame:
     import pandas as pd  # here, not at import: copy_parquet's callers never load pandas
 
-    with _table_file(uri) as path:
+    with table_file(uri) as path:
         try:
             if path.suffix.lower() == ".csv":
                 # Only empty cells and explicit NaN/null are missing: a category such as "NA" stays a value.
@@ -77,7 +77,7 @@ def copy_parquet(uri: str | Path, path: str | Path) -> int:
     """
     import pyarrow.parquet as pq
 
-    with _table_file(uri) as source:
+    with table_file(uri) as source:
         try:
             rows = pq.read_metadata(source).num_rows
         except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError

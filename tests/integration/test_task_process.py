@@ -25,13 +25,17 @@ with open(sys.argv[2], "w") as fh:
     fh.write("outputs")
 import logging
 logging.getLogger("task").info("body done")
-if sys.argv[3] != "0":
+if sys.argv[3] == "bug":
     raise RuntimeError("the body failed")
+if sys.argv[3] == "bad input":
+    from patchrisk.errors import DataContractError
+    raise DataContractError("history.csv: column 'component': 'toaster' is not a category of the spec")
 """
 
 
-def _run(tmp_path, setup: str, fail: bool) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", TASK, setup, str(tmp_path / "out"), "1" if fail else "0"],
+def _run(tmp_path, setup: str, fail: bool | str) -> subprocess.CompletedProcess:
+    outcome = fail if isinstance(fail, str) else ("bug" if fail else "none")
+    return subprocess.run([sys.executable, "-c", TASK, setup, str(tmp_path / "out"), outcome],
                           check=False, capture_output=True, text=True, timeout=120)
 
 
@@ -49,3 +53,12 @@ def test_a_failing_task_still_exits_non_zero_with_its_traceback(tmp_path):
     failed = _run(tmp_path, "start_task", fail=True)
     assert failed.returncode == 1
     assert "RuntimeError: the body failed" in failed.stderr
+
+
+def test_a_task_refusing_its_input_fails_with_the_reason_and_no_traceback(tmp_path):
+    """What the KFP UI shows of a task given bad data: one line naming the file, column and problem."""
+    refused = _run(tmp_path, "start_task", fail="bad input")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: history.csv: column 'component': 'toaster' is not a category of the spec")
+    assert "Traceback" not in refused.stderr

@@ -91,6 +91,25 @@ def test_bad_data_fails_the_run_naming_file_and_column_and_registers_nothing(pip
     assert len(versions) == 1  # still only the first run's version
 
 
+@pytest.mark.parametrize("spec, source, problem", [
+    ("patch-risk", "missing.parquet", "missing.parquet: file not found"),
+    ("patch-risk", "history.txt", "history.txt: expected a .csv or .parquet file"),
+    ("feature-reliability", "telemetry", ("telemetry: spec feature-reliability aggregates raw telemetry; expected a "
+                                          "directory with events.parquet and metadata.csv (see `patchrisk data "
+                                          "generate --spec feature-reliability`)")),
+])
+def test_a_local_source_that_cannot_be_read_exits_2_before_any_task_runs(tmp_path, spec, source, problem):
+    (tmp_path / "history.txt").write_text("patch_id\nP-1\n")
+    (tmp_path / "telemetry").mkdir()  # no events.parquet, no metadata.csv
+    state = tmp_path / "state"
+    out = subprocess.run([PATCHRISK, "pipeline", "run", "--spec", spec, "--data-uri", str(tmp_path / source),
+                          "--state-dir", str(state)], capture_output=True, text=True, check=False, timeout=300)
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == f"error: {tmp_path}/{problem}"
+    assert "Traceback" not in out.stdout + out.stderr
+    assert not (state / "kfp-local").exists() or not any((state / "kfp-local").iterdir())  # no run started
+
+
 def test_pipeline_logs_gate_verdicts_and_a_model_card_with_the_version(pipeline_run):
     settings, outcome, *_ = pipeline_run
     c = registry.client(settings)

@@ -6,10 +6,34 @@ import logging
 from pathlib import Path
 
 from patchrisk.errors import DataContractError
-from patchrisk.spec import load_spec
-from patchrisk.tables import PARQUET_SUFFIXES, copy_parquet, local_file, read_table, write_table
+from patchrisk.spec import ModelSpec, load_spec
+from patchrisk.storage import is_s3
+from patchrisk.tables import PARQUET_SUFFIXES, copy_parquet, local_file, read_table, table_file, write_table
 
 log = logging.getLogger(__name__)
+
+
+def check_source(spec_name: str, data_uri: str) -> None:
+    """Refuse a local source that this step could not read, before a pipeline starts (a mistyped
+    path is then one line naming it, exit 2, rather than a failed task). An ``s3://`` source is left
+    to the step: reading it here would download it twice."""
+    if is_s3(data_uri):
+        return
+    spec = load_spec(spec_name)
+    if spec.aggregation is not None:
+        _telemetry_files(Path(data_uri), data_uri, spec)
+    else:
+        with table_file(data_uri):
+            pass
+
+
+def _telemetry_files(source: Path, data_uri: str, spec: ModelSpec) -> tuple[Path, Path]:
+    events, metadata = source / "events.parquet", source / "metadata.csv"
+    if not source.is_dir() or not events.exists() or not metadata.exists():
+        raise DataContractError(
+            f"{data_uri}: spec {spec.name} aggregates raw telemetry; expected a directory with "
+            "events.parquet and metadata.csv (see `patchrisk data generate --spec feature-reliability`)")
+    return events, metadata
 
 
 def prepare_table(spec_name: str, data_uri: str, out_path: str) -> dict:
@@ -23,11 +47,7 @@ def prepare_table(spec_name: str, data_uri: str, out_path: str) -> dict:
         from patchrisk.aggregate import aggregate_events
 
         with local_file(data_uri) as source:
-            events, metadata = Path(source, "events.parquet"), Path(source, "metadata.csv")
-            if not source.is_dir() or not events.exists() or not metadata.exists():
-                raise DataContractError(
-                    f"{data_uri}: spec {spec.name} aggregates raw telemetry; expected a directory with "
-                    "events.parquet and metadata.csv (see `patchrisk data generate --spec feature-reliability`)")
+            events, metadata = _telemetry_files(source, data_uri, spec)
             table = aggregate_events(spec, events, metadata,
                                      progress=lambda n: log.info("aggregated %s events", f"{n:,}"))
     else:
