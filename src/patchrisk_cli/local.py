@@ -60,15 +60,26 @@ def register(app: typer.Typer) -> None:
                                                          "(otherwise: `local run-job NAME`).")) -> None:
         """Render the overlay and start every pod in a sandbox; wait until each is ready."""
         from patchrisk.localcluster.cluster import STACK_MARKER, state_folder, up
-        from patchrisk.stack import stack_up
+        from patchrisk.localcluster.render import overlay_dir
+        from patchrisk.stack import stack_down, stack_up
 
+        overlay_dir(_repo(), overlay)  # a mistyped overlay is refused before anything starts
+        marker = state_folder(state_dir, overlay) / STACK_MARKER
+        started_stack = False
         if stack:
-            started = stack_up(state_dir, auth=True, progress=lambda m: typer.echo(m, err=True))
-            if started.started:
-                state_folder(state_dir, overlay).mkdir(parents=True, exist_ok=True)
-                (state_folder(state_dir, overlay) / STACK_MARKER).write_text("started by local up\n")
-        plan = up(_repo(), overlay, state_dir, stand_ins=_stand_ins(state_dir), ready_timeout=timeout,
-                  seed=seed_models, schedule=schedule, secret_values=_stack_users(state_dir), progress=lambda m: typer.echo(m, err=True))
+            started_stack = stack_up(state_dir, auth=True, progress=lambda m: typer.echo(m, err=True)).started
+            if started_stack:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text("started by local up\n")
+        try:
+            plan = up(_repo(), overlay, state_dir, stand_ins=_stand_ins(state_dir), ready_timeout=timeout,
+                      seed=seed_models, schedule=schedule, secret_values=_stack_users(state_dir),
+                      progress=lambda m: typer.echo(m, err=True))
+        except BaseException:
+            if started_stack:  # `up` stopped the pods it started; the stack this command started goes too
+                stack_down(state_dir)
+                marker.unlink(missing_ok=True)
+            raise
         typer.echo(f"overlay {plan.overlay} up: {len(plan.pods)} pods, {len(plan.services)} Services")
 
     @local.command("down")
