@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from patchrisk.contract.lookup import settings_book
+        from patchrisk.errors import PatchriskError
         from patchrisk.monitoring.sink.app import create_app
         from patchrisk.monitoring.sink.attribution import registry_resolver
         from patchrisk.monitoring.sink.events import MAX_ROWS_PER_EVENT
@@ -59,8 +60,12 @@ def register(app: typer.Typer) -> None:
         # Each version's rows are typed by the contract stored with that version (its model store copy).
         # Rows without a response (no version) are typed by the champion's contract.
         resolver = registry_resolver(settings, ttl=alias_ttl)
-        service = SinkService(config, resolver, contracts=settings_book(
-            settings, MAX_ROWS_PER_EVENT, unanswered_version=resolver.champion_version))
+        try:
+            service = SinkService(config, resolver, contracts=settings_book(
+                settings, MAX_ROWS_PER_EVENT, unanswered_version=resolver.champion_version))
+        except OSError as err:  # no writable volume there (readOnlyRootFilesystem, a missing mount)
+            raise PatchriskError(f"--spool-dir {config.spool_dir}: cannot write the sink's spool ({err.strerror}); "
+                                 "it must be a writable directory that survives restarts (a volume)") from None
         # The flush thread's Python work (rows to Parquet) holds the GIL; each acknowledgement needs it
         # several times, waiting up to the switch interval each time (5 ms by default) while a flush
         # runs. 0.5 ms keeps acknowledgements prompt during flushes, for a few more thread switches.

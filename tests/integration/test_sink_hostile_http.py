@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from patchrisk.datagen import generate_rows
 from patchrisk.monitoring.prediction_logs import ERROR_REASON, read_prediction_logs
 from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
 from patchrisk.spec import load_spec
+from tests.conftest import PATCHRISK
 from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
@@ -139,6 +141,20 @@ def test_a_sink_that_cannot_start_keeps_its_temporary_log_and_names_it(tmp_path,
         pass
     log = Path(re.search(r"; log (\S+\.log):", str(failed.value)).group(1))
     assert log.parent == tmp_path and "--flush-rows" in log.read_text()
+
+
+@pytest.mark.parametrize("spool", ["/proc/no-such-spool", "a-file/spool"])
+def test_a_spool_it_cannot_write_is_one_line_naming_it_exit_2(tmp_path, spool):
+    """A platform team's mistake: no writable volume at the spool path (here: where even root cannot
+    write, so that the test holds as any user)."""
+    (tmp_path / "a-file").write_text("not a directory")
+    path = spool if spool.startswith("/") else str(tmp_path / spool)
+    out = subprocess.run([PATCHRISK, "sink", "--port", "1", "--store", str(tmp_path / "logs"), "--spool-dir", path,
+                          "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, check=False,
+                         timeout=60)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith(f"error: --spool-dir {path}: cannot write the sink's spool (")
 
 
 def test_path_like_names_are_refused_and_nothing_is_written_outside_the_store(tmp_path, sink_env):
