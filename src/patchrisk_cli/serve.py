@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
         import subprocess
         import sys
 
+        from patchrisk.model_bundle import ModelBundle
         from patchrisk.registry import model_files, registration_of
         from patchrisk.security.principals import COMMAND_PRINCIPALS
         from patchrisk.settings import get_settings
@@ -41,6 +42,7 @@ def register(app: typer.Typer) -> None:
             # and the predictor gets no MLflow credentials (as on a cluster). The copy goes when it stops.
             with stores_on_demand(state_dir, principal=COMMAND_PRINCIPALS["serve"]):
                 model_dir = served.enter_context(model_files(get_settings(state_dir=state_dir), model_uri))
+            ModelBundle.load(model_dir, with_model=False)  # not a model: one line naming it, before a predictor starts
             registration = registration_of(model_dir)
             name = model_name or registration.get("name") or "patch-risk"
             typer.echo(

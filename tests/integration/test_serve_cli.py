@@ -53,3 +53,13 @@ def test_a_terminated_serve_stops_its_predictor_and_removes_its_copy_of_the_mode
     finally:
         for pid in session_members(serve.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_directory_that_is_no_model_is_refused_before_the_predictor_starts(tmp_path):
+    (tmp_path / "not-a-model").mkdir()
+    out = subprocess.run([PATCHRISK, "serve", "--model-uri", str(tmp_path / "not-a-model"), "--port", "1",
+                          "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, check=False,
+                         timeout=120)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert out.stderr.strip().splitlines() == [
+        f"error: {tmp_path}/not-a-model: not a patchrisk model directory (missing model.cbm, metadata.json, spec.yaml)"]
