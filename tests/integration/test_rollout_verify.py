@@ -71,3 +71,18 @@ def test_verify_fails_and_rolls_back_when_the_endpoint_is_down(promoted_v2, roll
     result = run(promoted_v2, "verify", "--overlay", "staging", "--endpoint", f"http://127.0.0.1:{free_port()}")
     assert result.exit_code == 1 and "v1_ready" in result.output and "ConnectError" in result.output
     assert commits(promoted_v2)[0] == "rollout(patch-risk): roll back v2 to v1 [staging]"
+
+
+@pytest.mark.parametrize("endpoint, problem", [
+    ("patch-risk.staging.example.com", "not an http(s) URL"),
+    ("http://patch-risk.no-such-host.invalid", "cannot resolve patch-risk.no-such-host.invalid"),
+])
+def test_an_endpoint_that_names_no_server_is_refused_and_nothing_is_rolled_back(promoted_v2, rollout_env, endpoint,
+                                                                                problem):
+    """A mistyped --endpoint is the caller's mistake, not evidence against the promoted model: exit 2 and
+    the promotion stands (an endpoint that is there but down still rolls back, above)."""
+    head = promoted_v2.head.commit.hexsha
+    result = run(promoted_v2, "verify", "--overlay", "staging", "--endpoint", endpoint)
+    assert result.exit_code == 2, result.output
+    assert f"--endpoint {endpoint}: {problem}" in result.output and "nothing was changed" in result.output
+    assert promoted_v2.head.commit.hexsha == head and aliases() == {"champion": "2"}

@@ -17,7 +17,7 @@ from patchrisk.rollout.analyze import analyze
 from patchrisk.rollout.context import RolloutContext
 from patchrisk.rollout.report import load_report
 from patchrisk.rollout.state import Journal, Ref, RegistryIntent, VersionTag, journal_path, now_iso
-from patchrisk.rollout.verify import VerifyResult, verify_endpoint
+from patchrisk.rollout.verify import VerifyResult, check_endpoint, verify_endpoint
 
 PREVIOUS_CHAMPION_TAG, ROLLED_BACK_TAG = "previous_champion", "rolled_back"
 
@@ -310,6 +310,7 @@ def verify_promotion(ctx: RolloutContext, endpoint: str, version: str | None = N
     scores; a failure puts the previous champion back (a commit) unless ``rollback`` is False."""
     from patchrisk.registry import model_files
 
+    check_endpoint(endpoint)  # a mistyped endpoint rolls nothing back
     version = version or ctx.journal.champion.version
     with model_files(ctx.settings, f"models:/{ctx.model}/{version}") as model_dir:
         result = verify_endpoint(endpoint, ctx.model, version, model_dir)

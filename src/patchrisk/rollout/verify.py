@@ -4,7 +4,9 @@ version, and reproducing the reference scores stored with that version (toleranc
 from __future__ import annotations
 
 import math
+import socket
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 import httpx
 
@@ -72,6 +74,25 @@ def _get(client: httpx.Client, path: str) -> httpx.Response | str:
         return client.get(path)
     except httpx.HTTPError as err:
         return f"{type(err).__name__}: {err}"
+
+
+def check_endpoint(endpoint: str) -> None:
+    """Refuse an ``--endpoint`` that names no server: a URL without http(s) or a host that does not
+    resolve is the caller's mistake, not evidence against the promoted model, so nothing is rolled back
+    for it. An endpoint that resolves but does not answer is a failed check (the model's pods may be down)."""
+    parsed = urlparse(endpoint)
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or port is None:
+        raise PatchriskError(f"--endpoint {endpoint}: not an http(s) URL (e.g. http://host:8080); nothing was changed")
+    try:
+        socket.getaddrinfo(parsed.hostname, port)
+    except (socket.gaierror, UnicodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise PatchriskError(f"--endpoint {endpoint}: cannot resolve {parsed.hostname} ({reason}); "
+                             "nothing was changed") from None
 
 
 def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec=None, timeout: float = 30) -> VerifyResult:
