@@ -40,6 +40,12 @@ def _guarded(fn):
         # rollout principal of the overlay's environment.
         principal = rollout_principal(kwargs["overlay"]) if kwargs.get("overlay") else None
         try:
+            if kwargs.get("overlay") and kwargs.get("repo"):
+                from patchrisk.rollout.gitops import open_repo
+                from patchrisk.rollout.overlay import Overlay
+
+                # a mistyped overlay is named as such, before its environment's principal is looked up
+                Overlay.open(Path(open_repo(kwargs["repo"]).working_tree_dir), kwargs["overlay"])
             with stores_on_demand(principal=principal):
                 return fn(*args, **kwargs)
         except DecisionRefused as err:

@@ -131,6 +131,14 @@ def test_serve_without_the_loops_stores_names_the_store_and_the_fix(clone):
     assert "make run" in out.stderr and "make stack-up" in out.stderr
 
 
+def test_a_mistyped_overlay_is_named_as_such_before_any_store_or_principal(clone):
+    out = subprocess.run([PATCHRISK, "rollout", "status", "--repo", ".state/loop/gitops", "--overlay", "stagign"],
+                         cwd=clone, env=new_user_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"error: {clone}/.state/loop/gitops/manifests/overlays/stagign: no kustomize overlay for environment 'stagign'"]
+
+
 def test_a_command_without_a_running_stack_starts_the_stores_saves_what_it_wrote_and_stops_them(clone):
     """The README's block starts the stores once (`make stack-up`); a command run on its own starts
     them itself: S3 refilled from the saved copy, MLflow with basic auth, both stopped and S3 saved after.
