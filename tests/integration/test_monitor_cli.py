@@ -91,6 +91,22 @@ def test_monitor_flags_drift_reports_and_retrains(monitored):
     assert runs and runs[0].data.metrics["drifted.region"] == 1.0 and runs[0].data.tags["model_version"] == "1"
 
 
+def test_a_log_part_that_is_no_parquet_is_skipped_named_and_the_window_still_judged(monitored, tmp_path):
+    """One unreadable file in the window (a truncated upload, a stray object) never blocks the good ones."""
+    import shutil
+
+    settings, *_ = monitored
+    store = shutil.copytree(settings.prediction_log_uri, tmp_path / "logs")
+    part = "model=patch-risk/endpoint=default/date=2026-03-02/part-torn.parquet"
+    (store / part).write_bytes(b"PAR1 and then the upload stopped")
+    out = monitor(settings, "--store", store, "--no-html", "--no-mlflow")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr and f"skipped {store}/{part}: not a readable Parquet file" in out.stderr
+    summary = json.loads((store / "reports" / "patch-risk" / "20260303T000000Z" / "summary.json").read_text())
+    assert summary["drift"]["rows"] == 3000  # every row of the readable parts
+    assert [entry["file"] for entry in summary["drift"]["unreadable_files"]] == [part]
+
+
 def test_labels_named_in_the_config_give_performance_drift_without_a_flag(monitored, tmp_path):
     """The CronJob passes no --labels: its mounted config names the labels table (labels_uri)."""
     settings, _, labels, _, _ = monitored

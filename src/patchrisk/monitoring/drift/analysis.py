@@ -46,7 +46,7 @@ def sketch_window(store: Store, reference: Reference, window: Window, config: Mo
     other_contract = 0
     batches = iter_window_batches(store, reference.model_name, window, columns, files=files,
                                   batch_rows=config.report.batch_rows, with_unpaired=with_unpaired,
-                                  progress=progress)
+                                  unreadable=sketch.unreadable_files, progress=progress)
     for table in read_ahead(batches):
         if same_contract is not None:
             table, skipped = _rows_of_same_contract(table, same_contract)

@@ -114,6 +114,7 @@ def drift_section(analysis: WindowAnalysis, config: MonitoringConfig) -> dict:
         "status": verdict.status,
         "rows": verdict.rows,
         "error_rows": analysis.errors,
+        "unreadable_files": analysis.sketch.unreadable_files if analysis.sketch else [],
         "drifted_features": verdict.drifted_features,
         "drifted_share": verdict.drifted_share,
         "thresholds": config.drift.model_dump(),

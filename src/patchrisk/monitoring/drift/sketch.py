@@ -30,11 +30,13 @@ SCORE_FINE_EDGES = np.linspace(0, 1, 1001)[1:-1]
 
 
 class WindowSketch:
-    def __init__(self, features: dict, score: NumericAccumulator, rows: int = 0, errors: int = 0):
+    def __init__(self, features: dict, score: NumericAccumulator, rows: int = 0, errors: int = 0,
+                 unreadable_files: list[dict] | None = None):
         self.features = features
         self.score = score
         self.rows = rows  # ok rows analysed
         self.errors = errors  # logged requests that failed (status != ok): counted, not analysed
+        self.unreadable_files = list(unreadable_files or [])  # {"file", "reason"}: log parts skipped
 
     @classmethod
     def for_reference(cls, reference: Reference) -> WindowSketch:
@@ -69,6 +71,7 @@ class WindowSketch:
         self.score.merge(other.score)
         self.rows += other.rows
         self.errors += other.errors
+        self.unreadable_files += other.unreadable_files
         return self
 
     def verdict(self, stats: dict, thresholds: DriftThresholds) -> DriftVerdict:
@@ -76,6 +79,7 @@ class WindowSketch:
 
     def to_dict(self) -> dict:
         return {"schema": SKETCH_SCHEMA, "rows": self.rows, "errors": self.errors,
+                "unreadable_files": self.unreadable_files,
                 "features": {name: acc.to_dict() for name, acc in self.features.items()},
                 "score": self.score.to_dict()}
 
@@ -84,4 +88,5 @@ class WindowSketch:
         if data.get("schema") != SKETCH_SCHEMA:
             raise ValueError(f"not a window sketch: schema {data.get('schema')!r}, expected {SKETCH_SCHEMA}")
         features = {name: accumulator_from_dict(acc) for name, acc in data["features"].items()}
-        return cls(features, NumericAccumulator.from_dict(data["score"]), int(data["rows"]), int(data["errors"]))
+        return cls(features, NumericAccumulator.from_dict(data["score"]), int(data["rows"]), int(data["errors"]),
+                   data.get("unreadable_files", []))

@@ -121,19 +121,29 @@ def _in_window(table: pa.Table, window: Window) -> pa.Table:
 
 def iter_window_batches(store: Store, model: str, window: Window, columns: list[str], *,
                         batch_rows: int = 65536, endpoints=ENDPOINTS, files: list[str] | None = None,
-                        with_unpaired: bool = True,
+                        with_unpaired: bool = True, unreadable: list[dict] | None = None,
                         progress: Callable[[str], None] | None = None) -> Iterator[pa.Table]:
     """Tables of at most ``batch_rows`` logged rows inside ``window``, with ``columns`` (a column a
     part lacks comes back all null); from ``files`` (one partition of ``partition_files``) when given.
     ``with_unpaired``: also the exchanges sink replicas stored as separate events (paired now); a
-    fanned-out read gives them to one partition only, so no row is counted twice."""
+    fanned-out read gives them to one partition only, so no row is counted twice.
+
+    A part that is no readable Parquet file (a torn upload, a stray object) is skipped, said, and
+    added to ``unreadable`` as ``{"file", "reason"}``: one bad file never blocks the window's others."""
     files = partition_files(store, model, window, endpoints) if files is None else list(files)
     say = progress or (lambda _m: None)
     say(f"reading {len(files)} log file(s) for {len(window.dates)} date(s) under {join(store.root, f'model={model}')}")
     wanted = list(dict.fromkeys([TIME_COLUMN, *columns]))
     rows, next_report = 0, PROGRESS_EVERY_ROWS
     for number, name in enumerate(files, 1):
-        pf = _open(store, name)
+        try:
+            pf = _open(store, name)
+        except (pa.ArrowInvalid, OSError) as err:  # no footer, bad magic bytes, cut short
+            reason = " ".join(str(err).split())[:300]
+            say(f"skipped {join(store.root, name)}: not a readable Parquet file ({reason})")
+            if unreadable is not None:
+                unreadable.append({"file": name, "reason": reason})
+            continue
         present = [c for c in wanted if c in pf.schema_arrow.names]
         if TIME_COLUMN not in present:
             raise PatchriskError(f"{join(store.root, name)}: no '{TIME_COLUMN}' column; not a prediction log")
