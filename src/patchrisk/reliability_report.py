@@ -9,6 +9,7 @@ rollout reports), so the page renders the same from the local loop or a KFP comp
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -17,6 +18,8 @@ import pandas as pd
 
 from patchrisk.reporting.page import page, table
 from patchrisk.reporting.svg import bar_chart, line_chart
+
+log = logging.getLogger(__name__)
 
 GATES = ("performance", "fairness", "robustness", "comparison")
 
@@ -63,9 +66,21 @@ def load_drift_history(summary_paths: list[Path]) -> list[dict]:
 
 
 def drift_history_from_store(store, model_name: str, limit: int = 30) -> list[dict]:
-    """The newest ``limit`` monitoring summaries the job wrote under ``reports/<model>/``, oldest first."""
+    """The newest ``limit`` monitoring summaries the job wrote under ``reports/<model>/``, oldest first.
+    One that is no summary (a stray or cut-short object) is skipped with a warning naming it."""
     names = [n for n in store.list(f"reports/{model_name}") if n.endswith("/summary.json")]
-    return [json.loads(store.read_bytes(n)) for n in sorted(names)[-limit:]]  # window keys sort by time
+    history = []
+    for name in sorted(names)[-limit:]:  # window keys sort by time
+        try:
+            summary = json.loads(store.read_bytes(name))
+        except ValueError as err:  # JSONDecodeError, or bytes that are no UTF-8
+            log.warning("skipped %s: not a monitoring summary (%s)", name, err)
+            continue
+        if not isinstance(summary, dict):
+            log.warning("skipped %s: not a monitoring summary (a JSON %s)", name, type(summary).__name__)
+            continue
+        history.append(summary)
+    return history
 
 
 def _overview(inputs: ReliabilityInputs) -> str:

@@ -123,3 +123,21 @@ def test_long_cells_are_cut_with_the_whole_text_in_a_tooltip():
     html = render_reliability_report(sample_inputs())
     full = sample_inputs().patch_ranking["top_features"][0]
     assert f'title="{full}"' in html and "…</td>" in html
+
+
+def test_drift_history_skips_a_summary_it_cannot_read_and_keeps_the_others(tmp_path, caplog):
+    """A stray or cut-short object under reports/ never costs the report its other windows."""
+    import json
+
+    from patchrisk.reliability_report import drift_history_from_store
+    from patchrisk.storage import Store
+
+    store = Store(str(tmp_path))
+    for key, share in (("20260301T000000Z", 0.1), ("20260302T000000Z", 0.4)):
+        store.write_bytes(f"reports/patch-risk/{key}/summary.json", json.dumps({"drift": {"drifted_share": share}}).encode())
+    store.write_bytes("reports/patch-risk/20260303T000000Z/summary.json", b'{"drift": {"drifted_sh')
+    store.write_bytes("reports/patch-risk/20260304T000000Z/summary.json", b"[1, 2]")  # JSON, but no summary
+    history = drift_history_from_store(store, "patch-risk")
+    assert [h["drift"]["drifted_share"] for h in history] == [0.1, 0.4]
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "skipped reports/patch-risk/20260303T000000Z/summary.json", "skipped reports/patch-risk/20260304T000000Z/summary.json"]
