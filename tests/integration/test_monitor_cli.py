@@ -99,9 +99,13 @@ def test_a_log_part_that_is_no_parquet_is_skipped_named_and_the_window_still_jud
     store = shutil.copytree(settings.prediction_log_uri, tmp_path / "logs")
     part = "model=patch-risk/endpoint=default/date=2026-03-02/part-torn.parquet"
     (store / part).write_bytes(b"PAR1 and then the upload stopped")
+    events = "_events/model=patch-risk/date=2026-03-02/part-torn.parquet"  # a replica's unpaired events
+    (store / events).parent.mkdir(parents=True)
+    (store / events).write_bytes(b"PAR1 cut short too")
     out = monitor(settings, "--store", store, "--no-html", "--no-mlflow")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr and f"skipped {store}/{part}: not a readable Parquet file" in out.stderr
+    assert f"skipped {events}: not a readable Parquet file" in out.stderr
     summary = json.loads((store / "reports" / "patch-risk" / "20260303T000000Z" / "summary.json").read_text())
     assert summary["drift"]["rows"] == 3000  # every row of the readable parts
     assert [entry["file"] for entry in summary["drift"]["unreadable_files"]] == [part]

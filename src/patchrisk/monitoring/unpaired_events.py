@@ -98,7 +98,12 @@ def _load(store: Store, names: list[str]) -> list[tuple[object, dict]]:
 
     loaded = []
     for name in names:
-        for record in pq.read_table(io.BytesIO(store.read_bytes(name))).to_pylist():
+        try:
+            records = pq.read_table(io.BytesIO(store.read_bytes(name))).to_pylist()
+        except (pa.ArrowInvalid, OSError) as err:  # a torn upload, a stray object: the other files still count
+            log.warning("skipped %s: not a readable Parquet file (%s)", name, " ".join(str(err).split())[:300])
+            continue
+        for record in records:
             try:
                 loaded.append((LoggedEvent.from_record(json.loads(record["event_json"])), record))
             except Exception as err:  # noqa: BLE001  one bad record never hides the others
