@@ -110,6 +110,16 @@ def test_a_local_source_that_cannot_be_read_exits_2_before_any_task_runs(tmp_pat
     assert not (state / "kfp-local").exists() or not any((state / "kfp-local").iterdir())  # no run started
 
 
+def test_an_unknown_gate_policy_environment_exits_2_before_any_task_runs(tmp_path):
+    (tmp_path / "history.csv").write_text("patch_id\nP-1\n")
+    out = subprocess.run([PATCHRISK, "pipeline", "run", "--data-uri", str(tmp_path / "history.csv"), "--policy-env", "qa",
+                          "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, check=False,
+                         timeout=300)
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == "error: policy patch-risk: unknown environment 'qa' (known: dev, prod, staging)"
+    assert not (tmp_path / "state" / "kfp-local").exists()
+
+
 def test_pipeline_logs_gate_verdicts_and_a_model_card_with_the_version(pipeline_run):
     settings, outcome, *_ = pipeline_run
     c = registry.client(settings)
