@@ -7,7 +7,6 @@ the local pipeline runs.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import socket
@@ -15,6 +14,8 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from patchrisk.security.credentials import environment_scope
 
 # Below the kernel's ephemeral range, and above the ports services usually take (5000, 5432, 8080, 9000).
 LOWEST_PORT = 20000
@@ -74,13 +75,6 @@ def children_temporary_directory() -> Iterator[str]:
     the pod; a developer's /tmp keeps it). This process's own ``tempfile`` keeps its directory. A
     child another thread starts meanwhile gets it too: the local runs start none that outlive them.
     """
-    before = os.environ.get("TMPDIR")
-    with tempfile.TemporaryDirectory(prefix="patchrisk-tasks-") as directory:
-        os.environ["TMPDIR"] = directory
-        try:
-            yield directory
-        finally:
-            if before is None:
-                os.environ.pop("TMPDIR", None)
-            else:
-                os.environ["TMPDIR"] = before
+    with tempfile.TemporaryDirectory(prefix="patchrisk-tasks-") as directory, \
+            environment_scope({"TMPDIR": directory}):
+        yield directory
