@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from patchrisk.monitoring.summary_schema import summary_problem
 from patchrisk.reporting.page import page, table
 from patchrisk.reporting.svg import bar_chart, line_chart
 
@@ -67,7 +68,8 @@ def load_drift_history(summary_paths: list[Path]) -> list[dict]:
 
 def drift_history_from_store(store, model_name: str, limit: int = 30) -> list[dict]:
     """The newest ``limit`` monitoring summaries the job wrote under ``reports/<model>/``, oldest first.
-    One that is no summary (a stray or cut-short object) is skipped with a warning naming it."""
+    One that is no summary (a stray or cut-short object, another monitor version's, fields of other
+    types: ``monitoring.summary_schema``) is skipped with a warning naming it and why."""
     names = [n for n in store.list(f"reports/{model_name}") if n.endswith("/summary.json")]
     history = []
     for name in sorted(names)[-limit:]:  # window keys sort by time
@@ -76,8 +78,9 @@ def drift_history_from_store(store, model_name: str, limit: int = 30) -> list[di
         except ValueError as err:  # JSONDecodeError, or bytes that are no UTF-8
             log.warning("skipped %s: not a monitoring summary (%s)", name, err)
             continue
-        if not isinstance(summary, dict):
-            log.warning("skipped %s: not a monitoring summary (a JSON %s)", name, type(summary).__name__)
+        problem = summary_problem(summary)
+        if problem:
+            log.warning("skipped %s: not a monitoring summary (%s)", name, problem)
             continue
         history.append(summary)
     return history

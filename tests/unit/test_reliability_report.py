@@ -133,11 +133,45 @@ def test_drift_history_skips_a_summary_it_cannot_read_and_keeps_the_others(tmp_p
     from patchrisk.storage import Store
 
     store = Store(str(tmp_path))
-    for key, share in (("20260301T000000Z", 0.1), ("20260302T000000Z", 0.4)):
-        store.write_bytes(f"reports/patch-risk/{key}/summary.json", json.dumps({"drift": {"drifted_share": share}}).encode())
+    first, second, _ = sample_inputs().drift_history
+    for key, summary in (("20260301T000000Z", first), ("20260302T000000Z", second)):
+        store.write_bytes(f"reports/patch-risk/{key}/summary.json", json.dumps(summary).encode())
     store.write_bytes("reports/patch-risk/20260303T000000Z/summary.json", b'{"drift": {"drifted_sh')
     store.write_bytes("reports/patch-risk/20260304T000000Z/summary.json", b"[1, 2]")  # JSON, but no summary
     history = drift_history_from_store(store, "patch-risk")
-    assert [h["drift"]["drifted_share"] for h in history] == [0.1, 0.4]
+    assert history == [first, second]
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         "skipped reports/patch-risk/20260303T000000Z/summary.json", "skipped reports/patch-risk/20260304T000000Z/summary.json"]
+
+
+def test_a_summary_of_another_shape_is_skipped_and_the_report_keeps_the_other_windows(tmp_path, caplog):
+    """Valid JSON is not yet a summary: one written by another monitor version (another schema), or
+    whose fields have other types, is skipped with a warning; it never fails the batch-scoring task."""
+    import json
+
+    from patchrisk.reliability_report import drift_history_from_store
+    from patchrisk.storage import Store
+
+    first, second, third = sample_inputs().drift_history
+    objects = {
+        "20261101T000000Z": first,
+        "20261102T000000Z": {**second, "schema": "patchrisk.monitor.summary/v2", "drift": {"features": {"psi": 1}}},
+        "20261103T000000Z": {**second, "drift": {**second["drift"], "features": [1, 2]}},
+        "20261104T000000Z": {**second, "window": {"end": None}},
+        "20261105T000000Z": {"drift": {"drifted_share": 0.4}},  # no schema, model or window
+        "20261106T000000Z": third,
+    }
+    store = Store(str(tmp_path))
+    for key, summary in objects.items():
+        store.write_bytes(f"reports/patch-risk/{key}/summary.json", json.dumps(summary).encode())
+    history = drift_history_from_store(store, "patch-risk")
+    assert history == [first, third]
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        f"skipped reports/patch-risk/{key}/summary.json" for key in list(objects)[1:5]]
+    assert "schema 'patchrisk.monitor.summary/v2'" in caplog.records[0].getMessage()
+    assert "drift.features.0" in caplog.records[1].getMessage()
+
+    inputs = sample_inputs()
+    inputs.drift_history = history
+    windows = as_records(read_sections(render_reliability_report(inputs))["Drift over time"].tables[0])
+    assert [r["decision"] for r in windows] == ["no trigger", "retrain (registered)"]

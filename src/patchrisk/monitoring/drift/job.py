@@ -39,9 +39,9 @@ from patchrisk.monitoring.drift.trigger import (
     record_window,
 )
 from patchrisk.monitoring.drift.window import Window
+from patchrisk.monitoring.summary_schema import SUMMARY_SCHEMA
 from patchrisk.storage import Store, is_s3, join
 
-SUMMARY_SCHEMA = "patchrisk.monitor.summary/v1"
 MONITORING_EXPERIMENT = "patchrisk-monitoring"
 
 
