@@ -1,8 +1,10 @@
 """The reliability report renders every view, with charts, from plain inputs."""
 
+import logging
 import re
 
 import pandas as pd
+import pytest
 
 from patchrisk.reliability_report import ReliabilityInputs, render_reliability_report
 from tests.html_sections import as_records, read_sections
@@ -58,6 +60,14 @@ def sample_inputs() -> ReliabilityInputs:
               "endpoints": {"default": {**endpoint, "model_version": "1"},
                             "canary": {**endpoint, "model_version": "2", "requests": 390}}}
     return ReliabilityInputs("patch-risk", versions, qa, features, history, canary)
+
+
+@pytest.fixture
+def report_warnings(caplog, monkeypatch):
+    """The report's warnings; another test's logging set-up (import-linter's dictConfig) may have
+    disabled its logger, which exists from this module's import on."""
+    monkeypatch.setattr(logging.getLogger("patchrisk.reliability_report"), "disabled", False)
+    return caplog
 
 
 VIEWS = ["Overview: models, aliases and gate verdicts", "Risk ranking", "Drift over time", "Canary status"]
@@ -125,7 +135,7 @@ def test_long_cells_are_cut_with_the_whole_text_in_a_tooltip():
     assert f'title="{full}"' in html and "…</td>" in html
 
 
-def test_drift_history_skips_a_summary_it_cannot_read_and_keeps_the_others(tmp_path, caplog):
+def test_drift_history_skips_a_summary_it_cannot_read_and_keeps_the_others(tmp_path, report_warnings):
     """A stray or cut-short object under reports/ never costs the report its other windows."""
     import json
 
@@ -140,11 +150,11 @@ def test_drift_history_skips_a_summary_it_cannot_read_and_keeps_the_others(tmp_p
     store.write_bytes("reports/patch-risk/20260304T000000Z/summary.json", b"[1, 2]")  # JSON, but no summary
     history = drift_history_from_store(store, "patch-risk")
     assert history == [first, second]
-    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+    assert [r.getMessage().split(":")[0] for r in report_warnings.records] == [
         "skipped reports/patch-risk/20260303T000000Z/summary.json", "skipped reports/patch-risk/20260304T000000Z/summary.json"]
 
 
-def test_a_summary_of_another_shape_is_skipped_and_the_report_keeps_the_other_windows(tmp_path, caplog):
+def test_a_summary_of_another_shape_is_skipped_and_the_report_keeps_the_other_windows(tmp_path, report_warnings):
     """Valid JSON is not yet a summary: one written by another monitor version (another schema), or
     whose fields have other types, is skipped with a warning; it never fails the batch-scoring task."""
     import json
@@ -166,10 +176,10 @@ def test_a_summary_of_another_shape_is_skipped_and_the_report_keeps_the_other_wi
         store.write_bytes(f"reports/patch-risk/{key}/summary.json", json.dumps(summary).encode())
     history = drift_history_from_store(store, "patch-risk")
     assert history == [first, third]
-    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+    assert [r.getMessage().split(":")[0] for r in report_warnings.records] == [
         f"skipped reports/patch-risk/{key}/summary.json" for key in list(objects)[1:5]]
-    assert "schema 'patchrisk.monitor.summary/v2'" in caplog.records[0].getMessage()
-    assert "drift.features.0" in caplog.records[1].getMessage()
+    assert "schema 'patchrisk.monitor.summary/v2'" in report_warnings.records[0].getMessage()
+    assert "drift.features.0" in report_warnings.records[1].getMessage()
 
     inputs = sample_inputs()
     inputs.drift_history = history
