@@ -25,16 +25,24 @@ def write_report(report: dict, report_dir: Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def load_report(path: Path) -> dict:
+def load_report(path: Path, name: str | None = None) -> dict:
+    """The analysis report at ``path``; errors name it as ``name`` (e.g. the URI it was copied from)."""
+    name = name or str(path)
     try:
         report = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise PatchriskError(f"{path}: analysis report not found") from None
-    except json.JSONDecodeError as err:
-        raise PatchriskError(f"{path}: not a JSON analysis report: {err}") from None
+        raise PatchriskError(f"{name}: analysis report not found") from None
+    except ValueError as err:  # JSONDecodeError, or bytes that are no UTF-8
+        raise PatchriskError(f"{name}: not a JSON analysis report: {err}") from None
+    if not isinstance(report, dict):
+        raise PatchriskError(f"{name}: not an analysis report (a JSON {type(report).__name__})")
     for key in ("overlay_hash", "decision", "canary", "environment", "model"):
         if key not in report:
-            raise PatchriskError(f"{path}: not an analysis report (no {key!r})")
+            raise PatchriskError(f"{name}: not an analysis report (no {key!r})")
+    for key in ("decision", "canary", "champion", "endpoints"):  # what readers open as objects
+        if key in report and not isinstance(report[key], dict):
+            raise PatchriskError(f"{name}: not an analysis report ({key!r} is a {type(report[key]).__name__}, "
+                                 "not an object)")
     return report
 
 
