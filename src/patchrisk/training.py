@@ -12,6 +12,7 @@ import pandas as pd
 
 from patchrisk import __version__
 from patchrisk.drift_stats import reference_statistics
+from patchrisk.errors import PatchriskError
 from patchrisk.model_bundle import (REFERENCE_SAMPLE_FILE, REFERENCE_STATS_FILE, ModelBundle,
                                     frame_to_matrix)
 from patchrisk.spec import ModelSpec
@@ -34,6 +35,13 @@ class TrainParams:
     thread_count: int = 2
     class_weights: str = "SqrtBalanced"
 
+    def __post_init__(self) -> None:
+        # The pipeline's parameters, typed into the KFP UI: a mistake is named before any work.
+        if self.device not in ("cpu", "gpu"):
+            raise PatchriskError(f"device must be 'cpu' or 'gpu', got '{self.device}'")
+        if self.iterations < 1:
+            raise PatchriskError(f"iterations must be at least 1, got {self.iterations}")
+
     def catboost_params(self) -> dict:
         params = {
             "iterations": self.iterations,
@@ -53,8 +61,6 @@ class TrainParams:
         }
         if self.device == "gpu":
             params.update(task_type="GPU", devices="0")
-        elif self.device != "cpu":
-            raise ValueError(f"device must be 'cpu' or 'gpu', got '{self.device}'")
         return params
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from patchrisk.datagen import generate_rows
+from patchrisk.errors import PatchriskError
 from patchrisk.model_bundle import ModelBundle
 from patchrisk.training import TrainParams, data_hash, train_model
 
@@ -58,8 +59,8 @@ def test_data_hash_tracks_content(patch_rows):
 def test_gpu_device_asks_catboost_for_gpu_and_rejects_unknown_devices():
     assert TrainParams(device="gpu").catboost_params()["task_type"] == "GPU"
     assert "task_type" not in TrainParams(device="cpu").catboost_params()
-    with pytest.raises(ValueError, match="device must be"):
-        TrainParams(device="tpu").catboost_params()
+    with pytest.raises(PatchriskError, match="device must be"):
+        TrainParams(device="tpu")
 
 
 def test_holdout_is_the_newest_rows_so_a_champion_never_saw_them(patch_spec):
