@@ -64,8 +64,12 @@ class AlertConfig(_Strict):
     timeout_s: float = Field(5, gt=0)
 
 
+# The longest window judged: a year. Longer is no monitoring window (and past Python's dates).
+MAX_WINDOW_HOURS = 24 * 366
+
+
 class MonitoringConfig(_Strict):
-    window_hours: float = Field(24, gt=0)
+    window_hours: float = Field(24, gt=0, le=MAX_WINDOW_HOURS)
     # A run without --window-end judges the window ending at the last multiple of this many seconds
     # since midnight UTC (3600: the start of this hour).
     window_alignment_seconds: int = Field(3600, ge=1, le=86400)
@@ -76,12 +80,16 @@ class MonitoringConfig(_Strict):
     report: ReportConfig = ReportConfig()
     alerts: AlertConfig = AlertConfig()
 
-    def with_overrides(self, **sections: dict) -> MonitoringConfig:
-        """A copy with ``section={field: value}`` overrides (None values ignored), validated."""
+    def with_overrides(self, **overrides) -> MonitoringConfig:
+        """A copy with ``section={field: value}`` and ``field=value`` overrides (None values ignored),
+        validated: command-line flags and pipeline parameters obey the same bounds as the file."""
         data = self.model_dump()
-        for section, values in sections.items():
-            data[section].update({k: v for k, v in values.items() if v is not None})
-        return _validate(data, "command-line overrides")
+        for name, value in overrides.items():
+            if isinstance(value, dict):
+                data[name].update({k: v for k, v in value.items() if v is not None})
+            elif value is not None:
+                data[name] = value
+        return _validate(data, "the command's flags or the pipeline's parameters")
 
 
 def _validate(data: dict, source: str) -> MonitoringConfig:

@@ -80,9 +80,7 @@ def resolve_config(request: MonitorRequest) -> MonitoringConfig:
               if request.config_yaml is not None else load_config(request.config))
     config = config.with_overrides(retraining={"backend": request.trigger_backend,
                                                "training_data_uri": request.training_data_uri},
-                                   alerts={"webhook_url": request.webhook})
-    if request.window_hours is not None:
-        config = config.model_copy(update={"window_hours": request.window_hours})
+                                   alerts={"webhook_url": request.webhook}, window_hours=request.window_hours)
     if config.retraining.backend != "none" and not config.retraining.training_data_uri:
         raise PatchriskError(f"--trigger-backend {config.retraining.backend} needs the data to retrain on: "
                              "--training-data-uri or retraining.training_data_uri in the config")

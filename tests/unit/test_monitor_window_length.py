@@ -1,0 +1,34 @@
+"""The window length, from the monitoring pipeline's ``window_hours`` parameter (typed into the KFP UI),
+``--window-hours`` or the config: a value that is no window is refused by name before any log is read.
+A negative one used to give a window ending before it starts (judged as "no data"); a huge one an
+OverflowError traceback."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from patchrisk.errors import PatchriskError
+from patchrisk.monitoring.drift.config import load_config_text
+from patchrisk.monitoring.drift.fanout import monitor_request
+from patchrisk.monitoring.drift.job import judged_window, resolve_config
+
+
+@pytest.mark.parametrize("hours", [-5.0, 1e9, math.inf, math.nan])
+def test_a_window_length_that_is_no_window_is_refused_by_name(hours):
+    request = monitor_request("patch-risk", "2026-01-05T00:00:00Z", hours, "")
+    with pytest.raises(PatchriskError, match="window_hours"):
+        resolve_config(request)
+
+
+@pytest.mark.parametrize("text", ["window_hours: -5\n", "window_hours: 1e9\n", "window_hours: .inf\n"])
+def test_a_config_with_a_window_length_that_is_no_window_is_refused_by_name(text):
+    with pytest.raises(PatchriskError, match="the monitoring_config parameter: invalid monitoring config: window_hours"):
+        load_config_text(text, "the monitoring_config parameter")
+
+
+def test_a_window_of_a_year_is_judged_and_ends_where_asked():
+    request = monitor_request("patch-risk", "2026-01-05T00:00:00Z", 24 * 366, "")
+    window = judged_window(request, resolve_config(request))
+    assert (window.end - window.start).days == 366 and window.end.isoformat() == "2026-01-05T00:00:00+00:00"
