@@ -240,6 +240,7 @@ class BatchScoringOutcome:
     device_watchlist: Path
     report: Path
     reliability_report: Path
+    rejected_rows: Path  # the upcoming rows set aside: they break the model's contract
 
 
 def run_batch_scoring_locally(settings: Settings, *, patches_uri: str,
@@ -253,4 +254,5 @@ def run_batch_scoring_locally(settings: Settings, *, patches_uri: str,
                           settings, log_file)
     task_dir = local_run.run_dir / "score-batch"
     return BatchScoringOutcome(local_run, task_dir / "qa_priority", task_dir / "device_watchlist",
-                               task_dir / "report", local_run.run_dir / "reliability-report" / "report")
+                               task_dir / "report", local_run.run_dir / "reliability-report" / "report",
+                               task_dir / "rejected_rows")

@@ -97,7 +97,8 @@ def watchlist(scored: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def batch_report_html(qa: pd.DataFrame, watch: pd.DataFrame, spec: ModelSpec, model: str, version: str) -> str:
+def batch_report_html(qa: pd.DataFrame, watch: pd.DataFrame, spec: ModelSpec, model: str, version: str,
+                      rejected: pd.DataFrame | None = None) -> str:
     names, groups = spec.roles.list_names, list(spec.roles.watch_groups)
     top = qa.head(15)
     group_labels = [" / ".join(str(v) for v in row) for row in watch[groups].itertuples(index=False)]
@@ -106,8 +107,13 @@ def batch_report_html(qa: pd.DataFrame, watch: pd.DataFrame, spec: ModelSpec, mo
               + bar_chart(group_labels[:15], watch[names.expected_incidents].head(15).tolist(),
                           f"{names.expected_incidents} by {' / '.join(groups)}", value_format="{:.1f}",
                           color="#dc2626"))
-    return page(f"Batch scoring: {model} v{version}", [
+    sections = [
         ("Charts", f'<div class="charts">{charts}</div>'),
         ("QA priority list", table(qa, max_rows=40)),
         (f"Watch list by {' / '.join(groups)}", table(watch, max_rows=40)),
-    ], subtitle=f"{len(qa)} {names.items} scored; ranked by {spec.outputs.score} × {spec.roles.blast_radius}.")
+    ]
+    subtitle = f"{len(qa)} {names.items} scored; ranked by {spec.outputs.score} × {spec.roles.blast_radius}."
+    if rejected is not None and len(rejected):
+        sections.append(("Rejected rows", table(rejected, max_rows=100)))
+        subtitle += f" {rejected['row'].nunique()} row(s) set aside: they break the contract (see Rejected rows)."
+    return page(f"Batch scoring: {model} v{version}", sections, subtitle=subtitle)

@@ -63,12 +63,11 @@ class ValidationReport:
             lines.append("No violations.")
         return "\n".join(lines) + "\n"
 
-    def raise_if_failed(self) -> None:
+    def raise_if_failed(self, problem: str = "data breaks the contract") -> None:
         if not self.passed:
             blocking = [v for v in self.violations if v.blocking]
             detail = "\n".join(f"  - {v.describe()}" for v in blocking)
-            raise DataContractError(f"{self.source}: data breaks the contract of spec {self.spec}:\n{detail}",
-                                    violations=blocking)
+            raise DataContractError(f"{self.source}: {problem} of spec {self.spec}:\n{detail}", violations=blocking)
 
 
 def _feature_column(f: Feature):
@@ -115,7 +114,8 @@ def _rule_text(check: str, column: str) -> str:
     return check
 
 
-def _contract_violations(df: pd.DataFrame, spec: ModelSpec, require_target: bool) -> list[Violation]:
+def _failure_cases(df: pd.DataFrame, spec: ModelSpec, require_target: bool) -> pd.DataFrame | None:
+    """pandera's failure cases (column, check, failure_case, index: the row, None for the column), or None."""
     import warnings
 
     import pandera.errors as pe
@@ -124,12 +124,18 @@ def _contract_violations(df: pd.DataFrame, spec: ModelSpec, require_target: bool
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             contract_schema(spec, require_target).validate(df, lazy=True)
-        return []
+        return None
     except pe.SchemaErrors as err:
         cases = err.failure_cases
+    return cases.assign(column=cases["column"].fillna(cases["failure_case"]).astype(str),
+                        check=cases["check"].astype(str))
+
+
+def _contract_violations(df: pd.DataFrame, spec: ModelSpec, require_target: bool) -> list[Violation]:
+    cases = _failure_cases(df, spec, require_target)
+    if cases is None:
+        return []
     out: dict[tuple[str, str], Violation] = {}
-    cases = cases.assign(column=cases["column"].fillna(cases["failure_case"]).astype(str),
-                         check=cases["check"].astype(str))
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
         examples = group["failure_case"].dropna().astype(str).unique().tolist()[:MAX_EXAMPLES]
         rows = [int(i) for i in group["index"].dropna().tolist()[:MAX_EXAMPLES]]
@@ -177,6 +183,44 @@ def validate_frame(df: pd.DataFrame, spec: ModelSpec, source: str = "<data>",
         return ValidationReport(source, spec.name, 0, [Violation("(table)", "file has no columns", 0)])
     violations = _contract_violations(df, spec, require_target) + _quality_violations(df, spec, require_target)
     return ValidationReport(source=source, spec=spec.name, rows=len(df), violations=violations)
+
+
+DUPLICATE_ID_RULE = "duplicate id (its first row is scored)"
+
+
+def set_aside_bad_rows(df: pd.DataFrame, spec: ModelSpec, source: str = "<data>",
+                       require_target: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the rows that keep the contract, one line per rule each other row breaks).
+
+    For scoring, where one bad record must not block the good ones: a row with a value the contract
+    refuses (out of range, an unknown category, missing, not a number) is set aside, as is a row whose
+    id an earlier kept row already has. The lines read ``row`` (the table's index), the id, ``column``,
+    ``rule`` and ``value``. A problem of the table itself (a missing column, too many missing values
+    in the rows kept) or no row left still raises :class:`DataContractError` with the full report.
+    """
+    cases = _failure_cases(df, spec, require_target)
+    lines: dict[tuple, dict] = {}  # pandera reports a failed coercion twice (coerce, then dtype): keep one
+    if cases is not None:
+        for case in cases[cases["index"].notna()].to_dict("records"):
+            row, column, rule = int(case["index"]), case["column"], _rule_text(case["check"], case["column"])
+            lines.setdefault((row, column, rule), {"row": row, "column": column, "rule": rule,
+                                                   "value": str(case["failure_case"])})
+    bad = {row for row, _, _ in lines}
+    if spec.id_column in df:
+        ids = df[spec.id_column].drop(index=list(bad)).astype(str)
+        for row, value in ids[ids.duplicated(keep="first")].items():
+            lines[(int(row), spec.id_column, DUPLICATE_ID_RULE)] = {
+                "row": int(row), "column": spec.id_column, "rule": DUPLICATE_ID_RULE, "value": value}
+            bad.add(int(row))
+    kept = df.drop(index=sorted(bad))
+    if len(df) and kept.empty:
+        validate_frame(df, spec, source, require_target).raise_if_failed("no row keeps the contract")
+    validate_frame(kept, spec, source, require_target).raise_if_failed()
+    rejected = pd.DataFrame(sorted(lines.values(), key=lambda line: line["row"]),
+                            columns=["row", "column", "rule", "value"])
+    if spec.id_column in df:
+        rejected.insert(1, spec.id_column, [str(df.at[row, spec.id_column]) for row in rejected["row"]])
+    return kept, rejected
 
 
 def conform(df: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:

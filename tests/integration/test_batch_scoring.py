@@ -22,7 +22,9 @@ def batch_outcome(trained_patch_model, patch_spec, tmp_path_factory):
                                           metrics={}, params={}, lineage={}, alias=registry.CHAMPION)
     upcoming = generate_rows(patch_spec, 120, seed=77, start="2026-07-01").drop(columns=["high_risk_flag"])
     path = base / "upcoming.csv"
-    upcoming.to_csv(path, index=False)
+    # plus one patch the contract refuses: set aside in the rejected list, it holds back none of the others
+    broken = upcoming.tail(1).assign(patch_id="P-BROKEN", lines_added=-5)
+    pd.concat([upcoming, broken], ignore_index=True).to_csv(path, index=False)
     return run_batch_scoring_locally(settings, patches_uri=str(path)), upcoming, version
 
 
@@ -37,6 +39,15 @@ def test_qa_priority_is_ranked_by_expected_impact_with_reasons(batch_outcome):
         (qa["risk_score"] * qa["num_devices_targeted"]).round(3))
     assert qa["top_features"].str.contains(r"\(\+\d").sum() > len(qa) * 0.8
     assert set(qa["risk_bucket"]) <= {"low", "medium", "high"}
+
+
+def test_a_patch_that_breaks_the_contract_is_set_aside_in_the_rejected_rows_artifact(batch_outcome):
+    outcome, upcoming, _ = batch_outcome
+    rejected = pd.read_csv(outcome.rejected_rows, dtype=str)
+    assert rejected.to_dict("records") == [{"row": str(len(upcoming)), "patch_id": "P-BROKEN", "column": "lines_added",
+                                            "rule": "outside the range [0, 500000]", "value": "-5.0"}]
+    shown = as_records(read_sections(outcome.report.read_text())["Rejected rows"].tables[0])
+    assert [(r["patch id"], r["column"]) for r in shown] == [("P-BROKEN", "lines_added")]
 
 
 def test_device_watchlist_sums_expected_regressions(batch_outcome):

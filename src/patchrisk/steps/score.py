@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from patchrisk.batch_scoring import batch_report_html, qa_priority, score_items, watchlist
@@ -9,24 +10,31 @@ from patchrisk.model_bundle import ModelBundle
 from patchrisk.registry import model_files
 from patchrisk.settings import get_settings
 from patchrisk.tables import read_table
-from patchrisk.validation import conform, validate_frame
+from patchrisk.validation import conform, set_aside_bad_rows
+
+log = logging.getLogger(__name__)
 
 
 def score_batch(model_uri: str, patches_uri: str, qa_csv: str, watch_csv: str, report_html: str, *,
-                mlflow_tracking_uri: str = "") -> dict:
+                rejected_csv: str, mlflow_tracking_uri: str = "") -> dict:
+    """Both lists and the report from the rows that keep the version's contract; the others, with the
+    rule each breaks, go to ``rejected_csv`` (one bad upcoming patch never holds back the QA list)."""
     settings = get_settings(mlflow_tracking_uri=mlflow_tracking_uri or None)
     with model_files(settings, model_uri) as model_dir:
         bundle = ModelBundle.load(model_dir)
-    patches = read_table(patches_uri)
-    validate_frame(patches, bundle.spec, source=patches_uri, require_target=False).raise_if_failed()
     spec = bundle.spec  # the version's own contract decides columns, roles and the alert bucket
+    patches, rejected = set_aside_bad_rows(read_table(patches_uri), spec, source=patches_uri)
+    if len(rejected):
+        log.warning("%s: %d row(s) set aside, breaking the contract of spec %s (the rejected list names why)",
+                    patches_uri, rejected["row"].nunique(), spec.name)
     scored = score_items(bundle, conform(patches, spec))
     qa = qa_priority(scored, spec)
     watch = watchlist(scored, spec)
-    for path in (qa_csv, watch_csv, report_html):
+    for path in (qa_csv, watch_csv, report_html, rejected_csv):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     qa.to_csv(qa_csv, index=False)
     watch.to_csv(watch_csv, index=False)
-    Path(report_html).write_text(batch_report_html(qa, watch, spec, bundle.name, bundle.version))
-    return {"patches": len(qa), "model_version": bundle.version,
+    rejected.to_csv(rejected_csv, index=False)
+    Path(report_html).write_text(batch_report_html(qa, watch, spec, bundle.name, bundle.version, rejected))
+    return {"patches": len(qa), "rejected": int(rejected["row"].nunique()), "model_version": bundle.version,
             "high_risk": int((qa[spec.outputs.bucket] == spec.alert_bucket).sum())}
