@@ -6,9 +6,9 @@ import pytest
 
 from patchrisk.datagen import DriftConfig, generate_rows
 from patchrisk.errors import PatchriskError
+from patchrisk.labels import read_labels
 from patchrisk.monitoring.drift.analysis import analyse_window
 from patchrisk.monitoring.drift.config import load_config
-from patchrisk.monitoring.drift.performance import read_labels
 from patchrisk.monitoring.drift.reference import Reference
 from patchrisk.monitoring.drift.window import Window
 from patchrisk.storage import Store
@@ -53,4 +53,20 @@ def test_labels_without_the_target_name_the_columns(patch_spec, tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("patch_id,label\np1,1\n")
     with pytest.raises(PatchriskError, match="high_risk_flag"):
+        read_labels(path, patch_spec)
+
+
+def test_a_label_that_is_no_label_is_skipped_by_name_and_the_others_are_kept(patch_spec, tmp_path):
+    """One bad row from the labelling job never costs the window its drift and performance verdicts."""
+    path = tmp_path / "labels.csv"
+    path.write_text("patch_id,high_risk_flag\np1,1\np2,yes\np3,0\np4,2\np5,\n")
+    said = []
+    assert read_labels(path, patch_spec, said.append) == {"p1": 1, "p3": 0}
+    assert said == [f"{path}: 2 label row(s) skipped: column 'high_risk_flag' must be 0/1, found ['yes', '2']"]
+
+
+def test_labels_of_which_none_is_a_label_are_refused_by_name(patch_spec, tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("patch_id,high_risk_flag\np1,yes\np2,no\n")
+    with pytest.raises(PatchriskError, match=r"column 'high_risk_flag' must be 0/1; no row is: found \['yes', 'no'\]"):
         read_labels(path, patch_spec)

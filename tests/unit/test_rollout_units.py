@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 import numpy as np
@@ -174,3 +175,17 @@ def test_an_overlay_symlinked_from_elsewhere_is_refused(overlays, tmp_path):
     (overlays / "manifests" / "overlays" / "linked").symlink_to(elsewhere)
     with pytest.raises(PatchriskError, match="'linked': must name an environment folder"):
         Overlay.open(overlays, "linked")
+
+
+def test_the_canary_analysis_skips_a_label_that_is_no_label_and_names_it(patch_spec, tmp_path, caplog, monkeypatch):
+    """Labels as the monitor reads them (patchrisk.labels): a 2 or a 'yes' is no positive; it used to
+    count as one (2) or end the analysis with a ValueError traceback ('yes')."""
+    from patchrisk.rollout.analyze import read_labels
+
+    monkeypatch.setattr(logging.getLogger("patchrisk.rollout.analyze"), "disabled", False)  # import-linter's dictConfig
+    path = tmp_path / "labels.csv"
+    path.write_text("patch_id,high_risk_flag\np1,1\np2,yes\np3,0\np4,2\np1,0\n")
+    labels = read_labels(path, patch_spec)
+    assert labels.to_dict("records") == [{"row_id": "p1", "label": 0}, {"row_id": "p3", "label": 0}]  # the last label of p1
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 2 label row(s) skipped: column 'high_risk_flag' must be 0/1, found ['yes', '2']"]

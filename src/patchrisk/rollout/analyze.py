@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from patchrisk.errors import PatchriskError
+from patchrisk.labels import read_labels as labels_by_id
 from patchrisk.rollout.analysis import compare, endpoint_rows, endpoint_stats, join_labels
 from patchrisk.rollout.context import RolloutContext
 from patchrisk.rollout.decision import decide
@@ -16,17 +18,14 @@ from patchrisk.rollout.logs import read_logs
 from patchrisk.rollout.report import write_report
 from patchrisk.rollout.state import now_iso
 
+log = logging.getLogger(__name__)
+
 
 def read_labels(path: Path, spec) -> pd.DataFrame:
-    from patchrisk.tables import read_table
-
-    labels = read_table(str(path))
-    missing = [c for c in (spec.id_column, spec.target.name) if c not in labels.columns]
-    if missing:
-        raise PatchriskError(f"{path}: labels need column(s) {', '.join(missing)}")
-    labels = labels[[spec.id_column, spec.target.name]].dropna()
-    return pd.DataFrame({"row_id": labels[spec.id_column].astype(str),
-                         "label": labels[spec.target.name].astype(int)}).drop_duplicates("row_id")
+    """The labels as the analysis joins them (row_id, label), read as the monitor reads them; a row
+    whose label is no 0/1 is skipped with a warning."""
+    labels = labels_by_id(path, spec, log.warning)
+    return pd.DataFrame({"row_id": list(labels), "label": list(labels.values())})
 
 
 def _since(text: str | None) -> datetime | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from patchrisk.contract.lookup import settings_book
 from patchrisk.errors import PatchriskError
+from patchrisk.labels import read_labels
 from patchrisk.monitoring.drift import alerts
 from patchrisk.monitoring.drift.analysis import WindowAnalysis, analyse_window
 from patchrisk.monitoring.drift.config import MonitoringConfig, load_config, load_config_text
@@ -27,7 +28,7 @@ from patchrisk.monitoring.drift.launcher import (
     TrainingPipeline,
     is_run_active,
 )
-from patchrisk.monitoring.drift.performance import labels_if_present, read_labels
+from patchrisk.monitoring.drift.performance import labels_if_present
 from patchrisk.monitoring.drift.reference import Reference, load_champion_reference
 from patchrisk.monitoring.drift.trigger import (
     MonitorState,
@@ -270,7 +271,7 @@ def run_monitor(settings, request: MonitorRequest, say: Callable[[str], None] = 
     reference = load_champion_reference(settings, request.model)
     say(f"champion: {reference.model_name} v{reference.model_version} (reference of {reference.rows:,} rows)")
     if request.labels:
-        labels = read_labels(request.labels, reference.spec)
+        labels = read_labels(request.labels, reference.spec, say)
     else:
         labels = labels_if_present(config.labels_uri, reference.spec, say) if config.labels_uri else None
     window = judged_window(request, config)

@@ -8,30 +8,14 @@ read, so memory follows the labels, not the window.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchrisk.contract.log_schema import LOG_SCORE
-from patchrisk.errors import PatchriskError
+from patchrisk.labels import read_labels
 from patchrisk.spec import ModelSpec
-
-
-def read_labels(path: str | Path, spec: ModelSpec) -> dict[str, int]:
-    from patchrisk.tables import read_table
-
-    df = read_table(str(path))
-    missing = [c for c in (spec.id_column, spec.target.name) if c not in df.columns]
-    if missing:
-        raise PatchriskError(f"{path}: labels need columns {missing} (the spec's id column and target)")
-    df = df.dropna(subset=[spec.target.name])
-    bad = ~df[spec.target.name].isin([0, 1, True, False])
-    if bad.any():
-        raise PatchriskError(f"{path}: column '{spec.target.name}' must be 0/1; found "
-                             f"{df.loc[bad, spec.target.name].head(3).tolist()}")
-    return dict(zip(df[spec.id_column].astype(str), df[spec.target.name].astype(int)))
 
 
 def labels_if_present(uri: str, spec: ModelSpec, say=lambda _m: None) -> dict[str, int] | None:
@@ -47,7 +31,7 @@ def labels_if_present(uri: str, spec: ModelSpec, say=lambda _m: None) -> dict[st
     if not Store(parent or ".").exists(name):
         say(f"labels table {uri} not found (labels_uri): performance drift not judged this window")
         return None
-    return read_labels(uri, spec)
+    return read_labels(uri, spec, say)
 
 
 class LabelledScores:
