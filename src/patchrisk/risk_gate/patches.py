@@ -8,6 +8,7 @@ else but the id and timestamp columns: mistakes name the file, the patch and the
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +46,26 @@ def read_patches(paths: list[Path], spec: ModelSpec) -> list[Patch]:
     return patches
 
 
-def _read_json(path: Path) -> list:
+def _read_text(path: Path) -> str:
+    """The file as text; what keeps it from being read, named (the CLI exits 2 with it)."""
     try:
-        data = json.loads(path.read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise PatchriskError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except IsADirectoryError:
+        raise PatchriskError(f"{path}: a directory, not a patches file (.json or .csv)") from None
+    except OSError as err:
+        raise PatchriskError(f"{path}: cannot read it ({err.strerror or err})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise PatchriskError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def _read_json(path: Path) -> list:
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
         raise PatchriskError(f"{path}: not valid JSON ({err})") from None
     if isinstance(data, dict):
         data = data["instances"] if "instances" in data else [data]
@@ -60,11 +75,8 @@ def _read_json(path: Path) -> list:
 
 
 def _read_csv(path: Path, spec: ModelSpec) -> list[dict]:
-    try:
-        with path.open(newline="") as handle:
-            records = list(csv.DictReader(handle))
-    except FileNotFoundError:
-        raise PatchriskError(f"{path}: file not found") from None
+    # newline="": line breaks inside quoted fields stay as written, as the csv module wants
+    records = list(csv.DictReader(io.StringIO(_read_text(path), newline="")))
     features = {f.name: f for f in spec.features}
     rows = []
     for i, record in enumerate(records):
