@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -58,14 +59,24 @@ def read_table(uri: str | Path) -> pd.DataFrame:
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """``df`` at ``path`` (CSV for .csv, else Parquet), whole or not at all; only where read_table reads it back."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise DataContractError(f"{path}: a directory; name the file to write (.csv or .parquet)")
+    if path.suffix and path.suffix.lower() not in TABLE_SUFFIXES:
+        raise DataContractError(f"{path}: expected a .csv or .parquet file")
     tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix.lower() == ".csv":
-        df.to_csv(tmp, index=False)
-    else:
-        df.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    except (PermissionError, FileExistsError, NotADirectoryError) as err:  # where it cannot be written
+        with contextlib.suppress(OSError):  # none may have been made
+            tmp.unlink(missing_ok=True)
+        raise DataContractError(f"{path}: cannot write it ({err.strerror or err})") from None
     return path
 
 
