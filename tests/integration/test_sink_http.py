@@ -208,13 +208,23 @@ def test_real_predictor_traffic_forwarded_like_the_kserve_logger(sink, registry)
             for f in spec.features]}
         v2 = httpx.post(f"{predictor.url}/v2/models/{MODEL}/infer", json=v2_request,
                         headers={"Content-Type": "application/json"}, timeout=30, verify=LOOPBACK_TLS).json()
-    assert v1["model_version"] == champion.version and v2["model_version"] == champion.version
-    for event_id, request, response in (("real-v1", v1_request, v1), ("real-v2", v2_request, v2)):
+        # tritonclient's default: binary tensor data after the JSON header, whose length only the
+        # request's header names (and KServe's logger does not forward it)
+        binary_request, json_size = binary_tensor_body(v2_request)
+        binary = httpx.post(f"{predictor.url}/v2/models/{MODEL}/infer", content=binary_request,
+                            headers={"Inference-Header-Content-Length": str(json_size)}, timeout=30,
+                            verify=LOOPBACK_TLS).json()
+    assert v1["model_version"] == v2["model_version"] == binary["model_version"] == champion.version
+    for event_id, request, response in (("real-v1", v1_request, v1), ("real-v2", v2_request, v2),
+                                        ("real-v2-binary", binary_request, binary)):
         sent = logger_events(request, response, MODEL, "prod", event_id=event_id)
         assert [r.status_code for r in send(sink.url, sent)] == [202, 202]
     sink.flush()
 
-    df = logged(sink.store, ["real-v1", "real-v2"])
+    df = logged(sink.store, ["real-v1", "real-v2", "real-v2-binary"])
+    features = [*spec.feature_names, "risk_score"]
+    got_binary = df[df.event_id == "real-v2-binary"]
+    assert got_binary[features].to_dict("records") == df[df.event_id == "real-v2"][features].to_dict("records")
     got_v1, got_v2 = df[df.event_id == "real-v1"], df[df.event_id == "real-v2"]
     assert got_v1["risk_score"].tolist() == [p["risk_score"] for p in v1["predictions"]]
     assert got_v1["row_id"].tolist() == [r[spec.id_column] for r in rows[:3]]
@@ -223,6 +233,19 @@ def test_real_predictor_traffic_forwarded_like_the_kserve_logger(sink, registry)
     assert set(df["endpoint"]) == {"default"} and set(df["status"]) == {"ok"}
     assert got_v2["component"].tolist() == [r["component"] for r in v2_rows]
     assert got_v2["num_devices_targeted"].tolist() == [r["num_devices_targeted"] for r in v2_rows]
+
+
+def binary_tensor_body(request: dict) -> tuple[bytes, int]:
+    """``request`` as tritonclient sends it by default (``binary_data=True``): (body, JSON header length)."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    inputs = []
+    for tensor in request["inputs"]:
+        sent = triton.InferInput(tensor["name"], tensor["shape"], tensor["datatype"])
+        sent.set_data_from_numpy(np.array(tensor["data"], dtype=object if tensor["datatype"] == "BYTES" else np.float64))
+        inputs.append(sent)
+    return triton.InferenceServerClient.generate_request_body(inputs, request_id=request["id"])
 
 
 @pytest.fixture

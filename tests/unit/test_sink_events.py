@@ -61,6 +61,13 @@ MALFORMED = [
     ("empty_body", _headers(), b""),
     ("bad_json", _headers(), b'{"instances": ['),
     ("bad_json", {"content-type": "application/cloudevents+json"}, b"{not json"),
+    ("bad_binary_tensors", _headers(),  # binary tensor data cut short: 8 bytes declared, 3 sent
+     b'{"inputs": [{"name": "code_churn_score", "shape": [1], "datatype": "FP64",'
+     b' "parameters": {"binary_data_size": 8}}]}\x00\x01\x02'),
+    ("bad_binary_tensors", _headers(),  # a BYTES element that is no UTF-8 text
+     b'{"inputs": [{"name": "region", "shape": [1], "datatype": "BYTES",'
+     b' "parameters": {"binary_data_size": 5}}]}\x01\x00\x00\x00\xff'),
+    ("bad_json", _headers(), b'{"instances": []}\x00\x01'),  # JSON and bytes, but no binary tensor declared
     ("unparsable_request", _headers(), b'{"rows": [1, 2]}'),
     ("unparsable_response", _headers(**{"ce-type": "org.kubeflow.serving.inference.response"}), b'{"ok": true}'),
 ]

@@ -152,7 +152,10 @@ def _parse_binary(headers: dict[str, str], body: bytes, received_at: datetime | 
     def decode() -> tuple[Any, bytes | None]:
         if body is None or not body.strip():
             raise MalformedEvent("empty_body", "the event has no data: expected the inference request or response")
-        data, exact_text = _json_text(body, "event data")
+        try:
+            data, exact_text = _json_text(body, "event data")
+        except MalformedEvent as not_json:
+            return _binary_tensors_or_raise(body, not_json), None
         # newlines in valid JSON are whitespace between tokens: blanked, the text fits one spool line
         return data, body.replace(b"\n", b" ").replace(b"\r", b" ") if exact_text else None
 
@@ -226,9 +229,28 @@ def _json(raw: bytes | str, what: str) -> Any:
 def _decoded_data(data: Any) -> Any:
     if data is None or (isinstance(data, (bytes, str)) and not data.strip()):
         raise MalformedEvent("empty_body", "the event has no data: expected the inference request or response")
-    if isinstance(data, (bytes, str)):
+    if isinstance(data, str):
         return _json(data, "event data")
+    if isinstance(data, bytes):
+        try:
+            return _json(data, "event data")
+        except MalformedEvent as not_json:
+            return _binary_tensors_or_raise(data, not_json)
     return data  # structured mode with JSON data: already decoded
+
+
+def _binary_tensors_or_raise(raw: bytes, not_json: MalformedEvent) -> dict:
+    """A V2 body in the binary tensor data extension (tritonclient's default), read into its JSON form;
+    anything else raises ``not_json``, the error of reading it as JSON."""
+    from patchrisk.monitoring.sink.binary_tensors import BinaryTensorError, decode_binary_tensors
+
+    try:
+        decoded = decode_binary_tensors(raw)
+    except BinaryTensorError as err:
+        raise MalformedEvent("bad_binary_tensors", f"event data (binary tensor data): {err}") from None
+    if decoded is None:
+        raise not_json
+    return decoded
 
 
 def _event_time(value: Any) -> datetime | None:
