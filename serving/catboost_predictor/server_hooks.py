@@ -140,20 +140,31 @@ class ModelResponseMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-async def http_exception_handler(_request, exc):
+BINARY_DATA_HINT = ("; binary tensor data (Inference-Header-Content-Length) is read only without a JSON "
+                    "Content-Type: leave Content-Type out, as tritonclient does")
+
+
+def _binary_data_hint(request) -> str:
+    """A body that is not JSON because binary tensors follow its JSON header: say why it was read as JSON."""
+    headers = request.headers
+    declared_json = headers.get("content-type", "").startswith("application/json")
+    return BINARY_DATA_HINT if declared_json and "inference-header-content-length" in headers else ""
+
+
+async def http_exception_handler(request, exc):
     """FastAPI/Starlette HTTP errors (unparseable body, unknown route) in KServe's ``{"error"}`` shape."""
     from starlette.responses import JSONResponse
 
     if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
         message = "invalid request body: nested too deeply to parse"
     elif exc.status_code == 400:
-        message = f"invalid request body: {exc.detail}"
+        message = f"invalid request body: {exc.detail}" + _binary_data_hint(request)
     else:
         message = str(exc.detail)
     return JSONResponse(status_code=exc.status_code, content={"error": message}, headers=exc.headers)
 
 
-async def request_validation_handler(_request, exc):
+async def request_validation_handler(request, exc):
     """Malformed V2 bodies (bad JSON, missing fields): 400 with the fields named, like InvalidInput."""
     from starlette.responses import JSONResponse
 
@@ -169,7 +180,8 @@ async def request_validation_handler(_request, exc):
             )
         else:
             problems.append(f"{'.'.join(loc) or 'body'}: {err.get('msg', 'invalid')}")
-    return JSONResponse(status_code=400, content={"error": "invalid request body: " + "; ".join(problems)})
+    hint = _binary_data_hint(request) if any(e.get("type") == "json_invalid" for e in errors) else ""
+    return JSONResponse(status_code=400, content={"error": "invalid request body: " + "; ".join(problems) + hint})
 
 
 class _InvalidInputAsWarning(logging.Filter):

@@ -432,6 +432,15 @@ def malformed_requests(good: dict, spec) -> list[tuple[str, str, dict, int, str]
             "input 'region' has 2 rows but input 'code_churn_score' has 1",
         ),
         (
+            "v2 binary tensor data declared as JSON",
+            f"{V2}/infer",
+            {"content": b'{"inputs": [{"name": "region", "shape": [1], "datatype": "BYTES",'
+                        b' "parameters": {"binary_data_size": 6}}]}\x02\x00\x00\x00eu',
+             "headers": {**json_header, "inference-header-content-length": "88"}},
+            400,
+            "binary tensor data (Inference-Header-Content-Length) is read only without a JSON Content-Type",
+        ),
+        (
             "v2 wrong model name",
             "/v2/models/no-such-model/infer",
             v2_matrix([1, n], [text_row]),
