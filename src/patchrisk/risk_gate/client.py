@@ -10,6 +10,7 @@ be joined with outcomes later) and to V2 as one 2-D BYTES input in the model's i
 
 from __future__ import annotations
 
+import math
 import ssl
 import time
 from collections.abc import Callable
@@ -100,12 +101,18 @@ class RiskClient:
             lambda: self._post_json(f"/v1/models/{self.model}:explain", {"instances": rows, "top_k": top_k}),
             "explain",
         )
-        return [e["top_features"] for e in body["explanations"]]
+        explanations = _answer_list(body, "explanations", len(rows), self.endpoint)
+        if not all(isinstance(e, dict) and isinstance(e.get("top_features"), list) for e in explanations):
+            raise _not_a_prediction(self.endpoint, "an explanation without a 'top_features' list")
+        return [e["top_features"] for e in explanations]
 
     # -- V1 ----------------------------------------------------------------------------------
     def _predict_v1(self, rows: list[dict]) -> Scores:
         body = self._post_json(f"/v1/models/{self.model}:predict", {"instances": rows})
-        scores = [Score(p["risk_score"], p["risk_bucket"]) for p in body["predictions"]]
+        predictions = _answer_list(body, "predictions", len(rows), self.endpoint)
+        if not all(isinstance(p, dict) for p in predictions):
+            raise _not_a_prediction(self.endpoint, "a prediction that is no object")
+        scores = [_score(p.get("risk_score"), p.get("risk_bucket"), i, self.endpoint) for i, p in enumerate(predictions)]
         return Scores(scores, str(body.get("model_version", "unknown")))
 
     def _post_json(self, path: str, payload: dict) -> dict:
@@ -114,7 +121,12 @@ class RiskClient:
         except (httpx.TransportError, httpx.TimeoutException) as err:
             raise _Retryable(f"cannot reach {self.endpoint}: {err or type(err).__name__}") from None
         _raise_for_status(response.status_code, _error_text(response))
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:  # an auth proxy's login page, another service: HTTP 200 and no JSON
+            raise _not_a_prediction(
+                self.endpoint, f"no JSON (HTTP {response.status_code}, Content-Type "
+                f"{response.headers.get('content-type', 'none')!r}); is --endpoint the predictor?") from None
 
     # -- V2 ----------------------------------------------------------------------------------
     def _predict_v2(self, rows: list[dict]) -> Scores:
@@ -154,10 +166,10 @@ class RiskClient:
         version = str(
             body.get("model_version") or (body.get("parameters") or {}).get("model_version", "unknown")
         )
-        scores = [
-            Score(float(s), str(b))
-            for s, b in zip(result.as_numpy("risk_score").tolist(), _decoded(result.as_numpy("risk_bucket")))
-        ]
+        score_values, buckets = result.as_numpy("risk_score"), result.as_numpy("risk_bucket")
+        if score_values is None or buckets is None or not len(score_values) == len(buckets) == len(rows):
+            raise _not_a_prediction(self.endpoint, f"outputs risk_score and risk_bucket need {len(rows)} value(s) each")
+        scores = [_score(s, b, i, self.endpoint) for i, (s, b) in enumerate(zip(score_values.tolist(), _decoded(buckets)))]
         return Scores(scores, version)
 
     def _triton_tls(self) -> dict:
@@ -193,9 +205,35 @@ def _raise_for_status(status: int, message: str) -> None:
 
 def _error_text(response: httpx.Response) -> str:
     try:
-        return str(response.json().get("error", response.text))
+        body = response.json()
     except ValueError:
         return response.text[:500]
+    return str(body.get("error", response.text)) if isinstance(body, dict) else response.text[:500]
+
+
+def _not_a_prediction(endpoint: str, detail: str) -> EndpointError:
+    """An HTTP 200 whose body is no risk prediction: an endpoint error (exit 2), never a verdict."""
+    return EndpointError(f"{endpoint} answered with something that is not a risk prediction: {detail}")
+
+
+def _answer_list(body: Any, key: str, rows: int, endpoint: str) -> list:
+    """``body[key]``, one entry per row sent: a patch the answer leaves out must not pass unscored."""
+    found = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(found, list):
+        raise _not_a_prediction(endpoint, f"no {key!r} list (got a JSON {type(body).__name__}"
+                                          f"{' with keys ' + ', '.join(map(repr, list(body)[:5])) if isinstance(body, dict) else ''})")
+    if len(found) != rows:
+        raise _not_a_prediction(endpoint, f"{len(found)} {key} for {rows} patch(es)")
+    return found
+
+
+def _score(score: Any, bucket: Any, index: int, endpoint: str) -> Score:
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
+            or not 0 <= score <= 1:
+        raise _not_a_prediction(endpoint, f"prediction {index}: risk_score {score!r} is no probability in [0, 1]")
+    if not isinstance(bucket, str):
+        raise _not_a_prediction(endpoint, f"prediction {index}: risk_bucket {bucket!r} is no text")
+    return Score(float(score), bucket)
 
 
 def _as_text(value: Any) -> str:

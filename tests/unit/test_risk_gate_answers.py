@@ -1,0 +1,109 @@
+"""The risk gate trusts only answers that are risk predictions. An endpoint that answers HTTP 200 with
+something else (an auth proxy's login page, another service, a predictor that drops a row or scores
+NaN) is an endpoint error: exit 2, or 0 only with --fail-open. Before, such answers crashed the gate
+with exit 1 (read by CI as "too risky"), or passed it with patches never scored (fail-open by accident)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from patchrisk.risk_gate.gate import gate_files
+
+ROW = {"patch_id": "P-1", "code_churn_score": 0.8, "is_hotfix": True, "avg_device_age_days": 1200,
+       "files_changed": 30, "lines_added": 4000, "lines_deleted": 900, "test_coverage_pct": 35,
+       "prior_regressions_90d": 4, "author_experience_years": 1.5, "num_devices_targeted": 900000,
+       "component": "bootloader", "device_family": "iot-hub", "region": "apac"}
+
+
+def _prediction(score, bucket="high"):
+    return {"predictions": [{"risk_score": score, "risk_bucket": bucket, "patch_id": "P-1"}], "model_version": "3"}
+
+
+ANSWERS = {
+    "a login page": ("text/html", b"<html><body>Sign in</body></html>", "no JSON"),
+    "predictions that are no list": ("application/json", b'{"predictions": "none"}', "'predictions'"),
+    "a JSON list": ("application/json", b"[1, 2]", "'predictions'"),
+    "no prediction for the patch": ("application/json", json.dumps({"predictions": []}).encode(),
+                                    "0 predictions for 1 patch"),
+    "a score that is text": ("application/json", json.dumps(_prediction("high")).encode(), "risk_score"),
+    "a NaN score": ("application/json", b'{"predictions": [{"risk_score": NaN, "risk_bucket": "low"}]}',
+                    "risk_score"),
+    "a score above 1": ("application/json", json.dumps(_prediction(7.5)).encode(), "risk_score"),
+    "a bucket that is no text": ("application/json", json.dumps(_prediction(0.9, bucket=3)).encode(), "risk_bucket"),
+}
+
+
+@pytest.fixture
+def endpoint():
+    """A loopback HTTP server answering every request with HTTP 200 and ``answer[0]``'s body."""
+    answer = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            content_type, body = answer[0]
+            if self.path.endswith(":explain") and content_type == "application/json":  # a blocked patch's reasons
+                body = json.dumps({"explanations": [{"top_features": [{"feature": "component"}]}]}).encode()
+            self.send_response(200)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):  # V2 model metadata: the inputs tritonclient orders the patch's values by
+            body = json.dumps({"inputs": [{"name": k} for k in ROW if k != "patch_id"]}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", answer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("what", list(ANSWERS))
+def test_an_answer_that_is_no_risk_prediction_is_an_endpoint_error(endpoint, tmp_path, what):
+    url, answer = endpoint
+    content_type, body, named = ANSWERS[what]
+    answer.append((content_type, body))
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps(ROW))
+    report = gate_files([patch], url, retries=0)
+    assert report.exit_code == 2 and report.verdict == "error", report.to_json()
+    assert "is not a risk prediction" in report.error and named in report.error, report.error
+    assert gate_files([patch], url, retries=0, fail_open=True).exit_code == 0
+
+
+def test_a_well_formed_answer_still_decides(endpoint, tmp_path):
+    url, answer = endpoint
+    answer.append(("application/json", json.dumps(_prediction(0.9)).encode()))
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps(ROW))
+    report = gate_files([patch], url, retries=0, threshold=0.6)
+    assert (report.exit_code, report.model_version, [p.risk_score for p in report.patches]) == (1, "3", [0.9])
+
+
+def test_a_v2_answer_without_a_score_for_the_patch_is_an_endpoint_error(endpoint, tmp_path):
+    url, answer = endpoint
+    outputs = [{"name": "risk_score", "shape": [0], "datatype": "FP64", "data": []},
+               {"name": "risk_bucket", "shape": [0], "datatype": "BYTES", "data": []}]
+    answer.append(("application/json", json.dumps({"model_name": "patch-risk", "outputs": outputs}).encode()))
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps(ROW))
+    report = gate_files([patch], url, protocol="v2", retries=0)
+    assert report.exit_code == 2 and "is not a risk prediction" in report.error, report.to_json()
+    assert "need 1 value(s) each" in report.error
