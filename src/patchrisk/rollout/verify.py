@@ -105,8 +105,12 @@ def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec=Non
     rows, expected = reference_of(model_dir)
     with httpx.Client(base_url=endpoint.rstrip("/"), timeout=timeout) as client:
         v1 = _get(client, f"/v1/models/{model}")
-        ready = isinstance(v1, httpx.Response) and v1.status_code == 200 and v1.json().get("ready") is True
-        result.add("v1_ready", ready, v1 if isinstance(v1, str) else f"HTTP {v1.status_code} {v1.text[:200]}")
+        if isinstance(v1, str):
+            result.add("v1_ready", False, v1)
+        else:
+            status = _json_object(v1)
+            result.add("v1_ready", v1.status_code == 200 and isinstance(status, dict) and status.get("ready") is True,
+                       f"HTTP {v1.status_code} {v1.text[:200]}" if isinstance(status, dict) else status)
         v2 = _get(client, f"/v2/models/{model}/ready")
         result.add("v2_ready", isinstance(v2, httpx.Response) and v2.status_code == 200,
                    v2 if isinstance(v2, str) else f"HTTP {v2.status_code}")
@@ -130,17 +134,47 @@ def _post(client, result: VerifyResult, check: str, path: str, body: dict) -> ht
     return resp
 
 
+def _json_object(resp: httpx.Response) -> dict | str:
+    """The response's JSON object, or what it was instead (a login page, another service's answer)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        return body
+    return (f"HTTP {resp.status_code} but no JSON object (Content-Type {resp.headers.get('content-type', 'none')!r}): "
+            f"{resp.text[:200]!r}")
+
+
+def _numbers(values: list, what: str) -> list[float] | str:
+    """``values`` as scores, or what in them is no score."""
+    bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+    return f"{what} {bad!r} is no number" if bad is not None else [float(v) for v in values]
+
+
+def _check_scores(result: VerifyResult, check: str, got: list[float] | str, expected: list[float]) -> None:
+    if isinstance(got, str):
+        result.add(check, False, got)
+    else:
+        result.add(check, *_scores_match(got, expected))
+
+
 def _check_v1(client, result: VerifyResult, rows, expected, spec) -> None:
     resp = _post(client, result, "v1_predict", f"/v1/models/{result.model}:predict", {"instances": rows})
     if resp is None:
         return
-    body = resp.json()
+    body = _json_object(resp)
+    if isinstance(body, str):
+        result.add("v1_predict", False, body)
+        return
     served = str(body.get("model_version") or resp.headers.get(VERSION_HEADER) or "?")
     result.add("v1_model_version", served == result.expected_version,
                f"serves v{served}, expected v{result.expected_version}")
     score = spec.outputs.score  # the version's own output name
-    ok, detail = _scores_match([float(p[score]) for p in body.get("predictions", []) if score in p], expected)
-    result.add("v1_reference_scores", ok, detail)
+    predictions = body.get("predictions")
+    predictions = predictions if isinstance(predictions, list) else []
+    _check_scores(result, "v1_reference_scores",
+                  _numbers([p[score] for p in predictions if isinstance(p, dict) and score in p], score), expected)
 
 
 def _check_v2(client, result: VerifyResult, rows, expected, spec) -> None:
@@ -148,11 +182,15 @@ def _check_v2(client, result: VerifyResult, rows, expected, spec) -> None:
     resp = _post(client, result, "v2_infer", f"/v2/models/{result.model}/infer", request)
     if resp is None:
         return
-    body = resp.json()
-    served = str((body.get("parameters") or {}).get("model_version") or body.get("model_version") or "?")
+    body = _json_object(resp)
+    if isinstance(body, str):
+        result.add("v2_infer", False, body)
+        return
+    parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    served = str(parameters.get("model_version") or body.get("model_version") or "?")
     result.add("v2_model_version", served == result.expected_version,
                f"serves v{served}, expected v{result.expected_version}")
-    outputs = {o.get("name"): o for o in body.get("outputs", [])}
-    ok, detail = _scores_match([float(s) for s in (outputs.get(spec.outputs.score) or {}).get("data", [])],
-                               expected)
-    result.add("v2_reference_scores", ok, detail)
+    outputs = body.get("outputs") if isinstance(body.get("outputs"), list) else []
+    found = next((o for o in outputs if isinstance(o, dict) and o.get("name") == spec.outputs.score), {})
+    data = found.get("data") if isinstance(found.get("data"), list) else []
+    _check_scores(result, "v2_reference_scores", _numbers(data, spec.outputs.score), expected)

@@ -1,0 +1,66 @@
+"""rollout verify against an endpoint that answers HTTP 200 with something that is no prediction (an
+auth proxy's login page, another service): each check fails with what it got, and the result says so.
+Before, the first such answer crashed verify with a traceback, so the promotion was neither confirmed
+nor rolled back."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from patchrisk.rollout.verify import verify_endpoint
+
+ANSWERS = {
+    "a login page": ("text/html", b"<html><body>Sign in</body></html>"),
+    "a JSON list": ("application/json", b"[1, 2]"),
+    "scores that are text": ("application/json",
+                             json.dumps({"ready": True, "model_version": "4",
+                                         "predictions": [{"risk_score": "high"}],
+                                         "outputs": [{"name": "risk_score", "data": ["high"]}]}).encode()),
+}
+
+
+@pytest.fixture
+def endpoint():
+    answer = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            content_type, body = answer[0]
+            self.send_response(200)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *_args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", answer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("what", list(ANSWERS))
+def test_an_answer_that_is_no_prediction_fails_the_checks_with_what_it_got(endpoint, trained_patch_model, what):
+    url, answer = endpoint
+    answer.append(ANSWERS[what])
+    result = verify_endpoint(url, "patch-risk", "4", trained_patch_model[1])
+    assert not result.passed
+    failed = {name: detail for name, ok, detail in result.checks if not ok}
+    assert failed, result.checks
+    if what == "scores that are text":
+        assert set(failed) == {"v1_reference_scores", "v2_reference_scores"}
+        assert all("'high'" in detail for detail in failed.values()), failed
+    else:
+        assert "v1_ready" in failed and "no JSON object" in failed["v1_ready"], failed
