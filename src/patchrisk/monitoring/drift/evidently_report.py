@@ -7,7 +7,7 @@ from the incremental statistics, and ``--no-html`` skips this module entirely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -19,6 +19,7 @@ class EvidentlyResult:
     html: str
     drifted_columns: list[str]  # Evidently's own per-column verdicts on the samples (informative)
     methods: dict[str, str]
+    left_out: dict[str, str] = field(default_factory=dict)  # feature -> why the page does not compare it
 
 
 def _frame(df: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
@@ -63,5 +64,11 @@ def build_report(reference_sample: pd.DataFrame, window_sample: pd.DataFrame, sp
         reference = reference.sample(max_rows, random_state=0)
     if len(current) > max_rows:
         current = current.sample(max_rows, random_state=0)
-    snapshot, drifted, methods = evidently_drift(reference, current, spec)
-    return EvidentlyResult(snapshot.get_html_str(as_iframe=False), drifted, methods)
+    # Evidently refuses a column without a single value ("An empty column ... was provided"): a
+    # feature callers stopped sending is left out of the page, not the other features with it. The
+    # monitor's own statistics still judge it (its missing rate).
+    left_out = {name: f"no value in the {side}" for side, frame in (("reference", reference), ("window", current))
+                for name in spec.feature_names if frame[name].isna().all()}
+    columns = [name for name in spec.feature_names if name not in left_out]
+    snapshot, drifted, methods = evidently_drift(reference, current, spec, columns)
+    return EvidentlyResult(snapshot.get_html_str(as_iframe=False), drifted, methods, left_out)

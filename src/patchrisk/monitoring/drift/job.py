@@ -205,7 +205,10 @@ def wants_html(verdict, config: MonitoringConfig) -> bool:
     return bool(verdict.drifted_features) or bool(verdict.prediction and verdict.prediction.drifted)
 
 
-def _evidently(reference: Reference, analysis: WindowAnalysis, config: MonitoringConfig, say) -> tuple[str | None, dict | None]:
+def evidently_page(reference: Reference, analysis: WindowAnalysis, config: MonitoringConfig,
+                   say) -> tuple[str | None, dict | None]:
+    """The window's Evidently HTML and the summary's ``evidently`` section. Evidently only draws the
+    page: if it fails, the window keeps its summary, verdicts and decision, and the section says why."""
     if not wants_html(analysis.verdict, config):
         say("no drift: no Evidently report (report.html: drifted)")
         return None, None
@@ -215,12 +218,20 @@ def _evidently(reference: Reference, analysis: WindowAnalysis, config: Monitorin
 
     import pandas as pd
 
-    from patchrisk.monitoring.drift.evidently_report import build_report
+    from patchrisk.monitoring.drift import evidently_report
 
     say("building the Evidently report on samples ...")
     ref_sample = pd.read_parquet(io.BytesIO(reference.sample_parquet))
-    result = build_report(ref_sample, analysis.sample, reference.spec, config.report.sample_rows)
+    try:
+        result = evidently_report.build_report(ref_sample, analysis.sample, reference.spec, config.report.sample_rows)
+    except Exception as err:  # noqa: BLE001 - any failure of the page's library costs the page only
+        reason = f"{type(err).__name__}: {err}"
+        say(f"warning: no Evidently page for this window ({reason}); the verdicts come from the window's statistics")
+        return None, {"error": reason}
+    for name, why in result.left_out.items():
+        say(f"Evidently page leaves out {name}: {why}")
     return result.html, {"drifted_columns": result.drifted_columns, "methods": result.methods,
+                         "left_out": result.left_out,
                          "sample_rows": {"reference": min(len(ref_sample), config.report.sample_rows),
                                          "window": min(len(analysis.sample), config.report.sample_rows)}}
 
@@ -290,7 +301,7 @@ def conclude_window(settings, request: MonitorRequest, config: MonitoringConfig,
         t = config.trigger
         performance = analysis.labelled.evaluate(reference.spec.decision_threshold, reference.metrics,
                                                  t.performance_metric, t.performance_drop, t.min_labelled_rows)
-    html, evidently = _evidently(reference, analysis, config, say) if request.html else (None, None)
+    html, evidently = evidently_page(reference, analysis, config, say) if request.html else (None, None)
     prefix = f"reports/{reference.model_name}/{window.key}"
     summary = {
         "schema": SUMMARY_SCHEMA,
