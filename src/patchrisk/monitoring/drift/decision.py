@@ -16,7 +16,12 @@ A feature is *drifted* when both hold:
    the effect threshold makes that chance vanish once windows have a few thousand rows, where
    noise PSI is ~0.005. The retraining trigger then needs several drifted windows in a row.
 
-Prediction drift uses the same rule on ``risk_score`` (fixed bins 0.1 wide, one test: ``alpha``).
+Missing values are one more bin of a feature's distribution (in PSI and in the test): a feature
+whose values stop arriving (a nullable one missing in every row of the window) drifts like one whose
+values shift. Wasserstein compares the present values only.
+
+Prediction drift uses the same rule on ``risk_score`` (fixed bins 0.1 wide, one test: ``alpha``);
+its missing values are failed calls, the error rate's business, so they are not a bin there.
 Windows with fewer than ``min_rows`` rows are reported but not judged.
 """
 
@@ -87,29 +92,40 @@ def chi2_homogeneity(reference_counts: np.ndarray, current_counts: np.ndarray) -
     return float(chdtrc(table.shape[1] - 1, statistic))
 
 
+def _shift(ref_props: np.ndarray, ref_missing: float, ref_rows: int, cur_props: np.ndarray, cur_counts: np.ndarray,
+           cur_missing: int, cur_missing_rate: float, with_missing: bool) -> tuple[float, float]:
+    """(PSI, the test's p-value) of the window's bins against the reference's; ``with_missing``: over
+    all rows, the missing ones as one more bin, else over the present values only."""
+    ref_counts = ref_props * ref_rows * (1 - ref_missing)
+    if not with_missing:
+        return psi(ref_props, cur_props), chi2_homogeneity(ref_counts, cur_counts)
+    ref_all = np.append(ref_props * (1 - ref_missing), ref_missing)
+    cur_all = np.append(cur_props * (1 - cur_missing_rate), cur_missing_rate)
+    return (psi(ref_all, cur_all),
+            chi2_homogeneity(np.append(ref_counts, ref_rows * ref_missing), np.append(cur_counts, cur_missing)))
+
+
 def numeric_drift(name: str, ref: dict, ref_rows: int, acc: NumericAccumulator, thresholds: DriftThresholds,
                   alpha: float, kind: str = "numeric", psi_threshold: float | None = None) -> FeatureDrift:
-    ref_props = np.asarray(ref["proportions"], float)
-    ref_counts = ref_props * ref_rows * (1 - ref.get("missing_rate", 0.0))
-    psi_value = psi(ref_props, acc.proportions)
+    ref_missing = ref.get("missing_rate", 0.0)
+    psi_value, p_value = _shift(np.asarray(ref["proportions"], float), ref_missing, ref_rows, acc.proportions,
+                                acc.bin_counts, acc.missing, acc.missing_rate, with_missing=kind != "prediction")
     wasserstein = normalized_wasserstein(ref["quantiles"], acc.quantiles(), ref["std"])
     effect = psi_value >= (psi_threshold or thresholds.psi_threshold) or wasserstein >= thresholds.wasserstein_threshold
-    p_value = chi2_homogeneity(ref_counts, acc.bin_counts)
     return FeatureDrift(name, kind, acc.count, psi_value, wasserstein, TEST_NAME, p_value, alpha, effect,
-                        p_value < alpha, effect and p_value < alpha, acc.missing_rate, ref.get("missing_rate", 0.0))
+                        p_value < alpha, effect and p_value < alpha, acc.missing_rate, ref_missing)
 
 
 def categorical_drift(name: str, ref: dict, ref_rows: int, acc: CategoricalAccumulator,
                       thresholds: DriftThresholds, alpha: float) -> FeatureDrift:
     names = [*acc.categories, OTHER]
-    ref_props = np.asarray([ref["frequencies"].get(c, 0.0) for c in names])
-    ref_counts = ref_props * ref_rows * (1 - ref.get("missing_rate", 0.0))
-    cur_props = np.asarray([acc.frequencies[c] for c in names])
-    psi_value = psi(ref_props, cur_props)
+    ref_missing = ref.get("missing_rate", 0.0)
+    psi_value, p_value = _shift(np.asarray([ref["frequencies"].get(c, 0.0) for c in names]), ref_missing, ref_rows,
+                                np.asarray([acc.frequencies[c] for c in names]), acc.counts, acc.missing,
+                                acc.missing_rate, with_missing=True)
     effect = psi_value >= thresholds.psi_threshold
-    p_value = chi2_homogeneity(ref_counts, acc.counts)
     return FeatureDrift(name, "categorical", acc.count, psi_value, None, TEST_NAME, p_value, alpha, effect,
-                        p_value < alpha, effect and p_value < alpha, acc.missing_rate, ref.get("missing_rate", 0.0))
+                        p_value < alpha, effect and p_value < alpha, acc.missing_rate, ref_missing)
 
 
 def judge(stats: dict, accumulators: dict, score: NumericAccumulator | None, rows: int,
