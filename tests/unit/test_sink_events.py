@@ -87,3 +87,22 @@ def test_structured_event_with_base64_data_parses():
                 "data_base64": "eyJpbnN0YW5jZXMiOiBbXX0="}  # {"instances": []}
     event = parse_event({"content-type": "application/cloudevents+json"}, json.dumps(envelope).encode())
     assert event.body == {"instances": []} and event.rows == 0
+
+
+def test_a_v2_response_with_binary_outputs_reads_as_its_json_form():
+    """Servers answer in binary when the caller asks (``binary_data`` on an output); ours answers JSON,
+    but the sink reads either: the tensors' bytes follow the JSON header, in output order."""
+    import struct
+
+    header = {"model_name": "patch-risk", "model_version": "9", "outputs": [
+        {"name": "risk_score", "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": 16}},
+        {"name": "risk_bucket", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": 15}}]}
+    body = (json.dumps(header).encode() + struct.pack("<2d", 0.25, 0.75)
+            + struct.pack("<I", 3) + b"low" + struct.pack("<I", 4) + b"high")
+    (headers, _), = logger_events({"instances": instances(1)}, None, "patch-risk", "prod", event_id="bin-out")
+    headers["ce-type"] = "org.kubeflow.serving.inference.response"
+    event = parse_event(headers, body)
+    assert event.rows == 2 and response_version(event.body) == "9"
+    assert [(o["name"], o["data"]) for o in event.body["outputs"]] == [
+        ("risk_score", [0.25, 0.75]), ("risk_bucket", ["low", "high"])]
+    assert all("parameters" not in o for o in event.body["outputs"])  # binary_data_size was the only one
