@@ -6,12 +6,11 @@ with exit 1 (read by CI as "too risky"), or passed it with patches never scored 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from patchrisk.risk_gate.gate import gate_files
+from tests.unit.canned_http import canned_http_server
 
 ROW = {"patch_id": "P-1", "code_churn_score": 0.8, "is_hotfix": True, "avg_device_age_days": 1200,
        "files_changed": 30, "lines_added": 4000, "lines_deleted": 900, "test_coverage_pct": 35,
@@ -39,40 +38,20 @@ ANSWERS = {
 
 @pytest.fixture
 def endpoint():
-    """A loopback HTTP server answering every request with HTTP 200 and ``answer[0]``'s body."""
+    """A loopback server answering with ``answer[0]`` (content type, body); V2 metadata and a blocked
+    patch's explanation as the predictor gives them."""
     answer = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            content_type, body = answer[0]
-            if self.path.endswith(":explain") and content_type == "application/json":  # a blocked patch's reasons
-                body = json.dumps({"explanations": [{"top_features": [{"feature": "component"}]}]}).encode()
-            self.send_response(200)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(method: str, path: str) -> tuple[str, bytes]:
+        if method == "GET":  # V2 model metadata: the inputs tritonclient orders the patch's values by
+            return "application/json", json.dumps({"inputs": [{"name": k} for k in ROW if k != "patch_id"]}).encode()
+        content_type, body = answer[0]
+        if path.endswith(":explain") and content_type == "application/json":
+            body = json.dumps({"explanations": [{"top_features": [{"feature": "component"}]}]}).encode()
+        return content_type, body
 
-        def do_GET(self):  # V2 model metadata: the inputs tritonclient orders the patch's values by
-            body = json.dumps({"inputs": [{"name": k} for k in ROW if k != "patch_id"]}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", answer
-    finally:
-        server.shutdown()
-        server.server_close()
+    with canned_http_server(respond) as url:
+        yield url, answer
 
 
 @pytest.mark.parametrize("what", list(ANSWERS))

@@ -6,12 +6,11 @@ nor rolled back."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from patchrisk.rollout.verify import verify_endpoint
+from tests.unit.canned_http import canned_http_server
 
 ANSWERS = {
     "a login page": ("text/html", b"<html><body>Sign in</body></html>"),
@@ -26,29 +25,8 @@ ANSWERS = {
 @pytest.fixture
 def endpoint():
     answer = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self):
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            content_type, body = answer[0]
-            self.send_response(200)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *_args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", answer
-    finally:
-        server.shutdown()
-        server.server_close()
+    with canned_http_server(lambda _method, _path: answer[0]) as url:
+        yield url, answer
 
 
 @pytest.mark.parametrize("what", list(ANSWERS))
