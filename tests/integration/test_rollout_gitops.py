@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.rollout_support import (
+    MODEL,
     aliases,
     assert_manifests_pass,
     commits,
     overlay_doc,
     run,
+    settings,
     traffic,
     version_tags,
     write_labels,
@@ -114,12 +116,18 @@ def test_knative_rollback_restores_the_champion_uri(gitops_repo, rollout_env):
 
 
 def test_canary_with_a_higher_error_rate_is_rolled_back(gitops_repo, rollout_env):
+    """Also with a torn upload among the logs: it is skipped and named, never a reason to keep a
+    failing canary (it used to stop every analysis, so nothing could be rolled back)."""
     repo = gitops_repo
     assert run(repo, "start", "--overlay", "staging", "--model-version", "2").exit_code == 0
     traffic(rollout_env, "2", seed=400, canary_error_rate=0.06)
+    canary_day = next(Path(settings().prediction_log_uri, f"model={MODEL}", "endpoint=canary").glob("date=*"))
+    (canary_day / "part-torn.parquet").write_bytes(b"PAR1 cut short")
     result = run(repo, "analyze", "--overlay", "staging", "--apply")
     assert result.exit_code == 0, result.output
     assert "decision: rollback" in result.output and "error_rate = 0.0" in result.output
+    [skipped] = report_of(result)["unreadable_files"]
+    assert skipped["file"].endswith("part-torn.parquet") and "unreadable prediction log" in skipped["reason"]
     assert commits(repo)[0] == "rollout(patch-risk): roll back canary v2 [staging]"
     assert overlay_doc(repo, "staging")["spec"]["canary"] == []
     assert overlay_doc(repo, "staging")["spec"]["predictor"]["name"] == "v1"

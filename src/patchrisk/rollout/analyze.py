@@ -57,7 +57,11 @@ def analyze(ctx: RolloutContext, labels_path: Path | None = None, report_dir: Pa
                              f"start one with `patchrisk rollout start`")
     config = ctx.config
     canary_since, step_since = _since(journal.canary_started_at), _since(journal.step_started_at)
-    logs = read_logs(ctx.settings.prediction_log_uri, ctx.model, canary_since, ctx.settings.s3_endpoint_url)
+    unreadable: list[dict] = []
+    logs = read_logs(ctx.settings.prediction_log_uri, ctx.model, canary_since, ctx.settings.s3_endpoint_url,
+                     unreadable=unreadable)
+    for skipped in unreadable:
+        log.warning("skipped %s: %s", skipped["file"], skipped["reason"])
     versions = {"default": journal.champion.version, "canary": journal.canary.version}
     specs = version_specs(ctx, versions)
     labels = {e: read_labels(labels_path, spec) for e, spec in specs.items()} if labels_path else None
@@ -82,7 +86,7 @@ def analyze(ctx: RolloutContext, labels_path: Path | None = None, report_dir: Pa
         "windows": {"canary_since": journal.canary_started_at, "step_since": journal.step_started_at},
         "log_uri": ctx.settings.prediction_log_uri, "labels": str(labels_path) if labels_path else None,
         "endpoints": {k: asdict(v) for k, v in stats.items()}, "comparison": comparison.to_dict(),
-        "decision": decision.to_dict(), "config": config.model_dump(),
+        "decision": decision.to_dict(), "config": config.model_dump(), "unreadable_files": unreadable,
     }
     json_path, md_path = write_report(report, ctx.report_dir(report_dir))
     return {**report, "report": str(json_path), "report_markdown": str(md_path)}

@@ -33,6 +33,14 @@ def log_files(store: Store, model: str, since: datetime | None) -> list[tuple[st
     return files
 
 
+class UnreadablePart(PatchriskError):
+    """A log part that is no prediction log (a torn upload, a stray object); ``reason`` says why."""
+
+    def __init__(self, file: str, reason: str):
+        super().__init__(f"{file}: {reason}")
+        self.file, self.reason = file, reason
+
+
 def _read_part(store: Store, name: str):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -40,10 +48,10 @@ def _read_part(store: Store, name: str):
     try:
         table = pq.read_table(io.BytesIO(store.read_bytes(name)))
     except (pa.ArrowException, OSError) as err:  # a torn or foreign file names itself
-        raise PatchriskError(f"{store.root}/{name}: unreadable prediction log: {err}") from None
+        raise UnreadablePart(f"{store.root}/{name}", f"unreadable prediction log: {err}") from None
     missing = [c for c in LOG_COLUMNS if c not in table.column_names and c != "endpoint"]
     if missing:
-        raise PatchriskError(f"{store.root}/{name}: prediction log lacks column(s) {', '.join(missing)}")
+        raise UnreadablePart(f"{store.root}/{name}", f"prediction log lacks column(s) {', '.join(missing)}")
     return table.select([c for c in LOG_COLUMNS if c in table.column_names]).to_pandas()
 
 
@@ -56,12 +64,22 @@ def _unpaired_part(store: Store, model: str, since: datetime | None) -> pd.DataF
 
 
 def read_logs(log_uri: str, model: str, since: datetime | None = None,
-              endpoint_url: str | None = None) -> pd.DataFrame:
-    """One frame of ``LOG_COLUMNS`` (received_at in UTC, model_version as text or None), newest days only."""
+              endpoint_url: str | None = None, unreadable: list[dict] | None = None) -> pd.DataFrame:
+    """One frame of ``LOG_COLUMNS`` (received_at in UTC, model_version as text or None), newest days only.
+
+    A part that is no prediction log raises :class:`UnreadablePart`; given ``unreadable``, it is
+    skipped and recorded there as ``{"file", "reason"}`` instead, as the monitor does: one torn upload
+    must not stop every later analysis, the rollback of a failing canary included."""
     store = Store(log_uri, endpoint_url)
     frames = []
     for name, endpoint in log_files(store, model, since):
-        part = _read_part(store, name)
+        try:
+            part = _read_part(store, name)
+        except UnreadablePart as err:
+            if unreadable is None:
+                raise
+            unreadable.append({"file": err.file, "reason": err.reason})
+            continue
         if "endpoint" not in part:
             part["endpoint"] = endpoint
         frames.append(part)

@@ -74,6 +74,10 @@ def markdown(report: dict) -> str:
              + (f" (canary {decision['current_weight']}% -> {decision['next_weight']}%)"
                 if decision["action"] == "step" else f" (canary at {decision['current_weight']}%)"), ""]
     lines += [f"- {reason}" for reason in decision["reasons"]]
+    skipped = report.get("unreadable_files") or []
+    if skipped:
+        lines += ["", f"Skipped {len(skipped)} log file(s) that are no prediction log:"]
+        lines += [f"- `{s['file']}`: {s['reason']}" for s in skipped]
     lines += ["", (f"Made against commit `{report['head_commit']}`, overlay hash `{report['overlay_hash'][:16]}`, "
               f"at {report['generated_at']}. Champion v{report['champion']['version']}, "
               f"mode {report['mode']}."), "", "## Guardrails", "",
