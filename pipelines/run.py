@@ -184,10 +184,12 @@ def run_training_locally(settings: Settings, *, data_uri: str, spec: str = "patc
     from patchrisk import registry
     from patchrisk.gates.policy import load_policy
     from patchrisk.steps.prepare import check_source
+    from patchrisk.training import TrainParams
 
-    # a mistyped path or policy environment: one line naming it, before any task starts
+    # a mistyped path, policy environment or training parameter: one line naming it, before any task starts
     check_source(spec, str(data_uri))
     load_policy(spec, policy_env)
+    TrainParams(seed=seed, device=device, iterations=iterations)
     arguments = dict(data_uri=str(data_uri), spec=spec, seed=seed, device=device, iterations=iterations,
                      mlflow_tracking_uri=settings.tracking_uri,
                      model_store_uri=registry.model_store_root(settings), git_commit=git_commit,

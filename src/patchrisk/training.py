@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 REFERENCE_ROWS = 5  # rows stored with the model for the predictor's self-check and smoke tests
 REFERENCE_SAMPLE_ROWS = 5000
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class TrainParams:
             raise PatchriskError(f"device must be 'cpu' or 'gpu', got '{self.device}'")
         if self.iterations < 1:
             raise PatchriskError(f"iterations must be at least 1, got {self.iterations}")
+        if not 0 <= self.seed <= MAX_SEED:  # the split's random_state takes no other
+            raise PatchriskError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}")
 
     def catboost_params(self) -> dict:
         params = {

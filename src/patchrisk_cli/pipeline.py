@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         data_uri: str = typer.Option(..., help="Training table (.csv/.parquet, path or s3://), or a telemetry "
                                                "directory for specs with an aggregation."),
         spec: str = typer.Option("patch-risk", help="Model spec name or path."),
-        seed: int = typer.Option(42, help="Seed for split and training."),
+        seed: int = typer.Option(42, min=0, max=2**32 - 1, help="Seed for split and training."),
         device: str = typer.Option("cpu", help="cpu or gpu."),
         iterations: int = typer.Option(600, min=1, help="Maximum boosting iterations."),
         local: bool = typer.Option(True, "--local/--cluster", help="Run with kfp.local (default) or on --host."),
