@@ -32,3 +32,14 @@ def test_a_window_of_a_year_is_judged_and_ends_where_asked():
     request = monitor_request("patch-risk", "2026-01-05T00:00:00Z", 24 * 366, "")
     window = judged_window(request, resolve_config(request))
     assert (window.end - window.start).days == 366 and window.end.isoformat() == "2026-01-05T00:00:00+00:00"
+
+
+def test_a_window_that_has_not_ended_is_refused_by_name():
+    """A window is judged once it has ended: one ending in the future would be judged on part of its
+    logs and recorded in the monitor's state as if complete."""
+    import datetime as dt
+
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).replace(microsecond=0)
+    request = monitor_request("patch-risk", future.isoformat(), 0, "")
+    with pytest.raises(PatchriskError, match=r"window_end .* has not come yet"):
+        judged_window(request, resolve_config(request))

@@ -89,9 +89,15 @@ def resolve_config(request: MonitorRequest) -> MonitoringConfig:
 
 
 def judged_window(request: MonitorRequest, config: MonitoringConfig) -> Window:
-    """``request.window_end``, else the last complete window of the config's grid before the run started."""
-    return Window.ending(request.window_end, config.window_hours, config.window_alignment_seconds,
-                         now=request.started_at)
+    """``request.window_end``, else the last complete window of the config's grid before the run started.
+    A window that has not ended is refused: judged on part of its logs, it would enter the monitor's
+    state as complete."""
+    now = request.started_at or dt.datetime.now(dt.UTC)
+    window = Window.ending(request.window_end, config.window_hours, config.window_alignment_seconds, now=now)
+    if window.end > now:
+        raise PatchriskError(f"window_end {window.end.isoformat()} has not come yet (now {now.isoformat()}): "
+                             "a window is judged once it has ended")
+    return window
 
 
 def open_log_store(settings) -> Store:
