@@ -53,7 +53,8 @@ def monitoring_pipeline(
     """
     plan = _credentials(plan_monitor_window(
         model=model, window_end=window_end, window_hours=window_hours, partitions=partitions,
-        monitoring_config=monitoring_config, log_store_uri=log_store_uri, mlflow_tracking_uri=mlflow_tracking_uri))
+        monitoring_config=monitoring_config, log_store_uri=log_store_uri, mlflow_tracking_uri=mlflow_tracking_uri,
+        trigger_backend=trigger_backend, training_data_uri=training_data_uri))
     with dsl.ParallelFor(plan.output) as partition:
         sketch = _credentials(sketch_window_partition(
             model=model, partition=partition, window_hours=window_hours, monitoring_config=monitoring_config,

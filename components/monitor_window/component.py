@@ -12,14 +12,18 @@ from patchrisk_components._base import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def plan_monitor_window(model: str, window_end: str, window_hours: float, partitions: int, monitoring_config: str,
-                        log_store_uri: str, mlflow_tracking_uri: str) -> List[str]:  # noqa: UP006
-    """The window's partitions (JSON: pinned champion version, window end, log files), one per sketch task."""
+                        log_store_uri: str, mlflow_tracking_uri: str, trigger_backend: str,
+                        training_data_uri: str) -> List[str]:  # noqa: UP006
+    """The window's partitions (JSON: pinned champion version, window end, log files), one per sketch task.
+    The retraining settings the merge will use are checked here, before any partition is sketched."""
     from patchrisk.monitoring.drift.fanout import monitor_request, monitor_settings, plan
     from patchrisk.task_process import start_task
 
     start_task()
     settings = monitor_settings(log_store_uri, mlflow_tracking_uri)
-    return plan(settings, monitor_request(model, window_end, window_hours, monitoring_config), partitions, print)
+    request = monitor_request(model, window_end, window_hours, monitoring_config, trigger_backend=trigger_backend,
+                              training_data_uri=training_data_uri)
+    return plan(settings, request, partitions, print)
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)

@@ -107,3 +107,24 @@ def test_a_sketch_task_reads_its_pinned_reference_from_the_model_store_without_m
     assert out.returncode == 0, out.stderr
     rows, mlflow_modules = json.loads(out.stdout)
     assert rows > 0 and mlflow_modules == []
+
+
+def test_a_mistyped_trigger_backend_fails_the_plan_before_any_partition_is_sketched(window_logs, tmp_path):
+    """The plan step checks the retraining settings the merge step will use: a mistyped
+    trigger_backend used to fail the run only at the merge, after every sketch task had read its logs."""
+    from patchrisk_pipelines.monitoring import monitoring_pipeline
+    from patchrisk_pipelines.run import PipelineFailed, run_local
+
+    settings, base = window_logs
+    root = settings.state / "kfp-local"
+    before = set(root.iterdir()) if root.exists() else set()
+    log = tmp_path / "tasks.log"
+    with pytest.raises(PipelineFailed, match="plan-monitor-window"):
+        run_local(monitoring_pipeline, {
+            "window_end": WINDOW_END, "partitions": 4, "log_store_uri": str(base / "logs-single"),
+            "mlflow_tracking_uri": settings.tracking_uri, "trigger_backend": "kfpp",
+            "training_data_uri": str(base / "retrain.parquet")}, settings, log)
+    assert "error: the command's flags or the pipeline's parameters: invalid monitoring config: retraining.backend" \
+        in log.read_text()
+    sketched = [path for run_dir in set(root.iterdir()) - before for path in run_dir.rglob("sketch")]
+    assert not sketched, "a partition was sketched before the plan refused the settings"

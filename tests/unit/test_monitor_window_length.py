@@ -43,3 +43,4 @@ def test_a_window_that_has_not_ended_is_refused_by_name():
     request = monitor_request("patch-risk", future.isoformat(), 0, "")
     with pytest.raises(PatchriskError, match=r"window_end .* has not come yet"):
         judged_window(request, resolve_config(request))
+
