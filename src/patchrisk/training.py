@@ -39,11 +39,11 @@ class TrainParams:
     def __post_init__(self) -> None:
         # The pipeline's parameters, typed into the KFP UI: a mistake is named before any work.
         if self.device not in ("cpu", "gpu"):
-            raise PatchriskError(f"device must be 'cpu' or 'gpu', got '{self.device}'")
-        if self.iterations < 1:
-            raise PatchriskError(f"iterations must be at least 1, got {self.iterations}")
-        if not 0 <= self.seed <= MAX_SEED:  # the split's random_state takes no other
-            raise PatchriskError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}")
+            raise PatchriskError(f"device must be 'cpu' or 'gpu', got {self.device!r}")
+        if not _whole(self.iterations) or self.iterations < 1:
+            raise PatchriskError(f"iterations must be at least 1, got {self.iterations!r}")
+        if not _whole(self.seed) or not 0 <= self.seed <= MAX_SEED:  # the split's random_state takes no other
+            raise PatchriskError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
 
     def catboost_params(self) -> dict:
         params = {
@@ -65,6 +65,10 @@ class TrainParams:
         if self.device == "gpu":
             params.update(task_type="GPU", devices="0")
         return params
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass

@@ -6,6 +6,7 @@ OverflowError traceback."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -44,3 +45,41 @@ def test_a_window_that_has_not_ended_is_refused_by_name():
     with pytest.raises(PatchriskError, match=r"window_end .* has not come yet"):
         judged_window(request, resolve_config(request))
 
+
+
+@pytest.mark.parametrize(("arguments", "named"), [
+    ({"iteration": 150}, "retraining.arguments: unknown parameter(s) iteration of the training pipeline"),
+    ({"iterations": 0}, "retraining.arguments: iterations must be at least 1, got 0"),
+    ({"seed": "seven"}, "retraining.arguments: seed must be a whole number from 0 to 4294967295, got 'seven'"),
+    ({"device": "GPU"}, "retraining.arguments: device must be 'cpu' or 'gpu', got 'GPU'"),
+    ({"policy_env": "prd"}, "retraining.arguments: policy patch-risk: unknown environment 'prd' (known: dev, prod, staging)"),
+])
+def test_retraining_arguments_are_checked_when_the_monitor_starts(arguments, named):
+    """Not when drift first triggers a run (the worst time to learn of a typo): every launch would
+    fail, be retried after the delay and fail again, while the drifted champion keeps serving."""
+    import yaml
+
+    from patchrisk.monitoring.drift.launcher import TrainingPipeline
+    from tests.conftest import REPO
+
+    config = yaml.safe_dump({"retraining": {"backend": "kfp", "training_data_uri": "s3://data/history.parquet",
+                                            "arguments": arguments}})
+    request = monitor_request("patch-risk", "2026-01-05T00:00:00Z", 24, config)
+    request.pipeline = TrainingPipeline(compiled_yaml=REPO / "pipelines" / "compiled" / "training.yaml",
+                                        run_locally=lambda *a, **k: None)
+    with pytest.raises(PatchriskError, match=re.escape(named)):
+        resolve_config(request)
+
+
+def test_retraining_arguments_the_pipeline_takes_pass():
+    import yaml
+
+    from patchrisk.monitoring.drift.launcher import TrainingPipeline
+    from tests.conftest import REPO
+
+    config = yaml.safe_dump({"retraining": {"backend": "kfp", "training_data_uri": "s3://data/history.parquet",
+                                            "arguments": {"iterations": 150, "seed": 7, "policy_env": "prod"}}})
+    request = monitor_request("patch-risk", "2026-01-05T00:00:00Z", 24, config)
+    request.pipeline = TrainingPipeline(compiled_yaml=REPO / "pipelines" / "compiled" / "training.yaml",
+                                        run_locally=lambda *a, **k: None)
+    assert resolve_config(request).retraining.arguments == {"iterations": 150, "seed": 7, "policy_env": "prod"}

@@ -85,7 +85,29 @@ def resolve_config(request: MonitorRequest) -> MonitoringConfig:
     if config.retraining.backend != "none" and not config.retraining.training_data_uri:
         raise PatchriskError(f"--trigger-backend {config.retraining.backend} needs the data to retrain on: "
                              "--training-data-uri or retraining.training_data_uri in the config")
+    if config.retraining.backend != "none":
+        check_retraining_arguments(config.retraining.arguments, config.retraining.spec, request.pipeline)
     return config
+
+
+def check_retraining_arguments(arguments: dict, spec: str, pipeline: TrainingPipeline | None) -> None:
+    """``retraining.arguments`` checked as the monitor starts, not when drift first triggers a run:
+    a typo there would make every launch fail and be retried while the drifted champion serves on."""
+    from patchrisk.gates.policy import load_policy
+    from patchrisk.training import TrainParams
+
+    if pipeline is not None:
+        known = pipeline.parameters()
+        unknown = sorted(set(arguments) - known)
+        if unknown:
+            raise PatchriskError(f"retraining.arguments: unknown parameter(s) {', '.join(unknown)} of the training "
+                                 f"pipeline (it takes: {', '.join(sorted(known))})")
+    try:
+        TrainParams(**{k: arguments[k] for k in ("seed", "device", "iterations") if k in arguments})
+        if "policy_env" in arguments:
+            load_policy(spec, str(arguments["policy_env"]))
+    except PatchriskError as err:
+        raise PatchriskError(f"retraining.arguments: {err}") from None
 
 
 def judged_window(request: MonitorRequest, config: MonitoringConfig) -> Window:

@@ -161,6 +161,14 @@ class TrainingPipeline:
     compiled_yaml: Path  # the compiled training pipeline uploaded to KFP
     run_locally: Callable[..., Any]  # patchrisk_pipelines.run.run_training_locally
 
+    def parameters(self) -> set[str]:
+        """The pipeline's input parameters, as its compiled IR declares them."""
+        import yaml
+
+        with open(self.compiled_yaml) as handle:
+            spec = next(yaml.safe_load_all(handle))  # the pipeline spec; a platform spec may follow
+        return set(spec["root"]["inputDefinitions"]["parameters"])
+
 
 def _compiled_training_yaml() -> Path:
     raise PatchriskError("no compiled training pipeline was given to the KFP launcher "
