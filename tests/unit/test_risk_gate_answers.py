@@ -86,3 +86,18 @@ def test_a_v2_answer_without_a_score_for_the_patch_is_an_endpoint_error(endpoint
     report = gate_files([patch], url, protocol="v2", retries=0)
     assert report.exit_code == 2 and "is not a risk prediction" in report.error, report.to_json()
     assert "need 1 value(s) each" in report.error
+
+
+@pytest.mark.parametrize(("content_type", "body", "named"), [
+    ("text/html", b"<html><body>Sign in</body></html>", "no JSON"),
+    ("application/json", b"[1, 2]", "model metadata without an 'inputs' list"),
+    ("application/json", b'{"inputs": "all"}', "model metadata without an 'inputs' list"),
+])
+def test_a_v2_endpoint_that_is_no_predictor_is_an_endpoint_error(tmp_path, content_type, body, named):
+    """V2 asks the model's metadata first: a login page there crashed the gate with tritonclient's
+    JSON error (exit 1, read as 'too risky')."""
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps(ROW))
+    with canned_http_server(lambda _method, _path: (content_type, body)) as url:
+        report = gate_files([patch], url, protocol="v2", retries=0)
+    assert report.exit_code == 2 and "is not a risk prediction" in report.error and named in report.error, report.error

@@ -142,7 +142,7 @@ class RiskClient:
         )
         headers = {"Content-Type": "application/json"}  # tritonclient leaves it out; KServe needs it
         try:
-            names = [i["name"] for i in client.get_model_metadata(self.model, headers=headers)["inputs"]]
+            names = _input_names(client.get_model_metadata(self.model, headers=headers), self.endpoint)
             values = np.array([[_as_text(row.get(n)) for n in names] for row in rows], dtype=object)
             tensor = triton.InferInput("input-0", list(values.shape), "BYTES")
             tensor.set_data_from_numpy(values, binary_data=False)
@@ -156,6 +156,8 @@ class RiskClient:
                 raise _Retryable(f"cannot reach {self.endpoint}: {err.message()}") from None
             _raise_for_status(status, err.message())
             raise
+        except ValueError as err:  # an HTTP 200 that is no JSON (a login page): tritonclient's parser says so
+            raise _not_a_prediction(self.endpoint, f"no JSON ({err}); is --endpoint the predictor?") from None
         except Exception as err:  # socket errors and gevent timeouts surface as assorted types
             if isinstance(err, (OSError, TimeoutError)) or type(err).__name__ == "Timeout":
                 raise _Retryable(f"cannot reach {self.endpoint}: {err!r}") from None
@@ -214,6 +216,14 @@ def _error_text(response: httpx.Response) -> str:
 def _not_a_prediction(endpoint: str, detail: str) -> EndpointError:
     """An HTTP 200 whose body is no risk prediction: an endpoint error (exit 2), never a verdict."""
     return EndpointError(f"{endpoint} answered with something that is not a risk prediction: {detail}")
+
+
+def _input_names(metadata: Any, endpoint: str) -> list[str]:
+    """The model's input names from its V2 metadata, in order."""
+    inputs = metadata.get("inputs") if isinstance(metadata, dict) else None
+    if not isinstance(inputs, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in inputs):
+        raise _not_a_prediction(endpoint, "model metadata without an 'inputs' list of named inputs")
+    return [i["name"] for i in inputs]
 
 
 def _answer_list(body: Any, key: str, rows: int, endpoint: str) -> list:
