@@ -9,9 +9,9 @@ the JSON header is found as the one JSON value the body starts with, and each te
 back into a ``data`` list: the body then reads as its JSON form would. Responses use the same layout
 for ``outputs`` (our predictor always answers JSON; other servers answer so when asked).
 
-Byte layout (the extension's, as tritonclient writes it): numbers little-endian at their datatype's
-width, BOOL one byte each, BYTES each element as a 4-byte little-endian length and that many bytes
-(UTF-8 text here, as the model's categories are).
+The tensors' bytes are read back with tritonclient's own decoders (``tritonclient.utils``, in the
+sink's image): numbers at their datatype's width, BYTES as length-prefixed elements (UTF-8 text
+here, as the model's categories are).
 """
 
 from __future__ import annotations
@@ -21,14 +21,6 @@ import struct
 from typing import Any
 
 import orjson
-
-# Datatype -> numpy's little-endian dtype string (BOOL: one byte, 0 or 1).
-NUMERIC_DTYPES = {
-    "BOOL": "?", "INT8": "i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
-    "UINT8": "u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
-    "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
-}
-_LENGTH = struct.Struct("<I")
 
 
 class BinaryTensorError(ValueError):
@@ -87,31 +79,20 @@ def _binary_size(tensor: Any) -> Any:
 
 
 def _values(raw: memoryview, datatype: Any, name: Any) -> list:
-    if datatype == "BYTES":
-        return _byte_elements(raw, name)
-    dtype = NUMERIC_DTYPES.get(datatype)
-    if dtype is None:
-        raise BinaryTensorError(f"tensor {name!r}: datatype {datatype!r} cannot be read from binary data")
+    """The tensor's elements, decoded as tritonclient (whose encoding this reads back) decodes them."""
     import numpy as np
+    from tritonclient.utils import deserialize_bytes_tensor, triton_to_np_dtype
 
-    width = np.dtype(dtype).itemsize
-    if len(raw) % width:
-        raise BinaryTensorError(f"tensor {name!r}: {len(raw)} bytes are no whole number of {datatype} values")
-    return np.frombuffer(raw, dtype=dtype).tolist()
-
-
-def _byte_elements(raw: memoryview, name: Any) -> list[str]:
-    values, offset = [], 0
-    while offset < len(raw):
-        if offset + _LENGTH.size > len(raw):
-            raise BinaryTensorError(f"tensor {name!r}: a BYTES element's length is cut short")
-        (length,) = _LENGTH.unpack_from(raw, offset)
-        offset += _LENGTH.size
-        if offset + length > len(raw):
-            raise BinaryTensorError(f"tensor {name!r}: a BYTES element of {length} bytes runs past the tensor")
+    if datatype == "BYTES":
         try:
-            values.append(bytes(raw[offset:offset + length]).decode("utf-8"))
+            return [element.decode("utf-8") for element in deserialize_bytes_tensor(bytes(raw)).tolist()]
+        except struct.error:
+            raise BinaryTensorError(f"tensor {name!r}: a BYTES element runs past the tensor's bytes") from None
         except UnicodeDecodeError:
             raise BinaryTensorError(f"tensor {name!r}: a BYTES element is not UTF-8 text") from None
-        offset += length
-    return values
+    dtype = triton_to_np_dtype(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
+        raise BinaryTensorError(f"tensor {name!r}: datatype {datatype!r} cannot be read from binary data")
+    if len(raw) % np.dtype(dtype).itemsize:
+        raise BinaryTensorError(f"tensor {name!r}: {len(raw)} bytes are no whole number of {datatype} values")
+    return np.frombuffer(raw, dtype=dtype).tolist()
