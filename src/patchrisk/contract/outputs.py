@@ -35,3 +35,11 @@ def buckets(spec: ModelSpec, scores: Sequence[float]) -> list[str]:
         return [names[min(bisect_right(uppers, float(score)), last)] for score in scores]
     index = np.minimum(np.searchsorted(np.array(uppers), np.asarray(scores, dtype=float), side="right"), last)
     return [names[i] for i in index.tolist()]
+
+
+def v2_output(body: dict, name: str) -> list | None:
+    """The ``data`` list of the V2 response output ``name``; None when the body has no such output."""
+    for output in body.get("outputs") or []:
+        if isinstance(output, dict) and output.get("name") == name and isinstance(output.get("data"), list):
+            return output["data"]
+    return None

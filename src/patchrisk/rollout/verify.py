@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from patchrisk.contract.outputs import v2_output
 from patchrisk.errors import PatchriskError
 
 TOLERANCE = 1e-6
@@ -190,7 +191,5 @@ def _check_v2(client, result: VerifyResult, rows, expected, spec) -> None:
     served = str(parameters.get("model_version") or body.get("model_version") or "?")
     result.add("v2_model_version", served == result.expected_version,
                f"serves v{served}, expected v{result.expected_version}")
-    outputs = body.get("outputs") if isinstance(body.get("outputs"), list) else []
-    found = next((o for o in outputs if isinstance(o, dict) and o.get("name") == spec.outputs.score), {})
-    data = found.get("data") if isinstance(found.get("data"), list) else []
-    _check_scores(result, "v2_reference_scores", _numbers(data, spec.outputs.score), expected)
+    _check_scores(result, "v2_reference_scores", _numbers(v2_output(body, spec.outputs.score) or [], spec.outputs.score),
+                  expected)

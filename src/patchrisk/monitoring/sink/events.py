@@ -313,13 +313,6 @@ def count_response_rows(body: Any) -> int:
     )
 
 
-def v2_output(body: dict, name: str) -> list | None:
-    for output in body.get("outputs") or []:
-        if isinstance(output, dict) and output.get("name") == name and isinstance(output.get("data"), list):
-            return output["data"]
-    return None
-
-
 def response_version(body: Any) -> str | None:
     """``model_version`` of a V1 or V2 response (top level, or V2 ``parameters``)."""
     if not isinstance(body, dict):

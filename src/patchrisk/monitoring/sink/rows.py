@@ -21,10 +21,11 @@ from typing import Any
 
 from patchrisk.contract import Contract
 from patchrisk.contract.log_schema import LOG_BUCKET, LOG_SCORE, arrow_schema
+from patchrisk.contract.outputs import v2_output
 from patchrisk.contract.requests import parse_v1, parse_v2
 from patchrisk.errors import InvalidRequest
 from patchrisk.monitoring.prediction_logs import ERROR_REASON, FEATURES_JSON, STATUS_ERROR, STATUS_OK
-from patchrisk.monitoring.sink.events import LoggedEvent, response_version, v2_output
+from patchrisk.monitoring.sink.events import LoggedEvent, response_version
 from patchrisk.spec import DType, ModelSpec
 
 EndpointOf = Callable[[str, str | None, str | None], str]  # (model, version, ce-endpoint) -> endpoint
