@@ -230,8 +230,8 @@ def _answer_list(body: Any, key: str, rows: int, endpoint: str) -> list:
     """``body[key]``, one entry per row sent: a patch the answer leaves out must not pass unscored."""
     found = body.get(key) if isinstance(body, dict) else None
     if not isinstance(found, list):
-        raise _not_a_prediction(endpoint, f"no {key!r} list (got a JSON {type(body).__name__}"
-                                          f"{' with keys ' + ', '.join(map(repr, list(body)[:5])) if isinstance(body, dict) else ''})")
+        got = f"keys {', '.join(map(repr, list(body)[:5]))}" if isinstance(body, dict) else f"a JSON {type(body).__name__}"
+        raise _not_a_prediction(endpoint, f"no {key!r} list (got {got})")
     if len(found) != rows:
         raise _not_a_prediction(endpoint, f"{len(found)} {key} for {rows} patch(es)")
     return found
