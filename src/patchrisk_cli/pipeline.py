@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         data_uri: str = typer.Option(..., help="Training table (.csv/.parquet, path or s3://), or a telemetry "
                                                "directory for specs with an aggregation."),
         spec: str = typer.Option("patch-risk", help="Model spec name or path."),
-        seed: int = typer.Option(42, min=0, max=2**32 - 1, help="Seed for split and training."),
+        seed: int = typer.Option(42, help="Seed for split and training."),
         device: str = typer.Option("cpu", help="cpu or gpu."),
         iterations: int = typer.Option(600, min=1, help="Maximum boosting iterations."),
         local: bool = typer.Option(True, "--local/--cluster", help="Run with kfp.local (default) or on --host."),
@@ -39,10 +39,10 @@ def register(app: typer.Typer) -> None:
         """Run the training pipeline: validate → train → evaluate → register (alias challenger)."""
         from patchrisk.logs import setup_logging
         from patchrisk.settings import get_settings
+        from patchrisk.training import TrainParams
 
         setup_logging()
-        if device not in {"cpu", "gpu"}:
-            raise typer.BadParameter("must be 'cpu' or 'gpu'", param_hint="--device")
+        TrainParams(seed=seed, device=device, iterations=iterations)  # the train task's own rules, checked first
         settings = get_settings(state_dir=state_dir)
         if host or not local:
             if not host:
