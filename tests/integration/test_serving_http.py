@@ -597,6 +597,19 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
             {"content": deep, "headers": json_header},
             "invalid request body",
         ),
+        (  # names are the caller's: echoed cut and counted, not as a 300 kB answer and log line
+            "v1 20,000 unknown fields",
+            *v1_body([{**good, **{f"extra_{i}": i for i in range(20_000)}}]),
+            "unknown field(s) 'extra_0', 'extra_1', 'extra_2', 'extra_3', 'extra_4', 'extra_5', 'extra_6', "
+            "'extra_7', 'extra_8', 'extra_9' and 19,990 more",
+        ),
+        (
+            "v2 an input named with 100,000 characters",
+            f"{V2}/infer",
+            {"json": {"inputs": [{"name": "x" * 100_000, "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]},
+             "headers": json_header},
+            f"input '{'x' * 40}'…: not a feature name",
+        ),
         ("v1 integer past float range", *v1_body([{**good, "lines_added": 10**400}]), "number is infinity"),
         ("v1 integer 10**309", *v1_body([{**good, "lines_added": 10**309}]), "number is infinity"),
         (

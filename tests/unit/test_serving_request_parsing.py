@@ -381,3 +381,35 @@ def test_v2_huge_integers_and_sizes_are_named(validator):
     )
     negative = [tensor("input-0", [-1, 13], "FP64", [[1] * 13])]
     assert "shape [-1, 13] has a negative size" in rejection(lambda: parse_v2(negative, validator))
+
+
+# A caller chooses field and input names: each rejection echoes them into the 400 body and the
+# predictor's warning log. They are cut, and a long list is counted, so that a 1 MB body of names
+# cannot make a 1 MB answer and a 1 MB log line per request.
+MESSAGE_LIMIT = 2000
+LONG_NAME = "x" * 100_000
+MANY_NAMES = {f"extra_{i}": i for i in range(20_000)}
+
+
+def v2_inputs(names) -> list:
+    return [tensor(n, [1], "FP64", [1.0]) for n in names]
+
+
+@pytest.mark.parametrize(
+    ("case", "call"),
+    [
+        ("many unknown fields", lambda v: parse_v1({"instances": [with_(**MANY_NAMES)]}, v)),
+        ("a long unknown field", lambda v: parse_v1({"instances": [with_(**{LONG_NAME: 1})]}, v)),
+        ("many unknown inputs", lambda v: parse_v2(v2_inputs([*SPEC.feature_names, *MANY_NAMES]), v)),
+        ("a long unknown input", lambda v: parse_v2(v2_inputs([*SPEC.feature_names, LONG_NAME]), v)),
+        ("a long matrix input name", lambda v: parse_v2([tensor(LONG_NAME, [1, 3], "FP64", [1.0] * 3)], v)),
+        ("a long input name twice", lambda v: parse_v2(v2_inputs([LONG_NAME, LONG_NAME]), v)),
+    ],
+)
+def test_names_the_caller_chose_are_cut_and_counted_in_the_message(validator, case, call):
+    message = rejection(partial(call, validator))
+    assert len(message) < MESSAGE_LIMIT, f"{case}: a {len(message)}-character message"
+    if "many" in case:
+        assert "'extra_0'" in message and "and 19,990 more" in message, message
+    else:
+        assert "'xxxxxxxx" in message and "…" in message, message  # the name's start, marked as cut

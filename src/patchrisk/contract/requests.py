@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from patchrisk.contract.rows import RowValidator, _describe, describe_count
+from patchrisk.contract.rows import RowValidator, _describe, describe_count, quoted_name, quoted_names
 from patchrisk.errors import InvalidRequest
 
 NUMERIC_DATATYPES = frozenset(
@@ -71,7 +71,7 @@ def parse_v2(inputs: Sequence[Any], validator: RowValidator) -> ParsedRequest:
 
 def _flat(data: Any, name: str) -> list[Any]:
     if not isinstance(data, list):
-        raise InvalidRequest(f"input '{name}': 'data' must be a list, got {_describe(data)}", field=name)
+        raise InvalidRequest(f"input {quoted_name(name)}: 'data' must be a list, got {_describe(data)}", field=name)
     if data and isinstance(data[0], list):
         return [v for part in data for v in (part if isinstance(part, list) else [part])]
     return data
@@ -86,48 +86,48 @@ def _parse_matrix_input(tensor: Any, validator: RowValidator) -> list[list[Any]]
     name, shape, n_features = tensor.name, list(tensor.shape), len(validator.names)
     if len(shape) != 2 or shape[1] != n_features:
         raise InvalidRequest(
-            f"input '{name}': not a feature name, so it must be one 2-D input of shape [rows, {n_features}] "
+            f"input {quoted_name(name)}: not a feature name, so it must be one 2-D input of shape [rows, {n_features}] "
             f"with the features in schema order ({', '.join(validator.names)}); got shape {shape_text(shape)}",
             field=name,
         )
     if shape[0] < 0:
-        raise InvalidRequest(f"input '{name}': shape {shape_text(shape)} has a negative size", field=name)
+        raise InvalidRequest(f"input {quoted_name(name)}: shape {shape_text(shape)} has a negative size", field=name)
     datatype = tensor.datatype
     if datatype != TEXT_DATATYPE and datatype not in NUMERIC_DATATYPES:
         raise InvalidRequest(
-            f"input '{name}': datatype {datatype} is not supported; use BYTES (values as text) or FP64",
+            f"input {quoted_name(name)}: datatype {datatype} is not supported; use BYTES (values as text) or FP64",
             field=name,
         )
     values = _flat(tensor.data, name)
     rows = shape[0]
-    validator.check_batch_size(rows, what=f"input '{name}'")
+    validator.check_batch_size(rows, what=f"input {quoted_name(name)}")
     if len(values) != rows * n_features:
         raise InvalidRequest(
-            f"input '{name}': shape {shape_text(shape)} needs {rows * n_features} values, got {len(values)}",
+            f"input {quoted_name(name)}: shape {shape_text(shape)} needs {rows * n_features} values, got {len(values)}",
             field=name,
         )
     matrix_rows = [values[i : i + n_features] for i in range(0, len(values), n_features)]
-    return validator.from_lists(matrix_rows, from_text=datatype == TEXT_DATATYPE, what=f"input '{name}'")
+    return validator.from_lists(matrix_rows, from_text=datatype == TEXT_DATATYPE, what=f"input {quoted_name(name)}")
 
 
 def _parse_feature_inputs(inputs: Sequence[Any], validator: RowValidator) -> list[list[Any]]:
     by_name = {}
     for tensor in inputs:
         if tensor.name in by_name:
-            raise InvalidRequest(f"input '{tensor.name}' appears more than once", field=tensor.name)
+            raise InvalidRequest(f"input {quoted_name(tensor.name)} appears more than once", field=tensor.name)
         by_name[tensor.name] = tensor
     names = validator.names
     unknown = [n for n in by_name if n not in validator.name_set]
     if unknown:
         raise InvalidRequest(
-            f"unknown input(s) {', '.join(repr(n) for n in unknown)}: send one input per "
+            f"unknown input(s) {quoted_names(unknown)}: send one input per "
             f"feature ({', '.join(names)}) or one 2-D input",
             field=unknown[0],
         )
     missing = [n for n in names if n not in by_name]
     if missing:
         raise InvalidRequest(
-            f"missing input(s) for feature(s) {', '.join(repr(n) for n in missing)}", field=missing[0]
+            f"missing input(s) for feature(s) {quoted_names(missing)}", field=missing[0]
         )
     columns, rows, text_columns = [], None, set()
     for index, feature in enumerate(validator.spec.features):
@@ -159,10 +159,10 @@ def _column_length(tensor: Any, name: str) -> int:
     shape = list(tensor.shape)
     if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
         if shape[0] < 0:
-            raise InvalidRequest(f"input '{name}': shape {shape_text(shape)} has a negative size", field=name)
+            raise InvalidRequest(f"input {quoted_name(name)}: shape {shape_text(shape)} has a negative size", field=name)
         return shape[0]
     raise InvalidRequest(
-        f"input '{name}': shape must be [rows] or [rows, 1], got {shape_text(shape)}", field=name
+        f"input {quoted_name(name)}: shape must be [rows] or [rows, 1], got {shape_text(shape)}", field=name
     )
 
 

@@ -54,6 +54,24 @@ def _describe(value: Any) -> str:
 
 _LONG_INT = 10**30
 
+# Field and input names are the caller's choice and every rejection echoes them into the 400 body and
+# the warning log: cut and counted, a body full of names gives a message of a few hundred characters.
+NAME_CHARS = 40
+LISTED_NAMES = 10
+
+
+def quoted_name(name: Any) -> str:
+    """A caller's name for a message: quoted, and cut (marked so) past ``NAME_CHARS`` characters."""
+    text = str(name)
+    return repr(text) if len(text) <= NAME_CHARS else repr(text[:NAME_CHARS]) + "…"
+
+
+def quoted_names(names: Sequence[Any]) -> str:
+    """The first ``LISTED_NAMES`` names, quoted and cut, then how many more there are."""
+    listed = ", ".join(quoted_name(n) for n in names[:LISTED_NAMES])
+    more = len(names) - LISTED_NAMES
+    return listed + (f" and {more:,} more" if more > 0 else "")
+
 
 def describe_count(value: int) -> str:
     """An integer for a message; past 30 digits by its size (``str()`` of 5000 digits raises)."""
@@ -366,12 +384,12 @@ class RowValidator:
         missing = [n for n in self.names if n not in row]
         if missing:
             raise InvalidRequest(
-                f"row {i}: missing feature(s) {', '.join(repr(n) for n in missing)}", row=i, field=missing[0]
+                f"row {i}: missing feature(s) {quoted_names(missing)}", row=i, field=missing[0]
             )
         unknown = [k for k in row if k not in self.name_set and k not in self._passthrough]
         if unknown:
             raise InvalidRequest(
-                f"row {i}: unknown field(s) {', '.join(repr(str(k)) for k in unknown)} "
+                f"row {i}: unknown field(s) {quoted_names(unknown)} "
                 f"(expected the features: {', '.join(self.names)})",
                 row=i,
                 field=str(unknown[0]),
