@@ -52,6 +52,7 @@ class PatchRiskModelServer(kserve.ModelServer):
         # Runs after start() built the REST server and before it builds the app and binds its socket.
         if self._rest_server is not None:
             self._rest_server.config.host = self.host
+            server_hooks.answer_invalid_input_with_hints(self._rest_server)
             if not self.enable_latency_logging:
                 server_hooks.leave_out_request_timing(self._rest_server)
         super().setup_event_loop()

@@ -151,6 +151,31 @@ def _binary_data_hint(request) -> str:
     return BINARY_DATA_HINT if declared_json and "inference-header-content-length" in headers else ""
 
 
+def _bare_literal_hint(exc: BaseException) -> str:
+    """KServe's V1 decoder refuses a bare NaN or ±Infinity with orjson's position only. Python's
+    ``json.dumps`` writes them (a pandas row with a missing value): name the token and the fix."""
+    refused = exc.__context__  # KServe raises InvalidInput inside its `except orjson.JSONDecodeError`
+    if not isinstance(refused, json.JSONDecodeError) or not isinstance(refused.doc, str):
+        return ""
+    doc, pos = refused.doc, refused.pos
+    if doc.startswith("NaN", pos):
+        return "; a bare NaN is not JSON: send null for a missing value"
+    if doc.startswith("Infinity", pos):
+        sign = "-" if doc[pos - 1 : pos] == "-" else ""
+        return f"; a bare {sign}Infinity is not JSON (numbers must be finite)"
+    return ""
+
+
+async def invalid_input_handler(request, exc):
+    """KServe's answer to a caller mistake (400 ``{"error"}``, logged as KServe logs it), with a hint
+    where orjson's reason alone does not say what to change."""
+    from kserve.errors import InvalidInput
+    from kserve.errors import invalid_input_handler as kserve_invalid_input_handler
+
+    hint = _bare_literal_hint(exc)
+    return await kserve_invalid_input_handler(request, InvalidInput(f"{exc}{hint}") if hint else exc)
+
+
 async def http_exception_handler(request, exc):
     """FastAPI/Starlette HTTP errors (unparseable body, unknown route) in KServe's ``{"error"}`` shape."""
     from starlette.responses import JSONResponse
@@ -271,6 +296,20 @@ def quiet_request_logs() -> None:
     access.handlers = []
     access.propagate = False  # no handlers anywhere: uvicorn skips building the log line
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+
+
+def answer_invalid_input_with_hints(rest_server) -> None:
+    """KServe adds its exception handlers as it builds the app, when the server starts: ours for
+    ``InvalidInput`` (KServe's answer plus a hint, ``invalid_input_handler``) goes in after them."""
+    from kserve.errors import InvalidInput
+
+    add_exception_handlers = rest_server._add_exception_handlers
+
+    def add_then_replace_invalid_input(app) -> None:
+        add_exception_handlers(app)
+        app.add_exception_handler(InvalidInput, invalid_input_handler)
+
+    rest_server._add_exception_handlers = add_then_replace_invalid_input
 
 
 def leave_out_request_timing(rest_server) -> None:

@@ -317,12 +317,26 @@ def malformed_requests(good: dict, spec) -> list[tuple[str, str, dict, int, str]
             400,
             "field 'code_churn_score': is required but got null",
         ),
-        (
+        (  # what json.dumps writes for a pandas row with a missing value
             "v1 NaN literal",
             f"{V1}:predict",
             {"content": json.dumps({"instances": [row(code_churn_score=math.nan)]}), "headers": json_header},
             400,
-            "Unrecognized request format",
+            "Unrecognized request format: unexpected character, expected a JSON value: line 1 column",
+        ),
+        (
+            "v1 NaN literal named",
+            f"{V1}:predict",
+            {"content": json.dumps({"instances": [row(test_coverage_pct=math.nan)]}), "headers": json_header},
+            400,
+            "; a bare NaN is not JSON: send null for a missing value",
+        ),
+        (
+            "v1 -Infinity literal named",
+            f"{V1}:explain",
+            {"content": json.dumps({"instances": [row(lines_added=-math.inf)]}), "headers": json_header},
+            400,
+            "; a bare -Infinity is not JSON (numbers must be finite)",
         ),
         (
             "v1 out of range",
