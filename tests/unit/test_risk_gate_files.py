@@ -33,3 +33,48 @@ def test_a_quoted_csv_field_keeps_its_line_break(patch_spec, tmp_path):
     row.assign(component="boot\r\nloader").to_csv(path, index=False, lineterminator="\r\n")
     [patch] = read_patches([path], patch_spec)
     assert patch.row["component"] == "boot\r\nloader"
+
+
+def _one_patch(patch_spec, **changes) -> dict:
+    from patchrisk.datagen import generate_rows
+
+    row = generate_rows(patch_spec, 1, seed=3)[[patch_spec.id_column, *patch_spec.feature_names]]
+    return {**row.to_dict(orient="records")[0], **changes}
+
+
+def test_a_nan_in_a_patch_file_is_a_missing_value_and_the_request_can_be_sent(patch_spec, tmp_path):
+    """Python's json.dumps writes a pandas row's missing value as a bare NaN, which is no JSON: the
+    gate read it, then failed to encode its request (a traceback, exit 1: "too risky")."""
+    import json
+
+    json_file, csv_file = tmp_path / "patches.json", tmp_path / "patches.csv"
+    json_file.write_text(json.dumps([_one_patch(patch_spec, test_coverage_pct=float("nan"))]))
+    csv_file.write_text("patch_id,test_coverage_pct\nP-1,NaN\n")
+    [from_json] = read_patches([json_file], patch_spec)
+    assert from_json.row["test_coverage_pct"] is None
+    json.dumps(from_json.row, allow_nan=False)  # what the client sends is JSON
+    from patchrisk.risk_gate.patches import _typed
+
+    feature = next(f for f in patch_spec.features if f.name == "test_coverage_pct")
+    assert _typed("NaN", feature, "here") is None and _typed("nan", feature, "here") is None
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_an_infinite_number_in_a_json_patch_file_is_named(patch_spec, tmp_path, value):
+    import json
+
+    path = tmp_path / "patches.json"
+    path.write_text(json.dumps([_one_patch(patch_spec), _one_patch(patch_spec, lines_added=value)]))
+    with pytest.raises(PatchriskError, match=rf"^{path} patch 1, field 'lines_added': {value} is not a finite number"):
+        read_patches([path], patch_spec)
+
+
+@pytest.mark.parametrize("text", ["inf", "-Infinity", "1e999"])
+def test_an_infinite_number_in_a_csv_patch_file_is_named(patch_spec, tmp_path, text):
+    row = _one_patch(patch_spec)
+    path = tmp_path / "patches.csv"
+    header = ",".join(row)
+    values = ",".join(text if k == "lines_added" else str(v) for k, v in row.items())
+    path.write_text(f"{header}\n{values}\n")
+    with pytest.raises(PatchriskError, match=rf"^{path} line 2, field 'lines_added': '{text}' is not a finite number"):
+        read_patches([path], patch_spec)

@@ -1,7 +1,8 @@
 """Read the patches to gate from JSON (an object, a list, or ``{"instances": [...]}``) or CSV files.
 
 CSV cells are text, so they are typed with the model spec (numbers, booleans, empty = missing);
-JSON values are sent as written. Either way every patch must carry every feature, and nothing
+JSON values are sent as written. A NaN (Python's json module writes a missing value so, though JSON
+has no NaN) is a missing value in either; an infinite number is refused, naming where it is. Either way every patch must carry every feature, and nothing
 else but the id and timestamp columns: mistakes name the file, the patch and the field.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ def read_patches(paths: list[Path], spec: ModelSpec) -> list[Patch]:
                     f"{where}: expected an object (feature name -> value), got {type(row).__name__}"
                 )
             _check_fields(row, spec, where)
+            _check_finite(row, where)
             patch_id = str(row.get(spec.id_column) or f"{path.name}#{i}")
             patches.append(Patch(id=patch_id, source=where, row=row))
     return patches
@@ -64,7 +67,8 @@ def _read_text(path: Path) -> str:
 
 def _read_json(path: Path) -> list:
     try:
-        data = json.loads(_read_text(path))
+        # NaN: a missing value (null); ±Infinity stays a float, refused by _check_finite with its place
+        data = json.loads(_read_text(path), parse_constant=lambda name: None if name == "NaN" else float(name))
     except json.JSONDecodeError as err:
         raise PatchriskError(f"{path}: not valid JSON ({err})") from None
     if isinstance(data, dict):
@@ -106,7 +110,18 @@ def _typed(text: str | None, feature: Feature, where: str) -> Any:
         number = float(text)
     except ValueError:
         raise PatchriskError(f"{where}: {text!r} is not a number") from None
+    if math.isnan(number):
+        return None
+    if math.isinf(number):
+        raise PatchriskError(f"{where}: {text!r} is not a finite number")
     return int(number) if feature.dtype == DType.int and number.is_integer() else number
+
+
+def _check_finite(row: dict, where: str) -> None:
+    """No request can carry an infinite number (JSON has none): name it rather than fail to send."""
+    for key, value in row.items():
+        if isinstance(value, float) and math.isinf(value):
+            raise PatchriskError(f"{where}, field '{key}': {value} is not a finite number")
 
 
 def _check_fields(row: dict, spec: ModelSpec, where: str) -> None:
