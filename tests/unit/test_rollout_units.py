@@ -189,3 +189,22 @@ def test_the_canary_analysis_skips_a_label_that_is_no_label_and_names_it(patch_s
     assert labels.to_dict("records") == [{"row_id": "p1", "label": 0}, {"row_id": "p3", "label": 0}]  # the last label of p1
     assert [r.getMessage() for r in caplog.records] == [
         f"{path}: 2 label row(s) skipped: column 'high_risk_flag' must be 0/1, found ['yes', '2']"]
+
+
+def test_a_readable_part_that_is_no_prediction_log_is_skipped_and_named(tmp_path):
+    """Readable Parquet with a score that is text (a stray export, another writer): the canary analysis
+    read it into its score column, where the statistics would fail; now it is an unreadable part."""
+    part = tmp_path / "model=patch-risk" / "endpoint=canary" / "date=2026-01-02"
+    part.mkdir(parents=True)
+    rows = {"event_id": ["a", "b"], "received_at": pd.to_datetime(["2026-01-02T10:00Z", "2026-01-02T12:00Z"]),
+            "model_name": "patch-risk", "model_version": ["3", "3"], "row_id": ["1", "2"],
+            "risk_score": [0.2, 0.7], "status": ["ok", "ok"], "latency_ms": [3.0, 4.0]}
+    pd.DataFrame(rows).to_parquet(part / "part-0.parquet")
+    pd.DataFrame({**rows, "risk_score": ["low", "high"]}).to_parquet(part / "part-1.parquet")
+    since = pd.Timestamp("2026-01-02T00:00Z").to_pydatetime()
+    with pytest.raises(PatchriskError, match="part-1.parquet: not a prediction log: column 'risk_score' is string"):
+        read_logs(str(tmp_path), "patch-risk", since)
+    unreadable = []
+    logs = read_logs(str(tmp_path), "patch-risk", since, unreadable=unreadable)
+    assert logs["risk_score"].tolist() == [0.2, 0.7]
+    assert [u["file"].rsplit("/", 1)[-1] for u in unreadable] == ["part-1.parquet"]

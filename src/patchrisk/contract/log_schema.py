@@ -39,3 +39,32 @@ def arrow_schema(spec: ModelSpec | None) -> pa.Schema:
     # error_reason goes last: files written before it existed keep every other column where it was
     return pa.schema([*BASE_FIELDS, *features, pa.field(FEATURES_JSON, pa.string()),
                       pa.field(ERROR_REASON, pa.string())])
+
+
+def _family(kind: pa.DataType) -> str:
+    """What a column holds, whatever its width or encoding: int32, float64 and booleans (0/1, as
+    training data writes them) are all numbers."""
+    if pa.types.is_dictionary(kind):
+        return _family(kind.value_type)
+    for family, test in (("null", pa.types.is_null), ("time", pa.types.is_timestamp),
+                         ("text", pa.types.is_string), ("text", pa.types.is_large_string)):
+        if test(kind):
+            return family
+    if (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+            or pa.types.is_boolean(kind)):
+        return "number"
+    return str(kind)
+
+
+def foreign_schema_reason(part: pa.Schema, columns: list[str], expected: pa.Schema,
+                          time_column: str = "received_at") -> str | None:
+    """Why a readable Parquet part is no prediction log of ``expected`` (a stray export, rows of another
+    schema), or None, judged on the ``columns`` a reader takes. Widths and encodings may differ (a
+    reader casts them); what a column holds may not."""
+    if time_column not in part.names:
+        return f"no '{time_column}' column"
+    for name in (c for c in columns if c in part.names and c in expected.names):
+        got, want = part.field(name).type, expected.field(name).type
+        if _family(got) not in ("null", _family(want)):
+            return f"column '{name}' is {got}, expected {want}"
+    return None

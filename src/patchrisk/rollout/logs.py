@@ -13,11 +13,13 @@ from datetime import datetime
 
 import pandas as pd
 
-from patchrisk.contract.log_schema import LOG_SCORE
+from patchrisk.contract.log_schema import LOG_SCORE, arrow_schema, foreign_schema_reason
 from patchrisk.errors import PatchriskError
 from patchrisk.storage import Store
 
 LOG_COLUMNS = ["received_at", "model_version", "endpoint", "row_id", LOG_SCORE, "status", "latency_ms"]
+# Columns whose kind the analysis relies on; the text ones are read as text whatever they were written as.
+TYPED_COLUMNS = ["received_at", LOG_SCORE, "latency_ms"]
 PARTITION = re.compile(r"endpoint=(?P<endpoint>[^/]+)/date=(?P<date>\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
 ENDPOINTS = ("default", "canary")
 
@@ -52,6 +54,9 @@ def _read_part(store: Store, name: str):
     missing = [c for c in LOG_COLUMNS if c not in table.column_names and c != "endpoint"]
     if missing:
         raise UnreadablePart(f"{store.root}/{name}", f"prediction log lacks column(s) {', '.join(missing)}")
+    foreign = foreign_schema_reason(table.schema, TYPED_COLUMNS, arrow_schema(None))
+    if foreign:
+        raise UnreadablePart(f"{store.root}/{name}", f"not a prediction log: {foreign}")
     return table.select([c for c in LOG_COLUMNS if c in table.column_names]).to_pandas()
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from patchrisk.contract.log_schema import arrow_schema
 from patchrisk.monitoring.drift.config import MonitoringConfig
 from patchrisk.monitoring.drift.decision import DriftVerdict
 from patchrisk.monitoring.drift.performance import LabelledScores
@@ -46,7 +47,8 @@ def sketch_window(store: Store, reference: Reference, window: Window, config: Mo
     other_contract = 0
     batches = iter_window_batches(store, reference.model_name, window, columns, files=files,
                                   batch_rows=config.report.batch_rows, with_unpaired=with_unpaired,
-                                  unreadable=sketch.unreadable_files, progress=progress)
+                                  unreadable=sketch.unreadable_files, progress=progress,
+                                  expected=arrow_schema(spec))
     for table in read_ahead(batches):
         if same_contract is not None:
             table, skipped = _rows_of_same_contract(table, same_contract)

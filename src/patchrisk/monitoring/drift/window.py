@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from patchrisk.contract.log_schema import arrow_schema, foreign_schema_reason
 from patchrisk.errors import PatchriskError
 from patchrisk.storage import Store, join
 
@@ -93,6 +94,14 @@ def _open(store: Store, name: str) -> pq.ParquetFile:
     return pq.ParquetFile(join(store.root, name))
 
 
+def _as_expected(table: pa.Table, expected: pa.Schema) -> pa.Table:
+    """``table`` with the expected types, so that every part's batches concatenate. Unsafe casts: a
+    logged int feature is whole (the predictor refuses others) and timestamps keep microseconds."""
+    target = pa.schema([pa.field(f.name, expected.field(f.name).type) if f.name in expected.names else f
+                        for f in table.schema])
+    return table if table.schema.equals(target) else table.cast(target, safe=False)
+
+
 def _row_group_in_window(pf: pq.ParquetFile, index: int, window: Window) -> bool:
     """False only when the row group's received_at statistics prove it lies outside the window."""
     try:
@@ -122,36 +131,45 @@ def _in_window(table: pa.Table, window: Window) -> pa.Table:
 def iter_window_batches(store: Store, model: str, window: Window, columns: list[str], *,
                         batch_rows: int = 65536, endpoints=ENDPOINTS, files: list[str] | None = None,
                         with_unpaired: bool = True, unreadable: list[dict] | None = None,
-                        progress: Callable[[str], None] | None = None) -> Iterator[pa.Table]:
+                        progress: Callable[[str], None] | None = None,
+                        expected: pa.Schema | None = None) -> Iterator[pa.Table]:
     """Tables of at most ``batch_rows`` logged rows inside ``window``, with ``columns`` (a column a
     part lacks comes back all null); from ``files`` (one partition of ``partition_files``) when given.
     ``with_unpaired``: also the exchanges sink replicas stored as separate events (paired now); a
     fanned-out read gives them to one partition only, so no row is counted twice.
 
-    A part that is no readable Parquet file (a torn upload, a stray object) is skipped, said, and
-    added to ``unreadable`` as ``{"file", "reason"}``: one bad file never blocks the window's others."""
+    A part that is no readable Parquet file (a torn upload, a stray object), or no prediction log of
+    ``expected`` (default: the log's base columns; a column that holds other things, no time column),
+    is skipped, said, and added to ``unreadable`` as ``{"file", "reason"}``: one bad file never blocks
+    the window's others. Every batch comes with ``expected``'s types."""
     files = partition_files(store, model, window, endpoints) if files is None else list(files)
     say = progress or (lambda _m: None)
     say(f"reading {len(files)} log file(s) for {len(window.dates)} date(s) under {join(store.root, f'model={model}')}")
     wanted = list(dict.fromkeys([TIME_COLUMN, *columns]))
+    expected = arrow_schema(None) if expected is None else expected
     rows, next_report = 0, PROGRESS_EVERY_ROWS
+
+    def skip(name: str, what: str, reason: str) -> None:
+        say(f"skipped {join(store.root, name)}: {what} ({reason})")
+        if unreadable is not None:
+            unreadable.append({"file": name, "reason": f"{what}: {reason}"})
+
     for number, name in enumerate(files, 1):
         try:
             pf = _open(store, name)
         except (pa.ArrowInvalid, OSError) as err:  # no footer, bad magic bytes, cut short
-            reason = " ".join(str(err).split())[:300]
-            say(f"skipped {join(store.root, name)}: not a readable Parquet file ({reason})")
-            if unreadable is not None:
-                unreadable.append({"file": name, "reason": reason})
+            skip(name, "not a readable Parquet file", " ".join(str(err).split())[:300])
+            continue
+        foreign = foreign_schema_reason(pf.schema_arrow, wanted, expected, time_column=TIME_COLUMN)
+        if foreign:
+            skip(name, "not a prediction log of this model", foreign)
             continue
         present = [c for c in wanted if c in pf.schema_arrow.names]
-        if TIME_COLUMN not in present:
-            raise PatchriskError(f"{join(store.root, name)}: no '{TIME_COLUMN}' column; not a prediction log")
         groups = [i for i in range(pf.num_row_groups) if _row_group_in_window(pf, i, window)]
         if not groups:
             continue
         for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=present):
-            table = _in_window(pa.Table.from_batches([batch]), window)
+            table = _in_window(_as_expected(pa.Table.from_batches([batch]), expected), window)
             if table.num_rows == 0:
                 continue
             for missing in (c for c in wanted if c not in present):

@@ -1,0 +1,52 @@
+"""A log part that is readable Parquet but no prediction log of this schema (a stray export, another
+sink version's rows) is skipped with its reason, like a torn part: it never stops the window."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from patchrisk.datagen import generate_rows
+from patchrisk.monitoring.drift.analysis import analyse_window
+from patchrisk.monitoring.drift.config import load_config
+from patchrisk.monitoring.drift.reference import Reference
+from patchrisk.monitoring.drift.window import Window
+from patchrisk.storage import Store
+from tests.unit.drift_support import log_frame, write_logs
+
+START = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
+DAY = "model=patch-risk/endpoint=default/date=2026-04-01"
+
+
+@pytest.fixture(scope="module")
+def model(trained_patch_model):
+    result, model_dir = trained_patch_model
+    return result.bundle, Reference.from_model_dir(model_dir)
+
+
+def _foreign_parts(good: pd.DataFrame) -> dict[str, pa.Table]:
+    later = good.iloc[:50].copy()
+    text_times = later.assign(received_at=later["received_at"].astype(str))
+    text_numbers = later.assign(lines_added=later["lines_added"].astype(str))
+    return {
+        "no time column": pa.table({"patch_id": ["P-1"], "note": ["an export someone copied here"]}),
+        "time as text": pa.Table.from_pandas(text_times, preserve_index=False),
+        "a feature as text": pa.Table.from_pandas(text_numbers, preserve_index=False),
+    }
+
+
+@pytest.mark.parametrize("kind", ["no time column", "time as text", "a feature as text"])
+def test_a_readable_part_of_another_schema_is_skipped_named_and_the_window_judged(model, patch_spec, tmp_path, kind):
+    bundle, reference = model
+    good = log_frame(bundle, generate_rows(patch_spec, 300, seed=7), START)
+    write_logs(tmp_path, good)
+    foreign = f"{DAY}/part-foreign.parquet"
+    pq.write_table(_foreign_parts(good)[kind], tmp_path / foreign)
+    analysis = analyse_window(Store(str(tmp_path)), reference, Window(START, START + dt.timedelta(days=1)), load_config())
+    assert analysis.verdict.rows == 300, analysis.sketch.unreadable_files  # every row of the prediction logs, none of the foreign part's
+    [skipped] = analysis.sketch.unreadable_files
+    assert skipped["file"] == foreign and "not a prediction log" in skipped["reason"], skipped
