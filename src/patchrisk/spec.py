@@ -34,7 +34,8 @@ PRESENTATION_FIELDS = ("display_name", "unit")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # .nan as a range bound or threshold compares false with every value: no check would ever fire
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Feature(_Strict):

@@ -25,7 +25,8 @@ FAIRNESS_METRICS = ("recall", "false_positive_rate", "accuracy")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # .nan compares false with every metric: a threshold of it passed or failed every model silently
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PerformancePolicy(_Strict):

@@ -15,7 +15,7 @@ DEFAULT_CONFIG = "config/rollout.yaml"
 
 
 class RolloutConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .nan: no check ever fails
 
     schedule: list[int] = Field(min_length=1)
     min_requests: int = Field(ge=1)

@@ -19,7 +19,9 @@ BACKENDS = ("none", "local", "kfp")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: YAML's .nan / .inf compare false with everything (a threshold never reached) or
+    # overflow a timedelta at the decision, after the whole window was read: refused by name instead.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DriftThresholds(_Strict):
@@ -30,14 +32,19 @@ class DriftThresholds(_Strict):
     score_psi_threshold: float = Field(0.2, gt=0)
 
 
+# The longest hold between triggers: ten years (longer overflows Python's timedelta at 1e10 hours and
+# means "never", which `retraining.backend: none` says).
+MAX_HOLD_HOURS = 24 * 366 * 10
+
+
 class TriggerPolicy(_Strict):
     drifted_share: float = Field(0.25, gt=0, le=1)
     consecutive_windows: int = Field(2, ge=1)
     performance_metric: Literal["roc_auc", "recall", "pr_auc", "f1", "precision"] = "roc_auc"
     performance_drop: float = Field(0.05, gt=0, lt=1)
     min_labelled_rows: int = Field(200, ge=1)
-    cooldown_hours: float = Field(72, ge=0)
-    failed_launch_retry_hours: float = Field(6, ge=0)  # a failed launch holds the next one this long
+    cooldown_hours: float = Field(72, ge=0, le=MAX_HOLD_HOURS)
+    failed_launch_retry_hours: float = Field(6, ge=0, le=MAX_HOLD_HOURS)  # a failed launch holds the next one this long
     history_windows: int = Field(200, ge=1)
 
 
