@@ -13,6 +13,7 @@ from patchrisk.monitoring.drift.config import load_config_text
 from patchrisk.rollout.config import load_config as load_rollout_config
 from patchrisk.spec import SpecError
 
+
 def _packaged_gate_policy_with(section: str, change) -> str:
     from importlib import resources
 
