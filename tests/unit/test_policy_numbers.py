@@ -75,3 +75,12 @@ def test_a_feature_range_that_is_no_finite_number_is_refused(field, value):
     spec["features"][0][field] = value
     with pytest.raises(SpecError, match=rf"(?s)spec.yaml.*features.0.{field}.*finite number"):
         parse_spec(yaml.safe_dump(spec), "spec.yaml")
+
+
+@pytest.mark.parametrize("drift", ["{shift: {code_churn_score: .nan}}", "{scale: {lines_added: .inf}}"])
+def test_generated_drift_that_is_no_finite_number_is_refused(drift):
+    """`data generate --drift`: a NaN shift made every value of the feature NaN, silently."""
+    from patchrisk.datagen.drift import parse_drift
+
+    with pytest.raises(SpecError, match="finite number"):
+        parse_drift(drift)

@@ -14,7 +14,7 @@ from patchrisk.spec import ModelSpec
 
 
 class DriftConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a .nan shift makes a column all NaN
 
     shift: dict[str, float] = Field(default_factory=dict, description="feature -> shift in units of its std")
     scale: dict[str, float] = Field(default_factory=dict, description="feature -> multiplicative factor")
