@@ -208,3 +208,44 @@ def test_a_readable_part_that_is_no_prediction_log_is_skipped_and_named(tmp_path
     logs = read_logs(str(tmp_path), "patch-risk", since, unreadable=unreadable)
     assert logs["risk_score"].tolist() == [0.2, 0.7]
     assert [u["file"].rsplit("/", 1)[-1] for u in unreadable] == ["part-1.parquet"]
+
+
+def _hand_edit(overlays, environment: str, change) -> Overlay:
+    """The shipped patch with one edit a person could commit (GitOps: people edit these files)."""
+    overlay = Overlay.open(overlays, environment)
+    doc = yaml.safe_load(overlay.patch_path.read_text())
+    change(doc)
+    overlay.patch_path.write_text(yaml.safe_dump(doc))
+    return overlay
+
+
+def _canary(doc):
+    return doc["spec"]["canary"][0]
+
+
+@pytest.mark.parametrize(
+    ("environment", "change", "problem"),
+    [
+        ("staging", lambda d: _canary(d).update(trafficPercent="fifty"), "spec.canary.0.trafficPercent: "),
+        ("staging", lambda d: _canary(d).update(trafficPercent=150), "spec.canary.0.trafficPercent: "),
+        ("staging", lambda d: _canary(d).update(trafficPercent=-5), "spec.canary.0.trafficPercent: "),
+        ("staging", lambda d: _canary(d).update(trafficPercent=12.7), "spec.canary.0.trafficPercent: "),
+        ("staging", lambda d: d["spec"].update(canary={"a": 1}), "spec.canary: "),
+        ("staging", lambda d: d["spec"].update(canary=["v3"]), "spec.canary.0: "),
+        ("staging", lambda d: d["spec"].update(predictor="v2"), "spec.predictor: "),
+        ("staging", lambda d: d.update(spec=[1]), "spec: "),
+        ("staging", lambda d: d["spec"]["predictor"]["model"].update(storageUri=5), "spec.predictor.model.storageUri: "),
+        ("dev", lambda d: d["spec"]["predictor"].update(canaryTrafficPercent="lots"),
+         "spec.predictor.canaryTrafficPercent: "),
+        ("dev", lambda d: d["spec"]["predictor"].update(canaryTrafficPercent=300),
+         "spec.predictor.canaryTrafficPercent: "),
+        ("dev", lambda d: d["spec"]["predictor"].update(model="abc"), "spec.predictor.model: "),
+    ],
+)
+def test_a_hand_edited_patch_the_rollout_cannot_read_is_named_by_field(overlays, environment, change, problem):
+    """Was: ValueError/KeyError/AttributeError tracebacks from every rollout command (the analysis
+    CronJob included, so a failing canary was never rolled back), or a weight of 150 % or -5 % read as is."""
+    overlay = _hand_edit(overlays, environment, change)
+    with pytest.raises(PatchriskError) as caught:
+        overlay.read()
+    assert str(caught.value).startswith(f"{overlay.patch_path}: {problem}"), str(caught.value)

@@ -14,8 +14,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from typing import Annotated
 
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from patchrisk.config_files import validation_problems
 from patchrisk.errors import PatchriskError
 from patchrisk.manifests_check.kserve_rules import sink_logger_url
 from patchrisk.manifests_check.locations import declared_mode
@@ -39,6 +43,39 @@ class ModelRef:
         if not match:
             raise PatchriskError(f"{uri!r}: cannot tell the model version (expected …/v<N>/)")
         return cls(match["version"], uri)
+
+
+# What the rollout reads of the patch, checked before it is used: people edit these files (GitOps),
+# and a weight of "fifty" or 150 must be named, not a traceback in the analysis CronJob or a 150 % canary.
+# Every other field is KServe's and kept as written.
+Percent = Annotated[StrictInt, Field(ge=0, le=100)]
+
+
+class _Kept(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Model(_Kept):
+    storageUri: StrictStr | None = None
+
+
+class _Predictor(_Kept):
+    model: _Model | None = None
+    canaryTrafficPercent: Percent | None = None
+
+
+class _CanaryEntry(_Kept):
+    predictor: _Predictor | None = None
+    trafficPercent: Percent = 0
+
+
+class _Spec(_Kept):
+    predictor: _Predictor | None = None
+    canary: list[_CanaryEntry] | None = None
+
+
+class _Patch(_Kept):
+    spec: _Spec | None = None
 
 
 @dataclass(frozen=True)
@@ -129,24 +166,27 @@ class Overlay:
         return doc
 
     def read(self) -> Serving:
-        predictor = (self._load().get("spec") or {}).get("predictor") or {}
-        uri = (predictor.get("model") or {}).get("storageUri")
+        try:
+            spec = _Patch.model_validate(self._load()).spec or _Spec()
+        except ValidationError as err:
+            raise PatchriskError(f"{self.patch_path}: {'; '.join(validation_problems(err))}") from None
+        predictor = spec.predictor or _Predictor()
+        uri = (predictor.model or _Model()).storageUri
         if not uri:
             raise PatchriskError(f"{self.patch_path}: spec.predictor.model.storageUri is not set")
         if self.mode == KNATIVE:
-            percent = predictor.get("canaryTrafficPercent")
-            if percent is None:
+            if predictor.canaryTrafficPercent is None:
                 return Serving(ModelRef.from_uri(uri))
-            return Serving(None, ModelRef.from_uri(uri), int(percent))
-        canaries = (self._load().get("spec") or {}).get("canary") or []
+            return Serving(None, ModelRef.from_uri(uri), predictor.canaryTrafficPercent)
+        canaries = spec.canary or []
         if len(canaries) > 1:
             raise PatchriskError(f"{self.patch_path}: spec.canary has {len(canaries)} entries; "
                                  "the rollout CLI manages exactly one canary")
         if not canaries:
             return Serving(ModelRef.from_uri(uri))
         entry = canaries[0]
-        canary_uri = ((entry.get("predictor") or {}).get("model") or {}).get("storageUri")
-        return Serving(ModelRef.from_uri(uri), ModelRef.from_uri(canary_uri), int(entry.get("trafficPercent", 0)))
+        canary_uri = ((entry.predictor or _Predictor()).model or _Model()).storageUri
+        return Serving(ModelRef.from_uri(uri), ModelRef.from_uri(canary_uri), entry.trafficPercent)
 
     # -- writing -------------------------------------------------------------------------------
     def render(self, serving: Serving) -> str:
