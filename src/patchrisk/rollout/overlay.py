@@ -13,7 +13,6 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Annotated
 
 import yaml
