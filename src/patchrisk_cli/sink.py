@@ -31,6 +31,10 @@ def register(app: typer.Typer) -> None:
         max_body_bytes: int = typer.Option(
             16 * 1024 * 1024, min=1024, help="Largest event body accepted (413 above, checked while reading)."
         ),
+        max_disk_bytes: int = typer.Option(
+            192 * 2**20, min=64 * 1024,
+            help="Spool plus batches not yet in the store (a store outage) held before answering 503; "
+                 "set below the spool volume's size."),
         alias_ttl: float = typer.Option(30.0, min=0, help="Seconds to cache the MLflow 'canary' alias."),
         state_dir: Path = typer.Option(None, help="Local state directory (default: PATCHRISK_STATE_DIR or .state)."),
     ) -> None:
@@ -56,6 +60,7 @@ def register(app: typer.Typer) -> None:
             flush_seconds=flush_seconds,
             response_timeout=response_timeout,
             max_buffer_rows=max_buffer_rows,
+            max_disk_bytes=max_disk_bytes,
         )
         # Each version's rows are typed by the contract stored with that version (its model store copy).
         # Rows without a response (no version) are typed by the champion's contract.

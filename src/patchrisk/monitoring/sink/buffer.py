@@ -52,6 +52,7 @@ class Spool:
         self.generation, self._replayed = self._open_existing()
         self._fh = open(self.path, "ab")  # noqa: SIM115  held open: every accepted event appends
         self._written = self._synced = self.fsyncs = 0
+        self.bytes = self.path.stat().st_size  # the spool file's size: the disk budget counts it
         self._sync_lock = threading.Lock()
         # for callers on an event loop (:meth:`durable`): one syncer thread, started on first use
         self._waiters: list[tuple[int, asyncio.Future]] = []
@@ -94,7 +95,9 @@ class Spool:
     # on a busy disk).
     def write(self, event: LoggedEvent) -> int:
         """Append ``event`` (not yet durable); returns the ticket to pass to :meth:`wait_durable`."""
-        self._fh.write(event.spool_line())
+        line = event.spool_line()
+        self._fh.write(line)
+        self.bytes += len(line)
         event.raw_body = None  # only needed for this line; the buffer keeps the decoded body
         self._written += 1
         return self._written
@@ -172,6 +175,7 @@ class Spool:
             self._fh = open(self.path, "ab")  # noqa: SIM115  held open: every accepted event appends
             self.generation = generation
             self._synced = self._written
+            self.bytes = self.path.stat().st_size
         return generation
 
     def _write_new(self, generation: str, events: Iterable[LoggedEvent]) -> None:

@@ -54,6 +54,9 @@ class Admission:
     ready_rows: int
 
 
+MIN_DISK_BYTES = 64 * 1024
+
+
 @dataclass(frozen=True)
 class SinkConfig:
     store_uri: str
@@ -64,6 +67,14 @@ class SinkConfig:
     flush_seconds: float = 60.0
     response_timeout: float = 30.0
     max_buffer_rows: int = 50_000
+    # The spool file plus the outbox (batches staged while the store is down) stay within this, with one
+    # event's overshoot at most: past it events get 503 and the logger retries. Set it below the spool
+    # volume's size (the Deployment's emptyDir sizeLimit: a pod past it is evicted, volume and all).
+    max_disk_bytes: int = 192 * 2**20
+
+    def __post_init__(self):
+        if self.max_disk_bytes < MIN_DISK_BYTES:
+            raise ValueError(f"max_disk_bytes must be at least {MIN_DISK_BYTES:,}, got {self.max_disk_bytes:,}")
 
 
 class SinkService:
@@ -83,6 +94,7 @@ class SinkService:
         self._flush_error: str | None = None  # why the last flush failed (None: it did not)
         self._publish_error: str | None = None  # why publishing to the store failed
         self.writer = OutboxWriter(Store(config.store_uri), config.spool_dir, self.schema_of)
+        self._staged_bytes = self.writer.staged_bytes()  # refreshed by every flush, read by every admission
         self._state_lock = threading.Lock()  # buffer + spool
         self._flush_lock = threading.Lock()  # one flush at a time
         self._wake = threading.Event()
@@ -159,12 +171,24 @@ class SinkService:
                 self._wake.set()
                 raise MalformedEvent("buffer_full", f"buffer holds {self.buffer.rows} rows, limit "
                                      f"{self.config.max_buffer_rows}: retry after the next flush", status=503)
+            self._check_disk_budget(event)
             ticket = self.spool.write(event)
             self.buffer.add(event)
             self.metrics.buffered_rows.set(self.buffer.rows)
             return Admission(event, ticket, new=True, ready_rows=self.buffer.ready_rows)
         finally:
             self._state_lock.release()
+
+    def _check_disk_budget(self, event: LoggedEvent) -> None:
+        """503 while the spool and the unpublished batches fill the budget (a store outage: each flush
+        stages its rows and empties the buffer, so the buffer limit alone never stopped the growth)."""
+        used, budget = self.spool.bytes + self._staged_bytes, self.config.max_disk_bytes
+        if used < budget:
+            return
+        self._wake.set()
+        raise MalformedEvent("disk_full", f"the sink holds {used:,} bytes not yet in the store, its disk budget is "
+                             f"{budget:,} (--max-disk-bytes): retry once the store takes them "
+                             f"({self.health()[1] or 'publishing pending'})", status=503)
 
     def confirm(self, admission: Admission) -> bool:
         """Count an admitted event once its spool line is durable; True unless it was a duplicate."""
@@ -302,12 +326,14 @@ class SinkService:
         try:
             published = self.writer.publish_all(skip_generation=self.spool.generation)
         except Exception as err:  # noqa: BLE001  any store failure: report it, retry next flush
+            self._staged_bytes = self.writer.staged_bytes()
             log.warning("publishing staged batches failed, will retry: %s", err)
             self._publish_error = f"cannot publish to the store (batches stay staged): {type(err).__name__}: " \
                                   f"{str(err)[:300]}"
             self.metrics.publish_healthy.set(0)
             return []
         self._publish_error = None
+        self._staged_bytes = self.writer.staged_bytes()
         self.metrics.publish_healthy.set(0 if self._flush_error else 1)
         for name, rows in published:
             if is_unpaired_file(name):  # events, counted as rows when a reader pairs them

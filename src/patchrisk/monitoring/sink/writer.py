@@ -175,6 +175,10 @@ class OutboxWriter:
     def staged(self) -> list[Path]:
         return sorted(p for p in self.outbox.iterdir() if p.is_dir() and not p.name.endswith(".tmp"))
 
+    def staged_bytes(self) -> int:
+        """Bytes in the outbox (staged batches not yet published, a staging in progress included)."""
+        return sum(p.stat().st_size for p in self.outbox.rglob("*") if p.is_file())
+
     def discard(self, generation: str) -> None:
         shutil.rmtree(self.outbox / generation, ignore_errors=True)
 
