@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     def demo_cmd(
         state_dir: Path = typer.Option(Path(".state"), help="Where the loop keeps its state and reports."),
         rows: int = typer.Option(20000, min=500, help="Patches of generated history to train on."),
-        seed: int = typer.Option(42, help="Seed for everything generated."),
+        seed: int = typer.Option(42, min=0, max=2**32 - 1, help="Seed for everything generated (and trained)."),
         fresh: bool = typer.Option(True, "--fresh/--keep", help="Start from an empty state directory."),
         runner: bool = typer.Option(True, "--runner/--stand-ins", help="Steps 5-13 on the local pod runner: the "
                                     "`local` overlay's sink, predictor, canary, router and monitor CronJob (as Jobs, "

@@ -122,3 +122,10 @@ def test_reading_events_holds_a_chunk_in_memory_not_the_rest_of_the_file(tmp_pat
 
     small, large = peak_arrow_bytes(4), peak_arrow_bytes(40)
     assert large <= 1.5 * small, f"Arrow held {large:,} bytes reading 40 row groups, {small:,} reading 4"
+
+
+@pytest.mark.parametrize("seed", [-3, 1.5, True])
+def test_a_seed_that_is_no_whole_number_from_0_is_named(patch_spec, seed):
+    """`data generate --seed -3` was numpy's ValueError traceback (exit 1)."""
+    with pytest.raises(SpecError, match=f"seed must be a whole number from 0, got {seed!r}"):
+        generate(patch_spec, 5, seed)

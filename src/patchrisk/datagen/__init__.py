@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ from patchrisk.errors import SpecError
 from patchrisk.spec import ModelSpec
 from patchrisk.tables import write_table
 
-__all__ = ["DriftConfig", "parse_drift", "generate", "generate_rows", "write_generated"]
+__all__ = ["DriftConfig", "generate", "generate_rows", "parse_drift", "write_generated"]
 
 
 def generate(spec: ModelSpec, rows: int, seed: int = 42, drift: DriftConfig | None = None,
@@ -21,6 +22,8 @@ def generate(spec: ModelSpec, rows: int, seed: int = 42, drift: DriftConfig | No
     """Raw data for ``spec``: ``{"patches": ...}`` or ``{"events": ..., "metadata": ...}``."""
     if rows < 1:
         raise SpecError(f"rows must be at least 1, got {rows}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:  # numpy's generators take no other
+        raise SpecError(f"seed must be a whole number from 0, got {seed!r}")
     drift = drift or DriftConfig()
     drift.check_against(spec)
     if spec.name == "patch-risk":
