@@ -73,10 +73,14 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
         else:
             df.to_parquet(tmp, index=False)
         tmp.replace(path)
-    except (PermissionError, FileExistsError, NotADirectoryError) as err:  # where it cannot be written
+    except OSError as err:  # where it cannot be written, or a disk that filled meanwhile
         with contextlib.suppress(OSError):  # none may have been made
             tmp.unlink(missing_ok=True)
         raise DataContractError(f"{path}: cannot write it ({err.strerror or err})") from None
+    except BaseException:  # whatever else stopped the write: no half-written file stays behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -3,6 +3,8 @@ named before anything is written (the CLI exits 2); it was a traceback, or a Par
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -35,3 +37,20 @@ def test_a_parent_that_is_a_file_is_named(tmp_path):
 @pytest.mark.parametrize("name", ["out.csv", "out.parquet", "out.pq", "data"])  # KFP artifact paths have no suffix
 def test_what_is_written_reads_back(tmp_path, name):
     assert read_table(write_table(FRAME, tmp_path / "sub" / name)).equals(FRAME)
+
+
+@pytest.mark.parametrize("name", ["out.csv", "out.parquet"])
+def test_a_full_disk_is_named_and_leaves_no_file_behind(tmp_path, monkeypatch, name):
+    """A disk that fills while a table is written (seen on a 64 KiB tmpfs: CSV) left the hidden
+    temporary file beside the target and raised a bare OSError (a traceback in the CLI)."""
+    import errno
+
+    def fill_then_fail(self, path, **kwargs):
+        Path(path).write_bytes(b"patch_id,files_")  # what got out before the disk was full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fill_then_fail)
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", fill_then_fail)
+    with pytest.raises(PatchriskError, match=rf"{name}: cannot write it \(No space left on device\)"):
+        write_table(FRAME, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
