@@ -50,3 +50,18 @@ def test_a_readable_part_of_another_schema_is_skipped_named_and_the_window_judge
     assert analysis.verdict.rows == 300, analysis.sketch.unreadable_files  # every row of the prediction logs, none of the foreign part's
     [skipped] = analysis.sketch.unreadable_files
     assert skipped["file"] == foreign and "not a prediction log" in skipped["reason"], skipped
+
+
+def test_parts_with_and_without_a_nullable_feature_are_judged_together(model, patch_spec, tmp_path):
+    """An older part without a column beside newer ones with it: its batches come with the column
+    typed as the others', so the sample and the sketch take both."""
+    bundle, reference = model
+    older = log_frame(bundle, generate_rows(patch_spec, 200, seed=8), START).drop(columns=["test_coverage_pct"])
+    newer = log_frame(bundle, generate_rows(patch_spec, 200, seed=9), START + dt.timedelta(hours=1))
+    write_logs(tmp_path, older)
+    write_logs(tmp_path, newer)
+    analysis = analyse_window(Store(str(tmp_path)), reference, Window(START, START + dt.timedelta(days=2)), load_config())
+    assert analysis.verdict.rows == 400 and not analysis.sketch.unreadable_files
+    coverage = next(f for f in analysis.verdict.features if f.feature == "test_coverage_pct")
+    assert 0.5 <= coverage.missing_rate < 0.6  # the older part's 200 rows, and the newer part's own missing values
+    assert analysis.sample["test_coverage_pct"].isna().sum() >= 100

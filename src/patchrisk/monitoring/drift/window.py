@@ -172,8 +172,9 @@ def iter_window_batches(store: Store, model: str, window: Window, columns: list[
             table = _in_window(_as_expected(pa.Table.from_batches([batch]), expected), window)
             if table.num_rows == 0:
                 continue
-            for missing in (c for c in wanted if c not in present):
-                table = table.append_column(missing, pa.nulls(table.num_rows))
+            for missing in (c for c in wanted if c not in present):  # typed as expected: every batch alike
+                kind = expected.field(missing).type if missing in expected.names else pa.null()
+                table = table.append_column(missing, pa.nulls(table.num_rows, type=kind))
             rows += table.num_rows
             yield table
         if rows >= next_report or number == len(files):
