@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--top_k", type=int, default=5, help="Features per row in :explain answers")
     parser.add_argument(
+        "--max_explain_queue",
+        type=int,
+        default=16,
+        help=":explain batches that may wait behind the one computing (each holds its rows in memory); "
+        "past them an :explain gets 503 with Retry-After",
+    )
+    parser.add_argument(
         "--enable_access_log",
         type=strtobool,
         default=False,
@@ -101,6 +108,9 @@ def main(argv: list[str] | None = None, bundle: ModelBundle | None = None) -> in
     if args.max_request_bytes is not None and args.max_request_bytes < 1:
         log.error("--max_request_bytes must be positive, got %d", args.max_request_bytes)
         return 2
+    if args.max_explain_queue < 0:
+        log.error("--max_explain_queue must be 0 or more, got %d", args.max_explain_queue)
+        return 2
     if args.workers != 1:
         # KServe's parser offers --workers; this predictor runs one process (scale with replicas).
         log.error("--workers %s is not supported: the predictor runs one server process per pod; "
@@ -111,7 +121,8 @@ def main(argv: list[str] | None = None, bundle: ModelBundle | None = None) -> in
     logging.getLogger("patchrisk").handlers = logging.getLogger("kserve").handlers
     logging.getLogger("patchrisk").setLevel(logging.INFO)
     model = PatchRiskModel(
-        args.model_name, args.model_dir, max_batch_rows=args.max_batch_rows, top_k=args.top_k, bundle=bundle
+        args.model_name, args.model_dir, max_batch_rows=args.max_batch_rows, top_k=args.top_k, bundle=bundle,
+        max_explain_queue=args.max_explain_queue,
     )
     try:
         model.load()

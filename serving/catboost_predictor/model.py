@@ -39,6 +39,7 @@ class PatchRiskModel(kserve.Model):
         max_batch_rows: int = 1000,
         top_k: int = 5,
         bundle: ModelBundle | None = None,
+        max_explain_queue: int = 16,
     ):
         super().__init__(name)
         self.model_dir = model_dir
@@ -48,6 +49,8 @@ class PatchRiskModel(kserve.Model):
         self.validator: RowValidator | None = None
         self.self_check_error: str | None = None
         self._explain_pool: ThreadPoolExecutor | None = None
+        self.max_explain_queue = max_explain_queue
+        self._explains_in_flight = 0  # computing or waiting; changed on the event loop only
 
     # -- lifecycle ---------------------------------------------------------------------------
     def load(self) -> bool:
@@ -136,7 +139,19 @@ class PatchRiskModel(kserve.Model):
         a time, so health probes and predictions are answered while it computes."""
         if self._explain_pool is None:
             self._explain_pool = ThreadPoolExecutor(max_workers=EXPLAIN_THREADS, thread_name_prefix="explain")
-        return await asyncio.get_running_loop().run_in_executor(self._explain_pool, self._explain, payload)
+        if self._explains_in_flight >= EXPLAIN_THREADS + self.max_explain_queue:
+            # Each waiting batch holds its parsed rows: an unbounded queue is a way to the pod's memory
+            # limit, where the champion dies with every prediction in flight. Refuse, as overload.
+            from starlette.exceptions import HTTPException
+
+            raise HTTPException(503, f"{self.max_explain_queue} explain batches are waiting behind the one "
+                                f"computing (--max_explain_queue {self.max_explain_queue}): retry later",
+                                headers={"Retry-After": "1"})
+        self._explains_in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._explain_pool, self._explain, payload)
+        finally:
+            self._explains_in_flight -= 1
 
     def _explain(self, payload: Any) -> dict:
         top_k = self._top_k(payload)

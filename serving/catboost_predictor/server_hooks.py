@@ -24,7 +24,8 @@ from patchrisk_serving.catboost_predictor import metrics, request_limits
 log = logging.getLogger("patchrisk.predictor")
 MODEL_VERSION_HEADER = "x-model-version"
 REQUEST_ID_HEADER = "x-request-id"
-# KServe 0.21 seeds :explain response headers with the request's headers: keep only these.
+# KServe 0.21 seeds :explain response headers with the request's headers: keep only these (and the
+# Retry-After of a 503 the predictor answered itself: its explain queue was full).
 _EXPLAIN_RESPONSE_HEADERS = frozenset({b"content-type", b"content-length"})
 _ENDPOINT = re.compile(
     r"^/v1/models/(?P<v1>[^/:]+):(?P<verb>predict|explain)$|^/v2/models/(?P<v2>[^/]+)/infer$"
@@ -81,7 +82,8 @@ class ModelResponseMiddleware:
                 status = message["status"]
                 headers = message.get("headers", ())
                 if explain:
-                    headers = [h for h in headers if h[0].lower() in _EXPLAIN_RESPONSE_HEADERS]
+                    kept = _EXPLAIN_RESPONSE_HEADERS | ({b"retry-after"} if status == 503 else set())
+                    headers = [h for h in headers if h[0].lower() in kept]
                 message["headers"] = [*headers, header]
                 if _is_private_error(status):
                     held = message

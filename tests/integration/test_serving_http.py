@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from pathlib import Path
 
 import httpx
@@ -728,7 +729,8 @@ def faulty_server(model_dir, tmp_path_factory):
     gate = tmp_path_factory.mktemp("explain-gate")
     launcher = (str(Path(__file__).with_name("faulty_predictor.py")), str(gate))
     with serve_in_subprocess(
-        model_dir, model_name=MODEL_NAME, extra_args=("--max_batch_rows=200",), launcher=launcher
+        model_dir, model_name=MODEL_NAME, extra_args=("--max_batch_rows=200", "--max_explain_queue=2"),
+        launcher=launcher,
     ) as running:
         running.gate = gate
         yield running
@@ -796,3 +798,49 @@ def test_a_long_explain_does_not_stall_health_probes(faulty_server, bundle, patc
         caller.join(90)
     assert result["response"].status_code == 200
     assert len(result["response"].json()["explanations"]) == 50
+
+
+def test_explains_past_the_queue_get_503_with_retry_after_and_predictions_go_on(faulty_server, bundle, patches):
+    """Each waiting :explain holds its parsed batch (≈ 1.4 MB at 1,000 rows): 200 concurrent ones took
+    the predictor from 234 to 512 MiB, and about a thousand would pass the pod's 2Gi limit, where the
+    champion is killed with every prediction in flight. One batch runs, ``--max_explain_queue`` wait;
+    the next gets 503 at once, with Retry-After. Held here with the planted SHAP gate."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from faulty_predictor import EXPLAIN_GATE_LINES
+
+    good = _good_row(bundle, patches)
+    gate = faulty_server.gate
+    for name in ("started", "release"):
+        (gate / name).unlink(missing_ok=True)
+    held = [{**good, "lines_added": EXPLAIN_GATE_LINES}] * 20
+
+    def explain(rows):
+        return httpx.post(f"{faulty_server.url}{V1}:explain", json={"instances": rows}, timeout=90,
+                          verify=LOOPBACK_TLS)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        try:
+            running = pool.submit(explain, held)
+            for _ in range(3000):
+                if (gate / "started").exists() or running.done():
+                    break
+                threading.Event().wait(0.01)
+            assert (gate / "started").exists(), f"explain never reached SHAP: {running}"
+            waiting = [pool.submit(explain, [good] * 20) for _ in range(2)]
+            threading.Event().wait(0.5)  # both are in the queue behind the held batch
+            refused = explain([good] * 20)
+            assert refused.status_code == 503, refused.text
+            assert refused.headers.get("retry-after") == "1", (dict(refused.headers), refused.text)
+            assert refused.json() == {"error": "2 explain batches are waiting behind the one computing "
+                                               "(--max_explain_queue 2): retry later"}
+            prediction = httpx.post(f"{faulty_server.url}{V1}:predict", json={"instances": [good]}, timeout=30,
+                                    verify=LOOPBACK_TLS)
+            assert prediction.status_code == 200  # predictions are not queued behind explains
+        finally:
+            (gate / "release").touch()
+        assert running.result().status_code == 200
+        assert [w.result().status_code for w in waiting] == [200, 200]
+    assert explain([good]).status_code == 200  # room again
+    for name in ("started", "release"):
+        (gate / name).unlink(missing_ok=True)

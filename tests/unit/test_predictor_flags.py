@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 
-def test_workers_other_than_one_is_refused(caplog, monkeypatch, tmp_path):
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("--workers=4", "--workers 4 is not supported: the predictor runs one server process per pod; scale with replicas"),
+    ("--max_explain_queue=-1", "--max_explain_queue must be 0 or more, got -1"),
+])
+def test_a_flag_the_predictor_cannot_take_is_refused(caplog, monkeypatch, tmp_path, flag, message):
     # Imported here: KServe's import is paid by the worker running this test, not by every collecting worker.
     from patchrisk_serving.catboost_predictor.__main__ import main
 
@@ -14,5 +20,5 @@ def test_workers_other_than_one_is_refused(caplog, monkeypatch, tmp_path):
         monkeypatch.setattr(logging.getLogger(name), "disabled", False)
         monkeypatch.setattr(logging.getLogger(name), "propagate", True)
     with caplog.at_level(logging.ERROR, logger="patchrisk.predictor"):
-        assert main(["--model_name=patch-risk", f"--model_dir={tmp_path}", "--workers=4"]) == 2
-    assert "--workers 4 is not supported" in caplog.text and "replicas" in caplog.text
+        assert main(["--model_name=patch-risk", f"--model_dir={tmp_path}", flag]) == 2
+    assert message in caplog.text
