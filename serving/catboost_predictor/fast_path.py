@@ -58,6 +58,7 @@ class FastV1Request:
 class FastV2Request:
     inputs: list[V2Input]
     id: str | None
+    requested_outputs: tuple[str, ...] = ()  # the names in the body's "outputs" (none: all)
 
 
 def decode_v1(raw: bytes) -> FastV1Request | None:
@@ -99,7 +100,7 @@ def decode_v2(raw: bytes) -> FastV2Request | None:
         if datatype == "FP16":
             return None  # KServe's own refusal of FP16 over JSON
         tensors.append(V2Input(name, shape, datatype, data))
-    return FastV2Request(tensors, request_id)
+    return FastV2Request(tensors, request_id, tuple(o["name"] for o in body.get("outputs") or ()))
 
 
 def _parameters_ok(parameters: Any) -> bool:

@@ -18,7 +18,7 @@ from kserve.protocol.infer_type import InferRequest
 from patchrisk_serving.catboost_predictor import metrics, responses
 from patchrisk_serving.catboost_predictor.fast_path import FastV1Request, FastV2Request
 
-from patchrisk.contract.outputs import v2_output_types
+from patchrisk.contract.outputs import check_requested_outputs, v2_output_types
 from patchrisk.contract.requests import ParsedRequest, parse_v1, parse_v2, v2_datatype
 from patchrisk.contract.rows import RowValidator, _describe
 from patchrisk.errors import InvalidRequest
@@ -111,7 +111,11 @@ class PatchRiskModel(kserve.Model):
     # -- inference ---------------------------------------------------------------------------
     def _parse(self, payload: Any) -> ParsedRequest:
         try:
-            if isinstance(payload, (InferRequest, FastV2Request)):
+            if isinstance(payload, FastV2Request):
+                check_requested_outputs(payload.requested_outputs, self.bundle.spec)
+                return parse_v2(payload.inputs, self.validator)
+            if isinstance(payload, InferRequest):
+                check_requested_outputs([o.name for o in payload.request_outputs or ()], self.bundle.spec)
                 return parse_v2(payload.inputs, self.validator)
             if isinstance(payload, FastV1Request):
                 return parse_v1(payload.body, self.validator)

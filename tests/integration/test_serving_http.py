@@ -397,6 +397,13 @@ def malformed_requests(good: dict, spec) -> list[tuple[str, str, dict, int, str]
             f"shape [2, {n}] needs {2 * n} values, got {n}",
         ),
         ("v2 unsupported datatype", f"{V2}/infer", v2_matrix([1, n], [text_row], "FP16"), 400, "FP16"),
+        (  # was a 200 without it: the caller learnt only when it looked the output up
+            "v2 an output the model does not have",
+            f"{V2}/infer",
+            {"json": {**v2_matrix([1, n], [text_row])["json"], "outputs": [{"name": "risk_score"}, {"name": "probability"}]}},
+            400,
+            "requested output 'probability' is not one of this model's: 'risk_score', 'risk_bucket'",
+        ),
         (
             "v2 inf",
             f"{V2}/infer",

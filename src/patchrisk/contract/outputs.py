@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from patchrisk.contract.rows import quoted_name, quoted_names
+from patchrisk.errors import InvalidRequest
 from patchrisk.spec import ModelSpec
 
 SCORE_DATATYPE, BUCKET_DATATYPE = "FP64", "BYTES"
@@ -20,6 +22,16 @@ def v2_output_types(spec: ModelSpec) -> list[dict]:
     """The V2 output schema advertised in model metadata (``GET /v2/models/<name>``)."""
     return [{"name": spec.outputs.score, "datatype": SCORE_DATATYPE, "shape": [-1]},
             {"name": spec.outputs.bucket, "datatype": BUCKET_DATATYPE, "shape": [-1]}]
+
+
+def check_requested_outputs(requested: Sequence[str], spec: ModelSpec) -> None:
+    """A V2 request's ``outputs`` must name outputs the model has (it answers all of them either way:
+    the prediction log needs the score whatever a caller reads)."""
+    known = [output["name"] for output in v2_output_types(spec)]
+    unknown = [name for name in requested if name not in known]
+    if unknown:
+        raise InvalidRequest(f"requested output {quoted_name(unknown[0])} is not one of this model's: "
+                             f"{quoted_names(known)}", field="outputs")
 
 
 # Below this many scores a bisect per score costs less than numpy's set-up (one row: ~2 vs ~10 µs).
