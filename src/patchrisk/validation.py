@@ -169,6 +169,13 @@ def _quality_violations(df: pd.DataFrame, spec: ModelSpec, require_target: bool)
     if require_target and target in df and len(df):
         labels = pd.to_numeric(df[target], errors="coerce")
         if labels.notna().all():
+            # Whatever the spec's rates allow: one label alone cannot be trained on, and the stratified
+            # holdout split needs two rows of each.
+            positives = int((labels == 1).sum())
+            if min(positives, len(labels) - positives) < 2:
+                out.append(Violation(target, f"each label needs at least 2 rows (the holdout split keeps both): "
+                                             f"{positives} with label 1, {len(labels) - positives} with label 0",
+                                     min(positives, len(labels) - positives)))
             rate = float(labels.mean())
             if not spec.min_positive_rate <= rate <= spec.max_positive_rate:
                 out.append(Violation(target, f"positive rate {rate:.1%} outside "

@@ -97,3 +97,18 @@ def test_telemetry_spec_contract(reliability_spec):
     rows.loc[3, "crash_rate"] = 1.5
     report = validate_frame(pd.DataFrame(rows), reliability_spec)
     assert [v.column for v in report.violations] == ["crash_rate"]
+
+
+@pytest.mark.parametrize("positives", [0, 1])
+def test_a_label_with_fewer_than_two_rows_is_refused_whatever_the_specs_rates(clean, patch_spec, positives):
+    """A spec allowing a positive rate of 0 passed a table with no (or one) positive row; the train task
+    then failed with CatBoost's "Target contains only one unique value" or scikit-learn's stratified
+    split error, tracebacks after prepare and validate. Both labels need two rows: one per side of the
+    holdout split."""
+    lenient = patch_spec.model_copy(update={"min_positive_rate": 0.0})
+    table = clean.assign(high_risk_flag=0)
+    table.loc[table.index[:positives], "high_risk_flag"] = 1
+    report = validate_frame(table, lenient, source="history.csv")
+    rules = [v.rule for v in report.violations if v.column == "high_risk_flag"]
+    assert rules == [f"each label needs at least 2 rows (the holdout split keeps both): {positives} with label 1, "
+                     f"{len(table) - positives} with label 0"], report.violations
