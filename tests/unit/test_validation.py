@@ -110,5 +110,6 @@ def test_a_label_with_fewer_than_two_rows_is_refused_whatever_the_specs_rates(cl
     table.loc[table.index[:positives], "high_risk_flag"] = 1
     report = validate_frame(table, lenient, source="history.csv")
     rules = [v.rule for v in report.violations if v.column == "high_risk_flag"]
-    assert rules == [f"each label needs at least 2 rows (the holdout split keeps both): {positives} with label 1, "
-                     f"{len(table) - positives} with label 0"], report.violations
+    expected = (f"each label needs at least 2 rows (the holdout split keeps both): {positives} with label 1, "
+                f"{len(table) - positives} with label 0")
+    assert rules == [expected], report.violations
