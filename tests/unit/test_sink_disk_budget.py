@@ -18,7 +18,7 @@ from patchrisk.monitoring.sink.events import MalformedEvent, parse_event
 from patchrisk.monitoring.sink.service import SinkConfig, SinkService
 from patchrisk.monitoring.sink.testing import logger_events
 
-BUDGET = 400_000  # bytes: a few dozen 50-row exchanges
+BUDGET = 150_000  # bytes: about a dozen 50-row exchanges
 
 
 def disk_bytes(folder: Path) -> int:
