@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         fail_open: bool = typer.Option(False, "--fail-open", help="Pass (exit 0) when the endpoint fails."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of text."),
         top_k: int = typer.Option(3, min=1, help="Contributing features shown per blocked patch."),
-        spec: str = typer.Option("patch-risk", help="Spec used to type CSV cells and check fields."),
+        spec: str = typer.Option(
+            "patch-risk", help="Spec used to type CSV cells, check fields and name the outputs read."),
         batch_size: int = typer.Option(500, min=1, help="Patches per request."),
         ca_bundle: Path = typer.Option(
             None, exists=True, dir_okay=False, envvar="PATCHRISK_RISK_GATE_CA_BUNDLE",

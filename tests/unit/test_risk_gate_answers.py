@@ -101,3 +101,36 @@ def test_a_v2_endpoint_that_is_no_predictor_is_an_endpoint_error(tmp_path, conte
     with canned_http_server(lambda _method, _path: (content_type, body)) as url:
         report = gate_files([patch], url, protocol="v2", retries=0)
     assert report.exit_code == 2 and "is not a risk prediction" in report.error and named in report.error, report.error
+
+
+def _renamed_outputs_spec(tmp_path):
+    """The packaged patch-risk spec with its outputs named otherwise, as a later revision may."""
+    from importlib import resources
+
+    import yaml
+
+    spec = yaml.safe_load(resources.files("patchrisk.specs").joinpath("patch-risk.yaml").read_text())
+    spec["outputs"] = {"score": "regression_probability", "bucket": "regression_band", "alert_bucket": "high"}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_the_gate_reads_the_outputs_its_spec_names(endpoint, tmp_path, protocol):
+    """A version whose spec names its outputs otherwise answers with those names (the predictor
+    answers with its version's); the gate looked for risk_score and risk_bucket only, and called such an
+    endpoint broken (exit 2). With `--spec`, it reads the names that spec declares."""
+    url, answer = endpoint
+    if protocol == "v1":
+        body = {"predictions": [{"regression_probability": 0.9, "regression_band": "high"}], "model_version": "4"}
+    else:
+        body = {"model_name": "patch-risk", "model_version": "4", "outputs": [
+            {"name": "regression_probability", "shape": [1], "datatype": "FP64", "data": [0.9]},
+            {"name": "regression_band", "shape": [1], "datatype": "BYTES", "data": ["high"]}]}
+    answer.append(("application/json", json.dumps(body).encode()))
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps(ROW))
+    report = gate_files([patch], url, protocol=protocol, retries=0, spec=str(_renamed_outputs_spec(tmp_path)))
+    assert (report.exit_code, report.model_version, [p.risk_score for p in report.patches]) == (1, "4", [0.9]), \
+        report.to_json()

@@ -75,13 +75,16 @@ class RiskClient:
         log: Callable[[str], None] = lambda _m: None,
         ca_bundle: str | Path | None = None,
         insecure: bool = False,
+        outputs: tuple[str, str] = ("risk_score", "risk_bucket"),
     ):
+        """``outputs``: the score's and the bucket's names in the answers (the spec's ``outputs``)."""
         if protocol not in ("v1", "v2"):
             raise ValueError(f"protocol must be v1 or v2, got {protocol!r}")
         self.endpoint = endpoint.rstrip("/")
         if "://" not in self.endpoint:
             self.endpoint = "http://" + self.endpoint
         self.model, self.protocol = model, protocol
+        self.score_name, self.bucket_name = outputs
         self.timeout, self.retries, self.backoff, self.log = timeout, retries, backoff, log
         self.ca_bundle, self.insecure = ca_bundle, insecure
         self.tls = self.endpoint.startswith("https://")
@@ -112,7 +115,7 @@ class RiskClient:
         predictions = _answer_list(body, "predictions", len(rows), self.endpoint)
         if not all(isinstance(p, dict) for p in predictions):
             raise _not_a_prediction(self.endpoint, "a prediction that is no object")
-        scores = [_score(p.get("risk_score"), p.get("risk_bucket"), i, self.endpoint) for i, p in enumerate(predictions)]
+        scores = [self._score(p.get(self.score_name), p.get(self.bucket_name), i) for i, p in enumerate(predictions)]
         return Scores(scores, str(body.get("model_version", "unknown")))
 
     def _post_json(self, path: str, payload: dict) -> dict:
@@ -147,7 +150,7 @@ class RiskClient:
             tensor = triton.InferInput("input-0", list(values.shape), "BYTES")
             tensor.set_data_from_numpy(values, binary_data=False)
             outputs = [
-                triton.InferRequestedOutput(n, binary_data=False) for n in ("risk_score", "risk_bucket")
+                triton.InferRequestedOutput(n, binary_data=False) for n in (self.score_name, self.bucket_name)
             ]
             result = client.infer(self.model, [tensor], outputs=outputs, headers=headers)
         except InferenceServerException as err:
@@ -168,11 +171,21 @@ class RiskClient:
         version = str(
             body.get("model_version") or (body.get("parameters") or {}).get("model_version", "unknown")
         )
-        score_values, buckets = result.as_numpy("risk_score"), result.as_numpy("risk_bucket")
+        score_values, buckets = result.as_numpy(self.score_name), result.as_numpy(self.bucket_name)
         if score_values is None or buckets is None or not len(score_values) == len(buckets) == len(rows):
-            raise _not_a_prediction(self.endpoint, f"outputs risk_score and risk_bucket need {len(rows)} value(s) each")
-        scores = [_score(s, b, i, self.endpoint) for i, (s, b) in enumerate(zip(score_values.tolist(), _decoded(buckets)))]
+            raise _not_a_prediction(self.endpoint, f"outputs {self.score_name} and {self.bucket_name} need "
+                                                   f"{len(rows)} value(s) each")
+        scores = [self._score(s, b, i) for i, (s, b) in enumerate(zip(score_values.tolist(), _decoded(buckets)))]
         return Scores(scores, version)
+
+    def _score(self, score: Any, bucket: Any, index: int) -> Score:
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
+                or not 0 <= score <= 1:
+            raise _not_a_prediction(self.endpoint, f"prediction {index}: {self.score_name} {score!r} is no "
+                                                   "probability in [0, 1]")
+        if not isinstance(bucket, str):
+            raise _not_a_prediction(self.endpoint, f"prediction {index}: {self.bucket_name} {bucket!r} is no text")
+        return Score(float(score), bucket)
 
     def _triton_tls(self) -> dict:
         """tritonclient speaks plain http unless told ``ssl=True``, whatever the URL's scheme."""
@@ -237,13 +250,6 @@ def _answer_list(body: Any, key: str, rows: int, endpoint: str) -> list:
     return found
 
 
-def _score(score: Any, bucket: Any, index: int, endpoint: str) -> Score:
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
-            or not 0 <= score <= 1:
-        raise _not_a_prediction(endpoint, f"prediction {index}: risk_score {score!r} is no probability in [0, 1]")
-    if not isinstance(bucket, str):
-        raise _not_a_prediction(endpoint, f"prediction {index}: risk_bucket {bucket!r} is no text")
-    return Score(float(score), bucket)
 
 
 def _as_text(value: Any) -> str:

@@ -35,9 +35,11 @@ def gate_files(
     ``error``, not an exception."""
     from patchrisk.spec import load_spec
 
-    patches = read_patches(paths, load_spec(spec))
+    model_spec = load_spec(spec)
+    patches = read_patches(paths, model_spec)
     client = RiskClient(endpoint, model, protocol, timeout=timeout, retries=retries, backoff=backoff, log=log,
-                        ca_bundle=ca_bundle, insecure=insecure)
+                        ca_bundle=ca_bundle, insecure=insecure,
+                        outputs=(model_spec.outputs.score, model_spec.outputs.bucket))
     report = GateReport(endpoint=client.endpoint, model=model, protocol=protocol, threshold=threshold,
                         fail_open=fail_open)
     try:
