@@ -82,9 +82,28 @@ def loop_stores(state_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        description = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise StoreUnreachable(f"{path}: not valid JSON ({err}); delete it and run `make run` again") from None
+    problem = _description_problem(description)
+    if problem:
+        raise StoreUnreachable(f"{path}: not what `make run` writes ({problem}); delete it and run `make run` again")
+    return description
+
+
+def _description_problem(description) -> str | None:
+    """What keeps ``description`` from being what :func:`record_loop_stores` writes, or None."""
+    if not isinstance(description, dict):
+        return f"expected an object, got a {type(description).__name__}"
+    servers = description.get("servers")
+    if not isinstance(servers, list) or not servers or not set(servers) <= {"s3", "mlflow"}:
+        return f"'servers': expected a list of s3, mlflow, got {'nothing' if servers is None else repr(servers)}"
+    env = description.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        return "'env': expected an object of text values"
+    if not isinstance(description.get("mlflow_auth", False), bool):
+        return f"'mlflow_auth': expected true or false, got {description['mlflow_auth']!r}"
+    return None
 
 
 @contextmanager
