@@ -224,13 +224,11 @@ def _log_run(c, settings, model_dir, name, pipeline_run_id, metrics, params, lin
 def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
     """``models:/name@alias`` -> (name, alias, None); ``models:/name/3`` -> (name, None, "3")."""
     body = uri.removeprefix("models:/").strip("/")
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        return name, alias, None
-    if "/" in body:
-        name, version = body.split("/", 1)
-        return name, None, version
-    raise PatchriskError(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
+    separator = "@" if "@" in body else "/"
+    name, _, reference = body.partition(separator)
+    if not name.strip() or not reference.strip():  # an empty name, alias or version names nothing
+        raise PatchriskError(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
+    return (name, reference, None) if separator == "@" else (name, None, reference)
 
 
 def get_version(settings: Settings, name: str, alias: str | None = None, version: str | None = None):

@@ -24,7 +24,10 @@ def is_s3(uri: str) -> bool:
 
 
 def split_s3(uri: str) -> tuple[str, str]:
+    """(bucket, key); a URI naming no bucket is refused by name (botocore's own check is a traceback)."""
     parsed = urlparse(uri)
+    if not parsed.netloc:
+        raise PatchriskError(f"{uri}: no bucket (expected s3://<bucket>/<key>)")
     return parsed.netloc, parsed.path.lstrip("/")
 
 

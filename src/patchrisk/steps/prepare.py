@@ -7,7 +7,7 @@ from pathlib import Path
 
 from patchrisk.errors import DataContractError
 from patchrisk.spec import ModelSpec, load_spec
-from patchrisk.storage import is_s3
+from patchrisk.storage import is_s3, split_s3
 from patchrisk.tables import PARQUET_SUFFIXES, copy_parquet, local_file, read_table, table_file, write_table
 
 log = logging.getLogger(__name__)
@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 def check_source(spec_name: str, data_uri: str) -> None:
     """Refuse a local source that this step could not read, before a pipeline starts (a mistyped
     path is then one line naming it, exit 2, rather than a failed task). An ``s3://`` source is left
-    to the step: reading it here would download it twice."""
+    to the step (reading it here would download it twice), once it names a bucket."""
     if is_s3(data_uri):
+        split_s3(data_uri)
         return
     spec = load_spec(spec_name)
     if spec.aggregation is not None:
