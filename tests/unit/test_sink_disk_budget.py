@@ -52,6 +52,8 @@ def test_a_store_outage_fills_the_budget_then_503s_and_nothing_acknowledged_is_l
     assert refused.status == 503 and refused.reason == "disk_full", (refused.status, refused.reason)
     assert "not yet in the store" in refused.message and str(BUDGET) in refused.message.replace(",", "")
     assert service.health()[0] is False  # the outage is reported
+    status = service.status()  # GET /healthz: how full the budget is
+    assert status["max_disk_bytes"] == BUDGET and status["disk_bytes"] >= BUDGET
 
     blocker.unlink()  # the store is back
     service.flush()

@@ -171,7 +171,7 @@ class SinkService:
                 self._wake.set()
                 raise MalformedEvent("buffer_full", f"buffer holds {self.buffer.rows} rows, limit "
                                      f"{self.config.max_buffer_rows}: retry after the next flush", status=503)
-            self._check_disk_budget(event)
+            self._check_disk_budget()
             ticket = self.spool.write(event)
             self.buffer.add(event)
             self.metrics.buffered_rows.set(self.buffer.rows)
@@ -179,7 +179,7 @@ class SinkService:
         finally:
             self._state_lock.release()
 
-    def _check_disk_budget(self, event: LoggedEvent) -> None:
+    def _check_disk_budget(self) -> None:
         """503 while the spool and the unpublished batches fill the budget (a store outage: each flush
         stages its rows and empties the buffer, so the buffer limit alone never stopped the growth)."""
         used, budget = self.spool.bytes + self._staged_bytes, self.config.max_disk_bytes
@@ -347,4 +347,5 @@ class SinkService:
             return {"waiting_requests": len(self.buffer.requests), "waiting_responses": len(self.buffer.responses),
                     "ready_rows": self.buffer.ready_rows, "buffered_rows": self.buffer.rows,
                     "spool_generation": self.spool.generation, "staged_batches": len(self.writer.staged()),
+                    "disk_bytes": self.spool.bytes + self._staged_bytes, "max_disk_bytes": self.config.max_disk_bytes,
                     "id_collisions_pending": len(self.buffer.collided)}
