@@ -105,7 +105,8 @@ def training_pipeline(
             passes its own.
     """
     prepared = _with_s3_credentials(prepare_data(spec=spec, data_uri=data_uri))
-    validated = _with_s3_credentials(validate_data(spec=spec, data_uri=data_uri, table=prepared.outputs["table"]))
+    validated = _with_s3_credentials(validate_data(spec=spec, data_uri=data_uri, table=prepared.outputs["table"],
+                                                   policy_env=policy_env))
 
     # Two branches rather than one task with a parameterised accelerator: the GPU request must
     # be part of the task spec, and kfp.local cannot merge branch outputs (dsl.OneOf).

@@ -48,3 +48,22 @@ def test_monitoring_pipeline_fans_sketches_out_over_the_plan_and_collects_them_f
     merge = tasks["merge-and-decide"]["inputs"]["artifacts"]["sketches"]["taskOutputArtifact"]
     assert merge["producerTask"] == next(name for name, t in tasks.items() if t is loop)
     assert spec["root"]["inputDefinitions"]["parameters"]["partitions"]["defaultValue"] >= 4
+
+
+def test_the_policy_environment_reaches_the_validate_task_before_training():
+    """A mistyped policy_env in the KFP UI was learnt by the gates task, after training (GPU hours on a
+    large table); the validate task checks it now, so it is the run's first failure."""
+    spec = next(yaml.safe_load_all((COMPILED_DIR / "training.yaml").read_text()))
+    validate = spec["root"]["dag"]["tasks"]["validate-data"]["inputs"]["parameters"]["policy_env"]
+    assert validate == {"componentInputParameter": "policy_env"}
+
+
+def test_the_validate_step_refuses_an_unknown_policy_environment_before_reading_the_table(tmp_path):
+    from patchrisk.errors import SpecError
+    from patchrisk.steps.validate import validate_table
+
+    report = tmp_path / "report.json"
+    with pytest.raises(SpecError, match="unknown environment 'prd' \\(known: dev, "):
+        validate_table("patch-risk", str(tmp_path / "absent.parquet"), "history.csv", str(report),
+                       str(tmp_path / "report.md"), str(tmp_path / "validated.parquet"), policy_env="prd")
+    assert not report.exists()

@@ -10,9 +10,15 @@ from patchrisk.validation import conform, validate_frame
 
 
 def validate_table(spec_name: str, table_path: str, source: str, report_json: str, report_md: str,
-                   validated_path: str) -> dict:
-    """Raises DataContractError (listing every blocking violation) after writing the report."""
+                   validated_path: str, policy_env: str | None = None) -> dict:
+    """Raises DataContractError (listing every blocking violation) after writing the report.
+    ``policy_env``: the gate policy environment the run's gates will use, checked first (SpecError
+    naming the known ones): a typo would otherwise surface at the gates, after training."""
     spec = load_spec(spec_name)
+    if policy_env is not None:
+        from patchrisk.gates.policy import load_policy
+
+        load_policy(spec_name, policy_env)
     df = read_table(table_path)
     report = validate_frame(df, spec, source=source)
     Path(report_json).parent.mkdir(parents=True, exist_ok=True)
