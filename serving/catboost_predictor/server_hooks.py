@@ -20,6 +20,7 @@ import uuid
 import warnings
 
 from patchrisk_serving.catboost_predictor import metrics, request_limits
+from patchrisk_serving.catboost_predictor.binary_envelope import refuse_unreadable_binary_bodies
 
 log = logging.getLogger("patchrisk.predictor")
 MODEL_VERSION_HEADER = "x-model-version"
@@ -254,6 +255,7 @@ def install(
 
     model_name_served = model_name
     app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"], tags=["V2"])
+    refuse_unreadable_binary_bodies(dataplane)
     # Added last = runs first: the response middleware sees (and counts) the limit's 413s too, and
     # the fast path (innermost) gets only bodies under the limit and its answers get the version header.
     if fast_path_model is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from patchrisk.child_processes import free_port, stop
+from patchrisk.child_processes import free_port, stop, uvicorn_listening
 
 
 @dataclass
@@ -58,8 +58,10 @@ def wait_until_ready(
     timeout: float,
     process: subprocess.Popen | None = None,
     require_model: bool = True,
+    log_path: Path | None = None,
 ) -> None:
-    """Poll ``/v2/health/ready`` and the model's ready endpoint until both answer 200."""
+    """Poll ``/v2/health/ready`` and the model's ready endpoint until both answer 200; with
+    ``log_path``, only once that log (the process's own) says it listens at ``url``."""
     deadline = time.monotonic() + timeout
     paths = ["/v2/health/ready"] + ([f"/v2/models/{model_name}/ready"] if require_model else [])
     # One client for all the polls: each new one loads the CA bundle, ~0.05 CPU-s (issue 15).
@@ -68,7 +70,8 @@ def wait_until_ready(
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"predictor exited with code {process.returncode} before it was ready")
             try:
-                if all(probe.get(url + p).status_code == 200 for p in paths):
+                if (log_path is None or uvicorn_listening(log_path, url)) and all(
+                        probe.get(url + p).status_code == 200 for p in paths):
                     return
             except httpx.TransportError:
                 pass
@@ -110,7 +113,7 @@ def serve_in_subprocess(
     server = RunningServer(url=url, port=port, model_name=model_name, process=process, log_path=log_file)
     try:
         try:
-            wait_until_ready(url, model_name, ready_timeout, process, require_model_ready)
+            wait_until_ready(url, model_name, ready_timeout, process, require_model_ready, log_file)
         except (RuntimeError, TimeoutError) as err:
             remove_log = False
             raise RuntimeError(f"{err}; log {log_file}:\n{server.log()[-3000:]}") from None

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from patchrisk.security.credentials import environment_scope
 
@@ -52,6 +53,16 @@ def free_port(host: str = "127.0.0.1") -> int:
                 continue
             return port
     raise OSError(f"no free port on {host} between {LOWEST_PORT} and {low} after 100 tries")
+
+
+def uvicorn_listening(log_path: str | Path, url: str) -> bool:
+    """True once the server whose log this is says it listens at ``url``. Uvicorn writes that line
+    after binding, so a server that lost its port to another process (a free_port race between xdist
+    workers) is never taken for ready because the other one answers the health probe."""
+    try:
+        return f"Uvicorn running on {url}" in Path(log_path).read_text(errors="replace")
+    except FileNotFoundError:
+        return False
 
 
 def stop(process: subprocess.Popen, grace: float = 10) -> None:

@@ -76,4 +76,5 @@ def register(app: typer.Typer) -> None:
         # runs. 0.5 ms keeps acknowledgements prompt during flushes, for a few more thread switches.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         typer.echo(f"sink on http://{host}:{port} -> {config.store_uri} (spool {config.spool_dir})", err=True)
-        uvicorn.run(create_app(service, max_body_bytes), host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
+        uvicorn.run(create_app(service, max_body_bytes), host=host, port=port, log_level="info", access_log=False,
+                    timeout_graceful_shutdown=20)  # info: uvicorn says where it listens, once bound

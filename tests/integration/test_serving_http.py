@@ -565,6 +565,14 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
                 inputs[-1].update(data=data, datatype=datatype or kind)
         return f"{V2}/infer", {"content": _dumps_big({"inputs": inputs}), "headers": json_header}
 
+    def binary(sizes, tail: bytes, header_length: str | None = None, datatype="FP64"):
+        """tritonclient's binary tensor form (JSON header, then the bytes) with a hostile envelope."""
+        header = json.dumps({"inputs": [{"name": "input-0", "shape": [1, n], "datatype": datatype,
+                                         "parameters": {"binary_data_size": size}} for size in sizes]}).encode()
+        length = str(len(header)) if header_length is None else header_length
+        return f"{V2}/infer", {"content": header + tail, "headers": {"inference-header-content-length": length}}
+
+    eight = b"\0" * 8 * n
     batch = [dict(good) for _ in range(12)]  # >= 8 rows: the whole-column validation path
     batch[9] = {**good, "component": {"name": "modem"}}
     matrix_big = {
@@ -631,6 +639,26 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
              "headers": json_header},
             f"input '{'x' * 40}'…: not a feature name",
         ),
+        # The binary tensor extension (tritonclient's default): envelopes that do not add up were 500s.
+        ("v2 binary size negative", *binary([-8], eight), "binary tensor data: input 'input-0': binary_data_size -8"),
+        ("v2 binary size text", *binary(["x"], eight), "binary tensor data: input 'input-0': binary_data_size 'x'"),
+        ("v2 binary size true", *binary([True], eight), "binary tensor data: input 'input-0': binary_data_size True"),
+        ("v2 binary size short", *binary([8], eight),
+         f"binary tensor data: input 'input-0': shape [1, {n}] needs {8 * n} bytes of FP64, binary_data_size is 8"),
+        ("v2 binary bytes after the tensors", *binary([8 * n], eight + b"\0" * 5),
+         "binary tensor data: 5 bytes after the last binary tensor"),
+        ("v2 binary header length text", *binary([8 * n], eight, header_length="abc"),
+         "binary tensor data: Inference-Header-Content-Length 'abc' is not a byte count"),
+        ("v2 binary header length past the body", *binary([8 * n], eight, header_length="99999"),
+         "binary tensor data: Inference-Header-Content-Length 99999 runs past the body"),
+        ("v2 binary BYTES not length-prefixed", *binary([20], b"\xff" * 20, datatype="BYTES"),
+         "binary tensor data: input 'input-0': "),
+        ("v2 binary shape past the data", f"{V2}/infer", {
+            "content": json.dumps({"inputs": [{"name": "input-0", "shape": [10**9, n], "datatype": "FP64",
+                                               "parameters": {"binary_data_size": 8 * n}}]}).encode() + eight,
+            "headers": {"inference-header-content-length": str(len(json.dumps({"inputs": [{"name": "input-0",
+                "shape": [10**9, n], "datatype": "FP64", "parameters": {"binary_data_size": 8 * n}}]})))}},
+         "binary tensor data: input 'input-0': shape [1000000000, 13] needs"),
         ("v1 integer past float range", *v1_body([{**good, "lines_added": 10**400}]), "number is infinity"),
         ("v1 integer 10**309", *v1_body([{**good, "lines_added": 10**309}]), "number is infinity"),
         (
@@ -851,3 +879,12 @@ def test_explains_past_the_queue_get_503_with_retry_after_and_predictions_go_on(
     assert explain([good]).status_code == 200  # room again
     for name in ("started", "release"):
         (gate / name).unlink(missing_ok=True)
+
+
+def test_a_predictor_that_loses_its_port_is_not_taken_for_ready(server, model_dir):
+    """Another process on the port (a free_port race between xdist workers) answered the readiness
+    probes, so the helper yielded that server while its own predictor died with EADDRINUSE: the tests
+    then checked someone else's model (seen: a risk-gate module reading version 2 instead of 7)."""
+    with pytest.raises(RuntimeError, match="predictor exited with code"), \
+            serve_in_subprocess(model_dir, port=server.port, model_name=MODEL_NAME):
+        pass

@@ -336,3 +336,10 @@ def _quiet(call):
         call()
     except httpx.HTTPError:
         pass  # the sink is killed mid-request
+
+
+def test_a_sink_that_loses_its_port_is_not_taken_for_ready(sink, registry_env, tmp_path):
+    """As for the predictor: the other sink on the port answered /livez, and the helper yielded it."""
+    with pytest.raises(RuntimeError, match="sink exited with code"), \
+            sink_in_subprocess(str(tmp_path / "logs"), sink.port, env=registry_env, spool_dir=tmp_path / "spool"):
+        pass

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from patchrisk.child_processes import free_port, stop
+from patchrisk.child_processes import free_port, stop, uvicorn_listening
 from patchrisk.monitoring.sink.events import REQUEST_TYPE, RESPONSE_TYPE
 
 
@@ -113,7 +113,8 @@ def wait_until_healthy(sink: RunningSink, timeout: float) -> None:
                 raise RuntimeError(
                     f"sink exited with code {sink.process.returncode}; log {sink.log_path}:\n{sink.log()[-3000:]}")
             try:
-                if probe.get(f"{sink.url}/livez").status_code == 200:  # /healthz may be 503: store down
+                # /livez: /healthz may be 503 (store down); the log: the answer is this sink's, not another's
+                if uvicorn_listening(sink.log_path, sink.url) and probe.get(f"{sink.url}/livez").status_code == 200:
                     return
             except httpx.TransportError:
                 pass
