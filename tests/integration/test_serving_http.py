@@ -881,10 +881,10 @@ def test_explains_past_the_queue_get_503_with_retry_after_and_predictions_go_on(
         (gate / name).unlink(missing_ok=True)
 
 
-def test_a_predictor_that_loses_its_port_is_not_taken_for_ready(server, model_dir):
+def test_a_predictor_that_loses_its_port_is_not_taken_for_ready(server, model_dir, tmp_path):
     """Another process on the port (a free_port race between xdist workers) answered the readiness
     probes, so the helper yielded that server while its own predictor died with EADDRINUSE: the tests
     then checked someone else's model (seen: a risk-gate module reading version 2 instead of 7)."""
     with pytest.raises(RuntimeError, match="predictor exited with code"), \
-            serve_in_subprocess(model_dir, port=server.port, model_name=MODEL_NAME):
+            serve_in_subprocess(model_dir, port=server.port, model_name=MODEL_NAME, log_path=tmp_path / "lost.log"):
         pass

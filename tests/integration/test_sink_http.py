@@ -341,5 +341,6 @@ def _quiet(call):
 def test_a_sink_that_loses_its_port_is_not_taken_for_ready(sink, registry_env, tmp_path):
     """As for the predictor: the other sink on the port answered /livez, and the helper yielded it."""
     with pytest.raises(RuntimeError, match="sink exited with code"), \
-            sink_in_subprocess(str(tmp_path / "logs"), sink.port, env=registry_env, spool_dir=tmp_path / "spool"):
+            sink_in_subprocess(str(tmp_path / "logs"), sink.port, env=registry_env, spool_dir=tmp_path / "spool",
+                               log_path=tmp_path / "lost.log"):
         pass
