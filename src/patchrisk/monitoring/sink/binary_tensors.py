@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
+from patchrisk.contract.binary_tensors import BinaryTensorError, binary_size, tensor_slices
 
-class BinaryTensorError(ValueError):
-    """A body in the binary form whose tensors do not add up; the message names the input."""
+__all__ = ["BinaryTensorError", "decode_binary_tensors"]
 
 
 def decode_binary_tensors(body: bytes) -> dict | None:
@@ -38,28 +38,15 @@ def decode_binary_tensors(body: bytes) -> dict | None:
     except orjson.JSONDecodeError:
         return None  # the prefix is JSON only when read byte by byte: not a header this extension wrote
     tensors = (header.get("inputs", header.get("outputs"))) if isinstance(header, dict) else None
-    if not isinstance(tensors, list) or not any(_binary_size(t) is not None for t in tensors):
+    if not isinstance(tensors, list) or not any(binary_size(t) is not None for t in tensors):
         return None
-    tail, offset = memoryview(body)[end:], 0
-    for tensor in tensors:
-        size = _binary_size(tensor)
-        if size is None:
-            continue
-        name = tensor.get("name")
-        if type(size) is not int or size < 0:
-            raise BinaryTensorError(f"tensor {name!r}: binary_data_size {size!r} is not a byte count")
-        if offset + size > len(tail):
-            raise BinaryTensorError(f"tensor {name!r}: binary_data_size {size} runs past the body's end "
-                                    f"({len(tail) - offset} bytes left)")
-        tensor["data"] = _values(tail[offset:offset + size], tensor.get("datatype"), name)
-        offset += size
+    for tensor, raw in tensor_slices(tensors, memoryview(body)[end:], label=lambda name: f"tensor {name!r}"):
+        tensor["data"] = _values(raw, tensor.get("datatype"), tensor.get("name"))
         parameters = {k: v for k, v in tensor["parameters"].items() if k != "binary_data_size"}
         if parameters:
             tensor["parameters"] = parameters
         else:
             del tensor["parameters"]
-    if offset != len(tail):
-        raise BinaryTensorError(f"{len(tail) - offset} bytes after the last binary tensor")
     return header
 
 
@@ -71,11 +58,6 @@ def _json_end(body: bytes) -> int | None:
     except (ValueError, RecursionError):
         return None
     return end
-
-
-def _binary_size(tensor: Any) -> Any:
-    parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
-    return parameters.get("binary_data_size") if isinstance(parameters, dict) else None
 
 
 def _values(raw: memoryview, datatype: Any, name: Any) -> list:
