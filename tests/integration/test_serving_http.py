@@ -565,9 +565,9 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
                 inputs[-1].update(data=data, datatype=datatype or kind)
         return f"{V2}/infer", {"content": _dumps_big({"inputs": inputs}), "headers": json_header}
 
-    def binary(sizes, tail: bytes, header_length: str | None = None, datatype="FP64"):
+    def binary(sizes, tail: bytes, header_length: str | None = None, datatype="FP64", shape=(1, n)):
         """tritonclient's binary tensor form (JSON header, then the bytes) with a hostile envelope."""
-        header = json.dumps({"inputs": [{"name": "input-0", "shape": [1, n], "datatype": datatype,
+        header = json.dumps({"inputs": [{"name": "input-0", "shape": list(shape), "datatype": datatype,
                                          "parameters": {"binary_data_size": size}} for size in sizes]}).encode()
         length = str(len(header)) if header_length is None else header_length
         return f"{V2}/infer", {"content": header + tail, "headers": {"inference-header-content-length": length}}
@@ -653,11 +653,7 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
          "binary tensor data: Inference-Header-Content-Length 99999 runs past the body"),
         ("v2 binary BYTES not length-prefixed", *binary([20], b"\xff" * 20, datatype="BYTES"),
          "binary tensor data: input 'input-0': "),
-        ("v2 binary shape past the data", f"{V2}/infer", {
-            "content": json.dumps({"inputs": [{"name": "input-0", "shape": [10**9, n], "datatype": "FP64",
-                                               "parameters": {"binary_data_size": 8 * n}}]}).encode() + eight,
-            "headers": {"inference-header-content-length": str(len(json.dumps({"inputs": [{"name": "input-0",
-                "shape": [10**9, n], "datatype": "FP64", "parameters": {"binary_data_size": 8 * n}}]})))}},
+        ("v2 binary shape past the data", *binary([8 * n], eight, shape=(10**9, n)),
          "binary tensor data: input 'input-0': shape [1000000000, 13] needs"),
         ("v1 integer past float range", *v1_body([{**good, "lines_added": 10**400}]), "number is infinity"),
         ("v1 integer 10**309", *v1_body([{**good, "lines_added": 10**309}]), "number is infinity"),

@@ -14,10 +14,11 @@ from patchrisk.spec import DType, ModelSpec
 LOG_SCORE, LOG_BUCKET = "risk_score", "risk_bucket"
 FEATURES_JSON = "features_json"
 ERROR_REASON = "error_reason"
+RECEIVED_AT = "received_at"
 BASE_FIELDS = (
     pa.field("event_id", pa.string(), nullable=False),
     pa.field("row_index", pa.int32(), nullable=False),
-    pa.field("received_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field(RECEIVED_AT, pa.timestamp("us", tz="UTC"), nullable=False),
     pa.field("model_name", pa.string(), nullable=False),
     pa.field("model_version", pa.string()),
     pa.field("endpoint", pa.string(), nullable=False),
@@ -56,13 +57,12 @@ def _family(kind: pa.DataType) -> str:
     return str(kind)
 
 
-def foreign_schema_reason(part: pa.Schema, columns: list[str], expected: pa.Schema,
-                          time_column: str = "received_at") -> str | None:
+def foreign_schema_reason(part: pa.Schema, columns: list[str], expected: pa.Schema) -> str | None:
     """Why a readable Parquet part is no prediction log of ``expected`` (a stray export, rows of another
     schema), or None, judged on the ``columns`` a reader takes. Widths and encodings may differ (a
     reader casts them); what a column holds may not."""
-    if time_column not in part.names:
-        return f"no '{time_column}' column"
+    if RECEIVED_AT not in part.names:  # every reader selects and filters by it
+        return f"no '{RECEIVED_AT}' column"
     for name in (c for c in columns if c in part.names and c in expected.names):
         got, want = part.field(name).type, expected.field(name).type
         if _family(got) not in ("null", _family(want)):

@@ -17,12 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from patchrisk.contract.log_schema import arrow_schema, foreign_schema_reason
+from patchrisk.contract.log_schema import RECEIVED_AT, arrow_schema, foreign_schema_reason
 from patchrisk.errors import PatchriskError
 from patchrisk.storage import Store, join
 
 ENDPOINTS = ("default", "canary", "unknown")
-TIME_COLUMN = "received_at"
+TIME_COLUMN = RECEIVED_AT
 PROGRESS_EVERY_ROWS = 100_000
 
 
@@ -160,7 +160,7 @@ def iter_window_batches(store: Store, model: str, window: Window, columns: list[
         except (pa.ArrowInvalid, OSError) as err:  # no footer, bad magic bytes, cut short
             skip(name, "not a readable Parquet file", " ".join(str(err).split())[:300])
             continue
-        foreign = foreign_schema_reason(pf.schema_arrow, wanted, expected, time_column=TIME_COLUMN)
+        foreign = foreign_schema_reason(pf.schema_arrow, wanted, expected)
         if foreign:
             skip(name, "not a prediction log of this model", foreign)
             continue
