@@ -116,6 +116,10 @@ run: $(STAMP) bytecode $(if $(filter 0,$(RUNNER)),,bubblewrap)  ## the whole loc
 # same local-cluster overlay share one worker (SERIAL_GROUPS, tests/serial_groups.py). WORKERS=0: one process.
 WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
+# The unit suite never waits on anything, and every worker imports the same libraries again (kfp,
+# MLflow, KServe, CatBoost: ≈ 20 CPU-s a worker): one worker per core (2 cores: 126 → 107 CPU-s).
+UNIT_WORKERS ?= $(shell nproc)
+UNIT_XDIST = $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS) --dist loadgroup)
 
 # The manifests check runs inside the suite (tests/integration/test_manifests_cli.py), beside other tests.
 test: test-setup  ## every test, the manifests check included
@@ -127,7 +131,7 @@ test-setup:
 	@$(MAKE) --no-print-directory -j3 bytecode $(CHECKOV_VENV)/.installed system-packages
 
 test-unit: $(STAMP) bytecode  ## fast tests only (no process started; target < 60 s on 2 cores)
-	@$(PY) -m pytest -q $(XDIST) tests/unit
+	@$(PY) -m pytest -q $(UNIT_XDIST) tests/unit
 
 test-integration: $(STAMP) bytecode  ## tests that start servers, the CLI or pipelines
 	@$(PY) -m pytest -q $(XDIST) tests/integration

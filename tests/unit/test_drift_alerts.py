@@ -1,11 +1,11 @@
 """Alerts: the JSON log line and a Slack-compatible webhook whose failure is never fatal."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from patchrisk.monitoring.drift.alerts import headline, log_line, send_webhook
 from tests.conftest import free_port
+from tests.unit.canned_http import loopback_http_server
 
 SUMMARY = {
     "model": {"name": "patch-risk", "version": "3"},
@@ -42,15 +42,9 @@ def test_webhook_posts_a_slack_payload():
             self.end_headers()
             self.wfile.write(b"ok")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        result = send_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", SUMMARY, 5)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert result == {"status": "sent", "http_status": 200,
-                      "url": f"http://127.0.0.1:{server.server_address[1]}/<redacted>"}
+    with loopback_http_server(Hook) as base:
+        result = send_webhook(f"{base}/hook", SUMMARY, 5)
+    assert result == {"status": "sent", "http_status": 200, "url": f"{base}/<redacted>"}
     content_type, body = received[0]
     assert content_type == "application/json" and body["text"] == headline(SUMMARY)
     assert body["blocks"][0]["type"] == "header" and any("Reasons" in json.dumps(b) for b in body["blocks"])
@@ -73,18 +67,12 @@ def test_webhook_url_is_redacted_in_the_result_and_the_log(caplog):
             self.send_response(404)
             self.end_headers()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     secret = "services/T0000/B0000/s3cr3t-t0ken"
-    url = f"http://hook-user:pw@127.0.0.1:{server.server_address[1]}/{secret}?token=also-secret"
-    try:
-        with caplog.at_level("DEBUG"):
-            result = send_webhook(url, SUMMARY, 5)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_http_server(Refusing) as base, caplog.at_level("DEBUG"):
+        url = base.replace("http://", "http://hook-user:pw@") + f"/{secret}?token=also-secret"
+        result = send_webhook(url, SUMMARY, 5)
     assert result["status"] == "failed" and "404" in result["error"]
-    assert result["url"] == f"http://127.0.0.1:{server.server_address[1]}/<redacted>"
+    assert result["url"] == f"{base}/<redacted>"
     for text in (json.dumps(result), caplog.text):
         assert "s3cr3t" not in text and "also-secret" not in text and "pw@" not in text, text
     assert "<redacted>" in caplog.text

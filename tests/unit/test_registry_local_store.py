@@ -12,15 +12,24 @@ from patchrisk.stack import mlflow_schema
 
 
 @pytest.fixture
-def schema_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(mlflow_schema.CACHE_ENV, str(tmp_path / "cache"))
-    return mlflow_schema.cache_dir() / mlflow_schema.TRACKING_TEMPLATE
+def migrations_forbidden(tmp_path, monkeypatch):
+    """The machine's template exists (migrated once per MLflow version by whichever test or command came
+    first; the migrating path has its own test in tests/integration/test_local_stack.py), and MLflow
+    may not migrate anything from here on."""
+    import mlflow.store.db.utils
+
+    mlflow_schema.seed_tracking_store(f"sqlite:///{tmp_path / 'warm-up.db'}")
+    assert (mlflow_schema.cache_dir() / mlflow_schema.TRACKING_TEMPLATE).is_file()
+
+    def migrate(_engine):
+        raise AssertionError("MLflow migrated the fresh store instead of starting from the template")
+
+    monkeypatch.setattr(mlflow.store.db.utils, "_upgrade_db", migrate)
 
 
-def test_a_fresh_local_registry_is_a_copy_of_the_migrated_template(tmp_path, schema_cache):
+def test_a_fresh_local_registry_is_a_copy_of_the_migrated_template(tmp_path, migrations_forbidden):
     settings = get_settings(state_dir=tmp_path / "state")
     client = registry.client(settings)
-    assert schema_cache.is_file(), "the fresh store was migrated by MLflow, not copied from the template"
     assert client.search_registered_models() == []
     client.create_registered_model("patch-risk")
     with sqlite3.connect(tmp_path / "state" / "mlflow.db") as db:  # MLflow's own start-up ran on the copy

@@ -8,8 +8,7 @@ list/create/get. Nothing in the client is patched.
 import email
 import email.policy
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -17,6 +16,7 @@ from patchrisk_pipelines.run import COMPILED_DIR, training_pipeline
 
 from patchrisk.monitoring.drift.launcher import KfpLauncher, is_run_active, run_display_name
 from patchrisk.monitoring.drift.trigger import RunRef
+from tests.unit.canned_http import loopback_http_server
 
 TRAINING_YAML = COMPILED_DIR / "training.yaml"
 
@@ -141,12 +141,8 @@ def make_handler(kfp: FakeKfp):
 @pytest.fixture
 def kfp_api():
     kfp = FakeKfp()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(kfp))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield kfp, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback_http_server(make_handler(kfp)) as url:
+        yield kfp, url
 
 
 PARAMS = {"data_uri": "s3://patchrisk-data/patches.parquet", "spec": "patch-risk", "iterations": 300}

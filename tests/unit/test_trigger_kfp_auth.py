@@ -7,14 +7,12 @@ has a Kubernetes API token, which the monitor deliberately has not; so the launc
 file to the client. The v2beta1 stand-in of test_trigger_kfp runs on 127.0.0.1 and records headers.
 """
 
-import threading
-from http.server import ThreadingHTTPServer
-
 import pytest
 
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.launcher import KfpLauncher, is_run_active
 from patchrisk.monitoring.drift.trigger import RunRef
+from tests.unit.canned_http import loopback_http_server
 from tests.unit.test_trigger_kfp import PARAMS, TRAINING_YAML, FakeKfp, make_handler
 
 TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
@@ -36,12 +34,8 @@ def recording_handler(kfp: FakeKfp, authorizations: list):
 @pytest.fixture
 def kfp_api_with_headers():
     kfp, authorizations = FakeKfp(), []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), recording_handler(kfp, authorizations))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield kfp, authorizations, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback_http_server(recording_handler(kfp, authorizations)) as url:
+        yield kfp, authorizations, url
 
 
 def test_every_call_carries_the_projected_token_as_a_bearer(kfp_api_with_headers, tmp_path, monkeypatch):
