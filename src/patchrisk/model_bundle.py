@@ -84,19 +84,55 @@ class ModelBundle:
         missing = [n for n in (MODEL_FILE, METADATA_FILE, SPEC_FILE) if not (directory / n).is_file()]
         if missing:
             raise PatchriskError(f"{directory}: not a patchrisk model directory (missing {', '.join(missing)})")
-        model = None
-        if with_model:
-            from catboost import CatBoostClassifier
-
-            model = CatBoostClassifier()
-            model.load_model(str(directory / MODEL_FILE))
-        spec = parse_spec((directory / SPEC_FILE).read_text(), str(directory / SPEC_FILE))
-        metadata = json.loads((directory / METADATA_FILE).read_text())
+        spec = parse_spec(_read_text(directory / SPEC_FILE), str(directory / SPEC_FILE))
+        metadata = read_json_object(directory / METADATA_FILE)
         reg_path = directory / REGISTRATION_FILE
-        registration = json.loads(reg_path.read_text()) if reg_path.is_file() else {}
+        registration = read_json_object(reg_path) if reg_path.is_file() else {}
         if metadata.get("feature_order") != spec.feature_names:
             raise PatchriskError(f"{directory}: metadata feature_order does not match {SPEC_FILE}")
+        model = _load_catboost(directory / MODEL_FILE, spec) if with_model else None
         return cls(model=model, spec=spec, metadata=metadata, registration=registration)
+
+
+# What a model directory holds is what a download or a hand left there (KServe's storage initializer
+# cut short, a file replaced): each file is named with what is wrong with it, never a traceback.
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PatchriskError(f"{path}: not UTF-8 text") from None
+    except OSError as err:
+        raise PatchriskError(f"{path}: cannot be read ({err.strerror})") from None
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON object file of a model directory; PatchriskError naming the file when it is none."""
+    try:
+        value = json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
+        raise PatchriskError(f"{path}: not JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise PatchriskError(f"{path}: expected a JSON object, got {_JSON_KINDS.get(type(value), 'something else')}")
+    return value
+
+
+def _load_catboost(path: Path, spec: ModelSpec):
+    from catboost import CatBoostClassifier, CatBoostError
+
+    model = CatBoostClassifier()
+    try:
+        model.load_model(str(path))
+    except CatBoostError as err:
+        raise PatchriskError(f"{path}: not a CatBoost model ({str(err).strip().splitlines()[0]})") from None
+    # A model of other features scores every row wrongly (or fails on the first request): refuse it here.
+    if list(model.feature_names_ or []) != spec.feature_names:
+        raise PatchriskError(f"{path}: the model's features ({', '.join(model.feature_names_ or [])}) are not "
+                             f"{SPEC_FILE}'s ({', '.join(spec.feature_names)})")
+    return model
 
 
 def write_registration(directory: str | Path, registration: dict) -> Path:

@@ -7,12 +7,11 @@ directory, so monitoring never needs the training data itself.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from patchrisk.errors import PatchriskError
-from patchrisk.model_bundle import REFERENCE_SAMPLE_FILE, REFERENCE_STATS_FILE, SPEC_FILE
+from patchrisk.model_bundle import REFERENCE_SAMPLE_FILE, REFERENCE_STATS_FILE, SPEC_FILE, read_json_object
 from patchrisk.spec import ModelSpec, load_spec
 
 
@@ -40,7 +39,7 @@ class Reference:
                                  "reference statistics, so drift cannot be measured against it")
         spec = load_spec(model_dir / SPEC_FILE)
         sample = model_dir / REFERENCE_SAMPLE_FILE
-        return cls(spec=spec, stats=json.loads(stats_path.read_text()),
+        return cls(spec=spec, stats=read_json_object(stats_path),
                    sample_parquet=sample.read_bytes() if sample.is_file() else None,
                    model_name=model_name or spec.name, model_version=str(version), metrics=dict(metrics or {}),
                    model_uri=model_uri)
