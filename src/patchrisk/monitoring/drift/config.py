@@ -55,6 +55,9 @@ class RetrainingConfig(_Strict):
     kfp_experiment: str = "patchrisk-retraining"
     kfp_namespace: str | None = None  # multi-user KFP: the profile namespace the experiment lives in
     pipeline_name: str = "patchrisk-training"
+    # Longest wait for the KFP API on one launch or run lookup; below the monitor Job's 30-minute
+    # activeDeadlineSeconds, so a silent API costs one failed launch (retried later), never the window.
+    kfp_timeout_s: float = Field(60, gt=0, le=600)
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -163,15 +163,15 @@ def launcher_for(config: MonitoringConfig, settings, pipeline: TrainingPipeline 
     if backend == "kfp":
         return KfpLauncher(settings.kfp_host, config.retraining.kfp_experiment, config.retraining.pipeline_name,
                            package_path=pipeline.compiled_yaml if pipeline else None,
-                           namespace=config.retraining.kfp_namespace)
+                           namespace=config.retraining.kfp_namespace, timeout_s=config.retraining.kfp_timeout_s)
     if backend == "local":
         return LocalLauncher(settings, settings.state / "monitoring", pipeline.run_locally if pipeline else None)
     return None
 
 
-def _run_active(run, settings, say) -> bool:
+def _run_active(run, settings, config: MonitoringConfig, say) -> bool:
     try:
-        return is_run_active(run, settings.kfp_host)
+        return is_run_active(run, settings.kfp_host, config.retraining.kfp_timeout_s)
     except Exception as exc:  # cannot tell: assume it still runs rather than start a second one
         say(f"could not check run {run.run_id} ({run.backend}): {exc}; treating it as active")
         return True
@@ -182,9 +182,9 @@ def decide_and_launch(state: MonitorState, states: StateStore, analysis: WindowA
                       say: Callable[[str], None],
                       pipeline: TrainingPipeline | None = None) -> tuple[TriggerDecision, dict | None]:
     record_window(state, window_record(analysis, performance), config.trigger)
-    if state.active_run and not _run_active(state.active_run, settings, say):
+    if state.active_run and not _run_active(state.active_run, settings, config, say):
         state.active_run = None
-    decision = decide(state, analysis.window.end, config.trigger, lambda run: _run_active(run, settings, say))
+    decision = decide(state, analysis.window.end, config.trigger, lambda run: _run_active(run, settings, config, say))
     launcher = launcher_for(config, settings, pipeline)
     if not decision.trigger:
         states.save(state)

@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ KFP_TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
 # KFP runs the pipeline's pods with the training Secret. The file holds MLflow's credential variables.
 RETRAINING_CREDENTIALS_ENV = "PATCHRISK_RETRAINING_CREDENTIALS_FILE"
 LOCAL_ARGUMENTS = ("seed", "device", "iterations", "git_commit", "policy_env")
+DEFAULT_KFP_TIMEOUT_S = 60.0  # retraining.kfp_timeout_s
 
 
 @dataclass
@@ -83,13 +85,40 @@ class KfpLauncher:
     backend = "kfp"
 
     def __init__(self, host: str, experiment: str, pipeline_name: str, package_path: Path | None = None,
-                 namespace: str | None = None):
+                 namespace: str | None = None, timeout_s: float = DEFAULT_KFP_TIMEOUT_S):
         if not host:
             raise PatchriskError("--trigger-backend kfp needs a KFP API endpoint: set PATCHRISK_KFP_HOST")
         self.host, self.experiment, self.pipeline_name = host, experiment, pipeline_name
         self.namespace = namespace  # multi-user KFP refuses an experiment without its profile namespace
         self.package_path = package_path
+        self.timeout_s = timeout_s
         self._client = None
+
+    def _within_deadline(self, call: Callable[[], Any]) -> Any:
+        """``call()``, or PatchriskError once ``timeout_s`` has passed without its answer.
+
+        kfp.Client sets no timeout (its urllib3 requests wait forever) and offers none, so an API that
+        takes the connection and never answers held the monitor Job until Kubernetes killed it, before it
+        saved its state, alerted or wrote its summary. The call runs in a daemon thread that is left
+        behind when late: the process ends soon after, and a run it might still create is found by its
+        display name on the next attempt, as after any crash."""
+        outcome: dict[str, Any] = {}
+
+        def run():
+            try:
+                outcome["value"] = call()
+            except BaseException as exc:  # noqa: BLE001  (re-raised in the caller's thread below)
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run, name="kfp-api-call", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s)
+        if worker.is_alive():
+            raise PatchriskError(f"KFP API at {self.host} did not answer within {self.timeout_s:g} s "
+                                 "(retraining.kfp_timeout_s)")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
     @property
     def client(self):
@@ -105,9 +134,11 @@ class KfpLauncher:
         return self._client
 
     def is_active(self, run: RunRef) -> bool:
-        with _quiet_kfp():
-            state = str(self.client.get_run(run.run_id).state or "")
-        return state in KFP_ACTIVE_STATES
+        def state() -> str:
+            with _quiet_kfp():
+                return str(self.client.get_run(run.run_id).state or "")
+
+        return self._within_deadline(state) in KFP_ACTIVE_STATES
 
     def _experiment_id(self) -> str:
         with _quiet_kfp():
@@ -134,6 +165,9 @@ class KfpLauncher:
         return pipeline_id, versions[0].pipeline_version_id
 
     def launch(self, key: str, parameters: dict) -> LaunchResult:
+        return self._within_deadline(lambda: self._launch(key, parameters))
+
+    def _launch(self, key: str, parameters: dict) -> LaunchResult:
         experiment_id = self._experiment_id()
         name = run_display_name(key)
         existing = self._find_run(experiment_id, name)
@@ -233,10 +267,10 @@ def _pipeline_credentials():
     return acting_as(read_credentials_file(Path(path))) if path else contextlib.nullcontext()
 
 
-def is_run_active(run: RunRef, kfp_host: str | None) -> bool:
+def is_run_active(run: RunRef, kfp_host: str | None, timeout_s: float = DEFAULT_KFP_TIMEOUT_S) -> bool:
     """Whether the run named in the state is still going, whichever backend started it."""
     if run.backend == "local":
         return local_run_is_active(run)
     if run.backend == "kfp" and kfp_host:
-        return KfpLauncher(kfp_host, "", "").is_active(run)
+        return KfpLauncher(kfp_host, "", "", timeout_s=timeout_s).is_active(run)
     return True  # cannot ask: assume it runs rather than start a second one
