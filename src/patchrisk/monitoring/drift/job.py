@@ -354,7 +354,13 @@ def conclude_window(settings, request: MonitorRequest, config: MonitoringConfig,
     for warning in states.warnings:
         say(f"warning: {warning}")
     if request.log_to_mlflow:
-        summary["mlflow_run_id"] = log_to_mlflow(settings, _clean(summary), html)
+        summary["mlflow_run_id"], summary["mlflow_error"] = None, None
+        try:
+            summary["mlflow_run_id"] = log_to_mlflow(settings, _clean(summary), html)
+        except Exception as exc:  # noqa: BLE001  MLflow keeps a copy: its failure must not cost the summary or alert
+            summary["mlflow_error"] = f"{type(exc).__name__}: {str(exc).strip()[:500]}"
+            say(f"warning: the window's record was not logged to MLflow ({summary['mlflow_error']}); "
+                "the summary and alert do not depend on it")
     if config.alerts.webhook_url:
         summary["webhook"] = alerts.send_webhook(config.alerts.webhook_url, _clean(summary), config.alerts.timeout_s)
     summary = _clean(summary)
