@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 GIL_SWITCH_INTERVAL_S = 0.0005
+HTTP_SHUTDOWN_S = 20  # on SIGTERM, longest wait for the requests in flight before the service stops
 
 
 def register(app: typer.Typer) -> None:
@@ -77,4 +78,4 @@ def register(app: typer.Typer) -> None:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         typer.echo(f"sink on http://{host}:{port} -> {config.store_uri} (spool {config.spool_dir})", err=True)
         uvicorn.run(create_app(service, max_body_bytes), host=host, port=port, log_level="info", access_log=False,
-                    timeout_graceful_shutdown=20)  # info: uvicorn says where it listens, once bound
+                    timeout_graceful_shutdown=HTTP_SHUTDOWN_S)  # info: uvicorn says where it listens, once bound

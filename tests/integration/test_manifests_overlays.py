@@ -165,6 +165,18 @@ def test_sink_accepts_traffic_only_from_inference_pods(rendered):
         "serving.kserve.io/inferenceservice": "patch-risk"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_node_drain_takes_one_sink_replica_at_a_time(rendered, env):
+    """The KServe logger does not retry a delivery: with every sink replica evicted at once (a node
+    drain, a cluster upgrade) each prediction made meanwhile goes unlogged. A PodDisruptionBudget lets
+    voluntary evictions take one replica at a time, and still lets a single-replica sink move."""
+    sink = find(rendered[env], "Deployment", "patchrisk-sink")
+    budgets = [d for d in rendered[env] if d["kind"] == "PodDisruptionBudget"
+               and d["spec"]["selector"] == {"matchLabels": sink["spec"]["selector"]["matchLabels"]}]
+    assert [b["spec"].get("maxUnavailable") for b in budgets] == [1], budgets
+    assert budgets[0]["metadata"]["namespace"] == sink["metadata"]["namespace"]
+
+
 def test_secret_references_all_have_templates(rendered):
     templates = {yaml.safe_load(p.read_text())["metadata"]["name"]
                  for p in (REPO / "manifests" / "secrets").glob("*.example.yaml")}

@@ -90,3 +90,18 @@ def test_the_deployments_budget_stays_below_its_spool_volume():
     assert limit.endswith("Mi"), limit
     max_body = 16 * 2**20  # the sink's --max-body-bytes default: one event's overshoot at most
     assert budget + max_body + budget // 4 <= int(limit[:-2]) * 2**20, (budget, limit)
+
+
+def test_the_pods_grace_period_covers_the_sinks_shutdown():
+    """On SIGTERM the sink finishes the requests in flight, lets a running flush end, then stores what
+    waits for a partner: all of it before the kubelet's SIGKILL, or the emptyDir goes with it unstored."""
+    import yaml
+
+    from patchrisk.monitoring.sink.service import FLUSH_THREAD_STOP_S
+    from patchrisk_cli.sink import HTTP_SHUTDOWN_S
+    from tests.conftest import REPO
+
+    docs = list(yaml.safe_load_all((REPO / "manifests" / "base" / "sink.yaml").read_text()))
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    final_flush_s = 15  # the last drain and flush: one Parquet write and upload per endpoint
+    assert pod.get("terminationGracePeriodSeconds", 30) >= HTTP_SHUTDOWN_S + FLUSH_THREAD_STOP_S + final_flush_s

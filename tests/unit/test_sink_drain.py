@@ -84,3 +84,18 @@ def test_a_drained_request_alone_is_not_an_error_row_before_its_response_timeout
     drain_and_flush(a)
     # its response may still be on its way to another replica: readers wait for the writer's deadline
     assert read_unpaired_rows(Store(str(tmp_path / "logs")), "patch-risk", now=datetime.now(UTC)).num_rows == 0
+
+
+def test_a_stopping_replica_stores_what_waits_for_its_partner(tmp_path):
+    """SIGTERM comes with a rolling update, a scale-in or an eviction, and the pod's spool (an emptyDir)
+    is deleted with the pod: what still waits for a partner is stored for pairing at read time, not
+    left in a spool nobody will replay. The partner reaches a replica that stays."""
+    leaving, staying = replica(tmp_path, "leaving"), replica(tmp_path, "staying")
+    request, response = events("in-flight", seed=5, endpoint="default")
+    leaving.accept(request)
+    leaving.stop()
+    staying.accept(response)
+    drain_and_flush(staying)
+    logs = read_prediction_logs(str(tmp_path / "logs"), "patch-risk", contracts=contracts)
+    assert logs["event_id"].tolist() == ["in-flight", "in-flight"] and logs["status"].eq("ok").all()
+    assert stored(leaving) == {("default", "request"): 1}

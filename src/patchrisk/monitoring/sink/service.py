@@ -55,6 +55,7 @@ class Admission:
 
 
 MIN_DISK_BYTES = 64 * 1024
+FLUSH_THREAD_STOP_S = 30  # longest wait, at stop, for a flush in progress (the pod's grace period covers it)
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,17 @@ class SinkService:
         self._thread.start()
 
     def stop(self) -> None:
-        """Flush what is ready; events still waiting for a partner stay in the spool."""
+        """Store everything: events still waiting for a partner too, to be paired at read time.
+
+        A stop is SIGTERM, which comes with a rolling update, a scale-in or an eviction, and the
+        spool's volume (an emptyDir) is deleted with the pod: nothing left in it would be replayed.
+        A partner still on its way reaches a replica that stays and pairs when the logs are read.
+        Only what the store refuses now stays spooled (replayed if this pod starts again)."""
         self._stop.set()
         self._wake.set()
         if self._thread:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=FLUSH_THREAD_STOP_S)
+        self.drain()
         self.flush()
         self.spool.close()
 
