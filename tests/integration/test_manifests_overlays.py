@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from patchrisk.manifests_check.hadolint_scan import find_dockerfiles
 from patchrisk.manifests_check.findings import Report
+from patchrisk.manifests_check.hadolint_scan import find_dockerfiles
 from patchrisk.manifests_check.locations import declared_mode, shared_dir
 from patchrisk.manifests_check.render import Target
 from patchrisk.manifests_check.runner import check_objects
