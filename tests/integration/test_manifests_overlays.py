@@ -165,16 +165,20 @@ def test_sink_accepts_traffic_only_from_inference_pods(rendered):
         "serving.kserve.io/inferenceservice": "patch-risk"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_a_node_drain_takes_one_sink_replica_at_a_time(rendered, env):
-    """The KServe logger does not retry a delivery: with every sink replica evicted at once (a node
-    drain, a cluster upgrade) each prediction made meanwhile goes unlogged. A PodDisruptionBudget lets
-    voluntary evictions take one replica at a time, and still lets a single-replica sink move."""
-    sink = find(rendered[env], "Deployment", "patchrisk-sink")
-    budgets = [d for d in rendered[env] if d["kind"] == "PodDisruptionBudget"
-               and d["spec"]["selector"] == {"matchLabels": sink["spec"]["selector"]["matchLabels"]}]
-    assert [b["spec"].get("maxUnavailable") for b in budgets] == [1], budgets
-    assert budgets[0]["metadata"]["namespace"] == sink["metadata"]["namespace"]
+@pytest.mark.parametrize("target", [*ENVIRONMENTS, "infra"])
+def test_a_node_drain_takes_one_replica_of_each_deployment_at_a_time(rendered, target):
+    """The KServe logger does not retry a delivery, and every job needs MLflow: with all replicas of the
+    sink (or of MLflow) evicted at once (a node drain, a cluster upgrade), predictions go unlogged and
+    jobs fail. A PodDisruptionBudget per Deployment lets voluntary evictions take one replica at a
+    time, and still lets a single-replica Deployment move (maxUnavailable, not minAvailable)."""
+    docs = rendered[target] if target in rendered else render_dir(REPO / target)
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployments
+    for deployment in deployments:
+        budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"
+                   and d["spec"]["selector"] == {"matchLabels": deployment["spec"]["selector"]["matchLabels"]}]
+        assert [b["spec"].get("maxUnavailable") for b in budgets] == [1], (deployment["metadata"]["name"], budgets)
+        assert budgets[0]["metadata"].get("namespace") == deployment["metadata"].get("namespace")
 
 
 def test_secret_references_all_have_templates(rendered):
