@@ -181,6 +181,17 @@ def test_a_node_drain_takes_one_replica_of_each_deployment_at_a_time(rendered, t
         assert budgets[0]["metadata"].get("namespace") == deployment["metadata"].get("namespace")
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_node_drain_takes_one_predictor_pod_at_a_time(rendered, env):
+    """KServe makes the predictor's Deployment (or Knative revision) and offers no budget of its own:
+    ours selects every predictor pod of the InferenceService, champion and canary, by KServe's label."""
+    isvc = find(rendered[env], "InferenceService", "patch-risk")
+    budgets = [d for d in rendered[env] if d["kind"] == "PodDisruptionBudget" and d["spec"]["selector"] == {
+        "matchLabels": {"serving.kserve.io/inferenceservice": isvc["metadata"]["name"]}}]
+    assert [(b["spec"].get("maxUnavailable"), b["metadata"]["namespace"]) for b in budgets] == [
+        (1, isvc["metadata"]["namespace"])]
+
+
 def test_secret_references_all_have_templates(rendered):
     templates = {yaml.safe_load(p.read_text())["metadata"]["name"]
                  for p in (REPO / "manifests" / "secrets").glob("*.example.yaml")}
