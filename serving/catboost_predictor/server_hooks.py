@@ -1,6 +1,6 @@
 """What the predictor adds to KServe's FastAPI app: the ``x-model-version`` header on every
 response, request metrics, 400 (not 422) for malformed V2 bodies, 413 for oversized bodies,
-private 5xx bodies, and quieter logs.
+private 5xx bodies, the V2 versioned routes (versioned_routes.py), and quieter logs.
 
 Plain ASGI middlewares (not Starlette's ``BaseHTTPMiddleware``, which costs a task per request).
 
@@ -21,6 +21,7 @@ import warnings
 
 from patchrisk_serving.catboost_predictor import metrics, request_limits
 from patchrisk_serving.catboost_predictor.binary_envelope import refuse_unreadable_binary_bodies
+from patchrisk_serving.catboost_predictor.versioned_routes import VersionedRoutesMiddleware
 
 log = logging.getLogger("patchrisk.predictor")
 MODEL_VERSION_HEADER = "x-model-version"
@@ -264,6 +265,9 @@ def install(
         app.add_middleware(FastPathMiddleware, model=fast_path_model)
     app.add_middleware(request_limits.BodyLimitMiddleware, max_bytes=max_request_bytes)
     app.add_middleware(ModelResponseMiddleware, model_name=model_name, model_version=model_version)
+    # Outermost: a pinned version's request is counted, limited and answered as the unversioned one.
+    app.add_middleware(VersionedRoutesMiddleware, model_name=model_name, model_version=model_version,
+                       version_header=(MODEL_VERSION_HEADER.encode(), model_version.encode()))
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     skip_opentelemetry_probe(app)

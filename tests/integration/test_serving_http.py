@@ -127,6 +127,35 @@ def test_v2_metadata_lists_one_input_per_feature_and_both_outputs(http, bundle):
     assert metadata["versions"] == [MODEL_VERSION]
 
 
+def test_a_client_pinning_the_served_version_gets_the_same_answers(http, server, bundle, patches):
+    """The Open Inference Protocol's versioned routes (tritonclient's ``model_version=``): the metadata
+    lists the served version, so a client pins it. KServe answers them 501 "not supported yet" (a
+    traceback in the log per call); the served version is answered as the unversioned route, another
+    version is a 404 naming the one served."""
+    df, _ = patches
+    body = {"inputs": per_feature_inputs(df, bundle.spec)}
+    pinned = f"{V2}/versions/{MODEL_VERSION}"
+    answered = http.post(f"{pinned}/infer", json=body)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["outputs"] == http.post(f"{V2}/infer", json=body).json()["outputs"]
+    assert answered.headers["x-model-version"] == MODEL_VERSION
+    assert http.get(f"{pinned}/ready").json() == {"name": MODEL_NAME, "ready": True}
+    assert http.get(pinned).json() == http.get(V2).json()
+    refused = body.copy()
+    refused["inputs"] = [dict(i, data=[-1.0] * len(i["data"])) if i["name"] == "code_churn_score" else i
+                         for i in body["inputs"]]
+    assert http.post(f"{pinned}/infer", json=refused).status_code == 400  # the contract holds there too
+    log_before = server.log()
+    for path, method in ((f"{V2}/versions/999/infer", "POST"), (f"{V2}/versions/999/ready", "GET"),
+                         (f"{V2}/versions/999", "GET")):
+        other = http.request(method, path, json=body if method == "POST" else None)
+        assert other.status_code == 404, (path, other.text)
+        assert other.json() == {"error": f"model {MODEL_NAME} version 999 is not served here: this predictor "
+                                         f"serves version {MODEL_VERSION}"}
+    assert http.post("/v2/models/another/versions/1/infer", json=body).status_code == 404
+    assert "Traceback" not in server.log()[len(log_before):]
+
+
 def test_v1_predictions_equal_in_process_scores(http, bundle, patches):
     df, expected = patches
     instances = as_objects(df, bundle.spec)
