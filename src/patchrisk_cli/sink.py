@@ -16,6 +16,10 @@ def register(app: typer.Typer) -> None:
     def sink_cmd(
         host: str = typer.Option("127.0.0.1", help="Address to listen on."),
         port: int = typer.Option(8080, min=1, max=65535, help="HTTP port."),
+        metrics_port: int = typer.Option(
+            0, min=0, max=65535,
+            help="Also serve /metrics on this port (0: only on --port): a NetworkPolicy can then let "
+                 "Prometheus reach the metrics without reaching the events endpoint."),
         store: str = typer.Option(
             None, help="Where rows go: a directory or s3://bucket/prefix (default: PATCHRISK_LOG_STORE_URI "
             "or <state>/prediction-logs)."
@@ -76,6 +80,14 @@ def register(app: typer.Typer) -> None:
         # several times, waiting up to the switch interval each time (5 ms by default) while a flush
         # runs. 0.5 ms keeps acknowledgements prompt during flushes, for a few more thread switches.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        if metrics_port:
+            from prometheus_client import start_http_server
+
+            try:  # a daemon thread serving the sink's registry, prometheus_client's own server
+                start_http_server(metrics_port, addr=host, registry=service.metrics.registry)
+            except OSError as err:
+                raise PatchriskError(f"--metrics-port {metrics_port}: cannot listen on {host} ({err.strerror})") from None
+            typer.echo(f"metrics also on http://{host}:{metrics_port}/metrics", err=True)
         typer.echo(f"sink on http://{host}:{port} -> {config.store_uri} (spool {config.spool_dir})", err=True)
         uvicorn.run(create_app(service, max_body_bytes), host=host, port=port, log_level="info", access_log=False,
                     timeout_graceful_shutdown=HTTP_SHUTDOWN_S)  # info: uvicorn says where it listens, once bound

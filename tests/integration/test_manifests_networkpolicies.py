@@ -45,9 +45,30 @@ def netpol_findings(docs: list[dict]) -> list:
     return [f for f in check_objects(target, kserve_schema_dir(REPO)) if f.rule.startswith("netpol-")]
 
 
+METRICS_PORT = [{"protocol": "TCP", "port": "metrics"}]
+
+
 def test_the_sink_admits_only_predictor_pods_of_its_namespace(rendered):
-    peers = [peer for rule in policy(rendered["prod"], "patchrisk-sink")["spec"]["ingress"] for peer in rule["from"]]
+    peers = [peer for rule in policy(rendered["prod"], "patchrisk-sink")["spec"]["ingress"]
+             if rule.get("ports") != METRICS_PORT for peer in rule["from"]]
     assert peers == [{"podSelector": {"matchLabels": {"serving.kserve.io/inferenceservice": "patch-risk"}}}]
+
+
+def test_prometheus_reaches_the_sinks_metrics_port_and_nothing_else(rendered):
+    """The sink's alerting signal (patchrisk_sink_publish_healthy, /healthz's reason) must be scraped on a
+    cluster that enforces the policies; before, every ingress but the predictors' was refused, so it
+    never was. The metrics have a port of their own, and only Prometheus reaches it."""
+    rules = policy(rendered["prod"], "patchrisk-sink")["spec"]["ingress"]
+    assert [rule["from"] for rule in rules if rule.get("ports") == METRICS_PORT] == [[{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]]
+    sink = next(d for d in rendered["prod"] if d["kind"] == "Deployment" and d["metadata"]["name"] == "patchrisk-sink")
+    pod = sink["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+    assert container["command"][container["command"].index("--metrics-port") + 1] == str(port)
+    assert pod["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
+                                              "prometheus.io/path": "/metrics"}
 
 
 def test_the_predictor_admits_the_gateway_the_activator_and_labelled_callers_only(rendered):
@@ -99,6 +120,11 @@ def _mlflow_whole_namespaces(docs):
     del policy(docs, "mlflow")["spec"]["ingress"][0]["from"][1]["podSelector"]
 
 
+def _sink_metrics_rule_on_the_events_port(docs):
+    rules = policy(docs, "patchrisk-sink")["spec"]["ingress"]
+    next(rule for rule in rules if rule.get("ports") == METRICS_PORT)["ports"] = [{"protocol": "TCP", "port": 8080}]
+
+
 @dataclass(frozen=True)
 class Broken:
     name: str
@@ -114,6 +140,8 @@ BROKEN = [
            ("NetworkPolicy/patchrisk-sink", "spec.ingress[0].from[0]", "netpol-peer-without-pod")),
     Broken("sink-from-non-predictor-pods", "prod", _sink_from_other_pods,
            ("NetworkPolicy/patchrisk-sink", "spec.ingress[0].from[0]", "netpol-sink-ingress")),
+    Broken("sink-events-port-open-to-prometheus", "prod", _sink_metrics_rule_on_the_events_port,
+           ("NetworkPolicy/patchrisk-sink", "spec.ingress[1].from[0]", "netpol-sink-ingress")),
     Broken("mlflow-by-a-label-anyone-can-set", "infra", _mlflow_by_part_of_label,
            ("NetworkPolicy/mlflow", "spec.ingress[0].from[0].namespaceSelector", "netpol-mutable-namespace-label")),
     Broken("mlflow-from-every-pod-of-a-namespace", "infra", _mlflow_whole_namespaces,

@@ -56,9 +56,10 @@ def registry(registry_env):
 def sink(registry_env, tmp_path_factory):
     base = tmp_path_factory.mktemp("sink")
     store = str(base / "logs")
+    metrics_port = free_port()
     with sink_in_subprocess(store, env=registry_env, flush_seconds=600, response_timeout=1.5,
-                            spool_dir=base / "spool") as running:
-        running.store = store
+                            spool_dir=base / "spool", metrics_port=metrics_port) as running:
+        running.store, running.metrics_port = store, metrics_port
         yield running
 
 
@@ -336,6 +337,15 @@ def _quiet(call):
         call()
     except httpx.HTTPError:
         pass  # the sink is killed mid-request
+
+
+def test_metrics_are_also_served_on_a_port_of_their_own(sink):
+    """On a cluster the NetworkPolicy lets Prometheus reach this port only: the events port takes
+    predictor pods alone, and the alerting gauge must still be scraped."""
+    own = httpx.get(f"http://127.0.0.1:{sink.metrics_port}/metrics", timeout=10)
+    assert own.status_code == 200
+    assert metric(own.text, "patchrisk_sink_publish_healthy") == 1
+    assert metric(own.text, "patchrisk_sink_publish_healthy") == metric(sink.metrics(), "patchrisk_sink_publish_healthy")
 
 
 def test_a_sink_that_loses_its_port_is_not_taken_for_ready(sink, registry_env, tmp_path):

@@ -8,7 +8,7 @@
   ``kubernetes.io/metadata.name`` (which only the API server sets) is satisfied by whoever can
   edit a namespace.
 - ``netpol-sink-ingress``: the prediction-log sink takes events from predictor pods of its own
-  namespace only.
+  namespace only; a rule that opens nothing but its named ``metrics`` port (Prometheus) is exempt.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from patchrisk.manifests_check.findings import Finding, object_id
 IMMUTABLE_NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 SINK_LABELS = {"app.kubernetes.io/name": "patchrisk-sink"}
 PREDICTOR_LABEL = "serving.kserve.io/inferenceservice"
+METRICS_PORT_NAME = "metrics"  # the sink's container port of --metrics-port
 
 
 def _selects(selector: dict | None) -> bool:
@@ -63,6 +64,9 @@ def _check_sink(doc: dict, source: str) -> list[Finding]:
         return []
     findings = []
     for i, rule in enumerate(spec.get("ingress") or []):
+        ports = (rule or {}).get("ports") or []
+        if ports and all(p.get("port") == METRICS_PORT_NAME for p in ports):
+            continue  # the metrics port only: no event reaches the sink through it
         for j, peer in enumerate((rule or {}).get("from") or []):
             labels = (peer.get("podSelector") or {}).get("matchLabels") or {}
             if PREDICTOR_LABEL not in labels or "namespaceSelector" in peer or "ipBlock" in peer:
