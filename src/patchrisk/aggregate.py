@@ -2,11 +2,17 @@
 
 Memory is bounded by the number of entity-days, not by the number of events: each chunk is
 reduced to per-(entity, day) sums and counts, and the partial sums are combined at the end.
+
+Raw events come from devices and collectors: one that names no entity, whose time is no time or
+whose measure is no finite number is set aside and counted (``warn`` gets one line naming the
+reasons, counts and an example of each), never failing the others. Days are UTC days, given without a zone.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +24,71 @@ from patchrisk.spec import ModelSpec
 from patchrisk.tables import read_table
 
 DEFAULT_CHUNK_ROWS = 250_000
+_TEXT_BOOLEANS = {"true": 1.0, "false": 0.0}  # what a CSV or a text column holds for a boolean measure
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SetAside:
+    """Events left out of the aggregation: how many were read, how many set aside per reason, and an
+    example value of each reason (an event with two problems counts once in ``count``)."""
+
+    read: int = 0
+    count: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def add(self, reason: str, bad: pd.Series, values: pd.Series | None = None) -> None:
+        n = int(bad.sum())
+        if n:
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+            if values is not None:
+                self.examples.setdefault(reason, str(values[bad].iloc[0])[:40])
+
+    def describe(self) -> str:
+        parts = [f"{reason} ({n}, e.g. {self.examples[reason]!r})" if reason in self.examples else f"{reason} ({n})"
+                 for reason, n in self.reasons.items()]
+        return f"{self.count:,} of {self.read:,} events set aside: {'; '.join(parts)}"
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    if values.dtype == bool:
+        return values.astype(float)
+    if values.dtype == object:
+        values = values.map(lambda v: _TEXT_BOOLEANS.get(v.strip().lower(), v) if isinstance(v, str) else v)
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers.where(np.isfinite(numbers))
+
+
+def _utc_times(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+    return pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)  # naive text read as UTC
+
+
+def _usable_events(chunk: pd.DataFrame, spec: ModelSpec, set_aside: SetAside) -> pd.DataFrame:
+    """The chunk's events that can be aggregated, times as UTC and measures as numbers."""
+    agg = spec.aggregation
+    key, stamp = chunk[agg.events_key], chunk[agg.events_timestamp]
+    missing_key = key.isna() | (key.astype(str).str.strip() == "")
+    set_aside.add(f"{agg.events_key} is missing", missing_key)
+    times = _utc_times(stamp)
+    bad_time = times.isna()
+    set_aside.add(f"{agg.events_timestamp} is no time", bad_time, stamp)
+    bad = missing_key | bad_time
+    measures = {}
+    for column in sorted({m["column"] for m in agg.measures.values()}):
+        numbers = _numbers(chunk[column])
+        not_a_number = chunk[column].notna() & numbers.isna()  # missing stays missing: not every event measures all
+        set_aside.add(f"{column} is no finite number", not_a_number, chunk[column])
+        bad |= not_a_number
+        measures[column] = numbers
+    set_aside.read += len(chunk)
+    set_aside.count += int(bad.sum())
+    # UTC days, as dates without a zone (what the model table's day column holds for every source)
+    usable = pd.DataFrame({agg.events_key: key, "_day": times.dt.floor("D").dt.tz_localize(None),
+                           **measures})
+    return usable[~bad]
 
 
 def iter_event_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -35,8 +106,8 @@ def iter_event_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterat
 
 
 def _partial(chunk: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Per-(entity, day) sums and counts of usable events (:func:`_usable_events`)."""
     agg = spec.aggregation
-    chunk = chunk.assign(_day=pd.to_datetime(chunk[agg.events_timestamp]).dt.floor("D"))
     keys = [agg.events_key, "_day"]
     parts = {}
     grouped = chunk.groupby(keys, sort=False)
@@ -52,8 +123,10 @@ def _partial(chunk: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
 
 def aggregate_events(spec: ModelSpec, events_path: str | Path, metadata_path: str | Path,
                      chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                     progress: Callable[[int], None] | None = None) -> pd.DataFrame:
-    """Feature-day rows with the spec's measures, metadata columns, id, day and next-day label."""
+                     progress: Callable[[int], None] | None = None,
+                     warn: Callable[[str], None] = log.warning) -> pd.DataFrame:
+    """Feature-day rows with the spec's measures, metadata columns, id, day and next-day label;
+    ``warn`` names the events set aside, if any."""
     agg = spec.aggregation
     if agg is None:
         raise DataContractError(f"spec {spec.name} declares no aggregation")
@@ -62,16 +135,21 @@ def aggregate_events(spec: ModelSpec, events_path: str | Path, metadata_path: st
         raise DataContractError(f"{events_path}: events file not found")
     columns = sorted({agg.events_key, agg.events_timestamp, *(m["column"] for m in agg.measures.values())})
 
-    partials, seen = [], 0
+    partials, set_aside = [], SetAside()
     for chunk in iter_event_chunks(events_path, columns, chunk_rows):
-        partials.append(_partial(chunk, spec))
-        seen += len(chunk)
+        usable = _usable_events(chunk, spec, set_aside)
+        if len(usable):
+            partials.append(_partial(usable, spec))
         if progress:
-            progress(seen)
+            progress(set_aside.read)
         if len(partials) > 8:  # keep the list of partials short
             partials = [pd.concat(partials).groupby(level=[0, 1]).sum(min_count=1)]
-    if not partials:
+    if not set_aside.read:
         raise DataContractError(f"{events_path}: no events")
+    if not partials:
+        raise DataContractError(f"{events_path}: no usable event: {set_aside.describe()}")
+    if set_aside.count:
+        warn(f"{events_path}: {set_aside.describe()}")
     totals = pd.concat(partials).groupby(level=[0, 1]).sum(min_count=1)
 
     rows = pd.DataFrame(index=totals.index)

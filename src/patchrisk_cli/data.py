@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         from patchrisk.tables import write_table
 
         rows = aggregate_events(load_spec(spec), events, metadata,
-                                progress=lambda n: typer.echo(f"  {n:,} events read", err=True))
+                                progress=lambda n: typer.echo(f"  {n:,} events read", err=True),
+                                warn=lambda message: typer.echo(f"warning: {message}", err=True))
         write_table(rows, out)
         typer.echo(f"wrote {out} ({len(rows)} rows)")
