@@ -54,14 +54,24 @@ def test_the_sink_admits_only_predictor_pods_of_its_namespace(rendered):
     assert peers == [{"podSelector": {"matchLabels": {"serving.kserve.io/inferenceservice": "patch-risk"}}}]
 
 
+def test_prometheus_may_scrape_the_predictor(rendered):
+    """KServe serves the predictor's metrics on its HTTP port (the ServingRuntime's prometheus.kserve.io
+    annotations) and annotates the pods for scraping when the InferenceService asks; the policy used to
+    refuse Prometheus, so request rates, errors and latencies were never collected."""
+    isvc = next(d for d in rendered["prod"] if d["kind"] == "InferenceService")
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/enable-prometheus-scraping"] == "true"
+    runtime = next(d for d in rendered["prod"] if d["kind"] == "ServingRuntime")
+    port = int(runtime["metadata"]["annotations"]["prometheus.kserve.io/port"])
+    rules = policy(rendered["prod"], "patchrisk-predictor")["spec"]["ingress"]
+    assert [r["ports"] for r in rules if r["from"] == [PROMETHEUS]] == [[{"protocol": "TCP", "port": port}]]
+
+
 def test_prometheus_reaches_the_sinks_metrics_port_and_nothing_else(rendered):
     """The sink's alerting signal (patchrisk_sink_publish_healthy, /healthz's reason) must be scraped on a
     cluster that enforces the policies; before, every ingress but the predictors' was refused, so it
     never was. The metrics have a port of their own, and only Prometheus reaches it."""
     rules = policy(rendered["prod"], "patchrisk-sink")["spec"]["ingress"]
-    assert [rule["from"] for rule in rules if rule.get("ports") == METRICS_PORT] == [[{
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]]
+    assert [rule["from"] for rule in rules if rule.get("ports") == METRICS_PORT] == [[PROMETHEUS]]
     sink = next(d for d in rendered["prod"] if d["kind"] == "Deployment" and d["metadata"]["name"] == "patchrisk-sink")
     pod = sink["spec"]["template"]
     [container] = pod["spec"]["containers"]
@@ -71,8 +81,13 @@ def test_prometheus_reaches_the_sinks_metrics_port_and_nothing_else(rendered):
                                               "prometheus.io/path": "/metrics"}
 
 
+PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+              "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+
+
 def test_the_predictor_admits_the_gateway_the_activator_and_labelled_callers_only(rendered):
-    (rule,) = policy(rendered["prod"], "patchrisk-predictor")["spec"]["ingress"]
+    rule, metrics = policy(rendered["prod"], "patchrisk-predictor")["spec"]["ingress"]
+    assert metrics == {"from": [PROMETHEUS], "ports": [{"protocol": "TCP", "port": 8080}]}
     sources = {(peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name"),
                 tuple(peer["podSelector"]["matchLabels"].items())) for peer in rule["from"]}
     assert sources == {("istio-system", (("istio", "ingressgateway"),)),
