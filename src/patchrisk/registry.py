@@ -60,7 +60,14 @@ def client(settings: Settings):
     from patchrisk.stack.mlflow_schema import seed_tracking_store
 
     seed_tracking_store(settings.tracking_uri)
-    return _client_class()(settings)
+    try:
+        return _client_class()(settings)
+    except ModuleNotFoundError as err:  # a database URI (postgresql://, mysql://) whose driver is not installed
+        from patchrisk.security.redact import redact_credentials
+
+        raise PatchriskError(
+            f"PATCHRISK_MLFLOW_TRACKING_URI {redact_credentials(settings.tracking_uri)}: this installation has no "
+            f"driver for that database ({err}); give the MLflow server's http(s):// URL instead") from None
 
 
 @cache

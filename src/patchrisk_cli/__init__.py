@@ -52,15 +52,21 @@ def _tracking_server_error(err: Exception) -> str | None:
             "(check PATCHRISK_MLFLOW_TRACKING_URI and the MLFLOW_TRACKING_USERNAME/PASSWORD this command uses)")
 
 
+def _fail(message: object) -> None:
+    """One line, exit 2; a password in any URI the line repeats is replaced (CI and CronJob logs)."""
+    from patchrisk.security.redact import redact_credentials
+
+    typer.secho(f"error: {redact_credentials(str(message))}", fg=typer.colors.RED, err=True)
+    sys.exit(EXIT_USER_ERROR)
+
+
 def main() -> None:
     try:
         app(standalone_mode=True)
     except PatchriskError as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        sys.exit(EXIT_USER_ERROR)
+        _fail(err)
     except Exception as err:
         message = _tracking_server_error(err)
         if message is None:
             raise
-        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-        sys.exit(EXIT_USER_ERROR)
+        _fail(message)

@@ -28,6 +28,7 @@ def test_a_failed_mlflow_log_still_writes_the_summary_and_says_why(trained_patch
     said: list[str] = []
     # An MLflow that answers every call with a body no MLflow client accepts (a proxy's error page)
     with canned_http_server(lambda method, path: ("text/html", b"<html>502 Bad Gateway</html>")) as mlflow:
+        mlflow = mlflow.replace("http://", "http://monitor:s3cret-pw@")  # a password in the URI stays out
         settings = get_settings(state_dir=tmp_path / "state", mlflow_tracking_uri=mlflow)
         summary = conclude_window(settings, MonitorRequest(html=False), config, store, reference, analysis,
                                   said.append)
@@ -36,5 +37,6 @@ def test_a_failed_mlflow_log_still_writes_the_summary_and_says_why(trained_patch
     assert summary["drift"]["rows"] == 600
     assert summary["mlflow_run_id"] is None
     assert summary["mlflow_error"].startswith("MlflowException: ")
+    assert "s3cret-pw" not in json.dumps(summary) and "s3cret-pw" not in " ".join(said)
     assert any(line.startswith("warning: the window's record was not logged to MLflow (MlflowException: ")
                for line in said), said

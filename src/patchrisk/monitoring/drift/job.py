@@ -41,6 +41,7 @@ from patchrisk.monitoring.drift.trigger import (
 )
 from patchrisk.monitoring.drift.window import Window
 from patchrisk.monitoring.summary_schema import SUMMARY_SCHEMA
+from patchrisk.security.redact import redact_credentials
 from patchrisk.storage import Store, is_s3, join
 
 MONITORING_EXPERIMENT = "patchrisk-monitoring"
@@ -358,7 +359,7 @@ def conclude_window(settings, request: MonitorRequest, config: MonitoringConfig,
         try:
             summary["mlflow_run_id"] = log_to_mlflow(settings, _clean(summary), html)
         except Exception as exc:  # noqa: BLE001  MLflow keeps a copy: its failure must not cost the summary or alert
-            summary["mlflow_error"] = f"{type(exc).__name__}: {str(exc).strip()[:500]}"
+            summary["mlflow_error"] = redact_credentials(f"{type(exc).__name__}: {str(exc).strip()[:500]}")
             say(f"warning: the window's record was not logged to MLflow ({summary['mlflow_error']}); "
                 "the summary and alert do not depend on it")
     if config.alerts.webhook_url:
