@@ -86,7 +86,9 @@ def test_clean_events_say_nothing(tmp_path, metadata):
 
 def test_numeric_entity_ids_still_meet_their_metadata(tmp_path):
     events, metadata = tmp_path / "events.csv", tmp_path / "metadata.csv"
-    clean_events().replace({"feature_id": {"f1": 101, "f2": 202}}).to_csv(events, index=False)
+    numbered = clean_events()
+    numbered["feature_id"] = numbered["feature_id"].map({"f1": 101, "f2": 202})
+    numbered.to_csv(events, index=False)
     pd.DataFrame({"feature_id": [101, 202], "lifecycle_stage": ["ga", "beta"], "owner_team": ["a", "b"]}).to_csv(
         metadata, index=False)
     rows = aggregate_events(SPEC, events, metadata)
