@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None, bundle: ModelBundle | None = None) -> in
     if args.max_explain_queue < 0:
         log.error("--max_explain_queue must be 0 or more, got %d", args.max_explain_queue)
         return 2
+    for flag, value in (("--max_batch_rows", args.max_batch_rows), ("--top_k", args.top_k)):
+        if value < 1:
+            log.error("%s must be 1 or more, got %d", flag, value)
+            return 2
     if args.workers != 1:
         # KServe's parser offers --workers; this predictor runs one process (scale with replicas).
         log.error("--workers %s is not supported: the predictor runs one server process per pod; "
