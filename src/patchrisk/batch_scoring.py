@@ -44,8 +44,11 @@ def _as_shown(feature, value):
 def score_items(bundle: ModelBundle, items: pd.DataFrame) -> pd.DataFrame:
     """Id, features, the version's score and bucket outputs, and each row's top features."""
     spec = bundle.spec
-    matrix = frame_to_matrix(items, spec)
     scored = items[[spec.id_column, *spec.feature_names]].copy()
+    if scored.empty:  # a week without upcoming items: CatBoost refuses an empty matrix
+        return scored.assign(**{spec.outputs.score: pd.Series(dtype=float), spec.outputs.bucket: pd.Series(dtype=str),
+                                "top_features": pd.Series(dtype=str)})
+    matrix = frame_to_matrix(items, spec)
     scored[spec.outputs.score] = bundle.predict_matrix(matrix)
     scored[spec.outputs.bucket] = [spec.risk_bucket(s) for s in scored[spec.outputs.score]]
     scored["top_features"] = top_contributions(bundle, matrix)
@@ -108,11 +111,12 @@ def batch_report_html(qa: pd.DataFrame, watch: pd.DataFrame, spec: ModelSpec, mo
                           f"{names.expected_incidents} by {' / '.join(groups)}", value_format="{:.1f}",
                           color="#dc2626"))
     sections = [
-        ("Charts", f'<div class="charts">{charts}</div>'),
+        *([("Charts", f'<div class="charts">{charts}</div>')] if len(qa) else []),
         ("QA priority list", table(qa, max_rows=40)),
         (f"Watch list by {' / '.join(groups)}", table(watch, max_rows=40)),
     ]
-    subtitle = f"{len(qa)} {names.items} scored; ranked by {spec.outputs.score} × {spec.roles.blast_radius}."
+    subtitle = (f"{len(qa)} {names.items} scored; ranked by {spec.outputs.score} × {spec.roles.blast_radius}."
+                if len(qa) else f"no upcoming {names.items} to score: the input holds none.")
     if rejected is not None and len(rejected):
         sections.append(("Rejected rows", table(rejected, max_rows=100)))
         subtitle += f" {rejected['row'].nunique()} row(s) set aside: they break the contract (see Rejected rows)."

@@ -69,3 +69,14 @@ def test_a_problem_of_the_table_still_fails_the_task_and_writes_nothing(trained_
     with pytest.raises(DataContractError, match=r"(?s)no row keeps the contract of spec patch-risk:.*outside the range \[0, 500000\]"):
         score(trained_patch_model[1], upcoming, tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_week_without_upcoming_patches_writes_empty_lists_and_says_so(trained_patch_model, upcoming, tmp_path):
+    """The upcoming-patches export of a quiet week is its header only: the lists are empty, the report
+    says there was nothing to score (it was CatBoost's 'Input data has invalid shape' traceback)."""
+    result, out = score(trained_patch_model[1], upcoming.head(0), tmp_path)
+    assert result == {"patches": 0, "rejected": 0, "model_version": result["model_version"], "high_risk": 0}
+    for name in ("qa.csv", "watch.csv", "rejected.csv"):
+        assert pd.read_csv(out[name]).empty, name
+    assert list(pd.read_csv(out["qa.csv"]).columns)[:3] == ["qa_rank", "patch_id", "risk_score"]
+    assert "no upcoming patches to score" in out["report.html"].read_text()
