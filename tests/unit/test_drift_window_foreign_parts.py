@@ -65,3 +65,22 @@ def test_parts_with_and_without_a_nullable_feature_are_judged_together(model, pa
     coverage = next(f for f in analysis.verdict.features if f.feature == "test_coverage_pct")
     assert 0.5 <= coverage.missing_rate < 0.6  # the older part's 200 rows, and the newer part's own missing values
     assert analysis.sample["test_coverage_pct"].isna().sum() >= 100
+
+
+def test_a_whole_number_feature_logged_as_floats_that_are_not_whole_counts_them_missing(model, patch_spec, tmp_path):
+    """A part written by another tool with an int feature as floats: whole values read as they are,
+    and one that is not whole (±inf, 3.5, NaN, past 2**53) is that row's missing value. It was cast
+    unsafely: -inf became -9223372036854775808, which failed the whole window (ArrowInvalid), and 3.5
+    became 3; an int past 2**53 failed the float conversion of the statistics likewise."""
+    bundle, reference = model
+    logs = log_frame(bundle, generate_rows(patch_spec, 300, seed=10), START)
+    logs["files_changed"] = logs["files_changed"].astype(float)
+    logs.loc[[3, 4, 5, 6], "files_changed"] = [-float("inf"), float("inf"), 3.5, 2.0**60]
+    logs.loc[7, "lines_added"] = 2**60  # an int past float64's exact range: read as the nearest float
+    write_logs(tmp_path, logs)
+    analysis = analyse_window(Store(str(tmp_path)), reference, Window(START, START + dt.timedelta(days=1)),
+                              load_config())
+    assert analysis.verdict.rows == 300 and not analysis.sketch.unreadable_files
+    files_changed = next(f for f in analysis.verdict.features if f.feature == "files_changed")
+    assert files_changed.missing_rate == pytest.approx(4 / 300)
+    assert sorted(analysis.sample["files_changed"].dropna()) == sorted(logs["files_changed"].drop(index=[3, 4, 5, 6]))

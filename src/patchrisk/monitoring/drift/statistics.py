@@ -53,7 +53,8 @@ def column_as_float(column) -> np.ndarray:
         column = column.combine_chunks()
     if pa.types.is_null(column.type):
         return np.full(len(column), np.nan)
-    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    # Unsafe: an int past 2**53 (another writer's part) becomes the nearest float, not an ArrowInvalid
+    return pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
 
 
 class NumericAccumulator:

@@ -94,12 +94,30 @@ def _open(store: Store, name: str) -> pq.ParquetFile:
     return pq.ParquetFile(join(store.root, name))
 
 
+_WHOLE_FLOAT_LIMIT = 2.0**53  # past it a float64 is no exact whole number
+
+
+def _whole_or_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Floats bound for an int column: a value that is not a finite whole number is missing, not
+    truncated (3.5 -> 3) nor wrapped (-inf -> -9223372036854775808)."""
+    whole = pc.and_(pc.is_finite(column), pc.equal(pc.floor(column), column))
+    whole = pc.and_(whole, pc.less_equal(pc.abs(column), _WHOLE_FLOAT_LIMIT))
+    return pc.if_else(whole, column, pa.scalar(None, column.type))
+
+
 def _as_expected(table: pa.Table, expected: pa.Schema) -> pa.Table:
-    """``table`` with the expected types, so that every part's batches concatenate. Unsafe casts: a
-    logged int feature is whole (the predictor refuses others) and timestamps keep microseconds."""
+    """``table`` with the expected types, so that every part's batches concatenate. Unsafe casts:
+    timestamps keep microseconds, and a sink-written int feature is whole (the predictor refuses
+    others); a part of floats bound for an int feature (another writer's) has its values that are no
+    whole number made missing first."""
     target = pa.schema([pa.field(f.name, expected.field(f.name).type) if f.name in expected.names else f
                         for f in table.schema])
-    return table if table.schema.equals(target) else table.cast(target, safe=False)
+    if table.schema.equals(target):
+        return table
+    for i, (got, want) in enumerate(zip(table.schema, target, strict=True)):
+        if pa.types.is_floating(got.type) and pa.types.is_integer(want.type):
+            table = table.set_column(i, got.name, _whole_or_null(table.column(i)))
+    return table.cast(target, safe=False)
 
 
 def _row_group_in_window(pf: pq.ParquetFile, index: int, window: Window) -> bool:
