@@ -78,3 +78,18 @@ def test_an_infinite_number_in_a_csv_patch_file_is_named(patch_spec, tmp_path, t
     path.write_text(f"{header}\n{values}\n")
     with pytest.raises(PatchriskError, match=rf"^{path} line 2, field 'lines_added': '{text}' is not a finite number"):
         read_patches([path], patch_spec)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_a_byte_order_mark_is_not_part_of_the_first_field(patch_spec, tmp_path, suffix):
+    """Excel's "CSV UTF-8" and Windows PowerShell write one: the first column was named '\\ufeffpatch_id',
+    an unknown field in a message where the mark does not even show."""
+    import json
+
+    patch = _one_patch(patch_spec)
+    path = tmp_path / f"patches{suffix}"
+    text = json.dumps([patch]) if suffix == ".json" else (
+        ",".join(patch) + "\n" + ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in patch.values()))
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    [read] = read_patches([path], patch_spec)
+    assert read.id == str(patch[patch_spec.id_column])

@@ -60,7 +60,7 @@ def _read_text(path: Path) -> str:
     except OSError as err:
         raise PatchriskError(f"{path}: cannot read it ({err.strerror or err})") from None
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a byte order mark (Excel's "CSV UTF-8", PowerShell) is no part of the text
     except UnicodeDecodeError as err:
         raise PatchriskError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
 
