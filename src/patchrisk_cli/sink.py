@@ -56,6 +56,8 @@ def register(app: typer.Typer) -> None:
         from patchrisk.monitoring.sink.service import SinkConfig, SinkService
         from patchrisk.settings import get_settings
 
+        if metrics_port == port:
+            raise PatchriskError(f"--metrics-port {port} is --port: give the metrics a port of their own (or 0 for none)")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         settings = get_settings(state_dir=state_dir)
         config = SinkConfig(
