@@ -63,6 +63,8 @@ def client(settings: Settings):
     try:
         return _client_class()(settings)
     except ModuleNotFoundError as err:  # a database URI (postgresql://, mysql://) whose driver is not installed
+        if settings.tracking_uri.split(":", 1)[0].lower() in ("http", "https"):
+            raise  # not a database's driver: a broken installation, whose trace says which module
         from patchrisk.security.redact import redact_credentials
 
         raise PatchriskError(
