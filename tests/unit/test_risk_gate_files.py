@@ -93,3 +93,19 @@ def test_a_byte_order_mark_is_not_part_of_the_first_field(patch_spec, tmp_path, 
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     [read] = read_patches([path], patch_spec)
     assert read.id == str(patch[patch_spec.id_column])
+
+
+def test_unknown_field_names_are_quoted_cut_and_counted(patch_spec, tmp_path):
+    """A file's own field names in the error: quoted (a control character or an escape sequence shows as
+    such instead of acting on the CI log), cut past 40 characters, and at most ten, then a count."""
+    import json
+
+    patch = _one_patch(patch_spec, **{"\x1b[2Jowner": "x", "a" * 100: 1}, **{f"extra_{i}": i for i in range(20)})
+    path = tmp_path / "patches.json"
+    path.write_text(json.dumps([patch]))
+    with pytest.raises(PatchriskError) as refused:
+        read_patches([path], patch_spec)
+    message = str(refused.value)
+    assert "\x1b" not in message and r"'\x1b[2Jowner'" in message
+    assert f"'{'a' * 40}'…" in message and "a" * 41 not in message
+    assert message.count("extra_") == 8 and "and 12 more" in message

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from patchrisk.contract.rows import quoted_names
 from patchrisk.errors import PatchriskError
 from patchrisk.spec import DType, Feature, ModelSpec
 
@@ -131,7 +132,7 @@ def _check_fields(row: dict, spec: ModelSpec, where: str) -> None:
     allowed = set(spec.feature_names) | {spec.id_column, spec.timestamp_column}
     unknown = [k for k in row if k not in allowed]
     if unknown:
-        raise PatchriskError(
-            f"{where}: unknown field(s) {', '.join(map(str, unknown))} "
+        raise PatchriskError(  # the file's own names: quoted, cut and counted, as the predictor does
+            f"{where}: unknown field(s) {quoted_names(unknown)} "
             f"(the model takes: {', '.join(spec.feature_names)})"
         )
