@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from patchrisk.contract.rows import NAME_CHARS, quoted_name
+
 EXIT_PASS, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 
 
@@ -64,10 +66,11 @@ class GateReport:
 
     def to_text(self) -> str:
         lines = []
-        width = max((len(p.id) for p in self.patches), default=8)
-        for p in self.patches:
+        shown = [_shown_id(p.id) for p in self.patches]
+        width = max((len(i) for i in shown), default=8)
+        for p, patch_id in zip(self.patches, shown, strict=True):
             mark = "BLOCK" if p.blocked else "pass "
-            lines.append(f"{mark}  {p.id:<{width}}  risk {p.risk_score:.3f}  {p.risk_bucket}")
+            lines.append(f"{mark}  {patch_id:<{width}}  risk {p.risk_score:.3f}  {p.risk_bucket}")
             for f in p.top_features:
                 sign = "raises" if f["contribution"] > 0 else "lowers"
                 lines.append(
@@ -86,6 +89,13 @@ class GateReport:
                 f"above threshold {self.threshold:g} (model {self.model}{version}, {self.endpoint})"
             )
         return "\n".join(lines)
+
+
+def _shown_id(patch_id: str) -> str:
+    """A patch id from the patches file, which the change under review may have written: as it is when
+    short and printable; else quoted and cut, so that it can neither print a line of its own (a forged
+    verdict), act on the log (an escape sequence) nor widen every line."""
+    return patch_id if patch_id.isprintable() and len(patch_id) <= NAME_CHARS else quoted_name(patch_id)
 
 
 def _value(value) -> str:
