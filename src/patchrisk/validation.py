@@ -85,9 +85,22 @@ def _feature_column(f: Feature):
     if f.dtype in (DType.int, DType.bool):
         checks.append(pa.Check(lambda s: s % 1 == 0, element_wise=False, ignore_na=True,
                                error="must be a whole number"))
+    parsers = []
     if f.dtype == DType.bool:
         checks.append(pa.Check.isin([0, 1], error="must be 0/1 or true/false"))
-    return pa.Column(float, nullable=f.nullable, coerce=True, checks=checks, name=f.name)
+        parsers.append(pa.Parser(text_booleans_as_numbers))
+    return pa.Column(float, nullable=f.nullable, coerce=True, checks=checks, parsers=parsers, name=f.name)
+
+
+_TEXT_BOOLEANS = {"true": 1, "false": 0}
+
+
+def text_booleans_as_numbers(values: pd.Series) -> pd.Series:
+    """A boolean column written as the text "true"/"false" (any case, a Parquet export) read as 1/0, as
+    pandas reads the same CSV cells; other text stays, to be refused by the contract."""
+    if values.dtype != object:
+        return values
+    return values.map(lambda v: _TEXT_BOOLEANS.get(v.strip().lower(), v) if isinstance(v, str) else v)
 
 
 def contract_schema(spec: ModelSpec, require_target: bool = True):
@@ -236,7 +249,8 @@ def conform(df: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     out[spec.id_column] = out[spec.id_column].astype(str)
     out[spec.timestamp_column] = pd.to_datetime(out[spec.timestamp_column])
     for f in spec.features:
-        out[f.name] = out[f.name].astype(str if f.is_categorical else float)
+        values = text_booleans_as_numbers(out[f.name]) if f.dtype == DType.bool else out[f.name]
+        out[f.name] = values.astype(str if f.is_categorical else float)
     if spec.target.name in out:
         out[spec.target.name] = out[spec.target.name].astype(int)
     return out

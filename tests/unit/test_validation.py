@@ -113,3 +113,19 @@ def test_a_label_with_fewer_than_two_rows_is_refused_whatever_the_specs_rates(cl
     expected = (f"each label needs at least 2 rows (the holdout split keeps both): {positives} with label 1, "
                 f"{len(table) - positives} with label 0")
     assert rules == [expected], report.violations
+
+
+def test_booleans_written_as_text_are_read_as_csv_reads_them(clean, patch_spec, tmp_path):
+    """A Parquet export with a boolean feature as the text "true"/"false" (any case): a CSV with the same
+    cells is read as booleans by pandas, so the table keeps the contract the same way; it was refused
+    with "must be 0/1 or true/false" for the value "true". Other text is still refused."""
+    from patchrisk.validation import conform
+
+    as_text = clean.assign(is_hotfix=clean["is_hotfix"].astype(bool).map({True: "TRUE", False: "false"}))
+    path = tmp_path / "history.parquet"
+    as_text.to_parquet(path, index=False)
+    table = read_table(path)
+    assert validate_frame(table, patch_spec).passed
+    pd.testing.assert_series_equal(conform(table, patch_spec)["is_hotfix"], conform(clean, patch_spec)["is_hotfix"])
+    report = validate_frame(_break(table, "is_hotfix", 4, "yes"), patch_spec)
+    assert [(v.column, v.rule) for v in report.violations if v.blocking][:1] == [("is_hotfix", "wrong type (expected a number)")]
