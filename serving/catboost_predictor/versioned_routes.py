@@ -14,8 +14,9 @@ import json
 import re
 from urllib.parse import quote
 
+from patchrisk.contract.rows import NAME_CHARS
+
 _VERSIONED = re.compile(r"^/v2/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/infer|/ready)?$")
-_QUOTED_VERSION_CHARS = 40  # a caller's version is echoed cut, like other names the caller chose
 
 
 class VersionedRoutesMiddleware:
@@ -37,7 +38,7 @@ class VersionedRoutesMiddleware:
         await self.app({**scope, "path": path, "raw_path": quote(path).encode()}, receive, send)
 
     async def _not_served(self, version: str, send) -> None:
-        shown = version if len(version) <= _QUOTED_VERSION_CHARS else version[:_QUOTED_VERSION_CHARS] + "…"
+        shown = version if len(version) <= NAME_CHARS else version[:NAME_CHARS] + "…"  # cut, as the caller's names
         body = json.dumps({"error": f"model {self.model_name} version {shown} is not served here: this "
                                     f"predictor serves version {self.model_version}"}).encode()
         await send({"type": "http.response.start", "status": 404, "headers": [

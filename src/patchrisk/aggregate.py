@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 from patchrisk.errors import DataContractError
 from patchrisk.spec import ModelSpec
 from patchrisk.tables import read_table
+from patchrisk.validation import text_booleans_as_numbers
 
 DEFAULT_CHUNK_ROWS = 250_000
-_TEXT_BOOLEANS = {"true": 1.0, "false": 0.0}  # what a CSV or a text column holds for a boolean measure
 log = logging.getLogger(__name__)
 
 
@@ -54,9 +54,7 @@ class SetAside:
 def _numbers(values: pd.Series) -> pd.Series:
     if values.dtype == bool:
         return values.astype(float)
-    if values.dtype == object:
-        values = values.map(lambda v: _TEXT_BOOLEANS.get(v.strip().lower(), v) if isinstance(v, str) else v)
-    numbers = pd.to_numeric(values, errors="coerce")
+    numbers = pd.to_numeric(text_booleans_as_numbers(values), errors="coerce")  # a boolean measure as text
     return numbers.where(np.isfinite(numbers))
 
 

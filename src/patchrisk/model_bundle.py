@@ -23,6 +23,7 @@ from patchrisk.contract import SPEC_FILE
 from patchrisk.contract.matrix import frame_to_matrix, rows_to_matrix  # noqa: F401  (re-exported)
 from patchrisk.errors import PatchriskError
 from patchrisk.spec import ModelSpec, parse_spec
+from patchrisk.text_files import read_text_file
 
 MODEL_FILE = "model.cbm"
 METADATA_FILE = "metadata.json"
@@ -84,7 +85,7 @@ class ModelBundle:
         missing = [n for n in (MODEL_FILE, METADATA_FILE, SPEC_FILE) if not (directory / n).is_file()]
         if missing:
             raise PatchriskError(f"{directory}: not a patchrisk model directory (missing {', '.join(missing)})")
-        spec = parse_spec(_read_text(directory / SPEC_FILE), str(directory / SPEC_FILE))
+        spec = parse_spec(read_text_file(directory / SPEC_FILE), str(directory / SPEC_FILE))
         metadata = read_json_object(directory / METADATA_FILE)
         reg_path = directory / REGISTRATION_FILE
         registration = read_json_object(reg_path) if reg_path.is_file() else {}
@@ -100,19 +101,10 @@ _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a num
                type(None): "null"}
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise PatchriskError(f"{path}: not UTF-8 text") from None
-    except OSError as err:
-        raise PatchriskError(f"{path}: cannot be read ({err.strerror})") from None
-
-
 def read_json_object(path: Path) -> dict:
     """A JSON object file of a model directory; PatchriskError naming the file when it is none."""
     try:
-        value = json.loads(_read_text(path))
+        value = json.loads(read_text_file(path))
     except json.JSONDecodeError as err:
         raise PatchriskError(f"{path}: not JSON ({err})") from None
     if not isinstance(value, dict):

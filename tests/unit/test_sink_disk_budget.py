@@ -71,15 +71,20 @@ def test_the_budget_must_hold_at_least_one_event():
         SinkConfig(store_uri="x", spool_dir=Path("x"), max_disk_bytes=1000)
 
 
-def test_the_deployments_budget_stays_below_its_spool_volume():
-    """What the sink may hold (its budget plus one event's overshoot and a flush's staging) must fit
-    the emptyDir its spool lives on: past the sizeLimit the kubelet evicts the pod, volume and all."""
+def _sink_pod() -> dict:
+    """The pod spec of the sink's Deployment, as committed."""
     import yaml
 
     from tests.conftest import REPO
 
     docs = list(yaml.safe_load_all((REPO / "manifests" / "base" / "sink.yaml").read_text()))
-    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    return next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+
+
+def test_the_deployments_budget_stays_below_its_spool_volume():
+    """What the sink may hold (its budget plus one event's overshoot and a flush's staging) must fit
+    the emptyDir its spool lives on: past the sizeLimit the kubelet evicts the pod, volume and all."""
+    pod = _sink_pod()
     [container] = pod["containers"]
     command = container["command"]
     budget = int(command[command.index("--max-disk-bytes") + 1])
@@ -95,13 +100,9 @@ def test_the_deployments_budget_stays_below_its_spool_volume():
 def test_the_pods_grace_period_covers_the_sinks_shutdown():
     """On SIGTERM the sink finishes the requests in flight, lets a running flush end, then stores what
     waits for a partner: all of it before the kubelet's SIGKILL, or the emptyDir goes with it unstored."""
-    import yaml
-
     from patchrisk.monitoring.sink.service import FLUSH_THREAD_STOP_S
     from patchrisk_cli.sink import HTTP_SHUTDOWN_S
-    from tests.conftest import REPO
 
-    docs = list(yaml.safe_load_all((REPO / "manifests" / "base" / "sink.yaml").read_text()))
-    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    pod = _sink_pod()
     final_flush_s = 15  # the last drain and flush: one Parquet write and upload per endpoint
     assert pod.get("terminationGracePeriodSeconds", 30) >= HTTP_SHUTDOWN_S + FLUSH_THREAD_STOP_S + final_flush_s

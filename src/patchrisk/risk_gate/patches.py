@@ -19,6 +19,9 @@ from typing import Any
 from patchrisk.contract.rows import quoted_names
 from patchrisk.errors import PatchriskError
 from patchrisk.spec import DType, Feature, ModelSpec
+from patchrisk.text_files import read_text_file
+
+PATCHES_FILE = "patches file (.json or .csv)"  # what a directory given as one is not
 
 _TRUE = {"true", "1", "yes", "1.0"}
 _FALSE = {"false", "0", "no", "0.0"}
@@ -50,26 +53,10 @@ def read_patches(paths: list[Path], spec: ModelSpec) -> list[Patch]:
     return patches
 
 
-def _read_text(path: Path) -> str:
-    """The file as text; what keeps it from being read, named (the CLI exits 2 with it)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise PatchriskError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise PatchriskError(f"{path}: a directory, not a patches file (.json or .csv)") from None
-    except OSError as err:
-        raise PatchriskError(f"{path}: cannot read it ({err.strerror or err})") from None
-    try:
-        return raw.decode("utf-8-sig")  # a byte order mark (Excel's "CSV UTF-8", PowerShell) is no part of the text
-    except UnicodeDecodeError as err:
-        raise PatchriskError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-
-
 def _read_json(path: Path) -> list:
     try:
         # NaN: a missing value (null); ±Infinity stays a float, refused by _check_finite with its place
-        data = json.loads(_read_text(path), parse_constant=lambda name: None if name == "NaN" else float(name))
+        data = json.loads(read_text_file(path, PATCHES_FILE), parse_constant=lambda name: None if name == "NaN" else float(name))
     except json.JSONDecodeError as err:
         raise PatchriskError(f"{path}: not valid JSON ({err})") from None
     if isinstance(data, dict):
@@ -81,7 +68,7 @@ def _read_json(path: Path) -> list:
 
 def _read_csv(path: Path, spec: ModelSpec) -> list[dict]:
     # newline="": line breaks inside quoted fields stay as written, as the csv module wants
-    records = list(csv.DictReader(io.StringIO(_read_text(path), newline="")))
+    records = list(csv.DictReader(io.StringIO(read_text_file(path, PATCHES_FILE), newline="")))
     features = {f.name: f for f in spec.features}
     rows = []
     for i, record in enumerate(records):
