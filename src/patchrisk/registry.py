@@ -138,13 +138,18 @@ def experiment_artifact_location(settings: Settings, experiment: str) -> str | N
     With a tracking server and no configured root: None, so the server's proxied root
     (``--artifacts-destination``, ``mlflow-artifacts:/``) holds them: clients hold no bucket keys
     and never create a local directory (the monitor's root filesystem is read-only). A local
-    SQLite store keeps them under ``<state>/mlartifacts``.
+    SQLite store keeps them beside itself, under ``mlartifacts/`` of its directory (``<state>/mlartifacts``
+    for the default store): a pipeline task is handed the caller's store, not its state directory.
     """
     if settings.mlflow_artifact_root:
         return join(settings.mlflow_artifact_root, experiment)
     if settings.tracking_uri.startswith(("http://", "https://")):
         return None
-    return join(settings.artifact_root, experiment)
+    from patchrisk.stack.mlflow_schema import sqlite_file
+
+    store = sqlite_file(settings.tracking_uri)
+    root = (store.resolve().parent / "mlartifacts").as_uri() if store else settings.artifact_root
+    return join(root, experiment)
 
 
 def model_store_root(settings: Settings) -> str:

@@ -61,3 +61,19 @@ def test_a_store_written_meanwhile_is_never_overwritten_by_the_copy(tmp_path):
 def test_only_a_sqlite_uri_names_a_file_to_seed(uri, expected):
     found = mlflow_schema.sqlite_file(uri)
     assert (str(found) if found else None) == expected
+
+
+def test_a_sqlite_stores_artifacts_live_beside_it_whatever_the_process_state_dir(tmp_path):
+    """A pipeline task gets the caller's SQLite tracking URI but not its state directory: the experiment
+    it created kept its artifacts under the task's own default, ``.state/`` of its working directory
+    (the repository, in make test: model cards and gate reports piled up in .state/mlartifacts)."""
+    store_dir = tmp_path / "caller-state"
+    settings = get_settings(state_dir=tmp_path / "task-default-state",
+                            mlflow_tracking_uri=f"sqlite:///{store_dir / 'mlflow.db'}")
+    from patchrisk.storage import join
+
+    assert registry.experiment_artifact_location(settings, "patchrisk") == join(
+        (store_dir / "mlartifacts").as_uri(), "patchrisk")
+    default = get_settings(state_dir=tmp_path / "state")  # the default store: the same place as before
+    assert registry.experiment_artifact_location(default, "patchrisk") == join(
+        (tmp_path / "state" / "mlartifacts").as_uri(), "patchrisk")
