@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sink_support import instances, v1_response, v2_request, v2_response
+from sink_support import asgi_call, instances, raw_headers, v1_response, v2_request, v2_response
 
 from patchrisk.monitoring.sink import events as sink_events
 from patchrisk.monitoring.sink.app import create_app
@@ -147,37 +147,12 @@ def test_concurrent_async_accepts_are_all_durable_and_replayed(tmp_path):
     assert sorted((e.id, e.kind) for e in replayed) == sorted((e.id, e.kind) for e in sent)
 
 
-def asgi_call(app, method: str, path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes]):
-    """One HTTP exchange through the ASGI app: (status, JSON body or text)."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-             "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080)}
-    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
-    answer = {}
-
-    async def receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message):
-        if message["type"] == "http.response.start":
-            answer["status"] = message["status"]
-        elif message["type"] == "http.response.body":
-            answer["body"] = answer.get("body", b"") + message.get("body", b"")
-
-    asyncio.run(app(scope, receive, send))
-    return answer.get("status"), answer.get("body", b"")
-
-
 @pytest.fixture
 def app_and_service(tmp_path):
     config = SinkConfig(store_uri=str(tmp_path / "store"), spool_dir=tmp_path / "spool", flush_seconds=3600)
     service = SinkService(config, EndpointResolver(lambda model: {}))
     yield create_app(service, max_body_bytes=4096), service
     service.spool.close()
-
-
-def raw_headers(headers: dict) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
 
 def test_event_routes_answer_as_before(app_and_service):

@@ -273,3 +273,33 @@ def test_an_exchange_of_no_rows_writes_no_file(tmp_path):
     send(service, {"instances": []}, {"predictions": []}, "empty")
     assert service.flush()["rows"] == 0
     assert list(Path(service.config.store_uri).rglob("*.parquet")) == []
+
+
+def test_an_event_that_cannot_be_stored_for_pairing_is_a_dead_letter_and_its_neighbours_are_stored(tmp_path):
+    service = make_service(tmp_path)
+    (headers, body), = logger_events({"instances": instances(1)}, None, "patch-risk", "prod", event_id="unstorable")
+    unstorable = parse_event(headers, body)
+    unstorable.id = "x\ud800"  # past the acceptance checks (an older spool): no Parquet string takes it
+    service.accept(unstorable)
+    send(service, {"instances": instances(2, seed=6)}, None, "alone-and-fine")
+    service.drain()
+    assert service.flush()["unpaired_events"] == 1
+    assert service.health() == (True, None)
+    assert service.flush()["unpaired_events"] == 0  # nothing put back to fail every flush
+    letter, = (tmp_path / "spool" / "dead-letter").glob("*.json")
+    assert "cannot be stored for pairing" in json.loads(letter.read_text())["reason"]
+    time.sleep(0.1)  # past the pair deadline: the lonely request reads as its error rows
+    df = read_prediction_logs(service.config.store_uri, "patch-risk")
+    assert df["event_id"].tolist() == ["alone-and-fine"] * 2
+
+
+def test_a_response_whose_version_is_no_unicode_text_still_logs_its_exchange(tmp_path):
+    service = make_service(tmp_path)
+    rows = instances(2, seed=8)
+    for headers, body in logger_events({"instances": rows}, v1_response(rows, "VERSION"), "patch-risk", "prod",
+                                       event_id="odd-version"):
+        service.accept(parse_event(headers, body.replace(b'"VERSION"', b'"7\\udc00"')))
+    service.flush()
+    df = read_prediction_logs(service.config.store_uri, "patch-risk")
+    assert df["event_id"].tolist() == ["odd-version"] * 2 and set(df["model_version"]) == {"7\\udc00"}
+    assert not (tmp_path / "spool" / "dead-letter").exists()

@@ -112,6 +112,7 @@ def check_attributes(event_id: Any, model_name: Any, namespace: Any) -> None:
     """Refuse attributes that would reach paths, partition values or labels unchecked."""
     if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_CHARS:
         raise MalformedEvent("invalid_attribute", f"ce-id must be 1 to {MAX_ID_CHARS} characters")
+    check_unicode_text("id", event_id)
     for attribute, value in (("inferenceservicename", model_name), ("namespace", namespace)):
         if value is None and attribute == "namespace":
             continue
@@ -121,6 +122,25 @@ def check_attributes(event_id: Any, model_name: Any, namespace: Any) -> None:
                 f"ce-{attribute} {str(value)[:80]!r} is not a Kubernetes name (lowercase letters, digits "
                 "and '-', starting and ending with a letter or digit, at most 63 characters)",
             )
+
+
+def check_unicode_text(attribute: str, value: str) -> None:
+    """Refuse a string no UTF-8 encoder takes: a lone surrogate, which json reads from a structured
+    event's ``\\ud800`` escape. Such an id failed the 202's encoding after the event was spooled, and
+    every Parquet write of it (each flush, for good, the whole batch put back each time)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise MalformedEvent("invalid_attribute", f"ce-{attribute} holds a lone surrogate "
+                             f"({value[err.start]!r} at {err.start}): not Unicode text") from None
+
+
+def _optional_text(attributes: Mapping[str, Any], attribute: str) -> str | None:
+    """The attribute's string, None when absent or empty."""
+    value = attributes.get(attribute) or None
+    if isinstance(value, str):
+        check_unicode_text(attribute, value)
+    return value
 
 
 def parse_event(headers: Mapping[str, str], body: bytes, received_at: datetime | None = None) -> LoggedEvent:
@@ -200,8 +220,8 @@ def _logged_event(attributes: Mapping[str, Any], decode: Callable[[], tuple[Any,
     rows = count_request_rows(data) if kind == "request" else count_response_rows(data)
     return LoggedEvent(
         kind=kind, id=str(attributes["id"]), model_name=str(model_name),
-        namespace=attributes.get("namespace") or None, endpoint=attributes.get("endpoint") or None,
-        component=attributes.get("component") or None, source=attributes.get("source") or None,
+        namespace=attributes.get("namespace") or None, endpoint=_optional_text(attributes, "endpoint"),
+        component=_optional_text(attributes, "component"), source=_optional_text(attributes, "source"),
         time=_event_time(attributes.get("time")), received_at=received_at or datetime.now(UTC),
         body=data, rows=rows, raw_body=raw_body,
     )
@@ -318,4 +338,8 @@ def response_version(body: Any) -> str | None:
     if not isinstance(body, dict):
         return None
     version = body.get("model_version") or (body.get("parameters") or {}).get("model_version")
-    return str(version) if version not in (None, "") else None
+    if version in (None, ""):
+        return None
+    # a lone surrogate (json reads one from a "\\udc00" escape) as its escape: text every writer takes,
+    # else even the exchange's error rows could not be written and the call would be a dead letter
+    return str(version).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -37,7 +37,7 @@ from patchrisk.monitoring.sink.rows import (
     no_contracts,
     safe_exchange_rows,
 )
-from patchrisk.monitoring.sink.writer import OutboxWriter, writable_rows
+from patchrisk.monitoring.sink.writer import OutboxWriter, unstorable_record, writable_rows
 from patchrisk.monitoring.unpaired_events import is_unpaired_file, unpaired_record
 from patchrisk.storage import Store
 
@@ -76,6 +76,10 @@ class SinkConfig:
     def __post_init__(self):
         if self.max_disk_bytes < MIN_DISK_BYTES:
             raise ValueError(f"max_disk_bytes must be at least {MIN_DISK_BYTES:,}, got {self.max_disk_bytes:,}")
+
+
+def _records(unpaired: list[tuple[Exchange, dict]]) -> list[dict]:
+    return [record for _, record in unpaired]
 
 
 class SinkService:
@@ -247,15 +251,16 @@ class SinkService:
                 per_exchange = [(x, safe_exchange_rows(x, self.resolver.endpoint, self.contracts)) for x in batch if not x.pair_at_read]
                 if per_exchange or unpaired:
                     try:
-                        self.writer.stage(generation, [block for _, block in per_exchange], unpaired)
+                        self.writer.stage(generation, [block for _, block in per_exchange], _records(unpaired))
                     except Exception:  # noqa: BLE001  find the culprits one by one; a store fault raises again
                         per_exchange = self._writable_rows(per_exchange)
+                        unpaired = self._storable_records(unpaired)
                         if per_exchange or unpaired:
-                            self.writer.stage(generation, [block for _, block in per_exchange], unpaired)
+                            self.writer.stage(generation, [block for _, block in per_exchange], _records(unpaired))
                 if batch:  # also when nothing was staged (all quarantined): those events leave the spool
                     with self._state_lock:  # commit point: the new spool no longer holds the batch
                         self.spool.rotate(self.buffer.events())
-                self._count_stored(per_exchange, unpaired)
+                self._count_stored(per_exchange, _records(unpaired))
             except Exception as err:
                 self.writer.discard(generation)
                 with self._state_lock:
@@ -272,9 +277,9 @@ class SinkService:
             rows = sum(len(block) for _, block in per_exchange)
             return {"rows": rows + carried, "unpaired_events": len(unpaired), "files": files}
 
-    def _unpaired_records(self, exchanges: list[Exchange]) -> list[dict]:
+    def _unpaired_records(self, exchanges: list[Exchange]) -> list[tuple[Exchange, dict]]:
         """Events alone past the response timeout, as stored for pairing at read time (with this
-        replica's attribution: an explicit endpoint, else by the response's version)."""
+        replica's attribution: an explicit endpoint, else by the response's version), each with its exchange."""
         records = []
         for exchange in exchanges:
             event = exchange.first
@@ -284,7 +289,7 @@ class SinkService:
             except Exception:  # noqa: BLE001  attribution never stops an event from being stored
                 endpoint = event.endpoint or "unknown"
             try:
-                records.append(unpaired_record(event, endpoint, self.config.response_timeout))
+                records.append((exchange, unpaired_record(event, endpoint, self.config.response_timeout)))
             except Exception as err:  # noqa: BLE001  (an unencodable body) this event only
                 self._quarantine(exchange, f"cannot be stored for pairing: {type(err).__name__}: {str(err)[:300]}")
         return records
@@ -311,6 +316,18 @@ class SinkService:
                 continue
             writable.append((exchange, block))
         return writable
+
+    def _storable_records(self, unpaired: list[tuple[Exchange, dict]]) -> list[tuple[Exchange, dict]]:
+        """The events to be paired at read time that can be stored; each other one a dead letter
+        (one unstorable record failed the whole batch, so every flush, and was put back each time)."""
+        storable = []
+        for exchange, record in unpaired:
+            problem = unstorable_record(record)
+            if problem:
+                self._quarantine(exchange, f"cannot be stored for pairing: {problem}")
+                continue
+            storable.append((exchange, record))
+        return storable
 
     def _quarantine(self, exchange: Exchange, reason: str) -> None:
         for event in (exchange.request, exchange.response):

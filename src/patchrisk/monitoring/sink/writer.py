@@ -102,6 +102,16 @@ def unwritable(block: RowBlock, schema_of: SchemaOf = base_schema) -> str | None
     return None
 
 
+def unstorable_record(record: dict) -> str | None:
+    """Why this event to be paired at read time cannot be staged, or None: the checks :meth:`stage` relies on."""
+    try:
+        group_unpaired([record])
+        unpaired_bytes([record])
+    except Exception as err:  # noqa: BLE001  whatever stops this record is the answer
+        return f"{type(err).__name__}: {str(err)[:300]}"
+    return None
+
+
 def writable_rows(exchange: Exchange, block: RowBlock, endpoint_of: EndpointOf,
                   schema_of: SchemaOf) -> tuple[RowBlock | None, str | None]:
     """(the exchange's rows if writable, else its error rows naming why, None); (None, why) when not
