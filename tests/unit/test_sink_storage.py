@@ -62,6 +62,27 @@ def test_spool_replays_appended_events_and_skips_a_torn_last_line(tmp_path):
     assert replayed.generation == spool.generation
 
 
+@pytest.mark.parametrize("torn_tail", [b'{"kind": "request", "id": "half-writ', b"cut before its line break"])
+def test_an_event_acknowledged_after_a_torn_tail_is_replayed_after_the_next_restart(tmp_path, torn_tail):
+    spool = Spool(tmp_path)
+    kept, = events(1, with_response=False, seed=3)
+    spool.append(kept)
+    spool.close()
+    with open(spool.path, "ab") as fh:  # a crash mid-append (kill -9, a full disk)
+        fh.write(torn_tail if torn_tail.startswith(b"{") else kept.spool_line().rstrip(b"\n").replace(
+            kept.id.encode(), b"cut-before-newline"))
+    reopened = Spool(tmp_path)
+    acknowledged, = events(1, with_response=False, seed=4)
+    reopened.append(acknowledged)
+    reopened.close()
+    replayed = Spool(tmp_path)
+    ids = [e.id for e in replayed.replayed()]
+    assert ids[0] == kept.id and ids[-1] == acknowledged.id  # a complete unterminated line is kept between
+    assert len(ids) == (2 if torn_tail.startswith(b"{") else 3) and replayed.quarantined == 0
+    assert not (tmp_path / "dead-letter").exists()
+    replayed.close()
+
+
 def test_spool_rotation_keeps_only_the_carry_over(tmp_path):
     spool = Spool(tmp_path)
     first, second = events()[0], events(seed=9)[0]

@@ -5,9 +5,10 @@ in a published Parquet file. Its first line names its *generation*; each accepte
 appended as one JSON line and fsynced before the sink answers 2xx. A flush rotates it: the events
 still waiting for their partner are written to a new spool file with a new generation, which
 atomically replaces the old one (see :mod:`.writer` for the outbox protocol around it). On start
-the spool is replayed; a torn last line (a crash mid-append, never acknowledged) is skipped, and
-any other line that does not decode is quarantined (:mod:`.dead_letters`) and dropped from the
-spool, so it is never replayed again.
+the spool is replayed; a torn last line (a crash mid-append, never acknowledged) is skipped and cut
+off, so the next append starts a line of its own (a complete last line without its line break is
+kept), and any other line that does not decode is quarantined (:mod:`.dead_letters`) and dropped
+from the spool, so it is never replayed again.
 
 Pairing is by :attr:`LoggedEvent.key` (ce-id plus model, namespace, component, pod and endpoint),
 so two callers that reuse a ``ce-id`` through different pods pair with their own partners. A
@@ -82,7 +83,10 @@ class Spool:
                 self.dead_letters.put(f"spool line {number} cannot be replayed: {str(reason)[:500]}",
                                       line.decode("utf-8", errors="replace"))
                 self.quarantined += 1
-        if self.quarantined:  # same generation (the outbox protocol keys on it), poison lines gone
+        # same generation (the outbox protocol keys on it), poison lines gone; a torn tail cut off too
+        # (the next append would continue its line, and that acknowledged event be lost on replay)
+        torn_tail = lines[-1] != b""
+        if self.quarantined or torn_tail:
             self._write_new(generation, events)
         return generation, events
 
