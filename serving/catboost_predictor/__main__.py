@@ -47,6 +47,7 @@ class PatchRiskModelServer(kserve.ModelServer):
     def __init__(self, host: str, **kwargs):
         super().__init__(**kwargs)
         self.host = host
+        self.model_repository_extension = server_hooks.OneModelRepository(self.model_repository_extension)
 
     def setup_event_loop(self):
         # Runs after start() built the REST server and before it builds the app and binds its socket.

@@ -263,6 +263,7 @@ def install(
         from patchrisk_serving.catboost_predictor.fast_path import FastPathMiddleware
 
         app.add_middleware(FastPathMiddleware, model=fast_path_model)
+    app.add_middleware(NoModelRepositoryMiddleware)
     app.add_middleware(request_limits.BodyLimitMiddleware, max_bytes=max_request_bytes)
     app.add_middleware(ModelResponseMiddleware, model_name=model_name, model_version=model_version)
     # Outermost: a pinned version's request is counted, limited and answered as the unversioned one.
@@ -318,6 +319,56 @@ def answer_invalid_input_with_hints(rest_server) -> None:
         app.add_exception_handler(InvalidInput, invalid_input_handler)
 
     rest_server._add_exception_handlers = add_then_replace_invalid_input
+
+
+REPOSITORY_ROUTES = "/v2/repository/"
+_NOT_FOUND = json.dumps({"error": "Not Found"}).encode()
+
+
+class NoModelRepositoryMiddleware:
+    """KServe serves the model repository extension (``POST /v2/repository/models/<m>/load`` and
+    ``.../unload``). Those routes take no credentials, and one unload took the model out of service
+    until the pod restarted, while the server's readiness stayed 200. The predictor serves the one
+    model its pod was made for: those paths get the 404 of any path nobody serves. (A middleware, not
+    a route filter: FastAPI 0.165 nests included routers, so KServe's routes are not a flat list.)"""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith(REPOSITORY_ROUTES):
+            await send({"type": "http.response.start", "status": 404,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(_NOT_FOUND)).encode())]})
+            await send({"type": "http.response.body", "body": _NOT_FOUND})
+            return
+        await self.app(scope, receive, send)
+
+
+class RepositoryNotServed(NotImplementedError):
+    """KServe's gRPC interceptor answers a NotImplementedError with UNIMPLEMENTED and its ``reason``
+    (a plain one has none: the caller got UNKNOWN "AttributeError")."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class OneModelRepository:
+    """The gRPC server's model repository extension (``RepositoryModelLoad`` / ``Unload``, with
+    ``--enable_grpc true``): lists the served model, loads and unloads nothing."""
+
+    def __init__(self, extension):
+        self._extension = extension
+
+    async def index(self, filter_ready: bool = False):
+        return await self._extension.index(filter_ready)
+
+    async def load(self, model_name: str) -> None:
+        raise RepositoryNotServed("the predictor serves one model and loads no other")
+
+    async def unload(self, model_name: str) -> None:
+        raise RepositoryNotServed("the predictor serves one model and unloads none")
 
 
 def leave_out_request_timing(rest_server) -> None:

@@ -54,9 +54,17 @@ def bundle(model_dir):
 
 
 @pytest.fixture(scope="module")
-def server(model_dir):
+def grpc_port() -> int:
+    from patchrisk.child_processes import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, grpc_port):
     with serve_in_subprocess(
-        model_dir, model_name=MODEL_NAME, extra_args=("--max_batch_rows=200",)
+        model_dir, model_name=MODEL_NAME,
+        extra_args=("--max_batch_rows=200", "--enable_grpc=true", f"--grpc_port={grpc_port}"),
     ) as running:
         yield running
 
@@ -108,6 +116,37 @@ def test_server_and_model_report_ready(http):
     assert http.get("/v2/health/ready").json() == {"ready": True}
     assert http.get(f"{V2}/ready").json() == {"name": MODEL_NAME, "ready": True}
     assert http.get(V1).json() == {"name": MODEL_NAME, "ready": True}
+
+
+def test_the_model_repository_routes_are_not_served_and_an_unload_leaves_the_model_serving(http, bundle, patches):
+    """KServe serves the Open Inference Protocol's model repository extension: one anonymous
+    ``POST .../unload`` took the model out of service until the pod restarted (every prediction a 404
+    while the server's own readiness stayed 200, so no probe noticed), and ``load`` then got 503."""
+    for verb in ("unload", "load"):
+        response = http.post(f"/v2/repository/models/{MODEL_NAME}/{verb}")
+        assert response.status_code == 404, (verb, response.status_code, response.text)
+        assert response.json() == {"error": "Not Found"}
+    assert http.get(f"{V2}/ready").json() == {"name": MODEL_NAME, "ready": True}
+    df, expected = patches
+    response = http.post(f"{V1}:predict", json={"instances": as_objects(df.head(3), bundle.spec)})
+    assert response.status_code == 200
+    np.testing.assert_allclose([p["risk_score"] for p in response.json()["predictions"]], expected[:3], atol=1e-9)
+
+
+def test_over_grpc_the_model_repository_loads_and_unloads_nothing(server, grpc_port):
+    """The same extension over gRPC (``--enable_grpc true``): ``RepositoryModelUnload`` is refused and
+    the model stays ready."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name=MODEL_NAME), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert refused.value.details() == "the predictor serves one model and unloads none"
+        assert stub.ModelReady(pb.ModelReadyRequest(name=MODEL_NAME), timeout=10).ready
 
 
 def test_v2_metadata_lists_one_input_per_feature_and_both_outputs(http, bundle):
