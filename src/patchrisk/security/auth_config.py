@@ -33,7 +33,8 @@ SECRET_TEMPLATE_HEADER = """\
 # patchrisk registry policy as authorization function, with its sections generated from
 # src/patchrisk/security/principals.py: `python -m patchrisk.security.auth_config` prints this
 # file, tests/unit/test_security_principals.py keeps them equal), the Flask secret key (CSRF) and
-# the admin's bootstrap password.
+# the admin's bootstrap password. database_uri's password is the mlflow-db Secret's auth-password,
+# which the bundled PostgreSQL gives role mlflow_auth (infra/postgres/initdb/10-mlflow-auth.sql).
 #   cp infra/secrets/mlflow-auth.example.yaml /tmp/mlflow-auth.yaml && $EDITOR /tmp/mlflow-auth.yaml
 #   kubectl -n patchrisk-infra apply -f /tmp/mlflow-auth.yaml && rm /tmp/mlflow-auth.yaml
 # Then, as admin, create one user per principal and its grants (docs/security.md, "Bootstrap").
@@ -47,7 +48,10 @@ stringData:
   admin-password: REPLACE_ME  # used once, when the user store is empty; rotate afterwards
   basic_auth.ini: |
 """
-CLUSTER_AUTH_DATABASE = "postgresql://mlflow_auth:REPLACE_ME@mlflow-postgres.patchrisk-infra:5432/mlflow_auth"
+# The role and database infra/postgres/initdb/10-mlflow-auth.sql creates. The driver is named: for a
+# bare postgresql:// SQLAlchemy 2.1 loads psycopg 3, which the MLflow image (psycopg2) does not carry.
+CLUSTER_AUTH_DATABASE = ("postgresql+psycopg2://mlflow_auth:REPLACE_ME@mlflow-postgres.patchrisk-infra.svc.cluster.local"
+                         ":5432/mlflow_auth")
 
 
 def secret_template() -> str:
