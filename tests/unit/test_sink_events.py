@@ -7,7 +7,7 @@ import json
 import pytest
 from sink_support import instances, v1_response, v2_request, v2_response
 
-from patchrisk.monitoring.sink.events import MalformedEvent, parse_event, response_version
+from patchrisk.monitoring.sink.events import MAX_NESTING, MalformedEvent, parse_event, response_version
 from patchrisk.monitoring.sink.testing import logger_events
 
 
@@ -106,3 +106,26 @@ def test_a_v2_response_with_binary_outputs_reads_as_its_json_form():
     assert [(o["name"], o["data"]) for o in event.body["outputs"]] == [
         ("risk_score", [0.25, 0.75]), ("risk_bucket", ["low", "high"])]
     assert all("parameters" not in o for o in event.body["outputs"])  # binary_data_size was the only one
+
+
+def nested_body(levels: int) -> bytes:
+    """A V1 request whose one instance is ``levels`` lists deep (the body: ``levels`` + 2)."""
+    return b'{"instances": [' + b"[" * levels + b"]" * levels + b"]}"
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+@pytest.mark.parametrize("levels", [MAX_NESTING - 1, 1000, 1020])
+def test_a_body_nested_deeper_than_every_reader_reads_is_refused_at_ingest(mode, levels):
+    """orjson reads 1,024 levels, json (the spool's replay, the readers) fewer: a body acknowledged
+    between the two was a dead letter after the next restart."""
+    (headers, body), = logger_events(nested_body(levels), None, "patch-risk", "prod", mode=mode)
+    with pytest.raises(MalformedEvent) as caught:
+        parse_event(headers, body)
+    assert caught.value.status == 400 and caught.value.reason == "bad_json"
+    assert "nested too deeply" in caught.value.message and str(MAX_NESTING) in caught.value.message
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+def test_a_body_as_deep_as_allowed_is_accepted(mode):
+    (headers, body), = logger_events(nested_body(MAX_NESTING - 2), None, "patch-risk", "prod", mode=mode)
+    assert parse_event(headers, body).rows == 1

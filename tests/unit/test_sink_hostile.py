@@ -303,3 +303,25 @@ def test_a_response_whose_version_is_no_unicode_text_still_logs_its_exchange(tmp
     df = read_prediction_logs(service.config.store_uri, "patch-risk")
     assert df["event_id"].tolist() == ["odd-version"] * 2 and set(df["model_version"]) == {"7\\udc00"}
     assert not (tmp_path / "spool" / "dead-letter").exists()
+
+
+def test_the_deepest_body_accepted_is_replayed_after_a_restart_and_read_back(tmp_path):
+    from patchrisk.monitoring.sink.events import MAX_NESTING
+
+    deepest = b'{"instances": [' + b"[" * (MAX_NESTING - 2) + b"]" * (MAX_NESTING - 2) + b"]}"
+    (headers, _), = logger_events({"instances": []}, None, "patch-risk", "prod", event_id="deep")
+    service = make_service(tmp_path)
+    assert service.accept(parse_event(headers, deepest))
+    service.spool.close()  # a crash: the event is only in the spool
+    restarted = make_service(tmp_path)
+    restarted.start()
+    try:
+        assert [e.id for e in restarted.spool.replayed()] == ["deep"]
+        restarted.drain()
+        restarted.flush()
+        time.sleep(0.1)  # past the pair deadline: read as the failed call it is
+    finally:
+        restarted.stop()
+    df = read_prediction_logs(restarted.config.store_uri, "patch-risk")
+    assert df["event_id"].tolist() == ["deep"] and df["status"].tolist() == ["error"]
+    assert not (tmp_path / "spool" / "dead-letter").exists()
