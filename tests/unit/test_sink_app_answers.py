@@ -69,3 +69,13 @@ def test_a_lone_surrogate_in_an_attribute_is_a_400_naming_it_and_nothing_is_spoo
     service.flush()
     assert service.health() == (True, None)
     assert list(read_prediction_logs(service.config.store_uri, "patch-risk")["event_id"]) == ["good-after"]
+
+
+@pytest.mark.parametrize("attribute", ["source", "component", "endpoint"])
+@pytest.mark.parametrize("json_value", ['{"a": 1}', "[1, 2]", "5", "true"])
+def test_an_attribute_that_is_no_string_is_a_400_naming_it(app_and_service, attribute, json_value):
+    app, service = app_and_service
+    status, answer = post_structured(app, structured_request("t-1", **{attribute: f"RAW:{json_value}"}))
+    assert status == 400 and answer["reason"] == "invalid_attribute"
+    assert f"ce-{attribute}" in answer["error"] and "string" in answer["error"]
+    assert service.spool.written == 0 and post_exchange(app, "good-after") == [202, 202]

@@ -140,11 +140,22 @@ def check_unicode_text(attribute: str, value: str) -> None:
 
 
 def _optional_text(attributes: Mapping[str, Any], attribute: str) -> str | None:
-    """The attribute's string, None when absent or empty."""
-    value = attributes.get(attribute) or None
-    if isinstance(value, str):
-        check_unicode_text(attribute, value)
+    """The attribute's string, None when absent or empty. A structured event may hold any JSON value
+    there: an object or a list reached the pairing key unhashable (a 500), a number made keys and
+    partitions of a value no logger sends."""
+    value = attributes.get(attribute)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MalformedEvent("invalid_attribute", f"ce-{attribute} must be a string, got a JSON "
+                             f"{_json_kind(value)}: {json.dumps(value, default=str)[:80]}")
+    check_unicode_text(attribute, value)
     return value
+
+
+def _json_kind(value: Any) -> str:
+    kinds = ((bool, "boolean"), ((int, float), "number"), (dict, "object"), (list, "array"))
+    return next((name for types, name in kinds if isinstance(value, types)), type(value).__name__)
 
 
 def parse_event(headers: Mapping[str, str], body: bytes, received_at: datetime | None = None) -> LoggedEvent:
