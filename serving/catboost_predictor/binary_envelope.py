@@ -19,7 +19,7 @@ import orjson
 
 from patchrisk.contract.binary_tensors import BinaryTensorError, tensor_slices
 from patchrisk.contract.requests import shape_text
-from patchrisk.contract.rows import quoted_name
+from patchrisk.contract.rows import _describe, quoted_name
 
 HEADER = "inference-header-content-length"
 PREFIX = "binary tensor data: "
@@ -42,11 +42,34 @@ def check_envelope(body: bytes, header_length: str) -> None:
         header = orjson.loads(body[:length])
     except orjson.JSONDecodeError as err:
         raise BinaryTensorError(f"its first {length} bytes are no JSON header ({err})") from None
-    inputs = header.get("inputs") if isinstance(header, dict) else None
-    if not isinstance(inputs, list):
-        return  # no binary inputs to check: KServe names what the header lacks
+    inputs = _checked_inputs(header)
     for tensor, raw in tensor_slices(inputs, memoryview(body)[length:], label=_input):
         _check_tensor(raw, tensor, _input(tensor.get("name")))
+
+
+def _checked_inputs(header) -> list[dict]:
+    """The header's inputs, each an object with a shape of whole sizes. KServe reads the header by
+    indexing, ``int()`` and pydantic only as it builds its response: a header that is no object, an id
+    that is no text or a negative size were its KeyError, TypeError or a 500 after scoring."""
+    if not isinstance(header, dict):
+        raise BinaryTensorError(f"its JSON header must be an object, got {_describe(header)}")
+    request_id = header.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BinaryTensorError(f"'id' must be a string, got {_describe(request_id)}")
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list):
+        raise BinaryTensorError("its JSON header has no 'inputs' list")
+    for index, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise BinaryTensorError(f"inputs[{index}] must be an object, got {_describe(tensor)}")
+        shape = tensor.get("shape")
+        if not isinstance(shape, list):
+            got = _describe(shape) if "shape" in tensor else "nothing"
+            raise BinaryTensorError(f"{_input(tensor.get('name'))}: 'shape' must be a list of sizes, got {got}")
+        if not all(type(d) is int and d >= 0 for d in shape):
+            raise BinaryTensorError(f"{_input(tensor.get('name'))}: shape {shape_text(shape)}: sizes must be "
+                                    "whole numbers of 0 or more")
+    return inputs
 
 
 def _input(name) -> str:
@@ -54,9 +77,7 @@ def _input(name) -> str:
 
 
 def _check_tensor(raw: memoryview, tensor: dict, label: str) -> None:
-    shape, datatype = tensor.get("shape"), tensor.get("datatype")
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        return  # KServe names a malformed shape itself
+    shape, datatype = tensor["shape"], tensor.get("datatype")
     count = math.prod(shape)
     width = WIDTHS.get(datatype) if isinstance(datatype, str) else None
     if width is not None and count * width != len(raw):
@@ -68,6 +89,10 @@ def _check_tensor(raw: memoryview, tensor: dict, label: str) -> None:
             end = position + 4 + struct.unpack_from("<I", raw, position)[0] if position + 4 <= len(raw) else None
             if end is None or end > len(raw):
                 raise BinaryTensorError(f"{label}: BYTES element {elements} runs past the tensor's bytes")
+            try:  # KServe decodes every element as UTF-8 while it scores: a 500 after the work
+                str(raw[position + 4:end], "utf-8")
+            except UnicodeDecodeError:
+                raise BinaryTensorError(f"{label}: BYTES element {elements} is not UTF-8 text") from None
             position, elements = end, elements + 1
         if elements != count:
             raise BinaryTensorError(f"{label}: shape {shape_text(shape)} needs {count} BYTES elements, "
@@ -77,7 +102,7 @@ def _check_tensor(raw: memoryview, tensor: dict, label: str) -> None:
 def refuse_unreadable_binary_bodies(dataplane) -> None:
     """Check a binary body's envelope before KServe decodes it, and make whatever KServe's decoder
     still raises on one a caller mistake (InvalidInput: 400), never a 500."""
-    from kserve.errors import InvalidInput
+    from kserve.errors import InferenceError, InvalidInput
 
     decode = dataplane.decode_inference_request
 
@@ -91,7 +116,8 @@ def refuse_unreadable_binary_bodies(dataplane) -> None:
             raise
         except BinaryTensorError as err:
             raise InvalidInput(f"{PREFIX}{err}") from None
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error) as err:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error,
+                InferenceError) as err:
             raise InvalidInput(f"{PREFIX}cannot be read ({type(err).__name__}: {str(err)[:200]})") from None
 
     dataplane.decode_inference_request = decode_or_refuse

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
 import threading
 from pathlib import Path
 
@@ -640,6 +641,20 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
         length = str(len(header)) if header_length is None else header_length
         return f"{V2}/infer", {"content": header + tail, "headers": {"inference-header-content-length": length}}
 
+    def binary_header(header, tail: bytes):
+        """A binary body whose JSON header is ``header`` as given."""
+        raw = json.dumps(header).encode()
+        return f"{V2}/infer", {"content": raw + tail, "headers": {"inference-header-content-length": str(len(raw))}}
+
+    def text_matrix(size: int, shape=(1, n)):
+        return {"name": "input-0", "shape": list(shape), "datatype": "BYTES", "parameters": {"binary_data_size": size}}
+
+    def element(text: bytes) -> bytes:
+        return struct.pack("<I", len(text)) + text
+
+    text_row = ["" if good[k] is None else str(good[k]) for k in spec.feature_names]
+    texts = b"".join(element(v.encode()) for v in text_row)
+    not_utf8 = b"".join(element(v.encode()) for v in text_row[:-1]) + element(b"\xff\xfe")
     eight = b"\0" * 8 * n
     batch = [dict(good) for _ in range(12)]  # >= 8 rows: the whole-column validation path
     batch[9] = {**good, "component": {"name": "modem"}}
@@ -723,6 +738,26 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
          "binary tensor data: input 'input-0': "),
         ("v2 binary shape past the data", *binary([8 * n], eight, shape=(10**9, n)),
          "binary tensor data: input 'input-0': shape [1000000000, 13] needs"),
+        ("v2 binary id a number", *binary_header({"id": 5, "inputs": [text_matrix(len(texts))]}, texts),
+         "binary tensor data: 'id' must be a string, got number 5"),
+        ("v2 binary header a list", *binary_header([text_matrix(len(texts))], texts),
+         "binary tensor data: its JSON header must be an object, got a list"),
+        ("v2 binary header without inputs", *binary_header({"id": "x"}, b""),
+         "binary tensor data: its JSON header has no 'inputs' list"),
+        ("v2 binary input not an object", *binary_header({"inputs": [7]}, b""),
+         "binary tensor data: inputs[0] must be an object, got number 7"),
+        ("v2 binary input without a shape", *binary_header(
+            {"inputs": [{k: v for k, v in text_matrix(len(texts)).items() if k != "shape"}]}, texts),
+         "binary tensor data: input 'input-0': 'shape' must be a list of sizes, got nothing"),
+        ("v2 binary shape negative", *binary_header({"inputs": [text_matrix(len(texts), shape=[-1, n])]}, texts),
+         "binary tensor data: input 'input-0': shape [-1, 13]: sizes must be whole numbers of 0 or more"),
+        ("v2 binary shape 2**70", *binary([8 * n], eight, shape=(2**70, n)),
+         "binary tensor data: input 'input-0': shape [number 1.1805916207174113e+21, 13]: sizes must be whole"),
+        ("v2 binary BYTES element not UTF-8", *binary_header({"inputs": [text_matrix(len(not_utf8))]}, not_utf8),
+         "binary tensor data: input 'input-0': BYTES element 12 is not UTF-8 text"),
+        ("v2 binary tensor with data too", *binary_header(
+            {"inputs": [{**text_matrix(len(texts)), "data": [text_row]}]}, texts),
+         "binary tensor data: input 'input-0': has both 'data' and binary_data_size; send one"),
         ("v1 integer past float range", *v1_body([{**good, "lines_added": 10**400}]), "number is infinity"),
         ("v1 integer 10**309", *v1_body([{**good, "lines_added": 10**309}]), "number is infinity"),
         (

@@ -30,6 +30,8 @@ def tensor_slices(tensors: list, tail: memoryview, label: Callable[[Any], str]) 
         size = binary_size(tensor)
         if size is None:
             continue
+        if "data" in tensor:  # KServe would read `data` and leave these bytes to the next tensor
+            raise BinaryTensorError(f"{label(tensor.get('name'))}: has both 'data' and binary_data_size; send one")
         if type(size) is not int or size < 0:
             raise BinaryTensorError(f"{label(tensor.get('name'))}: binary_data_size {size!r} is not a byte count")
         if offset + size > len(tail):
