@@ -107,3 +107,34 @@ def test_an_exchange_across_midnight_is_read_with_its_request_day(tmp_path):
     day = read_prediction_logs(str(tmp_path / "logs"), "patch-risk", start=late.date(), end=late.date())
     assert day["event_id"].tolist() == ["midnight", "midnight"] and day["latency_ms"].eq(5.0).all()
     assert read_prediction_logs(str(tmp_path / "logs"), "patch-risk", start=late.date() + timedelta(days=1)).empty
+
+
+def test_an_exchange_split_across_replicas_is_attributed_as_one_replica_attributes_it(tmp_path):
+    """ce-endpoint counts only when it names an endpoint (default, canary): an unknown one neither
+    invents an endpoint at read time nor hides the rows; the response's version decides, as in memory."""
+    one = replica(tmp_path, "one")
+    for event in events("together", seed=6, version="2", endpoint="bogus"):
+        one.accept(event)
+    a, b = replica(tmp_path, "a"), replica(tmp_path, "b")
+    request, response = events("split", seed=6, version="2", endpoint="bogus")
+    a.accept(request)
+    b.accept(response)
+    explicit_a, explicit_b = replica(tmp_path, "c"), replica(tmp_path, "d")
+    request, response = events("explicit", seed=7, version="2", endpoint="default")
+    explicit_a.accept(request)
+    explicit_b.accept(response)
+    flush_all(one, a, b, explicit_a, explicit_b)
+    logs = read_prediction_logs(str(tmp_path / "logs"), "patch-risk", contracts=contracts)
+    endpoints = logs.groupby("event_id")["endpoint"].agg(set).to_dict()
+    assert endpoints == {"together": {"canary"}, "split": {"canary"}, "explicit": {"default"}}
+    assert logs.groupby("event_id").size().to_dict() == {"explicit": 2, "split": 2, "together": 2}
+
+
+def test_a_stored_event_whose_endpoint_is_no_name_is_read_not_dropped(tmp_path):
+    a = replica(tmp_path, "a")
+    request, = events("numeric-endpoint", seed=8, with_response=False)
+    request.endpoint = 5  # stored by a sink from before structured attributes had to be strings
+    a.accept(request)
+    flush_all(a)
+    logs = read_prediction_logs(str(tmp_path / "logs"), "patch-risk", contracts=contracts)
+    assert logs["event_id"].tolist() == ["numeric-endpoint"] * 2 and set(logs["endpoint"]) == {"unknown"}

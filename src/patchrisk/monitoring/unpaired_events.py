@@ -147,9 +147,17 @@ def pair_unpaired(loaded: list[tuple[object, dict]], now: datetime) -> list[tupl
 
 
 def _endpoint_of(endpoints: dict[str, str]):
-    """Attribution at read time: the writers' own (explicit endpoint, else by the response's version)."""
+    """Attribution at read time, as one replica attributes in memory
+    (:meth:`~patchrisk.monitoring.sink.attribution.EndpointResolver.endpoint`): an explicit endpoint
+    only when it names one, else the writers' own (by the response's version, then the request's).
+    The raw ce-endpoint made up partitions ("bogus") and, when no text, lost the exchange."""
+    from patchrisk.monitoring.sink.attribution import EXPLICIT_ENDPOINTS, RESOLVED_ENDPOINTS
+
     def endpoint_of(model: str, version: str | None, explicit: str | None) -> str:
-        return explicit or endpoints.get("response") or endpoints.get("request") or "unknown"
+        if explicit in EXPLICIT_ENDPOINTS:
+            return explicit
+        resolved = (endpoints.get(kind) for kind in ("response", "request"))
+        return next((e for e in resolved if e in RESOLVED_ENDPOINTS), "unknown")
     return endpoint_of
 
 
@@ -169,15 +177,21 @@ def read_unpaired_rows(store: Store, model: str, first: date | None = None, last
     if not names:
         return arrow_schema(None).empty_table()
     by_version: dict[str | None, list] = {}
+    unwritable = 0
     for exchange, endpoints in pair_unpaired(_load(store, names), now or datetime.now(UTC)):
         endpoint_of = _endpoint_of(endpoints)
-        block, _ = writable_rows(exchange, safe_exchange_rows(exchange, endpoint_of, contracts), endpoint_of, schema_of)
-        if block is None:
-            continue  # the writer checked these events' names when it accepted them; never expected
+        block, problem = writable_rows(exchange, safe_exchange_rows(exchange, endpoint_of, contracts), endpoint_of,
+                                       schema_of)
+        if block is None:  # the writer checked these events when it accepted them: never expected, never silent
+            unwritable += 1
+            log.warning("model %s: unpaired event %s cannot be read as rows: %s", model, exchange.first.id, problem)
+            continue
         day = block.shared["received_at"].date() if len(block) else None
         if day is None or (first and day < first) or (last and day > last):
             continue
         by_version.setdefault(block.shared["model_version"], []).append(block)
+    if unwritable:
+        log.warning("model %s: %d stored exchange(s) left out: not readable as rows", model, unwritable)
     if not by_version:
         return arrow_schema(None).empty_table()
     # Each version's rows are typed by its own contract, as the sink writes them; one table for all.

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 EXPLICIT_ENDPOINTS = frozenset({"default", "canary"})
+RESOLVED_ENDPOINTS = EXPLICIT_ENDPOINTS | {"unknown"}  # every answer of EndpointResolver.endpoint
 # Roles, not alias names: the lookup returns the sink's environment's aliases by role.
 CANARY_ALIAS = "canary"  # patchrisk.registry.CANARY (importing the registry costs pandas + MLflow)
 CHAMPION_ALIAS = "champion"  # patchrisk.registry.CHAMPION

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from patchrisk.monitoring.prediction_logs import parse_partition
-from patchrisk.monitoring.sink.attribution import EndpointResolver
+from patchrisk.monitoring.sink.attribution import EXPLICIT_ENDPOINTS, EndpointResolver
 from patchrisk.monitoring.sink.buffer import COLLISION, DUPLICATE, PairingBuffer, Spool
 from patchrisk.monitoring.sink.dead_letters import DeadLetters
 from patchrisk.monitoring.sink.events import LoggedEvent, MalformedEvent, response_version
@@ -287,7 +287,7 @@ class SinkService:
                 version = response_version(event.body) if event.kind == "response" else None
                 endpoint = self.resolver.endpoint(event.model_name, version, event.endpoint)
             except Exception:  # noqa: BLE001  attribution never stops an event from being stored
-                endpoint = event.endpoint or "unknown"
+                endpoint = event.endpoint if event.endpoint in EXPLICIT_ENDPOINTS else "unknown"
             try:
                 records.append((exchange, unpaired_record(event, endpoint, self.config.response_timeout)))
             except Exception as err:  # noqa: BLE001  (an unencodable body) this event only
