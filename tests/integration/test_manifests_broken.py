@@ -105,6 +105,18 @@ BROKEN = [
            ISVC, "spec.canary[*].trafficPercent", "canary-traffic-sum"),
     Broken("canary-list-in-knative-mode", "dev", canary_in_knative,
            ISVC, "spec.canary", "canary-list-knative"),
+    Broken("pod-security-context-in-knative-mode", "dev",
+           lambda d: isvc(d)["spec"]["predictor"].__setitem__("securityContext", {"runAsNonRoot": True}),
+           ISVC, "spec.predictor.securityContext", "knative-security-context"),
+    Broken("container-security-field-knative-refuses", "dev",
+           lambda d: obj(d, "ServingRuntime", "kserve-catboostserver")["spec"]["containers"][0]["securityContext"]
+           .__setitem__("procMount", "Default"),
+           "ServingRuntime/kserve-catboostserver", "spec.containers[0].securityContext.procMount",
+           "knative-security-context"),
+    Broken("container-security-field-knative-refuses-in-the-isvc", "dev",
+           lambda d: isvc(d)["spec"]["predictor"]["model"].__setitem__(
+               "securityContext", {"seLinuxOptions": {"level": "s0:c1"}}),
+           ISVC, "spec.predictor.model.securityContext.seLinuxOptions", "knative-security-context"),
     Broken("logger-url-without-endpoint", "prod",
            lambda d: isvc(d)["spec"]["predictor"]["logger"].__setitem__(
                "url", "http://patchrisk-sink.patchrisk-prod.svc.cluster.local/"),

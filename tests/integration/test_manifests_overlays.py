@@ -151,6 +151,38 @@ def test_the_sink_and_the_monitor_read_their_own_environments_aliases(rendered):
             assert config["metadata"]["name"] in sources, (env, sources)
 
 
+# What Knative Serving's webhook accepts in a container's securityContext (knative/serving
+# pkg/apis/serving/fieldmask.go, SecurityContextMask); with its default
+# `kubernetes.podspec-securitycontext: disabled`, PodSecurityContextMask keeps no pod-level field,
+# so any pod-level securityContext is refused and the revision is never created.
+KNATIVE_CONTAINER_SECURITY_FIELDS = {"capabilities", "readOnlyRootFilesystem", "runAsUser", "runAsGroup",
+                                     "runAsNonRoot", "allowPrivilegeEscalation", "seccompProfile"}
+
+
+def test_the_knative_predictor_is_hardened_per_container_not_per_pod(rendered):
+    """dev's InferenceService never became Ready: the base's pod-level securityContext reached the
+    Knative Service, whose webhook refuses it. The container keeps non-root, UID/GID 1000, no
+    escalation, no capabilities, RuntimeDefault seccomp, read-only root, in fields Knative accepts."""
+    isvc = find(rendered["dev"], "InferenceService", "patch-risk")
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    for component in ("predictor", "transformer", "explainer"):
+        assert "securityContext" not in isvc["spec"].get(component, {}), component
+    runtime = find(rendered["dev"], "ServingRuntime", isvc["spec"]["predictor"]["model"]["runtime"])
+    for container in runtime["spec"]["containers"]:
+        context = container["securityContext"]
+        assert set(context) <= KNATIVE_CONTAINER_SECURITY_FIELDS, set(context) - KNATIVE_CONTAINER_SECURITY_FIELDS
+        assert context == {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                           "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                           "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_standard_mode_predictor_pods_keep_their_pod_security_context(rendered, env):
+    predictor = find(rendered[env], "InferenceService", "patch-risk")["spec"]["predictor"]
+    assert predictor["securityContext"] == {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                                            "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def test_monitor_may_only_start_kfp_runs(rendered):
     role = find(rendered["prod"], "Role", "patchrisk-monitor-kfp")
     assert role["rules"] == [{"apiGroups": ["pipelines.kubeflow.org"], "resources": ["runs", "experiments", "pipelines"],

@@ -12,6 +12,7 @@ from patchrisk.manifests_check.findings import Finding, Report, object_id
 from patchrisk.manifests_check.generic_rules import check_images, check_no_secret, check_skip_reasons
 from patchrisk.manifests_check.hadolint_scan import find_dockerfiles, hadolint_binary, run_hadolint
 from patchrisk.manifests_check.k8s_schema import NoSchema, validate_builtin
+from patchrisk.manifests_check.knative_rules import check_knative_security
 from patchrisk.manifests_check.kserve_rules import check_inference_service
 from patchrisk.manifests_check.kserve_schema import is_kserve, validate_kserve
 from patchrisk.manifests_check.locations import find_repo_root, kserve_schema_dir, overlay_names
@@ -85,6 +86,8 @@ def check_objects(target: Target, schema_dir: Path) -> list[Finding]:
         findings += check_network_policy(doc, target.label)
         if is_kserve(doc) and doc["kind"] == "InferenceService":
             findings += check_inference_service(doc, target.label, target.declared_mode)
+    # Across objects: a Knative-mode InferenceService and the ServingRuntime its pods are built from.
+    findings += check_knative_security([d for d in docs if isinstance(d, dict)], target.label)
     return findings
 
 
