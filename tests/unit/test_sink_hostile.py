@@ -325,3 +325,22 @@ def test_the_deepest_body_accepted_is_replayed_after_a_restart_and_read_back(tmp
     df = read_prediction_logs(restarted.config.store_uri, "patch-risk")
     assert df["event_id"].tolist() == ["deep"] and df["status"].tolist() == ["error"]
     assert not (tmp_path / "spool" / "dead-letter").exists()
+
+
+def test_a_response_completing_a_waiting_request_is_accepted_when_the_buffer_is_full(tmp_path):
+    """The exchange's rows are in the buffer already: its response adds none, and refusing it turned a
+    successful call into error rows ('no response') however often the logger retried."""
+    config = SinkConfig(store_uri=str(tmp_path / "logs"), spool_dir=tmp_path / "spool", max_buffer_rows=3)
+    service = SinkService(config, EndpointResolver(lambda model: {}), contracts=contracts)
+    rows = instances(2, seed=9)
+    request, response = [parse_event(h, b) for h, b in logger_events(
+        {"instances": rows}, v1_response(rows, "1"), "patch-risk", "prod", event_id="completed")]
+    other, = [parse_event(h, b) for h, b in logger_events({"instances": instances(1)}, None, "patch-risk", "prod")]
+    assert service.accept(request) and service.accept(other) and service.buffer.rows == 3
+    with pytest.raises(MalformedEvent) as caught:  # a new exchange does not fit
+        service.accept(parse_event(*logger_events({"instances": instances(1)}, None, "patch-risk", "prod")[0]))
+    assert caught.value.status == 503 and caught.value.reason == "buffer_full"
+    assert service.accept(response) and service.buffer.rows == 3
+    service.flush()
+    df = read_prediction_logs(service.config.store_uri, "patch-risk")
+    assert df["event_id"].tolist() == ["completed"] * 2 and set(df["status"]) == {"ok"}

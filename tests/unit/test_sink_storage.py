@@ -257,7 +257,11 @@ def test_buffered_row_counts_always_equal_the_rows_the_buffer_holds(steps):
         request, response = (parse_event(h, b) for h, b in logger_events(
             {"instances": sent}, v1_response(sent, "1"), "patch-risk", "prod", event_id=f"call-{key}"))
         if action in ("request", "response"):
-            buffer.add(request if action == "request" else response)
+            event = request if action == "request" else response
+            admitted = buffer.classify(event) == "new"  # duplicates and collisions never reach add()
+            expected = buffer.rows + buffer.rows_added_by(event)  # what admission checks against the limit
+            buffer.add(event)
+            assert buffer.rows == expected or not admitted
         elif action == "both":
             buffer.add(response)
             buffer.add(request)

@@ -255,6 +255,14 @@ class PairingBuffer:
         same = waiting.time == event.time and waiting.rows == event.rows and waiting.body == event.body
         return DUPLICATE if same else COLLISION
 
+    def rows_added_by(self, event: LoggedEvent) -> int:
+        """How much :attr:`rows` grows when ``event`` (new, no collision) is added: an exchange's rows
+        count once (the larger of its two events'), so completing one adds only what its partner lacks."""
+        partner = (self.responses if event.kind == "request" else self.requests).get(event.key)
+        if partner is None or event.key in self.collided:  # waits alone, or is logged alone beside its partner
+            return event.rows
+        return max(0, event.rows - partner.rows)
+
     def is_duplicate(self, event: LoggedEvent) -> bool:
         return self.classify(event) == DUPLICATE
 

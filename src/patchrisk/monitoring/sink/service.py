@@ -178,7 +178,8 @@ class SinkService:
             if event.rows > self.config.max_buffer_rows:  # a 503 would be retried forever
                 raise MalformedEvent("too_many_rows", f"the event carries {event.rows} rows, more than the sink "
                                      f"ever buffers ({self.config.max_buffer_rows}): split the batch", status=413)
-            if self.buffer.rows + event.rows > self.config.max_buffer_rows:
+            growth = self.buffer.rows_added_by(event)  # a partner completing its exchange adds few or none
+            if growth and self.buffer.rows + growth > self.config.max_buffer_rows:
                 self._wake.set()
                 raise MalformedEvent("buffer_full", f"buffer holds {self.buffer.rows} rows, limit "
                                      f"{self.config.max_buffer_rows}: retry after the next flush", status=503)
