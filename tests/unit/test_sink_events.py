@@ -129,3 +129,15 @@ def test_a_body_nested_deeper_than_every_reader_reads_is_refused_at_ingest(mode,
 def test_a_body_as_deep_as_allowed_is_accepted(mode):
     (headers, body), = logger_events(nested_body(MAX_NESTING - 2), None, "patch-risk", "prod", mode=mode)
     assert parse_event(headers, body).rows == 1
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+def test_an_event_sent_without_a_time_has_none_made_up(mode):
+    (headers, body), = logger_events({"instances": instances(1)}, None, "patch-risk", "prod", mode=mode)
+    if mode == "binary":
+        del headers["ce-time"]
+    else:
+        envelope = json.loads(body)
+        del envelope["time"]
+        body = json.dumps(envelope).encode()
+    assert parse_event(headers, body).time is None

@@ -344,3 +344,23 @@ def test_a_response_completing_a_waiting_request_is_accepted_when_the_buffer_is_
     service.flush()
     df = read_prediction_logs(service.config.store_uri, "patch-risk")
     assert df["event_id"].tolist() == ["completed"] * 2 and set(df["status"]) == {"ok"}
+
+
+def without_time(sent: list[tuple[dict, bytes]]) -> list[tuple[dict, bytes]]:
+    return [({k: v for k, v in headers.items() if k != "ce-time"}, body) for headers, body in sent]
+
+
+def test_an_event_redelivered_without_ce_time_is_a_duplicate_not_a_collision(tmp_path):
+    service = make_service(tmp_path)
+    rows = instances(2, seed=10)
+    (request_headers, request_body), response = without_time(logger_events(
+        {"instances": rows}, v1_response(rows, "1"), "patch-risk", "prod", event_id="timeless"))
+    assert service.accept(parse_event(request_headers, request_body))
+    time.sleep(0.01)  # a retry comes later
+    assert service.accept(parse_event(request_headers, request_body)) is False
+    assert service.accept(parse_event(*response))
+    service.flush()
+    df = read_prediction_logs(service.config.store_uri, "patch-risk")
+    assert df["event_id"].tolist() == ["timeless"] * 2 and set(df["status"]) == {"ok"}
+    assert df["latency_ms"].notna().all() and (df["latency_ms"] >= 0).all()  # by the sink's clock
+    assert service.metrics.collisions.labels("request")._value.get() == 0

@@ -138,3 +138,17 @@ def test_a_stored_event_whose_endpoint_is_no_name_is_read_not_dropped(tmp_path):
     flush_all(a)
     logs = read_prediction_logs(str(tmp_path / "logs"), "patch-risk", contracts=contracts)
     assert logs["event_id"].tolist() == ["numeric-endpoint"] * 2 and set(logs["endpoint"]) == {"unknown"}
+
+
+def test_the_same_event_without_ce_time_stored_by_two_replicas_counts_once(tmp_path):
+    a, b = replica(tmp_path, "a"), replica(tmp_path, "b")
+    rows = instances(2, seed=9)
+    (headers, body), = logger_events({"instances": rows}, None, "patch-risk", "prod", event_id="timeless")
+    del headers["ce-time"]
+    a.accept(parse_event(headers, body))
+    time.sleep(0.01)  # the retry through the other replica comes later
+    b.accept(parse_event(headers, body))
+    flush_all(a, b)
+    logs = read_prediction_logs(str(tmp_path / "logs"), "patch-risk", contracts=contracts)
+    assert logs["event_id"].tolist() == ["timeless"] * 2
+    assert logs[ERROR_REASON].tolist() == [NO_RESPONSE] * 2  # one failed call, not a ce-id collision

@@ -179,10 +179,8 @@ def _plain_binary(headers: dict[str, str]) -> bool:
 
 def _parse_binary(headers: dict[str, str], body: bytes, received_at: datetime | None) -> LoggedEvent:
     """What the SDK makes of a plain binary-mode event, read from the headers directly: every
-    ``ce-<name>`` header is attribute ``<name>``, and a missing ``ce-time`` means now (the SDK's default)."""
+    ``ce-<name>`` header is attribute ``<name>``; a missing ``ce-time`` stays missing (:func:`_sent_attributes`)."""
     attributes = {name[3:]: value for name, value in headers.items() if name.startswith("ce-")}
-    if "time" not in attributes:
-        attributes["time"] = datetime.now(UTC).isoformat()
 
     def decode() -> tuple[Any, bytes | None]:
         if body is None or not body.strip():
@@ -203,8 +201,10 @@ def _parse_event(headers: dict[str, str], body: bytes, received_at: datetime | N
     from cloudevents.exceptions import GenericException
     from cloudevents.http import from_http
 
-    if headers.get("content-type", "").startswith(STRUCTURED_CONTENT_TYPE):
-        _json(body, "structured CloudEvent envelope")
+    structured = headers.get("content-type", "").startswith(STRUCTURED_CONTENT_TYPE)
+    if structured:
+        envelope = _json(body, "structured CloudEvent envelope")
+        time_sent = isinstance(envelope, dict) and envelope.get("time") not in (None, "")
     elif "ce-id" not in headers or "ce-type" not in headers:
         missing = [h for h in ("ce-id", "ce-type", "ce-source", "ce-specversion") if h not in headers]
         raise MalformedEvent(
@@ -212,6 +212,8 @@ def _parse_event(headers: dict[str, str], body: bytes, received_at: datetime | N
             f"not a CloudEvent: missing header(s) {', '.join(missing)} (binary mode) and Content-Type is "
             f"not {STRUCTURED_CONTENT_TYPE} (structured mode)",
         )
+    else:
+        time_sent = "ce-time" in headers
     try:
         event = from_http(headers, body, data_unmarshaller=lambda data: data)
     except GenericException as err:
@@ -222,7 +224,17 @@ def _parse_event(headers: dict[str, str], body: bytes, received_at: datetime | N
         _check_nesting(data, "event data")  # structured mode is not the hot path: always walked
         return data, None
 
-    return _logged_event(event.get_attributes(), decode, received_at)
+    return _logged_event(_sent_attributes(event.get_attributes(), time_sent), decode, received_at)
+
+
+def _sent_attributes(attributes: Mapping[str, Any], time_sent: bool) -> Mapping[str, Any]:
+    """The attributes as sent: without the time the SDK makes up (now) for an event that has none.
+    A made-up time differed between a delivery and its retry, so the retry was refused as a ce-id
+    collision (and counted twice when two replicas stored it); the latency of an exchange without
+    times is measured on the sink's clock instead (:func:`patchrisk.monitoring.sink.rows._latency_ms`)."""
+    if time_sent:
+        return attributes
+    return {name: value for name, value in attributes.items() if name != "time"}
 
 
 def _logged_event(attributes: Mapping[str, Any], decode: Callable[[], tuple[Any, bytes | None]],

@@ -181,8 +181,11 @@ def bounded_json(value: Any) -> str:
 
 
 def _latency_ms(exchange: Exchange) -> float | None:
-    if exchange.request and exchange.response and exchange.request.time and exchange.response.time:
-        return (exchange.response.time - exchange.request.time).total_seconds() * 1000.0
+    """Between the logger's send times (``ce-time``); an event sent without one counts from when the
+    sink received it."""
+    if exchange.request and exchange.response:
+        sent = [event.time or event.received_at for event in (exchange.request, exchange.response)]
+        return (sent[1] - sent[0]).total_seconds() * 1000.0
     return None
 
 
