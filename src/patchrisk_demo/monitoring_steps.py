@@ -8,7 +8,8 @@ import datetime as dt
 from patchrisk_demo.context import LoopContext, StepResult
 from patchrisk_demo.traffic import now_utc, send_through_logger
 
-LOG_STORE = "s3://patchrisk-logs/predictions"
+# The local overlay's (staging's) log store: its sink pods write there, the loop reads it.
+LOG_STORE = "s3://patchrisk-logs/staging/predictions"
 ROWS_PER_WINDOW = 400
 # The fleet moves on: churnier code, older devices, thinner tests, bigger patches, and APAC-heavy.
 DRIFT = {

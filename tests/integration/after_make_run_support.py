@@ -19,7 +19,7 @@ MODEL = "patch-risk"
 ROWS = 1500
 SEED = 20261130
 STORES = {"PATCHRISK_MODEL_STORE_URI": "s3://patchrisk-models",
-          "PATCHRISK_LOG_STORE_URI": "s3://patchrisk-logs/predictions",
+          "PATCHRISK_LOG_STORE_URI": "s3://patchrisk-logs/staging/predictions",  # the loop is staging
           "PATCHRISK_ENVIRONMENT": "staging"}  # the loop's environment: its aliases are champion-staging, ...
 
 

@@ -115,7 +115,7 @@ def test_the_readme_after_make_run_commands_work_as_written(clone):
     # `make stack-up` started the stores once: every command used them, none started its own.
     assert err.count("using the running local S3 store") == len(acted_as), err[-5000:]
     # What the monitor wrote went to the running S3 store and `make stack-down` saved it.
-    saved = clone / ".state" / "stack" / "s3-data" / "patchrisk-logs" / "predictions" / "reports" / "patch-risk"
+    saved = clone / ".state" / "stack" / "s3-data" / "patchrisk-logs" / "staging" / "predictions" / "reports" / "patch-risk"
     assert list(saved.glob("*/summary.json")), "the monitoring summary was not kept"
     assert not s3_server_running(clone / ".state"), "the S3 server outlived make stack-down"
     assert leftovers == [], "processes outlived the block (kill %1 should stop make serve)"
@@ -152,7 +152,7 @@ def test_a_command_without_a_running_stack_starts_the_stores_saves_what_it_wrote
     assert re.search(r"basic auth, acting as monitor\n", out.stderr), out.stderr
     assert mlflow_log.read_text().count("/mlflow/users/create") == created, "the restart created users again"
     assert json.loads(out.stdout.strip().splitlines()[-1])["model_version"] == "1"
-    saved = clone / ".state" / "stack" / "s3-data" / "patchrisk-logs" / "predictions" / "reports" / "patch-risk"
+    saved = clone / ".state" / "stack" / "s3-data" / "patchrisk-logs" / "staging" / "predictions" / "reports" / "patch-risk"
     assert list(saved.glob("*/summary.json")), "what the monitor wrote was not saved when its stores stopped"
     assert not s3_server_running(clone / ".state"), "the on-demand S3 server outlived the command"
 

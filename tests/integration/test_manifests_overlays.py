@@ -183,6 +183,37 @@ def test_standard_mode_predictor_pods_keep_their_pod_security_context(rendered, 
                                             "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
+def config_of(docs: list[dict]) -> dict[str, str]:
+    return next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("patchrisk-config"))["data"]
+
+
+def test_each_environment_logs_predictions_to_a_store_of_its_own(rendered):
+    """One shared log store mixed environments: prod's drift windows held dev's traffic, staging's
+    canary rows counted in prod's canary analysis, every monitor shared one state.json. Each
+    overlay now names its own prefix, and none lies inside another (the monitor reads everything
+    under its store)."""
+    stores = {env: config_of(rendered[env]).get("PATCHRISK_LOG_STORE_URI") for env in ENVIRONMENTS}
+    assert all(uri and uri.startswith("s3://patchrisk-logs/") for uri in stores.values()), stores
+    prefixes = {env: uri.rstrip("/") + "/" for env, uri in stores.items()}
+    for env, prefix in prefixes.items():
+        assert env in prefix.split("/"), f"{env}'s log store does not name its environment: {prefix}"
+        others = [other for other, theirs in prefixes.items() if other != env and
+                  (prefix.startswith(theirs) or theirs.startswith(prefix))]
+        assert others == [], f"{env} shares its log store with {others}: {stores}"
+    for env in ENVIRONMENTS:  # nothing sets it per container past the ConfigMap
+        pods = [find(rendered[env], "Deployment", "patchrisk-sink")["spec"]["template"]["spec"],
+                find(rendered[env], "CronJob", "patchrisk-monitor")["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
+        assert not [e for pod in pods for c in pod["containers"] for e in c.get("env", [])
+                    if e["name"] == "PATCHRISK_LOG_STORE_URI"]
+
+
+def test_make_run_reads_the_log_store_the_local_overlays_sink_writes():
+    """The local overlay is staging's; `make run` sends traffic through its sink pods and reads their logs."""
+    from patchrisk_demo.monitoring_steps import LOG_STORE
+
+    assert config_of(render("local"))["PATCHRISK_LOG_STORE_URI"] == LOG_STORE
+
+
 def test_monitor_may_only_start_kfp_runs(rendered):
     role = find(rendered["prod"], "Role", "patchrisk-monitor-kfp")
     assert role["rules"] == [{"apiGroups": ["pipelines.kubeflow.org"], "resources": ["runs", "experiments", "pipelines"],
