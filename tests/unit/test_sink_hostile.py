@@ -364,3 +364,29 @@ def test_an_event_redelivered_without_ce_time_is_a_duplicate_not_a_collision(tmp
     assert df["event_id"].tolist() == ["timeless"] * 2 and set(df["status"]) == {"ok"}
     assert df["latency_ms"].notna().all() and (df["latency_ms"] >= 0).all()  # by the sink's clock
     assert service.metrics.collisions.labels("request")._value.get() == 0
+
+
+def v1_scores(scores: list) -> dict:
+    return {"predictions": [{"risk_score": s, "risk_bucket": "low"} for s in scores], "model_version": "1"}
+
+
+def v2_scores(scores: list) -> dict:
+    return {"model_version": "1", "outputs": [{"name": "risk_score", "shape": [len(scores)], "datatype": "FP64",
+                                               "data": scores}]}
+
+
+@pytest.mark.parametrize("response_body,culprit", [
+    (v1_scores([0.1, "high"]), "'high'"), (v1_scores(["0.2", 0.3]), "'0.2'"), (v1_scores([0.1, None]), "None"),
+    (v1_scores([True, 0.3]), "True"), (v2_scores([0.1, "x"]), "'x'"), (v2_scores([None, 0.2]), "None"),
+])
+def test_a_response_whose_scores_are_not_numbers_is_logged_as_error_rows_saying_so(tmp_path, response_body, culprit):
+    service = make_service(tmp_path)
+    rows = instances(2, seed=11)
+    send(service, {"instances": rows}, response_body, "not-numbers")
+    send(service, {"instances": rows}, v1_response(rows, "1"), "numbers")
+    service.flush()
+    df = read_prediction_logs(service.config.store_uri, "patch-risk").set_index("event_id")
+    bad, good = df.loc[["not-numbers"]], df.loc[["numbers"]]
+    assert len(bad) == 2 and set(bad["status"]) == {"error"}
+    assert bad[ERROR_REASON].str.contains("score").all() and bad[ERROR_REASON].str.contains(culprit, regex=False).all()
+    assert set(good["status"]) == {"ok"} and good["risk_score"].notna().all()

@@ -200,14 +200,24 @@ def _scores(body: Any, spec: ModelSpec | None) -> tuple[list, list, list | None]
     if isinstance(items, list):
         objects = [p if isinstance(p, dict) else {score_name: p} for p in items]
         ids = [p.get(id_column) for p in objects] if id_column else None
-        return ([_number(p.get(score_name)) for p in objects], [p.get(bucket_name) for p in objects], ids)
-    scores = [_number(s) for s in v2_output(body, score_name) or []]
+        return (_numbers([p.get(score_name, _ABSENT) for p in objects], score_name),
+                [p.get(bucket_name) for p in objects], ids)
+    scores = _numbers(v2_output(body, score_name) or [], score_name)
     buckets = v2_output(body, bucket_name) or [None] * len(scores)
     return scores, buckets, None
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+_ABSENT = object()  # a V1 prediction without the score's key: another output name (a version whose contract is unknown)
+
+
+def _numbers(values: list, name: str) -> list[float | None]:
+    """The response's scores as floats (None where a prediction has no such key); ValueError naming
+    the first that is there but no number (text, null, a boolean): such a response cannot be decoded,
+    so its exchange becomes error rows saying why, never rows of status ok without a score."""
+    for row, value in enumerate(values):
+        if value is not _ABSENT and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise ValueError(f"response score {name!r} of row {row} is {repr(value)[:80]}, not a number")
+    return [None if value is _ABSENT else float(value) for value in values]
 
 
 def _features(contract: Contract | None, body: Any) -> tuple[dict[str, list], list[str | None], list | None, str | None]:
