@@ -79,3 +79,19 @@ def test_an_attribute_that_is_no_string_is_a_400_naming_it(app_and_service, attr
     assert status == 400 and answer["reason"] == "invalid_attribute"
     assert f"ce-{attribute}" in answer["error"] and "string" in answer["error"]
     assert service.spool.written == 0 and post_exchange(app, "good-after") == [202, 202]
+
+
+def test_a_failing_flush_is_a_json_503_with_the_reason_and_nothing_is_lost(app_and_service):
+    app, service = app_and_service
+    assert post_exchange(app, "kept") == [202, 202]
+    outbox = service.writer.outbox
+    outbox.rmdir()
+    outbox.write_text("a file where the outbox folder should be")  # staging the batch fails
+    status, text = asgi_call(app, "POST", "/flush", [], [b""])
+    answer = json.loads(text)
+    assert status == 503 and answer["reason"] == "flush_failed" and "NotADirectoryError" in answer["error"]
+    outbox.unlink()
+    outbox.mkdir()
+    status, text = asgi_call(app, "POST", "/flush", [], [b""])
+    assert status == 200 and json.loads(text)["rows"] == 1
+    assert read_prediction_logs(service.config.store_uri, "patch-risk")["event_id"].tolist() == ["kept"]

@@ -7,7 +7,8 @@ POST /endpoint/{default|canary}
                the same, from the predictor whose ``logger.url`` names its endpoint: the path wins
                over ``ce-endpoint`` and over version attribution, so a failed call (KServe logs its
                request but no response) still counts against the endpoint that served it
-POST /flush    write every ready row now (admin, tests, demos) -> {"rows", "files"}; ``?drain=true``
+POST /flush    write every ready row now (admin, tests, demos) -> {"rows", "files"}, or 503
+               {"error", "reason": "flush_failed"} (the rows stay spooled); ``?drain=true``
                first stores every event still waiting for its partner, to be paired at read time
                (so everything accepted so far is readable, whichever replica holds the partner)
 GET  /healthz  200 with buffer status; 503 with ``reason`` while flushing or publishing fails (for
@@ -135,7 +136,13 @@ def create_app(service: SinkService, max_body_bytes: int = MAX_BODY_BYTES):
                                           f"{', '.join(sorted(BOOLEANS))}", "reason": "bad_parameter"},
                                 status_code=400)
         await run_in_threadpool(service.drain if BOOLEANS[drain] else service.expire)
-        return JSONResponse(await run_in_threadpool(service.flush))
+        try:
+            return JSONResponse(await run_in_threadpool(service.flush))
+        except Exception:  # the batch stays spooled and is retried: the caller gets why, not a traceback
+            log.exception("flush failed")
+            _, reason = service.health()
+            return JSONResponse({"error": reason or "the flush failed (rows stay spooled)", "reason": "flush_failed"},
+                                status_code=503)
 
     async def healthz(request: Request) -> Response:
         healthy, reason = service.health()
