@@ -19,7 +19,7 @@ from patchrisk_serving.catboost_predictor import metrics, responses
 from patchrisk_serving.catboost_predictor.fast_path import FastV1Request, FastV2Request
 
 from patchrisk.contract.outputs import check_requested_outputs, v2_output_types
-from patchrisk.contract.requests import ParsedRequest, parse_v1, parse_v2, v2_datatype
+from patchrisk.contract.requests import ParsedRequest, check_request_id, parse_v1, parse_v2, v2_datatype
 from patchrisk.contract.rows import RowValidator, _describe
 from patchrisk.errors import InvalidRequest
 from patchrisk.model_bundle import ModelBundle
@@ -115,6 +115,7 @@ class PatchRiskModel(kserve.Model):
                 check_requested_outputs(payload.requested_outputs, self.bundle.spec)
                 return parse_v2(payload.inputs, self.validator)
             if isinstance(payload, InferRequest):
+                check_request_id(payload.id)
                 check_requested_outputs([o.name for o in payload.request_outputs or ()], self.bundle.spec)
                 return parse_v2(payload.inputs, self.validator)
             if isinstance(payload, FastV1Request):

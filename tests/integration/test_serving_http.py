@@ -501,7 +501,7 @@ def malformed_requests(good: dict, spec) -> list[tuple[str, str, dict, int, str]
                 }
             },
             400,
-            "input 'region': datatype FP64 does not fit a category feature; use BYTES",
+            "input 'region': datatype 'FP64' does not fit a category feature; use BYTES",
         ),
         (
             "v2 uneven inputs",
@@ -641,6 +641,10 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
         length = str(len(header)) if header_length is None else header_length
         return f"{V2}/infer", {"content": header + tail, "headers": {"inference-header-content-length": length}}
 
+    def v2_text(text: str):
+        """A V2 JSON body written as given (escapes included)."""
+        return f"{V2}/infer", {"content": text.encode(), "headers": json_header}
+
     def binary_header(header, tail: bytes):
         """A binary body whose JSON header is ``header`` as given."""
         raw = json.dumps(header).encode()
@@ -758,6 +762,21 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
         ("v2 binary tensor with data too", *binary_header(
             {"inputs": [{**text_matrix(len(texts)), "data": [text_row]}]}, texts),
          "binary tensor data: input 'input-0': has both 'data' and binary_data_size; send one"),
+        # Caller text echoed into a message: a lone surrogate (a JSON escape) made the answer unencodable.
+        ("v2 matrix datatype a lone surrogate",
+         *v2_text('{"inputs":[{"name":"input-0","shape":[1,%d],"datatype":"\\ud800","data":%s}]}'
+                  % (n, json.dumps(text_row))),
+         "input 'input-0': datatype '\\ud800' is not supported"),
+        ("v2 feature datatype a lone surrogate",
+         *v2_text(v2_features("lines_added", [272], "@")[1]["content"].replace('"@"', '"\\ud800"')),
+         "input 'lines_added': datatype '\\ud800' does not fit"),
+        ("v2 datatype of 100,000 characters", f"{V2}/infer", {"json": {"inputs": [
+            {"name": "input-0", "shape": [1, n], "datatype": "D" * 100_000, "data": [text_row]}]}},
+         f"input 'input-0': datatype '{'D' * 40}'… is not supported"),
+        ("v2 id a lone surrogate",
+         *v2_text('{"id":"\\ud800","inputs":[{"name":"input-0","shape":[1,%d],"datatype":"BYTES","data":%s}]}'
+                  % (n, json.dumps(text_row))),
+         "'id' is no text: it holds a lone surrogate"),
         ("v1 integer past float range", *v1_body([{**good, "lines_added": 10**400}]), "number is infinity"),
         ("v1 integer 10**309", *v1_body([{**good, "lines_added": 10**309}]), "number is infinity"),
         (

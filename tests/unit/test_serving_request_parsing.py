@@ -199,7 +199,7 @@ def test_v2_one_bytes_matrix_parses_numbers_from_text(validator):
         ([], "'inputs' is empty"),
         ([tensor("input-0", [1, 12], "BYTES", [["a"] * 12])], "must be one 2-D input of shape [rows, 13]"),
         ([tensor("input-0", [2, 13], "BYTES", [["a"] * 13])], "shape [2, 13] needs 26 values, got 13"),
-        ([tensor("input-0", [1, 13], "FP16", [[1] * 13])], "datatype FP16 is not supported"),
+        ([tensor("input-0", [1, 13], "FP16", [[1] * 13])], "datatype 'FP16' is not supported"),
         ([tensor("input-0", [1, 13], "BYTES", "abc")], "'data' must be a list"),
     ],
 )
@@ -215,7 +215,7 @@ def test_bad_v2_feature_inputs_are_named(validator):
     )
     assert "appears more than once" in rejection(lambda: parse_v2(inputs + inputs[:1], validator))
     wrong_type = [tensor(t.name, t.shape, "FP64", t.data) if t.name == "component" else t for t in inputs]
-    assert "input 'component': datatype FP64 does not fit a category feature; use BYTES" in rejection(
+    assert "input 'component': datatype 'FP64' does not fit a category feature; use BYTES" in rejection(
         lambda: parse_v2(wrong_type, validator)
     )
     short = [tensor(t.name, [2], t.datatype, t.data[:1]) if t.name == "region" else t for t in inputs]

@@ -69,6 +69,17 @@ def parse_v2(inputs: Sequence[Any], validator: RowValidator) -> ParsedRequest:
     return ParsedRequest(_parse_feature_inputs(inputs, validator))
 
 
+def check_request_id(request_id: Any) -> None:
+    """A V2 request's ``id`` is echoed in the answer: a lone UTF-16 surrogate (a JSON ``\\ud800``
+    escape, which Python's JSON reader accepts) cannot be written back, and the answer was a 500."""
+    if isinstance(request_id, str):
+        try:
+            request_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"'id' is no text: it holds a lone surrogate ({quoted_name(request_id)})",
+                                 field="id") from None
+
+
 def _flat(data: Any, name: str) -> list[Any]:
     if not isinstance(data, list):
         raise InvalidRequest(f"input {quoted_name(name)}: 'data' must be a list, got {_describe(data)}", field=name)
@@ -95,7 +106,8 @@ def _parse_matrix_input(tensor: Any, validator: RowValidator) -> list[list[Any]]
     datatype = tensor.datatype
     if datatype != TEXT_DATATYPE and datatype not in NUMERIC_DATATYPES:
         raise InvalidRequest(
-            f"input {quoted_name(name)}: datatype {datatype} is not supported; use BYTES (values as text) or FP64",
+            f"input {quoted_name(name)}: datatype {quoted_name(datatype)} is not supported; use BYTES (values as "
+            "text) or FP64",
             field=name,
         )
     values = _flat(tensor.data, name)
@@ -170,12 +182,12 @@ def _check_feature_datatype(feature: Any, datatype: str) -> None:
     if feature.is_categorical:
         if datatype != TEXT_DATATYPE:
             raise InvalidRequest(
-                f"input '{feature.name}': datatype {datatype} does not fit a category feature; use BYTES",
+                f"input '{feature.name}': datatype {quoted_name(datatype)} does not fit a category feature; use BYTES",
                 field=feature.name,
             )
     elif datatype not in NUMERIC_DATATYPES and datatype != TEXT_DATATYPE:
         raise InvalidRequest(
-            f"input '{feature.name}': datatype {datatype} does not fit a {feature.dtype.value} "
+            f"input '{feature.name}': datatype {quoted_name(datatype)} does not fit a {feature.dtype.value} "
             f"feature; use {v2_datatype(feature)} (or BYTES, numbers as text)",
             field=feature.name,
         )
