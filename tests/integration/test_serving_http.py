@@ -645,6 +645,9 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
         """A V2 JSON body written as given (escapes included)."""
         return f"{V2}/infer", {"content": text.encode(), "headers": json_header}
 
+    def text_matrix_json(datatype: str) -> dict:
+        return {"inputs": [{"name": "input-0", "shape": [1, n], "datatype": datatype, "data": [text_row]}]}
+
     def binary_header(header, tail: bytes):
         """A binary body whose JSON header is ``header`` as given."""
         raw = json.dumps(header).encode()
@@ -764,8 +767,7 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
          "binary tensor data: input 'input-0': has both 'data' and binary_data_size; send one"),
         # Caller text echoed into a message: a lone surrogate (a JSON escape) made the answer unencodable.
         ("v2 matrix datatype a lone surrogate",
-         *v2_text('{"inputs":[{"name":"input-0","shape":[1,%d],"datatype":"\\ud800","data":%s}]}'
-                  % (n, json.dumps(text_row))),
+         *v2_text(json.dumps(text_matrix_json("@")).replace('"@"', '"\\ud800"')),
          "input 'input-0': datatype '\\ud800' is not supported"),
         ("v2 feature datatype a lone surrogate",
          *v2_text(v2_features("lines_added", [272], "@")[1]["content"].replace('"@"', '"\\ud800"')),
@@ -774,8 +776,7 @@ def _hostile_requests(good: dict, spec) -> list[tuple[str, str, dict, str]]:
             {"name": "input-0", "shape": [1, n], "datatype": "D" * 100_000, "data": [text_row]}]}},
          f"input 'input-0': datatype '{'D' * 40}'… is not supported"),
         ("v2 id a lone surrogate",
-         *v2_text('{"id":"\\ud800","inputs":[{"name":"input-0","shape":[1,%d],"datatype":"BYTES","data":%s}]}'
-                  % (n, json.dumps(text_row))),
+         *v2_text(json.dumps({"id": "@", **text_matrix_json("BYTES")}).replace('"@"', '"\\ud800"')),
          "'id' is no text: it holds a lone surrogate"),
         ("v1 integer past float range", *v1_body([{**good, "lines_added": 10**400}]), "number is infinity"),
         ("v1 integer 10**309", *v1_body([{**good, "lines_added": 10**309}]), "number is infinity"),
