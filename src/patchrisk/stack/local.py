@@ -56,7 +56,7 @@ SERVERS = (S3_SERVER, MLFLOW_SERVER)
 # infra/mlflow/deployment.yaml allows them: the local pod runner forwards that name to this server,
 # and MLflow's DNS-rebinding guard refuses (403) any Host it is not told about.
 CLUSTER_MLFLOW_HOSTS = ("mlflow.patchrisk-infra.svc.cluster.local:5000", "mlflow.patchrisk-infra.svc.cluster.local",
-                        "mlflow.patchrisk-infra:5000")
+                        "mlflow.patchrisk-infra.svc:5000", "mlflow.patchrisk-infra:5000")
 
 
 @dataclass
