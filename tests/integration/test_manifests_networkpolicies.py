@@ -31,7 +31,7 @@ def render(path: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
-    return {"prod": render("manifests/overlays/prod"), "infra": render("infra")}
+    return {"prod": render("manifests/overlays/prod"), "dev": render("manifests/overlays/dev"), "infra": render("infra")}
 
 
 def policy(docs: list[dict], name: str) -> dict:
@@ -93,6 +93,22 @@ def test_the_predictor_admits_the_gateway_the_activator_and_labelled_callers_onl
     assert sources == {("istio-system", (("istio", "ingressgateway"),)),
                        ("knative-serving", (("app", "activator"),)),
                        (None, (("patchrisk.io/predictor-client", "true"),))}
+
+
+KNATIVE_AUTOSCALER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "knative-serving"}},
+                      "podSelector": {"matchLabels": {"app": "autoscaler"}}}
+
+
+def test_the_knative_autoscaler_scrapes_queue_proxy_metrics_on_their_port_only(rendered):
+    """Knative's autoscaler scrapes each revision pod's queue-proxy directly on 9090; refused, it
+    never sees the load and scales on nothing (dev only: Standard mode has no queue-proxy)."""
+    isvc = next(d for d in rendered["dev"] if d["kind"] == "InferenceService")
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    rules = policy(rendered["dev"], "patchrisk-predictor")["spec"]["ingress"]
+    assert [r["ports"] for r in rules if KNATIVE_AUTOSCALER in r["from"]] == [[{"protocol": "TCP", "port": 9090}]]
+    assert [r["from"] for r in rules if {"protocol": "TCP", "port": 9090} in r.get("ports", [])] == [[KNATIVE_AUTOSCALER]]
+    prod_rules = policy(rendered["prod"], "patchrisk-predictor")["spec"]["ingress"]
+    assert not [r for r in prod_rules if KNATIVE_AUTOSCALER in r["from"]]
 
 
 def test_mlflow_admits_named_pods_of_the_patchrisk_namespaces_only(rendered):
