@@ -107,8 +107,12 @@ def refuse_unreadable_binary_bodies(dataplane) -> None:
     decode = dataplane.decode_inference_request
 
     def decode_or_refuse(body, headers, model_name):
-        if not isinstance(body, bytes) or headers.get(HEADER) is None:
+        if not isinstance(body, bytes):
             return decode(body, headers, model_name)
+        if headers.get(HEADER) is None:  # a body neither JSON (body_headers.py) nor binary tensor data
+            raise InvalidInput("request body must be JSON sent with 'Content-Type: application/json' (got "
+                               f"{headers.get('content-type', '')[:40]!r}), or binary tensor data with "
+                               "Inference-Header-Content-Length")
         try:
             check_envelope(body, headers[HEADER])
             return decode(body, headers, model_name)

@@ -1,6 +1,8 @@
 """What the predictor adds to KServe's FastAPI app: the ``x-model-version`` header on every
-response, request metrics, 400 (not 422) for malformed V2 bodies, 413 for oversized bodies,
-private 5xx bodies, the V2 versioned routes (versioned_routes.py), and quieter logs.
+response, request metrics, 400 (not 422) for malformed V2 bodies, 413 for oversized bodies, JSON
+bodies read whatever the spelling of their Content-Type and 415 for compressed ones
+(body_headers.py), private 5xx bodies, the V2 versioned routes (versioned_routes.py), no model
+repository routes, and quieter logs.
 
 Plain ASGI middlewares (not Starlette's ``BaseHTTPMiddleware``, which costs a task per request).
 
@@ -21,6 +23,7 @@ import warnings
 
 from patchrisk_serving.catboost_predictor import metrics, request_limits
 from patchrisk_serving.catboost_predictor.binary_envelope import refuse_unreadable_binary_bodies
+from patchrisk_serving.catboost_predictor.body_headers import BodyHeadersMiddleware
 from patchrisk_serving.catboost_predictor.versioned_routes import VersionedRoutesMiddleware
 
 log = logging.getLogger("patchrisk.predictor")
@@ -265,6 +268,7 @@ def install(
         app.add_middleware(FastPathMiddleware, model=fast_path_model)
     app.add_middleware(NoModelRepositoryMiddleware)
     app.add_middleware(request_limits.BodyLimitMiddleware, max_bytes=max_request_bytes)
+    app.add_middleware(BodyHeadersMiddleware)
     app.add_middleware(ModelResponseMiddleware, model_name=model_name, model_version=model_version)
     # Outermost: a pinned version's request is counted, limited and answered as the unversioned one.
     app.add_middleware(VersionedRoutesMiddleware, model_name=model_name, model_version=model_version,

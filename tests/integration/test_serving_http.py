@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
@@ -148,6 +149,32 @@ def test_over_grpc_the_model_repository_loads_and_unloads_nothing(server, grpc_p
         assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
         assert refused.value.details() == "the predictor serves one model and unloads none"
         assert stub.ModelReady(pb.ModelReadyRequest(name=MODEL_NAME), timeout=10).ready
+
+
+def test_json_with_a_charset_parameter_or_without_a_content_type_is_read_as_json(http, server, bundle, patches):
+    """``application/json; charset=utf-8`` (.NET, OkHttp, Spring) was a 400 on V1 blaming the header;
+    a V2 JSON body without any Content-Type (tritonclient's JSON mode: ``binary_data=False``, which sets
+    none) was KServe's 400 "received byte inputs" although it is JSON."""
+    import tritonclient.http as triton
+
+    df, expected = patches
+    rows = as_objects(df.head(4), bundle.spec)
+    for content_type in ("application/json; charset=utf-8", "Application/JSON", "application/json;charset=UTF-8"):
+        response = http.post(f"{V1}:predict", content=json.dumps({"instances": rows}),
+                             headers={"content-type": content_type})
+        assert response.status_code == 200, (content_type, response.text)
+        np.testing.assert_allclose([p["risk_score"] for p in response.json()["predictions"]], expected[:4], atol=1e-9)
+    client = triton.InferenceServerClient(server.url.split("://", 1)[1])
+    try:
+        values = np.array([["" if v is None else str(v) for v in row.values()] for row in
+                           json.loads(df.head(4)[bundle.spec.feature_names].to_json(orient="records"))], dtype=object)
+        tensor = triton.InferInput("input-0", list(values.shape), "BYTES")
+        tensor.set_data_from_numpy(values, binary_data=False)
+        result = client.infer(MODEL_NAME, [tensor],
+                              outputs=[triton.InferRequestedOutput("risk_score", binary_data=False)])
+    finally:
+        client.close()
+    np.testing.assert_allclose(result.as_numpy("risk_score"), expected[:4], atol=1e-6)
 
 
 def test_v2_metadata_lists_one_input_per_feature_and_both_outputs(http, bundle):
@@ -319,6 +346,39 @@ def malformed_requests(good: dict, spec) -> list[tuple[str, str, dict, int, str]
             {"content": json.dumps({"instances": [good]}), "headers": {"content-type": "text/plain"}},
             400,
             "Content-Type: application/json",
+        ),
+        (
+            "v2 JSON declared as a form (curl -d's default)",
+            f"{V2}/infer",
+            {"content": json.dumps(v2_matrix([1, n], [text_row])["json"]),
+             "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            400,
+            ("request body must be JSON sent with 'Content-Type: application/json' (got "
+             "'application/x-www-form-urlencoded'), or binary tensor data with Inference-Header-Content-Length"),
+        ),
+        (
+            "v1 gzip body",
+            f"{V1}:predict",
+            {"content": gzip.compress(json.dumps({"instances": [good]}).encode()),
+             "headers": {**json_header, "content-encoding": "gzip"}},
+            415,
+            "Content-Encoding 'gzip' is not supported: send the body uncompressed",
+        ),
+        (
+            "v2 gzip body",
+            f"{V2}/infer",
+            {"content": gzip.compress(json.dumps(v2_matrix([1, n], [text_row])["json"]).encode()),
+             "headers": {**json_header, "content-encoding": "gzip"}},
+            415,
+            "Content-Encoding 'gzip' is not supported: send the body uncompressed",
+        ),
+        (
+            "v1 JSON in another charset",
+            f"{V1}:predict",
+            {"content": json.dumps({"instances": [good]}).encode("utf-16"),
+             "headers": {"content-type": "application/json; charset=utf-16"}},
+            415,
+            "charset 'utf-16' is not supported: JSON bodies are UTF-8",
         ),
         ("v1 body is a list", f"{V1}:predict", {"json": [good]}, 400, "must be a JSON object"),
         ("v1 no instances", f"{V1}:predict", {"json": {"rows": [good]}}, 400, "no 'instances' list"),
