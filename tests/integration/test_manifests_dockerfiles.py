@@ -49,3 +49,29 @@ def test_hadolint_reports_a_bad_dockerfile(tmp_path):
     bad.write_text("FROM python:latest\nRUN pip install requests\n")
     codes = {f.rule for f in run_hadolint(hadolint_binary(), [bad], tmp_path)}
     assert {"DL3007", "DL3013"} <= codes
+
+
+def _deploy_guide_builds() -> list[tuple[str, str]]:
+    """(Dockerfile, build context) of every `docker build -f F ... CONTEXT` in docs/deploy.md."""
+    import shlex
+
+    builds = []
+    for line in (REPO / "docs" / "deploy.md").read_text().splitlines():
+        if line.startswith("docker build "):
+            words = shlex.split(line)
+            builds.append((words[words.index("-f") + 1], words[-1]))
+    return builds
+
+
+def test_the_deploy_guides_builds_have_every_file_their_dockerfile_copies_in_their_context():
+    """The guide built the MLflow image with context infra/mlflow, whose Dockerfile copies
+    src/patchrisk/security/alias_policy.py from the repository root: the build failed."""
+    builds = _deploy_guide_builds()
+    assert {dockerfile for dockerfile, _ in builds} >= {*IMAGES, "infra/mlflow/Dockerfile"}
+    for dockerfile, context in builds:
+        for line in (REPO / dockerfile).read_text().splitlines():
+            words = line.split()
+            if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+                sources = [w for w in words[1:-1] if not w.startswith("--")]
+                missing = [s for s in sources if not list((REPO / context).glob(s))]
+                assert not missing, f"{dockerfile} built in {context}/ copies {missing}, absent there"
