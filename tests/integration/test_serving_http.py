@@ -381,6 +381,8 @@ def malformed_requests(good: dict, spec) -> list[tuple[str, str, dict, int, str]
             "charset 'utf-16' is not supported: JSON bodies are UTF-8",
         ),
         ("v1 body is a list", f"{V1}:predict", {"json": [good]}, 400, "must be a JSON object"),
+        ("v1 body is a JSON string", f"{V1}:predict", {"json": "x"}, 400,
+         "request body must be a JSON object with an 'instances' list, got string 'x'"),
         ("v1 no instances", f"{V1}:predict", {"json": {"rows": [good]}}, 400, "no 'instances' list"),
         ("v1 instances not a list", f"{V1}:predict", {"json": {"instances": good}}, 400, "to be a list"),
         ("v1 empty instances", f"{V1}:predict", {"json": {"instances": []}}, 400, "instances is empty"),

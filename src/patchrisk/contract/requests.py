@@ -34,7 +34,7 @@ class ParsedRequest:
 
 def parse_v1(body: Any, validator: RowValidator) -> ParsedRequest:
     """``{"instances": [...]}`` with rows as objects or as lists in schema order."""
-    if isinstance(body, (bytes, str)):
+    if isinstance(body, bytes):  # KServe passes a body it did not read as JSON on as bytes
         raise InvalidRequest("request body must be JSON sent with 'Content-Type: application/json'")
     if not isinstance(body, dict):
         raise InvalidRequest(
