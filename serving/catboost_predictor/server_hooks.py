@@ -30,8 +30,9 @@ log = logging.getLogger("patchrisk.predictor")
 MODEL_VERSION_HEADER = "x-model-version"
 REQUEST_ID_HEADER = "x-request-id"
 # KServe 0.21 seeds :explain response headers with the request's headers: keep only these (and the
-# Retry-After of a 503 the predictor answered itself: its explain queue was full).
+# Retry-After of a 503 the predictor answered itself: its explain queue was full; the Allow of a 405).
 _EXPLAIN_RESPONSE_HEADERS = frozenset({b"content-type", b"content-length"})
+_OWN_HEADERS_BY_STATUS = {503: frozenset({b"retry-after"}), 405: frozenset({b"allow"})}
 _ENDPOINT = re.compile(
     r"^/v1/models/(?P<v1>[^/:]+):(?P<verb>predict|explain)$|^/v2/models/(?P<v2>[^/]+)/infer$"
 )
@@ -87,7 +88,7 @@ class ModelResponseMiddleware:
                 status = message["status"]
                 headers = message.get("headers", ())
                 if explain:
-                    kept = _EXPLAIN_RESPONSE_HEADERS | ({b"retry-after"} if status == 503 else set())
+                    kept = _EXPLAIN_RESPONSE_HEADERS | _OWN_HEADERS_BY_STATUS.get(status, frozenset())
                     headers = [h for h in headers if h[0].lower() in kept]
                 message["headers"] = [*headers, header]
                 if _is_private_error(status):
@@ -266,7 +267,7 @@ def install(
         from patchrisk_serving.catboost_predictor.fast_path import FastPathMiddleware
 
         app.add_middleware(FastPathMiddleware, model=fast_path_model)
-    app.add_middleware(NoModelRepositoryMiddleware)
+    app.add_middleware(UnservedRequestsMiddleware)
     app.add_middleware(request_limits.BodyLimitMiddleware, max_bytes=max_request_bytes)
     app.add_middleware(BodyHeadersMiddleware)
     app.add_middleware(ModelResponseMiddleware, model_name=model_name, model_version=model_version)
@@ -326,27 +327,43 @@ def answer_invalid_input_with_hints(rest_server) -> None:
 
 
 REPOSITORY_ROUTES = "/v2/repository/"
-_NOT_FOUND = json.dumps({"error": "Not Found"}).encode()
+_INFERENCE_ROUTE = re.compile(r"^/v1/models/[^/]+:(predict|explain)$|^/v2/models/[^/]+/infer$")
 
 
-class NoModelRepositoryMiddleware:
-    """KServe serves the model repository extension (``POST /v2/repository/models/<m>/load`` and
-    ``.../unload``). Those routes take no credentials, and one unload took the model out of service
-    until the pod restarted, while the server's readiness stayed 200. The predictor serves the one
-    model its pod was made for: those paths get the 404 of any path nobody serves. (A middleware, not
-    a route filter: FastAPI 0.165 nests included routers, so KServe's routes are not a flat list.)"""
+class UnservedRequestsMiddleware:
+    """Requests KServe's routes answer wrongly, answered here:
+
+    - the model repository extension (``POST /v2/repository/models/<m>/load`` and ``.../unload``):
+      those routes take no credentials, and one unload took the model out of service until the pod
+      restarted, while the server's readiness stayed 200. The predictor serves the one model its pod
+      was made for: those paths get the 404 of any path nobody serves. (A middleware, not a route
+      filter: FastAPI 0.165 nests included routers, so KServe's routes are not a flat list.)
+    - an inference route called with another method than POST: KServe's ``GET /v1/models/{name}``
+      also matched ``GET .../patch-risk:predict`` (404 "Model with name patch-risk:predict does not
+      exist"), and other methods got 405 with ``Allow: GET``, the readiness route's.
+    """
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith(REPOSITORY_ROUTES):
-            await send({"type": "http.response.start", "status": 404,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(_NOT_FOUND)).encode())]})
-            await send({"type": "http.response.body", "body": _NOT_FOUND})
-            return
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path.startswith(REPOSITORY_ROUTES):
+                await _send_error(send, 404, "Not Found")
+                return
+            if scope["method"] != "POST" and _INFERENCE_ROUTE.match(path):
+                await _send_error(send, 405, "Method Not Allowed: use POST", [(b"allow", b"POST")])
+                return
         await self.app(scope, receive, send)
+
+
+async def _send_error(send, status: int, message: str, headers: list | None = None) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class RepositoryNotServed(NotImplementedError):

@@ -135,6 +135,19 @@ def test_the_model_repository_routes_are_not_served_and_an_unload_leaves_the_mod
     np.testing.assert_allclose([p["risk_score"] for p in response.json()["predictions"]], expected[:3], atol=1e-9)
 
 
+def test_an_inference_route_called_with_another_method_is_a_405_allowing_post(http):
+    """KServe's ``GET /v1/models/{name}`` route also matched ``GET .../patch-risk:predict``, which got
+    404 "Model with name patch-risk:predict does not exist", and ``PUT``/``OPTIONS`` got 405 with
+    ``Allow: GET``, the readiness route's method."""
+    for method, path in (("GET", f"{V1}:predict"), ("PUT", f"{V1}:predict"), ("OPTIONS", f"{V1}:explain"),
+                         ("GET", f"{V2}/infer"), ("DELETE", f"{V2}/versions/{MODEL_VERSION}/infer")):
+        response = http.request(method, path)
+        assert response.status_code == 405, (method, path, response.status_code, response.text)
+        assert response.headers["allow"] == "POST"
+        assert response.json() == {"error": "Method Not Allowed: use POST"}
+        assert response.headers["x-model-version"] == MODEL_VERSION
+
+
 def test_over_grpc_the_model_repository_loads_and_unloads_nothing(server, grpc_port):
     """The same extension over gRPC (``--enable_grpc true``): ``RepositoryModelUnload`` is refused and
     the model stays ready."""
