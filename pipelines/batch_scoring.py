@@ -20,7 +20,7 @@ def batch_scoring_pipeline(
     patches_uri: str,
     model_uri: str = "models:/patch-risk@champion",
     mlflow_tracking_uri: str = "http://mlflow.patchrisk-infra.svc.cluster.local:5000",
-    log_store_uri: str = "s3://patchrisk-logs/predictions",
+    log_store_uri: str = "",
     canary_report_uri: str = "",
 ):
     """Score upcoming patches.
@@ -29,8 +29,9 @@ def batch_scoring_pipeline(
         patches_uri: Upcoming patches to score (.csv/.parquet, path or s3://), without labels.
         model_uri: Model to score with: models:/<name>@<alias>, models:/<name>/<version> or a model dir URI.
         mlflow_tracking_uri: MLflow tracking server that resolves models:/ URIs.
-        log_store_uri: Prediction log store where `patchrisk monitor` writes its window summaries
-            (drift over time in the reliability report); empty to leave drift out.
+        log_store_uri: Prediction log store of the environment where `patchrisk monitor` writes its window
+            summaries (drift over time in the reliability report), e.g. s3://patchrisk-logs/prod/predictions;
+            empty to leave drift out.
         canary_report_uri: A `patchrisk rollout analyze` JSON report for the canary view; empty for none.
     """
     task = score_batch(model_uri=model_uri, patches_uri=patches_uri, mlflow_tracking_uri=mlflow_tracking_uri)

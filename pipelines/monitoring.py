@@ -26,12 +26,12 @@ def _credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
                 "same verdicts and retraining decision as `patchrisk monitor` drawn from them.",
 )
 def monitoring_pipeline(
+    log_store_uri: str,
     model: str = "patch-risk",
     window_end: str = "",
     window_hours: float = 0.0,
     partitions: int = 16,
     monitoring_config: str = "",
-    log_store_uri: str = "s3://patchrisk-logs/predictions",
     mlflow_tracking_uri: str = "http://mlflow.patchrisk-infra.svc.cluster.local:5000",
     trigger_backend: str = "",
     training_data_uri: str = "",
@@ -40,12 +40,13 @@ def monitoring_pipeline(
     """Monitor one window of logged predictions in parallel partitions.
 
     Args:
+        log_store_uri: Prediction log store (the sink's Parquet parts) of the environment monitored: a
+            directory or s3://bucket/prefix, e.g. s3://patchrisk-logs/prod/predictions.
         model: Registered model whose champion the window is compared with.
         window_end: End of the window (ISO date-time, exclusive); empty for the current hour.
         window_hours: Window length in hours; 0 for the monitoring config's window_hours.
         partitions: How many parallel sketch tasks (at most one per log file).
         monitoring_config: Monitoring config as YAML text (thresholds, trigger, retraining); empty for defaults.
-        log_store_uri: Prediction log store (the sink's Parquet parts): a directory or s3://bucket/prefix.
         mlflow_tracking_uri: MLflow tracking server holding the champion and the monitoring runs.
         trigger_backend: Retraining backend (kfp, local, none); empty for the config's.
         training_data_uri: Data a triggered retraining trains on; empty for the config's.

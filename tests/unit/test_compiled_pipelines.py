@@ -67,3 +67,14 @@ def test_the_validate_step_refuses_an_unknown_policy_environment_before_reading_
         validate_table("patch-risk", str(tmp_path / "absent.parquet"), "history.csv", str(report),
                        str(tmp_path / "report.md"), str(tmp_path / "validated.parquet"), policy_env="prd")
     assert not report.exists()
+
+
+def test_no_pipeline_defaults_to_a_log_store_shared_by_environments():
+    """Each environment logs under a prefix of its own (``s3://patchrisk-logs/<env>/predictions``): a
+    run started from the KFP UI with the old shared default read no environment's logs (or another's),
+    so the monitoring pipeline asks for the store, and batch scoring leaves drift out unless given one."""
+    parameters = {name: next(yaml.safe_load_all((COMPILED_DIR / f"{name}.yaml").read_text()))
+                  ["root"]["inputDefinitions"]["parameters"] for name in ("monitoring", "batch-scoring")}
+    monitoring_store = parameters["monitoring"]["log_store_uri"]
+    assert "defaultValue" not in monitoring_store and not monitoring_store.get("isOptional", False)
+    assert parameters["batch-scoring"]["log_store_uri"]["defaultValue"] == ""
