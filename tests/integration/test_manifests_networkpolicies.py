@@ -92,7 +92,18 @@ def test_the_predictor_admits_the_gateway_the_activator_and_labelled_callers_onl
                 tuple(peer["podSelector"]["matchLabels"].items())) for peer in rule["from"]}
     assert sources == {("istio-system", (("istio", "ingressgateway"),)),
                        ("knative-serving", (("app", "activator"),)),
-                       (None, (("patchrisk.io/predictor-client", "true"),))}
+                       (None, (("patchrisk.io/predictor-client", "true"),)),
+                       *GATEWAY_API_GATEWAY_PODS}
+
+
+# Standard-mode canaries are split only by KServe's Gateway API HTTPRoutes, so the gateway's pods carry
+# staging's and prod's traffic: those of KServe's default Gateway (kserve/kserve-ingress-gateway) as
+# Istio runs them (in the Gateway's namespace) and as Envoy Gateway does (in its own namespace).
+GATEWAY_API_GATEWAY_PODS = {
+    ("kserve", (("gateway.networking.k8s.io/gateway-name", "kserve-ingress-gateway"),)),
+    ("envoy-gateway-system", (("gateway.envoyproxy.io/owning-gateway-name", "kserve-ingress-gateway"),
+                              ("gateway.envoyproxy.io/owning-gateway-namespace", "kserve"))),
+}
 
 
 KNATIVE_AUTOSCALER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "knative-serving"}},
