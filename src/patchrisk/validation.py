@@ -70,6 +70,25 @@ class ValidationReport:
             raise DataContractError(f"{self.source}: {problem} of spec {self.spec}:\n{detail}", violations=blocking)
 
 
+def _as_numbers(values: pd.Series) -> pd.Series:
+    """A column's values as numbers, text that is no number as NaN. A CSV column with one text cell is
+    read as text, and pandera runs the checks on it uncoerced when the coercion fails: judged as text,
+    '0' is not 0 and '5' has no range, so every row failed (or none was seen). The coercion names the
+    text cell ("wrong type"); the checks judge the numbers."""
+    return pd.to_numeric(values, errors="coerce") if values.dtype == object else values
+
+
+def _number_check(holds, error: str):
+    """A check of ``holds(numbers)`` that leaves a value that is no number to the coercion's error."""
+    import pandera.pandas as pa
+
+    def check(values: pd.Series) -> pd.Series:
+        numbers = _as_numbers(values)
+        return holds(numbers) | numbers.isna()
+
+    return pa.Check(check, element_wise=False, ignore_na=True, error=error)
+
+
 def _feature_column(f: Feature):
     import pandera.pandas as pa
 
@@ -81,13 +100,12 @@ def _feature_column(f: Feature):
     if f.min is not None or f.max is not None:
         lo = f.min if f.min is not None else float("-inf")
         hi = f.max if f.max is not None else float("inf")
-        checks.append(pa.Check.in_range(lo, hi, error=f"outside the range [{lo:g}, {hi:g}]"))
+        checks.append(_number_check(lambda v, lo=lo, hi=hi: v.between(lo, hi), f"outside the range [{lo:g}, {hi:g}]"))
     if f.dtype in (DType.int, DType.bool):
-        checks.append(pa.Check(lambda s: s % 1 == 0, element_wise=False, ignore_na=True,
-                               error="must be a whole number"))
+        checks.append(_number_check(lambda v: v % 1 == 0, "must be a whole number"))
     parsers = []
     if f.dtype == DType.bool:
-        checks.append(pa.Check.isin([0, 1], error="must be 0/1 or true/false"))
+        checks.append(_number_check(lambda v: v.isin([0, 1]), "must be 0/1 or true/false"))
         parsers.append(pa.Parser(text_booleans_as_numbers))
     return pa.Column(float, nullable=f.nullable, coerce=True, checks=checks, parsers=parsers, name=f.name)
 
@@ -111,7 +129,7 @@ def contract_schema(spec: ModelSpec, require_target: bool = True):
     columns[spec.timestamp_column] = pa.Column("datetime64[ns]", coerce=True, nullable=False)
     if require_target:
         columns[spec.target.name] = pa.Column(int, coerce=True, nullable=False,
-                                              checks=[pa.Check.isin([0, 1], error="label must be 0 or 1")])
+                                              checks=[_number_check(lambda v: v.isin([0, 1]), "label must be 0 or 1")])
     return pa.DataFrameSchema(columns, strict=False)
 
 

@@ -129,3 +129,44 @@ def test_booleans_written_as_text_are_read_as_csv_reads_them(clean, patch_spec, 
     pd.testing.assert_series_equal(conform(table, patch_spec)["is_hotfix"], conform(clean, patch_spec)["is_hotfix"])
     report = validate_frame(_break(table, "is_hotfix", 4, "yes"), patch_spec)
     assert [(v.column, v.rule) for v in report.violations if v.blocking][:1] == [("is_hotfix", "wrong type (expected a number)")]
+
+
+def _csv_with_cells(clean, tmp_path, cells):
+    """``clean`` written as a CSV (booleans as 0/1, as exports write them) with some cells replaced by
+    text, then read back as the pipeline reads it: a column holding one text cell is read as text."""
+    path = tmp_path / "patches.csv"
+    clean.assign(is_hotfix=clean["is_hotfix"].astype(int)).to_csv(path, index=False)
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    for (row, column), value in cells.items():
+        fields = lines[row + 1].split(",")
+        fields[header.index(column)] = value
+        lines[row + 1] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    return read_table(path)
+
+
+ONE_BAD_CELL_IN_A_TEXT_COLUMN = {
+    "text in a boolean": ({(4, "is_hotfix"): "maybe"}, {4}),
+    "text in the label": ({(6, "high_risk_flag"): "x"}, {6}),
+    "text and a number out of range": ({(3, "files_changed"): "many", (5, "files_changed"): "-4"}, {3, 5}),
+    "text and a fraction in a count": ({(3, "lines_added"): "many", (5, "lines_added"): "2.5"}, {3, 5}),
+    "text and a 2 in a boolean": ({(3, "is_hotfix"): "maybe", (8, "is_hotfix"): "2"}, {3, 8}),
+}
+
+
+@pytest.mark.parametrize("case", ONE_BAD_CELL_IN_A_TEXT_COLUMN)
+def test_a_bad_cell_in_a_column_read_as_text_sets_aside_only_its_row(clean, patch_spec, tmp_path, case):
+    """A CSV column with one text cell is read as text: the range, whole-number and 0/1 checks then
+    judged the text column, so '0'/'1' failed "must be 0/1" in every row (600 values, "no row keeps
+    the contract"), and a number out of range next to the text went unseen until the kept rows were
+    checked again, which refused the whole table. Each bad cell now sets aside its own row only."""
+    from patchrisk.validation import set_aside_bad_rows
+
+    cells, bad_rows = ONE_BAD_CELL_IN_A_TEXT_COLUMN[case]
+    table = _csv_with_cells(clean, tmp_path, cells)
+    kept, rejected = set_aside_bad_rows(table, patch_spec, source="patches.csv", require_target=True)
+    assert set(rejected["row"]) == bad_rows
+    assert len(kept) == len(table) - len(bad_rows)
+    report = validate_frame(table, patch_spec, source="patches.csv")
+    assert sum(v.count for v in report.violations) == len(bad_rows), report.violations
