@@ -64,7 +64,10 @@ def _run(model: str, data: Path, policy: str, env: str, champion: str, out: Path
     from patchrisk.gates.step import validate_model
     from patchrisk.registry import model_files
     from patchrisk.settings import get_settings
+    from patchrisk.text_files import ensure_directory
 
+    if out:  # named now rather than after the gates ran
+        ensure_directory(out)
     settings = get_settings()
 
     def progress(line: str) -> None:  # progress to stderr; the report alone goes to stdout

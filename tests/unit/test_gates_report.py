@@ -112,3 +112,16 @@ def test_pipeline_can_branch_on_the_passed_output(tmp_path):
     assert ir["components"]["comp-validation-gates"]["outputDefinitions"]["parameters"]["passed"] == {
         "parameterType": "BOOLEAN"}
     assert set(ir["components"]["comp-condition-1"]["dag"]["tasks"]) == {"register"}
+
+
+def test_a_full_disk_leaves_the_previous_gate_report_whole_and_names_the_file(failed_report, tmp_path):
+    from patchrisk.errors import PatchriskError
+    from tests.unit.disk_full import disk_full_after
+
+    paths = write_gate_report(failed_report, tmp_path)
+    before = {kind: path.read_text() for kind, path in paths.items()}
+    with pytest.raises(PatchriskError, match=rf"{tmp_path}/gate_report\.\w+: cannot write it"), \
+            disk_full_after(2000):
+        write_gate_report(failed_report, tmp_path)
+    assert {kind: path.read_text() for kind, path in paths.items()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gate_report.html", "gate_report.json", "gate_report.md"]

@@ -11,20 +11,21 @@ from pathlib import Path
 
 from patchrisk.gates.render import render_html, render_markdown
 from patchrisk.gates.report import GateReport
+from patchrisk.text_files import ensure_directory, write_text_file
 
 
 def write_gate_report(report: GateReport, directory: str | Path) -> dict[str, Path]:
-    """gate_report.json, gate_report.md and gate_report.html in ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """gate_report.json, gate_report.md and gate_report.html in ``directory``, each written whole or not
+    at all (a full disk names the file and leaves the previous one)."""
+    directory = ensure_directory(Path(directory))
     paths = {
         "json": directory / "gate_report.json",
         "markdown": directory / "gate_report.md",
         "html": directory / "gate_report.html",
     }
-    paths["json"].write_text(report.to_json())
-    paths["markdown"].write_text(render_markdown(report))
-    paths["html"].write_text(render_html(report))
+    write_text_file(paths["json"], report.to_json())
+    write_text_file(paths["markdown"], render_markdown(report))
+    write_text_file(paths["html"], render_html(report))
     return paths
 
 

@@ -17,6 +17,7 @@ from patchrisk.rollout.decision import decide
 from patchrisk.rollout.logs import read_logs
 from patchrisk.rollout.report import write_report
 from patchrisk.rollout.state import now_iso
+from patchrisk.text_files import ensure_directory
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def analyze(ctx: RolloutContext, labels_path: Path | None = None, report_dir: Pa
     if journal.phase != "canary" or journal.canary is None:
         raise PatchriskError(f"no canary is running in {ctx.environment} (phase {journal.phase}); "
                              f"start one with `patchrisk rollout start`")
+    reports_to = ensure_directory(ctx.report_dir(report_dir))  # before the analysis, which can take minutes
     config = ctx.config
     canary_since, step_since = _since(journal.canary_started_at), _since(journal.step_started_at)
     unreadable: list[dict] = []
@@ -88,5 +90,5 @@ def analyze(ctx: RolloutContext, labels_path: Path | None = None, report_dir: Pa
         "endpoints": {k: asdict(v) for k, v in stats.items()}, "comparison": comparison.to_dict(),
         "decision": decision.to_dict(), "config": config.model_dump(), "unreadable_files": unreadable,
     }
-    json_path, md_path = write_report(report, ctx.report_dir(report_dir))
+    json_path, md_path = write_report(report, reports_to)
     return {**report, "report": str(json_path), "report_markdown": str(md_path)}

@@ -7,21 +7,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from patchrisk.errors import PatchriskError
+from patchrisk.text_files import ensure_directory, write_text_file
 
 LATEST = "latest"
 
 
 def write_report(report: dict, report_dir: Path) -> tuple[Path, Path]:
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
+    """The JSON and Markdown report, and latest-<env>.json (what ``--analysis`` is usually given), each
+    written whole or not at all: a full disk leaves the previous latest report, never a truncated one."""
+    report_dir = ensure_directory(Path(report_dir))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     stem = f"analysis-{report['environment']}-{stamp}"
     json_path, md_path = report_dir / f"{stem}.json", report_dir / f"{stem}.md"
     report = {**report, "report": str(json_path)}
     text = json.dumps(report, indent=2, default=str) + "\n"
-    json_path.write_text(text)
-    md_path.write_text(markdown(report))
-    (report_dir / f"{LATEST}-{report['environment']}.json").write_text(text)
+    write_text_file(json_path, text)
+    write_text_file(md_path, markdown(report))
+    write_text_file(report_dir / f"{LATEST}-{report['environment']}.json", text)
     return json_path, md_path
 
 
