@@ -58,6 +58,15 @@ def _numbers(values: pd.Series) -> pd.Series:
     return numbers.where(np.isfinite(numbers))
 
 
+def _key_text(values: pd.Series) -> pd.Series:
+    """Entity keys as the text the file holds, missing ones missing. A reader types a key column by its
+    values: numeric ids read as numbers, as floats once one cell is blank ('101.0'), and a chunk at a
+    time, so 101 in one chunk and '101' in the next were two entities. A whole float is its integer."""
+    if pd.api.types.is_float_dtype(values):
+        return values.map(lambda v: str(int(v)) if float(v).is_integer() else str(v), na_action="ignore")
+    return values.map(str, na_action="ignore").astype(object)
+
+
 def _utc_times(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
@@ -67,7 +76,7 @@ def _utc_times(values: pd.Series) -> pd.Series:
 def _usable_events(chunk: pd.DataFrame, spec: ModelSpec, set_aside: SetAside) -> pd.DataFrame:
     """The chunk's events that can be aggregated, times as UTC and measures as numbers."""
     agg = spec.aggregation
-    key, stamp = chunk[agg.events_key], chunk[agg.events_timestamp]
+    key, stamp = _key_text(chunk[agg.events_key]), chunk[agg.events_timestamp]
     missing_key = key.isna() | (key.astype(str).str.strip() == "")
     set_aside.add(f"{agg.events_key} is missing", missing_key)
     times = _utc_times(stamp)
@@ -89,9 +98,13 @@ def _usable_events(chunk: pd.DataFrame, spec: ModelSpec, set_aside: SetAside) ->
     return usable[~bad]
 
 
-def iter_event_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+def iter_event_chunks(path: Path, columns: list[str], chunk_rows: int,
+                      text_columns: tuple[str, ...] = ()) -> Iterator[pd.DataFrame]:
+    """``columns`` of the events, ``chunk_rows`` at a time; a CSV's ``text_columns`` are read as text,
+    whatever a chunk's cells look like."""
     if path.suffix.lower() == ".csv":
-        yield from pd.read_csv(path, usecols=columns, chunksize=chunk_rows)
+        yield from pd.read_csv(path, usecols=columns, chunksize=chunk_rows,
+                               dtype={column: str for column in text_columns})
         return
     # Without pre_buffer=False Arrow reads every remaining row group of the file ahead of the batch
     # asked for: memory grew with the file (1M -> 10M events: 1.55x), not with the chunk.
@@ -134,7 +147,7 @@ def aggregate_events(spec: ModelSpec, events_path: str | Path, metadata_path: st
     columns = sorted({agg.events_key, agg.events_timestamp, *(m["column"] for m in agg.measures.values())})
 
     partials, set_aside = [], SetAside()
-    for chunk in iter_event_chunks(events_path, columns, chunk_rows):
+    for chunk in iter_event_chunks(events_path, columns, chunk_rows, text_columns=(agg.events_key,)):
         usable = _usable_events(chunk, spec, set_aside)
         if len(usable):
             partials.append(_partial(usable, spec))
@@ -164,8 +177,9 @@ def aggregate_events(spec: ModelSpec, events_path: str | Path, metadata_path: st
     missing = [c for c in (agg.metadata_key, *agg.metadata_columns) if c not in meta.columns]
     if missing:
         raise DataContractError(f"{metadata_path}: missing column(s) {', '.join(missing)}")
-    rows = rows.merge(meta[[agg.metadata_key, *agg.metadata_columns]], how="left",
-                      left_on=agg.events_key, right_on=agg.metadata_key)
+    meta = meta[[agg.metadata_key, *agg.metadata_columns]].assign(
+        **{agg.metadata_key: _key_text(meta[agg.metadata_key])})  # the events' keys are text
+    rows = rows.merge(meta, how="left", left_on=agg.events_key, right_on=agg.metadata_key)
     return _with_next_day_label(rows, spec)
 
 

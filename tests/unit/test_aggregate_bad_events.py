@@ -93,3 +93,53 @@ def test_numeric_entity_ids_still_meet_their_metadata(tmp_path):
         metadata, index=False)
     rows = aggregate_events(SPEC, events, metadata)
     assert set(rows["lifecycle_stage"]) == {"ga", "beta"} and len(rows) == 8
+
+
+def _numbered(events: pd.DataFrame) -> pd.DataFrame:
+    return events.assign(feature_id=events["feature_id"].map({"f1": 101, "f2": 202}))
+
+
+@pytest.fixture
+def numbered_metadata(tmp_path):
+    path = tmp_path / "numbered-metadata.csv"
+    pd.DataFrame({"feature_id": [101, 202], "lifecycle_stage": ["ga", "beta"], "owner_team": ["a", "b"]}).to_csv(
+        path, index=False)
+    return path
+
+
+def test_an_event_without_an_id_leaves_numeric_ids_as_written(tmp_path, numbered_metadata):
+    """A blank feature_id made pandas read the CSV's numeric ids as floats: every id became
+    '101.0:2026-01-01' instead of '101:2026-01-01'. The ids are read as the text the file holds."""
+    clean, with_blank = tmp_path / "clean.csv", tmp_path / "with-blank.csv"
+    events = _numbered(clean_events())
+    events.to_csv(clean, index=False)
+    blank = events.iloc[:1].assign(feature_id=None)
+    pd.concat([events, blank], ignore_index=True).to_csv(with_blank, index=False)
+    got = aggregate_events(SPEC, with_blank, numbered_metadata, warn=lambda _: None)
+    pd.testing.assert_frame_equal(got, aggregate_events(SPEC, clean, numbered_metadata))
+    assert got[SPEC.id_column].str.fullmatch(r"(101|202):2026-01-0\d").all(), got[SPEC.id_column].tolist()
+
+
+def test_numeric_and_text_ids_in_different_chunks_make_one_row_per_feature_day(tmp_path, numbered_metadata):
+    """Each chunk of a CSV was typed on its own: with numeric ids in the first chunk and a text id in a
+    later one, 101 and '101' were two features, and each feature-day appeared twice with its events
+    split between them. Chunked or not, the rows are the same."""
+    path = tmp_path / "events.csv"
+    events = _numbered(clean_events())
+    late_text_id = events.iloc[-1:].assign(feature_id="f9")
+    pd.concat([events, late_text_id], ignore_index=True).to_csv(path, index=False)
+    whole = aggregate_events(SPEC, path, numbered_metadata)
+    chunked = aggregate_events(SPEC, path, numbered_metadata, chunk_rows=7)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert not chunked[SPEC.id_column].duplicated().any()
+    assert len(chunked[chunked[SPEC.id_column].str.startswith(("101:", "202:"))]) == 8
+
+
+def test_metadata_with_a_blank_id_still_meets_numeric_events(tmp_path, numbered_metadata):
+    """A metadata CSV with a blank id cell is read with float ids (101.0): they still name the events' 101."""
+    events, metadata = tmp_path / "events.csv", tmp_path / "metadata.csv"
+    _numbered(clean_events()).to_csv(events, index=False)
+    table = pd.read_csv(numbered_metadata)
+    pd.concat([table, pd.DataFrame([{"lifecycle_stage": "alpha", "owner_team": "c"}])]).to_csv(metadata, index=False)
+    rows = aggregate_events(SPEC, events, metadata)
+    assert set(rows["lifecycle_stage"]) == {"ga", "beta"} and len(rows) == 8
