@@ -6,6 +6,7 @@ nor rolled back."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -42,3 +43,14 @@ def test_an_answer_that_is_no_prediction_fails_the_checks_with_what_it_got(endpo
         assert all("'high'" in detail for detail in failed.values()), failed
     else:
         assert "v1_ready" in failed and "no JSON object" in failed["v1_ready"], failed
+
+
+@pytest.mark.parametrize("endpoint", ["http://[::1", "http://[::1]:99999", "http://127.0.0.1:port", "ftp://host"])
+def test_an_endpoint_that_is_no_url_is_the_callers_mistake_and_rolls_nothing_back(endpoint):
+    """`urlparse('http://[::1')` raises ValueError: it was a traceback with exit 1, read as 'the smoke
+    check failed'; it is a PatchriskError (exit 2) raised before any rollback."""
+    from patchrisk.errors import PatchriskError
+    from patchrisk.rollout.verify import check_endpoint
+
+    with pytest.raises(PatchriskError, match=rf"^--endpoint {re.escape(endpoint)}: not an http\(s\) URL"):
+        check_endpoint(endpoint)

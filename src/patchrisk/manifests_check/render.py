@@ -10,8 +10,10 @@ from pathlib import Path
 import yaml
 
 from patchrisk.config_files import yaml_documents
+from patchrisk.errors import PatchriskError
 from patchrisk.manifests_check.errors import ManifestsCheckError
 from patchrisk.manifests_check.locations import declared_mode
+from patchrisk.text_files import read_text_file
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -56,7 +58,15 @@ def load_rendered(path: Path) -> list[Target]:
         raise ManifestsCheckError(f"--rendered {path}: no such file or directory")
     if not files:
         raise ManifestsCheckError(f"--rendered {path}: no .yaml/.yml files found")
-    return [Target(label=str(f.relative_to(base)), text=f.read_text()) for f in files]
+    return [Target(label=str(f.relative_to(base)), text=_read(f)) for f in files]
+
+
+def _read(path: Path) -> str:
+    """A rendered file's text; one that is no UTF-8 text (a UTF-16 export) cannot be checked (exit 2)."""
+    try:
+        return read_text_file(path)
+    except PatchriskError as err:
+        raise ManifestsCheckError(f"--rendered {err}") from None
 
 
 def parse_documents(target: Target) -> list[dict]:

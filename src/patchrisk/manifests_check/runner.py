@@ -75,9 +75,11 @@ def check_objects(target: Target, schema_dir: Path) -> list[Finding]:
         return [Finding(target.label, "-", "-", "render", target.render_error)]
     findings = []
     for index, doc in enumerate(docs):
-        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
-            findings.append(Finding(target.label, f"document {index + 1}", "-", "k8s-schema",
-                                    "not a Kubernetes object (apiVersion and kind are required)"))
+        shape = _not_an_object(doc)
+        if shape:
+            field, problem = shape
+            findings.append(Finding(target.label, f"document {index + 1}", field, "k8s-schema",
+                                    f"not a Kubernetes object ({problem})"))
             continue
         findings += _validate_schema(doc, target.label, schema_dir)
         findings += check_images(doc, target.label)
@@ -89,6 +91,24 @@ def check_objects(target: Target, schema_dir: Path) -> list[Finding]:
     # Across objects: a Knative-mode InferenceService and the ServingRuntime its pods are built from.
     findings += check_knative_security([d for d in docs if isinstance(d, dict)], target.label)
     return findings
+
+
+def _not_an_object(doc) -> tuple[str, str] | None:
+    """(field, problem) when ``doc`` lacks what every rule reads before its schema is looked up: text
+    apiVersion and kind (they name the schema), a metadata mapping (it names the object)."""
+    if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+        return "-", "apiVersion and kind are required"
+    for key in ("apiVersion", "kind"):
+        if not isinstance(doc[key], str):
+            return key, f"{key} must be text, got {_a(doc[key])}"
+    if "metadata" in doc and not isinstance(doc["metadata"], dict | None):
+        return "metadata", f"metadata must be a mapping, got {_a(doc['metadata'])}"
+    return None
+
+
+def _a(value) -> str:
+    name = type(value).__name__
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 def _validate_schema(doc: dict, source: str, schema_dir: Path) -> list[Finding]:

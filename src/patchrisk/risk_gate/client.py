@@ -17,8 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
+
+from patchrisk.errors import PatchriskError
 
 T = TypeVar("T")
 
@@ -53,14 +56,44 @@ class Scores:
 
 def tls_context(ca_bundle: str | Path | None = None, insecure: bool = False,
                 factory: Callable[..., ssl.SSLContext] = ssl.create_default_context) -> ssl.SSLContext:
-    """How https endpoints are verified; ``factory`` lets tritonclient get gevent's cooperative context."""
+    """How https endpoints are verified; ``factory`` lets tritonclient get gevent's cooperative context.
+    A bundle that cannot be loaded is the caller's mistake (PatchriskError), not the endpoint's."""
+    where = f"--ca-bundle/PATCHRISK_RISK_GATE_CA_BUNDLE {ca_bundle}"
     if ca_bundle is not None and not Path(ca_bundle).is_file():
-        raise ValueError(f"CA bundle {ca_bundle} is not a file")
-    context = factory(cafile=str(ca_bundle) if ca_bundle else None)
+        raise PatchriskError(f"{where}: not a file")
+    try:
+        context = factory(cafile=str(ca_bundle) if ca_bundle else None)
+    except ssl.SSLError as err:  # before OSError, which it is: its reason is OpenSSL's, not errno's
+        raise PatchriskError(f"{where}: cannot load it as a PEM CA bundle ({_openssl_reason(err)})") from None
+    except OSError as err:
+        raise PatchriskError(f"{where}: cannot read it ({err.strerror or err})") from None
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _openssl_reason(err: ssl.SSLError) -> str:
+    """'no certificate or crl found' out of '[X509: NO_CERTIFICATE_OR_CRL_FOUND] no certificate or crl found (_ssl.c:4123)'."""
+    text = str(err.args[1] if len(err.args) > 1 else err)
+    return text.split("] ", 1)[-1].rsplit(" (_ssl.c", 1)[0]
+
+
+def endpoint_url(endpoint: str) -> str:
+    """``endpoint`` as a base URL (``http://`` added when it names no scheme, trailing '/' dropped); one
+    that names no http(s) server is the caller's mistake, refused before anything is sent (httpx raised
+    InvalidURL mid-run, a traceback with exit 1: "too risky")."""
+    url = endpoint.strip()
+    url = (url if "://" in url else "http://" + url).rstrip("/")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number in 0-65535
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as err:
+        raise PatchriskError(f"--endpoint {endpoint!r}: not an http(s) URL ({err}); e.g. http://host:8080") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PatchriskError(f"--endpoint {endpoint!r}: not an http(s) URL (e.g. http://host:8080)")
+    return url
 
 
 class RiskClient:
@@ -80,9 +113,7 @@ class RiskClient:
         """``outputs``: the score's and the bucket's names in the answers (the spec's ``outputs``)."""
         if protocol not in ("v1", "v2"):
             raise ValueError(f"protocol must be v1 or v2, got {protocol!r}")
-        self.endpoint = endpoint.rstrip("/")
-        if "://" not in self.endpoint:
-            self.endpoint = "http://" + self.endpoint
+        self.endpoint = endpoint_url(endpoint)
         self.model, self.protocol = model, protocol
         self.score_name, self.bucket_name = outputs
         self.timeout, self.retries, self.backoff, self.log = timeout, retries, backoff, log

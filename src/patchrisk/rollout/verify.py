@@ -81,12 +81,13 @@ def check_endpoint(endpoint: str) -> None:
     """Refuse an ``--endpoint`` that names no server: a URL without http(s) or a host that does not
     resolve is the caller's mistake, not evidence against the promoted model, so nothing is rolled back
     for it. An endpoint that resolves but does not answer is a failed check (the model's pods may be down)."""
-    parsed = urlparse(endpoint)
-    try:
+    try:  # urlparse itself refuses an unclosed '[' (an IPv6 host), .port a port past 65535 or no number
+        parsed = urlparse(endpoint)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    except ValueError:
-        port = None
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or port is None:
+        httpx.URL(endpoint)  # what the checks' client is built on
+    except (ValueError, httpx.InvalidURL):
+        parsed, port = None, None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname or port is None:
         raise PatchriskError(f"--endpoint {endpoint}: not an http(s) URL (e.g. http://host:8080); nothing was changed")
     try:
         socket.getaddrinfo(parsed.hostname, port)
