@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from patchrisk.errors import DataContractError
@@ -25,6 +26,7 @@ from patchrisk.tables import read_table
 from patchrisk.validation import text_booleans_as_numbers
 
 DEFAULT_CHUNK_ROWS = 250_000
+MAX_NAMES_SHOWN = 8  # of a file's columns, when one is missing
 log = logging.getLogger(__name__)
 
 
@@ -101,17 +103,50 @@ def _usable_events(chunk: pd.DataFrame, spec: ModelSpec, set_aside: SetAside) ->
 def iter_event_chunks(path: Path, columns: list[str], chunk_rows: int,
                       text_columns: tuple[str, ...] = ()) -> Iterator[pd.DataFrame]:
     """``columns`` of the events, ``chunk_rows`` at a time; a CSV's ``text_columns`` are read as text,
-    whatever a chunk's cells look like."""
-    if path.suffix.lower() == ".csv":
-        yield from pd.read_csv(path, usecols=columns, chunksize=chunk_rows,
-                               dtype={column: str for column in text_columns})
-        return
+    whatever a chunk's cells look like. A file that holds no such events (empty, a directory, not
+    UTF-8, no Parquet, without one of ``columns``) is refused naming it and the problem."""
+    if path.is_dir():
+        raise DataContractError(f"{path}: a directory, not an events file")
+    if path.stat().st_size == 0:
+        raise DataContractError(f"{path}: file is empty")
+    csv = path.suffix.lower() == ".csv"
+    try:
+        if csv:
+            yield from _csv_event_chunks(path, columns, chunk_rows, text_columns)
+        else:
+            yield from _parquet_event_chunks(path, columns, chunk_rows)
+    except UnicodeDecodeError as err:  # where in the file pandas cannot say: it decodes a block at a time
+        raise DataContractError(f"{path}: not UTF-8 text ({err.reason})") from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowException) as err:
+        raise DataContractError(f"{path}: cannot be read as {'CSV' if csv else 'Parquet'} ({err})") from None
+
+
+def _refuse_missing_columns(path: Path, columns: list[str], found: list[str]) -> None:
+    missing = [c for c in columns if c not in found]
+    if missing:
+        shown = ", ".join(repr(_cut(name)) for name in found[:MAX_NAMES_SHOWN])
+        more = f" and {len(found) - MAX_NAMES_SHOWN} more" if len(found) > MAX_NAMES_SHOWN else ""
+        raise DataContractError(f"{path}: missing event column(s) {', '.join(missing)} "
+                                f"(its columns: {shown or 'none'}{more})")
+
+
+def _cut(name: str, limit: int = 40) -> str:
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def _csv_event_chunks(path: Path, columns: list[str], chunk_rows: int,
+                      text_columns: tuple[str, ...]) -> Iterator[pd.DataFrame]:
+    header = pd.read_csv(path, nrows=0).columns  # named before any event is read: a ';' file, a patches table
+    _refuse_missing_columns(path, columns, [str(name) for name in header])
+    yield from pd.read_csv(path, usecols=columns, chunksize=chunk_rows,
+                           dtype={column: str for column in text_columns})
+
+
+def _parquet_event_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
     # Without pre_buffer=False Arrow reads every remaining row group of the file ahead of the batch
     # asked for: memory grew with the file (1M -> 10M events: 1.55x), not with the chunk.
     pf = pq.ParquetFile(path, pre_buffer=False)
-    missing = [c for c in columns if c not in pf.schema_arrow.names]
-    if missing:
-        raise DataContractError(f"{path}: missing event column(s) {', '.join(missing)}")
+    _refuse_missing_columns(path, columns, pf.schema_arrow.names)
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
         yield batch.to_pandas()
 

@@ -1,0 +1,62 @@
+"""``patchrisk data`` answers a file or option it cannot use with one line naming it and the problem,
+exit code 2: it used to end in a pandas or PyYAML traceback (exit 1), or to do something else than
+asked without a word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.unit.cli_support import run_patchrisk
+
+EVENT_HEADER = "feature_id,timestamp,latency_ms,crashed,feedback\n"
+
+
+@pytest.fixture
+def metadata(tmp_path) -> Path:
+    path = tmp_path / "metadata.csv"
+    pd.DataFrame({"feature_id": ["f1"], "lifecycle_stage": ["ga"], "owner_team": ["a"]}).to_csv(path, index=False)
+    return path
+
+
+def _write(path: Path, content: bytes | None) -> Path:
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    return path
+
+
+BAD_EVENT_FILES = {
+    "empty": ("events.csv", b"", "file is empty"),
+    "header without measures": ("events.csv", b"feature_id,timestamp\n",
+                                "missing event column(s) crashed, feedback, latency_ms"),
+    "';' delimiter": ("events.csv", EVENT_HEADER.replace(",", ";").encode() + b"f1;2026-01-01;1;0;4\n",
+                      "missing event column(s) crashed, feature_id, feedback, latency_ms, timestamp"),
+    "a patches table": ("events.csv", b"patch_id,merged_at,files_changed\nP-1,2026-01-01,3\n",
+                        "missing event column(s) crashed, feature_id, feedback, latency_ms, timestamp"),
+    "UTF-16": ("events.csv", (EVENT_HEADER + "f1,2026-01-01T00:00:00,1,0,4\n").encode("utf-16"),
+               "not UTF-8 text"),
+    "latin-1 after the header": ("events.csv", (EVENT_HEADER + "caf\xe9,2026-01-01T00:00:00,1,0,4\n").encode("latin-1"),
+                                 "not UTF-8 text"),
+    "a directory": ("events.csv", None, "a directory, not an events file"),
+    "no Parquet": ("events.parquet", b"not parquet at all", "cannot be read as Parquet"),
+    "an empty Parquet file": ("events.parquet", b"", "file is empty"),
+    "a Parquet directory": ("events.parquet", None, "a directory, not an events file"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_EVENT_FILES)
+def test_an_events_file_that_cannot_be_aggregated_is_named_with_the_problem(tmp_path, metadata, capsys,
+                                                                          monkeypatch, case):
+    name, content, problem = BAD_EVENT_FILES[case]
+    events = _write(tmp_path / name, content)
+    out = tmp_path / "rows.parquet"
+    ran = run_patchrisk(["data", "aggregate", "--events", events, "--metadata", metadata, "--out", out],
+                        capsys, monkeypatch)
+    assert ran.exit_code == 2, ran
+    assert ran.stderr.strip().splitlines()[-1].startswith(f"error: {events}: "), ran.stderr
+    assert problem in ran.stderr, ran.stderr
+    assert "Traceback" not in ran.stderr and not out.exists()
