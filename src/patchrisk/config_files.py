@@ -23,9 +23,13 @@ def yaml_documents(text: str) -> list[Any]:
 
 def read_mapping(text: str, source: str, what: str, error: type[PatchriskError] = PatchriskError,
                  empty_ok: bool = False) -> dict[str, Any]:
-    """The YAML mapping in ``text``; ``what`` names the document in errors ("a model spec")."""
+    """The YAML mapping in ``text``; ``what`` names the document in errors ("a model spec"). A key
+    written twice in one mapping is refused, naming it: YAML keeps the last one without a word."""
     try:
-        data = yaml.load(text, Loader=SAFE_LOADER)
+        data = load_unique_keys(text)
+    except DuplicateKey as dup:
+        raise error(f"{source}: key {dup.path!r} appears twice (lines {dup.first_line} and {dup.line}); "
+                    "YAML keeps only the last one: write it once") from None
     except yaml.YAMLError as exc:
         raise error(f"{source}: not valid YAML ({exc})") from None
     if data is None and empty_ok:
@@ -33,6 +37,52 @@ def read_mapping(text: str, source: str, what: str, error: type[PatchriskError] 
     if not isinstance(data, dict):
         raise error(f"{source}: {what} must be a YAML mapping, got {type(data).__name__}")
     return data
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A mapping names a key twice: ``path`` ('trigger.cooldown_hours'), first and second line (1-based)."""
+
+    def __init__(self, path: str, first_line: int, line: int):
+        super().__init__(f"key {path!r} appears twice (lines {first_line} and {line})")
+        self.path, self.first_line, self.line = path, first_line, line
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def load_unique_keys(text: str) -> Any:
+    """The single YAML document in ``text`` (None when empty), as ``yaml.load`` with the safe loader
+    builds it; raises DuplicateKey for a key written twice in one mapping (merge keys, ``<<: *base``,
+    may be overridden: that is what they are for)."""
+    loader = SAFE_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(loader, node, "", set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(loader, node: yaml.Node, path: str, seen: set[int]) -> None:
+    if id(node) in seen:  # an alias: checked where its anchor is (and a billion laughs stays cheap)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(loader, item, f"{path}[{index}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = loader.construct_object(key_node)
+            here = f"{path}.{key}" if path else str(key)
+            if key in lines:
+                raise DuplicateKey(here, lines[key], key_node.start_mark.line + 1)
+            lines[key] = key_node.start_mark.line + 1
+            _refuse_duplicate_keys(loader, value_node, here, seen)
 
 
 def validation_problems(err: ValidationError) -> list[str]:

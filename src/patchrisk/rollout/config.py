@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from patchrisk.config_files import merge_over, read_mapping, validation_problems
 from patchrisk.errors import PatchriskError
+from patchrisk.text_files import read_text_file
 
 DEFAULT_CONFIG = "config/rollout.yaml"
 
@@ -64,9 +65,9 @@ def load_config(path: Path | None = None) -> RolloutConfig:
         if not Path(path).is_file():
             raise PatchriskError(f"{path}: rollout config not found")
         where = str(path)
-        overrides = read_mapping(Path(path).read_text(), where, "a rollout config", empty_ok=True)
+        overrides = read_mapping(read_text_file(Path(path)), where, "a rollout config", empty_ok=True)
         data = merge_over(defaults, overrides)
-    try:
-        return RolloutConfig(**data)
+    try:  # model_validate, not RolloutConfig(**data): a key that is no text (`1: 2`) is named, not a TypeError
+        return RolloutConfig.model_validate(data)
     except ValidationError as err:
         raise PatchriskError(f"{where}: {'; '.join(validation_problems(err))}") from None

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from patchrisk.config_files import merge_over, read_mapping, validation_problems
 from patchrisk.errors import PatchriskError
+from patchrisk.text_files import read_text_file
 
 BACKENDS = ("none", "local", "kfp")
 
@@ -124,7 +125,7 @@ def load_config(path: str | Path | None = None) -> MonitoringConfig:
     path = Path(path)
     if not path.is_file():
         raise PatchriskError(f"{path}: monitoring config not found")
-    return load_config_text(path.read_text(), str(path))
+    return load_config_text(read_text_file(path), str(path))
 
 
 def load_config_text(text: str, source: str) -> MonitoringConfig:
