@@ -23,10 +23,12 @@ def register(app: typer.Typer) -> None:
         start: str = typer.Option("2026-01-01", help="First timestamp of the generated window."),
     ) -> None:
         """Write seeded synthetic data for SPEC, optionally with covariate/concept drift."""
-        from patchrisk.datagen import generate, parse_drift, write_generated
+        from patchrisk.datagen import check_out, generate, parse_drift, parse_start, write_generated
         from patchrisk.spec import load_spec
 
         model_spec = load_spec(spec)
+        check_out(model_spec, out, name="--out")  # before the rows are made, naming the option
+        parse_start(start, name="--start")
         frames = generate(model_spec, rows, seed, parse_drift(drift), start)
         for name, path in write_generated(model_spec, frames, out).items():
             typer.echo(f"wrote {name}: {path} ({len(frames[name])} rows)")

@@ -60,3 +60,61 @@ def test_an_events_file_that_cannot_be_aggregated_is_named_with_the_problem(tmp_
     assert ran.stderr.strip().splitlines()[-1].startswith(f"error: {events}: "), ran.stderr
     assert problem in ran.stderr, ran.stderr
     assert "Traceback" not in ran.stderr and not out.exists()
+
+
+def _generate(args: list, capsys, monkeypatch, rows: int = 20):
+    return run_patchrisk(["data", "generate", "--rows", rows, *args], capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("name", ["patches.txt", "patches.json"])
+def test_generate_refuses_an_out_suffix_that_is_no_table(tmp_path, capsys, monkeypatch, name):
+    """``--out patches.txt`` made a directory patches.txt/ holding patches.parquet, exit 0."""
+    out = tmp_path / name
+    ran = _generate(["--out", out], capsys, monkeypatch)
+    assert ran.exit_code == 2, ran
+    assert ran.stderr.startswith(f"error: --out {out}: expected a .csv or .parquet file"), ran.stderr
+    assert not out.exists()
+
+
+def test_generate_writes_a_pq_out_as_the_parquet_file_it_names(tmp_path, capsys, monkeypatch):
+    """'.pq' is a Parquet table everywhere else (read_table, write_table); it was made a directory."""
+    out = tmp_path / "patches.pq"
+    ran = _generate(["--out", out], capsys, monkeypatch)
+    assert ran.exit_code == 0, ran
+    assert out.is_file() and len(pd.read_parquet(out)) == 20
+
+
+def test_generate_refuses_a_table_out_for_a_spec_that_writes_a_directory(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "telemetry.csv"
+    ran = _generate(["--spec", "feature-reliability", "--out", out], capsys, monkeypatch, rows=50)
+    assert ran.exit_code == 2, ran
+    assert ran.stderr.startswith(f"error: --out {out}: spec feature-reliability writes a directory"), ran.stderr
+    assert not out.exists()
+
+
+BAD_STARTS = {
+    "notadate": "not a date",
+    "2026-02-30": "not a date (day is out of range for month",
+    "9999-12-31": "must fall between 1677-09-22 and 2261-04-",
+    "": "empty",
+    "   ": "empty",
+}
+
+
+@pytest.mark.parametrize("start", BAD_STARTS)
+def test_generate_refuses_a_start_that_is_no_date_naming_it(tmp_path, capsys, monkeypatch, start):
+    """A --start pandas cannot parse, a day February lacks or a year past pandas' timestamps ended in a
+    pandas traceback (exit 1); an empty one wrote every merged_at empty, exit 0."""
+    out = tmp_path / "patches.csv"
+    ran = _generate(["--out", out, "--start", start], capsys, monkeypatch)
+    assert ran.exit_code == 2, ran
+    assert ran.stderr.startswith(f"error: --start {start!r}: "), ran.stderr
+    assert BAD_STARTS[start] in ran.stderr and "Traceback" not in ran.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("start", ["2026-03-01", "2026-03-01T08:30:00"])
+def test_generate_starts_the_window_at_a_valid_start(tmp_path, capsys, monkeypatch, start):
+    out = tmp_path / "patches.parquet"
+    assert _generate(["--out", out, "--start", start], capsys, monkeypatch).exit_code == 0
+    assert pd.read_parquet(out)["merged_at"].min() >= pd.Timestamp(start)
