@@ -109,3 +109,12 @@ def test_unknown_field_names_are_quoted_cut_and_counted(patch_spec, tmp_path):
     assert "\x1b" not in message and r"'\x1b[2Jowner'" in message
     assert f"'{'a' * 40}'…" in message and "a" * 41 not in message
     assert message.count("extra_") == 8 and "and 12 more" in message
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_a_patches_file_nested_too_deeply_is_named(patch_spec, tmp_path, opening):
+    """100,000 nested brackets made json.loads raise RecursionError: a traceback with exit 1, 'too risky'."""
+    path = tmp_path / "deep.json"
+    path.write_text(opening * 100_000 + "1" + ("]" if opening == "[" else "}") * 100_000)
+    with pytest.raises(PatchriskError, match=rf"^{path}: not valid JSON \(nested too deeply"):
+        read_patches([path], patch_spec)

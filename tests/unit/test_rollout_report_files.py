@@ -4,6 +4,7 @@ latest one), and a report directory that cannot be one is named before any analy
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,3 +59,44 @@ def test_a_written_report_reads_back_as_written(tmp_path):
     assert json.loads(json_path.read_text())["report"] == str(json_path)
     assert load_report(tmp_path / "latest-staging.json") == json.loads(json_path.read_text())
     assert md_path.read_text().startswith("# Canary analysis: patch-risk v2 in staging")
+
+
+def _written(tmp_path, report) -> Path:
+    path = tmp_path / "analysis.json"
+    path.write_text(report if isinstance(report, str) else json.dumps(report))
+    return path
+
+
+def test_an_analysis_report_nested_too_deeply_is_named(tmp_path):
+    path = _written(tmp_path, "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PatchriskError, match=rf"^{path}: not a JSON analysis report: nested too deeply"):
+        load_report(path)
+
+
+def _without_action(report):
+    del report["decision"]["action"]
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (_without_action, "decision.action: Field required"),
+    (lambda r: r.update(overlay_hash=5), "overlay_hash: Input should be a valid string"),
+    (lambda r: r["decision"].update(action="launch"), "decision.action: Input should be 'step', 'promote', 'hold' or 'rollback'"),
+    (lambda r: r["decision"].update(next_weight="25"), "decision.next_weight: Input should be a valid integer"),
+    (lambda r: r["decision"].update(reasons="too slow"), "decision.reasons: Input should be a valid list"),
+    (lambda r: r["decision"]["checks"][0].pop("detail"), "decision.checks.0.detail: Field required"),
+    (lambda r: r["canary"].update(version=2), "canary.version: Input should be a valid string"),
+    (lambda r: r.update(head_commit=["abc"]), "head_commit: Input should be a valid string"),
+])
+def test_an_analysis_report_missing_what_the_rollout_reads_is_named_by_field(tmp_path, change, problem):
+    """An --analysis report whose decision has no action was a KeyError, an overlay_hash of 5 a TypeError:
+    tracebacks with exit 1, which the rollout's exit codes read as 'the analysis said no'."""
+    report = analysis_report()
+    change(report)
+    path = _written(tmp_path, report)
+    with pytest.raises(PatchriskError, match=rf"^{path}: not an analysis report \(.*{re.escape(problem)}"):
+        load_report(path)
+
+
+def test_fields_the_rollout_does_not_read_are_kept_as_written(tmp_path):
+    report = {**analysis_report(), "note": {"by": "a newer version"}}
+    assert load_report(_written(tmp_path, report)) == report

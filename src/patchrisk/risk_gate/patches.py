@@ -59,6 +59,8 @@ def _read_json(path: Path) -> list:
         data = json.loads(read_text_file(path, PATCHES_FILE), parse_constant=lambda name: None if name == "NaN" else float(name))
     except json.JSONDecodeError as err:
         raise PatchriskError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:  # json's decoder recurses once per nested array or object
+        raise PatchriskError(f"{path}: not valid JSON (nested too deeply)") from None
     if isinstance(data, dict):
         data = data["instances"] if "instances" in data else [data]
     if not isinstance(data, list):

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from patchrisk.config_files import validation_problems
 from patchrisk.errors import PatchriskError
 from patchrisk.text_files import ensure_directory, write_text_file
 
@@ -27,8 +31,46 @@ def write_report(report: dict, report_dir: Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
+class _Read(BaseModel):
+    # strict: an overlay_hash of 5 or a version of 2 is no report this rollout wrote; extra: fields the
+    # rollout does not read (the figures, newer additions) are kept as written, unchecked.
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class _Check(_Read):
+    name: str
+    status: str
+    detail: str
+
+
+class _Decision(_Read):
+    action: Literal["step", "promote", "hold", "rollback"]
+    current_weight: int
+    next_weight: int | None
+    reasons: list[str]
+    checks: list[_Check]
+
+
+class _Version(_Read):
+    version: str
+
+
+class _AnalysisReport(_Read):
+    """What the rollout verbs, the CLI and the reliability report read from an analysis report."""
+
+    model: str
+    environment: str
+    overlay_hash: str
+    head_commit: str | None
+    decision: _Decision
+    canary: _Version
+    champion: _Version | None = None
+    endpoints: dict | None = None
+
+
 def load_report(path: Path, name: str | None = None) -> dict:
-    """The analysis report at ``path``; errors name it as ``name`` (e.g. the URI it was copied from)."""
+    """The analysis report at ``path``, as written, once it holds what its readers read (PatchriskError
+    naming the field otherwise); errors name it as ``name`` (e.g. the URI it was copied from)."""
     name = name or str(path)
     try:
         report = json.loads(Path(path).read_text())
@@ -36,6 +78,8 @@ def load_report(path: Path, name: str | None = None) -> dict:
         raise PatchriskError(f"{name}: analysis report not found") from None
     except ValueError as err:  # JSONDecodeError, or bytes that are no UTF-8
         raise PatchriskError(f"{name}: not a JSON analysis report: {err}") from None
+    except RecursionError:  # json's decoder recurses once per nested array or object
+        raise PatchriskError(f"{name}: not a JSON analysis report: nested too deeply") from None
     if not isinstance(report, dict):
         raise PatchriskError(f"{name}: not an analysis report (a JSON {type(report).__name__})")
     for key in ("overlay_hash", "decision", "canary", "environment", "model"):
@@ -45,6 +89,10 @@ def load_report(path: Path, name: str | None = None) -> dict:
         if key in report and not isinstance(report[key], dict):
             raise PatchriskError(f"{name}: not an analysis report ({key!r} is a {type(report[key]).__name__}, "
                                  "not an object)")
+    try:
+        _AnalysisReport.model_validate(report)
+    except ValidationError as err:
+        raise PatchriskError(f"{name}: not an analysis report ({'; '.join(validation_problems(err)[:5])})") from None
     return report
 
 
