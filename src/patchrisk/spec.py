@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from patchrisk.config_files import read_mapping, validation_problems
-from patchrisk.errors import SpecError
+from patchrisk.errors import PatchriskError, SpecError
+from patchrisk.text_files import read_text_file
 
 
 class DType(str, Enum):
@@ -293,7 +294,11 @@ def load_spec(name_or_path: str | Path) -> ModelSpec:
     if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
         if not candidate.is_file():
             raise SpecError(f"{candidate}: spec file not found")
-        return parse_spec(candidate.read_text(), str(candidate))
+        try:
+            text = read_text_file(candidate, "spec file")
+        except PatchriskError as err:  # not UTF-8, unreadable: a spec problem to whoever catches one
+            raise SpecError(str(err)) from None
+        return parse_spec(text, str(candidate))
     if str(name_or_path) not in BUILTIN_SPECS:
         raise SpecError(
             f"unknown spec '{name_or_path}': use one of {', '.join(BUILTIN_SPECS)} or a path to a YAML file"

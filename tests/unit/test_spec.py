@@ -61,3 +61,26 @@ def test_unknown_spec_name_and_missing_file(tmp_path):
         load_spec("nope")
     with pytest.raises(SpecError, match="spec file not found"):
         load_spec(tmp_path / "missing.yaml")
+
+
+def test_a_spec_file_that_is_no_utf8_text_is_named(tmp_path):
+    """A spec saved as UTF-16 (Windows editors, PowerShell's redirection) was a UnicodeDecodeError traceback."""
+    from importlib import resources
+
+    text = resources.files("patchrisk.specs").joinpath("patch-risk.yaml").read_text()
+    path = tmp_path / "spec16.yaml"
+    path.write_text(text, encoding="utf-16")
+    with pytest.raises(SpecError, match=rf"^{path}: not UTF-8 text \(invalid start byte at byte 0\)"):
+        load_spec(path)
+    path.write_text(text, encoding="utf-8-sig")  # a byte order mark is no part of the text
+    assert load_spec(path) == load_spec("patch-risk")
+
+
+def test_a_spec_key_written_twice_is_refused_naming_it(tmp_path):
+    from importlib import resources
+
+    text = resources.files("patchrisk.specs").joinpath("patch-risk.yaml").read_text()
+    path = tmp_path / "twice.yaml"
+    path.write_text(text.replace("\nversion:", "\nversion: 7\nversion:", 1))
+    with pytest.raises(SpecError, match=rf"^{path}: key 'version' appears twice"):
+        load_spec(path)
