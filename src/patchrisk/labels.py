@@ -34,4 +34,19 @@ def read_labels(path: str | Path, spec: ModelSpec, say: Callable[[str], None] = 
     if not usable.all():
         say(f"{path}: {int((~usable).sum())} label row(s) skipped: column '{target}' must be 0/1, "
             f"found {df.loc[~usable, target].head(3).tolist()}")
-    return dict(zip(df.loc[usable, spec.id_column].astype(str), values[usable].astype(int)))
+    ids, labels = df.loc[usable, spec.id_column].astype(str), values[usable].astype(int)
+    _refuse_conflicting_labels(ids, labels, path)
+    return dict(zip(ids, labels))
+
+
+def _refuse_conflicting_labels(ids, labels, path: str | Path) -> None:
+    """An id labelled both 0 and 1 is refused: which outcome counts would be a guess (the last row won).
+    An id repeated with the same label is one outcome."""
+    import pandas as pd
+
+    kinds = pd.Series(labels.to_numpy(), index=ids.to_numpy()).groupby(level=0).nunique()
+    conflicting = kinds.index[kinds > 1].tolist()
+    if conflicting:
+        examples = ", ".join(map(repr, conflicting[:5])) + (f" and {len(conflicting) - 5} more" if len(conflicting) > 5 else "")
+        raise PatchriskError(f"{path}: {len(conflicting)} id(s) labelled both 0 and 1: {examples}; "
+                             "keep one row per id")

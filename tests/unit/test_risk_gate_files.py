@@ -118,3 +118,26 @@ def test_a_patches_file_nested_too_deeply_is_named(patch_spec, tmp_path, opening
     path.write_text(opening * 100_000 + "1" + ("]" if opening == "[" else "}") * 100_000)
     with pytest.raises(PatchriskError, match=rf"^{path}: not valid JSON \(nested too deeply"):
         read_patches([path], patch_spec)
+
+
+def test_a_csv_column_named_twice_in_the_header_is_refused_naming_it(patch_spec, tmp_path):
+    """The second code_churn_score was scored silently: the gate's verdict rested on a guess."""
+    row = _one_patch(patch_spec)
+    header = ",".join([*row, "code_churn_score"])
+    values = ",".join([*map(str, row.values()), "0.99"])
+    path = tmp_path / "patches.csv"
+    path.write_text(f"{header}\n{values}\n")
+    position = list(row).index("code_churn_score") + 1
+    with pytest.raises(PatchriskError, match=rf"^{path} line 1: column 'code_churn_score' appears twice "
+                                             rf"\(columns {position} and {len(row) + 1}\)"):
+        read_patches([path], patch_spec)
+
+
+def test_a_json_field_written_twice_in_a_patch_is_refused_naming_it(patch_spec, tmp_path):
+    import json
+
+    text = json.dumps(_one_patch(patch_spec))
+    path = tmp_path / "patches.json"
+    path.write_text(text[:-1] + ', "code_churn_score": 0.99}')
+    with pytest.raises(PatchriskError, match=rf"^{path}: not valid JSON \(field 'code_churn_score' appears twice"):
+        read_patches([path], patch_spec)

@@ -56,8 +56,9 @@ def read_patches(paths: list[Path], spec: ModelSpec) -> list[Patch]:
 def _read_json(path: Path) -> list:
     try:
         # NaN: a missing value (null); ±Infinity stays a float, refused by _check_finite with its place
-        data = json.loads(read_text_file(path, PATCHES_FILE), parse_constant=lambda name: None if name == "NaN" else float(name))
-    except json.JSONDecodeError as err:
+        data = json.loads(read_text_file(path, PATCHES_FILE), object_pairs_hook=_object_once,
+                          parse_constant=lambda name: None if name == "NaN" else float(name))
+    except (json.JSONDecodeError, _RepeatedField) as err:
         raise PatchriskError(f"{path}: not valid JSON ({err})") from None
     except RecursionError:  # json's decoder recurses once per nested array or object
         raise PatchriskError(f"{path}: not valid JSON (nested too deeply)") from None
@@ -70,7 +71,9 @@ def _read_json(path: Path) -> list:
 
 def _read_csv(path: Path, spec: ModelSpec) -> list[dict]:
     # newline="": line breaks inside quoted fields stay as written, as the csv module wants
-    records = list(csv.DictReader(io.StringIO(read_text_file(path, PATCHES_FILE), newline="")))
+    reader = csv.DictReader(io.StringIO(read_text_file(path, PATCHES_FILE), newline=""))
+    _refuse_repeated_columns(reader.fieldnames or [], path)
+    records = list(reader)
     features = {f.name: f for f in spec.features}
     rows = []
     for i, record in enumerate(records):
@@ -82,6 +85,30 @@ def _read_csv(path: Path, spec: ModelSpec) -> list[dict]:
             row[key] = _typed(text, feature, f"{path} line {i + 2}, field '{key}'") if feature else text
         rows.append(row)
     return rows
+
+
+def _refuse_repeated_columns(header: list[str], path: Path) -> None:
+    """A column named twice: the csv module keeps the last value, so the gate would score a guess."""
+    first: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name in first:
+            raise PatchriskError(f"{path} line 1: column {name!r} appears twice (columns {first[name]} and "
+                                 f"{position}); which value is the patch's would be a guess")
+        first[name] = position
+
+
+class _RepeatedField(ValueError):
+    pass
+
+
+def _object_once(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose fields are each written once (json keeps the last of a repeated one)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _RepeatedField(f"field {key!r} appears twice in one object")
+        found[key] = value
+    return found
 
 
 def _typed(text: str | None, feature: Feature, where: str) -> Any:
