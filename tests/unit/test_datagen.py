@@ -129,3 +129,24 @@ def test_a_seed_that_is_no_whole_number_from_0_is_named(patch_spec, seed):
     """`data generate --seed -3` was numpy's ValueError traceback (exit 1)."""
     with pytest.raises(SpecError, match=f"seed must be a whole number from 0, got {seed!r}"):
         generate(patch_spec, 5, seed)
+
+
+def test_a_drift_file_that_is_no_utf8_text_is_named(tmp_path):
+    """`data generate --drift drift.yaml` saved as UTF-16 was a UnicodeDecodeError traceback."""
+    path = tmp_path / "drift.yaml"
+    path.write_text("shift: {code_churn_score: 1.5}\n", encoding="utf-16")
+    with pytest.raises(SpecError, match=rf"^drift: {path}: not UTF-8 text"):
+        parse_drift(str(path))
+    path.write_text("shift: {code_churn_score: 1.5}\n", encoding="utf-8-sig")
+    assert parse_drift(str(path)).shift == {"code_churn_score": 1.5}
+
+
+@pytest.mark.parametrize("where", ["file", "inline"])
+def test_a_drift_key_written_twice_is_refused_naming_it(tmp_path, where):
+    """YAML keeps the last of two equal keys without a word: a shift of 1.5 then 0.1 drifted by 0.1."""
+    text = "shift:\n  code_churn_score: 1.5\n  code_churn_score: 0.1\n"
+    path = tmp_path / "drift.yaml"
+    path.write_text(text)
+    value, source = (str(path), f"drift: {path}") if where == "file" else (text, "drift")
+    with pytest.raises(SpecError, match=rf"^{source}: key 'shift.code_churn_score' appears twice \(lines 2 and 3\)"):
+        parse_drift(value)

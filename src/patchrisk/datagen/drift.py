@@ -9,8 +9,10 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from patchrisk.errors import SpecError
+from patchrisk.config_files import DuplicateKey, load_unique_keys
+from patchrisk.errors import PatchriskError, SpecError
 from patchrisk.spec import ModelSpec
+from patchrisk.text_files import read_text_file
 
 
 class DriftConfig(BaseModel):
@@ -48,23 +50,38 @@ def parse_drift(value: str | Path | dict | None) -> DriftConfig:
     if isinstance(value, dict):
         data = value
     else:
-        text = str(value)
-        path = Path(text)
-        if path.suffix in {".yaml", ".yml", ".json"}:
-            if not path.is_file():
-                raise SpecError(f"drift: file {path} not found")
-            text = path.read_text()
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SpecError(f"drift: not valid YAML/JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise SpecError("drift: expected a mapping like {shift: {code_churn_score: 1.5}}")
+        data = _drift_mapping(*_drift_text(str(value)))
     try:
         return DriftConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise SpecError(f"drift: {problems}") from None
+
+
+def _drift_text(value: str) -> tuple[str, str]:
+    """(the drift's YAML/JSON text, its name in errors): a file's text, or ``value`` itself."""
+    path = Path(value)
+    if path.suffix not in {".yaml", ".yml", ".json"}:
+        return value, "drift"
+    if not path.is_file():
+        raise SpecError(f"drift: file {path} not found")
+    try:
+        return read_text_file(path, "drift file"), f"drift: {path}"
+    except PatchriskError as err:  # not UTF-8, unreadable
+        raise SpecError(f"drift: {err}") from None
+
+
+def _drift_mapping(text: str, source: str) -> dict:
+    try:
+        data = load_unique_keys(text)
+    except DuplicateKey as dup:  # YAML keeps the last one without a word: a drift other than written
+        raise SpecError(f"{source}: key {dup.path!r} appears twice (lines {dup.first_line} and {dup.line}); "
+                        "write it once") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML/JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a mapping like {{shift: {{code_churn_score: 1.5}}}}")
+    return data
 
 
 def apply_covariate_drift(df: pd.DataFrame, spec: ModelSpec, drift: DriftConfig) -> pd.DataFrame:
