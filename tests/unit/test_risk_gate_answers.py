@@ -47,7 +47,8 @@ def endpoint():
             return "application/json", json.dumps({"inputs": [{"name": k} for k in ROW if k != "patch_id"]}).encode()
         content_type, body = answer[0]
         if path.endswith(":explain") and content_type == "application/json":
-            body = json.dumps({"explanations": [{"top_features": [{"feature": "component"}]}]}).encode()
+            body = json.dumps({"explanations": [{"top_features": [
+                {"feature": "component", "value": "bootloader", "contribution": 1.2}]}]}).encode()
         return content_type, body
 
     with canned_http_server(respond) as url:
@@ -134,3 +135,35 @@ def test_the_gate_reads_the_outputs_its_spec_names(endpoint, tmp_path, protocol)
     report = gate_files([patch], url, protocol=protocol, retries=0, spec=str(_renamed_outputs_spec(tmp_path)))
     assert (report.exit_code, report.model_version, [p.risk_score for p in report.patches]) == (1, "4", [0.9]), \
         report.to_json()
+
+
+def _with_password(url: str) -> str:
+    return url.replace("http://", "http://ci-bot:s3cret@", 1)
+
+
+@pytest.mark.parametrize(("content_type", "body", "verdict"), [
+    ("application/json", json.dumps(_prediction(0.1)).encode(), "passed"),
+    ("application/json", json.dumps(_prediction(0.9)).encode(), "blocked"),
+    ("text/html", b"<html>Sign in</html>", "error"),
+])
+def test_a_password_in_the_endpoint_is_shown_nowhere(endpoint, tmp_path, content_type, body, verdict):
+    """It was printed in the PASS/FAIL line, the ERROR line and --json: CI logs are read by many."""
+    url, answer = endpoint
+    answer.append((content_type, body))
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps(ROW))
+    said = []
+    report = gate_files([patch], _with_password(url), retries=0, log=said.append)
+    assert report.verdict == verdict
+    shown = "\n".join([report.to_text(), report.to_json(), *said])
+    assert "s3cret" not in shown
+    assert json.loads(report.to_json())["endpoint"] == url.replace("http://", "http://ci-bot:***@", 1)
+
+
+def test_a_password_in_an_unreachable_endpoint_is_kept_out_of_the_retry_lines(tmp_path):
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps(ROW))
+    said = []
+    report = gate_files([patch], "http://ci-bot:s3cret@127.0.0.1:1", retries=1, backoff=0, log=said.append)
+    assert report.verdict == "error" and "cannot reach http://ci-bot:***@127.0.0.1:1" in report.error
+    assert said and not any("s3cret" in line for line in said)

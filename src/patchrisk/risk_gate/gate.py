@@ -9,6 +9,7 @@ from pathlib import Path
 from patchrisk.risk_gate.client import EndpointError, RiskClient
 from patchrisk.risk_gate.patches import Patch, read_patches
 from patchrisk.risk_gate.report import GateReport, PatchResult
+from patchrisk.security.redact import redact_credentials
 
 
 def gate_files(
@@ -37,15 +38,22 @@ def gate_files(
 
     model_spec = load_spec(spec)
     patches = read_patches(paths, model_spec)
-    client = RiskClient(endpoint, model, protocol, timeout=timeout, retries=retries, backoff=backoff, log=log,
+
+    def shown(message: str) -> None:  # CI logs are read by many: a password in the endpoint stays out
+        log(redact_credentials(message))
+
+    client = RiskClient(endpoint, model, protocol, timeout=timeout, retries=retries, backoff=backoff, log=shown,
                         ca_bundle=ca_bundle, insecure=insecure,
                         outputs=(model_spec.outputs.score, model_spec.outputs.bucket))
-    report = GateReport(endpoint=client.endpoint, model=model, protocol=protocol, threshold=threshold,
-                        fail_open=fail_open)
+    report = GateReport(endpoint=redact_credentials(client.endpoint), model=model, protocol=protocol,
+                        threshold=threshold, fail_open=fail_open)
     try:
-        return run_gate(patches, client, report, batch_size=batch_size, top_k=top_k, log=log)
+        report = run_gate(patches, client, report, batch_size=batch_size, top_k=top_k, log=shown)
     finally:
         client.close()
+    if report.error:
+        report.error = redact_credentials(report.error)
+    return report
 
 
 def run_gate(
