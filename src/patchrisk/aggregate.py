@@ -181,6 +181,7 @@ def aggregate_events(spec: ModelSpec, events_path: str | Path, metadata_path: st
         raise DataContractError(f"{events_path}: events file not found")
     columns = sorted({agg.events_key, agg.events_timestamp, *(m["column"] for m in agg.measures.values())})
 
+    meta = _read_metadata(spec, metadata_path)  # refused before the long pass over the events
     partials, set_aside = [], SetAside()
     for chunk in iter_event_chunks(events_path, columns, chunk_rows, text_columns=(agg.events_key,)):
         usable = _usable_events(chunk, spec, set_aside)
@@ -208,14 +209,36 @@ def aggregate_events(spec: ModelSpec, events_path: str | Path, metadata_path: st
             rows[out] = totals[f"{out}__sum"] / totals[f"{out}__n"].replace(0, np.nan)
     rows = rows.reset_index().rename(columns={"_day": spec.timestamp_column})
 
-    meta = read_table(metadata_path)
-    missing = [c for c in (agg.metadata_key, *agg.metadata_columns) if c not in meta.columns]
-    if missing:
-        raise DataContractError(f"{metadata_path}: missing column(s) {', '.join(missing)}")
-    meta = meta[[agg.metadata_key, *agg.metadata_columns]].assign(
-        **{agg.metadata_key: _key_text(meta[agg.metadata_key])})  # the events' keys are text
     rows = rows.merge(meta, how="left", left_on=agg.events_key, right_on=agg.metadata_key)
     return _with_next_day_label(rows, spec)
+
+
+def _read_metadata(spec: ModelSpec, path: str | Path) -> pd.DataFrame:
+    """The spec's metadata columns, one row per key, keys as the events' text."""
+    agg = spec.aggregation
+    meta = read_table(path)
+    missing = [c for c in (agg.metadata_key, *agg.metadata_columns) if c not in meta.columns]
+    if missing:
+        raise DataContractError(f"{path}: missing column(s) {', '.join(missing)}")
+    meta = meta[[agg.metadata_key, *agg.metadata_columns]].assign(
+        **{agg.metadata_key: _key_text(meta[agg.metadata_key])})
+    return _one_row_per_key(meta, agg.metadata_key, path)
+
+
+def _one_row_per_key(meta: pd.DataFrame, key: str, source: str | Path) -> pd.DataFrame:
+    """``meta`` with one row per key: a row repeated as it is says one thing, but two rows that
+    disagree (two owners of a feature) are refused naming the key, as no rule can pick one."""
+    meta = meta.drop_duplicates()
+    twice = meta[key].notna() & meta[key].duplicated(keep=False)
+    if twice.any():
+        keys = meta.loc[twice, key].unique()
+        rows = meta[meta[key] == keys[0]]
+        column = next(c for c in meta.columns if c != key and rows[c].nunique(dropna=False) > 1)
+        values = ", ".join(repr(str(v)) for v in rows[column].unique())
+        more = f"; {len(keys) - 1} more {key}(s) likewise" if len(keys) > 1 else ""
+        raise DataContractError(f"{source}: {key} {keys[0]!r} has {len(rows)} rows that disagree "
+                                f"({column}: {values}): one row per {key}{more}")
+    return meta
 
 
 def _with_next_day_label(rows: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:

@@ -143,3 +143,23 @@ def test_metadata_with_a_blank_id_still_meets_numeric_events(tmp_path, numbered_
     pd.concat([table, pd.DataFrame([{"lifecycle_stage": "alpha", "owner_team": "c"}])]).to_csv(metadata, index=False)
     rows = aggregate_events(SPEC, events, metadata)
     assert set(rows["lifecycle_stage"]) == {"ga", "beta"} and len(rows) == 8
+
+
+def test_metadata_giving_a_feature_two_owners_is_refused_naming_it(tmp_path):
+    """A feature listed twice in the metadata with different owners got one of them without a word
+    (the merge doubled its feature-days and the next-day pairing kept the last copy)."""
+    events, metadata = tmp_path / "events.csv", tmp_path / "metadata.csv"
+    clean_events().to_csv(events, index=False)
+    pd.DataFrame({"feature_id": ["f1", "f2", "f1"], "lifecycle_stage": ["ga", "beta", "ga"],
+                  "owner_team": ["a", "b", "c"]}).to_csv(metadata, index=False)
+    with pytest.raises(DataContractError, match=rf"^{metadata}: feature_id 'f1' has 2 rows that disagree "
+                                                r"\(owner_team: 'a', 'c'\): one row per feature_id"):
+        aggregate_events(SPEC, events, metadata)
+
+
+def test_metadata_repeating_a_row_as_it_is_says_one_thing(tmp_path, metadata):
+    events, repeated = tmp_path / "events.csv", tmp_path / "repeated.csv"
+    clean_events().to_csv(events, index=False)
+    table = pd.read_csv(metadata)
+    pd.concat([table, table.iloc[:1]]).to_csv(repeated, index=False)
+    pd.testing.assert_frame_equal(aggregate_events(SPEC, events, repeated), aggregate_events(SPEC, events, metadata))
