@@ -195,12 +195,48 @@ def register_model_dir(settings: Settings, model_dir: Path, *, name: str, pipeli
     registration = {"name": name, "version": str(version.version), "run_id": run_id,
                     "storage_uri": storage_uri, PIPELINE_RUN_TAG: pipeline_run_id}
     write_registration(model_dir, registration)
-    if not Store(storage_uri, settings.s3_endpoint_url).exists(REGISTRATION_FILE):  # published last: complete
+    published = _published_registration(Store(storage_uri, settings.s3_endpoint_url), storage_uri)
+    if published is None:
         upload_dir(model_dir, storage_uri, settings.s3_endpoint_url)
+    elif published.get("run_id") != run_id:
+        _withdraw_unpublished(c, version, run_id, created)
+        raise PatchriskError(
+            f"{storage_uri} already holds the copy of another registration (MLflow run "
+            f"{published.get('run_id')}, pipeline run {published.get(PIPELINE_RUN_TAG)}), not this one's (MLflow run "
+            f"{run_id}, pipeline run {pipeline_run_id}): the model store outlived the MLflow store that registered "
+            f"it or is shared with another one; {name} v{version.version} was not registered. Give this MLflow store "
+            "a model store of its own (PATCHRISK_MODEL_STORE_URI), or remove that copy if nothing serves it")
     c.set_model_version_tag(name, version.version, STORAGE_URI_TAG, storage_uri)
     if alias:  # a bare champion/canary is this environment's, as in set_alias
         c.set_registered_model_alias(name, alias_for(alias, settings.environment), version.version)
     return RegisteredVersion(name, str(version.version), run_id, storage_uri, created)
+
+
+def _published_registration(store: Store, storage_uri: str) -> dict | None:
+    """The registration a complete copy at ``storage_uri`` was published with (its marker file is
+    written last); None when there is no complete copy there yet."""
+    if not store.exists(REGISTRATION_FILE):
+        return None
+    try:
+        found = json.loads(store.read_bytes(REGISTRATION_FILE))
+    except ValueError as err:
+        raise PatchriskError(f"{join(storage_uri, REGISTRATION_FILE)}: not a registration ({err})") from None
+    if not isinstance(found, dict):
+        raise PatchriskError(f"{join(storage_uri, REGISTRATION_FILE)}: not a registration (no JSON object)")
+    return found
+
+
+def _withdraw_unpublished(c, version, run_id: str, created: bool) -> None:
+    """Delete a model version whose copy cannot be published, so no version points at another's model.
+    A version an earlier call already finished (its storage tag set) is left as it is."""
+    if (version.tags or {}).get(STORAGE_URI_TAG):
+        return
+    try:
+        c.delete_model_version(version.name, version.version)
+        if created:
+            c.set_terminated(run_id, "FAILED")
+    except Exception as exc:  # noqa: BLE001  the refusal that follows is what the caller must see
+        log.warning("could not withdraw %s v%s: %s", version.name, version.version, exc)
 
 
 def _log_params_and_metrics(c, run_id: str, params: dict, metrics: dict) -> None:
