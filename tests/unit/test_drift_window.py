@@ -1,6 +1,7 @@
 """Reading a window of logged predictions: dates, boundaries, failed requests, missing columns, S3."""
 
 import datetime as dt
+import re
 
 import pandas as pd
 import pytest
@@ -91,3 +92,23 @@ def test_window_is_read_from_s3(model, patch_spec, tmp_path, monkeypatch):
         assert analysis.verdict.status == "ok" and analysis.verdict.rows == 400
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("end", ["0001-01-01", "1969-12-31T23:00:00Z", "1970-01-01T12:00:00Z"])
+def test_a_window_starting_before_1970_is_refused_naming_the_flag_and_the_range(end):
+    """0001-01-01 raised OverflowError (a traceback); a year-1 window would have been named 10103T000000Z."""
+    with pytest.raises(PatchriskError, match=r"^--window-end .*: the 24 h window would start before "
+                                             r"1970-01-01T00:00:00\+00:00; accepted: from 1970-01-02T00:00:00\+00:00 "
+                                             r"to the current time"):
+        Window.ending(end, 24)
+
+
+def test_the_earliest_window_is_taken_and_named_in_full():
+    window = Window.ending("1970-01-02T00:00:00Z", 24)
+    assert window.start == dt.datetime(1970, 1, 1, tzinfo=dt.UTC) and window.key == "19700102T000000Z"
+
+
+@pytest.mark.parametrize("end", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"])
+def test_a_window_end_whose_utc_time_is_past_the_calendar_is_named(end):
+    with pytest.raises(PatchriskError, match=rf"^--window-end: '{re.escape(end)}' is out of range in UTC"):
+        Window.ending(end, 24)

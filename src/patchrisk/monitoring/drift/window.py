@@ -38,6 +38,7 @@ class Window:
         midnight UTC) before ``now``: a scheduled run judges the last complete window of its grid."""
         if end is not None:
             end = parse_time(end)
+            _refuse_before_logs_exist(end, hours)
         else:
             end = grid_floor(now or dt.datetime.now(dt.UTC), align_seconds)
         return cls(end - dt.timedelta(hours=hours), end)
@@ -68,7 +69,23 @@ def parse_time(value: dt.datetime | str) -> dt.datetime:
         except ValueError:
             raise PatchriskError(f"--window-end: '{value}' is not an ISO date-time "
                                  "(e.g. 2026-01-05T00:00:00Z)") from None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    try:
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except OverflowError:  # year 1 at +01:00 is year 0 in UTC, year 9999 at -05:00 year 10000
+        raise PatchriskError(f"--window-end: '{value.isoformat()}' is out of range in UTC") from None
+
+
+# No prediction log predates the Unix epoch; before it the window's start overflowed (year 1 minus a
+# day: OverflowError) and its name lost its width (strftime's %Y writes year 1 as '1').
+EARLIEST_START = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _refuse_before_logs_exist(end: dt.datetime, hours: float) -> None:
+    earliest_end = EARLIEST_START + dt.timedelta(hours=hours)
+    if end < earliest_end:
+        raise PatchriskError(f"--window-end {end.isoformat()}: the {hours:g} h window would start before "
+                             f"{EARLIEST_START.isoformat()}; accepted: from {earliest_end.isoformat()} to the "
+                             "current time")
 
 
 def grid_floor(t: dt.datetime, seconds: int) -> dt.datetime:
