@@ -197,7 +197,7 @@ def register_model_dir(settings: Settings, model_dir: Path, *, name: str, pipeli
     write_registration(model_dir, registration)
     published = _published_registration(Store(storage_uri, settings.s3_endpoint_url), storage_uri)
     if published is None:
-        upload_dir(model_dir, storage_uri, settings.s3_endpoint_url)
+        upload_dir(model_dir, storage_uri, settings.s3_endpoint_url, last=REGISTRATION_FILE)  # the completeness marker
     elif published.get("run_id") != run_id:
         _withdraw_unpublished(c, version, run_id, created)
         raise PatchriskError(

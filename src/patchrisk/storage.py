@@ -188,10 +188,16 @@ def local_dir(uri: str, endpoint_url: str | None = None, dest: Path | None = Non
     return download(uri if uri.endswith("/") else uri + "/", Path(dest), endpoint_url)
 
 
-def upload_dir(src: Path, uri: str, endpoint_url: str | None = None) -> str:
-    """Upload every file under ``src`` to ``uri`` (returned with a trailing '/')."""
+def upload_dir(src: Path, uri: str, endpoint_url: str | None = None, *, last: str | None = None) -> str:
+    """Upload every file under ``src`` to ``uri`` (returned with a trailing '/').
+
+    ``last``: a file of ``src`` (relative name) written only after every other one was stored, so its
+    presence in the copy means the copy is whole (an upload that fails midway leaves it out)."""
+    src = Path(src)
+    if last is not None and not (src / last).is_file():
+        raise ValueError(f"{src}: no {last} to write last")
     store = Store(uri, endpoint_url)
-    for path in sorted(Path(src).rglob("*")):
-        if path.is_file():
-            store.write_bytes(str(path.relative_to(src)), path.read_bytes())
+    names = [str(path.relative_to(src)) for path in sorted(src.rglob("*")) if path.is_file()]
+    for name in [n for n in names if n != last] + ([last] if last is not None else []):
+        store.write_bytes(name, (src / name).read_bytes())
     return uri.rstrip("/") + "/"
