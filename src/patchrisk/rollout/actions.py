@@ -16,7 +16,15 @@ from patchrisk.rollout import aliases, gitops
 from patchrisk.rollout.analyze import analyze
 from patchrisk.rollout.context import RolloutContext
 from patchrisk.rollout.report import load_report
-from patchrisk.rollout.state import Journal, Ref, RegistryIntent, VersionTag, journal_path, now_iso
+from patchrisk.rollout.state import (
+    Journal,
+    Ref,
+    RegistryIntent,
+    VersionTag,
+    journal_path,
+    now_iso,
+    registered_version,
+)
 from patchrisk.rollout.verify import VerifyResult, check_endpoint, verify_endpoint
 
 PREVIOUS_CHAMPION_TAG, ROLLED_BACK_TAG = "previous_champion", "rolled_back"
@@ -111,7 +119,7 @@ def _alias(ctx: RolloutContext, role: str) -> str:
 
 # -- start -------------------------------------------------------------------------------------
 def start(ctx: RolloutContext, version: str, dry_run: bool = False) -> Outcome:
-    journal, version = ctx.journal, str(version)
+    journal, version = ctx.journal, registered_version(version)  # before any check compares it
     if journal.phase == "canary" and journal.canary:
         if journal.canary.version == version:
             return Outcome(f"canary v{version} already runs in {ctx.environment} at {journal.canary_percent}%; "
@@ -311,7 +319,7 @@ def verify_promotion(ctx: RolloutContext, endpoint: str, version: str | None = N
     from patchrisk.registry import model_files
 
     check_endpoint(endpoint)  # a mistyped endpoint rolls nothing back
-    version = version or ctx.journal.champion.version
+    version = registered_version(version) if version else ctx.journal.champion.version
     with model_files(ctx.settings, f"models:/{ctx.model}/{version}") as model_dir:
         result = verify_endpoint(endpoint, ctx.model, version, model_dir)
     if result.passed or not rollback:

@@ -24,6 +24,16 @@ JOURNAL_FILE = ".patchrisk-rollout.json"
 Phase = Literal["idle", "canary", "promoted", "rolled_back"]
 
 
+def registered_version(given: str | int, option: str = "--model-version") -> str:
+    """A registry version as MLflow writes it ('1', '12'): ASCII digits only, compared as a number
+    ('01' is '1'). Anything else (' 1', a fullwidth '１', 'v2') is refused naming ``option``: it would
+    pass one check as text and fail the next."""
+    text = str(given)
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise PatchriskError(f"{option} {text!r}: not a registered version number (1, 2, ... in ASCII digits)")
+    return str(int(text))
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
