@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
         from patchrisk.security.principals import COMMAND_PRINCIPALS
         from patchrisk.settings import get_settings
         from patchrisk.stack.on_demand import stores_on_demand
+        from patchrisk_cli._listen import refuse_a_port_in_use
 
+        refuse_a_port_in_use(host, port)  # before the model is copied and the predictor started
         with contextlib.ExitStack() as served:
             # The stores are only needed to copy the model here: they stop before the predictor starts,
             # and the predictor gets no MLflow credentials (as on a cluster). The copy goes when it stops.

@@ -55,9 +55,13 @@ def register(app: typer.Typer) -> None:
         from patchrisk.monitoring.sink.events import MAX_ROWS_PER_EVENT
         from patchrisk.monitoring.sink.service import SinkConfig, SinkService
         from patchrisk.settings import get_settings
+        from patchrisk_cli._listen import refuse_a_port_in_use
 
         if metrics_port == port:
             raise PatchriskError(f"--metrics-port {port} is --port: give the metrics a port of their own (or 0 for none)")
+        refuse_a_port_in_use(host, port)  # before the spool is opened and the registry asked
+        if metrics_port:
+            refuse_a_port_in_use(host, metrics_port, "--metrics-port")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         settings = get_settings(state_dir=state_dir)
         config = SinkConfig(
