@@ -167,3 +167,21 @@ def test_a_password_in_an_unreachable_endpoint_is_kept_out_of_the_retry_lines(tm
     report = gate_files([patch], "http://ci-bot:s3cret@127.0.0.1:1", retries=1, backoff=0, log=said.append)
     assert report.verdict == "error" and "cannot reach http://ci-bot:***@127.0.0.1:1" in report.error
     assert said and not any("s3cret" in line for line in said)
+
+
+@pytest.mark.parametrize("feature", [{"feature": "component"}, {"feature": "component", "value": 1, "contribution": "big"},
+                                     "component", {"value": 1, "contribution": 0.5}])
+def test_an_explanation_whose_features_are_no_contributions_is_an_endpoint_error(tmp_path, feature):
+    """A blocked patch's explanation without a numeric contribution crashed the report's text (KeyError or
+    TypeError: exit 1, 'too risky', for an answer the gate could not read)."""
+    def respond(method: str, path: str) -> tuple[str, bytes]:
+        if path.endswith(":explain"):
+            return "application/json", json.dumps({"explanations": [{"top_features": [feature]}]}).encode()
+        return "application/json", json.dumps(_prediction(0.9)).encode()
+
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps(ROW))
+    with canned_http_server(respond) as url:
+        report = gate_files([patch], url, retries=0)
+    assert report.exit_code == 2 and "top_features" in report.error, report.error
+    report.to_text()

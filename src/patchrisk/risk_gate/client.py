@@ -138,6 +138,9 @@ class RiskClient:
         explanations = _answer_list(body, "explanations", len(rows), self.endpoint)
         if not all(isinstance(e, dict) and isinstance(e.get("top_features"), list) for e in explanations):
             raise _not_a_prediction(self.endpoint, "an explanation without a 'top_features' list")
+        if not all(_is_contribution(f) for e in explanations for f in e["top_features"]):
+            raise _not_a_prediction(self.endpoint, "'top_features' holding something other than "
+                                                   "{feature, value, contribution (a number)}")
         return [e["top_features"] for e in explanations]
 
     # -- V1 ----------------------------------------------------------------------------------
@@ -281,6 +284,14 @@ def _answer_list(body: Any, key: str, rows: int, endpoint: str) -> list:
     return found
 
 
+
+
+def _is_contribution(feature: Any) -> bool:
+    """One of a blocked patch's top features as the report prints it."""
+    if not isinstance(feature, dict) or not isinstance(feature.get("feature"), str) or "value" not in feature:
+        return False
+    contribution = feature.get("contribution")
+    return isinstance(contribution, (int, float)) and not isinstance(contribution, bool) and math.isfinite(contribution)
 
 
 def _as_text(value: Any) -> str:
