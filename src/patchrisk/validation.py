@@ -261,9 +261,12 @@ def set_aside_bad_rows(df: pd.DataFrame, spec: ModelSpec, source: str = "<data>"
     return kept, rejected
 
 
-def conform(df: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
-    """The validated frame with the contract's types applied (ids as str, timestamps parsed)."""
-    out = df.copy()
+def conform(df: pd.DataFrame, spec: ModelSpec, require_target: bool = True) -> pd.DataFrame:
+    """The validated frame with the contract's types applied (ids as str, timestamps parsed).
+
+    Without ``require_target`` (scoring) the label column is dropped when present: upcoming rows may
+    carry it empty until the outcome is known, and their labels were never checked."""
+    out = df.copy() if require_target else df.drop(columns=[spec.target.name], errors="ignore")
     out[spec.id_column] = out[spec.id_column].astype(str)
     out[spec.timestamp_column] = pd.to_datetime(out[spec.timestamp_column])
     for f in spec.features:

@@ -80,3 +80,15 @@ def test_a_week_without_upcoming_patches_writes_empty_lists_and_says_so(trained_
         assert pd.read_csv(out[name]).empty, name
     assert list(pd.read_csv(out["qa.csv"]).columns)[:3] == ["qa_rank", "patch_id", "risk_score"]
     assert "no upcoming patches to score" in out["report.html"].read_text()
+
+
+def test_upcoming_patches_with_the_label_column_still_empty_are_all_scored(
+        trained_patch_model, patch_spec, upcoming, tmp_path):
+    """An export of upcoming patches may carry the label column, empty until the outcome is known: the
+    task ended in pandas' IntCastingNaNError, casting those labels to int. Scoring has no use for labels."""
+    unlabelled = upcoming.assign(**{patch_spec.target.name: float("nan")})
+    result, out = score(trained_patch_model[1], unlabelled, tmp_path)
+    assert (result["patches"], result["rejected"]) == (40, 0)
+    qa = pd.read_csv(out["qa.csv"])
+    assert sorted(qa[patch_spec.id_column]) == sorted(upcoming[patch_spec.id_column])
+    assert patch_spec.target.name not in qa.columns

@@ -27,7 +27,7 @@ def score_batch(model_uri: str, patches_uri: str, qa_csv: str, watch_csv: str, r
     if len(rejected):
         log.warning("%s: %d row(s) set aside, breaking the contract of spec %s (the rejected list names why)",
                     patches_uri, rejected["row"].nunique(), spec.name)
-    scored = score_items(bundle, conform(patches, spec))
+    scored = score_items(bundle, conform(patches, spec, require_target=False))
     qa = qa_priority(scored, spec)
     watch = watchlist(scored, spec)
     for path in (qa_csv, watch_csv, report_html, rejected_csv):
