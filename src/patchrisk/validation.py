@@ -128,7 +128,8 @@ def contract_schema(spec: ModelSpec, require_target: bool = True):
     columns[spec.id_column] = pa.Column(str, coerce=True, nullable=False)
     columns[spec.timestamp_column] = pa.Column("datetime64[ns]", coerce=True, nullable=False)
     if require_target:
-        columns[spec.target.name] = pa.Column(int, coerce=True, nullable=False,
+        # Read as numbers, not int: a cast to int would truncate 0.5 or 1.7 to a label before the check sees it.
+        columns[spec.target.name] = pa.Column(float, coerce=True, nullable=False,
                                               checks=[_number_check(lambda v: v.isin([0, 1]), "label must be 0 or 1")])
     return pa.DataFrameSchema(columns, strict=False)
 

@@ -170,3 +170,24 @@ def test_a_bad_cell_in_a_column_read_as_text_sets_aside_only_its_row(clean, patc
     assert len(kept) == len(table) - len(bad_rows)
     report = validate_frame(table, patch_spec, source="patches.csv")
     assert sum(v.count for v in report.violations) == len(bad_rows), report.violations
+
+
+def test_a_label_that_is_not_0_or_1_is_refused_not_truncated(clean, patch_spec, tmp_path):
+    """Labels 0.5, 1.7, -0.4 and 0.99 passed the contract: the label column was cast to int before the
+    0/1 check, so they were truncated to 0, 1, 0, 0 and trained on. Each is now a 'label must be 0 or 1'
+    on its own row, set aside alone when rows are set aside."""
+    from patchrisk.validation import set_aside_bad_rows
+
+    bad = {3: 0.5, 4: 1.7, 5: -0.4, 6: 0.99}
+    table = _csv_with_cells(clean, tmp_path, {(row, "high_risk_flag"): str(label) for row, label in bad.items()})
+    assert table["high_risk_flag"].dtype == float  # read as numbers, not text
+
+    report = validate_frame(table, patch_spec, source="patches.csv")
+    [violation] = [v for v in report.violations if v.blocking]
+    assert (violation.column, violation.rule, violation.count) == ("high_risk_flag", "label must be 0 or 1", 4)
+    assert violation.rows == sorted(bad)
+
+    kept, rejected = set_aside_bad_rows(table, patch_spec, source="patches.csv", require_target=True)
+    assert sorted(rejected["row"]) == sorted(bad) and set(rejected["rule"]) == {"label must be 0 or 1"}
+    assert sorted(float(v) for v in rejected["value"]) == sorted(bad.values())
+    assert len(kept) == len(table) - len(bad) and set(kept["high_risk_flag"]) == {0, 1}
