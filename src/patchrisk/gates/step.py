@@ -20,13 +20,56 @@ log = logging.getLogger(__name__)
 
 
 def load_holdout(path: str | Path, spec: ModelSpec) -> pd.DataFrame:
-    """A labelled table that keeps the spec's data contract, with the contract's types applied."""
+    """A labelled table whose rows keep the spec's data contract (types, ranges, categories, nulls,
+    0/1 labels), with the contract's types applied.
+
+    Not the training table's own rules (minimum rows, two rows of each label, positive rate,
+    missing rate): the pipeline's holdout is the newest 15 % of a table that kept them, so a
+    1,000-row table leaves 150 rows, and its newest patches may have no positive label yet. What
+    the gates cannot judge is their verdict (:func:`validate_model`), not a refused table.
+    """
     from patchrisk.tables import read_table
-    from patchrisk.validation import conform, validate_frame
+    from patchrisk.validation import ValidationReport, conform, validate_frame
+
+    # The row contract alone; patchrisk.validation has no public name for it yet.
+    from patchrisk.validation import _contract_violations as row_contract_violations
 
     df = read_table(path)
-    validate_frame(df, spec, source=str(path)).raise_if_failed()
+    report = validate_frame(df, spec, source=str(path))
+    if not (df.empty and len(df.columns) == 0):  # a file without columns: validate_frame's one violation
+        report = ValidationReport(str(path), spec.name, len(df), row_contract_violations(df, spec, True))
+    report.raise_if_failed()
     return conform(df, spec)
+
+
+def unjudgeable_holdout(holdout: pd.DataFrame, spec: ModelSpec) -> str | None:
+    """Why the gates cannot measure a model on ``holdout`` (one label only: no ROC AUC, no recall
+    or disparity), or None when they can."""
+    labels = holdout[spec.target.name]
+    missing = [label for label in (0, 1) if not (labels == label).any()]
+    if not missing:
+        return None
+    return (f"the holdout ({len(holdout)} rows, the newest by {spec.timestamp_column}) has no row with "
+            f"{spec.target.name} = {missing[0]}: the gates need both labels to measure the model; train again "
+            "when the newest rows' labels have arrived, or on more data")
+
+
+def _unjudged_report(bundle: ModelBundle, holdout: pd.DataFrame, policy: GatePolicy,
+                     champion: ModelBundle | None, reason: str) -> GateReport:
+    """A rejection by a gate ``holdout`` that ran no measurement, in the report every consumer reads."""
+    from patchrisk.gates.report import FAILED, GateResult
+
+    spec = bundle.spec
+    return GateReport(
+        model={"name": bundle.name, "version": bundle.version, "spec": spec.name, "spec_version": spec.version,
+               "spec_fingerprint": spec.fingerprint(),
+               "training_data_hash": bundle.metadata.get("training_data_hash"),
+               "champion_version": champion.version if champion else None},
+        policy={"source": policy.source, "env": policy.env, "digest": policy.digest()},
+        holdout={"rows": len(holdout), "positives": int((holdout[spec.target.name] == 1).sum()),
+                 "decision_threshold": spec.decision_threshold, "primary_metric": spec.primary_metric},
+        gates=[GateResult("holdout", FAILED, reason)],
+    )
 
 
 def resolve_champion(champion: str, settings, model_name: str, environment: str | None = None) -> ModelBundle | None:
@@ -73,7 +116,12 @@ def validate_model(
     # policy and still compare against staging's champion.
     champion_bundle = resolve_champion(champion, settings, model_name or bundle.spec.name, environment or None)
     say(f"champion: {'version ' + champion_bundle.version if champion_bundle else 'none'}")
-    report = run_gates(bundle, holdout, gate_policy, champion_bundle, progress=say)
+    unjudgeable = unjudgeable_holdout(holdout, bundle.spec)
+    if unjudgeable:
+        say(f"gate holdout: failed - {unjudgeable}")
+        report = _unjudged_report(bundle, holdout, gate_policy, champion_bundle, unjudgeable)
+    else:
+        report = run_gates(bundle, holdout, gate_policy, champion_bundle, progress=say)
     return GateRun(report, gate_policy, bundle)
 
 
