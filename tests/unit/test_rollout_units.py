@@ -184,9 +184,10 @@ def test_the_canary_analysis_skips_a_label_that_is_no_label_and_names_it(patch_s
 
     monkeypatch.setattr(logging.getLogger("patchrisk.rollout.analyze"), "disabled", False)  # import-linter's dictConfig
     path = tmp_path / "labels.csv"
-    path.write_text("patch_id,high_risk_flag\np1,1\np2,yes\np3,0\np4,2\np1,0\n")
+    path.write_text("patch_id,high_risk_flag\np1,1\np2,yes\np3,0\np4,2\np1,1\n")
     labels = read_labels(path, patch_spec)
-    assert labels.to_dict("records") == [{"row_id": "p1", "label": 0}, {"row_id": "p3", "label": 0}]  # the last label of p1
+    # p1 twice with the same label is one outcome (with another label it is refused: test_labels_duplicates.py)
+    assert labels.to_dict("records") == [{"row_id": "p1", "label": 1}, {"row_id": "p3", "label": 0}]
     assert [r.getMessage() for r in caplog.records] == [
         f"{path}: 2 label row(s) skipped: column 'high_risk_flag' must be 0/1, found ['yes', '2']"]
 
