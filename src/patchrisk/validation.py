@@ -233,10 +233,14 @@ def set_aside_bad_rows(df: pd.DataFrame, spec: ModelSpec, source: str = "<data>"
 
     For scoring, where one bad record must not block the good ones: a row with a value the contract
     refuses (out of range, an unknown category, missing, not a number) is set aside, as is a row whose
-    id an earlier kept row already has. The lines read ``row`` (the table's index), the id, ``column``,
-    ``rule`` and ``value``. A problem of the table itself (a missing column, too many missing values
-    in the rows kept) or no row left still raises :class:`DataContractError` with the full report.
+    id an earlier kept row already has. The lines read ``row`` (the row's position in the table, 0 for
+    the first), the id, ``column``, ``rule`` and ``value``; the kept rows are labelled by position too.
+    A problem of the table itself (a missing column, too many missing values in the rows kept) or no
+    row left still raises :class:`DataContractError` with the full report.
     """
+    # Positions, not the caller's labels: a table written from pd.concat([a, b]) repeats them, and one
+    # bad row's label would drop every row sharing it.
+    df = df.reset_index(drop=True)
     cases = _failure_cases(df, spec, require_target)
     lines: dict[tuple, dict] = {}  # pandera reports a failed coercion twice (coerce, then dtype): keep one
     if cases is not None:

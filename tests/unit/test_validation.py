@@ -191,3 +191,23 @@ def test_a_label_that_is_not_0_or_1_is_refused_not_truncated(clean, patch_spec, 
     assert sorted(rejected["row"]) == sorted(bad) and set(rejected["rule"]) == {"label must be 0 or 1"}
     assert sorted(float(v) for v in rejected["value"]) == sorted(bad.values())
     assert len(kept) == len(table) - len(bad) and set(kept["high_risk_flag"]) == {0, 1}
+
+
+def test_a_bad_row_sets_aside_only_itself_when_index_labels_repeat(clean, patch_spec, tmp_path):
+    """A Parquet written from pd.concat([a, b]) keeps both parts' index labels, 0.. twice. Rows were set
+    aside by label: one bad row also dropped the good row sharing its label, and the rejected list's id
+    was both ids printed as a Series. Rows are positions in the table."""
+    from patchrisk.validation import set_aside_bad_rows
+
+    first, second = clean.iloc[:20], clean.iloc[20:40].reset_index(drop=True)
+    second = _break(second.copy(), "lines_added", 5, -5)
+    path = tmp_path / "upcoming.parquet"
+    pd.concat([first, second]).to_parquet(path)
+    table = read_table(path)
+    assert table.index.has_duplicates  # as the file was written
+
+    kept, rejected = set_aside_bad_rows(table, patch_spec, source="upcoming.parquet")
+    bad_id = second.loc[5, "patch_id"]
+    assert rejected[["row", "patch_id", "column"]].to_dict("records") == [
+        {"row": 25, "patch_id": bad_id, "column": "lines_added"}]
+    assert sorted(kept["patch_id"]) == sorted(set(table["patch_id"]) - {bad_id})
