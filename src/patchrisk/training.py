@@ -105,10 +105,25 @@ def split(df: pd.DataFrame, spec: ModelSpec, seed: int) -> tuple[pd.DataFrame, p
     if ts in df.columns and df[ts].notna().all() and df[ts].nunique() > 1:
         ordered = df.sort_values([ts, spec.id_column], kind="stable")
         rest, holdout = ordered.iloc[:len(df) - n_holdout], ordered.iloc[len(df) - n_holdout:]
+        holdout_rows = f"the newest {n_holdout} by {ts}"
     else:
         rest, holdout = train_test_split(df, test_size=n_holdout, random_state=seed, stratify=df[target])
+        holdout_rows = f"{n_holdout} drawn at random"
+    # Validation asks the whole table for two rows of each label; where the labels lie in time
+    # decides what the holdout leaves, so what is left is checked here, before any fitting.
+    counts = rest[target].value_counts()
+    left = (f"{target}: the {len(rest)} rows left to train on after the holdout ({holdout_rows}) have "
+            f"{counts.get(1, 0)} with label 1 and {counts.get(0, 0)} with label 0")
+    advice = "training needs both labels in its training and its validation part; train on a longer history"
+    if min(counts.get(0, 0), counts.get(1, 0)) < 2:
+        raise PatchriskError(f"{left}, at least 2 of each needed: {advice}")
     train, valid = train_test_split(rest, test_size=VALID_SHARE / (1 - HOLDOUT_SHARE), random_state=seed,
                                     stratify=rest[target])
+    for part, rows in (("training", train), ("validation", valid)):
+        lacking = [label for label in (0, 1) if not (rows[target] == label).any()]
+        if lacking:
+            raise PatchriskError(f"{left}, and its {part} part ({len(rows)} rows) gets none with label "
+                                 f"{lacking[0]}: {advice}")
     return train.reset_index(drop=True), valid.reset_index(drop=True), holdout.reset_index(drop=True)
 
 

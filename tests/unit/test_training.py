@@ -80,3 +80,37 @@ def test_holdout_is_the_newest_rows_so_a_champion_never_saw_them(patch_spec):
     assert not set(train[id_col]) & set(valid[id_col])
     again = split(retraining.sample(frac=1, random_state=1), patch_spec, seed=3)
     assert list(again[2][id_col]) == list(holdout[id_col])  # the same rows whatever the input order
+
+
+def _positives_at(rows, spec, positions):
+    """``rows`` in time order, labelled 1 at ``positions`` and 0 elsewhere."""
+    ordered = rows.sort_values(spec.timestamp_column, kind="stable").reset_index(drop=True)
+    labels = np.zeros(len(ordered), dtype=int)
+    labels[list(positions)] = 1
+    return ordered.assign(**{spec.target.name: labels})
+
+
+@pytest.mark.parametrize("older_positives", [0, 1, 2], ids=["none", "one", "two"])
+def test_positives_only_among_the_newest_rows_are_refused_before_training(patch_spec, patch_rows,
+                                                                          older_positives):
+    """The holdout takes the newest 15 %: with (nearly) every positive among them, what is left to
+    train on lacks a label in its training or its validation part (two older positives both land in
+    training: early stopping would judge on one label)."""
+    from patchrisk.training import split
+
+    newest = range(len(patch_rows) - 300, len(patch_rows))  # all inside the 450-row holdout
+    rows = _positives_at(patch_rows, patch_spec, [*range(older_positives), *newest])
+    with pytest.raises(PatchriskError) as refused:
+        split(rows, patch_spec, seed=42)
+    message = str(refused.value)
+    assert patch_spec.target.name in message and patch_spec.timestamp_column in message
+    assert f"{older_positives} with label 1" in message
+
+
+def test_enough_older_positives_split_with_both_labels_in_every_part(patch_spec, patch_rows):
+    from patchrisk.training import split
+
+    newest = range(len(patch_rows) - 300, len(patch_rows))
+    rows = _positives_at(patch_rows, patch_spec, [*range(0, 2000, 100), *newest])  # 20 older positives
+    for part in split(rows, patch_spec, seed=42):
+        assert set(part[patch_spec.target.name]) == {0, 1}
