@@ -240,6 +240,11 @@ class ModelSpec(_Strict):
         return [f.name for f in self.features if not f.is_categorical]
 
     @property
+    def text_columns(self) -> list[str]:
+        """The columns whose values are text even when they look like numbers: the id and categories."""
+        return [self.id_column, *self.categorical_features]
+
+    @property
     def model_name(self) -> str:
         return self.name
 

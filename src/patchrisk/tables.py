@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,17 +45,39 @@ def table_file(uri: str | Path) -> Iterator[Path]:
         yield path
 
 
-def read_table(uri: str | Path) -> pd.DataFrame:
+def read_table(uri: str | Path, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """The table at ``uri``; ``text_columns`` (ids, categories: a spec's ``text_columns``), where the
+    file has them, are read as the text written: pandas would make CSV ids 1001 and 007 the numbers
+    1001 and 7, and 1001.0 once a cell is empty."""
     import pandas as pd  # here, not at import: copy_parquet's callers never load pandas
 
     with table_file(uri) as path:
         try:
             if path.suffix.lower() == ".csv":
                 # Only empty cells and explicit NaN/null are missing: a category such as "NA" stays a value.
-                return pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan", "null", "NULL"])
-            return pd.read_parquet(path)
+                return pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan", "null", "NULL"],
+                                   dtype=dict.fromkeys(text_columns, str))
+            return _read_parquet(path, text_columns)
         except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise DataContractError(f"{uri}: cannot be read as a table ({exc})") from None
+
+
+def _read_parquet(path: Path, text_columns: Iterable[str]) -> pd.DataFrame:
+    """A Parquet table, its integer ``text_columns`` as text: pandas turns an integer column holding a
+    null into floats, and the id 1001 would read '1001.0'."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = pd.read_parquet(path)
+    schema = pq.read_schema(path)
+    integers = [name for name in dict.fromkeys(text_columns)
+                if name in schema.names and name in df.columns and pa.types.is_integer(schema.field(name).type)]
+    if integers:
+        as_written = pq.read_table(path, columns=integers)
+        for name in integers:  # by position: the frame may carry the writer's index
+            df[name] = pd.Series(as_written.column(name).cast(pa.string()).to_pylist(), index=df.index, dtype=object)
+    return df
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:

@@ -92,3 +92,19 @@ def test_upcoming_patches_with_the_label_column_still_empty_are_all_scored(
     qa = pd.read_csv(out["qa.csv"])
     assert sorted(qa[patch_spec.id_column]) == sorted(upcoming[patch_spec.id_column])
     assert patch_spec.target.name not in qa.columns
+
+
+def test_numeric_patch_ids_reach_the_lists_as_written(trained_patch_model, patch_spec, upcoming, tmp_path):
+    """A CSV of ids 1001-1040 with one missing was read as floats, so the QA list said '1027.0', and id
+    '007' became '7.0': the id column is read as the text written."""
+    ids = [str(n) for n in range(1001, 1041)]
+    ids[7] = "007"
+    upcoming[patch_spec.id_column] = ids
+    upcoming.loc[5, patch_spec.id_column] = None
+    result, out = score(trained_patch_model[1], upcoming, tmp_path)
+    assert (result["patches"], result["rejected"]) == (39, 1)
+    qa = pd.read_csv(out["qa.csv"], dtype=str, keep_default_na=False)
+    assert sorted(qa[patch_spec.id_column]) == sorted(ids[:5] + ids[6:])
+    rejected = pd.read_csv(out["rejected.csv"], dtype=str)
+    assert rejected[["row", "column", "rule"]].to_dict("records") == [
+        {"row": "5", "column": patch_spec.id_column, "rule": "missing values not allowed"}]

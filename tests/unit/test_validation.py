@@ -211,3 +211,21 @@ def test_a_bad_row_sets_aside_only_itself_when_index_labels_repeat(clean, patch_
     assert rejected[["row", "patch_id", "column"]].to_dict("records") == [
         {"row": 25, "patch_id": bad_id, "column": "lines_added"}]
     assert sorted(kept["patch_id"]) == sorted(set(table["patch_id"]) - {bad_id})
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_text_columns_are_read_as_written_even_when_they_look_like_numbers(tmp_path, suffix):
+    """Ids 1001, 007 and a missing one were read as the floats 1001.0, 7.0 and NaN (pandas infers a CSV
+    column's type; a Parquet integer column with a null comes back as floats): a reader naming the
+    text columns gets the text, and a missing cell stays missing. Other columns are still typed."""
+    path = tmp_path / f"upcoming{suffix}"
+    if suffix == ".csv":
+        path.write_text("patch_id,component,lines_added\n1001,007,5\n007,12,6\n,3,7\n")
+    else:
+        pd.DataFrame({"patch_id": pd.array([1001, 7, None], dtype="Int64"),
+                      "component": pd.array([7, 12, 3], dtype="Int64"), "lines_added": [5, 6, 7]}).to_parquet(path)
+    table = read_table(path, text_columns=["patch_id", "component", "not_in_the_file"])
+    expected_ids = ["1001", "007", None] if suffix == ".csv" else ["1001", "7", None]
+    assert [None if pd.isna(v) else v for v in table["patch_id"]] == expected_ids
+    assert table["component"].tolist() == (["007", "12", "3"] if suffix == ".csv" else ["7", "12", "3"])
+    assert table["lines_added"].tolist() == [5, 6, 7] and table["lines_added"].dtype.kind == "i"

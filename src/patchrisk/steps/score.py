@@ -23,7 +23,7 @@ def score_batch(model_uri: str, patches_uri: str, qa_csv: str, watch_csv: str, r
     with model_files(settings, model_uri) as model_dir:
         bundle = ModelBundle.load(model_dir)
     spec = bundle.spec  # the version's own contract decides columns, roles and the alert bucket
-    patches, rejected = set_aside_bad_rows(read_table(patches_uri), spec, source=patches_uri)
+    patches, rejected = set_aside_bad_rows(read_table(patches_uri, spec.text_columns), spec, source=patches_uri)
     if len(rejected):
         log.warning("%s: %d row(s) set aside, breaking the contract of spec %s (the rejected list names why)",
                     patches_uri, rejected["row"].nunique(), spec.name)
