@@ -161,3 +161,20 @@ def test_an_overlay_outside_manifests_overlays_is_refused_before_anything_is_wri
     assert repo.head.commit.hexsha == head and not repo.is_dirty(untracked_files=True)
     assert result.exit_code == 2, result.output
     assert "--overlay" in result.output and "manifests/overlays" in result.output
+
+
+def test_a_transition_whose_journal_cannot_be_written_leaves_the_checkout_as_it_was(gitops_repo, rollout_env):
+    """The overlay and its journal were written in place, one after the other: when the second write
+    failed (a full disk; here a directory where the journal goes, which Git does not see) the checkout
+    kept an edited overlay with no commit and no journal, and the command ended in a traceback."""
+    from patchrisk.rollout.state import JOURNAL_FILE
+
+    repo = gitops_repo
+    patch = staging(repo) / "inferenceservice-patch.yaml"
+    before, head = patch.read_text(), repo.head.commit.hexsha
+    (staging(repo) / JOURNAL_FILE).mkdir()
+    result = run(repo, "start", "--overlay", "staging", "--model-version", "2")
+    assert result.exit_code == 2, result.output
+    assert f"{JOURNAL_FILE}: cannot write it" in result.output
+    assert patch.read_text() == before and repo.head.commit.hexsha == head
+    assert not repo.is_dirty(untracked_files=True) and aliases() == {"champion": "1"}

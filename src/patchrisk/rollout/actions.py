@@ -26,6 +26,7 @@ from patchrisk.rollout.state import (
     registered_version,
 )
 from patchrisk.rollout.verify import VerifyResult, check_endpoint, verify_endpoint
+from patchrisk.text_files import write_text_file
 
 PREVIOUS_CHAMPION_TAG, ROLLED_BACK_TAG = "previous_champion", "rolled_back"
 
@@ -79,8 +80,7 @@ def transition(ctx: RolloutContext, journal: Journal, message: str, dry_run: boo
         journal = journal.model_copy(update={"remote": {"remote": target.remote, "branch": target.branch,
                                                         "url": target.url, "base": base}})
         changes[paths[1]] = journal.to_text()
-    for path, text in changes.items():
-        path.write_text(text)
+    _write_or_restore(ctx, changes)
     _check_manifests(ctx, paths)
     body = f"{message}\n\n{journal.reason}\n\nRollout-Transition: {journal.transition_id}\n"
     sha = gitops.commit_files(ctx.repo, paths, body)
@@ -89,6 +89,19 @@ def transition(ctx: RolloutContext, journal: Journal, message: str, dry_run: boo
     registry_changes = aliases.apply_registry(ctx.settings, journal)
     aliases.record_commit(ctx.settings, journal, sha)
     return Outcome(message, commit=sha, pushed=pushed, diff=diff, registry_changes=registry_changes)
+
+
+def _write_or_restore(ctx: RolloutContext, changes: dict[Path, str]) -> None:
+    """Each file whole or not at all; when one cannot be written, the ones already written go back to
+    the commit, so the checkout is never left with an overlay edited and no journal (exit 2)."""
+    written = []
+    try:
+        for path, text in changes.items():
+            write_text_file(path, text)
+            written.append(path)
+    except PatchriskError:
+        gitops.restore_files(ctx.repo, written)
+        raise
 
 
 def _check_manifests(ctx: RolloutContext, paths: list[Path]) -> None:
