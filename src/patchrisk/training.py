@@ -80,10 +80,18 @@ class TrainResult:
     seconds: float
 
 
-def data_hash(df: pd.DataFrame) -> str:
-    """Content hash of a table (column names and values, row order included)."""
-    h = hashlib.sha256(",".join(df.columns).encode())
-    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+def data_hash(df: pd.DataFrame, spec: ModelSpec) -> str:
+    """Content hash of what a model is trained on: the spec's columns (id, timestamp, features,
+    label, in that order), names and values, row order included.
+
+    Other columns the contract lets a table carry are left out: the model never saw them, and one
+    of lists (a Parquet array column) cannot be hashed. A table of the spec's columns alone, in the
+    spec's order (the generated and aggregated ones), hashes as it did when every column counted.
+    """
+    columns = [c for c in (spec.id_column, spec.timestamp_column, *spec.feature_names, spec.target.name)
+               if c in df.columns]
+    h = hashlib.sha256(",".join(columns).encode())
+    h.update(pd.util.hash_pandas_object(df[columns], index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -161,7 +169,7 @@ def train_model(df: pd.DataFrame, spec: ModelSpec, params: TrainParams = TrainPa
         "catboost_params": params.catboost_params(),
         "best_iteration": int(model.get_best_iteration() or 0),
         "device": params.device,
-        "training_data_hash": data_hash(df),
+        "training_data_hash": data_hash(df, spec),
         "training_rows": int(len(df)),
         "split_rows": {"train": len(train), "valid": len(valid), "holdout": len(holdout)},
         "positive_rate": float(df[spec.target.name].mean()),

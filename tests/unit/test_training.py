@@ -49,11 +49,33 @@ def test_saved_model_directory_round_trips(trained_patch_model):
         assert (model_dir / name).is_file()
 
 
-def test_data_hash_tracks_content(patch_rows):
-    assert data_hash(patch_rows) == data_hash(patch_rows.copy())
+def test_data_hash_tracks_content(patch_spec, patch_rows):
+    assert data_hash(patch_rows, patch_spec) == data_hash(patch_rows.copy(), patch_spec)
     changed = patch_rows.copy()
     changed.loc[0, "files_changed"] += 1
-    assert data_hash(changed) != data_hash(patch_rows)
+    assert data_hash(changed, patch_spec) != data_hash(patch_rows, patch_spec)
+
+
+def test_a_table_of_the_spec_columns_keeps_the_hash_it_had_when_every_column_was_hashed(patch_spec, patch_rows):
+    """The lineage tag of a table like the loop's (the spec's columns, in the spec's order) is what it
+    was when the hash covered every column of the table, so versions registered before compare."""
+    import hashlib
+
+    import pandas as pd
+
+    every_column = hashlib.sha256(",".join(patch_rows.columns).encode())
+    every_column.update(pd.util.hash_pandas_object(patch_rows, index=False).to_numpy().tobytes())
+    assert data_hash(patch_rows, patch_spec) == every_column.hexdigest()[:16]
+
+
+def test_columns_outside_the_spec_take_no_part_in_the_hash_nor_break_training(patch_spec, patch_rows):
+    """Validation lets a table carry other columns; one of lists (a Parquet array column) is not
+    hashable by pandas, and none of them is what the model was trained on."""
+    with_reviewers = patch_rows.assign(reviewers=[["alice", "bob"] if i % 2 else ["carol"]
+                                                  for i in range(len(patch_rows))])
+    assert data_hash(with_reviewers, patch_spec) == data_hash(patch_rows, patch_spec)
+    result = train_model(with_reviewers, patch_spec, TrainParams(seed=3, iterations=5))
+    assert result.bundle.metadata["training_data_hash"] == data_hash(patch_rows, patch_spec)
 
 
 def test_gpu_device_asks_catboost_for_gpu_and_rejects_unknown_devices():
