@@ -183,12 +183,13 @@ def run_training_locally(settings: Settings, *, data_uri: str, spec: str = "patc
 
     from patchrisk import registry
     from patchrisk.gates.policy import load_policy
+    from patchrisk.spec import load_spec
     from patchrisk.steps.prepare import check_source
     from patchrisk.training import TrainParams
 
     # a mistyped path, policy environment or training parameter: one line naming it, before any task starts
     check_source(spec, str(data_uri))
-    load_policy(spec, policy_env)
+    load_policy(load_spec(spec).name, policy_env)  # a spec given by path has its name's policy, as the tasks do
     TrainParams(seed=seed, device=device, iterations=iterations)
     arguments = dict(data_uri=str(data_uri), spec=spec, seed=seed, device=device, iterations=iterations,
                      mlflow_tracking_uri=settings.tracking_uri,

@@ -116,3 +116,26 @@ def test_component_returns_verdict_without_raising_and_writes_outputs(tmp_path, 
     assert GateReport.from_dict(json.loads((tmp_path / "report.json").read_text())).reason == outputs.reason
     assert (tmp_path / "summary.md").read_text().startswith("# Validation gates: REJECTED")
     assert report.metadata["gate.fairness"] == "failed"
+
+
+def test_the_gates_step_given_a_spec_path_gates_with_the_policy_of_its_spec(registry, tmp_path):
+    """`pipeline run --spec PATH` hands the path to the gates task: the spec file is no gate policy."""
+    import shutil
+    from importlib import resources
+
+    from patchrisk.gates.step import run_gates_step
+
+    settings, version = registry
+    spec_path = tmp_path / "patch-risk.yaml"
+    with resources.as_file(resources.files("patchrisk.specs").joinpath("patch-risk.yaml")) as builtin:
+        shutil.copy(builtin, spec_path)
+    holdout_path = tmp_path / "holdout.parquet"
+    models.holdout().to_parquet(holdout_path, index=False)
+
+    report = run_gates_step(str(models.healthy_model().save(tmp_path / "model")), str(holdout_path), str(spec_path),
+                            "staging", settings.tracking_uri, "", str(tmp_path / "report.json"),
+                            str(tmp_path / "summary.md"))
+
+    assert report.policy["source"] == load_policy("patch-risk", "staging").source
+    assert report.policy["digest"] == load_policy("patch-risk", "staging").digest()
+    assert report.model["champion_version"] == version.version

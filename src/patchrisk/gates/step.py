@@ -137,7 +137,10 @@ def run_gates_step(
     html_path: str | None = None,
     environment: str = "",
 ) -> GateReport:
-    """What the KFP component does: write the JSON report, the Markdown summary (and HTML)."""
+    """What the KFP component does: write the JSON report, the Markdown summary (and HTML).
+
+    ``spec`` is the pipeline's parameter (a spec name or a spec file's path); the gates judge with
+    the spec stored with the model and the gate policy of its name."""
     from patchrisk.gates.render import render_html, render_markdown
     from patchrisk.settings import get_settings
 
@@ -145,7 +148,7 @@ def run_gates_step(
     run = validate_model(
         model_dir,
         holdout_path,
-        spec or None,
+        None,  # the policy of the model's spec: ``spec`` may be a spec file's path, which is no policy
         policy_env or "dev",
         settings,
         champion="auto",

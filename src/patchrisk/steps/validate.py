@@ -18,7 +18,7 @@ def validate_table(spec_name: str, table_path: str, source: str, report_json: st
     if policy_env is not None:
         from patchrisk.gates.policy import load_policy
 
-        load_policy(spec_name, policy_env)
+        load_policy(spec.name, policy_env)  # ``spec_name`` may be a spec file's path: its policy is by name
     df = read_table(table_path)
     report = validate_frame(df, spec, source=source)
     Path(report_json).parent.mkdir(parents=True, exist_ok=True)
