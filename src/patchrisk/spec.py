@@ -33,6 +33,9 @@ class UnknownCategoryPolicy(str, Enum):
 
 PRESENTATION_FIELDS = ("display_name", "unit")
 
+# The columns batch lists carry for every spec (patchrisk.batch_scoring): no name in a spec may take one.
+BATCH_LIST_COLUMNS = ("qa_rank", "top_features", "watch_rank", "max_risk")
+
 
 class _Strict(BaseModel):
     # .nan as a range bound or threshold compares false with every value: no check would ever fire
@@ -217,7 +220,44 @@ class ModelSpec(_Strict):
         if self.outputs.alert_bucket and self.outputs.alert_bucket not in bucket_names:
             raise ValueError(f"outputs.alert_bucket: '{self.outputs.alert_bucket}' is not one of the "
                              f"risk_buckets ({', '.join(bucket_names)})")
+        self._check_names_are_distinct()
         return self
+
+    def _check_names_are_distinct(self) -> None:
+        """Two roles with one name would share a column: batch scoring overwrote a feature with the score,
+        or failed on a watch list grouped by one feature twice."""
+        for role, listed in (("sensitive_attributes", self.sensitive_attributes),
+                             ("roles.watch_groups", self.roles.watch_groups),
+                             ("roles.qa_columns", self.roles.qa_columns)):
+            twice = [name for i, name in enumerate(listed) if name in listed[:i]]
+            if twice:
+                raise ValueError(f"{role}: '{twice[0]}' is listed twice")
+        if self.roles.blast_radius and self.roles.blast_radius in self.roles.qa_columns:
+            raise ValueError(f"roles.qa_columns: '{self.roles.blast_radius}' is the QA list's roles.blast_radius "
+                             f"column already")
+        role_of: dict[str, str] = {}
+        for role, name in self.column_roles():
+            if name in role_of:
+                raise ValueError(f"'{name}' names both {role_of[name]} and {role}: each column needs its own name")
+            role_of[name] = role
+
+    def column_roles(self) -> list[tuple[str, str]]:
+        """(role, column name) for every column a table, a prediction or a batch list carries."""
+        names = self.roles.list_names
+        columns = [("id_column", self.id_column), ("timestamp_column", self.timestamp_column),
+                   ("target.name", self.target.name),
+                   *((f"feature '{f.name}'", f.name) for f in self.features),
+                   ("outputs.score", self.outputs.score), ("outputs.bucket", self.outputs.bucket),
+                   *(("a column batch lists add", column) for column in BATCH_LIST_COLUMNS),
+                   ("roles.list_names.items", names.items),
+                   ("roles.list_names.expected_impact", names.expected_impact),
+                   ("roles.list_names.expected_incidents", names.expected_incidents),
+                   ("roles.list_names.impact_at_risk", names.impact_at_risk),
+                   ("the watch list's count of alert-bucket items (outputs.alert_bucket, roles.list_names.items)",
+                    f"{self.alert_bucket}_risk_{names.items}")]
+        if self.roles.watch_detail:
+            columns.append(("the watch list's riskiest item (roles.watch_detail)", f"riskiest_{self.roles.watch_detail}"))
+        return columns
 
     def _role_features(self) -> list[tuple[str, str]]:
         roles = self.roles

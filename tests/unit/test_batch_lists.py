@@ -47,6 +47,9 @@ def test_patch_risk_lists_keep_their_release_planning_columns(trained_patch_mode
                                 "expected_devices_affected", "component", "device_family", "region", "top_features"]
     assert {"device_family", "region", "patches", "expected_regressions", "devices_at_risk",
             "high_risk_patches", "riskiest_component"} <= set(watch.columns)
+    # every list column is one the spec names, so its check that no two roles share a name covers the lists
+    named = {name for _, name in patch_spec.column_roles()}
+    assert set(qa.columns) | set(watch.columns) <= named, (set(qa.columns) | set(watch.columns)) - named
 
 
 def test_feature_reliability_lists_come_from_the_same_code(reliability_model, reliability_spec):

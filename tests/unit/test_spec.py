@@ -84,3 +84,71 @@ def test_a_spec_key_written_twice_is_refused_naming_it(tmp_path):
     path.write_text(text.replace("\nversion:", "\nversion: 7\nversion:", 1))
     with pytest.raises(SpecError, match=rf"^{path}: key 'version' appears twice"):
         load_spec(path)
+
+
+def _patch_risk_with(path: str, value) -> str:
+    """The packaged patch-risk spec as YAML text with one (dotted) key set to ``value``."""
+    import yaml
+
+    data = load_spec("patch-risk").model_dump(mode="json")
+    *parents, key = path.split(".")
+    node = data
+    for parent in parents:
+        node = node[parent]
+    node[key] = value
+    return yaml.safe_dump(data)
+
+
+def _renamed_feature(old: str, new: str) -> list[dict]:
+    return [dict(f, name=new) if f["name"] == old else f
+            for f in load_spec("patch-risk").model_dump(mode="json")["features"]]
+
+
+COLLIDING_NAMES = {
+    "score named as a feature": (
+        "outputs.score", "component",
+        "'component' names both feature 'component' and outputs.score: each column needs its own name"),
+    "list column named as the score": (
+        "roles.list_names.expected_impact", "risk_score",
+        "'risk_score' names both outputs.score and roles.list_names.expected_impact: each column needs its own name"),
+    "target named as the id": (
+        "target.name", "patch_id",
+        "'patch_id' names both id_column and target.name: each column needs its own name"),
+    "timestamp named as the id": (
+        "timestamp_column", "patch_id",
+        "'patch_id' names both id_column and timestamp_column: each column needs its own name"),
+    "feature named as the score": (
+        "features", _renamed_feature("code_churn_score", "risk_score"),
+        "'risk_score' names both feature 'risk_score' and outputs.score: each column needs its own name"),
+    "bucket named as a column the lists add": (
+        "outputs.bucket", "top_features",
+        "'top_features' names both outputs.bucket and a column batch lists add: each column needs its own name"),
+    "items named as a column the lists add": (
+        "roles.list_names.items", "max_risk",
+        "'max_risk' names both a column batch lists add and roles.list_names.items: each column needs its own name"),
+    "alert count named as the target": (
+        "roles.list_names.items", "flag",
+        ("'high_risk_flag' names both target.name and the watch list's count of alert-bucket items "
+         "(outputs.alert_bucket, roles.list_names.items): each column needs its own name")),
+    "id named as the QA rank": (
+        "id_column", "qa_rank",
+        "'qa_rank' names both id_column and a column batch lists add: each column needs its own name"),
+    "a watch group listed twice": (
+        "roles.watch_groups", ["region", "region"], "roles.watch_groups: 'region' is listed twice"),
+    "a QA column listed twice": (
+        "roles.qa_columns", ["component", "component"], "roles.qa_columns: 'component' is listed twice"),
+    "the blast radius as a QA column too": (
+        "roles.qa_columns", ["num_devices_targeted"],
+        "roles.qa_columns: 'num_devices_targeted' is the QA list's roles.blast_radius column already"),
+}
+
+
+@pytest.mark.parametrize("case", COLLIDING_NAMES)
+def test_a_name_given_to_two_columns_is_refused_naming_both_roles(case):
+    """Batch scoring overwrote the feature 'component' with the score (outputs.score: component), failed
+    with an AttributeError for list_names.expected_impact: risk_score and a ValueError for watch_groups
+    [region, region]; the target named as the id column was accepted. Each column now needs its own name."""
+    path, value, problem = COLLIDING_NAMES[case]
+    with pytest.raises(SpecError) as err:
+        parse_spec(_patch_risk_with(path, value), "specs/colliding.yaml")
+    assert str(err.value).splitlines()[1:] == [f"  - (top level): {problem}"]
