@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from patchrisk.config_files import read_mapping, validation_problems
 from patchrisk.errors import PatchriskError, SpecError
@@ -91,7 +91,16 @@ class Feature(_Strict):
 class Target(_Strict):
     name: str
     description: str = ""
+    # Kept, not dropped, because every saved spec.yaml carries it and the fingerprint covers it; nothing
+    # reads it, as labels are 0/1 with 1 positive throughout, so another value would be silently ignored.
     positive_label: int = 1
+
+    @field_validator("positive_label")
+    @classmethod
+    def _positive_is_one(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("must be 1: labels are 0/1 and 1 is the positive class")
+        return value
 
 
 class RiskBucket(_Strict):

@@ -152,3 +152,15 @@ def test_a_name_given_to_two_columns_is_refused_naming_both_roles(case):
     with pytest.raises(SpecError) as err:
         parse_spec(_patch_risk_with(path, value), "specs/colliding.yaml")
     assert str(err.value).splitlines()[1:] == [f"  - (top level): {problem}"]
+
+
+@pytest.mark.parametrize("label", [0, 7])
+def test_a_positive_label_other_than_1_is_refused(label):
+    """target.positive_label took any number and nothing read it: labels are 0/1 and 1 is the positive
+    class everywhere (training, gates, monitoring). A spec saying otherwise is refused, not ignored;
+    saved specs, which all carry positive_label: 1, still load."""
+    with pytest.raises(SpecError) as err:
+        parse_spec(_patch_risk_with("target.positive_label", label), "specs/label.yaml")
+    assert str(err.value).splitlines()[1:] == [
+        "  - target.positive_label: must be 1: labels are 0/1 and 1 is the positive class"]
+    assert parse_spec(_patch_risk_with("target.positive_label", 1), "specs/label.yaml") == load_spec("patch-risk")
