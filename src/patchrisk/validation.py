@@ -163,7 +163,7 @@ def _failure_cases(df: pd.DataFrame, spec: ModelSpec, require_target: bool) -> p
                         check=cases["check"].astype(str))
 
 
-def _contract_violations(df: pd.DataFrame, spec: ModelSpec, require_target: bool) -> list[Violation]:
+def row_contract_violations(df: pd.DataFrame, spec: ModelSpec, require_target: bool) -> list[Violation]:
     cases = _failure_cases(df, spec, require_target)
     if cases is None:
         return []
@@ -220,7 +220,7 @@ def validate_frame(df: pd.DataFrame, spec: ModelSpec, source: str = "<data>",
                    require_target: bool = True) -> ValidationReport:
     if df.empty and len(df.columns) == 0:
         return ValidationReport(source, spec.name, 0, [Violation("(table)", "file has no columns", 0)])
-    violations = _contract_violations(df, spec, require_target) + _quality_violations(df, spec, require_target)
+    violations = row_contract_violations(df, spec, require_target) + _quality_violations(df, spec, require_target)
     return ValidationReport(source=source, spec=spec.name, rows=len(df), violations=violations)
 
 

@@ -29,12 +29,9 @@ def load_holdout(path: str | Path, spec: ModelSpec) -> pd.DataFrame:
     the gates cannot judge is their verdict (:func:`validate_model`), not a refused table.
     """
     from patchrisk.tables import read_table
-    from patchrisk.validation import ValidationReport, conform, validate_frame
+    from patchrisk.validation import ValidationReport, conform, row_contract_violations, validate_frame
 
-    # The row contract alone; patchrisk.validation has no public name for it yet.
-    from patchrisk.validation import _contract_violations as row_contract_violations
-
-    df = read_table(path)
+    df = read_table(path, spec.text_columns)
     report = validate_frame(df, spec, source=str(path))
     if not (df.empty and len(df.columns) == 0):  # a file without columns: validate_frame's one violation
         report = ValidationReport(str(path), spec.name, len(df), row_contract_violations(df, spec, True))

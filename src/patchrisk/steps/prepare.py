@@ -52,7 +52,7 @@ def prepare_table(spec_name: str, data_uri: str, out_path: str) -> dict:
             table = aggregate_events(spec, events, metadata,
                                      progress=lambda n: log.info("aggregated %s events", f"{n:,}"))
     else:
-        table = read_table(data_uri)
+        table = read_table(data_uri, spec.text_columns)
     write_table(table, out_path)
     log.info("prepared %d rows from %s", len(table), data_uri)
     return {"rows": len(table), "source": data_uri}

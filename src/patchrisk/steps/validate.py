@@ -19,7 +19,7 @@ def validate_table(spec_name: str, table_path: str, source: str, report_json: st
         from patchrisk.gates.policy import load_policy
 
         load_policy(spec.name, policy_env)  # ``spec_name`` may be a spec file's path: its policy is by name
-    df = read_table(table_path)
+    df = read_table(table_path, spec.text_columns)
     report = validate_frame(df, spec, source=source)
     Path(report_json).parent.mkdir(parents=True, exist_ok=True)
     Path(report_json).write_text(report.to_json())
