@@ -178,3 +178,34 @@ def test_a_transition_whose_journal_cannot_be_written_leaves_the_checkout_as_it_
     assert f"{JOURNAL_FILE}: cannot write it" in result.output
     assert patch.read_text() == before and repo.head.commit.hexsha == head
     assert not repo.is_dirty(untracked_files=True) and aliases() == {"champion": "1"}
+
+
+def test_hand_edited_weights_stop_every_command_before_the_schedule_is_skipped(gitops_repo, rollout_env):
+    """Was: a journal weight of 150 made the next passing analysis promote v2 after one step (the
+    champion alias moved, exit 0); a patch weight edited to 50 was shown as the journal's 10 % and
+    overwritten by the next step. Each is named (file and field, exit 2) and nothing moves."""
+    from patchrisk.rollout.state import JOURNAL_FILE
+
+    repo = gitops_repo
+    assert run(repo, "start", "--overlay", "staging", "--model-version", "2").exit_code == 0
+    traffic(rollout_env, "2", seed=700)
+    journal = staging(repo) / JOURNAL_FILE
+    recorded = json.loads(journal.read_text())
+    journal.write_text(json.dumps({**recorded, "canary_percent": 150}, indent=2))
+    repo.index.add([str(journal.relative_to(repo.working_tree_dir))])
+    repo.index.commit("journal: canary at 150")
+    result = run(repo, "analyze", "--overlay", "staging", "--apply")
+    assert result.exit_code == 2, result.output
+    assert f"{JOURNAL_FILE}: canary_percent: Input should be less than or equal to 100" in result.output
+    assert commits(repo)[0] == "journal: canary at 150" and aliases() == {"champion": "1", "canary": "2"}
+
+    repo.git.revert("--no-edit", "HEAD")
+    patch = staging(repo) / "inferenceservice-patch.yaml"
+    patch.write_text(patch.read_text().replace("trafficPercent: 10", "trafficPercent: 50"))
+    repo.index.add([str(patch.relative_to(repo.working_tree_dir))])
+    repo.index.commit("staging: canary at 50")
+    for verb in (("status",), ("analyze", "--apply")):
+        result = run(repo, *verb, "--overlay", "staging")
+        assert result.exit_code == 2, result.output
+        assert "spec.canary.0.trafficPercent is 50, but" in result.output and "records 10" in result.output
+    assert commits(repo)[0] == "staging: canary at 50" and aliases() == {"champion": "1", "canary": "2"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 
@@ -250,3 +251,95 @@ def test_a_hand_edited_patch_the_rollout_cannot_read_is_named_by_field(overlays,
     with pytest.raises(PatchriskError) as caught:
         overlay.read()
     assert str(caught.value).startswith(f"{overlay.patch_path}: {problem}"), str(caught.value)
+
+
+def _journal_for_shipped_staging(overlays, **changes) -> Overlay:
+    """The journal `rollout start` would have committed with the shipped staging patch (champion
+    v2, canary v3 at 10 %), with ``changes`` made by hand."""
+    from patchrisk.rollout.state import Journal, Ref, journal_path
+
+    overlay = Overlay.open(overlays, "staging")
+    journal = Journal(model="patch-risk", environment="staging", mode="standard", phase="canary", action="start",
+                      champion=Ref.of(V[2]), canary=Ref.of(V[3]), canary_percent=10)
+    data = {**journal.model_dump(mode="json"), **changes}
+    journal_path(overlay).write_text(json.dumps(data))
+    return overlay
+
+
+@pytest.mark.parametrize("weight", [150, -5, "ten", 12.5])
+def test_a_hand_edited_journal_weight_is_named_by_field(overlays, weight):
+    """Was: a journal weight of 150 printed 'canary v3 at 150%' and the next passing analysis promoted
+    after one step; -5 stepped '-5% -> 10%'."""
+    from patchrisk.rollout.state import current_journal, journal_path
+
+    overlay = _journal_for_shipped_staging(overlays, canary_percent=weight)
+    with pytest.raises(PatchriskError) as caught:
+        current_journal(overlay, "patch-risk")
+    assert str(caught.value).startswith(f"{journal_path(overlay)}: canary_percent: "), str(caught.value)
+
+
+@pytest.mark.parametrize("weight", [150, -5, "ten"])
+def test_an_unreadable_overlay_weight_is_named_while_a_journal_exists(overlays, weight):
+    """Was: with a journal the patch was never read, so status showed the journal's 10 % and
+    `analyze --apply` overwrote the edit without naming it."""
+    from patchrisk.rollout.state import current_journal
+
+    overlay = _journal_for_shipped_staging(overlays)
+    _hand_edit(overlays, "staging", lambda d: _canary(d).update(trafficPercent=weight))
+    with pytest.raises(PatchriskError) as caught:
+        current_journal(overlay, "patch-risk")
+    assert str(caught.value).startswith(f"{overlay.patch_path}: spec.canary.0.trafficPercent: "), str(caught.value)
+
+
+@pytest.mark.parametrize(("environment", "change", "field", "found", "recorded"), [
+    ("staging", lambda d: _canary(d).update(trafficPercent=50), "spec.canary.0.trafficPercent", "50", "10"),
+    ("staging", lambda d: d["spec"].update(canary=[]), "spec.canary.0.predictor.model.storageUri", "None",
+     "'s3://patchrisk-models/patch-risk/v3/'"),
+    ("staging", lambda d: d["spec"]["predictor"]["model"].update(storageUri="s3://patchrisk-models/patch-risk/v1/"),
+     "spec.predictor.model.storageUri", "'s3://patchrisk-models/patch-risk/v1/'",
+     "'s3://patchrisk-models/patch-risk/v2/'"),
+])
+def test_a_valid_overlay_edit_the_journal_does_not_record_is_refused(overlays, environment, change, field, found,
+                                                                      recorded):
+    """A weight edited by hand (10 -> 50) would skip the schedule at the next analysis, or be
+    overwritten by it without a word: every command names the field and both values instead."""
+    from patchrisk.rollout.state import current_journal, journal_path
+
+    overlay = _journal_for_shipped_staging(overlays)
+    _hand_edit(overlays, environment, change)
+    with pytest.raises(PatchriskError) as caught:
+        current_journal(overlay, "patch-risk")
+    message = str(caught.value)
+    assert message.startswith(f"{overlay.patch_path}: {field} is {found}, but {journal_path(overlay)} records "
+                              f"{recorded}"), message
+
+
+def test_a_knative_overlay_agreeing_with_its_journal_is_read(overlays):
+    """Knative keeps only the canary's URI in the patch while a canary runs: the champion is the journal's."""
+    from patchrisk.rollout.state import Journal, Ref, current_journal, journal_path
+
+    overlay = Overlay.open(overlays, "dev")
+    journal = Journal(model="patch-risk", environment="dev", mode="knative", phase="canary", action="start",
+                      champion=Ref.of(V[2]), canary=Ref.of(V[3]), canary_percent=20)
+    overlay.write(journal.serving())
+    journal_path(overlay).write_text(journal.to_text())
+    assert current_journal(overlay, "patch-risk") == journal
+    _hand_edit(overlays, "dev", lambda d: d["spec"]["predictor"].update(canaryTrafficPercent=60))
+    with pytest.raises(PatchriskError, match=r"spec.predictor.canaryTrafficPercent is 60, but .* records 20"):
+        current_journal(overlay, "patch-risk")
+
+
+def test_the_shipped_staging_overlay_agrees_with_its_journal(overlays):
+    from patchrisk.rollout.state import current_journal
+
+    overlay = _journal_for_shipped_staging(overlays)
+    assert current_journal(overlay, "patch-risk").serving() == overlay.read()
+
+
+@pytest.mark.parametrize("weight", [150, -5])
+def test_a_weight_outside_0_to_100_never_decides_a_promotion(patch_spec, weight):
+    config = load_config()
+    stats = EndpointStats("default", "1", requests=500, errors=0, error_rate=0.0, latency_p99_ms=5.0,
+                          score_histogram=[0.1] * 10)
+    with pytest.raises(PatchriskError, match=f"canary weight {weight}% is outside 0..100"):
+        decide(stats, stats, compare(stats, stats, None, None, 0.5), config, weight, False)

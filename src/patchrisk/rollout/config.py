@@ -44,7 +44,13 @@ class RolloutConfig(BaseModel):
         return schedule
 
     def next_weight(self, current: int) -> int | None:
-        """The first scheduled weight above ``current``; None at (or past) the last one."""
+        """The first scheduled weight above ``current``; None at (or past) the last one.
+
+        A weight outside 0..100 is no point of any schedule: 150 would read as "past the last step"
+        and promote at once, so it is refused (the journal and the patch are checked as they are read;
+        this keeps any other caller from skipping the schedule)."""
+        if not 0 <= current <= 100:
+            raise PatchriskError(f"canary weight {current}% is outside 0..100; no step or promotion follows from it")
         return next((w for w in self.schedule if w > current), None)
 
     @property

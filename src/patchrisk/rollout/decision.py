@@ -106,6 +106,7 @@ def recall_check(default: EndpointStats, canary: EndpointStats, cmp: Comparison,
 
 def decide(default: EndpointStats, canary: EndpointStats, cmp: Comparison, config: RolloutConfig,
            current_weight: int, labels_given: bool) -> Decision:
+    next_weight = config.next_weight(current_weight)  # first: a weight outside 0..100 decides nothing
     checks = operational_checks(default, canary, cmp, config)
     checks.append(recall_check(default, canary, cmp, config, labels_given))
     failed = [c for c in checks if c.status == "fail"]
@@ -113,7 +114,6 @@ def decide(default: EndpointStats, canary: EndpointStats, cmp: Comparison, confi
         return Decision("rollback", current_weight, None, checks,
                         [f"{c.name} = {_fmt(c.value)} exceeds the limit {c.limit}: {c.detail}" for c in failed])
     waiting = [c for c in checks if c.status == "insufficient"]
-    next_weight = config.next_weight(current_weight)
     if next_weight is None and config.require_labels_to_promote and checks[-1].status == "skipped":
         waiting.append(checks[-1])
     if waiting:

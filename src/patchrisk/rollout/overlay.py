@@ -187,6 +187,17 @@ class Overlay:
         canary_uri = ((entry.predictor or _Predictor()).model or _Model()).storageUri
         return Serving(ModelRef.from_uri(uri), ModelRef.from_uri(canary_uri), entry.trafficPercent)
 
+    def serving_fields(self, serving: Serving) -> dict[str, object]:
+        """The patch fields that say what ``serving`` is, as this overlay's mode writes them (field
+        paths as the read errors name them); comparing two of these names what differs."""
+        canary_uri = serving.canary.uri if serving.canary else None
+        percent = serving.canary_percent if serving.canary else None
+        if self.mode == KNATIVE:  # while a canary runs the patch holds only the canary's URI
+            latest = canary_uri if serving.canary else (serving.champion.uri if serving.champion else None)
+            return {"spec.predictor.model.storageUri": latest, "spec.predictor.canaryTrafficPercent": percent}
+        return {"spec.predictor.model.storageUri": serving.champion.uri if serving.champion else None,
+                "spec.canary.0.predictor.model.storageUri": canary_uri, "spec.canary.0.trafficPercent": percent}
+
     # -- writing -------------------------------------------------------------------------------
     def render(self, serving: Serving) -> str:
         """The patch file's text for ``serving`` (other fields of the patch are kept)."""

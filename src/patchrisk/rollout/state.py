@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from patchrisk.config_files import validation_problems
 from patchrisk.errors import PatchriskError
-from patchrisk.rollout.overlay import ModelRef, Overlay, Serving
+from patchrisk.rollout.overlay import ModelRef, Overlay, Percent, Serving
 
 JOURNAL_FILE = ".patchrisk-rollout.json"
 Phase = Literal["idle", "canary", "promoted", "rolled_back"]
@@ -78,7 +79,9 @@ class Journal(BaseModel):
     reason: str = ""
     champion: Ref
     canary: Ref | None = None
-    canary_percent: int | None = None
+    # Checked as the patch's weight is: a hand-edited 150 would read as past the last step (promoted
+    # after one analysis), -5 as before the first.
+    canary_percent: Percent | None = None
     previous_champion: Ref | None = None
     rolled_back: Ref | None = None
     canary_started_at: str | None = None
@@ -109,8 +112,24 @@ def load_journal(overlay: Overlay) -> Journal | None:
         return None
     try:
         return Journal.model_validate_json(path.read_text())
+    except ValidationError as err:
+        raise PatchriskError(f"{path}: {'; '.join(validation_problems(err))} (unreadable rollout journal)") from None
     except ValueError as err:
         raise PatchriskError(f"{path}: unreadable rollout journal: {err}") from None
+
+
+def require_overlay_agrees(overlay: Overlay, journal: Journal) -> None:
+    """The patch says what the journal records. Both are committed together by every rollout
+    command, so a difference is a hand edit: acted on, a weight edited from 10 to 50 would skip the
+    schedule, and the next transition would overwrite it without a word. Named (exit 2) instead."""
+    recorded = overlay.serving_fields(journal.serving())
+    found = overlay.serving_fields(overlay.read())  # read() names a field it cannot read (150, "ten")
+    for field, value in recorded.items():
+        if found[field] != value:
+            raise PatchriskError(f"{overlay.patch_path}: {field} is {found[field]!r}, but {journal_path(overlay)} "
+                                 f"records {value!r}; the patch was edited after the last rollout commit. Revert "
+                                 "that edit: the rollout commands (start, step, promote, rollback) change both "
+                                 "files in one commit")
 
 
 def current_journal(overlay: Overlay, model: str) -> Journal:
@@ -119,6 +138,7 @@ def current_journal(overlay: Overlay, model: str) -> Journal:
     if journal is not None:
         if journal.model != model:
             raise PatchriskError(f"{journal_path(overlay)} tracks model {journal.model!r}, not {model!r}")
+        require_overlay_agrees(overlay, journal)
         return journal
     serving = overlay.read()
     if serving.champion is None:
