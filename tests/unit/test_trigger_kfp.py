@@ -16,7 +16,7 @@ from patchrisk_pipelines.run import COMPILED_DIR, training_pipeline
 
 from patchrisk.monitoring.drift.launcher import KfpLauncher, is_run_active, run_display_name
 from patchrisk.monitoring.drift.trigger import RunRef
-from tests.unit.canned_http import loopback_http_server
+from tests.unit.canned_http import canned_http_server, loopback_http_server
 
 TRAINING_YAML = COMPILED_DIR / "training.yaml"
 
@@ -236,3 +236,59 @@ def test_a_failed_launch_is_retried_after_the_delay_under_its_key_and_finds_the_
     assert state.failed_launch is None and state.last_trigger.key == first.key
     assert set(state.triggered_keys) == {first.key, retried.key}
     assert kfp.problems == []
+
+
+def _decide_one_degraded_window(host: str, tmp_path):
+    """One window whose performance asks for retraining, judged by decide_and_launch against ``host``."""
+    import datetime as dt
+
+    from patchrisk.monitoring.drift.config import load_config
+    from patchrisk.monitoring.drift.decision import DriftVerdict
+    from patchrisk.monitoring.drift.job import WindowAnalysis, decide_and_launch
+    from patchrisk.monitoring.drift.trigger import StateStore
+    from patchrisk.monitoring.drift.window import Window
+    from patchrisk.settings import get_settings
+    from patchrisk.storage import Store
+
+    config = load_config().with_overrides(
+        retraining={"backend": "kfp", "training_data_uri": PARAMS["data_uri"], "kfp_timeout_s": 10}, alerts={})
+    settings = get_settings(kfp_host=host, state_dir=tmp_path / "state", environment="staging")
+    states = StateStore(Store(str(tmp_path / "logs")), "patch-risk")
+    end = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    analysis = WindowAnalysis(Window(end - dt.timedelta(hours=1), end), DriftVerdict("ok", 500), None, None, 0)
+    decision, launch = decide_and_launch(states.load(), states, analysis, {"drop": 0.2, "degraded": True}, config,
+                                         settings, lambda message: None, training_pipeline())
+    return decision, launch, states.load()
+
+
+def _kfp_answering_runs(created: bytes, listed: dict):
+    """A KFP API whose run creation answers ``created`` and whose run list answers ``listed``."""
+    def answer(method: str, path: str) -> tuple[str, bytes]:
+        path = urlparse(path).path
+        body = {f"{API}/healthz": {"multi_user": False},
+                f"{API}/experiments": {"experiments": [{"experiment_id": "exp-1",
+                                                        "display_name": "patchrisk-retraining"}]},
+                f"{API}/pipelines": {"pipelines": [{"pipeline_id": "pipe-1", "display_name": "patchrisk-training"}]},
+                f"{API}/pipelines/pipe-1/versions": {"pipeline_versions": [
+                    {"pipeline_id": "pipe-1", "pipeline_version_id": "ver-1", "created_at": "2026-01-01T00:00:00Z"}]},
+                f"{API}/runs": listed}.get(path, {})
+        if (method, path) == ("POST", f"{API}/runs"):
+            return "application/json", created
+        return "application/json", json.dumps(body).encode()
+
+    return canned_http_server(answer)
+
+
+@pytest.mark.parametrize(("created", "listed"), [
+    (b"{}", {"runs": []}),  # a 200 without the run
+    (b"not json at all", {"runs": []}),
+    (b'{"run_id": "run-1"}', {"runs": [{"display_name": "retrain-patch-risk-20260302T00"}]}),  # listed, no id
+])
+def test_a_kfp_answer_without_a_run_id_is_a_failed_launch_with_its_state_saved(tmp_path, created, listed):
+    """Was: a pydantic ValidationError traceback after the launch (RunRef without run_id), exit 1, no
+    state, summary or alert: the next window launched again, with no retry delay."""
+    with _kfp_answering_runs(created, listed) as host:
+        decision, launch, state = _decide_one_degraded_window(host, tmp_path)
+    assert decision.trigger is True and launch["outcome"] == "failed" and launch["run_id"] is None
+    assert "without a run id" in launch["detail"]["error"] and host in launch["detail"]["error"]
+    assert state.failed_launch.key == decision.key and state.active_run is None and state.last_trigger is None

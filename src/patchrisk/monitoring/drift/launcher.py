@@ -172,15 +172,24 @@ class KfpLauncher:
         name = run_display_name(key)
         existing = self._find_run(experiment_id, name)
         if existing is not None:
-            return LaunchResult(self.backend, existing.run_id, "already_exists",
+            return LaunchResult(self.backend, self._run_id(existing, f"listed run {name}"), "already_exists",
                                 {"display_name": name, "state": str(existing.state)})
         pipeline_id, version_id = self._pipeline_version()
         with _quiet_kfp():
             run = self.client.run_pipeline(experiment_id, name, params=parameters, pipeline_id=pipeline_id,
                                            version_id=version_id)
-        return LaunchResult(self.backend, run.run_id, "submitted",
+        return LaunchResult(self.backend, self._run_id(run, f"created run {name}"), "submitted",
                             {"display_name": name, "experiment_id": experiment_id, "pipeline_id": pipeline_id,
                              "pipeline_version_id": version_id})
+
+    def _run_id(self, run, what: str) -> str:
+        """The run's id, or PatchriskError (a failed launch) when the API gave none: an answer of ``{}``
+        or one that is no JSON reaches kfp.Client as a run without an id, and a run the monitor cannot
+        name cannot be watched (the state's active run). The retry finds a run it did create by name."""
+        run_id = getattr(run, "run_id", None)
+        if not isinstance(run_id, str) or not run_id:
+            raise PatchriskError(f"KFP API at {self.host} answered the {what} without a run id")
+        return run_id
 
     def run_ref(self, result: LaunchResult, key: str) -> RunRef:
         return RunRef(backend=self.backend, run_id=result.run_id, key=key, started_at=_now())
