@@ -93,21 +93,87 @@ def _unpaired_files(store: Store, model: str, first: date | None, last: date | N
     return names
 
 
-def _load(store: Store, names: list[str]) -> list[tuple[object, dict]]:
+class _SetAside:
+    """What a read leaves out of the stored events, per part and reason: counted, with an example
+    event id, said in the log and (given ``unreadable``) named as ``{"file", "reason"}`` as the
+    readers name the log parts they skip."""
+
+    def __init__(self, unreadable: list[dict] | None):
+        self.unreadable = unreadable
+        self.records: dict[tuple[str, str], list[str]] = {}
+        self.details: dict[tuple[str, str], str] = {}
+
+    def part(self, name: str, reason: str) -> None:
+        log.warning("skipped %s: %s", name, reason)
+        if self.unreadable is not None:
+            self.unreadable.append({"file": name, "reason": reason})
+
+    def record(self, name: str, reason: str, event_id, detail: str | None = None) -> None:
+        self.records.setdefault((name, reason), []).append(str(event_id)[:80])
+        if detail:
+            self.details.setdefault((name, reason), detail)
+
+    def said(self) -> None:
+        for key, ids in self.records.items():
+            name, reason = key
+            detail = f": {self.details[key]}" if key in self.details else ""
+            examples = ", ".join(list(dict.fromkeys(ids))[:3])  # a request and its response share an id
+            self.part(name, f"{len(ids)} unpaired event(s) set aside: {reason} (e.g. {examples}{detail})")
+        self.records.clear()
+
+
+_TEXT = (pa.types.is_string, pa.types.is_large_string, pa.types.is_null)
+
+
+def _foreign_events_reason(schema: pa.Schema) -> str | None:
+    """Why a readable part holds no unpaired events the reader can settle, or None. A time without a
+    zone is read as UTC (the sink writes UTC; a naive received_at in the logs reads so too)."""
+    for name, fits, kind in (("event_json", _TEXT, "text"), ("resolved_endpoint", _TEXT, "text"),
+                             ("pair_deadline", (pa.types.is_timestamp,), "a timestamp")):
+        found = schema.get_all_field_indices(name)
+        if not found:
+            return f"not unpaired sink events: no '{name}' column"
+        if len(found) > 1:
+            return f"not unpaired sink events: column '{name}' appears {len(found)} times"
+        got = schema.field(found[0]).type
+        if not any(test(got.value_type if pa.types.is_dictionary(got) else got) for test in fits):
+            return f"not unpaired sink events: column '{name}' is {got}, expected {kind}"
+    return None
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _load(store: Store, names: list[str], set_aside: _SetAside) -> list[tuple[object, dict]]:
     from patchrisk.monitoring.sink.events import LoggedEvent
 
     loaded = []
     for name in names:
         try:
-            records = pq.read_table(io.BytesIO(store.read_bytes(name))).to_pylist()
+            table = pq.read_table(io.BytesIO(store.read_bytes(name)))
         except (pa.ArrowInvalid, OSError) as err:  # a torn upload, a stray object: the other files still count
-            log.warning("skipped %s: not a readable Parquet file (%s)", name, " ".join(str(err).split())[:300])
+            set_aside.part(name, f"not a readable Parquet file: {' '.join(str(err).split())[:300]}")
             continue
-        for record in records:
+        foreign = _foreign_events_reason(table.schema)
+        if foreign:
+            set_aside.part(name, foreign)
+            continue
+        columns = ["event_json", "resolved_endpoint", "pair_deadline"]
+        columns += ["event_id"] if len(table.schema.get_all_field_indices("event_id")) == 1 else []
+        for record in table.select(columns).to_pylist():
             try:
-                loaded.append((LoggedEvent.from_record(json.loads(record["event_json"])), record))
+                event = LoggedEvent.from_record(json.loads(record["event_json"]))
             except Exception as err:  # noqa: BLE001  one bad record never hides the others
-                log.warning("%s: skipping an unreadable unpaired event %s: %s", name, record.get("event_id"), err)
+                set_aside.record(name, "no readable event in event_json", record.get("event_id"),
+                                 " ".join(str(err).split())[:200])
+                continue
+            if event.kind not in ("request", "response"):  # pairing knows these two only
+                set_aside.record(name, f"kind {str(event.kind)[:40]!r}, expected request or response", event.id)
+                continue
+            record["pair_deadline"] = _as_utc(record["pair_deadline"])
+            record["file"] = name
+            loaded.append((event, record))
     return loaded
 
 
@@ -122,8 +188,10 @@ def _distinct(events: list[tuple[object, dict]]) -> list[tuple[object, dict]]:
     return out
 
 
-def pair_unpaired(loaded: list[tuple[object, dict]], now: datetime) -> list[tuple[object, dict]]:
-    """(Exchange, endpoint per kind) for every exchange these events settle at ``now``."""
+def pair_unpaired(loaded: list[tuple[object, dict]], now: datetime,
+                  set_aside: _SetAside | None = None) -> list[tuple[object, dict]]:
+    """(Exchange, endpoint per kind) for every exchange these events settle at ``now``. A lone event
+    without a deadline is never settled (its partner may still come): ``set_aside`` names it."""
     from patchrisk.monitoring.sink.buffer import ID_COLLISION
     from patchrisk.monitoring.sink.rows import Exchange
 
@@ -141,7 +209,10 @@ def pair_unpaired(loaded: list[tuple[object, dict]], now: datetime) -> list[tupl
             settled.append((Exchange(requests[0][0], responses[0][0]), endpoints))
         else:
             event, record = (requests or responses)[0]
-            if record["pair_deadline"] <= now:  # before it, the partner may still be in another replica
+            if record["pair_deadline"] is None:
+                if set_aside is not None:
+                    set_aside.record(record["file"], "no pair_deadline, alone", event.id)
+            elif record["pair_deadline"] <= now:  # before it, the partner may still be in another replica
                 settled.append((Exchange(event if requests else None, None if requests else event), endpoints))
     return settled
 
@@ -162,10 +233,14 @@ def _endpoint_of(endpoints: dict[str, str]):
 
 
 def read_unpaired_rows(store: Store, model: str, first: date | None = None, last: date | None = None,
-                       now: datetime | None = None, contracts=None) -> pa.Table:
+                       now: datetime | None = None, contracts=None, unreadable: list[dict] | None = None) -> pa.Table:
     """Prediction-log rows (the sink's schema) of the exchanges the unpaired events settle.
 
     ``first``/``last`` bound the exchanges' ``received_at`` day (inclusive); callers filter finer.
+    A part that holds no unpaired events (unreadable, another shape) and a record the reader cannot
+    settle (no readable event, a kind other than request/response, alone without a deadline) are
+    set aside: said in the log and, given ``unreadable``, added to it as ``{"file", "reason"}``; the
+    other events are read.
     """
     from patchrisk.contract.log_schema import arrow_schema
     from patchrisk.monitoring.sink.rows import log_schema_of, safe_exchange_rows
@@ -178,7 +253,10 @@ def read_unpaired_rows(store: Store, model: str, first: date | None = None, last
         return arrow_schema(None).empty_table()
     by_version: dict[str | None, list] = {}
     unwritable = 0
-    for exchange, endpoints in pair_unpaired(_load(store, names), now or datetime.now(UTC)):
+    set_aside = _SetAside(unreadable)
+    settled = pair_unpaired(_load(store, names, set_aside), now or datetime.now(UTC), set_aside)
+    set_aside.said()
+    for exchange, endpoints in settled:
         endpoint_of = _endpoint_of(endpoints)
         block, problem = writable_rows(exchange, safe_exchange_rows(exchange, endpoint_of, contracts), endpoint_of,
                                        schema_of)

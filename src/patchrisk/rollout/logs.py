@@ -60,11 +60,16 @@ def _read_part(store: Store, name: str):
     return table.select([c for c in LOG_COLUMNS if c in table.column_names]).to_pandas()
 
 
-def _unpaired_part(store: Store, model: str, since: datetime | None) -> pd.DataFrame:
-    """Exchanges whose request and response reached different sink replicas, paired now."""
+def _unpaired_part(store: Store, model: str, since: datetime | None, unreadable: list[dict] | None) -> pd.DataFrame:
+    """Exchanges whose request and response reached different sink replicas, paired now; a part or
+    record of them set aside is added to ``unreadable`` (named under the store, as the parts are)."""
     from patchrisk.monitoring.unpaired_events import read_unpaired_rows
 
-    part = read_unpaired_rows(store, model, since.date() if since else None).select(LOG_COLUMNS).to_pandas()
+    skipped: list[dict] = []
+    table = read_unpaired_rows(store, model, since.date() if since else None, unreadable=skipped)
+    if unreadable is not None:
+        unreadable += [{**s, "file": f"{store.root}/{s['file']}"} for s in skipped]
+    part = table.select(LOG_COLUMNS).to_pandas()
     return part[part["endpoint"].isin(ENDPOINTS)]
 
 
@@ -88,7 +93,7 @@ def read_logs(log_uri: str, model: str, since: datetime | None = None,
         if "endpoint" not in part:
             part["endpoint"] = endpoint
         frames.append(part)
-    paired_at_read = _unpaired_part(store, model, since)
+    paired_at_read = _unpaired_part(store, model, since, unreadable)
     if len(paired_at_read):
         frames.append(paired_at_read)
     if not frames:

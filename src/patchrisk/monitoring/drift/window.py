@@ -217,19 +217,21 @@ def iter_window_batches(store: Store, model: str, window: Window, columns: list[
             next_report = rows + PROGRESS_EVERY_ROWS
     if not with_unpaired:
         return
-    paired = _unpaired_in_window(store, model, window, wanted, endpoints)
+    paired = _unpaired_in_window(store, model, window, wanted, endpoints, unreadable)
     if paired.num_rows:
         say(f"  {paired.num_rows:,} rows of exchanges split across sink replicas (paired at read time)")
         for offset in range(0, paired.num_rows, batch_rows):
             yield paired.slice(offset, batch_rows)
 
 
-def _unpaired_in_window(store: Store, model: str, window: Window, wanted: list[str], endpoints) -> pa.Table:
-    """Rows of the exchanges the sink replicas stored as separate events (patchrisk.monitoring.unpaired_events)."""
+def _unpaired_in_window(store: Store, model: str, window: Window, wanted: list[str], endpoints,
+                        unreadable: list[dict] | None = None) -> pa.Table:
+    """Rows of the exchanges the sink replicas stored as separate events (patchrisk.monitoring.unpaired_events);
+    a part or record of them the reader sets aside is added to ``unreadable``."""
     from patchrisk.monitoring.unpaired_events import read_unpaired_rows
 
     last = (window.end - dt.timedelta(microseconds=1)).date()
-    table = read_unpaired_rows(store, model, window.start.date(), last)
+    table = read_unpaired_rows(store, model, window.start.date(), last, unreadable=unreadable)
     table = table.filter(pc.is_in(table.column("endpoint"), value_set=pa.array(list(endpoints), pa.string())))
     table = _in_window(table, window)
     for missing in (c for c in wanted if c not in table.column_names):
