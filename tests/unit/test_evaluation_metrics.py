@@ -97,3 +97,22 @@ def test_roc_curve_of_one_class_is_nan_like_scikit_learn():
 
     fpr, tpr, _ = roc_curve(np.ones(6, dtype=int), np.linspace(0.1, 0.9, 6))
     assert np.isnan(fpr).all() and tpr[-1] == 1.0
+
+
+def test_the_evaluation_file_is_strict_json_when_a_metric_is_undefined(trained_patch_model, patch_rows, tmp_path):
+    """A holdout of one label (the gates reject it as such) has no ROC AUC: ``json.dumps`` wrote it as the
+    bare ``NaN`` no strict JSON reader takes (the registration step's, a KFP UI's)."""
+    import json
+
+    from patchrisk.steps.evaluate import evaluate_model
+
+    holdout = tmp_path / "holdout.parquet"
+    patch_rows[patch_rows["high_risk_flag"] == 0].head(200).to_parquet(holdout, index=False)
+    evaluate_model(str(trained_patch_model[1]), str(holdout), str(tmp_path / "eval.json"), str(tmp_path / "eval.md"))
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    evaluation = json.loads((tmp_path / "eval.json").read_text(), parse_constant=refuse)
+    assert evaluation["metrics"]["roc_auc"] is None
+    assert 0 <= evaluation["metrics"]["accuracy"] <= 1 and evaluation["positives"] == 0
