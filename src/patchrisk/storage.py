@@ -75,6 +75,12 @@ def _aws_settings() -> tuple:
     return env, tuple(files)
 
 
+class StoreReadError(OSError):
+    """An object the store lists but will not hand over (S3: archived to GLACIER, AccessDenied, deleted
+    since the listing). An OSError, as a local file that cannot be read is, so every reader that skips
+    an unreadable file skips it alike."""
+
+
 def join(base: str, *parts: str) -> str:
     if is_s3(base):
         return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
@@ -115,7 +121,14 @@ class Store:
         uri = self._key(relative)
         if is_s3(uri):
             bucket, key = split_s3(uri)
-            return s3_client(self.endpoint_url).get_object(Bucket=bucket, Key=key)["Body"].read()
+            from botocore.exceptions import ClientError
+
+            try:
+                return s3_client(self.endpoint_url).get_object(Bucket=bucket, Key=key)["Body"].read()
+            except ClientError as err:  # this object's own answer; a store that is down fails the listing
+                error = err.response.get("Error", {})
+                raise StoreReadError(f"{uri}: the store refused the read ({error.get('Code', '?')}: "
+                                     f"{error.get('Message', err)})") from err
         return Path(uri).read_bytes()
 
     def exists(self, relative: str) -> bool:

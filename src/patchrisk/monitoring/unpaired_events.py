@@ -151,7 +151,12 @@ def _load(store: Store, names: list[str], set_aside: _SetAside) -> list[tuple[ob
     loaded = []
     for name in names:
         try:
-            table = pq.read_table(io.BytesIO(store.read_bytes(name)))
+            data = store.read_bytes(name)
+        except OSError as err:  # listed, but not handed over (S3: archived, access denied, deleted since)
+            set_aside.part(name, f"not readable from the store: {' '.join(str(err).split())[:300]}")
+            continue
+        try:
+            table = pq.read_table(io.BytesIO(data))
         except (pa.ArrowInvalid, OSError) as err:  # a torn upload, a stray object: the other files still count
             set_aside.part(name, f"not a readable Parquet file: {' '.join(str(err).split())[:300]}")
             continue

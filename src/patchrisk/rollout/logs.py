@@ -48,7 +48,11 @@ def _read_part(store: Store, name: str):
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(io.BytesIO(store.read_bytes(name)))
+        data = store.read_bytes(name)
+    except OSError as err:  # listed, but not handed over (S3: archived, access denied, deleted since)
+        raise UnreadablePart(f"{store.root}/{name}", f"not readable from the store: {err}") from None
+    try:
+        table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError) as err:  # a torn or foreign file names itself
         raise UnreadablePart(f"{store.root}/{name}", f"unreadable prediction log: {err}") from None
     missing = [c for c in LOG_COLUMNS if c not in table.column_names and c != "endpoint"]

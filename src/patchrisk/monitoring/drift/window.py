@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from patchrisk.contract.log_schema import RECEIVED_AT, arrow_schema, foreign_schema_reason
 from patchrisk.errors import PatchriskError
-from patchrisk.storage import Store, join
+from patchrisk.storage import Store, StoreReadError, join
 
 ENDPOINTS = ("default", "canary", "unknown")
 TIME_COLUMN = RECEIVED_AT
@@ -192,6 +192,9 @@ def iter_window_batches(store: Store, model: str, window: Window, columns: list[
     for number, name in enumerate(files, 1):
         try:
             pf = _open(store, name)
+        except StoreReadError as err:  # listed, but not handed over (S3: archived, access denied, deleted)
+            skip(name, "not readable from the store", str(err))
+            continue
         except (pa.ArrowInvalid, OSError) as err:  # no footer, bad magic bytes, cut short
             skip(name, "not a readable Parquet file", " ".join(str(err).split())[:300])
             continue
