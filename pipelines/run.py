@@ -56,7 +56,23 @@ class PipelineFailed(PatchriskError):
         where = f" (outputs under {run_dir})" if run_dir else ""
         if log_file:
             where += f"; task logs in {log_file}"
+        reason = _task_refusal(log_file)
+        if reason:
+            return cls(f"pipeline failed in task '{task}': {reason}{where}")
         return cls(f"pipeline failed in task '{task}'{where}; the task log says why")
+
+
+def _task_refusal(log_file: Path | None) -> str | None:
+    """The last ``error: <message>`` line a task wrote to ``log_file`` (task_process.report_failure:
+    a task refusing its input names the file, column or setting there)."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines() if log_file else []
+    except OSError:
+        return None
+    # kfp.local indents (and may colour) a task's output lines
+    plain = (re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in lines)
+    refusals = [line.removeprefix("error: ") for line in plain if line.startswith("error: ")]
+    return refusals[-1] if refusals else None
 
 
 def compile_pipeline(func: Callable, out: Path) -> Path:
