@@ -71,3 +71,15 @@ def test_a_part_s3_cannot_hand_over_is_named_and_the_others_read(s3):
         [archived] = skipped
         assert archived["file"].endswith(f"{day}/part-0-2.parquet") and "InvalidObjectState" in archived["reason"]
 
+
+
+def test_a_model_whose_name_starts_with_this_ones_is_not_read_as_its_logs(s3):
+    """On S3 a prefix is no folder: 'model=patch-risk' also lists model=patch-risk-eu/, whose error rows
+    the canary analysis counted as this model's (a false rollback)."""
+    root = f"logs-{uuid.uuid4().hex}"
+    put(s3, root, "model=patch-risk/endpoint=default/date=2026-03-02/part-0-1.parquet", part(["a"], "ok"))
+    put(s3, root, "model=patch-risk-eu/endpoint=default/date=2026-03-02/part-0-1.parquet",
+        part(["eu-1", "eu-2"], "error", model="patch-risk-eu"))
+    monitor, monitor_skipped, rollout, rollout_skipped = read_both(root)
+    assert monitor == ["a"] and rollout == ["a"]
+    assert monitor_skipped == [] and rollout_skipped == []

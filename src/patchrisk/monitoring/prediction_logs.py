@@ -77,7 +77,10 @@ def parse_partition(relative: str) -> dict | None:
     if not match:
         return None
     found = match.groupdict()
-    found["date"] = date.fromisoformat(found["date"])
+    try:
+        found["date"] = date.fromisoformat(found["date"])
+    except ValueError:  # date=2026-13-45: a stray folder, no partition
+        return None
     return found
 
 
@@ -100,7 +103,7 @@ def list_log_files(store_uri: str, model: str, start=None, end=None,
     first, last = _as_day(start), _as_day(end)
     wanted = set(endpoints) if endpoints else None
     names = []
-    for name in Store(store_uri).list(f"model={model}"):
+    for name in Store(store_uri).list(f"model={model}/"):  # '/': on S3 a prefix also names model=<model>-eu/
         part = parse_partition(name)
         if not part or part["model"] != model or (wanted and part["endpoint"] not in wanted):
             continue

@@ -8,30 +8,32 @@ sink replicas stored as separate events (paired here, :mod:`patchrisk.monitoring
 from __future__ import annotations
 
 import io
-import re
 from datetime import datetime
 
 import pandas as pd
 
 from patchrisk.contract.log_schema import LOG_SCORE, arrow_schema, foreign_schema_reason
 from patchrisk.errors import PatchriskError
+from patchrisk.monitoring.prediction_logs import parse_partition
 from patchrisk.storage import Store
 
 LOG_COLUMNS = ["received_at", "model_version", "endpoint", "row_id", LOG_SCORE, "status", "latency_ms"]
 # Columns whose kind the analysis relies on; the text ones are read as text whatever they were written as.
 TYPED_COLUMNS = ["received_at", LOG_SCORE, "latency_ms"]
-PARTITION = re.compile(r"endpoint=(?P<endpoint>[^/]+)/date=(?P<date>\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
 ENDPOINTS = ("default", "canary")
 
 
 def log_files(store: Store, model: str, since: datetime | None) -> list[tuple[str, str]]:
-    """(relative path, endpoint) of every Parquet part from ``since``'s day on."""
-    first_day = since.date().isoformat() if since else ""
+    """(relative path, endpoint) of every Parquet part of ``model`` from ``since``'s day on. The
+    listing ends with '/': on S3 a prefix is no folder, and 'model=patch-risk' also named the parts
+    of model=patch-risk-eu/ (read as this model's rows); partitions are parsed as the monitor parses them."""
+    first_day = since.date() if since else None
     files = []
-    for name in store.list(f"model={model}"):
-        match = PARTITION.search(name)
-        if match and match["endpoint"] in ENDPOINTS and match["date"] >= first_day:
-            files.append((name, match["endpoint"]))
+    for name in store.list(f"model={model}/"):
+        part = parse_partition(name)
+        if (part and part["model"] == model and part["endpoint"] in ENDPOINTS
+                and (first_day is None or part["date"] >= first_day)):
+            files.append((name, part["endpoint"]))
     return files
 
 
