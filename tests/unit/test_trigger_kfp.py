@@ -292,3 +292,42 @@ def test_a_kfp_answer_without_a_run_id_is_a_failed_launch_with_its_state_saved(t
     assert decision.trigger is True and launch["outcome"] == "failed" and launch["run_id"] is None
     assert "without a run id" in launch["detail"]["error"] and host in launch["detail"]["error"]
     assert state.failed_launch.key == decision.key and state.active_run is None and state.last_trigger is None
+
+
+def test_a_run_kfp_no_longer_has_is_not_active_so_retraining_is_not_blocked_for_good(kfp_api, tmp_path):
+    """Was: a run deleted from KFP (404 on every lookup) was 'could not check … treating it as active'
+    in every later window: blocked_by with no expiry, retraining never started again."""
+    import datetime as dt
+
+    from patchrisk.monitoring.drift.trigger import MonitorState, StateStore
+    from patchrisk.storage import Store
+
+    kfp, host = kfp_api
+    deleted = RunRef(backend="kfp", run_id="run-deleted", key="patch-risk-20260201T00", started_at="2026-02-01T00:00:00Z")
+    assert is_run_active(deleted, host) is False
+    StateStore(Store(str(tmp_path / "logs")), "patch-risk").save(MonitorState(model="patch-risk", active_run=deleted))
+    assert StateStore(Store(str(tmp_path / "logs")), "patch-risk").load().active_run == deleted
+    decision, launch, state = _decide_one_degraded_window(host, tmp_path)
+    assert decision.trigger is True and decision.blocked_by == [] and launch["outcome"] == "submitted"
+    assert state.active_run.run_id == launch["run_id"] == kfp.runs[0]["run_id"]
+    assert dt.datetime(2026, 3, 2, tzinfo=dt.UTC) == state.last_trigger.window_end
+
+
+def test_a_run_lookup_kfp_fails_otherwise_still_counts_the_run_as_active():
+    """Only a definite 404 clears the run: a 500 says nothing about it, and a second run must not start."""
+    class Failing(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            ok = urlparse(self.path).path == f"{API}/healthz"
+            body = json.dumps({"multi_user": False} if ok else {"error": "database is locked", "code": 13}).encode()
+            self.send_response(200 if ok else 500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    run = RunRef(backend="kfp", run_id="run-1", key="k", started_at="2026-03-02T00:00:00Z")
+    with loopback_http_server(Failing) as host, pytest.raises(Exception, match="500"):
+        is_run_active(run, host)

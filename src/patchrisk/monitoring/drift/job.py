@@ -184,6 +184,7 @@ def decide_and_launch(state: MonitorState, states: StateStore, analysis: WindowA
                       pipeline: TrainingPipeline | None = None) -> tuple[TriggerDecision, dict | None]:
     record_window(state, window_record(analysis, performance), config.trigger)
     if state.active_run and not _run_active(state.active_run, settings, config, say):
+        say(f"run {state.active_run.run_id} ({state.active_run.backend}) is no longer active (finished or gone)")
         state.active_run = None
     decision = decide(state, analysis.window.end, config.trigger, lambda run: _run_active(run, settings, config, say))
     launcher = launcher_for(config, settings, pipeline)

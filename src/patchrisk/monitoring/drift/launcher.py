@@ -134,9 +134,19 @@ class KfpLauncher:
         return self._client
 
     def is_active(self, run: RunRef) -> bool:
+        """Whether KFP runs ``run`` still. A run it answers 404 for is none (deleted, or the API's
+        database recreated): not active, or the state's active run would block retraining for good.
+        Any other failure raises: the caller cannot tell, and counts the run as active."""
+        from kfp_server_api.exceptions import ApiException
+
         def state() -> str:
             with _quiet_kfp():
-                return str(self.client.get_run(run.run_id).state or "")
+                try:
+                    return str(self.client.get_run(run.run_id).state or "")
+                except ApiException as exc:
+                    if exc.status == 404:
+                        return "NOT_FOUND"
+                    raise
 
         return self._within_deadline(state) in KFP_ACTIVE_STATES
 
