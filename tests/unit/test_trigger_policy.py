@@ -179,3 +179,57 @@ def test_a_corrupt_state_without_a_good_copy_is_a_clear_error(tmp_path):
     with pytest.raises(PatchriskError, match=r"monitoring/patch-risk/state.json: monitor state is corrupt .*"
                                              r"no readable backup"):
         states.load()
+
+
+def _stored(tmp_path, document: dict, backup: dict | None = None) -> Path:
+    """``document`` as state.json (and ``backup`` as state.json.prev) of patch-risk's monitor."""
+    path = tmp_path / "monitoring" / "patch-risk" / "state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    if backup is not None:
+        path.with_name("state.json.prev").write_text(json.dumps(backup))
+    return path
+
+
+GOOD = {"model": "patch-risk", "generation": 3, "windows": [], "triggered_keys": []}
+
+
+def test_a_state_with_a_date_without_time_zone_is_corrupt_and_falls_back_to_the_good_copy(tmp_path):
+    """Was: a TypeError traceback (naive vs aware datetimes compared), never the .prev fallback."""
+    naive = {**GOOD, "windows": [{"window_end": "2026-03-02T00:00:00", "status": "ok", "drifted_share": 0.9}]}
+    path = _stored(tmp_path, naive, backup={**GOOD, "generation": 2})
+    states = StateStore(Store(str(tmp_path)), "patch-risk")
+    state = states.load()
+    assert state.generation == 2 and len(states.warnings) == 1
+    assert f"{path} was corrupt (windows.0.window_end: " in states.warnings[0] and "timezone" in states.warnings[0]
+    add(state, 24, 0.4)  # judged and saved as after any corrupt file
+    states.save(state)
+    assert path.with_name("state.json.corrupt").exists() and states.load().generation == 3
+
+
+@pytest.mark.parametrize(("document", "problem"), [
+    ({**GOOD, "format": 7, "cooldowns": {"x": 1}}, "format 7, newer than this monitor's 1"),
+    ({**GOOD, "paused_until": "2099-01-01T00:00:00Z"}, "unknown field paused_until"),
+    ({**GOOD, "windows": [{"window_end": "2026-03-02T00:00:00Z", "status": "ok", "verdict": {"x": 1}}]},
+     "unknown field windows.0.verdict"),
+    ({**GOOD, "model": "other-model"}, "the state of model 'other-model', not 'patch-risk'"),
+])
+def test_a_state_this_monitor_would_lose_or_misread_is_refused_and_left_as_it_is(tmp_path, document, problem):
+    """Was: a newer writer's fields silently dropped by the next save, another model's windows and
+    cooldown adopted as this model's. Neither is corruption: no fallback to .prev, nothing written."""
+    path = _stored(tmp_path, document, backup=GOOD)
+    before = path.read_bytes()
+    states = StateStore(Store(str(tmp_path)), "patch-risk")
+    with pytest.raises(PatchriskError) as caught:
+        states.load()
+    assert str(caught.value).startswith(f"{path}: ") and problem in str(caught.value), str(caught.value)
+    assert path.read_bytes() == before and not path.with_name("state.json.corrupt").exists()
+
+
+def test_a_newer_state_written_meanwhile_is_not_overwritten(tmp_path):
+    states = StateStore(Store(str(tmp_path)), "patch-risk")
+    state = states.load()
+    path = _stored(tmp_path, {**GOOD, "generation": 0, "format": 2})
+    with pytest.raises(PatchriskError, match="format 2, newer than this monitor's 1"):
+        states.save(state)
+    assert json.loads(path.read_text())["format"] == 2

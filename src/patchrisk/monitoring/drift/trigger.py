@@ -27,15 +27,26 @@ import datetime as dt
 import json
 from collections.abc import Callable
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from patchrisk.errors import PatchriskError
 from patchrisk.monitoring.drift.config import TriggerPolicy
 from patchrisk.storage import Store, join
 
+# state.json's layout. A file of a newer one is refused, not rewritten in this one (which would drop
+# what this monitor does not know); states written before the field existed are format 1.
+STATE_FORMAT = 1
 
-class WindowRecord(BaseModel):
-    window_end: dt.datetime
+
+class _Stored(BaseModel):
+    """Part of state.json. A field this monitor does not know is refused (a newer writer's, lost on the
+    next save otherwise); a time without time zone is corrupt (it cannot be compared with window ends)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class WindowRecord(_Stored):
+    window_end: AwareDatetime
     status: str  # ok | no_data | insufficient_data
     rows: int = 0
     drifted_share: float = 0.0
@@ -44,19 +55,19 @@ class WindowRecord(BaseModel):
     performance_degraded: bool = False
 
 
-class RunRef(BaseModel):
+class RunRef(_Stored):
     backend: str  # local | kfp
     run_id: str
     key: str
-    started_at: dt.datetime
+    started_at: AwareDatetime
     host: str | None = None  # local: the machine and process that runs it
     pid: int | None = None
 
 
-class TriggerRecord(BaseModel):
+class TriggerRecord(_Stored):
     key: str
-    window_end: dt.datetime
-    at: dt.datetime
+    window_end: AwareDatetime
+    at: AwareDatetime
     backend: str
     run_id: str | None = None
     outcome: str  # submitted | already_exists | registered | rejected | failed | not_launched
@@ -64,7 +75,8 @@ class TriggerRecord(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
-class MonitorState(BaseModel):
+class MonitorState(_Stored):
+    format: int = STATE_FORMAT
     model: str
     generation: int = 0  # bumped by every write; a write expects the stored one to be unchanged
     windows: list[WindowRecord] = Field(default_factory=list)
@@ -97,13 +109,44 @@ class StateStore:
     def uri(self) -> str:
         return join(self.store.root, self.relative)
 
-    def _parse(self, data: bytes) -> MonitorState:
-        return MonitorState.model_validate_json(data)
+    def _parse(self, data: bytes, relative: str) -> MonitorState:
+        """The state in ``data``; ValidationError when it is corrupt, PatchriskError naming the file
+        when it is sound but not this monitor's to use: another model's (its windows, cooldown and
+        runs are not this model's) or a newer format's (rewriting it would drop what it adds)."""
+        where = join(self.store.root, relative)
+        try:
+            document = json.loads(data)
+        except ValueError:
+            return MonitorState.model_validate_json(data)  # raises the ValidationError naming the problem
+        if isinstance(document, dict):
+            self._refuse_foreign(document.get("format"), document.get("model"), where)
+        try:
+            state = MonitorState.model_validate(document)
+        except ValidationError as err:
+            unknown = [".".join(map(str, e["loc"])) for e in err.errors() if e["type"] == "extra_forbidden"]
+            if unknown:
+                raise PatchriskError(
+                    f"{where}: unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (written by a "
+                    f"newer patchrisk?); this monitor would drop {'them' if len(unknown) > 1 else 'it'} on its next "
+                    "write, so nothing was read or written: run the version that wrote it") from None
+            raise
+        self._refuse_foreign(state.format, state.model, where)
+        return state
+
+    def _refuse_foreign(self, state_format, model, where: str) -> None:
+        if isinstance(state_format, int) and not isinstance(state_format, bool) and state_format > STATE_FORMAT:
+            raise PatchriskError(f"{where}: format {state_format}, newer than this monitor's {STATE_FORMAT}: "
+                                 "rewriting it would drop what that format adds, so nothing was read or written; "
+                                 "run the version that wrote it")
+        if isinstance(model, str) and model != self.model:
+            raise PatchriskError(f"{where}: the state of model {model!r}, not {self.model!r} (its windows, "
+                                 "cooldown and runs are not this model's); nothing was read or written: move "
+                                 "the file back to its model's folder")
 
     def _read(self, relative: str) -> tuple[MonitorState | None, str | None]:
         """(state, None), or (None, why it is unreadable)."""
         try:
-            return self._parse(self.store.read_bytes(relative)), None
+            return self._parse(self.store.read_bytes(relative), relative), None
         except ValidationError as err:
             return None, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}"
                                    for e in err.errors()[:3])
@@ -132,7 +175,7 @@ class StateStore:
         if self.store.exists(self.relative):
             current_bytes = self.store.read_bytes(self.relative)
             try:
-                stored = self._parse(current_bytes)
+                stored = self._parse(current_bytes, self.relative)
             except ValidationError:
                 if not self._recovered:
                     raise PatchriskError(f"{self.uri}: became unreadable since this run loaded it; "
