@@ -343,3 +343,16 @@ def test_a_weight_outside_0_to_100_never_decides_a_promotion(patch_spec, weight)
                           score_histogram=[0.1] * 10)
     with pytest.raises(PatchriskError, match=f"canary weight {weight}% is outside 0..100"):
         decide(stats, stats, compare(stats, stats, None, None, 0.5), config, weight, False)
+
+
+@pytest.mark.parametrize("default_latency", [0.0, -3.0])
+def test_a_default_p99_of_no_time_is_no_baseline_and_never_passes_a_slow_canary(patch_spec, default_latency):
+    """Was: a default p99 of 0 ms gave no ratio (a pass) and -3 ms a negative one (a pass): a canary
+    at 5000 ms passed the latency guardrail. No call takes no or negative time: the check holds."""
+    config = load_config()
+    default = endpoint_stats(_stats(patch_spec, latency=default_latency), None, "default", "1", patch_spec, 10)
+    canary = endpoint_stats(_stats(patch_spec, seed=1, latency=5000.0), None, "canary", "2", patch_spec, 10)
+    decision = decide(default, canary, compare(default, canary, None, None, 0.5), config, 10, False)
+    latency = next(c for c in decision.checks if c.name == "p99_latency")
+    assert latency.status == "insufficient" and decision.action == "hold", decision.reasons
+    assert default.latency_p99_ms is None and "default insufficient" in latency.detail, latency.detail

@@ -84,15 +84,25 @@ def _finite(values: pd.Series) -> np.ndarray:
 
 
 def _latency(stats: EndpointStats, ops: pd.DataFrame, min_samples: int) -> None:
-    """Percentiles over the rows that have a latency; too few of them is ``insufficient``."""
+    """Percentiles over the rows that have a latency; too few of them is ``insufficient``.
+
+    A negative latency is none (a clock that stepped back between the two events); a p99 of 0 ms is
+    no baseline either: no call takes no time, and a ratio against it is undefined (was: a pass for a
+    canary at 5000 ms). Both hold the check instead of deciding it."""
     latency = _finite(ops["latency_ms"]) if len(ops) else np.array([])
+    latency = latency[latency >= 0]
     stats.latency_samples = len(latency)
     stats.latency_missing = int(len(ops) - len(latency))
     if len(latency) < min_samples:
         stats.latency_note = (f"insufficient: {len(latency)} rows with a latency (need {min_samples}; "
-                              f"{stats.latency_missing} rows without one ignored)")
+                              f"{stats.latency_missing} rows without one, or a negative one, ignored)")
         return
-    stats.latency_p50_ms, stats.latency_p99_ms = (float(v) for v in np.percentile(latency, [50, 99]))
+    p50, p99 = (float(v) for v in np.percentile(latency, [50, 99]))
+    if p99 <= 0:
+        stats.latency_note = (f"insufficient: p99 latency is {p99:g} ms over {len(latency)} rows; no call takes "
+                              "no time, so these latencies are no measure to compare against")
+        return
+    stats.latency_p50_ms, stats.latency_p99_ms = p50, p99
 
 
 def endpoint_stats(ops: pd.DataFrame, labelled: pd.DataFrame | None, endpoint: str, version: str,
