@@ -209,3 +209,17 @@ def test_hand_edited_weights_stop_every_command_before_the_schedule_is_skipped(g
         assert result.exit_code == 2, result.output
         assert "spec.canary.0.trafficPercent is 50, but" in result.output and "records 10" in result.output
     assert commits(repo)[0] == "staging: canary at 50" and aliases() == {"champion": "1", "canary": "2"}
+
+
+def test_a_detached_head_is_refused_before_anything_is_written(gitops_repo, rollout_env):
+    """Was: without a remote, `rollout start` on a detached HEAD committed on no branch (lost at the
+    next checkout) and moved the canary alias, exit 0."""
+    repo = gitops_repo
+    head = repo.head.commit.hexsha
+    repo.git.checkout(head)
+    for dry_run in ((), ("--dry-run",)):  # the dry run says what the real run would do: refuse
+        result = run(repo, "start", "--overlay", "staging", "--model-version", "2", *dry_run)
+        assert result.exit_code == 2, result.output
+        assert "HEAD is detached" in result.output and head[:12] in result.output
+    assert repo.head.is_detached and repo.head.commit.hexsha == head and not repo.is_dirty(untracked_files=True)
+    assert aliases() == {"champion": "1"}

@@ -69,6 +69,7 @@ def _publish(ctx: RolloutContext, sha: str | None) -> str | None:
 
 
 def transition(ctx: RolloutContext, journal: Journal, message: str, dry_run: bool) -> Outcome:
+    gitops.require_branch(ctx.repo)  # a dry run too: it says what the real run would do
     overlay, paths = ctx.overlay, [ctx.overlay.patch_path, journal_path(ctx.overlay)]
     changes = {overlay.patch_path: overlay.render(journal.serving()), paths[1]: journal.to_text()}
     diff = gitops.unified_diff(ctx.root, changes)

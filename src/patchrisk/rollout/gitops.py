@@ -38,6 +38,16 @@ def require_clean(repo) -> None:
         raise DirtyTree(f"{repo.working_tree_dir} has uncommitted changes: {shown}; commit or stash them first")
 
 
+def require_branch(repo) -> None:
+    """Refuse a detached HEAD before anything is written: a rollout commit there belongs to no branch
+    (the next checkout leaves it behind, and nothing Argo CD watches gets it) while the aliases would
+    follow it. With or without a remote."""
+    if repo.head.is_detached:
+        raise PatchriskError(f"{repo.working_tree_dir}: HEAD is detached (at {repo.head.commit.hexsha[:12]}); "
+                             "a rollout commit there would be on no branch: check out the branch Argo CD "
+                             "watches (git switch <branch>) and rerun")
+
+
 def head_commit(repo) -> str | None:
     try:
         return repo.head.commit.hexsha
