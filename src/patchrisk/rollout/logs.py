@@ -18,6 +18,8 @@ from patchrisk.monitoring.prediction_logs import parse_partition
 from patchrisk.storage import Store
 
 LOG_COLUMNS = ["received_at", "model_version", "endpoint", "row_id", LOG_SCORE, "status", "latency_ms"]
+# One scored instance: a row stored again (a replayed part, a delivery repeated) counts once.
+KEY_COLUMNS = ["event_id", "row_index"]
 # Columns whose kind the analysis relies on; the text ones are read as text whatever they were written as.
 TYPED_COLUMNS = ["received_at", LOG_SCORE, "latency_ms"]
 ENDPOINTS = ("default", "canary")
@@ -63,7 +65,7 @@ def _read_part(store: Store, name: str):
     foreign = foreign_schema_reason(table.schema, TYPED_COLUMNS, arrow_schema(None))
     if foreign:
         raise UnreadablePart(f"{store.root}/{name}", f"not a prediction log: {foreign}")
-    return table.select([c for c in LOG_COLUMNS if c in table.column_names]).to_pandas()
+    return table.select([c for c in [*LOG_COLUMNS, *KEY_COLUMNS] if c in table.column_names]).to_pandas()
 
 
 def _unpaired_part(store: Store, model: str, since: datetime | None, unreadable: list[dict] | None) -> pd.DataFrame:
@@ -75,8 +77,21 @@ def _unpaired_part(store: Store, model: str, since: datetime | None, unreadable:
     table = read_unpaired_rows(store, model, since.date() if since else None, unreadable=skipped)
     if unreadable is not None:
         unreadable += [{**s, "file": f"{store.root}/{s['file']}"} for s in skipped]
-    part = table.select(LOG_COLUMNS).to_pandas()
+    part = table.select([*LOG_COLUMNS, *KEY_COLUMNS]).to_pandas()
     return part[part["endpoint"].isin(ENDPOINTS)]
+
+
+def _count_rows_once(logs: pd.DataFrame, sources: list[str], unreadable: list[dict] | None) -> pd.DataFrame:
+    """``logs`` without the rows whose (event_id, row_index) an earlier part already gave; each part
+    that repeated some is named in ``unreadable`` with how many. Rows without both keys (a writer
+    older than them) are kept as they are."""
+    keys = logs.reindex(columns=KEY_COLUMNS)
+    repeated = keys.notna().all(axis=1) & keys.duplicated(keep="first")
+    if unreadable is not None:
+        for source, count in logs.loc[repeated, "_source"].value_counts(sort=False).sort_index().items():
+            unreadable.append({"file": sources[source], "reason": f"{count} row(s) already read from another "
+                               "part (the same event_id and row_index): counted once"})
+    return logs[~repeated]
 
 
 def read_logs(log_uri: str, model: str, since: datetime | None = None,
@@ -87,7 +102,7 @@ def read_logs(log_uri: str, model: str, since: datetime | None = None,
     skipped and recorded there as ``{"file", "reason"}`` instead, as the monitor does: one torn upload
     must not stop every later analysis, the rollback of a failing canary included."""
     store = Store(log_uri, endpoint_url)
-    frames = []
+    frames, sources = [], []
     for name, endpoint in log_files(store, model, since):
         try:
             part = _read_part(store, name)
@@ -98,10 +113,12 @@ def read_logs(log_uri: str, model: str, since: datetime | None = None,
             continue
         if "endpoint" not in part:
             part["endpoint"] = endpoint
-        frames.append(part)
+        frames.append(part.assign(_source=len(sources)))
+        sources.append(f"{store.root}/{name}")
     paired_at_read = _unpaired_part(store, model, since, unreadable)
     if len(paired_at_read):
-        frames.append(paired_at_read)
+        frames.append(paired_at_read.assign(_source=len(sources)))
+        sources.append(f"{store.root}/_events/model={model}/ (exchanges paired at read time)")
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in LOG_COLUMNS})
     logs = pd.concat(frames, ignore_index=True)
@@ -111,4 +128,5 @@ def read_logs(log_uri: str, model: str, since: datetime | None = None,
     logs["row_id"] = logs["row_id"].astype(str)
     if since is not None:
         logs = logs[logs["received_at"] >= pd.Timestamp(since)]
-    return logs.reset_index(drop=True)
+    logs = _count_rows_once(logs, sources, unreadable)
+    return logs.drop(columns=["_source", *KEY_COLUMNS], errors="ignore").reset_index(drop=True)
