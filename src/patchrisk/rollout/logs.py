@@ -20,8 +20,10 @@ from patchrisk.storage import Store
 LOG_COLUMNS = ["received_at", "model_version", "endpoint", "row_id", LOG_SCORE, "status", "latency_ms"]
 # One scored instance: a row stored again (a replayed part, a delivery repeated) counts once.
 KEY_COLUMNS = ["event_id", "row_index"]
-# Columns whose kind the analysis relies on; the text ones are read as text whatever they were written as.
-TYPED_COLUMNS = ["received_at", LOG_SCORE, "latency_ms"]
+# Columns whose kind the analysis relies on, checked as the monitor checks them (foreign_schema_reason):
+# status too, since every row whose status is not 'ok' is an error (booleans or numbers there made
+# every row one). The ids (model_version, row_id) are read as text whatever they were written as.
+TYPED_COLUMNS = ["received_at", LOG_SCORE, "latency_ms", "status"]
 ENDPOINTS = ("default", "canary")
 
 

@@ -1,0 +1,63 @@
+"""Readable Parquet parts that are no prediction log of the schema the readers rely on: the monitor's
+window and the canary analysis skip and name the same parts (one check, contract.log_schema's
+foreign_schema_reason), and read every other part."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from patchrisk.contract.log_schema import arrow_schema
+from patchrisk.monitoring.drift.window import Window, iter_window_batches
+from patchrisk.rollout.logs import read_logs
+from patchrisk.storage import Store
+
+T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
+WINDOW = Window(T0 - timedelta(hours=10), T0 + timedelta(hours=10))
+DAY = "model=patch-risk/endpoint=canary/date=2026-03-02"
+
+
+def log_table(ids: list[str]) -> pa.Table:
+    n = len(ids)
+    rows = {"event_id": ids, "row_index": [0] * n, "received_at": [T0] * n, "model_name": ["patch-risk"] * n,
+            "model_version": ["2"] * n, "endpoint": ["canary"] * n, "namespace": ["prod"] * n, "row_id": ids,
+            "risk_score": [0.3] * n, "risk_bucket": [None] * n, "status": ["ok"] * n, "latency_ms": [3.0] * n,
+            "features_json": [None] * n, "error_reason": [None] * n}
+    return pa.Table.from_pydict(rows, schema=arrow_schema(None))
+
+
+def write(root: Path, name: str, table: pa.Table) -> str:
+    (root / DAY).mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, root / DAY / name)
+    return f"{DAY}/{name}"
+
+
+def both_readers(root: Path) -> tuple[list[str], list[dict], list[str], list[dict]]:
+    monitor_skipped, rollout_skipped = [], []
+    batches = iter_window_batches(Store(str(root)), "patch-risk", WINDOW, ["event_id", "status", "risk_score"],
+                                  unreadable=monitor_skipped)
+    monitor = sorted(i for t in batches for i in t.column("event_id").to_pylist())
+    logs = read_logs(str(root), "patch-risk", WINDOW.start, unreadable=rollout_skipped)
+    return monitor, monitor_skipped, sorted(logs["row_id"]), rollout_skipped
+
+
+def _status_as(values) -> pa.Table:
+    table = log_table(["x1", "x2", "x3"])
+    return table.set_column(table.schema.get_field_index("status"), "status", pa.array(values))
+
+
+@pytest.mark.parametrize("status", [[True, True, False], [1, 1, 0]], ids=["bool", "int"])
+def test_a_status_that_is_no_text_is_skipped_by_both_readers_not_counted_as_errors(tmp_path, status):
+    """Every row whose status is not 'ok' is an error to the canary analysis: a status stored as
+    booleans or numbers made all of them errors (a false rollback), where the monitor skipped the part."""
+    write(tmp_path, "part-0-1.parquet", log_table(["a", "b"]))
+    bad = write(tmp_path, "part-0-2.parquet", _status_as(status))
+    monitor, monitor_skipped, rollout, rollout_skipped = both_readers(tmp_path)
+    assert monitor == ["a", "b"] and rollout == ["a", "b"]
+    for skipped in (monitor_skipped, rollout_skipped):
+        [named] = skipped
+        assert named["file"].endswith(bad) and "column 'status' is" in named["reason"], named
