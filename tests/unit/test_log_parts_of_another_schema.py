@@ -61,3 +61,19 @@ def test_a_status_that_is_no_text_is_skipped_by_both_readers_not_counted_as_erro
     for skipped in (monitor_skipped, rollout_skipped):
         [named] = skipped
         assert named["file"].endswith(bad) and "column 'status' is" in named["reason"], named
+
+
+@pytest.mark.parametrize("column", ["risk_score", "received_at"])
+def test_a_part_naming_a_column_twice_is_skipped_by_both_readers(tmp_path, column):
+    """Which of the two columns is the log's? Neither reader can tell: the monitor ended in a KeyError
+    traceback (exit 1, no summary)."""
+    write(tmp_path, "part-0-1.parquet", log_table(["a", "b"]))
+    table = log_table(["x1", "x2"])
+    bad = write(tmp_path, "part-0-2.parquet",
+                pa.Table.from_arrays([*table.columns, table[column]], names=[*table.column_names, column]))
+    monitor, monitor_skipped, rollout, rollout_skipped = both_readers(tmp_path)
+    assert monitor == ["a", "b"] and rollout == ["a", "b"]
+    for skipped in (monitor_skipped, rollout_skipped):
+        [named] = skipped
+        assert named["file"].endswith(bad), named
+    assert f"column '{column}' appears 2 times" in monitor_skipped[0]["reason"]

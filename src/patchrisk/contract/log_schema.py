@@ -63,6 +63,10 @@ def foreign_schema_reason(part: pa.Schema, columns: list[str], expected: pa.Sche
     reader casts them); what a column holds may not."""
     if RECEIVED_AT not in part.names:  # every reader selects and filters by it
         return f"no '{RECEIVED_AT}' column"
+    for name in dict.fromkeys([RECEIVED_AT, *columns]):
+        count = len(part.get_all_field_indices(name))
+        if count > 1:  # which one is the log's? no reader can tell (selecting it by name fails)
+            return f"column '{name}' appears {count} times"
     for name in (c for c in columns if c in part.names and c in expected.names):
         got, want = part.field(name).type, expected.field(name).type
         if _family(got) not in ("null", _family(want)):
