@@ -5,6 +5,7 @@ foreign_schema_reason), and read every other part."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -77,3 +78,25 @@ def test_a_part_naming_a_column_twice_is_skipped_by_both_readers(tmp_path, colum
         [named] = skipped
         assert named["file"].endswith(bad), named
     assert f"column '{column}' appears 2 times" in monitor_skipped[0]["reason"]
+
+
+def test_a_bool_feature_logged_as_numbers_reads_only_0_and_1_the_rest_missing(tmp_path, patch_spec):
+    """Booleans written as 0/1 (as training data writes them) are read as the schema's booleans; any
+    other number (7, 0.5, -1) is that row's missing value, as a float that is no whole number is for an
+    int feature. It was cast unsafely to True: a window of them drifted on is_hotfix."""
+    table = log_table(["i0", "i1", "i7", "f0", "f1", "f05", "fneg"])
+    numbers = [0, 1, 7, 0.0, 1.0, 0.5, -1.0]
+    ints = table.slice(0, 3).append_column("is_hotfix", pa.array(numbers[:3], pa.int64()))
+    floats = table.slice(3).append_column("is_hotfix", pa.array(numbers[3:], pa.float64()))
+    decimals = log_table(["d1", "d2"]).append_column("is_hotfix", pa.array([Decimal(1), Decimal("2.5")],
+                                                                            pa.decimal128(3, 1)))
+    write(tmp_path, "part-0-1.parquet", ints)
+    write(tmp_path, "part-0-2.parquet", floats)
+    write(tmp_path, "part-0-3.parquet", decimals)  # Arrow casts no decimal to bool: it ended the window
+    unreadable = []
+    batches = iter_window_batches(Store(str(tmp_path)), "patch-risk", WINDOW, ["event_id", "is_hotfix"],
+                                  unreadable=unreadable, expected=arrow_schema(patch_spec))
+    read = {i: v for t in batches for i, v in zip(t.column("event_id").to_pylist(), t.column("is_hotfix").to_pylist())}
+    assert read == {"i0": False, "i1": True, "i7": None, "f0": False, "f1": True, "f05": None, "fneg": None,
+                    "d1": True, "d2": None}
+    assert unreadable == []

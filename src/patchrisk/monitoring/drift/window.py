@@ -124,11 +124,22 @@ def _whole_or_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(whole, column, pa.scalar(None, column.type))
 
 
+def _zero_one_or_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Numbers bound for a bool column (0/1, as training data writes booleans): any other value is
+    missing, not True (an unsafe cast made 7 or 0.5 True). Decimals go through float64: Arrow
+    casts no decimal to bool."""
+    if pa.types.is_decimal(column.type):
+        column = column.cast(pa.float64())
+    zero_one = pc.is_in(column, value_set=pa.array([0, 1], column.type))
+    return pc.if_else(zero_one, column, pa.scalar(None, column.type))
+
+
 def _as_expected(table: pa.Table, expected: pa.Schema) -> pa.Table:
     """``table`` with the expected types, so that every part's batches concatenate. Unsafe casts:
     timestamps keep microseconds, and a sink-written int feature is whole (the predictor refuses
     others); a part of floats bound for an int feature (another writer's) has its values that are no
-    whole number made missing first."""
+    whole number made missing first, and one of numbers bound for a bool feature its values other
+    than 0 and 1."""
     target = pa.schema([pa.field(f.name, expected.field(f.name).type) if f.name in expected.names else f
                         for f in table.schema])
     if table.schema.equals(target):
@@ -136,6 +147,10 @@ def _as_expected(table: pa.Table, expected: pa.Schema) -> pa.Table:
     for i, (got, want) in enumerate(zip(table.schema, target, strict=True)):
         if pa.types.is_floating(got.type) and pa.types.is_integer(want.type):
             table = table.set_column(i, got.name, _whole_or_null(table.column(i)))
+        elif (pa.types.is_boolean(want.type)
+              and (pa.types.is_integer(got.type) or pa.types.is_floating(got.type)
+                   or pa.types.is_decimal(got.type))):
+            table = table.set_column(i, got.name, _zero_one_or_null(table.column(i)))
     return table.cast(target, safe=False)
 
 
