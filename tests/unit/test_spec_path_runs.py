@@ -57,3 +57,14 @@ def test_the_validate_step_given_a_spec_path_checks_the_policy_environment_of_it
     assert validate_table(str(spec_path), str(table), "history.parquet", *outputs, policy_env="prod")["passed"]
     with pytest.raises(SpecError, match="unknown environment 'prd'"):
         validate_table(str(spec_path), str(table), "history.parquet", *outputs, policy_env="prd")
+
+
+def test_the_monitor_checks_the_gate_policy_of_a_retraining_spec_given_by_path(spec_path):
+    """``retraining.spec`` is the training pipeline's ``spec`` parameter, a name or a path: the monitor's
+    start-up check read a path as a gate policy and refused every config naming one."""
+    from patchrisk.errors import PatchriskError
+    from patchrisk.monitoring.drift.job import check_retraining_arguments
+
+    check_retraining_arguments({"policy_env": "staging"}, str(spec_path), None)
+    with pytest.raises(PatchriskError, match="retraining.arguments: .*nowhere"):
+        check_retraining_arguments({"policy_env": "nowhere"}, str(spec_path), None)

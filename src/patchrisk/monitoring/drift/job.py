@@ -95,6 +95,7 @@ def check_retraining_arguments(arguments: dict, spec: str, pipeline: TrainingPip
     """``retraining.arguments`` checked as the monitor starts, not when drift first triggers a run:
     a typo there would make every launch fail and be retried while the drifted champion serves on."""
     from patchrisk.gates.policy import load_policy
+    from patchrisk.spec import load_spec
     from patchrisk.training import TrainParams
 
     if pipeline is not None:
@@ -105,8 +106,8 @@ def check_retraining_arguments(arguments: dict, spec: str, pipeline: TrainingPip
                                  f"pipeline (it takes: {', '.join(sorted(known))})")
     try:
         TrainParams(**{k: arguments[k] for k in ("seed", "device", "iterations") if k in arguments})
-        if "policy_env" in arguments:
-            load_policy(spec, str(arguments["policy_env"]))
+        if "policy_env" in arguments:  # ``spec`` may be a spec file's path: its policy is its name's
+            load_policy(load_spec(spec).name, str(arguments["policy_env"]))
     except PatchriskError as err:
         raise PatchriskError(f"retraining.arguments: {err}") from None
 
