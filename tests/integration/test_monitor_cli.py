@@ -108,7 +108,7 @@ def test_a_log_part_that_is_no_parquet_is_skipped_named_and_the_window_still_jud
     assert f"skipped {events}: not a readable Parquet file" in out.stderr
     summary = json.loads((store / "reports" / "patch-risk" / "20260303T000000Z" / "summary.json").read_text())
     assert summary["drift"]["rows"] == 3000  # every row of the readable parts
-    assert [entry["file"] for entry in summary["drift"]["unreadable_files"]] == [part]
+    assert [entry["file"] for entry in summary["drift"]["unreadable_files"]] == [part, events]  # both named
 
 
 def test_labels_named_in_the_config_give_performance_drift_without_a_flag(monitored, tmp_path):
