@@ -141,22 +141,26 @@ class Store:
 
     def list(self, prefix: str = "") -> list[str]:
         """Relative names of every object under ``prefix`` (hidden temp files excluded), sorted."""
+        return [name for name, _size in self.list_sizes(prefix)]
+
+    def list_sizes(self, prefix: str = "") -> list[tuple[str, int]]:
+        """(relative name, size in bytes) of every object under ``prefix``, as :meth:`list` names them."""
         uri = self._key(prefix) if prefix else self.root
         if is_s3(uri):
             bucket, key = split_s3(uri)
             _, root_key = split_s3(self.root)
-            names = []
+            found = []
             paginator = s3_client(self.endpoint_url).get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=bucket, Prefix=key):
                 for obj in page.get("Contents", []):
-                    names.append(obj["Key"][len(root_key):].lstrip("/"))
-            return sorted(names)
+                    found.append((obj["Key"][len(root_key):].lstrip("/"), obj["Size"]))
+            return sorted(found)
         base = Path(self.root)
         start = Path(uri)
         if not start.exists():
             return []
         files = [start] if start.is_file() else [p for p in start.rglob("*") if p.is_file()]
-        return sorted(str(p.relative_to(base)) for p in files if not p.name.startswith("."))
+        return sorted((str(p.relative_to(base)), p.stat().st_size) for p in files if not p.name.startswith("."))
 
 
 def download(uri: str, dest: Path, endpoint_url: str | None = None) -> Path:

@@ -31,7 +31,8 @@ CONFIG = {"trigger": {"consecutive_windows": 1, "drifted_share": 0.1}}
 
 @pytest.fixture(scope="module")
 def window_logs(tmp_path_factory, patch_spec):
-    """A registered champion and one day of drifted logs (two endpoints, some failed requests, 9 files),
+    """A registered champion and one day of drifted logs (two endpoints, some failed requests, 9 files and
+    a copy of one),
     copied into two identical log stores: one per run, so neither run's state touches the other's."""
     base = tmp_path_factory.mktemp("fanout")
     settings = get_settings(state_dir=base / "state")
@@ -43,7 +44,10 @@ def window_logs(tmp_path_factory, patch_spec):
     write_logs(store, log_frame(result.bundle, generate_rows(patch_spec, 400, seed=62), dt.datetime(2026, 3, 1)))
     default = log_frame(result.bundle, generate_rows(patch_spec, 3000, seed=63, drift=DRIFT), dt.datetime(2026, 3, 2))
     default.loc[default.index % 53 == 0, "status"] = "error"
-    write_logs(store, default, rows_per_part=500)
+    parts = write_logs(store, default, rows_per_part=500)
+    # A part stored again under another name (a replayed upload): its rows count once in both runs,
+    # wherever the fanned-out plan deals the two files.
+    shutil.copy(parts[0], parts[0].with_name("part-zz-replayed.parquet"))
     canary = log_frame(result.bundle, generate_rows(patch_spec, 900, seed=64), dt.datetime(2026, 3, 2),
                        endpoint="canary", version="2")
     write_logs(store, canary, rows_per_part=300)
@@ -76,6 +80,8 @@ def test_fanned_out_pipeline_and_single_process_agree_exactly(window_logs):
     # their columns cannot be trusted to be the champion's) are skipped by both alike.
     assert single["drift"]["rows"] == fanned["drift"]["rows"] == 3000 - 57
     assert single["drift"]["error_rows"] == fanned["drift"]["error_rows"] == 57
+    copies = [entry["file"] for entry in fanned["drift"]["unreadable_files"] if "a copy of" in entry["reason"]]
+    assert copies == ["model=patch-risk/endpoint=default/date=2026-03-02/part-zz-replayed.parquet"]
     assert {"code_churn_score", "region"} <= set(single["drift"]["drifted_features"])
     assert fanned["drift"] == single["drift"]  # every feature's PSI, Wasserstein, p-value and verdict, bit for bit
     assert fanned["decision"] == single["decision"] and single["decision"]["trigger"] is True

@@ -4,8 +4,9 @@
 Three steps, each a function a KFP component calls (``pipelines/monitoring.py``):
 
 1. ``plan`` pins the champion version (and its model store copy) and the window's end, lists the window's log files and deals
-   them round-robin by name into ``partitions`` groups (the sink rolls parts at a bounded size, so
-   equal file counts are near-equal rows; deterministic).
+   them round-robin into ``partitions`` groups, the parts of one size together (a replayed copy
+   must meet its original; the sink rolls parts at a bounded size, so equal file counts are
+   near-equal rows; deterministic).
 2. ``sketch_partition`` reads one group and returns its ``WindowSketch`` as a JSON-safe dict, with
    the champion version and window end it was taken against.
 3. ``merge_and_conclude`` adds the sketches (exact: same bits as one pass) and hands the merged
@@ -36,7 +37,7 @@ from patchrisk.monitoring.drift.job import (
 )
 from patchrisk.monitoring.drift.reference import load_champion_reference, load_stored_reference
 from patchrisk.monitoring.drift.sketch import WindowSketch
-from patchrisk.monitoring.drift.window import Window, partition_files
+from patchrisk.monitoring.drift.window import Window, partition_file_sizes
 from patchrisk.settings import get_settings
 
 
@@ -49,16 +50,29 @@ def plan(settings, request: MonitorRequest, partitions: int, say: Callable[[str]
     store = open_log_store(settings)
     reference = load_champion_reference(settings, request.model)
     window = judged_window(request, config)
-    files = sorted(partition_files(store, reference.model_name, window))
-    count = min(partitions, max(len(files), 1))
-    groups = [files[i::count] for i in range(count)]  # dealt round-robin: sink parts are similar in size
-    say(f"window {window.key}: {len(files)} log file(s) in {len(groups)} partition(s), "
+    sizes = partition_file_sizes(store, reference.model_name, window)
+    units = _same_size_together(sizes)
+    count = min(partitions, max(len(units), 1))
+    # Dealt round-robin (sink parts are similar in size), each partition's files in name order.
+    groups = [sorted(name for unit in units[i::count] for name in unit) for i in range(count)]
+    say(f"window {window.key}: {len(sizes)} log file(s) in {len(groups)} partition(s), "
         f"champion v{reference.model_version}")
     # The exchanges sink replicas stored as separate events are paired once, by the first partition.
     # The version's model store copy lets each sketch task read the reference without MLflow (~2.4 s of CPU).
     return [json.dumps({"model_version": reference.model_version, "model_uri": reference.model_uri,
                         "window_end": window.end.isoformat(), "files": group, "unpaired": i == 0})
             for i, group in enumerate(groups)]
+
+
+def _same_size_together(sizes: dict[str, int]) -> list[list[str]]:
+    """The files in units dealt to one partition: those of one size together. A part stored again (a
+    replayed upload) has its original's size, and a window reader counts a copy's rows once only when
+    it reads both (``window.iter_window_batches``), so the single process and the fanned-out tasks
+    count the same rows. Parts of equal size that are no copies merely share a partition."""
+    by_size: dict[int, list[str]] = {}
+    for name in sorted(sizes):
+        by_size.setdefault(sizes[name], []).append(name)
+    return sorted(by_size.values())
 
 
 def sketch_partition(settings, request: MonitorRequest, partition: str,

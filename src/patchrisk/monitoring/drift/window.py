@@ -99,12 +99,17 @@ def grid_floor(t: dt.datetime, seconds: int) -> dt.datetime:
 
 def partition_files(store: Store, model: str, window: Window, endpoints=ENDPOINTS) -> list[str]:
     """Relative names of the Parquet parts that may hold rows of ``window``."""
-    files = []
+    return list(partition_file_sizes(store, model, window, endpoints))
+
+
+def partition_file_sizes(store: Store, model: str, window: Window, endpoints=ENDPOINTS) -> dict[str, int]:
+    """:func:`partition_files` with each part's size in bytes (the listing has it)."""
+    sizes = {}
     for endpoint in endpoints:
         for date in window.dates:
             prefix = f"model={model}/endpoint={endpoint}/date={date}"
-            files += [n for n in store.list(prefix) if n.endswith(".parquet")]
-    return files
+            sizes.update((n, size) for n, size in store.list_sizes(prefix) if n.endswith(".parquet"))
+    return sizes
 
 
 def _open(store: Store, name: str) -> pq.ParquetFile:
