@@ -9,6 +9,8 @@ import pytest
 from patchrisk.security.redact import redact_credentials
 from tests.unit.canned_http import canned_http_server
 
+pytestmark = pytest.mark.integration  # an MLflow store or client: integration by the pyramid's rule
+
 
 @pytest.mark.parametrize("text, expected", [
     ("http://alice:s3cret@mlflow:5000/api", "http://alice:***@mlflow:5000/api"),

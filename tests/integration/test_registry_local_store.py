@@ -10,6 +10,8 @@ from patchrisk import registry
 from patchrisk.settings import get_settings
 from patchrisk.stack import mlflow_schema
 
+pytestmark = pytest.mark.integration  # an MLflow store or client: integration by the pyramid's rule
+
 
 @pytest.fixture
 def migrations_forbidden(tmp_path, monkeypatch):
