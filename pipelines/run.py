@@ -17,6 +17,7 @@ from patchrisk.errors import PatchriskError
 from patchrisk.settings import Settings
 
 log = logging.getLogger(__name__)
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 COMPILED_DIR = Path(__file__).parent / "compiled"
 
@@ -37,7 +38,7 @@ class PipelineFailed(PatchriskError):
     @classmethod
     def from_local_error(cls, exc: RuntimeError, run_dir: Path | None,
                          log_file: Path | None = None) -> "PipelineFailed":
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # kfp colours task names
+        text = ANSI_COLOUR.sub("", str(exc))  # kfp colours task names
         match = re.search(r"Inner task failed: '([^']+)'", text)
         task = match.group(1) if match else "unknown task"
         detail = ""
@@ -69,8 +70,7 @@ def _task_refusal(log_file: Path | None) -> str | None:
         lines = log_file.read_text(errors="replace").splitlines() if log_file else []
     except OSError:
         return None
-    # kfp.local indents (and may colour) a task's output lines
-    plain = (re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in lines)
+    plain = (ANSI_COLOUR.sub("", line).strip() for line in lines)  # kfp.local indents (and may colour) them
     refusals = [line.removeprefix("error: ") for line in plain if line.startswith("error: ")]
     return refusals[-1] if refusals else None
 

@@ -15,7 +15,9 @@ OkHttp, Spring) was a 400 on V1 blaming the header; a V2 JSON body without any C
 
 from __future__ import annotations
 
-import json
+from patchrisk_serving.catboost_predictor.responses import send_error
+
+from patchrisk.contract.rows import quoted_name
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON = b"application/json"
@@ -44,8 +46,8 @@ class BodyHeadersMiddleware:
             elif name == _BINARY_TENSOR_HEADER:
                 binary_tensors = True
         if encoding is not None and encoding.strip().lower() != b"identity":
-            shown = encoding.decode("latin-1")[:40]
-            await _refuse(send, f"Content-Encoding {shown!r} is not supported: send the body uncompressed")
+            shown = quoted_name(encoding.decode("latin-1"))
+            await send_error(send, 415, f"Content-Encoding {shown} is not supported: send the body uncompressed")
             return
         if content_type == _JSON:
             await self.app(scope, receive, send)
@@ -57,7 +59,8 @@ class BodyHeadersMiddleware:
             if media_type not in JSON_MEDIA_TYPES:
                 replacement = None  # not JSON: the routes say what they expected
             elif charset is not None and charset not in _UTF8:
-                await _refuse(send, f"Content-Type charset {charset[:40]!r} is not supported: JSON bodies are UTF-8")
+                await send_error(send, 415, f"Content-Type charset {quoted_name(charset)} is not supported: JSON "
+                                            "bodies are UTF-8")
                 return
             else:
                 replacement = media_type.encode()
@@ -76,10 +79,3 @@ def _media_type(value: bytes) -> tuple[str, str | None]:
         if key.strip().lower() == "charset":
             charset = val.strip().strip('"').lower()
     return media_type.strip().lower(), charset
-
-
-async def _refuse(send, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": 415,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})

@@ -8,7 +8,7 @@ the server already stops reading at the declared length.
 
 from __future__ import annotations
 
-import json
+from patchrisk_serving.catboost_predictor.responses import send_error
 
 BYTES_PER_ROW = 4096  # a V1 row of 13 features is ~350 bytes as JSON; room for ids and indentation
 BYTES_PER_REQUEST = 64 * 1024  # the envelope: V2 input headers, parameters, top_k
@@ -55,22 +55,9 @@ class BodyLimitMiddleware:
         await self.app(scope, replay(b"".join(chunks), receive), send)
 
     async def _refuse(self, send, what: str) -> None:
-        body = json.dumps(
-            {"error": f"{what} the limit of {self.max_bytes} bytes; split the batch into smaller requests"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    # The rest of an oversized body is not worth reading: the client reconnects.
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        # The rest of an oversized body is not worth reading: the client reconnects.
+        await send_error(send, 413, f"{what} the limit of {self.max_bytes} bytes; split the batch into smaller "
+                                    "requests", [(b"connection", b"close")])
 
 
 def _content_length(headers) -> int | None:

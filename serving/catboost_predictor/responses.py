@@ -13,8 +13,10 @@ explain  ``{"explanations": [{"risk_score", "risk_bucket", "top_features": [{"fe
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -108,3 +110,13 @@ def explanations(
 
 def _jsonable(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+async def send_error(send, status: int, message: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """An answer one of the predictor's own ASGI layers gives before KServe's routes: KServe's error
+    shape, ``{"error": message}``, with ``headers`` added."""
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})

@@ -24,6 +24,7 @@ import warnings
 from patchrisk_serving.catboost_predictor import metrics, request_limits
 from patchrisk_serving.catboost_predictor.binary_envelope import refuse_unreadable_binary_bodies
 from patchrisk_serving.catboost_predictor.body_headers import BodyHeadersMiddleware
+from patchrisk_serving.catboost_predictor.responses import send_error
 from patchrisk_serving.catboost_predictor.versioned_routes import VersionedRoutesMiddleware
 
 log = logging.getLogger("patchrisk.predictor")
@@ -130,22 +131,8 @@ class ModelResponseMiddleware:
             what,
             exc_info=exc_info,
         )
-        body = json.dumps(
-            {"error": f"internal error (request id {request_id}); the predictor log has the details"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
-                    self._header,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, status, f"internal error (request id {request_id}); the predictor log has the details",
+                         [(REQUEST_ID_HEADER.encode(), request_id.encode()), self._header])
 
 
 BINARY_DATA_HINT = ("; binary tensor data (Inference-Header-Content-Length) is read only without a JSON "
@@ -350,20 +337,12 @@ class UnservedRequestsMiddleware:
         if scope["type"] == "http":
             path = scope["path"]
             if path.startswith(REPOSITORY_ROUTES):
-                await _send_error(send, 404, "Not Found")
+                await send_error(send, 404, "Not Found")
                 return
             if scope["method"] != "POST" and _INFERENCE_ROUTE.match(path):
-                await _send_error(send, 405, "Method Not Allowed: use POST", [(b"allow", b"POST")])
+                await send_error(send, 405, "Method Not Allowed: use POST", [(b"allow", b"POST")])
                 return
         await self.app(scope, receive, send)
-
-
-async def _send_error(send, status: int, message: str, headers: list | None = None) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
 
 
 class RepositoryNotServed(NotImplementedError):

@@ -10,9 +10,10 @@ unversioned ones, which say the model does not exist.
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import quote
+
+from patchrisk_serving.catboost_predictor.responses import send_error
 
 from patchrisk.contract.rows import NAME_CHARS
 
@@ -39,9 +40,5 @@ class VersionedRoutesMiddleware:
 
     async def _not_served(self, version: str, send) -> None:
         shown = version if len(version) <= NAME_CHARS else version[:NAME_CHARS] + "…"  # cut, as the caller's names
-        body = json.dumps({"error": f"model {self.model_name} version {shown} is not served here: this "
-                                    f"predictor serves version {self.model_version}"}).encode()
-        await send({"type": "http.response.start", "status": 404, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            self._version_header]})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 404, f"model {self.model_name} version {shown} is not served here: this predictor "
+                                    f"serves version {self.model_version}", [self._version_header])

@@ -20,13 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from patchrisk.contract.rows import quoted_names
 from patchrisk.errors import DataContractError
 from patchrisk.spec import ModelSpec
 from patchrisk.tables import read_table
 from patchrisk.validation import text_booleans_as_numbers
 
 DEFAULT_CHUNK_ROWS = 250_000
-MAX_NAMES_SHOWN = 8  # of a file's columns, when one is missing
 log = logging.getLogger(__name__)
 
 
@@ -124,14 +124,8 @@ def iter_event_chunks(path: Path, columns: list[str], chunk_rows: int,
 def _refuse_missing_columns(path: Path, columns: list[str], found: list[str]) -> None:
     missing = [c for c in columns if c not in found]
     if missing:
-        shown = ", ".join(repr(_cut(name)) for name in found[:MAX_NAMES_SHOWN])
-        more = f" and {len(found) - MAX_NAMES_SHOWN} more" if len(found) > MAX_NAMES_SHOWN else ""
         raise DataContractError(f"{path}: missing event column(s) {', '.join(missing)} "
-                                f"(its columns: {shown or 'none'}{more})")
-
-
-def _cut(name: str, limit: int = 40) -> str:
-    return name if len(name) <= limit else name[:limit - 1] + "…"
+                                f"(its columns: {quoted_names(found) or 'none'})")
 
 
 def _csv_event_chunks(path: Path, columns: list[str], chunk_rows: int,
