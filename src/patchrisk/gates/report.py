@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from patchrisk.errors import PatchriskError
+from patchrisk.json_values import strict_json
 
 SCHEMA = "patchrisk.gate_report/v1"
 PASSED, FAILED = "passed", "failed"
@@ -136,7 +137,7 @@ class GateReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(_jsonable(self.to_dict()), indent=2, allow_nan=False)
+        return json.dumps(strict_json(self.to_dict()), indent=2, allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: dict) -> GateReport:
@@ -170,19 +171,6 @@ def _finite(value: float | None) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _jsonable(obj: Any) -> Any:
-    """NaN/inf become null (JSON has no NaN); numpy scalars become Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    return obj
 
 
 def _fmt(value: float | None) -> str:

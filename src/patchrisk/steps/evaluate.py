@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from patchrisk.evaluation import Evaluation, evaluate, markdown_summary
+from patchrisk.json_values import strict_json
 from patchrisk.model_bundle import ModelBundle
 from patchrisk.tables import read_table
 
@@ -17,18 +17,6 @@ def evaluate_model(model_dir: str, holdout_path: str, evaluation_json: str, summ
     scores = bundle.predict_frame(holdout)
     ev = evaluate(holdout[bundle.spec.target.name].to_numpy(), scores, bundle.spec.decision_threshold)
     Path(evaluation_json).parent.mkdir(parents=True, exist_ok=True)
-    Path(evaluation_json).write_text(json.dumps(_finite_or_null(ev.__dict__), indent=2, allow_nan=False))
+    Path(evaluation_json).write_text(json.dumps(strict_json(ev.__dict__), indent=2, allow_nan=False))
     Path(summary_md).write_text(markdown_summary(bundle.spec.name, ev))
     return ev
-
-
-def _finite_or_null(value):
-    """``value`` with every NaN or infinity as None: a metric a holdout cannot define (ROC AUC of one
-    label) is ``null``, not the bare ``NaN`` that strict JSON readers refuse."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
-    return value
