@@ -34,6 +34,11 @@ from kserve.errors import InvalidInput
 from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME, get_labels
 from patchrisk_serving.catboost_predictor.request_limits import replay
 
+from patchrisk.contract.requests import check_field_nesting
+from patchrisk.contract.rows import quoted_name
+from patchrisk.errors import InvalidRequest
+from patchrisk.json_values import may_nest_deeper
+
 log = logging.getLogger("kserve")  # where KServe's InvalidInput handler logs (server_hooks quiets it)
 _JSON = b"application/json"
 _JSON_HEADERS = [(b"content-type", _JSON)]
@@ -80,6 +85,8 @@ def decode_v2(raw: bytes) -> FastV2Request | None:
         return None  # FastAPI's parser may take it (huge integers, NaN) or name the character
     if type(body) is not dict:
         return None
+    if may_nest_deeper(raw):
+        _refuse_deep_fields(body)
     inputs, request_id = body.get("inputs"), body.get("id")
     if type(inputs) is not list or (request_id is not None and type(request_id) is not str):
         return None
@@ -101,6 +108,20 @@ def decode_v2(raw: bytes) -> FastV2Request | None:
             return None  # KServe's own refusal of FP16 over JSON
         tensors.append(V2Input(name, shape, datatype, data))
     return FastV2Request(tensors, request_id, tuple(o["name"] for o in body.get("outputs") or ()))
+
+
+def _refuse_deep_fields(body: dict) -> None:
+    """A field nested past what the log sink reads, refused before anything else (check_field_nesting):
+    here, for every V2 body orjson reads, since KServe's route drops unknown fields before the model
+    sees the request (V1 bodies are checked by parse_v1 on either path)."""
+    try:
+        check_field_nesting(body, 1, "request body", parsed_field="inputs")
+        inputs = body.get("inputs")
+        for tensor in inputs if type(inputs) is list else ():
+            if type(tensor) is dict:
+                check_field_nesting(tensor, 3, f"input {quoted_name(tensor.get('name'))}", parsed_field="data")
+    except InvalidRequest as err:
+        raise InvalidInput(str(err)) from None
 
 
 def _parameters_ok(parameters: Any) -> bool:
@@ -144,7 +165,11 @@ class FastPathMiddleware:
         if raw is None:
             return  # the client went away
         started = time.perf_counter()
-        request = decode(raw)
+        try:
+            request = decode(raw)
+        except InvalidInput as err:
+            await self._reject(send, err)
+            return
         if request is None:
             await self.app(scope, replay(raw, receive), send)
             return

@@ -1,10 +1,15 @@
 """Values as strict JSON can hold them: JSON has no NaN or infinity, and ``json.dumps`` writes the bare
-``NaN`` that strict readers (a KFP UI, MLflow, other languages) refuse."""
+``NaN`` that strict readers (a KFP UI, MLflow, other languages) refuse; and how deep a body may nest."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+# orjson reads 1,024 levels of nesting, json (the sink's spool replay, the stored events' readers) fewer,
+# by a margin that shrinks with the caller's own stack. A request the predictor answers is logged by
+# the sink, so both refuse a body nested past this: well within what every reader reads.
+MAX_NESTING = 256
 
 
 def strict_json(obj: Any) -> Any:
@@ -18,3 +23,26 @@ def strict_json(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     return obj
+
+
+def nested_deeper_than(value: Any, levels: int) -> bool:
+    """Whether the arrays and objects of ``value`` (itself level 1) nest more than ``levels`` deep;
+    walked without recursion, so any depth is measured."""
+    pending = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while pending:
+        node, depth = pending.pop()
+        if depth > levels:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def too_deep(what: str) -> str:
+    return f"{what} is nested too deeply (at most {MAX_NESTING} levels of arrays and objects)"
+
+
+def may_nest_deeper(text: bytes) -> bool:
+    """Whether JSON ``text`` holds enough brackets to nest past :data:`MAX_NESTING` (a count in C:
+    most bodies need no walk)."""
+    return text.count(b"[") + text.count(b"{") > MAX_NESTING

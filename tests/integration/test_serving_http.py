@@ -1082,3 +1082,38 @@ def test_a_predictor_that_loses_its_port_is_not_taken_for_ready(server, model_di
     with pytest.raises(RuntimeError, match="predictor exited with code"), \
             serve_in_subprocess(model_dir, port=server.port, model_name=MODEL_NAME, log_path=tmp_path / "lost.log"):
         pass
+
+
+def nested_list(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize("route, body", [
+    (f"{V1}:predict", '{{"instances": {rows}, "trace": {deep}}}'),
+    (f"{V1}:explain", '{{"instances": {rows}, "trace": {deep}}}'),
+    (f"{V2}/infer", '{{"inputs": {inputs}, "trace": {deep}}}'),
+    (f"{V2}/infer", '{{"inputs": [{{"name": "input-0", "shape": [1, {width}], "datatype": "BYTES", '
+                    '"data": {matrix}, "trace": {deep}}}]}}'),
+])
+def test_a_request_nested_deeper_than_the_log_sink_reads_is_refused_not_answered_unlogged(
+        http, bundle, patches, route, body):
+    """KServe's logger hands the sink every request body; the sink refuses one nested past
+    MAX_NESTING (what every reader of stored events reads). The predictor ignored unknown fields at
+    any depth orjson reads (1,024), so such a call was answered and never logged: now a 400 naming
+    the field, and a body exactly at the limit is still answered."""
+    from patchrisk.json_values import MAX_NESTING
+
+    df, _ = patches
+    rows = as_objects(df.head(1), bundle.spec)
+    features = [f.name for f in bundle.spec.features]
+    fields = {"rows": json.dumps(rows), "inputs": json.dumps(per_feature_inputs(df.head(1), bundle.spec)),
+              "width": len(features), "matrix": json.dumps([[str(rows[0][f]) for f in features]])}
+    envelope_levels = 3 if "input-0" in body else 1  # the body, its inputs list, the tensor
+    deepest = MAX_NESTING - envelope_levels
+    for levels, status in ((deepest, 200), (deepest + 1, 400), (900, 400)):
+        response = http.post(route, content=body.format(deep=nested_list(levels), **fields),
+                             headers={"content-type": "application/json"})
+        assert response.status_code == status, (levels, response.text)
+        if status == 400:
+            error = response.json()["error"]
+            assert "'trace'" in error and f"nested too deeply (at most {MAX_NESTING} levels" in error, error

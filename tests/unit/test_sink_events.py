@@ -131,6 +131,28 @@ def test_a_body_as_deep_as_allowed_is_accepted(mode):
     assert parse_event(headers, body).rows == 1
 
 
+@pytest.mark.parametrize("levels, logged", [(MAX_NESTING - 1, True), (MAX_NESTING, False)])
+def test_the_predictor_answers_exactly_the_requests_nested_as_deep_as_the_sink_logs(patch_spec, levels, logged):
+    """A request the predictor answers reaches the sink through KServe's logger: an unknown field
+    nested past the sink's limit was answered and never logged. Both now draw the line at one place."""
+    from patchrisk.contract import Contract
+    from patchrisk.contract.requests import parse_v1
+    from patchrisk.errors import InvalidRequest
+
+    body = {"instances": instances(1), "trace": json.loads("[" * levels + "]" * levels)}
+    (headers, raw), = logger_events(body, None, "patch-risk", "prod")
+    if logged:
+        assert parse_event(headers, raw).rows == 1
+        assert len(parse_v1(body, Contract(patch_spec).validator).matrix) == 1
+        return
+    with pytest.raises(MalformedEvent):
+        parse_event(headers, raw)
+    with pytest.raises(InvalidRequest) as refused:
+        parse_v1(body, Contract(patch_spec).validator)
+    assert str(refused.value) == ("request body field 'trace' is nested too deeply (at most "
+                                  f"{MAX_NESTING} levels of arrays and objects)")
+
+
 @pytest.mark.parametrize("mode", ["binary", "structured"])
 def test_an_event_sent_without_a_time_has_none_made_up(mode):
     (headers, body), = logger_events({"instances": instances(1)}, None, "patch-risk", "prod", mode=mode)

@@ -13,12 +13,13 @@ Every caller mistake raises :class:`patchrisk.errors.InvalidRequest` naming what
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from patchrisk.contract.rows import RowValidator, _describe, describe_count, quoted_name, quoted_names
 from patchrisk.errors import InvalidRequest
+from patchrisk.json_values import MAX_NESTING, nested_deeper_than, too_deep
 
 NUMERIC_DATATYPES = frozenset(
     {"FP64", "FP32", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8", "BOOL"}
@@ -43,6 +44,7 @@ def parse_v1(body: Any, validator: RowValidator) -> ParsedRequest:
     if "instances" not in body:
         keys = ", ".join(repr(k) for k in list(body)[:5]) or "none"
         raise InvalidRequest(f"request body has no 'instances' list (keys: {keys})")
+    check_field_nesting(body, 1, "request body", parsed_field="instances")
     instances = body["instances"]
     if not isinstance(instances, list):
         raise InvalidRequest(f"'instances' must be a list of rows, got {_describe(instances)}")
@@ -67,6 +69,17 @@ def parse_v2(inputs: Sequence[Any], validator: RowValidator) -> ParsedRequest:
     if len(inputs) == 1 and inputs[0].name not in validator.name_set:
         return ParsedRequest(_parse_matrix_input(inputs[0], validator))
     return ParsedRequest(_parse_feature_inputs(inputs, validator))
+
+
+def check_field_nesting(fields: Mapping[Any, Any], level: int, what: str, parsed_field: str) -> None:
+    """Refuse a field of ``fields`` (an object at ``level`` of the body, the body being 1) whose arrays
+    and objects nest past :data:`MAX_NESTING`. KServe's logger hands the sink every request body and
+    the sink refuses one nested past what its readers read: a request answered with such a field (an
+    unknown one, which the parsers ignore) would never be logged. ``parsed_field`` is not walked: the
+    parser reads it and refuses whatever nests in it."""
+    for name, value in fields.items():
+        if name != parsed_field and isinstance(value, (dict, list)) and nested_deeper_than(value, MAX_NESTING - level):
+            raise InvalidRequest(too_deep(f"{what} field {quoted_name(name)}"), field=str(name))
 
 
 def check_request_id(request_id: Any) -> None:

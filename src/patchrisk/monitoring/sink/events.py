@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from patchrisk.json_values import MAX_NESTING, may_nest_deeper, nested_deeper_than, too_deep
+
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 KINDS = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
@@ -33,10 +35,6 @@ STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 # must be what Kubernetes allows for an InferenceService name / namespace: a DNS-1123 label.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 MAX_ID_CHARS = 256
-# orjson reads 1,024 levels of nesting, json (the spool's replay, the stored events' readers) fewer, by a
-# margin that shrinks with the caller's own stack: a body between the two was acknowledged, then a dead
-# letter at the next restart. Every body the sink accepts stays well within what each of them reads.
-MAX_NESTING = 256
 MAX_ROWS_PER_EVENT = 1_000_000  # the predictor's max_batch_rows is far below; a body cannot carry more
 # Binary mode as KServe's logger sends it: these headers present, spec version 1.0. Such an event is
 # read from its headers directly (the SDK's generic parse was a fifth of an event's cost); anything
@@ -189,7 +187,7 @@ def _parse_binary(headers: dict[str, str], body: bytes, received_at: datetime | 
             data, exact_text = _json_text(body, "event data")
         except MalformedEvent as not_json:
             return _binary_tensors_or_raise(body, not_json), None
-        if not exact_text or _may_nest_deeper(body):
+        if not exact_text or may_nest_deeper(body):
             _check_nesting(data, "event data")
         # newlines in valid JSON are whitespace between tokens: blanked, the text fits one spool line
         return data, body.replace(b"\n", b" ").replace(b"\r", b" ") if exact_text else None
@@ -278,29 +276,14 @@ def _json(raw: bytes | str, what: str) -> Any:
     except (ValueError, UnicodeDecodeError) as err:
         raise MalformedEvent("bad_json", f"{what} is not valid JSON: {str(err)[:200]}") from None
     except RecursionError:
-        raise MalformedEvent("bad_json", _too_deep(what)) from None
-
-
-def _too_deep(what: str) -> str:
-    return f"{what} is nested too deeply (at most {MAX_NESTING} levels of arrays and objects)"
-
-
-def _may_nest_deeper(text: bytes) -> bool:
-    """Whether JSON ``text`` holds enough brackets to nest past :data:`MAX_NESTING` (a count in C:
-    the bodies of most calls need no walk)."""
-    return text.count(b"[") + text.count(b"{") > MAX_NESTING
+        raise MalformedEvent("bad_json", too_deep(what)) from None
 
 
 def _check_nesting(value: Any, what: str) -> None:
-    """Refuse ``value`` when its arrays and objects nest deeper than :data:`MAX_NESTING` (walked
-    without recursion, so any depth is measured)."""
-    pending = [(value, 1)] if isinstance(value, (dict, list)) else []
-    while pending:
-        node, depth = pending.pop()
-        children = node.values() if isinstance(node, dict) else node
-        if depth > MAX_NESTING:
-            raise MalformedEvent("bad_json", _too_deep(what))
-        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    """Refuse ``value`` when its arrays and objects nest deeper than :data:`MAX_NESTING`: a body
+    between that and what orjson reads was acknowledged, then a dead letter at the next restart."""
+    if nested_deeper_than(value, MAX_NESTING):
+        raise MalformedEvent("bad_json", too_deep(what))
 
 
 def _decoded_data(data: Any) -> Any:
