@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -14,15 +18,38 @@ class Ran:
     stderr: str
 
 
+@contextmanager
+def _as_its_own_process() -> Iterator[None]:
+    """What a command does to the process stays in the command, as if it had one of its own: the root
+    logger starts without pytest's handlers (so the command's ``logging.basicConfig`` and logging's
+    last resort write to its stderr, as in a shell) and gets them back, and os.environ is restored."""
+    root = logging.getLogger()
+    handlers, level, environ = root.handlers[:], root.level, dict(os.environ)
+    root.handlers.clear()
+    try:
+        yield
+    finally:
+        for added in [handler for handler in root.handlers if handler not in handlers]:
+            added.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for key in set(os.environ) - set(environ):
+            del os.environ[key]
+        for key, value in environ.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+
+
 def run_patchrisk(args: list[str], capsys, monkeypatch) -> Ran:
     from patchrisk_cli import main
 
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", ["patchrisk", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    with _as_its_own_process():
+        try:
+            main()
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     out, err = capsys.readouterr()
     return Ran(code, out, err)
