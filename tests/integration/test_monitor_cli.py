@@ -14,7 +14,7 @@ from patchrisk import registry
 from patchrisk.datagen import DriftConfig, generate_rows
 from patchrisk.settings import get_settings
 from patchrisk.spec import load_spec
-from tests.conftest import PATCHRISK
+from tests.unit.cli_support import run_patchrisk
 from tests.unit.drift_support import log_frame, save_champion, write_logs
 
 pytestmark = pytest.mark.integration
@@ -54,16 +54,17 @@ def monitored(tmp_path_factory, patch_spec):
     return settings, base, labels, training_data, config
 
 
-def monitor(settings, *args):
-    return subprocess.run([PATCHRISK, "monitor", "--state-dir", str(settings.state_dir), "--window-end", WINDOW_END,
-                           *map(str, args)], capture_output=True, text=True, check=False, timeout=600)
+def monitor(settings, capsys, monkeypatch, *args):
+    """One `patchrisk monitor` run in this process (the worker has its imports loaded already)."""
+    return run_patchrisk(["monitor", "--state-dir", settings.state_dir, "--window-end", WINDOW_END, *args],
+                         capsys, monkeypatch)
 
 
-def test_monitor_flags_drift_reports_and_retrains(monitored):
+def test_monitor_flags_drift_reports_and_retrains(monitored, capsys, monkeypatch):
     settings, _, labels, training_data, config = monitored
-    out = monitor(settings, "--labels", labels, "--config", config, "--trigger-backend", "local",
+    out = monitor(settings, capsys, monkeypatch, "--labels", labels, "--config", config, "--trigger-backend", "local",
                   "--training-data-uri", training_data)
-    assert out.returncode == 0, out.stderr
+    assert out.exit_code == 0, out.stderr
     line = json.loads(out.stdout.strip().splitlines()[-1])
     assert line["event"] == "patchrisk.monitor" and line["trigger"] is True and line["launch"] == "registered"
 
@@ -91,7 +92,8 @@ def test_monitor_flags_drift_reports_and_retrains(monitored):
     assert runs and runs[0].data.metrics["drifted.region"] == 1.0 and runs[0].data.tags["model_version"] == "1"
 
 
-def test_a_log_part_that_is_no_parquet_is_skipped_named_and_the_window_still_judged(monitored, tmp_path):
+def test_a_log_part_that_is_no_parquet_is_skipped_named_and_the_window_still_judged(monitored, tmp_path, capsys,
+                                                                                       monkeypatch):
     """One unreadable file in the window (a truncated upload, a stray object) never blocks the good ones."""
     import shutil
 
@@ -102,8 +104,8 @@ def test_a_log_part_that_is_no_parquet_is_skipped_named_and_the_window_still_jud
     events = "_events/model=patch-risk/date=2026-03-02/part-torn.parquet"  # a replica's unpaired events
     (store / events).parent.mkdir(parents=True)
     (store / events).write_bytes(b"PAR1 cut short too")
-    out = monitor(settings, "--store", store, "--no-html", "--no-mlflow")
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = monitor(settings, capsys, monkeypatch, "--store", store, "--no-html", "--no-mlflow")
+    assert out.exit_code == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr and f"skipped {store}/{part}: not a readable Parquet file" in out.stderr
     assert f"skipped {events}: not a readable Parquet file" in out.stderr
     summary = json.loads((store / "reports" / "patch-risk" / "20260303T000000Z" / "summary.json").read_text())
@@ -111,13 +113,13 @@ def test_a_log_part_that_is_no_parquet_is_skipped_named_and_the_window_still_jud
     assert [entry["file"] for entry in summary["drift"]["unreadable_files"]] == [part, events]  # both named
 
 
-def test_labels_named_in_the_config_give_performance_drift_without_a_flag(monitored, tmp_path):
+def test_labels_named_in_the_config_give_performance_drift_without_a_flag(monitored, tmp_path, capsys, monkeypatch):
     """The CronJob passes no --labels: its mounted config names the labels table (labels_uri)."""
     settings, _, labels, _, _ = monitored
     config = tmp_path / "monitoring.yaml"
     config.write_text(yaml.safe_dump({"labels_uri": str(labels), "retraining": {"backend": "none"}}))
-    out = monitor(settings, "--config", config, "--no-html", "--no-mlflow")
-    assert out.returncode == 0, out.stderr
+    out = monitor(settings, capsys, monkeypatch, "--config", config, "--no-html", "--no-mlflow")
+    assert out.exit_code == 0, out.stderr
     summary = json.loads(Path(settings.prediction_log_uri, "reports", "patch-risk", "20260303T000000Z",
                               "summary.json").read_text())
     assert summary["performance"]["labelled_rows"] == 3000 and summary["performance"]["current"] > 0.6
@@ -154,18 +156,17 @@ def test_a_configured_labels_table_not_written_yet_leaves_performance_unjudged(u
     assert summary["performance"] is None and summary["drift"]["rows"] == 3000
 
 
-def test_monitor_without_a_champion_exits_2_naming_the_problem(tmp_path):
+def test_monitor_without_a_champion_exits_2_naming_the_problem(tmp_path, capsys, monkeypatch):
     (tmp_path / "state" / "prediction-logs").mkdir(parents=True)
-    out = subprocess.run([PATCHRISK, "monitor", "--state-dir", str(tmp_path / "state"), "--no-html"],
-                         capture_output=True, text=True, check=False, timeout=300)
-    assert out.returncode == 2
+    out = run_patchrisk(["monitor", "--state-dir", tmp_path / "state", "--no-html"], capsys, monkeypatch)
+    assert out.exit_code == 2
     assert "champion" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_monitor_without_a_log_store_exits_2(tmp_path):
-    out = subprocess.run([PATCHRISK, "monitor", "--state-dir", str(tmp_path / "state"),
-                          "--store", str(tmp_path / "nowhere"), "--no-html"], capture_output=True, text=True, check=False)
-    assert out.returncode == 2 and "prediction log store" in out.stderr and "nowhere" in out.stderr
+def test_monitor_without_a_log_store_exits_2(tmp_path, capsys, monkeypatch):
+    out = run_patchrisk(["monitor", "--state-dir", tmp_path / "state", "--store", tmp_path / "nowhere", "--no-html"],
+                        capsys, monkeypatch)
+    assert out.exit_code == 2 and "prediction log store" in out.stderr and "nowhere" in out.stderr
 
 
 def test_the_retraining_trigger_loads_kfp_only_to_compile_or_run(tmp_path):
