@@ -1,6 +1,5 @@
 """The whole training pipeline through kfp.local on small data, checked in MLflow."""
 
-import subprocess
 import tempfile
 
 import pytest
@@ -9,7 +8,7 @@ from patchrisk import registry
 from patchrisk.datagen import generate, write_generated
 from patchrisk.model_bundle import ModelBundle
 from patchrisk.settings import get_settings
-from tests.conftest import PATCHRISK
+from tests.unit.cli_support import run_patchrisk
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +72,8 @@ def test_registration_is_idempotent_per_pipeline_run(pipeline_run, tmp_path):
     assert len(versions) == 1
 
 
-def test_bad_data_fails_the_run_naming_file_and_column_and_registers_nothing(pipeline_run, tmp_path):
+def test_bad_data_fails_the_run_naming_file_and_column_and_registers_nothing(pipeline_run, tmp_path, capsys,
+                                                                              monkeypatch):
     settings, _, data, _ = pipeline_run
     import pandas as pd
 
@@ -82,9 +82,9 @@ def test_bad_data_fails_the_run_naming_file_and_column_and_registers_nothing(pip
     bad.loc[5, "component"] = "toaster"
     bad_path = tmp_path / "bad.csv"
     bad.to_csv(bad_path, index=False)
-    out = subprocess.run([PATCHRISK, "pipeline", "run", "--data-uri", str(bad_path), "--state-dir",
-                          str(settings.state_dir), "--iterations", "50"], capture_output=True, text=True)
-    assert out.returncode == 2
+    out = run_patchrisk(["pipeline", "run", "--data-uri", bad_path, "--state-dir", settings.state_dir,
+                         "--iterations", "50"], capsys, monkeypatch)
+    assert out.exit_code == 2
     assert "bad.csv" in out.stderr and "column 'component'" in out.stderr and "toaster" in out.stderr
     assert "Traceback" not in out.stderr.split("error:")[-1]
     versions = registry.client(settings).search_model_versions("name = 'patch-risk'")
@@ -98,24 +98,24 @@ def test_bad_data_fails_the_run_naming_file_and_column_and_registers_nothing(pip
                                           "directory with events.parquet and metadata.csv (see `patchrisk data "
                                           "generate --spec feature-reliability`)")),
 ])
-def test_a_local_source_that_cannot_be_read_exits_2_before_any_task_runs(tmp_path, spec, source, problem):
+def test_a_local_source_that_cannot_be_read_exits_2_before_any_task_runs(tmp_path, spec, source, problem, capsys,
+                                                                          monkeypatch):
     (tmp_path / "history.txt").write_text("patch_id\nP-1\n")
     (tmp_path / "telemetry").mkdir()  # no events.parquet, no metadata.csv
     state = tmp_path / "state"
-    out = subprocess.run([PATCHRISK, "pipeline", "run", "--spec", spec, "--data-uri", str(tmp_path / source),
-                          "--state-dir", str(state)], capture_output=True, text=True, check=False, timeout=300)
-    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    out = run_patchrisk(["pipeline", "run", "--spec", spec, "--data-uri", tmp_path / source, "--state-dir", state],
+                        capsys, monkeypatch)
+    assert out.exit_code == 2, out.stdout[-2000:] + out.stderr[-2000:]
     assert out.stderr.strip().splitlines()[-1] == f"error: {tmp_path}/{problem}"
     assert "Traceback" not in out.stdout + out.stderr
     assert not (state / "kfp-local").exists() or not any((state / "kfp-local").iterdir())  # no run started
 
 
-def test_an_unknown_gate_policy_environment_exits_2_before_any_task_runs(tmp_path):
+def test_an_unknown_gate_policy_environment_exits_2_before_any_task_runs(tmp_path, capsys, monkeypatch):
     (tmp_path / "history.csv").write_text("patch_id\nP-1\n")
-    out = subprocess.run([PATCHRISK, "pipeline", "run", "--data-uri", str(tmp_path / "history.csv"), "--policy-env", "qa",
-                          "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, check=False,
-                         timeout=300)
-    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    out = run_patchrisk(["pipeline", "run", "--data-uri", tmp_path / "history.csv", "--policy-env", "qa",
+                         "--state-dir", tmp_path / "state"], capsys, monkeypatch)
+    assert out.exit_code == 2, out.stdout[-2000:] + out.stderr[-2000:]
     assert out.stderr.strip().splitlines()[-1] == "error: policy patch-risk: unknown environment 'qa' (known: dev, prod, staging)"
     assert not (tmp_path / "state" / "kfp-local").exists()
 
