@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +10,9 @@ from patchrisk_serving.catboost_predictor.testing import free_port, serve_in_sub
 from serving_support import MODEL_NAME, MODEL_VERSION, load_bundle, trained_model_dir
 
 from patchrisk.datagen import generate_rows
+from tests.unit.cli_support import Ran, run_patchrisk
 
 pytestmark = pytest.mark.integration
-PATCHRISK = str(Path(sys.executable).with_name("patchrisk"))
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +42,16 @@ def write_json(path: Path, df, spec, wrap: str = "list") -> Path:
     return path
 
 
-def gate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PATCHRISK, "risk-gate", *args], capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def gate(capsys, monkeypatch):
+    """`patchrisk risk-gate ARGS` in this process (the predictor it calls is a process of its own)."""
+    def run(*args: str) -> Ran:
+        return run_patchrisk(["risk-gate", *args], capsys, monkeypatch)
+    return run
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
-def test_low_risk_patches_pass_with_exit_0(server, scored_patches, tmp_path, protocol):
+def test_low_risk_patches_pass_with_exit_0(gate, server, scored_patches, tmp_path, protocol):
     df, spec = scored_patches
     low = df.head(3)
     threshold = float(low["score"].max()) + 0.05
@@ -62,14 +64,14 @@ def test_low_risk_patches_pass_with_exit_0(server, scored_patches, tmp_path, pro
         "--threshold",
         str(threshold),
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.exit_code == 0, result.stdout + result.stderr
     assert "risk gate PASSED: 0 of 3" in result.stdout
     for patch_id in low[spec.id_column]:
         assert patch_id in result.stdout
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
-def test_a_risky_patch_blocks_with_exit_1_and_top_features(server, scored_patches, tmp_path, protocol):
+def test_a_risky_patch_blocks_with_exit_1_and_top_features(gate, server, scored_patches, tmp_path, protocol):
     df, spec = scored_patches
     chosen = df.iloc[[0, len(df) - 1]]  # the safest and the riskiest
     threshold = float(chosen["score"].mean())
@@ -83,7 +85,7 @@ def test_a_risky_patch_blocks_with_exit_1_and_top_features(server, scored_patche
         f"{threshold:.6f}",
         "--json",
     )
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.exit_code == 1, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["verdict"] == "blocked" and report["exit_code"] == 1 and report["blocked"] == 1
     assert report["model_version"] == MODEL_VERSION and report["protocol"] == protocol
@@ -94,49 +96,49 @@ def test_a_risky_patch_blocks_with_exit_1_and_top_features(server, scored_patche
     assert {f["feature"] for f in risky["top_features"]} <= set(spec.feature_names)
 
 
-def test_csv_input_is_typed_by_the_spec(server, scored_patches, tmp_path):
+def test_csv_input_is_typed_by_the_spec(gate, server, scored_patches, tmp_path):
     df, spec = scored_patches
     rows = df.tail(2)
     path = tmp_path / "patches.csv"
     rows[[spec.id_column, *spec.feature_names]].to_csv(path, index=False)
     result = gate(str(path), "--endpoint", server.url, "--threshold", "0.999999", "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.exit_code == 0, result.stdout + result.stderr
     scores = [p["risk_score"] for p in json.loads(result.stdout)["patches"]]
     assert scores == pytest.approx(rows["score"].tolist(), abs=1e-9)
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
-def test_unreachable_endpoint_exits_2_and_fail_open_exits_0(scored_patches, tmp_path, protocol):
+def test_unreachable_endpoint_exits_2_and_fail_open_exits_0(gate, scored_patches, tmp_path, protocol):
     df, spec = scored_patches
     path = str(write_json(tmp_path / "p.json", df.head(1), spec, wrap="object"))
     nobody = f"http://127.0.0.1:{free_port()}"
     result = gate(path, "--endpoint", nobody, "--protocol", protocol, "--retries", "2", "--backoff", "0.05")
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert "risk gate ERROR: predict failed after 3 attempt(s): cannot reach" in result.stdout
     assert result.stderr.count("retrying in") == 2
     result = gate(
         path, "--endpoint", nobody, "--protocol", protocol, "--retries", "0", "--fail-open", "--json"
     )
-    assert result.returncode == 0
+    assert result.exit_code == 0
     assert "WARNING" in result.stderr and "--fail-open" in result.stderr
     report = json.loads(result.stdout)
     assert report["verdict"] == "error (fail-open: passing)" and report["error"]
 
 
-def test_endpoint_rejection_exits_2_without_retry_and_names_the_patch(server, scored_patches, tmp_path):
+def test_endpoint_rejection_exits_2_without_retry_and_names_the_patch(gate, server, scored_patches, tmp_path):
     df, spec = scored_patches
     rows = json.loads(df.head(2)[[spec.id_column, *spec.feature_names]].to_json(orient="records"))
     rows[1]["code_churn_score"] = 1.7  # out of range: the server rejects it (400)
     path = tmp_path / "p.json"
     path.write_text(json.dumps(rows))
     result = gate(str(path), "--endpoint", server.url, "--retries", "3")
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert "row 1, field 'code_churn_score': 1.7 is above the maximum 1" in result.stdout
     assert f"{path} patch 1" in result.stdout
     assert "retrying" not in result.stderr
 
 
-def test_wrong_model_name_exits_2(server, scored_patches, tmp_path):
+def test_wrong_model_name_exits_2(gate, server, scored_patches, tmp_path):
     df, spec = scored_patches
     result = gate(
         str(write_json(tmp_path / "p.json", df.head(1), spec)),
@@ -145,7 +147,7 @@ def test_wrong_model_name_exits_2(server, scored_patches, tmp_path):
         "--model",
         "no-such-model",
     )
-    assert result.returncode == 2 and "(404)" in result.stdout
+    assert result.exit_code == 2 and "(404)" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -162,9 +164,9 @@ def test_wrong_model_name_exits_2(server, scored_patches, tmp_path):
         ),
     ],
 )
-def test_bad_input_files_exit_2_naming_file_and_field(tmp_path, content, suffix, expected):
+def test_bad_input_files_exit_2_naming_file_and_field(gate, tmp_path, content, suffix, expected):
     path = tmp_path / f"bad{suffix}"
     path.write_text(content)
     result = gate(str(path), "--endpoint", f"http://127.0.0.1:{free_port()}")
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert str(path) in result.stderr and expected in result.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 import ssl
 import subprocess
 import time
@@ -18,7 +17,7 @@ from patchrisk_serving.catboost_predictor.testing import free_port, predictor_co
 from serving_support import MODEL_NAME, load_bundle, trained_model_dir
 
 from patchrisk.datagen import generate_rows
-from tests.conftest import PATCHRISK
+from tests.unit.cli_support import Ran, run_patchrisk
 
 pytestmark = pytest.mark.integration
 CA_ENV = "PATCHRISK_RISK_GATE_CA_BUNDLE"
@@ -102,48 +101,55 @@ def patches(model_dir, tmp_path_factory) -> Path:
     return path
 
 
-def gate(patches: Path, url: str, protocol: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != CA_ENV} | (env or {})
-    return subprocess.run([PATCHRISK, "risk-gate", str(patches), "--endpoint", url, "--protocol", protocol,
-                           "--threshold", "1", "--retries", "0", "--json", *args],
-                          check=False, capture_output=True, text=True, timeout=120, env=environment)
+@pytest.fixture
+def gate(capsys):
+    """`patchrisk risk-gate` in this process (the predictor is a process of its own), in this environment
+    without the CA variable, plus ``env`` for that run only."""
+    def run(patches: Path, url: str, protocol: str, *args: str, env: dict | None = None) -> Ran:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv(CA_ENV, raising=False)
+            for key, value in (env or {}).items():
+                mp.setenv(key, value)
+            return run_patchrisk(["risk-gate", patches, "--endpoint", url, "--protocol", protocol, "--threshold", "1",
+                                  "--retries", "0", "--json", *args], capsys, mp)
+    return run
 
 
-def scored(result: subprocess.CompletedProcess) -> int:
-    assert result.returncode == 0, result.stdout + result.stderr
+def scored(result: Ran) -> int:
+    assert result.exit_code == 0, result.stdout + result.stderr
     return len(json.loads(result.stdout)["patches"])
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
-def test_https_endpoint_with_its_ca_bundle_scores_every_patch(https_server, patches, protocol):
+def test_https_endpoint_with_its_ca_bundle_scores_every_patch(gate, https_server, patches, protocol):
     url, ca = https_server
     assert scored(gate(patches, url, protocol, "--ca-bundle", str(ca))) == 3
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
-def test_the_ca_bundle_can_come_from_the_environment(https_server, patches, protocol):
+def test_the_ca_bundle_can_come_from_the_environment(gate, https_server, patches, protocol):
     url, ca = https_server
     assert scored(gate(patches, url, protocol, env={CA_ENV: str(ca)})) == 3
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
-def test_an_untrusted_certificate_fails_with_exit_2_naming_the_problem(https_server, patches, protocol):
+def test_an_untrusted_certificate_fails_with_exit_2_naming_the_problem(gate, https_server, patches, protocol):
     url, _ = https_server
     result = gate(patches, url, protocol)
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.exit_code == 2, result.stdout + result.stderr
     assert "certificate" in (result.stdout + result.stderr).lower()
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
-def test_insecure_skips_verification(https_server, patches, protocol):
+def test_insecure_skips_verification(gate, https_server, patches, protocol):
     url, _ = https_server
     result = gate(patches, url, protocol, "--insecure")
     assert scored(result) == 3
     assert "not verified" in result.stderr
 
 
-def test_a_missing_ca_bundle_is_a_usage_error(https_server, patches, tmp_path):
+def test_a_missing_ca_bundle_is_a_usage_error(gate, https_server, patches, tmp_path):
     url, _ = https_server
     result = gate(patches, url, "v1", "--ca-bundle", str(tmp_path / "nope.pem"))
-    assert result.returncode == 2 and "--ca-bundle" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 2 and "--ca-bundle" in result.stderr and "Traceback" not in result.stderr
