@@ -14,6 +14,7 @@ import pytest
 from patchrisk.stack.processes import session_members
 from tests.conftest import PATCHRISK, free_port
 from tests.integration.rollout_support import MODEL
+from tests.unit.cli_support import run_patchrisk
 
 pytestmark = pytest.mark.integration
 
@@ -55,11 +56,10 @@ def test_a_terminated_serve_stops_its_predictor_and_removes_its_copy_of_the_mode
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_directory_that_is_no_model_is_refused_before_the_predictor_starts(tmp_path):
+def test_a_directory_that_is_no_model_is_refused_before_the_predictor_starts(tmp_path, capsys, monkeypatch):
     (tmp_path / "not-a-model").mkdir()
-    out = subprocess.run([PATCHRISK, "serve", "--model-uri", str(tmp_path / "not-a-model"), "--port", "1",
-                          "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, check=False,
-                         timeout=120)
-    assert out.returncode == 2, out.stderr[-3000:]
+    out = run_patchrisk(["serve", "--model-uri", tmp_path / "not-a-model", "--port", "1", "--state-dir",
+                         tmp_path / "state"], capsys, monkeypatch)
+    assert out.exit_code == 2, out.stderr[-3000:]
     assert out.stderr.strip().splitlines() == [
         f"error: {tmp_path}/not-a-model: not a patchrisk model directory (missing model.cbm, metadata.json, spec.yaml)"]

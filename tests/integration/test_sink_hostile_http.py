@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +18,8 @@ from patchrisk.datagen import generate_rows
 from patchrisk.monitoring.prediction_logs import ERROR_REASON, read_prediction_logs
 from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
 from patchrisk.spec import load_spec
-from tests.conftest import PATCHRISK
 from tests.integration.http_support import LOOPBACK_TLS
+from tests.unit.cli_support import run_patchrisk
 
 pytestmark = pytest.mark.integration
 MODEL = "patch-risk"
@@ -144,15 +143,14 @@ def test_a_sink_that_cannot_start_keeps_its_temporary_log_and_names_it(tmp_path,
 
 
 @pytest.mark.parametrize("spool", ["/proc/no-such-spool", "a-file/spool"])
-def test_a_spool_it_cannot_write_is_one_line_naming_it_exit_2(tmp_path, spool):
+def test_a_spool_it_cannot_write_is_one_line_naming_it_exit_2(tmp_path, spool, capsys, monkeypatch):
     """A platform team's mistake: no writable volume at the spool path (here: where even root cannot
     write, so that the test holds as any user)."""
     (tmp_path / "a-file").write_text("not a directory")
     path = spool if spool.startswith("/") else str(tmp_path / spool)
-    out = subprocess.run([PATCHRISK, "sink", "--port", "1", "--store", str(tmp_path / "logs"), "--spool-dir", path,
-                          "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, check=False,
-                         timeout=60)
-    assert out.returncode == 2, out.stderr[-3000:]
+    out = run_patchrisk(["sink", "--port", "1", "--store", tmp_path / "logs", "--spool-dir", path,
+                         "--state-dir", tmp_path / "state"], capsys, monkeypatch)
+    assert out.exit_code == 2, out.stderr[-3000:]
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith(f"error: --spool-dir {path}: cannot write the sink's spool (")
 
