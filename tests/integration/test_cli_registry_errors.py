@@ -4,17 +4,15 @@ printed a Python trace."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.unit.cli_support import run_patchrisk
 
-CLI = str(Path(sys.executable).parent / "patchrisk")
+pytestmark = pytest.mark.integration
 
 
 def answering(status: int, body: bytes):
@@ -40,16 +38,19 @@ def answering(status: int, body: bytes):
     (403, b"Invalid Host header - possible DNS rebinding attack detected", "Invalid Host header"),
     (401, b"You are not authenticated. Please see the documentation for details", "not authenticated"),
 ])
-def test_a_refusing_tracking_server_is_a_clear_exit_2(tmp_path, status, body, expected):
+def test_a_refusing_tracking_server_is_a_clear_exit_2(tmp_path, status, body, expected, capsys, monkeypatch):
     server = answering(status, body)
-    try:
+    try:  # `patchrisk serve` in this process, in an environment of only these variables (as in a shell's env -i)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
                "PATCHRISK_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{server.server_address[1]}",
                "PATCHRISK_STATE_DIR": str(tmp_path / "state"), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-        out = subprocess.run([CLI, "serve", "--model-uri", "models:/patch-risk@champion", "--port", "1"],
-                             check=False, capture_output=True, text=True, timeout=120, env=env)
+        for key in set(os.environ) - set(env):
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        out = run_patchrisk(["serve", "--model-uri", "models:/patch-risk@champion", "--port", "1"], capsys, monkeypatch)
     finally:
         server.shutdown()
-    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.exit_code == 2, out.stderr[-2000:]
     assert "Traceback" not in out.stderr and expected in out.stderr
     assert "MLflow" in out.stderr and f"http://127.0.0.1:{server.server_address[1]}" in out.stderr
