@@ -1,9 +1,7 @@
 """``patchrisk validate`` as CI runs it: exit 0 passed, 1 a gate failed, 2 could not run."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -12,9 +10,9 @@ from patchrisk.datagen import generate_rows
 from patchrisk.spec import load_spec
 from patchrisk.training import TrainParams, train_model
 from patchrisk_cli import app
+from tests.unit.cli_support import Ran, run_patchrisk
 
 pytestmark = pytest.mark.integration
-PATCHRISK = str(Path(sys.executable).with_name("patchrisk"))
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +29,20 @@ def files(tmp_path_factory):
         "holdout": root / "holdout.parquet",
         "root": root,
     }
+
+
+@pytest.fixture
+def patchrisk(files, capsys, monkeypatch):
+    """`patchrisk` through its entry point (patchrisk_cli.main, what the console script runs), in this
+    process, in an environment of only PATCHRISK_STATE_DIR and PATH (as in a shell's env -i)."""
+    def run(*args: str) -> Ran:
+        env = {"PATCHRISK_STATE_DIR": str(files["root"] / "state"), "PATH": "/usr/bin:/bin"}
+        for key in set(os.environ) - set(env):
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        return run_patchrisk(list(args), capsys, monkeypatch)
+    return run
 
 
 def _cli(*args, env_state):
@@ -55,47 +67,33 @@ def test_healthy_model_exits_0_and_writes_the_reports(files):
     assert sorted(p.name for p in out.iterdir()) == ["gate_report.html", "gate_report.json", "gate_report.md"]
 
 
-def test_failed_gate_exits_1_in_a_real_subprocess(files):
-    proc = subprocess.run(
-        [
-            PATCHRISK,
-            "validate",
-            "--model",
-            str(files["undertrained"]),
-            "--data",
-            str(files["holdout"]),
-            "--policy",
-            "patch-risk",
-            "--env",
-            "prod",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PATCHRISK_STATE_DIR": str(files["root"] / "state"), "PATH": "/usr/bin:/bin"},
+def test_failed_gate_exits_1_through_the_entry_point(files, patchrisk):
+    proc = patchrisk(
+        "validate",
+        "--model",
+        str(files["undertrained"]),
+        "--data",
+        str(files["holdout"]),
+        "--policy",
+        "patch-risk",
+        "--env",
+        "prod",
     )
-    assert proc.returncode == 1, proc.stderr
+    assert proc.exit_code == 1, proc.stderr
     assert proc.stdout.startswith("# Validation gates: REJECTED")
     assert "rejected by gate performance" in proc.stdout
     assert "[1/4] gate performance: failed" in proc.stderr  # progress goes to stderr
 
 
-def test_missing_model_exits_2_in_a_real_subprocess(files):
-    proc = subprocess.run(
-        [
-            PATCHRISK,
-            "validate",
-            "--model",
-            str(files["root"] / "no-such-model"),
-            "--data",
-            str(files["holdout"]),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PATCHRISK_STATE_DIR": str(files["root"] / "state"), "PATH": "/usr/bin:/bin"},
+def test_missing_model_exits_2_through_the_entry_point(files, patchrisk):
+    proc = patchrisk(
+        "validate",
+        "--model",
+        str(files["root"] / "no-such-model"),
+        "--data",
+        str(files["holdout"]),
     )
-    assert proc.returncode == 2
+    assert proc.exit_code == 2
     assert "error:" in proc.stderr and "no-such-model: model directory not found" in proc.stderr
     assert "Traceback" not in proc.stderr
 
