@@ -5,7 +5,6 @@ One stack serves the module; the last test stops it through the CLI and checks n
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from patchrisk.buckets import BUCKETS, LOG_EXPIRY_RULE_ID, LOGS_BUCKET, MLFLOW_B
 from patchrisk.stack import local_stack
 from patchrisk.stack.local import MLFLOW_SERVER, S3_SERVER, StackError, stack_dir, stack_up
 from patchrisk.stack.processes import group_members, read_pid
+from tests.unit.cli_support import run_patchrisk
 
 pytestmark = pytest.mark.integration
 
@@ -121,21 +121,19 @@ def test_registered_model_artifacts_land_in_the_s3_server(stack, s3, tmp_path):
     assert f"{experiment_id}/{run.info.run_id}/artifacts/model/model.cbm" in keys
 
 
-def test_cli_up_attaches_to_the_running_stack(stack, state_dir):
+def test_cli_up_attaches_to_the_running_stack(stack, state_dir, capsys, monkeypatch):
     pids = {s.name: read_pid(s.pid_file(stack.directory)) for s in (S3_SERVER, MLFLOW_SERVER)}
-    result = patchrisk("stack", "up", "--state-dir", str(state_dir))
-    assert result.returncode == 0, result.stderr
+    result = run_patchrisk(["stack", "up", "--state-dir", state_dir], capsys, monkeypatch)  # in this process
+    assert result.exit_code == 0, result.stderr
     assert f"PATCHRISK_MLFLOW_TRACKING_URI={stack.mlflow_url}" in result.stdout.splitlines()
     assert {s.name: read_pid(s.pid_file(stack.directory)) for s in (S3_SERVER, MLFLOW_SERVER)} == pids
 
 
-def test_bootstrap_against_an_unreachable_endpoint_exits_2():
-    result = subprocess.run(
-        [sys.executable, "-c", "from patchrisk_cli import main; main()", "infra", "bootstrap-buckets",
-         "--endpoint-url", "http://127.0.0.1:9"],
-        check=False, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    assert result.returncode == 2
+def test_bootstrap_against_an_unreachable_endpoint_exits_2(capsys, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    result = run_patchrisk(["infra", "bootstrap-buckets", "--endpoint-url", "http://127.0.0.1:9"], capsys, monkeypatch)
+    assert result.exit_code == 2
     assert "error: cannot reach S3 at http://127.0.0.1:9" in result.stderr
 
 
