@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.unit.cli_support import run_patchrisk
+from tests.cli_support import run_patchrisk
 
 pytestmark = pytest.mark.integration
 

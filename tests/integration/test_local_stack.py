@@ -16,7 +16,7 @@ from patchrisk.buckets import BUCKETS, LOG_EXPIRY_RULE_ID, LOGS_BUCKET, MLFLOW_B
 from patchrisk.stack import local_stack
 from patchrisk.stack.local import MLFLOW_SERVER, S3_SERVER, StackError, stack_dir, stack_up
 from patchrisk.stack.processes import group_members, read_pid
-from tests.unit.cli_support import run_patchrisk
+from tests.cli_support import run_patchrisk
 
 pytestmark = pytest.mark.integration
 

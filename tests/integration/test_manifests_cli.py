@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from patchrisk.manifests_check.locations import shared_dir
-from tests.unit.cli_support import Ran, run_patchrisk
+from tests.cli_support import Ran, run_patchrisk
 
 pytestmark = pytest.mark.integration  # runs the CLI
 

@@ -14,7 +14,7 @@ from patchrisk import registry
 from patchrisk.datagen import DriftConfig, generate_rows
 from patchrisk.settings import get_settings
 from patchrisk.spec import load_spec
-from tests.unit.cli_support import run_patchrisk
+from tests.cli_support import run_patchrisk
 from tests.unit.drift_support import log_frame, save_champion, write_logs
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from patchrisk_serving.catboost_predictor.testing import free_port, serve_in_sub
 from serving_support import MODEL_NAME, MODEL_VERSION, load_bundle, trained_model_dir
 
 from patchrisk.datagen import generate_rows
-from tests.unit.cli_support import Ran, run_patchrisk
+from tests.cli_support import Ran, run_patchrisk
 
 pytestmark = pytest.mark.integration
 

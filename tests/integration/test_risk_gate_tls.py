@@ -17,7 +17,7 @@ from patchrisk_serving.catboost_predictor.testing import free_port, predictor_co
 from serving_support import MODEL_NAME, load_bundle, trained_model_dir
 
 from patchrisk.datagen import generate_rows
-from tests.unit.cli_support import Ran, run_patchrisk
+from tests.cli_support import Ran, run_patchrisk
 
 pytestmark = pytest.mark.integration
 CA_ENV = "PATCHRISK_RISK_GATE_CA_BUNDLE"

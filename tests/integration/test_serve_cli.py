@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from patchrisk.stack.processes import session_members
+from tests.cli_support import run_patchrisk
 from tests.conftest import PATCHRISK, free_port
 from tests.integration.rollout_support import MODEL
-from tests.unit.cli_support import run_patchrisk
 
 pytestmark = pytest.mark.integration
 

@@ -1092,8 +1092,8 @@ def nested_list(levels: int) -> str:
     (f"{V1}:predict", '{{"instances": {rows}, "trace": {deep}}}'),
     (f"{V1}:explain", '{{"instances": {rows}, "trace": {deep}}}'),
     (f"{V2}/infer", '{{"inputs": {inputs}, "trace": {deep}}}'),
-    (f"{V2}/infer", '{{"inputs": [{{"name": "input-0", "shape": [1, {width}], "datatype": "BYTES", '
-                    '"data": {matrix}, "trace": {deep}}}]}}'),
+    (f"{V2}/infer", ('{{"inputs": [{{"name": "input-0", "shape": [1, {width}], "datatype": "BYTES", '
+                     '"data": {matrix}, "trace": {deep}}}]}}')),
 ])
 def test_a_request_nested_deeper_than_the_log_sink_reads_is_refused_not_answered_unlogged(
         http, bundle, patches, route, body):

@@ -18,8 +18,8 @@ from patchrisk.datagen import generate_rows
 from patchrisk.monitoring.prediction_logs import ERROR_REASON, read_prediction_logs
 from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
 from patchrisk.spec import load_spec
+from tests.cli_support import run_patchrisk
 from tests.integration.http_support import LOOPBACK_TLS
-from tests.unit.cli_support import run_patchrisk
 
 pytestmark = pytest.mark.integration
 MODEL = "patch-risk"

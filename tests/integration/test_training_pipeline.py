@@ -8,7 +8,7 @@ from patchrisk import registry
 from patchrisk.datagen import generate, write_generated
 from patchrisk.model_bundle import ModelBundle
 from patchrisk.settings import get_settings
-from tests.unit.cli_support import run_patchrisk
+from tests.cli_support import run_patchrisk
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from patchrisk.datagen import generate_rows
 from patchrisk.spec import load_spec
 from patchrisk.training import TrainParams, train_model
 from patchrisk_cli import app
-from tests.unit.cli_support import Ran, run_patchrisk
+from tests.cli_support import Ran, run_patchrisk
 
 pytestmark = pytest.mark.integration
 

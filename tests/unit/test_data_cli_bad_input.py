@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.unit.cli_support import run_patchrisk
+from tests.cli_support import run_patchrisk
 
 EVENT_HEADER = "feature_id,timestamp,latency_ms,crashed,feedback\n"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from patchrisk.manifests_check import ManifestsCheckError, check_rendered
+from tests.cli_support import run_patchrisk
 from tests.conftest import REPO
-from tests.unit.cli_support import run_patchrisk
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: web, image: nginx:1.27}]}\n"
 

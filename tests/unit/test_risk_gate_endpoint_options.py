@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.unit.cli_support import run_patchrisk
+from tests.cli_support import run_patchrisk
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from patchrisk.errors import PatchriskError
 from patchrisk.settings import get_settings
-from tests.unit.cli_support import run_patchrisk
+from tests.cli_support import run_patchrisk
 
 
 @pytest.mark.parametrize("value", ["Prod!", "", "Staging", "-dev", "dev-"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.cli_support import run_patchrisk
+from tests.cli_support import run_patchrisk
 
 
 def test_an_out_dir_that_is_a_file_is_refused_before_the_model_is_loaded(tmp_path, capsys, monkeypatch):
