@@ -5,11 +5,12 @@ cluster-scoped kind but its Namespace. Prod has a sync window that still allows 
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.integration.kustomize_support import render_overlay
 
 pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
 
@@ -24,9 +25,7 @@ def load(name: str) -> dict[str, dict]:
 
 
 def rendered_kinds(env: str) -> set[tuple[str, str]]:
-    out = subprocess.run(["kubectl", "kustomize", str(REPO / "manifests" / "overlays" / env)],
-                         capture_output=True, text=True, check=True).stdout
-    return {(d["apiVersion"].rpartition("/")[0], d["kind"]) for d in yaml.safe_load_all(out) if d}
+    return {(d["apiVersion"].rpartition("/")[0], d["kind"]) for d in render_overlay(env)}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -10,23 +10,18 @@ external host people and CI use through the ingress gateway (docs/deploy.md).
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from mlflow.server.security_utils import is_allowed_host_header
+
+from tests.integration.kustomize_support import render
 
 pytestmark = pytest.mark.integration  # renders with kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-
-def render(path: Path) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ import yaml
 
 from patchrisk.child_processes import free_port
 from patchrisk.stack.postgres import PostgresUnavailable, postgres_bin
+from tests.integration.kustomize_support import render
 
 pytestmark = pytest.mark.integration  # renders with kubectl and runs a PostgreSQL server
 
@@ -39,8 +40,7 @@ RUN_AS = "nobody"  # postgres refuses to run as root
 
 
 def render_infra() -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(REPO / "infra")], capture_output=True, text=True, check=True)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+    return render("infra")
 
 
 def find(docs: list[dict], kind: str, name: str) -> dict:

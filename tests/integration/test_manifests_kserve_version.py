@@ -4,17 +4,16 @@ the docs a platform team reads name the same version."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from patchrisk.manifests_check.kserve_rules import (
     KSERVE_VERSION_ANNOTATION,
     STANDARD_CANARY_MIN_KSERVE,
     check_inference_service,
 )
+from tests.integration.kustomize_support import render_overlay
 
 pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
 
@@ -24,10 +23,7 @@ MINIMUM = ".".join(map(str, STANDARD_CANARY_MIN_KSERVE))
 
 
 def rendered_isvc(env: str) -> dict:
-    out = subprocess.run(["kubectl", "kustomize", str(REPO / "manifests" / "overlays" / env)],
-                         capture_output=True, text=True, check=True)
-    return next(d for d in yaml.safe_load_all(out.stdout)
-                if d and d["kind"] == "InferenceService" and d["metadata"]["name"] == "patch-risk")
+    return next(d for d in render_overlay(env) if d["kind"] == "InferenceService" and d["metadata"]["name"] == "patch-risk")
 
 
 def version_findings(doc: dict) -> list[tuple[str, str, str]]:

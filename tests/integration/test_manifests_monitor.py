@@ -6,26 +6,19 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from patchrisk.monitoring.drift.config import load_config
 from patchrisk.monitoring.drift.launcher import KFP_TOKEN_PATH_ENV
+from tests.integration.kustomize_support import render_overlay as render
 
 pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
 
 REPO = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ["dev", "staging", "prod"]
 KFP_AUDIENCE = "pipelines.kubeflow.org"
-
-
-def render(env: str) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(REPO / "manifests" / "overlays" / env)],
-                         capture_output=True, text=True, check=True)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 @pytest.fixture(scope="module", params=ENVIRONMENTS)

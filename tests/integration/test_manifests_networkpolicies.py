@@ -8,7 +8,6 @@ Each broken case is the rendered, clean manifest with one field mutated, checked
 from __future__ import annotations
 
 import copy
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,11 @@ import yaml
 
 from patchrisk.manifests_check.render import Target
 from patchrisk.manifests_check.runner import check_objects
+from tests.integration.kustomize_support import render
 
 pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def render(path: str) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(REPO / path)], capture_output=True, text=True, check=True)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from patchrisk.manifests_check.hadolint_scan import find_dockerfiles
 from patchrisk.manifests_check.locations import declared_mode, shared_dir
 from patchrisk.manifests_check.render import Target
 from patchrisk.manifests_check.runner import check_objects
+from tests.integration.kustomize_support import kustomize_text, render, render_overlay
 
 pytestmark = pytest.mark.integration  # renders with kubectl / runs checkov, hadolint or the CLI
 
@@ -30,13 +31,7 @@ SCHEMA_DIR = SHARED / "schemas" / "strict"
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"  # `make test` always builds it
 
 
-def render(env: str) -> list[dict]:
-    return render_dir(OVERLAYS / env)
 
-
-def render_dir(directory: Path) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 def find(docs: list[dict], kind: str, name: str) -> dict:
@@ -71,7 +66,7 @@ def test_the_committed_manifests_pass_every_check_as_make_manifests_check_runs_t
 
 @pytest.fixture(scope="module")
 def rendered():
-    return {env: render(env) for env in ENVIRONMENTS}
+    return {env: render_overlay(env) for env in ENVIRONMENTS}
 
 
 def test_every_overlay_and_infra_is_checked(full_report, rendered):
@@ -80,7 +75,7 @@ def test_every_overlay_and_infra_is_checked(full_report, rendered):
     objects = full_report.examined["objects"]
     assert {env: objects[env] for env in ENVIRONMENTS} == {env: len(docs) for env, docs in rendered.items()}
     assert objects["local"] == objects["staging"]  # the same objects, a few values changed
-    assert objects["infra"] == len(render_dir(REPO / "infra")) > 0
+    assert objects["infra"] == len(render("infra")) > 0
     assert full_report.examined["hadolint"] == {"dockerfiles": len(find_dockerfiles(REPO))}
     assert full_report.examined["hadolint"]["dockerfiles"] >= 3  # components, serving, infra/mlflow
 
@@ -211,7 +206,7 @@ def test_make_run_reads_the_log_store_the_local_overlays_sink_writes():
     """The local overlay is staging's; `make run` sends traffic through its sink pods and reads their logs."""
     from patchrisk_demo.monitoring_steps import LOG_STORE
 
-    assert config_of(render("local"))["PATCHRISK_LOG_STORE_URI"] == LOG_STORE
+    assert config_of(render_overlay("local"))["PATCHRISK_LOG_STORE_URI"] == LOG_STORE
 
 
 def test_monitor_may_only_start_kfp_runs(rendered):
@@ -235,7 +230,7 @@ def test_a_node_drain_takes_one_replica_of_each_deployment_at_a_time(rendered, t
     sink (or of MLflow) evicted at once (a node drain, a cluster upgrade), predictions go unlogged and
     jobs fail. A PodDisruptionBudget per Deployment lets voluntary evictions take one replica at a
     time, and still lets a single-replica Deployment move (maxUnavailable, not minAvailable)."""
-    docs = rendered[target] if target in rendered else render_dir(REPO / target)
+    docs = rendered[target] if target in rendered else render(target)
     deployments = [d for d in docs if d["kind"] == "Deployment"]
     assert deployments
     for deployment in deployments:
@@ -276,8 +271,7 @@ def _rollout_edit(env: str, tmp_path: Path, edit) -> Target:
     patch = yaml.safe_load(patch_file.read_text())
     edit(patch)
     patch_file.write_text(yaml.safe_dump(patch, sort_keys=False))
-    out = subprocess.run(["kubectl", "kustomize", str(patch_file.parent)], capture_output=True, text=True, check=True)
-    return Target(label=env, text=out.stdout, declared_mode=declared_mode(patch_file.parent))
+    return Target(label=env, text=kustomize_text(patch_file.parent), declared_mode=declared_mode(patch_file.parent))
 
 
 def test_standard_contract_start_a_canary_in_prod(tmp_path):
