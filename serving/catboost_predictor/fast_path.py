@@ -82,7 +82,8 @@ def decode_v2(raw: bytes) -> FastV2Request | None:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return None  # FastAPI's parser may take it (huge integers, NaN) or name the character
+        _refuse_deep_fields_of_text(raw)
+        return None  # FastAPI's parser may take it (NaN, a lone surrogate) or name the character
     if type(body) is not dict:
         return None
     if may_nest_deeper(raw):
@@ -122,6 +123,19 @@ def _refuse_deep_fields(body: dict) -> None:
                 check_field_nesting(tensor, 3, f"input {quoted_name(tensor.get('name'))}", parsed_field="data")
     except InvalidRequest as err:
         raise InvalidInput(str(err)) from None
+
+
+def _refuse_deep_fields_of_text(raw: bytes) -> None:
+    """:func:`_refuse_deep_fields` for a body orjson refuses but KServe's route may read (json takes
+    NaN and lone surrogates): read as that route reads it; what json refuses too, KServe names."""
+    if not may_nest_deeper(raw):
+        return
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return
+    if type(body) is dict:
+        _refuse_deep_fields(body)
 
 
 def _parameters_ok(parameters: Any) -> bool:

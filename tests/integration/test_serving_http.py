@@ -1117,3 +1117,19 @@ def test_a_request_nested_deeper_than_the_log_sink_reads_is_refused_not_answered
         if status == 400:
             error = response.json()["error"]
             assert "'trace'" in error and f"nested too deeply (at most {MAX_NESTING} levels" in error, error
+
+
+def test_a_v2_body_only_kserves_route_reads_is_refused_too_when_nested_deeper_than_the_sink_reads(http, bundle, patches):
+    """A body orjson refuses (here a lone surrogate, ``"\\ud800"``, in a field the model ignores) goes to
+    KServe's V2 route, which reads it and drops unknown fields: such a call, nested past the sink's
+    limit, was answered and never logged."""
+    from patchrisk.json_values import MAX_NESTING
+
+    df, _ = patches
+    inputs = json.dumps(per_feature_inputs(df.head(1), bundle.spec))
+    body = '{{"inputs": {inputs}, "note": "\\ud800", "trace": {deep}}}'
+    for levels, status in ((MAX_NESTING - 1, 200), (MAX_NESTING, 400)):
+        response = http.post(f"{V2}/infer", content=body.format(inputs=inputs, deep=nested_list(levels)),
+                             headers={"content-type": "application/json"})
+        assert response.status_code == status, (levels, response.text)
+    assert "'trace' is nested too deeply" in response.json()["error"]
