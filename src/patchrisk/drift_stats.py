@@ -18,6 +18,9 @@ from patchrisk.spec import ModelSpec
 
 N_BINS = 10
 N_QUANTILES = 101
+OTHER_CATEGORY = "__other__"  # the share of values outside the spec's categories
+# Fixed edges for scores: comparable across versions and readable in reports (a window's are the same).
+SCORE_EDGES = [i / N_BINS for i in range(1, N_BINS)]
 EPS = 1e-4  # floor for empty bins in PSI (avoids log(0))
 SCORE_COLUMN = LOG_SCORE  # the prediction log's score column
 
@@ -66,7 +69,7 @@ def category_frequencies(values: pd.Series, categories: list[str]) -> dict[str, 
     counts = values.dropna().astype(str).value_counts()
     total = counts.sum()
     freqs = {c: float(counts.get(c, 0)) / total if total else 0.0 for c in categories}
-    freqs["__other__"] = float(counts[~counts.index.isin(categories)].sum()) / total if total else 0.0
+    freqs[OTHER_CATEGORY] = float(counts[~counts.index.isin(categories)].sum()) / total if total else 0.0
     return freqs
 
 
@@ -106,7 +109,5 @@ def reference_statistics(df: pd.DataFrame, spec: ModelSpec, scores: np.ndarray |
             "missing_rate": float(col.isna().mean()),
         }
     if scores is not None:
-        # Fixed edges for scores: comparable across versions and readable in reports.
-        edges = [i / N_BINS for i in range(1, N_BINS)]
-        stats["score"] = NumericSummary.of(np.asarray(scores, dtype=float), edges).__dict__
+        stats["score"] = NumericSummary.of(np.asarray(scores, dtype=float), SCORE_EDGES).__dict__
     return stats

@@ -12,13 +12,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from patchrisk.drift_stats import N_BINS, N_QUANTILES
+from patchrisk.drift_stats import N_QUANTILES, OTHER_CATEGORY, SCORE_EDGES
 from patchrisk.errors import PatchriskError
 from patchrisk.model_bundle import REFERENCE_SAMPLE_FILE, REFERENCE_STATS_FILE, SPEC_FILE, read_json_object
 from patchrisk.spec import ModelSpec, load_spec
 
-OTHER_CATEGORY = "__other__"  # the share of values outside the spec's categories
-SCORE_EDGES = [i / N_BINS for i in range(1, N_BINS)]  # the score's fixed bins (the window's are the same)
 SHARE_TOLERANCE = 1e-6
 
 

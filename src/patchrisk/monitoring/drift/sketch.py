@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchrisk.contract.log_schema import LOG_SCORE
-from patchrisk.drift_stats import N_BINS
+from patchrisk.drift_stats import SCORE_EDGES
 from patchrisk.monitoring.drift.config import DriftThresholds
 from patchrisk.monitoring.drift.decision import DriftVerdict, judge
 from patchrisk.monitoring.drift.reference import Reference
@@ -47,7 +47,7 @@ class WindowSketch:
                 features[name] = CategoricalAccumulator(list(spec.feature(name).categories))
             else:
                 features[name] = NumericAccumulator.for_reference(stats["numeric"][name])
-        return cls(features, NumericAccumulator([i / N_BINS for i in range(1, N_BINS)], SCORE_FINE_EDGES))
+        return cls(features, NumericAccumulator(SCORE_EDGES, SCORE_FINE_EDGES))
 
     def add(self, table: pa.Table) -> pa.Table:
         """Counts a batch of logged rows; returns its ok rows (what the sample and labels see)."""

@@ -26,12 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from patchrisk.drift_stats import N_QUANTILES
+from patchrisk.drift_stats import OTHER_CATEGORY as OTHER
 from patchrisk.monitoring.drift.exact_sums import exact_mean, exact_std, exact_sums
 
 SUBDIVISIONS = 8
 TAIL_BINS = 64
 TAIL_STDS = 4.0
-OTHER = "__other__"
 
 
 def fine_edges_for(ref_quantiles: list[float], ref_std: float) -> np.ndarray:
