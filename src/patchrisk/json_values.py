@@ -25,6 +25,12 @@ def strict_json(obj: Any) -> Any:
     return obj
 
 
+def finite_number(value: Any) -> bool:
+    """A number as JSON readers hand it over: an int or a float, not a bool, not NaN or ±infinity
+    (Python's json reads ``NaN`` and ``Infinity``)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def nested_deeper_than(value: Any, levels: int) -> bool:
     """Whether the arrays and objects of ``value`` (itself level 1) nest more than ``levels`` deep;
     walked without recursion, so any depth is measured."""

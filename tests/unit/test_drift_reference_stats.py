@@ -45,6 +45,7 @@ def _churn(s):
     (lambda s: s.pop("rows"), "rows: missing"),
     (lambda s: s.update(rows="many"), "rows: expected a whole number above 0"),
     (lambda s: s.update(rows=0), "rows: expected a whole number above 0"),
+    (lambda s: s.update(rows=float("inf")), "rows: expected a whole number above 0"),
     (lambda s: _churn(s).update(proportions=_churn(s)["proportions"][:5]),
      "numeric.code_churn_score.proportions: expected one more value than edges"),
     (lambda s: _churn(s).update(proportions=[NAN] * len(_churn(s)["proportions"])),

@@ -10,7 +10,6 @@ be joined with outcomes later) and to V2 as one 2-D BYTES input in the model's i
 
 from __future__ import annotations
 
-import math
 import ssl
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from patchrisk.errors import PatchriskError
+from patchrisk.json_values import finite_number
 
 T = TypeVar("T")
 
@@ -213,8 +213,7 @@ class RiskClient:
         return Scores(scores, version)
 
     def _score(self, score: Any, bucket: Any, index: int) -> Score:
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
-                or not 0 <= score <= 1:
+        if not (finite_number(score) and 0 <= score <= 1):
             raise _not_a_prediction(self.endpoint, f"prediction {index}: {self.score_name} {score!r} is no "
                                                    "probability in [0, 1]")
         if not isinstance(bucket, str):
@@ -290,8 +289,7 @@ def _is_contribution(feature: Any) -> bool:
     """One of a blocked patch's top features as the report prints it."""
     if not isinstance(feature, dict) or not isinstance(feature.get("feature"), str) or "value" not in feature:
         return False
-    contribution = feature.get("contribution")
-    return isinstance(contribution, (int, float)) and not isinstance(contribution, bool) and math.isfinite(contribution)
+    return finite_number(feature.get("contribution"))
 
 
 def _as_text(value: Any) -> str:

@@ -8,12 +8,12 @@ directory, so monitoring never needs the training data itself.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from patchrisk.drift_stats import N_QUANTILES, OTHER_CATEGORY, SCORE_EDGES
 from patchrisk.errors import PatchriskError
+from patchrisk.json_values import finite_number
 from patchrisk.model_bundle import REFERENCE_SAMPLE_FILE, REFERENCE_STATS_FILE, SPEC_FILE, read_json_object
 from patchrisk.spec import ModelSpec, load_spec
 
@@ -58,10 +58,6 @@ class _Problem(Exception):
     """One field of reference_stats.json the monitor cannot use: ``field: what was expected``."""
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _field(document: dict, name: str, where: str):
     if not isinstance(document, dict):
         raise _Problem(f"{where.rpartition('.')[0] or where}: expected an object")
@@ -71,13 +67,13 @@ def _field(document: dict, name: str, where: str):
 
 
 def _finite_list(value, where: str) -> list[float]:
-    if not isinstance(value, list) or not all(_number(v) and math.isfinite(v) for v in value):
+    if not isinstance(value, list) or not all(finite_number(v) for v in value):
         raise _Problem(f"{where}: expected finite numbers, got {str(value)[:80]}")
     return value
 
 
 def _share(value, where: str) -> None:
-    if value is not None and not (_number(value) and 0 <= value <= 1):
+    if value is not None and not (finite_number(value) and 0 <= value <= 1):
         raise _Problem(f"{where}: expected a number from 0 to 1, got {value!r}")
 
 
@@ -106,10 +102,10 @@ def _check_numeric(summary, where: str, edges_must_be: list[float] | None = None
     if any(b < a for a, b in itertools.pairwise(quantiles)):
         raise _Problem(f"{where}.quantiles: expected non-decreasing values")
     std = _field(summary, "std", f"{where}.std")
-    if quantiles and not (_number(std) and math.isfinite(std) and std >= 0):
+    if quantiles and not (finite_number(std) and std >= 0):
         raise _Problem(f"{where}.std: expected a finite number of 0 or more, got {std!r}")
     missing = summary.get("missing_rate")
-    if missing is not None and not _number(missing):
+    if missing is not None and not finite_number(missing):
         raise _Problem(f"{where}.missing_rate: expected a number from 0 to 1, got {missing!r}")
     _share(missing, f"{where}.missing_rate")
 
@@ -132,7 +128,7 @@ def reference_stats_problem(stats: dict, spec: ModelSpec) -> str | None:
     proportions hid drift that was (PSI null, p 1)."""
     try:
         rows = _field(stats, "rows", "rows")
-        if not (_number(rows) and rows == int(rows) and rows >= 1):
+        if not (finite_number(rows) and rows == int(rows) and rows >= 1):
             raise _Problem(f"rows: expected a whole number above 0, got {rows!r}")
         numeric = _field(stats, "numeric", "numeric")
         if spec.numeric_features and not isinstance(numeric, dict):
