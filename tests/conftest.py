@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from patchrisk.child_processes import free_port  # noqa: F401  (tests import it from here)
-from tests.serial_groups import SERIAL_GROUPS, assign_xdist_groups, check_groups_reach_the_scheduler
+from tests.serial_groups import (
+    SERIAL_GROUPS,
+    assign_xdist_groups,
+    check_groups_reach_the_scheduler,
+    keep_collection_order,
+    order_for_scheduling,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -61,6 +67,11 @@ def trained_patch_model(patch_spec, patch_rows, tmp_path_factory):
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     assign_xdist_groups(items, REPO, SERIAL_GROUPS)
+    order_for_scheduling(items, REPO, SERIAL_GROUPS)
+
+
+def pytest_configure(config):
+    keep_collection_order(config)
 
 
 def pytest_xdist_node_collection_finished(node, ids):  # on the controller, before it schedules

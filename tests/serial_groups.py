@@ -1,5 +1,5 @@
 """How `make test` spreads tests over pytest-xdist workers (--dist loadgroup): an ``xdist_group`` goes to
-one worker as a whole. Each module is its own group, so a module-scoped fixture (a loop, a server) is
+one worker as a whole, and groups are handed out in the order :func:`order_for_scheduling` gives them. Each module is its own group, so a module-scoped fixture (a loop, a server) is
 set up once, not once per worker. Modules that bring up the *same* overlay on the local pod runner
 would bind the same loopback addresses (an overlay's second octet comes from its name,
 ``patchrisk.localcluster.network.overlay_octet``), so they share a serial group and never run at
@@ -11,6 +11,7 @@ does (each pod binds its own 127.x address), so they run beside them too."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,49 @@ import pytest
 SERIAL_GROUPS: dict[str, tuple[str, ...]] = {}
 
 
+# Layers in the order their groups are handed out: the slowest kind first (see order_for_scheduling).
+LAYERS = ("tests/e2e/", "tests/integration/", "tests/unit/")
+
+
+def group_of(path: str, serial: dict[str, tuple[str, ...]]) -> str:
+    """The xdist group of a test module (its path relative to the repository)."""
+    return next((name for name, prefixes in serial.items() if path.startswith(prefixes)), path)
+
+
 def assign_xdist_groups(items: list[pytest.Item], root: Path, serial: dict[str, tuple[str, ...]]) -> None:
     for item in items:
+        item.add_marker(pytest.mark.xdist_group(group_of(item.path.relative_to(root).as_posix(), serial)))
+
+
+def order_for_scheduling(items: list[pytest.Item], root: Path, serial: dict[str, tuple[str, ...]]) -> None:
+    """Hand out groups by layer, e2e first, then integration, unit tests last; within a layer, groups with
+    more tests first. Reorders ``items`` (each group stays contiguous, its tests in their own order);
+    :func:`keep_collection_order` makes xdist hand them out so.
+
+    Why: the suite is CPU-bound on 2 cores, so its wall time is its CPU time over the cores plus the
+    tail, the time one worker still runs after the others ran out of work. xdist's own order (most
+    tests first, whatever the layer) started the many small unit groups early and left integration
+    modules of one or two long tests (a canary rolled back, a training pipeline) for the end, alone
+    on one core. Unit groups take seconds each, so handed out last they fill the other workers until
+    the last long group ends."""
+    def layer(item: pytest.Item) -> int:
         path = item.path.relative_to(root).as_posix()
-        group = next((name for name, prefixes in serial.items() if path.startswith(prefixes)), path)
-        item.add_marker(pytest.mark.xdist_group(group))
+        return next((rank for rank, prefix in enumerate(LAYERS) if path.startswith(prefix)), len(LAYERS))
+
+    groups = [group_of(item.path.relative_to(root).as_posix(), serial) for item in items]
+    sizes = Counter(groups)
+    first_seen: dict[str, int] = {}
+    for index, group in enumerate(groups):
+        first_seen.setdefault(group, index)
+    order = sorted(range(len(items)), key=lambda i: (layer(items[i]), -sizes[groups[i]], first_seen[groups[i]], i))
+    items[:] = [items[i] for i in order]
+
+
+def keep_collection_order(config: pytest.Config) -> None:
+    """On the controller (it collects nothing; its scheduler reads the workers' order): hand groups out in
+    the order collected (xdist's --no-loadscope-reorder), not most tests first."""
+    if hasattr(config.option, "loadscopereorder"):  # only when xdist is loaded
+        config.option.loadscopereorder = False
 
 
 def check_groups_reach_the_scheduler(config: pytest.Config, ids: list[str]) -> None:

@@ -55,3 +55,49 @@ def test_a_serial_group_runs_on_one_worker_and_every_module_is_set_up_once(tmp_p
     setup_on = [line.split() for line in setups.read_text().splitlines()]
     assert sorted(module for module, _ in setup_on) == ["test_alone", "test_one", "test_three", "test_two"]
     assert len({worker for module, worker in setup_on if module != "test_alone"}) == 1  # one worker
+
+
+LOGGED = """
+import os, pytest
+
+@pytest.fixture(scope="module", autouse=True)
+def started():
+    with open(os.environ["STARTS"], "a") as log:
+        log.write(__file__.split("tests/", 1)[1] + "\\n")
+
+@pytest.mark.parametrize("case", range({tests}))
+def test_case(case): pass
+"""
+
+
+def test_groups_are_handed_out_e2e_first_then_integration_then_unit_tests(tmp_path):
+    """The order the project's hooks give xdist (tests/serial_groups.order_for_scheduling): xdist's own
+    puts the groups with most tests first, whatever their layer, and so the many small unit groups
+    ran early and long integration modules of a test or two were left alone at the end."""
+    suite = tmp_path / "suite"
+    modules = {"unit/test_many.py": 12, "unit/test_some.py": 3, "integration/test_one.py": 1,
+               "integration/test_two.py": 2, "e2e/test_loop.py": 2}
+    for path, tests in modules.items():
+        (suite / "tests" / path).parent.mkdir(parents=True, exist_ok=True)
+        (suite / "tests" / path).write_text(LOGGED.format(tests=tests))
+    (suite / "tests" / "conftest.py").write_text(
+        "from pathlib import Path\n"
+        "import pytest\n"
+        "from tests.serial_groups import assign_xdist_groups, keep_collection_order, order_for_scheduling\n"
+        "ROOT = Path(__file__).parents[1]\n"
+        "@pytest.hookimpl(tryfirst=True)\n"
+        "def pytest_collection_modifyitems(config, items):\n"
+        "    assign_xdist_groups(items, ROOT, {})\n"
+        "    order_for_scheduling(items, ROOT, {})\n"
+        "def pytest_configure(config):\n"
+        "    keep_collection_order(config)\n")
+    starts = tmp_path / "starts.log"
+    # The suite's own tests/ package shadows the project's: its conftest imports tests.serial_groups by path.
+    (suite / "tests" / "serial_groups.py").symlink_to(REPO / "tests" / "serial_groups.py")
+    env = {**os.environ, "STARTS": str(starts), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "xdist", "-n", "1",
+                           "--dist", "loadgroup", "tests"], check=False, cwd=suite, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert starts.read_text().split() == ["e2e/test_loop.py", "integration/test_two.py", "integration/test_one.py",
+                                          "unit/test_many.py", "unit/test_some.py"]
