@@ -20,7 +20,12 @@ Prints per case: accepted events/s, p50/p99 acknowledgement latency, rows writte
 Parquet output after the final flush, per second of load), the predictor's requests/s, and the
 targets: sink events/s >= 2x predictor requests/s at the same concurrency, p99 ack <= 20 ms.
 
+``--flush-after-load`` (a diagnostic, not the target's measure) holds every row in the buffer during the
+load and writes them all at the final flush: the acknowledgement path alone, to see what share of the
+sink's cores turning rows into Parquet takes (it runs in the same process, on the same GIL).
+
     .venv/bin/python bench/sink.py [--seconds 10] [--concurrency 8 32] [--rows 1 100] [--replicas 1 2]
+                                   [--flush-after-load]
 """
 
 from __future__ import annotations
@@ -152,6 +157,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="sink processes (default 1 2)")
+    parser.add_argument("--flush-after-load", action="store_true",
+                        help="diagnostic: no flush during the load (the acknowledgement path alone)")
     parser.add_argument("--load", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
@@ -164,6 +171,10 @@ def main() -> int:
 
     from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
 
+    # during the load: a flush every 2 s and whenever the CLI's default row count is ready; or none at all
+    flushing = ({"flush_seconds": 3600, "flush_rows": 10**9, "max_buffer_rows": 10**9, "max_disk_bytes": 2**34}
+                if args.flush_after_load else {"flush_seconds": 2})
+
     @contextlib.contextmanager
     def sinks(store: str, spool: Path, count: int):
         """``count`` sink processes on one store, a spool each. Their model store holds version 1's
@@ -173,8 +184,8 @@ def main() -> int:
         version_dir.mkdir(parents=True)
         shutil.copy2(model_dir / "spec.yaml", version_dir / "spec.yaml")
         with contextlib.ExitStack() as stack:
-            yield [stack.enter_context(sink_in_subprocess(store, flush_seconds=2, response_timeout=5,
-                                                          spool_dir=spool / f"replica-{n}",
+            yield [stack.enter_context(sink_in_subprocess(store, response_timeout=5, spool_dir=spool / f"replica-{n}",
+                                                          **flushing,
                                                           env={"PATCHRISK_STATE_DIR": str(spool / "state")}))
                    for n in range(count)]
 
@@ -208,6 +219,9 @@ def main() -> int:
                         pred_run = run_case(tmp, [predictor.port], path, "predictor", {"body": json.dumps(request)},
                                             concurrency, args.seconds)
                         predictor_runs[(protocol, rows, concurrency)] = pred_run
+    def verdict(ok: bool) -> str:
+        return "(no flush: diagnostic)" if args.flush_after_load else "ok" if ok else "MISSED"
+
     print(f"\n{'case':>16} {'sinks':>5} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>9} {'non-2xx':>8} "
           f"{'pred req/s':>10} {'ratio':>6}  targets: ratio >= {TARGET_RATIO:.0f}x, p99 <= {TARGET_P99_MS:.0f} ms")
     for protocol, rows, concurrency, replicas, s, written in results:
@@ -219,7 +233,7 @@ def main() -> int:
         ok = ratio >= TARGET_RATIO and s["p99_ms"] <= TARGET_P99_MS and bad == 0
         print(f"{protocol + ' ' + str(rows) + 'r c=' + str(concurrency):>16} {replicas:>5} {events_per_s:>9,.0f} "
               f"{s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} {written / s['seconds']:>9,.0f} {bad:>8} "
-              f"{pred_per_s:>10,.0f} {ratio:>5.2f}x  {'ok' if ok else 'MISSED'}")
+              f"{pred_per_s:>10,.0f} {ratio:>5.2f}x  {verdict(ok)}")
     return 0
 
 
