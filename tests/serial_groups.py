@@ -1,6 +1,6 @@
 """How `make test` spreads tests over pytest-xdist workers (--dist loadgroup): an ``xdist_group`` goes to
-one worker as a whole, and groups are handed out in the order :func:`order_for_scheduling` gives them. Each module is its own group, so a module-scoped fixture (a loop, a server) is
-set up once, not once per worker. Modules that bring up the *same* overlay on the local pod runner
+one worker as a whole, the groups handed out in the order :func:`order_for_scheduling` gives them. Each
+module is its own group, so a module-scoped fixture (a loop, a server) is set up once, not once per worker. Modules that bring up the *same* overlay on the local pod runner
 would bind the same loopback addresses (an overlay's second octet comes from its name,
 ``patchrisk.localcluster.network.overlay_octet``), so they share a serial group and never run at
 once. Different overlays never clash: the runner's own tests (overlays ``staging``, ``synced``,
@@ -46,16 +46,16 @@ def order_for_scheduling(items: list[pytest.Item], root: Path, serial: dict[str,
     modules of one or two long tests (a canary rolled back, a training pipeline) for the end, alone
     on one core. Unit groups take seconds each, so handed out last they fill the other workers until
     the last long group ends."""
-    def layer(item: pytest.Item) -> int:
-        path = item.path.relative_to(root).as_posix()
-        return next((rank for rank, prefix in enumerate(LAYERS) if path.startswith(prefix)), len(LAYERS))
-
-    groups = [group_of(item.path.relative_to(root).as_posix(), serial) for item in items]
+    paths = [item.path.relative_to(root).as_posix() for item in items]
+    groups = [group_of(path, serial) for path in paths]
     sizes = Counter(groups)
+    layer: dict[str, int] = {}  # a group's layer: its slowest module's (a serial group may span layers)
     first_seen: dict[str, int] = {}
-    for index, group in enumerate(groups):
+    for index, (path, group) in enumerate(zip(paths, groups)):
+        rank = next((rank for rank, prefix in enumerate(LAYERS) if path.startswith(prefix)), len(LAYERS))
+        layer[group] = min(rank, layer.get(group, rank))
         first_seen.setdefault(group, index)
-    order = sorted(range(len(items)), key=lambda i: (layer(items[i]), -sizes[groups[i]], first_seen[groups[i]], i))
+    order = sorted(range(len(items)), key=lambda i: (layer[groups[i]], -sizes[groups[i]], first_seen[groups[i]], i))
     items[:] = [items[i] for i in order]
 
 

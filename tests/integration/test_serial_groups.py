@@ -73,7 +73,8 @@ def test_case(case): pass
 def test_groups_are_handed_out_e2e_first_then_integration_then_unit_tests(tmp_path):
     """The order the project's hooks give xdist (tests/serial_groups.order_for_scheduling): xdist's own
     puts the groups with most tests first, whatever their layer, and so the many small unit groups
-    ran early and long integration modules of a test or two were left alone at the end."""
+    ran early and long integration modules of a test or two were left alone at the end. A serial group
+    counts as the slowest layer it spans, and stays whole."""
     suite = tmp_path / "suite"
     modules = {"unit/test_many.py": 12, "unit/test_some.py": 3, "integration/test_one.py": 1,
                "integration/test_two.py": 2, "e2e/test_loop.py": 2}
@@ -85,10 +86,11 @@ def test_groups_are_handed_out_e2e_first_then_integration_then_unit_tests(tmp_pa
         "import pytest\n"
         "from tests.serial_groups import assign_xdist_groups, keep_collection_order, order_for_scheduling\n"
         "ROOT = Path(__file__).parents[1]\n"
+        "GROUPS = {'serial': ('tests/integration/test_one.py', 'tests/unit/test_some.py')}  # spans two layers\n"
         "@pytest.hookimpl(tryfirst=True)\n"
         "def pytest_collection_modifyitems(config, items):\n"
-        "    assign_xdist_groups(items, ROOT, {})\n"
-        "    order_for_scheduling(items, ROOT, {})\n"
+        "    assign_xdist_groups(items, ROOT, GROUPS)\n"
+        "    order_for_scheduling(items, ROOT, GROUPS)\n"
         "def pytest_configure(config):\n"
         "    keep_collection_order(config)\n")
     starts = tmp_path / "starts.log"
@@ -99,5 +101,6 @@ def test_groups_are_handed_out_e2e_first_then_integration_then_unit_tests(tmp_pa
                            "--dist", "loadgroup", "tests"], check=False, cwd=suite, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert starts.read_text().split() == ["e2e/test_loop.py", "integration/test_two.py", "integration/test_one.py",
-                                          "unit/test_many.py", "unit/test_some.py"]
+    # the serial group (4 tests) is an integration group, handed out whole before the other (2 tests)
+    assert starts.read_text().split() == ["e2e/test_loop.py", "integration/test_one.py", "unit/test_some.py",
+                                          "integration/test_two.py", "unit/test_many.py"]
