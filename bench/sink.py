@@ -20,6 +20,13 @@ Prints per case: accepted events/s, p50/p99 acknowledgement latency, rows writte
 Parquet output after the final flush, per second of load), the predictor's requests/s, and the
 targets: sink events/s >= 2x predictor requests/s at the same concurrency, p99 ack <= 20 ms.
 
+A second view, by CPU: the sinks' CPU time per accepted event (the load and the final flush: every
+row written) against the predictor's per request. Here sinks, client and predictor share 2 cores, so
+the rates above say what one machine does; the CPU view says what scaling out buys where each
+replica has cores of its own: ``sink cores per predictor core`` = 2 x sink CPU per event / predictor
+CPU per request (at most 1 meets the target: the sink keeps up with both events of every call on no
+more CPU than the predictor spends on the call).
+
 ``--flush-after-load`` (a diagnostic, not the target's measure) holds every row in the buffer during the
 load and writes them all at the final flush: the acknowledgement path alone, to see what share of the
 sink's cores turning rows into Parquet takes (it runs in the same process, on the same GIL).
@@ -192,6 +199,11 @@ def main() -> int:
     sys.path.insert(0, str(REPO / "bench"))
     from soak import train
 
+    from serving import cpu_seconds  # bench/serving.py: this folder is first on sys.path
+
+    def cpu_of(processes) -> float:
+        return sum(cpu_seconds(process.pid) for process in processes)
+
     results, predictor_runs = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
         tmp = Path(tmp)
@@ -210,20 +222,25 @@ def main() -> int:
                             print(f"  {protocol} {rows} row(s) c={concurrency}, {replicas} sink(s) ...", file=sys.stderr,
                                   flush=True)
                             with sinks(store, tmp / f"spool-{case}", replicas) as running:
+                                before = cpu_of(s.process for s in running)
                                 sink_run = run_case(tmp, [s.port for s in running], "/endpoint/default", "sink",
                                                     events, concurrency, args.seconds)
                                 for sink in running:
                                     httpx.post(f"{sink.url}/flush", timeout=300).raise_for_status()
+                                sink_run["cpu_s"] = cpu_of(s.process for s in running) - before
                                 written = rows_written(store)
                             results.append((protocol, rows, concurrency, replicas, sink_run, written))
+                        before = cpu_of([predictor.process])
                         pred_run = run_case(tmp, [predictor.port], path, "predictor", {"body": json.dumps(request)},
                                             concurrency, args.seconds)
+                        pred_run["cpu_s"] = cpu_of([predictor.process]) - before
                         predictor_runs[(protocol, rows, concurrency)] = pred_run
     def verdict(ok: bool) -> str:
         return "(no flush: diagnostic)" if args.flush_after_load else "ok" if ok else "MISSED"
 
     print(f"\n{'case':>16} {'sinks':>5} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>9} {'non-2xx':>8} "
-          f"{'pred req/s':>10} {'ratio':>6}  targets: ratio >= {TARGET_RATIO:.0f}x, p99 <= {TARGET_P99_MS:.0f} ms")
+          f"{'pred req/s':>10} {'ratio':>6}  targets: ratio >= {TARGET_RATIO:.0f}x, p99 <= {TARGET_P99_MS:.0f} ms  "
+          f"| {'sink CPU ms/ev':>14} {'pred CPU ms/req':>15} {'sink cores/pred core':>20}")
     for protocol, rows, concurrency, replicas, s, written in results:
         p = predictor_runs[(protocol, rows, concurrency)]
         events_per_s = s["count"] / s["seconds"]
@@ -231,9 +248,13 @@ def main() -> int:
         ratio = events_per_s / pred_per_s if pred_per_s else float("inf")
         bad = sum(n for status, n in s["statuses"].items() if not 200 <= int(status) < 300)
         ok = ratio >= TARGET_RATIO and s["p99_ms"] <= TARGET_P99_MS and bad == 0
+        sink_ms = s["cpu_s"] * 1000 / max(s["count"], 1)
+        pred_ms = p["cpu_s"] * 1000 / max(p["count"], 1)
+        cores = TARGET_RATIO * sink_ms / pred_ms if pred_ms else float("inf")
         print(f"{protocol + ' ' + str(rows) + 'r c=' + str(concurrency):>16} {replicas:>5} {events_per_s:>9,.0f} "
               f"{s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} {written / s['seconds']:>9,.0f} {bad:>8} "
-              f"{pred_per_s:>10,.0f} {ratio:>5.2f}x  {verdict(ok)}")
+              f"{pred_per_s:>10,.0f} {ratio:>5.2f}x  {verdict(ok):<24}| {sink_ms:>14.3f} {pred_ms:>15.3f} "
+              f"{cores:>20.2f}")
     return 0
 
 
