@@ -102,7 +102,7 @@ class Spool:
         line = event.spool_line()
         self._fh.write(line)
         self.bytes += len(line)
-        event.raw_body = None  # only needed for this line; the buffer keeps the decoded body
+        event.raw_body, event.spooled = None, line  # the line, not the body text, is what a rotation copies
         self._written += 1
         return self._written
 
@@ -186,7 +186,7 @@ class Spool:
         tmp = self.path.with_name(f".{SPOOL_FILE}.{generation}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(json.dumps({"spool_generation": generation}).encode() + b"\n")
-            fh.writelines(json.dumps(event.to_record(), default=str).encode() + b"\n" for event in events)
+            fh.writelines(event.spool_line() for event in events)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)

@@ -71,6 +71,9 @@ class LoggedEvent:
     # The body's JSON text, one line, when it decodes to exactly ``body`` (read by orjson): the spool
     # line embeds it instead of encoding ``body`` again. Dropped once written; never in the record.
     raw_body: bytes | None = field(default=None, repr=False, compare=False)
+    # The line the spool holds for this event once written: a rotation copies it rather than encoding
+    # the event again (under the lock that acknowledgements wait for). Never in the record.
+    spooled: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> tuple:
@@ -81,13 +84,15 @@ class LoggedEvent:
     def to_record(self) -> dict:
         # shallow: the record is only serialised, and asdict's deep copy of the body (100 rows of
         # nested JSON) was a third of the time every accepted event spent in the sink
-        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "raw_body"}
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_RECORDED}
         record["time"] = self.time.isoformat() if self.time else None
         record["received_at"] = self.received_at.isoformat()
         return record
 
     def spool_line(self) -> bytes:
         """The record as one JSON line (what :meth:`from_record` reads back after ``json.loads``)."""
+        if self.spooled is not None:
+            return self.spooled
         if self.raw_body is not None:
             record = self.to_record()
             del record["body"]
@@ -108,6 +113,9 @@ class LoggedEvent:
         if not isinstance(event.rows, int) or isinstance(event.rows, bool) or event.rows < 0:
             raise ValueError(f"rows {event.rows!r} is not a count")
         return event
+
+
+_NOT_RECORDED = frozenset({"raw_body", "spooled"})
 
 
 def check_attributes(event_id: Any, model_name: Any, namespace: Any) -> None:
