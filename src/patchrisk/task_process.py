@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import atexit
 import gc
+import json
+import logging
+import os
 import sys
+from pathlib import Path
 
 from patchrisk.errors import PatchriskError
 from patchrisk.logs import setup_logging
+
+_failed = False  # an exception reached the top of the task (report_failure saw it)
 
 
 def start_task() -> None:
@@ -24,14 +30,42 @@ def start_task() -> None:
     the KFP executor has written its outputs) skips those walks. Nothing is lost: our files are
     closed by ``with`` blocks, logging flushes in its own exit hook, temporary directories are
     removed by theirs; objects still freed by reference counting are freed as before.
+
+    Once the KFP executor has written the task's outputs (its output file exists) and nothing failed,
+    the process ends there (:func:`_end_task`), skipping native libraries' teardown: pyarrow's thread
+    pools, still running after a Parquet read, now and then abort the process as they are torn down
+    ("terminate called without an active exception", apache/arrow#34314), and a finished task then
+    failed its run. Exit hooks registered after this call (MLflow's, say) have run by then.
     """
     setup_logging()
     sys.excepthook = report_failure
-    atexit.register(gc.freeze)
+    atexit.register(_end_task)
 
 
 def report_failure(kind, error, traceback) -> None:
+    global _failed
+    _failed = True
     if isinstance(error, PatchriskError):
         print(f"error: {error}", file=sys.stderr, flush=True)
     else:
         sys.__excepthook__(kind, error, traceback)
+
+
+def _end_task() -> None:
+    gc.freeze()
+    if _failed or not executor_output_written(sys.argv):
+        return  # not finished (an error, sys.exit): the interpreter exits as it would, with its code
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def executor_output_written(argv: list[str]) -> bool:
+    """Whether the output file named in this process's KFP executor input (``--executor_input
+    <json>``, as the executor is started) exists: the executor writes it once the task is done."""
+    try:
+        executor_input = json.loads(argv[argv.index("--executor_input") + 1])
+        return Path(executor_input["outputs"]["outputFile"]).is_file()
+    except (ValueError, IndexError, KeyError, TypeError):
+        return False

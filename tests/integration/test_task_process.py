@@ -1,6 +1,10 @@
 """A task process set up by ``start_task`` skips the heap walks at exit, and nothing else changes:
-exit codes, tracebacks, logs and files written by the task are as without it."""
+exit codes, tracebacks, logs and files written by the task are as without it. Once the KFP executor
+has written the task's outputs, the process also skips native libraries' teardown, which can abort
+a task whose work is done."""
 
+import json
+import os
 import subprocess
 import sys
 
@@ -10,8 +14,11 @@ pytestmark = pytest.mark.integration
 
 # An object in a reference cycle: only the garbage collector frees it, and says so when it does.
 TASK = """
-import sys
+import ctypes, os, sys
 from patchrisk.task_process import start_task
+
+if os.environ.get("ABORTING_LIBRARY"):
+    ctypes.CDLL(os.environ["ABORTING_LIBRARY"])
 
 class Noisy:
     def __del__(self):
@@ -30,13 +37,39 @@ if sys.argv[3] == "bug":
 if sys.argv[3] == "bad input":
     from patchrisk.errors import DataContractError
     raise DataContractError("history.csv: column 'component': 'toaster' is not a category of the spec")
+if sys.argv[3] == "exit 3":
+    sys.exit(3)
+print("last line of stdout", end="")
+"""
+
+# What a native library does when its threads are still running as the process tears it down: pyarrow's
+# thread pools, after reading Parquet, now and then (apache/arrow#34314). A kfp.local training task
+# aborted so ("terminate called without an active exception") after writing its outputs, and its run failed.
+ABORTING_TEARDOWN = """
+#include <stdlib.h>
+__attribute__((destructor)) static void teardown(void) { abort(); }
 """
 
 
-def _run(tmp_path, setup: str, fail: bool | str) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def aborting_library(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("native")
+    (folder / "teardown.c").write_text(ABORTING_TEARDOWN)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(folder / "libteardown.so"), str(folder / "teardown.c")],
+                   check=True, timeout=60)
+    return folder / "libteardown.so"
+
+
+def _run(tmp_path, setup: str, fail: bool | str, executor_output: str | None = None,
+         library=None) -> subprocess.CompletedProcess:
+    """``executor_output``: the output file named in a KFP executor input on the command line, as the
+    executor is started (``--executor_input <json>``)."""
     outcome = fail if isinstance(fail, str) else ("bug" if fail else "none")
-    return subprocess.run([sys.executable, "-c", TASK, setup, str(tmp_path / "out"), outcome],
-                          check=False, capture_output=True, text=True, timeout=120)
+    executor = ([] if executor_output is None else
+                ["--executor_input", json.dumps({"outputs": {"outputFile": executor_output}})])
+    env = {**os.environ, **({"ABORTING_LIBRARY": str(library)} if library else {})}
+    return subprocess.run([sys.executable, "-c", TASK, setup, str(tmp_path / "out"), outcome, *executor],
+                          check=False, capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_exit_skips_collecting_the_heap_that_plain_exit_walks(tmp_path):
@@ -62,3 +95,20 @@ def test_a_task_refusing_its_input_fails_with_the_reason_and_no_traceback(tmp_pa
     assert refused.stderr.strip().splitlines()[-1] == (
         "error: history.csv: column 'component': 'toaster' is not a category of the spec")
     assert "Traceback" not in refused.stderr
+
+
+def test_a_task_whose_outputs_are_written_exits_0_whatever_a_native_teardown_does(tmp_path, aborting_library):
+    plain = _run(tmp_path, "none", fail=False, executor_output=str(tmp_path / "out"), library=aborting_library)
+    assert plain.returncode == -6  # SIGABRT: the run would count the finished task as failed
+    done = _run(tmp_path, "start_task", fail=False, executor_output=str(tmp_path / "out"), library=aborting_library)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("last line of stdout") and "INFO task: body done" in done.stderr
+
+
+def test_a_task_without_its_outputs_exits_as_python_decides(tmp_path, aborting_library):
+    """No output file: the task did not finish (an error, an exit), so its exit is left to Python."""
+    missing = str(tmp_path / "never-written")
+    assert _run(tmp_path, "start_task", fail="exit 3", executor_output=missing).returncode == 3
+    assert _run(tmp_path, "start_task", fail=False, executor_output=missing, library=aborting_library).returncode == -6
+    failed = _run(tmp_path, "start_task", fail=True, executor_output=str(tmp_path / "out"))
+    assert failed.returncode == 1 and "RuntimeError: the body failed" in failed.stderr
