@@ -1,4 +1,5 @@
-"""Set-up for a short-lived task process (a KFP component's container or kfp.local subprocess)."""
+"""Set-up and end of short-lived processes: a KFP task (a component's container or a kfp.local
+subprocess) and a ``patchrisk`` command (a CronJob, a CI step)."""
 
 from __future__ import annotations
 
@@ -55,10 +56,39 @@ def _end_task() -> None:
     gc.freeze()
     if _failed or not executor_output_written(sys.argv):
         return  # not finished (an error, sys.exit): the interpreter exits as it would, with its code
+    _end_process(0)
+
+
+def _end_process(code: int) -> None:
+    """Flush what the process printed and logged, and end it with ``code``: no module teardown, no
+    native destructors (the pyarrow thread pools' abort, :func:`start_task`)."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
+
+
+class ExitAfterHooks:
+    """The end of a command's process: once Python's exit hooks have run, the process ends with the
+    command's exit code, before native libraries' teardown (:func:`start_task` says why).
+
+    Made before the command runs, so its hook runs after every hook the command registers (they
+    run last-registered first: MLflow's, logging's). ``code`` is set when the command returns or
+    exits; left None (an interrupt), the interpreter exits as it would.
+    """
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+        atexit.register(self._end)
+
+    def _end(self) -> None:
+        if self.code is not None:
+            _end_process(self.code)
+
+
+def exit_code(done: SystemExit) -> int:
+    """The status Python exits with for ``done``: 0 for None, the number, else 1 (Python prints it)."""
+    return 0 if done.code is None else done.code if isinstance(done.code, int) else 1
 
 
 def executor_output_written(argv: list[str]) -> bool:

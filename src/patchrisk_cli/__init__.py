@@ -60,6 +60,25 @@ def _fail(message: object) -> None:
     sys.exit(EXIT_USER_ERROR)
 
 
+def command() -> None:
+    """The installed ``patchrisk`` command: :func:`main` in a process of its own, which ends with the
+    command's exit code once Python's exit hooks have run, without native libraries' teardown (a
+    pyarrow thread pool aborting there failed a monitor Job or a CI step whose work was done).
+    Tests call :func:`main` inside their own process."""
+    from patchrisk.task_process import ExitAfterHooks, exit_code
+
+    ending = ExitAfterHooks()
+    try:
+        main()
+        ending.code = 0
+    except SystemExit as done:
+        ending.code = exit_code(done)
+        raise
+    except Exception:
+        ending.code = 1  # its traceback is printed as ever
+        raise
+
+
 def main() -> None:
     try:
         app(standalone_mode=True)

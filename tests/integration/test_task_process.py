@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tests.conftest import PATCHRISK
+
 pytestmark = pytest.mark.integration
 
 # An object in a reference cycle: only the garbage collector frees it, and says so when it does.
@@ -112,3 +114,22 @@ def test_a_task_without_its_outputs_exits_as_python_decides(tmp_path, aborting_l
     assert _run(tmp_path, "start_task", fail=False, executor_output=missing, library=aborting_library).returncode == -6
     failed = _run(tmp_path, "start_task", fail=True, executor_output=str(tmp_path / "out"))
     assert failed.returncode == 1 and "RuntimeError: the body failed" in failed.stderr
+
+
+def _patchrisk(args: list[str], library) -> subprocess.CompletedProcess:
+    """The installed ``patchrisk`` command with a native library whose teardown aborts preloaded."""
+    return subprocess.run([PATCHRISK, *args], check=False, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LD_PRELOAD": str(library)})
+
+
+def test_a_patchrisk_command_exits_with_its_own_code_whatever_a_native_teardown_does(tmp_path, aborting_library):
+    """A CronJob (the monitor) or a CI step (the risk gate) reads and writes Parquet as the tasks do:
+    a command that did its work is not reported failed by its libraries' teardown, and a refusal
+    keeps its exit code 2 and its one line."""
+    written = _patchrisk(["data", "generate", "--spec", "patch-risk", "--rows", "20", "--out",
+                          str(tmp_path / "history.parquet")], aborting_library)
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.startswith("wrote patches:") and (tmp_path / "history.parquet").is_file()
+    refused = _patchrisk(["data", "generate", "--spec", "no-such", "--rows", "20", "--out",
+                          str(tmp_path / "other.parquet")], aborting_library)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: unknown spec 'no-such'")

@@ -33,7 +33,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture
 def patchrisk(files, capsys, monkeypatch):
-    """`patchrisk` through its entry point (patchrisk_cli.main, what the console script runs), in this
+    """`patchrisk` through patchrisk_cli.main (what the console script runs, less its process end), in this
     process, in an environment of only PATCHRISK_STATE_DIR and PATH (as in a shell's env -i)."""
     def run(*args: str) -> Ran:
         env = {"PATCHRISK_STATE_DIR": str(files["root"] / "state"), "PATH": "/usr/bin:/bin"}
