@@ -62,8 +62,8 @@ def _fail(message: object) -> None:
 
 def command() -> None:
     """The installed ``patchrisk`` command: :func:`main` in a process of its own, which ends with the
-    command's exit code once Python's exit hooks have run, without native libraries' teardown (a
-    pyarrow thread pool aborting there failed a monitor Job or a CI step whose work was done).
+    command's exit code once Python's exit hooks have run, without native libraries' teardown (where
+    a pyarrow thread pool can abort, failing a monitor Job or a CI step whose work was done).
     Tests call :func:`main` inside their own process."""
     from patchrisk.task_process import ExitAfterHooks, exit_code
 
