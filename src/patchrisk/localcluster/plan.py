@@ -151,7 +151,7 @@ def build_plan(rendered: Rendered, previous_revision: str | None = None, previou
 
     for deployment in rendered.of_kind("Deployment"):
         template = deployment["spec"]["template"]
-        for i in range(int(deployment["spec"].get("replicas", 1))):
+        for i in range(_replicas(rendered, deployment)):
             add_pod(f"{deployment['metadata']['name']}-{i}", f"Deployment/{deployment['metadata']['name']}",
                     template["metadata"].get("labels", {}), template["spec"],
                     _http_probe(template["spec"]["containers"][0]))
@@ -246,3 +246,13 @@ def _stand_in(name: str) -> str:
     if "pipeline" in name:
         return "kfp"
     return "s3" if name in ("s3", "minio", "moto") else "none"
+
+
+def _replicas(rendered, deployment: dict) -> int:
+    """The Deployment's pods at the start: an autoscaler's minimum when one scales it (the Deployment
+    then names no count), else its ``replicas`` (Kubernetes' default 1). The runner does not autoscale."""
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
+    for autoscaler in rendered.of_kind("HorizontalPodAutoscaler"):
+        if autoscaler["spec"].get("scaleTargetRef") == target:
+            return int(autoscaler["spec"].get("minReplicas", 1))
+    return int(deployment["spec"].get("replicas", 1))
