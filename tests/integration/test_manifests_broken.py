@@ -63,6 +63,13 @@ def canary_in_knative(docs, staging_docs):
     isvc(docs)["spec"]["canary"] = copy.deepcopy(isvc(staging_docs)["spec"]["canary"])
 
 
+def runtime_limit_of_4_cpus(docs):
+    """The InferenceService names no resources: its ServingRuntime's container limit is the predictor's."""
+    isvc(docs)["spec"]["predictor"]["model"].pop("resources", None)
+    runtime = obj(docs, "ServingRuntime", "kserve-catboostserver")["spec"]["containers"][0]
+    runtime.setdefault("resources", {}).setdefault("limits", {})["cpu"] = "4"
+
+
 @dataclass
 class Broken:
     name: str
@@ -138,6 +145,20 @@ BROKEN = [
            lambda d: obj(d, "Deployment", "patchrisk-sink")["metadata"]["annotations"].__setitem__(
                "checkov.io/skip3", "CKV_K8S_35="),
            "Deployment/patchrisk-sink", 'metadata.annotations["checkov.io/skip3"]', "checkov-skip-reason"),
+    Broken("sink-autoscaler-too-small-for-its-predictor", "prod",
+           lambda d: obj(d, "HorizontalPodAutoscaler", "patchrisk-sink")["spec"].__setitem__("maxReplicas", 10),
+           "HorizontalPodAutoscaler/patchrisk-sink", "spec.maxReplicas", "sink-capacity"),
+    Broken("predictor-outgrowing-its-sink", "staging",
+           lambda d: isvc(d)["spec"]["predictor"].__setitem__("maxReplicas", 12),
+           "HorizontalPodAutoscaler/patchrisk-sink", "spec.maxReplicas", "sink-capacity"),
+    Broken("predictor-limit-from-its-runtime-outgrowing-the-sink", "staging", runtime_limit_of_4_cpus,
+           "HorizontalPodAutoscaler/patchrisk-sink", "spec.maxReplicas", "sink-capacity"),
+    Broken("sink-replicas-beside-its-autoscaler", "staging",
+           lambda d: obj(d, "Deployment", "patchrisk-sink")["spec"].__setitem__("replicas", 2),
+           "Deployment/patchrisk-sink", "spec.replicas", "sink-autoscaling"),
+    Broken("sink-without-autoscaler", "dev",
+           lambda d: d.remove(obj(d, "HorizontalPodAutoscaler", "patchrisk-sink")),
+           "Deployment/patchrisk-sink", "-", "sink-autoscaling"),
     Broken("secret-in-git", "prod",
            lambda d: d.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "leaked"},
                                "stringData": {"AWS_SECRET_ACCESS_KEY": "x"}}),

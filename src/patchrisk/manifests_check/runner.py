@@ -18,6 +18,7 @@ from patchrisk.manifests_check.kserve_schema import is_kserve, validate_kserve
 from patchrisk.manifests_check.locations import find_repo_root, kserve_schema_dir, overlay_names
 from patchrisk.manifests_check.networkpolicy_rules import check_network_policy
 from patchrisk.manifests_check.render import Target, load_rendered, parse_documents, render_overlay
+from patchrisk.manifests_check.sink_capacity_rules import check_sink_capacity
 
 INFRA_LABEL = "infra"
 
@@ -90,6 +91,8 @@ def check_objects(target: Target, schema_dir: Path) -> list[Finding]:
             findings += check_inference_service(doc, target.label, target.declared_mode)
     # Across objects: a Knative-mode InferenceService and the ServingRuntime its pods are built from.
     findings += check_knative_security([d for d in docs if isinstance(d, dict)], target.label)
+    # Across objects: an InferenceService's log sink (the Deployment its logger URL reaches) and its autoscaler.
+    findings += check_sink_capacity([d for d in docs if isinstance(d, dict)], target.label)
     return findings
 
 
