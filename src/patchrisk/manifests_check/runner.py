@@ -82,18 +82,36 @@ def check_objects(target: Target, schema_dir: Path) -> list[Finding]:
             findings.append(Finding(target.label, f"document {index + 1}", field, "k8s-schema",
                                     f"not a Kubernetes object ({problem})"))
             continue
-        findings += _validate_schema(doc, target.label, schema_dir)
+        schema = _validate_schema(doc, target.label, schema_dir)
+        findings += schema
         findings += check_images(doc, target.label)
         findings += check_skip_reasons(doc, target.label)
         findings += check_no_secret(doc, target.label)
         findings += check_network_policy(doc, target.label)
         if is_kserve(doc) and doc["kind"] == "InferenceService":
-            findings += check_inference_service(doc, target.label, target.declared_mode)
+            findings += _unless_misshapen(schema, check_inference_service, doc, target.label, target.declared_mode)
+    objects = [d for d in docs if isinstance(d, dict)]
+    misshapen = [f for f in findings if f.rule in SCHEMA_RULES]
     # Across objects: a Knative-mode InferenceService and the ServingRuntime its pods are built from.
-    findings += check_knative_security([d for d in docs if isinstance(d, dict)], target.label)
+    findings += _unless_misshapen(misshapen, check_knative_security, objects, target.label)
     # Across objects: an InferenceService's log sink (the Deployment its logger URL reaches) and its autoscaler.
-    findings += check_sink_capacity([d for d in docs if isinstance(d, dict)], target.label)
+    findings += _unless_misshapen(misshapen, check_sink_capacity, objects, target.label)
     return findings
+
+
+SCHEMA_RULES = ("k8s-schema", "kserve-schema")
+
+
+def _unless_misshapen(schema_findings: list[Finding], rule, *args) -> list[Finding]:
+    """``rule(*args)``; when it trips over a value of the wrong type that the schema check has already
+    named, nothing more (the rules read the fields the schema defines, as the schema defines them). On
+    objects the schema accepts, such an error is a bug in the rule and is raised."""
+    try:
+        return rule(*args)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+        if schema_findings:
+            return []
+        raise
 
 
 def _not_an_object(doc) -> tuple[str, str] | None:
