@@ -50,11 +50,12 @@ def contracts(model: str, version: str | None):
     return Contract(SPEC, version) if model == "patch-risk" else None
 
 
-def asgi_call(app, method: str, path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes]):
-    """One HTTP exchange through the ASGI app: (status, JSON body or text)."""
+def asgi_call(app, method: str, path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes],
+              client: str = "127.0.0.1", query: bytes = b""):
+    """One HTTP exchange through the ASGI app, from ``client``'s address: (status, JSON body or text)."""
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-             "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080)}
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": query,
+             "headers": headers, "client": (client, 40000), "server": ("10.1.2.3", 8080)}
     messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
     answer = {}
 

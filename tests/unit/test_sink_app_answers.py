@@ -51,9 +51,9 @@ def post_structured(app, body: bytes) -> tuple[int, dict]:
     return status, json.loads(text)
 
 
-def post_exchange(app, event_id: str) -> list[int]:
+def post_exchange(app, event_id: str, client: str = "127.0.0.1") -> list[int]:
     rows = instances(1, seed=3)
-    return [asgi_call(app, "POST", "/", raw_headers(headers), [body])[0]
+    return [asgi_call(app, "POST", "/", raw_headers(headers), [body], client=client)[0]
             for headers, body in logger_events({"instances": rows}, v1_response(rows, "1"), "patch-risk", "prod",
                                                event_id=event_id)]
 
@@ -95,3 +95,18 @@ def test_a_failing_flush_is_a_json_503_with_the_reason_and_nothing_is_lost(app_a
     status, text = asgi_call(app, "POST", "/flush", [], [b""])
     assert status == 200 and json.loads(text)["rows"] == 1
     assert read_prediction_logs(service.config.store_uri, "patch-risk")["event_id"].tolist() == ["kept"]
+
+
+@pytest.mark.parametrize("query", [b"", b"drain=true"])
+def test_a_flush_asked_from_another_pod_is_refused_and_its_events_still_accepted(app_and_service, query):
+    """``POST /flush`` is for an operator on the pod itself (kubectl port-forward or exec): the events
+    port is open to every predictor pod (NetworkPolicy), and a predictor pod forcing flushes (a drain
+    splits every waiting exchange) would fill the store with small files and unpaired events."""
+    app, service = app_and_service
+    assert post_exchange(app, "waiting", client="10.42.0.17") == [202, 202]
+    status, text = asgi_call(app, "POST", "/flush", [], [b""], client="10.42.0.17", query=query)
+    answer = json.loads(text)
+    assert status == 403 and answer["reason"] == "not_from_this_pod" and "10.42.0.17" in answer["error"]
+    assert service.buffer.ready_rows == 1 and not Path(service.config.store_uri).exists()
+    status, text = asgi_call(app, "POST", "/flush", [], [b""], client="::1", query=query)
+    assert status == 200 and json.loads(text)["rows"] == 1

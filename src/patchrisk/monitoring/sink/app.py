@@ -10,7 +10,9 @@ POST /endpoint/{default|canary}
 POST /flush    write every ready row now (admin, tests, demos) -> {"rows", "files"}, or 503
                {"error", "reason": "flush_failed"} (the rows stay spooled); ``?drain=true``
                first stores every event still waiting for its partner, to be paired at read time
-               (so everything accepted so far is readable, whichever replica holds the partner)
+               (so everything accepted so far is readable, whichever replica holds the partner).
+               Only from the pod itself (a loopback address: kubectl port-forward or exec), else 403
+               ``not_from_this_pod``: the events port is open to every predictor pod
 GET  /healthz  200 with buffer status; 503 with ``reason`` while flushing or publishing fails (for
                alerting: the sink still accepts and spools events meanwhile)
 GET  /livez    200 while the process serves: the Kubernetes probes, so a store outage neither
@@ -21,6 +23,7 @@ GET  /metrics  Prometheus text
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 
 import orjson
@@ -78,6 +81,16 @@ async def read_asgi_body(scope: dict, receive, limit: int) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def from_this_pod(address: str | None) -> bool:
+    """Whether a caller's address is loopback: the pod itself, or an operator's port-forward into it.
+    (uvicorn takes X-Forwarded-For only from 127.0.0.1, so a pod cannot pose as one; behind a sidecar
+    proxy every caller arrives from loopback and the NetworkPolicy is the only boundary.)"""
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 def event_route(scope: dict) -> tuple[bool, str | None]:
     """(whether ``scope`` is an event delivery: POST / or POST /endpoint/<name>, that name or None)."""
     if scope["type"] != "http" or scope["method"] != "POST":
@@ -130,6 +143,11 @@ def create_app(service: SinkService, max_body_bytes: int = MAX_BODY_BYTES):
         await send_json(send, 202, {"accepted": accepted, "id": event.id, "type": event.kind})
 
     async def flush(request: Request) -> Response:
+        caller = request.client.host if request.client else None
+        if not from_this_pod(caller):
+            return JSONResponse({"error": f"POST /flush is for an operator on the sink's own pod (kubectl "
+                                          f"port-forward or exec); {caller or 'an unknown address'} may only send "
+                                          "events", "reason": "not_from_this_pod"}, status_code=403)
         drain = request.query_params.get("drain", "false").lower()
         if drain not in BOOLEANS:
             return JSONResponse({"error": f"query parameter drain={drain[:40]!r} is not one of "
