@@ -126,8 +126,8 @@ def _refuse_deep_fields(body: dict) -> None:
 
 
 def _refuse_deep_fields_of_text(raw: bytes) -> None:
-    """:func:`_refuse_deep_fields` for a body orjson refuses but KServe's route may read (json takes
-    NaN and lone surrogates): read as that route reads it; what json refuses too, KServe names."""
+    """:func:`_refuse_deep_fields` for a body as KServe's route reads it (json also takes NaN and lone
+    surrogates, which orjson refuses); what json refuses too, KServe names."""
     if not may_nest_deeper(raw):
         return
     try:
@@ -182,7 +182,7 @@ class FastPathMiddleware:
         try:
             request = decode(raw)
         except InvalidInput as err:
-            await self._reject(send, err)
+            await _reject(send, err)
             return
         if request is None:
             await self.app(scope, replay(raw, receive), send)
@@ -193,7 +193,7 @@ class FastPathMiddleware:
             result = self.model.predict(request)
         except InvalidInput as err:
             self._predict.observe(time.perf_counter() - parsed)  # KServe's timer observes a refusal too
-            await self._reject(send, err)
+            await _reject(send, err)
             return
         predicted = time.perf_counter()
         self._predict.observe(predicted - parsed)
@@ -201,11 +201,47 @@ class FastPathMiddleware:
         self._postprocess.observe(time.perf_counter() - predicted)
         await _respond(send, 200, body)
 
-    async def _reject(self, send, err: InvalidInput) -> None:
-        """What KServe's InvalidInput handler answers (Starlette's JSONResponse rendering)."""
-        log.warning("rejected request: %s", err)
-        body = json.dumps({"error": str(err)}, ensure_ascii=False, separators=(",", ":")).encode()
-        await _respond(send, 400, body)
+async def _reject(send, err: InvalidInput) -> None:
+    """What KServe's InvalidInput handler answers (Starlette's JSONResponse rendering)."""
+    log.warning("rejected request: %s", err)
+    body = json.dumps({"error": str(err)}, ensure_ascii=False, separators=(",", ":")).encode()
+    await _respond(send, 400, body)
+
+
+class DeepFieldsMiddleware:
+    """Refuses, for KServe's V2 route, a body with a field nested past what the log sink reads (the
+    check :func:`decode_v2` makes on the fast path): that route drops unknown fields at any depth,
+    so such a call was answered and never logged. Sees only what the fast path hands on (or every
+    request, with the fast path off); a body past the bracket count is read, the rest pass as sent."""
+
+    def __init__(self, app, model_name: str):
+        self.app = app
+        self._path = f"/v2/models/{model_name}/infer"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self._path:
+            await self.app(scope, receive, send)
+            return
+        raw = await _read_body(receive)
+        if raw is None:
+            return  # the client went away
+        try:
+            _refuse_deep_fields_of_text(_json_part(raw, scope["headers"]))
+        except InvalidInput as err:
+            await _reject(send, err)
+            return
+        await self.app(scope, replay(raw, receive), send)
+
+
+def _json_part(raw: bytes, headers) -> bytes:
+    """The JSON of a V2 body: all of it, or the header a binary tensor body starts with."""
+    for name, value in headers:
+        if name == b"inference-header-content-length":
+            try:
+                return raw[:int(value)]
+            except ValueError:
+                return raw  # KServe refuses the length itself
+    return raw
 
 
 def _plain_json(headers, allow_missing: bool) -> bool:

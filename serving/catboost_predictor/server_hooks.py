@@ -250,9 +250,10 @@ def install(
     refuse_unreadable_binary_bodies(dataplane)
     # Added last = runs first: the response middleware sees (and counts) the limit's 413s too, and
     # the fast path (innermost) gets only bodies under the limit and its answers get the version header.
-    if fast_path_model is not None:
-        from patchrisk_serving.catboost_predictor.fast_path import FastPathMiddleware
+    from patchrisk_serving.catboost_predictor.fast_path import DeepFieldsMiddleware, FastPathMiddleware
 
+    app.add_middleware(DeepFieldsMiddleware, model_name=model_name)  # what reaches KServe's V2 route
+    if fast_path_model is not None:
         app.add_middleware(FastPathMiddleware, model=fast_path_model)
     app.add_middleware(UnservedRequestsMiddleware)
     app.add_middleware(request_limits.BodyLimitMiddleware, max_bytes=max_request_bytes)

@@ -15,7 +15,13 @@ import httpx
 import pytest
 from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
 from serving_support import MODEL_NAME, load_bundle, trained_model_dir
-from test_serving_http import _hostile_requests, as_objects, malformed_requests, per_feature_inputs
+from test_serving_http import (
+    _hostile_requests,
+    as_objects,
+    malformed_requests,
+    nested_list,
+    per_feature_inputs,
+)
 
 from patchrisk.datagen import generate_rows
 from tests.integration.http_support import LOOPBACK_TLS
@@ -150,3 +156,21 @@ def test_the_fast_path_counts_in_kserve_and_patchrisk_metrics(clients, bundle):
     # KServe's own histograms, as its model call observes them: predict for both, postprocess for the answer.
     assert delta("request_predict_seconds_count", model_name=MODEL_NAME) == 2
     assert delta("request_postprocess_seconds_count", model_name=MODEL_NAME) == 1
+
+
+@pytest.mark.parametrize("path", ["fast", "routes", "fast, with a CloudEvent header (KServe's routes read it)"])
+def test_a_v2_field_nested_past_what_the_sink_reads_is_refused_whichever_path_reads_it(clients, bundle, path):
+    """The log sink refuses a body nested past MAX_NESTING, so the predictor refuses it before
+    answering: KServe's V2 route drops unknown fields at any depth, and a call it answered with one
+    nested that deep (``--enable_fast_path false``, or a request the fast path hands to it) was never logged."""
+    from patchrisk.json_values import MAX_NESTING
+
+    fast, kserve = clients
+    client = kserve if path == "routes" else fast
+    headers = {"content-type": "application/json", **({"ce-specversion": "1.0"} if "CloudEvent" in path else {})}
+    inputs = per_feature_inputs(generate_rows(bundle.spec, 1, seed=3).reset_index(drop=True), bundle.spec)
+    for levels, status in ((MAX_NESTING - 1, 200), (MAX_NESTING, 400)):
+        body = f'{{"inputs": {json.dumps(inputs)}, "trace": {nested_list(levels)}}}'
+        response = client.post(f"{V2}/infer", content=body, headers=headers)
+        assert response.status_code == status, (levels, response.text)
+    assert "'trace' is nested too deeply" in response.json()["error"]
