@@ -14,7 +14,9 @@ JSON types KServe's decoding takes as they are (V1: an object with an ``instance
 model, ``:explain``, CloudEvents, a body orjson refuses (V2's parser takes integers past 64 bits
 and ``Infinity``), an envelope pydantic would coerce or reject, a model not ready. So those
 answers, and their error bodies, stay KServe's; on the fast path a contract violation is the same
-400 ``{"error": ...}`` KServe's ``InvalidInput`` handler writes.
+400 ``{"error": ...}`` KServe's ``InvalidInput`` handler writes. One check applies to what is replayed
+too (:class:`DeepFieldsMiddleware`): a V2 field nested past what the log sink reads is refused, since
+KServe's route drops it unread and the call would be answered but never logged.
 
 It sits inside ``ModelResponseMiddleware`` and ``BodyLimitMiddleware`` (server_hooks.install), so
 413s, the ``x-model-version`` header, patchrisk's metrics and private 500s apply as before; it
