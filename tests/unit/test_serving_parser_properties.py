@@ -147,6 +147,57 @@ def test_column_and_row_paths_agree_on_rows_as_lists(rows):
     assert outcome(lambda: parse_v1({"instances": rows}, by_rows).matrix) == expected
 
 
+@st.composite
+def batches_with_ids_and_odd_keys(draw):
+    """Valid rows (the column path's size) with a text id, a number id or none, then up to 3 rows given
+    a key too many or too few: a feature dropped or renamed, an unknown key, the timestamp column,
+    the id dropped; and up to 2 cells replaced by arbitrary JSON."""
+    rows = draw(st.lists(VALID_ROW, min_size=8, max_size=12))
+    every_row = draw(st.sampled_from(["text", "none", "mixed"]))  # the usual batches, and mixtures
+    kinds = [every_row] if every_row != "mixed" else ["text", "number", "none"]
+    ids = draw(st.lists(st.sampled_from(kinds), min_size=len(rows), max_size=len(rows)))
+    for row, kind in zip(rows, ids):
+        if kind != "none":
+            row[SPEC.id_column] = draw(st.text(max_size=4)) if kind == "text" else draw(st.integers(-3, 3))
+    for _ in range(draw(st.integers(0, 3))):
+        row = rows[draw(st.integers(0, len(rows) - 1))]
+        change = draw(st.sampled_from(["drop feature", "rename feature", "unknown key", "timestamp", "drop id"]))
+        name = draw(st.sampled_from(NAMES))
+        if change in ("drop feature", "rename feature"):
+            value = row.pop(name)
+            if change == "rename feature":
+                row[name + "_"] = value
+        elif change == "unknown key":
+            row["unknown"] = 1
+        elif change == "timestamp":
+            row[SPEC.timestamp_column] = "2026-01-01"
+        else:
+            row.pop(SPEC.id_column, None)
+    for _ in range(draw(st.integers(0, 2))):
+        row = rows[draw(st.integers(0, len(rows) - 1))]
+        if row:
+            row[draw(st.sampled_from(sorted(row)))] = draw(BAD_CELL)
+    return rows
+
+
+@FAST
+@given(batches_with_ids_and_odd_keys())
+def test_the_usual_batch_shortcut_and_the_full_checks_agree_on_rows_with_ids_and_odd_keys(rows):
+    """The column path takes a batch whose every row has exactly the features (and a text id) by
+    counting keys and finding each wanted one; the full checks compare each row's keys. One verdict,
+    the same matrix and ids, or the same refusal naming the row and field."""
+    by_columns, by_rows = validators()
+
+    def verdict(validator):
+        try:
+            matrix, ids = validator.from_objects(rows)
+        except InvalidRequest as err:
+            return ("rejected", str(err), err.row, err.field)
+        return ("accepted", [["NaN" if isinstance(v, float) and math.isnan(v) else v for v in r] for r in matrix], ids)
+
+    assert verdict(by_columns) == verdict(by_rows)
+
+
 DATATYPES = st.sampled_from(["BYTES", "FP64", "FP32", "INT64", "BOOL", "FP16", "STRING", ""])
 SHAPES = st.lists(
     st.integers(-2, 16) | st.sampled_from([len(NAMES), 10**30, 10**5000, -(10**5000)]), max_size=3

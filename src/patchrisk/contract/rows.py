@@ -239,6 +239,7 @@ def _column_checker(feature: Feature) -> Callable[[list], list | None]:
     nullable = feature.nullable
     none = type(None)
     numeric = {int, float, none} if nullable else {int, float}
+    only_floats, ints_or_null = {float}, {int, none}
     nan, isnan = math.nan, math.isnan
 
     def check(col: list) -> list | None:
@@ -246,7 +247,10 @@ def _column_checker(feature: Feature) -> Callable[[list], list | None]:
         if not kinds <= numeric:
             return None
         try:
-            values = [nan if v is None else float(v) for v in col] if none in kinds else list(map(float, col))
+            if kinds == only_floats:
+                values = col  # already what CatBoost is given: no copy
+            else:
+                values = [nan if v is None else float(v) for v in col] if none in kinds else list(map(float, col))
         except OverflowError:  # an integer past the float range: the per-value path names it
             return None
         present = [v for v in values if not isnan(v)] if nullable else values  # nullable: NaN is missing
@@ -254,7 +258,8 @@ def _column_checker(feature: Feature) -> Callable[[list], list | None]:
             total = sum(present)  # NaN when a NaN is left (not nullable), or inf and -inf
             if isnan(total) or not (lo <= min(present) and max(present) <= hi):
                 return None
-            if whole and not all(map(float.is_integer, present)):
+            # integers (and null) are whole; only floats need the test
+            if whole and not kinds <= ints_or_null and not all(map(float.is_integer, present)):
                 return None
         return values
 
@@ -320,6 +325,10 @@ class RowValidator:
         """Typed rows in feature order, and each row's id (``spec.id_column``) or None."""
         self.check_batch_size(len(rows))
         names, convs = self.names, self._strict
+        if len(rows) >= self.COLUMN_PATH_MIN_ROWS:
+            usual = self._usual_batch(rows)
+            if usual is not None:
+                return usual
         if self._only_feature_keys(rows):
             ids = [None] * len(rows)  # no row carries the id column
         else:
@@ -335,6 +344,29 @@ class RowValidator:
             except _Reject:
                 raise self._explain(i, [row[name] for name in names], convs) from None
         return matrix, ids
+
+    def _usual_batch(self, rows: Sequence[Any]) -> tuple[list[list[Any]], list[Any]] | None:
+        """(matrix, ids) of the usual batch: every row an object of exactly the features (or the features
+        and a text id) whose values pass their column checks; None leaves the batch to the checks below,
+        which accept the other valid shapes and name what is wrong. Exactly the keys, without comparing
+        each row's keys: every row has as many keys as wanted, and each wanted key is found in it."""
+        if self.spec.id_column in self.name_set or set(map(type, rows)) != {dict}:
+            return None
+        lengths = set(map(len, rows))
+        try:
+            if lengths == {len(self.names)}:
+                ids = [None] * len(rows)
+            elif lengths == {len(self.names) + 1}:
+                ids = list(map(itemgetter(self.spec.id_column), rows))
+                if set(map(type, ids)) != {str}:
+                    return None
+            else:
+                return None
+            columns = [list(map(itemgetter(name), rows)) for name in self.names]
+        except KeyError:  # a row lacks a feature (or the id): the checks below say which
+            return None
+        matrix = self._typed_by_columns(columns)
+        return None if matrix is None else (matrix, ids)
 
     def _only_feature_keys(self, rows: Sequence[Any]) -> bool:
         """Every row an object with exactly the features as keys (the usual batch), checked with
