@@ -325,16 +325,18 @@ class RowValidator:
         """Typed rows in feature order, and each row's id (``spec.id_column``) or None."""
         self.check_batch_size(len(rows))
         names, convs = self.names, self._strict
-        if len(rows) >= self.COLUMN_PATH_MIN_ROWS:
-            usual = self._usual_batch(rows)
-            if usual is not None:
-                return usual
-        if self._only_feature_keys(rows):
-            ids = [None] * len(rows)  # no row carries the id column
+        by_columns = len(rows) >= self.COLUMN_PATH_MIN_ROWS
+        usual = self._usual_batch(rows) if by_columns else None
+        if usual is not None:
+            ids, columns = usual
         else:
-            ids = self._text_ids_of_id_rows(rows) or self._checked_ids(rows)
-        if len(rows) >= self.COLUMN_PATH_MIN_ROWS:
-            matrix = self._typed_by_columns([list(map(itemgetter(name), rows)) for name in names])
+            if self._only_feature_keys(rows):
+                ids = [None] * len(rows)  # no row carries the id column
+            else:
+                ids = self._text_ids_of_id_rows(rows) or self._checked_ids(rows)
+            columns = [list(map(itemgetter(name), rows)) for name in names] if by_columns else None
+        if columns is not None:
+            matrix = self._typed_by_columns(columns)
             if matrix is not None:
                 return matrix, ids
         matrix = []
@@ -345,11 +347,11 @@ class RowValidator:
                 raise self._explain(i, [row[name] for name in names], convs) from None
         return matrix, ids
 
-    def _usual_batch(self, rows: Sequence[Any]) -> tuple[list[list[Any]], list[Any]] | None:
-        """(matrix, ids) of the usual batch: every row an object of exactly the features (or the features
-        and a text id) whose values pass their column checks; None leaves the batch to the checks below,
-        which accept the other valid shapes and name what is wrong. Exactly the keys, without comparing
-        each row's keys: every row has as many keys as wanted, and each wanted key is found in it."""
+    def _usual_batch(self, rows: Sequence[Any]) -> tuple[list[Any], list[list[Any]]] | None:
+        """(ids, feature columns) of the usual batch: every row an object of exactly the features (or the
+        features and a text id); None leaves the batch to the key checks below, which accept the other
+        valid shapes and name what is wrong. Exactly the keys, without comparing each row's keys: every
+        row has as many keys as wanted, and each wanted key is found in it."""
         if self.spec.id_column in self.name_set or set(map(type, rows)) != {dict}:
             return None
         lengths = set(map(len, rows))
@@ -362,11 +364,9 @@ class RowValidator:
                     return None
             else:
                 return None
-            columns = [list(map(itemgetter(name), rows)) for name in self.names]
+            return ids, [list(map(itemgetter(name), rows)) for name in self.names]
         except KeyError:  # a row lacks a feature (or the id): the checks below say which
             return None
-        matrix = self._typed_by_columns(columns)
-        return None if matrix is None else (matrix, ids)
 
     def _only_feature_keys(self, rows: Sequence[Any]) -> bool:
         """Every row an object with exactly the features as keys (the usual batch), checked with
