@@ -111,10 +111,12 @@ RUNNER ?= 1
 run: $(STAMP) bytecode $(if $(filter 0,$(RUNNER)),,bubblewrap)  ## the whole local loop on the local pod runner, ending with a summary (RUNNER=0: stand-ins)
 	@$(VENV)/bin/patchrisk demo --state-dir $(STATE_DIR) $(if $(filter 0,$(RUNNER)),--stand-ins,--runner)
 
-# pytest-xdist: one worker per core plus one, because the make-run loop's worker sleeps through the
-# loop's 18 s monitor slots (2 cores: 546 s with 2 workers, 487 s with 3); modules that bring up the
-# same local-cluster overlay share one worker (SERIAL_GROUPS, tests/serial_groups.py). WORKERS=0: one process.
-WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# pytest-xdist: one worker per core plus two, because the make-run loop's worker sleeps through the
+# loop's monitor slots and other tests wait on the servers they start (2 cores: 546 s with 2 workers,
+# 487 s with 3 when first measured; 2026-12-02, interleaved, 3 vs 4 workers: 230/212/195 s vs 221/193/189 s, both
+# cores busy 73-84 % of the time with 3 while the loop waits); modules that bring up the same
+# local-cluster overlay share one worker (SERIAL_GROUPS, tests/serial_groups.py). WORKERS=0: one process.
+WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 # The unit suite never waits on anything, and every worker imports the same libraries again (kfp,
 # MLflow, KServe, CatBoost: ≈ 20 CPU-s a worker): one worker per core (2 cores: 126 → 107 CPU-s).
