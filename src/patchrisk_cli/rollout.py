@@ -59,11 +59,12 @@ def _guarded(fn):
 
 
 def _open(repo: Path, overlay: str, model: str, config: Path | None, *, clean: bool = True, dry_run: bool = False,
-          push: bool = False):
+          push: bool = False, replaces_canary_edits: bool = False):
     """Context for a command that may commit (patchrisk.rollout.opening); prints what was repaired."""
     from patchrisk.rollout.opening import open_rollout
 
-    ctx, repairs = open_rollout(repo, overlay, model, config, clean=clean, dry_run=dry_run, push=push)
+    ctx, repairs = open_rollout(repo, overlay, model, config, clean=clean, dry_run=dry_run, push=push,
+                                replaces_canary_edits=replaces_canary_edits)
     for change in repairs:
         typer.echo(f"repaired registry from the committed journal: {change}")
     return ctx
@@ -168,10 +169,11 @@ def register(app: typer.Typer) -> None:
                      report_dir: Path = ReportDirOpt, dry_run: bool = DryRunOpt,
                      reason: str = typer.Option("", "--reason", help="Why (goes into the commit)."),
                      push: bool = PushOpt) -> None:
-        """Remove the canary (commit), tag it rolled_back, drop the canary alias."""
+        """Remove the canary (commit), tag it rolled_back, drop the canary alias. A hand edit of the
+        canary's weight or model (an incident's first step) is replaced and named, not refused."""
         from patchrisk.rollout.actions import rollback
 
-        ctx = _open(repo, overlay, model, config, dry_run=dry_run, push=push)
+        ctx = _open(repo, overlay, model, config, dry_run=dry_run, push=push, replaces_canary_edits=True)
         _print(rollback(ctx, analysis, labels, report_dir, dry_run, reason))
 
     @rollout.command("verify")

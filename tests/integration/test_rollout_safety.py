@@ -211,6 +211,54 @@ def test_hand_edited_weights_stop_every_command_before_the_schedule_is_skipped(g
     assert commits(repo)[0] == "staging: canary at 50" and aliases() == {"champion": "1", "canary": "2"}
 
 
+def test_rollback_replaces_a_hand_edited_canary_weight_and_names_it(gitops_repo, rollout_env):
+    """In an incident a release manager may cut the canary's weight (here to 0) in Git before anyone
+    runs the CLI. Was: `rollout rollback` then refused (exit 2, "revert that edit"): the only way out
+    was to put the bad canary's traffic back first. Rollback removes the canary, so an edit of the
+    canary's fields only is replaced, and the output and the commit say which; an edit of the
+    champion's model is still refused, and nothing moves."""
+    repo = gitops_repo
+    assert run(repo, "start", "--overlay", "staging", "--model-version", "2").exit_code == 0
+    traffic(rollout_env, "2", seed=710)
+    patch = staging(repo) / "inferenceservice-patch.yaml"
+    shipped = patch.read_text()
+
+    patch.write_text(shipped.replace("patch-risk/v1/", "patch-risk/v9/"))
+    repo.index.add([str(patch.relative_to(repo.working_tree_dir))])
+    repo.index.commit("staging: champion by hand")
+    refused = run(repo, "rollback", "--overlay", "staging", "--reason", "incident")
+    assert refused.exit_code == 2, refused.output
+    assert "spec.predictor.model.storageUri is" in refused.output and "v9" in refused.output
+    assert commits(repo)[0] == "staging: champion by hand" and aliases() == {"champion": "1", "canary": "2"}
+
+    repo.git.revert("--no-edit", "HEAD")
+    patch.write_text(shipped.replace("trafficPercent: 10", "trafficPercent: 0"))
+    repo.index.add([str(patch.relative_to(repo.working_tree_dir))])
+    repo.index.commit("staging: canary traffic off (incident)")
+    status = run(repo, "status", "--overlay", "staging")  # the other commands still name the edit
+    assert status.exit_code == 2 and "spec.canary.0.trafficPercent is 0, but" in status.output
+
+    result = run(repo, "rollback", "--overlay", "staging", "--reason", "incident")
+    assert result.exit_code == 0, result.output
+    assert "replaces a hand edit: spec.canary.0.trafficPercent 0 (recorded 10)" in result.output
+    assert commits(repo)[0] == "rollout(patch-risk): roll back canary v2 [staging]"
+    assert "replaces a hand edit: spec.canary.0.trafficPercent 0 (recorded 10)" in repo.head.commit.message
+    served = overlay_doc(repo, "staging")["spec"]
+    assert not served.get("canary") and "patch-risk/v1/" in served["predictor"]["model"]["storageUri"]
+    assert aliases() == {"champion": "1"} and version_tags("2").get("rolled_back") == "true"
+    after = run(repo, "status", "--overlay", "staging")
+    assert after.exit_code == 0 and "rolled_back; champion v1" in after.output
+    assert_manifests_pass(repo, "staging")
+
+    patch.write_text(shipped)  # a canary put back by hand: not one a rollback started, nor its to drop
+    repo.index.add([str(patch.relative_to(repo.working_tree_dir))])
+    repo.index.commit("staging: canary by hand")
+    again = run(repo, "rollback", "--overlay", "staging", "--reason", "incident")
+    assert again.exit_code == 2, again.output
+    assert "spec.canary.0.predictor.model.storageUri is 's3://patchrisk-models/patch-risk/v2/', but" in again.output
+    assert commits(repo)[0] == "staging: canary by hand"
+
+
 def test_a_detached_head_is_refused_before_anything_is_written(gitops_repo, rollout_env):
     """Was: without a remote, `rollout start` on a detached HEAD committed on no branch (lost at the
     next checkout) and moved the canary alias, exit 0."""

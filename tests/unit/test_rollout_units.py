@@ -314,6 +314,45 @@ def test_a_valid_overlay_edit_the_journal_does_not_record_is_refused(overlays, e
                               f"{recorded}"), message
 
 
+@pytest.mark.parametrize(("change", "replaced"), [
+    (lambda d: _canary(d).update(trafficPercent=0), {"spec.canary.0.trafficPercent": (0, 10)}),
+    (lambda d: d["spec"].update(canary=[]), {"spec.canary.0.predictor.model.storageUri":
+                                             (None, "s3://patchrisk-models/patch-risk/v3/"),
+                                             "spec.canary.0.trafficPercent": (None, 10)}),
+])
+def test_a_verb_that_rewrites_the_canary_accepts_a_hand_edit_of_the_canary_only(overlays, change, replaced):
+    """A rollback drops the canary whatever its patch says; an edit of the champion is still refused."""
+    from patchrisk.rollout.state import current_journal, overlay_differences
+
+    overlay = _journal_for_shipped_staging(overlays)
+    _hand_edit(overlays, "staging", change)
+    journal = current_journal(overlay, "patch-risk", overlay.canary_fields())
+    assert journal.canary_percent == 10 and overlay_differences(overlay, journal) == replaced
+    with pytest.raises(PatchriskError, match="records"):
+        current_journal(overlay, "patch-risk")  # every other verb: named, exit 2
+    _hand_edit(overlays, "staging",
+               lambda d: d["spec"]["predictor"]["model"].update(storageUri="s3://patchrisk-models/patch-risk/v1/"))
+    with pytest.raises(PatchriskError, match=r"spec.predictor.model.storageUri is .*v1/', but .* records .*v2/'"):
+        current_journal(overlay, "patch-risk", overlay.canary_fields())
+
+
+def test_a_knative_rollback_accepts_a_hand_edited_weight_but_not_the_model(overlays):
+    """In Knative mode the patch's model URI is the canary's while one runs, but also the champion's
+    after it: only the weight is the canary's alone."""
+    from patchrisk.rollout.state import Journal, Ref, current_journal, journal_path
+
+    overlay = Overlay.open(overlays, "dev")
+    journal = Journal(model="patch-risk", environment="dev", mode="knative", phase="canary", action="start",
+                      champion=Ref.of(V[2]), canary=Ref.of(V[3]), canary_percent=20)
+    overlay.write(journal.serving())
+    journal_path(overlay).write_text(journal.to_text())
+    _hand_edit(overlays, "dev", lambda d: d["spec"]["predictor"].update(canaryTrafficPercent=0))
+    assert current_journal(overlay, "patch-risk", overlay.canary_fields()) == journal
+    _hand_edit(overlays, "dev", lambda d: d["spec"]["predictor"]["model"].update(storageUri=V[2].uri))
+    with pytest.raises(PatchriskError, match="spec.predictor.model.storageUri is"):
+        current_journal(overlay, "patch-risk", overlay.canary_fields())
+
+
 def test_a_knative_overlay_agreeing_with_its_journal_is_read(overlays):
     """Knative keeps only the canary's URI in the patch while a canary runs: the champion is the journal's."""
     from patchrisk.rollout.state import Journal, Ref, current_journal, journal_path

@@ -23,7 +23,9 @@ from patchrisk.rollout.state import (
     VersionTag,
     journal_path,
     now_iso,
+    overlay_differences,
     registered_version,
+    require_overlay_agrees,
 )
 from patchrisk.rollout.verify import VerifyResult, check_endpoint, verify_endpoint
 from patchrisk.text_files import write_text_file
@@ -262,6 +264,7 @@ def rollback(ctx: RolloutContext, analysis_path: Path | None = None, labels: Pat
     journal = ctx.journal
     reported = load_report(analysis_path)["canary"]["version"] if analysis_path else None
     if journal.phase != "canary":
+        require_overlay_agrees(ctx.overlay, journal)  # a canary added by hand is not this rollback's to drop
         gone = journal.rolled_back.version if journal.rolled_back else None
         if journal.phase == "rolled_back" and reported in (None, gone):
             return Outcome(f"canary v{gone} is already rolled back in {ctx.environment}; nothing to do", noop=True)
@@ -275,15 +278,27 @@ def rollback(ctx: RolloutContext, analysis_path: Path | None = None, labels: Pat
 def apply_rollback(ctx: RolloutContext, report: dict | None, dry_run: bool, why: str) -> Outcome:
     journal = ctx.journal
     bad = journal.canary
+    replaced = _hand_edits(ctx)
     new = _next(ctx, phase="rolled_back", action="rollback", canary=None, canary_percent=None,
-                rolled_back=bad, reason=f"Why: {why}\n\n" + (_summary(report) if report else ""),
+                rolled_back=bad, reason=f"Why: {why}\n\n" + (f"{replaced}\n\n" if replaced else "")
+                + (_summary(report) if report else ""),
                 analysis=_analysis_record(report) if report else None,
                 registry=RegistryIntent(delete_aliases={_alias(ctx, CANARY): bad.version},
                                         tags=[VersionTag(version=bad.version, key=ROLLED_BACK_TAG, value="true")]))
     message = f"rollout({ctx.model}): roll back canary v{bad.version} {_tag(ctx.environment)}"
     outcome = transition(ctx, new, message, dry_run)
     outcome.analysis = report
+    if replaced:
+        outcome.message += f"; {replaced}"
     return outcome
+
+
+def _hand_edits(ctx: RolloutContext) -> str:
+    """The canary fields edited by hand since the last rollout commit, which a rollback replaces
+    (``open_context(replaces_canary_edits=True)``), in words; empty when the patch is as recorded."""
+    edits = overlay_differences(ctx.overlay, ctx.journal)
+    return ("replaces a hand edit: " + ", ".join(f"{field} {found} (recorded {recorded})"
+                                                  for field, (found, recorded) in edits.items())) if edits else ""
 
 
 def revert_promotion(ctx: RolloutContext, why: str, dry_run: bool = False) -> Outcome:

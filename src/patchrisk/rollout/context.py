@@ -38,9 +38,13 @@ class RolloutContext:
 
 
 def open_context(repo_path: Path, environment: str, model: str, config_path: Path | None = None,
-                 settings: Settings | None = None, push: bool = False) -> RolloutContext:
+                 settings: Settings | None = None, push: bool = False,
+                 replaces_canary_edits: bool = False) -> RolloutContext:
+    """``replaces_canary_edits``: the verb rewrites the canary's fields whatever they hold (a
+    rollback), so a hand edit of those alone is no reason to refuse (``state.require_overlay_agrees``)."""
     repo = open_repo(Path(repo_path))
     root = Path(repo.working_tree_dir)
     overlay = Overlay.open(root, environment)
+    replaceable = overlay.canary_fields() if replaces_canary_edits else frozenset()
     return RolloutContext(repo, root, overlay, model, settings or get_settings(), load_config(config_path),
-                          current_journal(overlay, model), push=push)
+                          current_journal(overlay, model, replaceable), push=push)

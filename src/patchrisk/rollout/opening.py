@@ -20,13 +20,15 @@ class OpenedRollout(NamedTuple):
 
 def open_rollout(repo_path: Path, environment: str, model: str, config_path: Path | None = None, *,
                  clean: bool = True, dry_run: bool = False, push: bool = False,
-                 settings: Settings | None = None) -> OpenedRollout:
+                 settings: Settings | None = None, replaces_canary_edits: bool = False) -> OpenedRollout:
     """The context of ``environment``'s overlay in the GitOps checkout ``repo_path``.
 
     ``clean``: the verb may commit, so uncommitted changes are refused (PatchriskError naming
     them). ``dry_run``: a pending repair is reported, not carried out. ``settings``: the stores to
-    act on (default: from the environment, as a command run on its own finds them)."""
-    ctx = open_context(repo_path, environment, model, config_path, settings=settings, push=push)
+    act on (default: from the environment, as a command run on its own finds them).
+    ``replaces_canary_edits``: see ``context.open_context`` (a rollback)."""
+    ctx = open_context(repo_path, environment, model, config_path, settings=settings, push=push,
+                       replaces_canary_edits=replaces_canary_edits)
     if clean:
         require_clean(ctx.repo)
     return OpenedRollout(ctx, repair(ctx, dry_run=dry_run))

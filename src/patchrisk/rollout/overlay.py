@@ -198,6 +198,13 @@ class Overlay:
         return {"spec.predictor.model.storageUri": serving.champion.uri if serving.champion else None,
                 "spec.canary.0.predictor.model.storageUri": canary_uri, "spec.canary.0.trafficPercent": percent}
 
+    def canary_fields(self) -> frozenset[str]:
+        """The ``serving_fields`` that only say what the canary is: a rollback rewrites them whatever
+        they hold. (In Knative mode the model URI is the canary's only while a canary runs.)"""
+        if self.mode == KNATIVE:
+            return frozenset({"spec.predictor.canaryTrafficPercent"})
+        return frozenset({"spec.canary.0.predictor.model.storageUri", "spec.canary.0.trafficPercent"})
+
     # -- writing -------------------------------------------------------------------------------
     def render(self, serving: Serving) -> str:
         """The patch file's text for ``serving`` (other fields of the patch are kept)."""

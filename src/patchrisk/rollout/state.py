@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -118,27 +119,35 @@ def load_journal(overlay: Overlay) -> Journal | None:
         raise PatchriskError(f"{path}: unreadable rollout journal: {err}") from None
 
 
-def require_overlay_agrees(overlay: Overlay, journal: Journal) -> None:
-    """The patch says what the journal records. Both are committed together by every rollout
-    command, so a difference is a hand edit: acted on, a weight edited from 10 to 50 would skip the
-    schedule, and the next transition would overwrite it without a word. Named (exit 2) instead."""
+def overlay_differences(overlay: Overlay, journal: Journal) -> dict[str, tuple[object, object]]:
+    """The patch fields whose value is not what the journal records: field -> (found, recorded)."""
     recorded = overlay.serving_fields(journal.serving())
     found = overlay.serving_fields(overlay.read())  # read() names a field it cannot read (150, "ten")
-    for field, value in recorded.items():
-        if found[field] != value:
-            raise PatchriskError(f"{overlay.patch_path}: {field} is {found[field]!r}, but {journal_path(overlay)} "
-                                 f"records {value!r}; the patch was edited after the last rollout commit. Revert "
+    return {field: (found[field], value) for field, value in recorded.items() if found[field] != value}
+
+
+def require_overlay_agrees(overlay: Overlay, journal: Journal, replaceable: Collection[str] = ()) -> None:
+    """The patch says what the journal records. Both are committed together by every rollout
+    command, so a difference is a hand edit: acted on, a weight edited from 10 to 50 would skip the
+    schedule, and the next transition would overwrite it without a word. Named (exit 2) instead,
+    unless the field is in ``replaceable`` (a command that rewrites it anyway, such as a rollback
+    dropping the canary; it names what it replaces: ``overlay_differences``)."""
+    for field, (found, recorded) in overlay_differences(overlay, journal).items():
+        if field not in replaceable:
+            raise PatchriskError(f"{overlay.patch_path}: {field} is {found!r}, but {journal_path(overlay)} "
+                                 f"records {recorded!r}; the patch was edited after the last rollout commit. Revert "
                                  "that edit: the rollout commands (start, step, promote, rollback) change both "
                                  "files in one commit")
 
 
-def current_journal(overlay: Overlay, model: str) -> Journal:
-    """The committed journal, or one describing the overlay as found (first use of the CLI)."""
+def current_journal(overlay: Overlay, model: str, replaceable: Collection[str] = ()) -> Journal:
+    """The committed journal, or one describing the overlay as found (first use of the CLI).
+    ``replaceable``: patch fields a hand edit may have changed (``require_overlay_agrees``)."""
     journal = load_journal(overlay)
     if journal is not None:
         if journal.model != model:
             raise PatchriskError(f"{journal_path(overlay)} tracks model {journal.model!r}, not {model!r}")
-        require_overlay_agrees(overlay, journal)
+        require_overlay_agrees(overlay, journal, replaceable)
         return journal
     serving = overlay.read()
     if serving.champion is None:
