@@ -20,6 +20,7 @@ from patchrisk_serving.catboost_predictor import request_limits, server_hooks
 from patchrisk_serving.catboost_predictor.model import PatchRiskModel
 
 from patchrisk.errors import PatchriskError
+from patchrisk.http_deadline import DEFAULT_REQUEST_READ_TIMEOUT_S, protocol_with_deadline
 from patchrisk.model_bundle import ModelBundle
 
 log = logging.getLogger("patchrisk.predictor")
@@ -44,15 +45,17 @@ class PatchRiskModelServer(kserve.ModelServer):
     two ``getrusage`` calls and a scan of every route per request.
     """
 
-    def __init__(self, host: str, **kwargs):
+    def __init__(self, host: str, request_read_timeout: float = DEFAULT_REQUEST_READ_TIMEOUT_S, **kwargs):
         super().__init__(**kwargs)
         self.host = host
+        self.request_read_timeout = request_read_timeout
         self.model_repository_extension = server_hooks.OneModelRepository(self.model_repository_extension)
 
     def setup_event_loop(self):
         # Runs after start() built the REST server and before it builds the app and binds its socket.
         if self._rest_server is not None:
             self._rest_server.config.host = self.host
+            self._rest_server.config.http = protocol_with_deadline(self.request_read_timeout)
             server_hooks.answer_invalid_input_with_hints(self._rest_server)
             if not self.enable_latency_logging:
                 server_hooks.leave_out_request_timing(self._rest_server)
@@ -99,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Answer this model's :predict and /infer without KServe's per-request objects (orjson in "
         "and out, same bodies, errors and headers); false: every request takes KServe's routes",
     )
+    parser.add_argument(
+        "--request_read_timeout",
+        type=float,
+        default=DEFAULT_REQUEST_READ_TIMEOUT_S,
+        help="Seconds a request may take to arrive whole (headers and body) from its first byte; a "
+        "slower one gets 408 and its connection is closed (slow-request attacks)",
+    )
     parser.set_defaults(enable_grpc=False, enable_latency_logging=False)
     return parser
 
@@ -108,6 +118,9 @@ def main(argv: list[str] | None = None, bundle: ModelBundle | None = None) -> in
     args = build_parser().parse_args(argv)
     if args.max_request_bytes is not None and args.max_request_bytes < 1:
         log.error("--max_request_bytes must be positive, got %d", args.max_request_bytes)
+        return 2
+    if not args.request_read_timeout > 0:
+        log.error("--request_read_timeout must be positive, got %s", args.request_read_timeout)
         return 2
     if args.max_explain_queue < 0:
         log.error("--max_explain_queue must be 0 or more, got %d", args.max_explain_queue)
@@ -136,6 +149,7 @@ def main(argv: list[str] | None = None, bundle: ModelBundle | None = None) -> in
         return 1
     server = PatchRiskModelServer(
         host=args.host,
+        request_read_timeout=args.request_read_timeout,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=1,

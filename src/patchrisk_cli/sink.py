@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from patchrisk.http_deadline import DEFAULT_REQUEST_READ_TIMEOUT_S
+
 GIL_SWITCH_INTERVAL_S = 0.0005
 HTTP_SHUTDOWN_S = 20  # on SIGTERM, longest wait for the requests in flight before the service stops
 
@@ -41,6 +43,9 @@ def register(app: typer.Typer) -> None:
             help="Spool plus batches not yet in the store (a store outage) held before answering 503; "
                  "set below the spool volume's size."),
         alias_ttl: float = typer.Option(30.0, min=0, help="Seconds to cache the MLflow 'canary' alias."),
+        request_read_timeout: float = typer.Option(
+            DEFAULT_REQUEST_READ_TIMEOUT_S, min=0.05, help="Seconds an event may take to arrive whole (headers and body) from its first "
+            "byte; a slower one gets 408 and its connection is closed (slow-request attacks)."),
         state_dir: Path = typer.Option(None, help="Local state directory (default: PATCHRISK_STATE_DIR or .state)."),
     ) -> None:
         """Run the prediction log sink until SIGTERM/Ctrl-C (POST / for events, GET /healthz, /metrics)."""
@@ -50,6 +55,7 @@ def register(app: typer.Typer) -> None:
 
         from patchrisk.contract.lookup import settings_book
         from patchrisk.errors import PatchriskError
+        from patchrisk.http_deadline import protocol_with_deadline
         from patchrisk.monitoring.sink.app import create_app
         from patchrisk.monitoring.sink.attribution import registry_resolver
         from patchrisk.monitoring.sink.events import MAX_ROWS_PER_EVENT
@@ -96,4 +102,4 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"metrics also on http://{host}:{metrics_port}/metrics", err=True)
         typer.echo(f"sink on http://{host}:{port} -> {config.store_uri} (spool {config.spool_dir})", err=True)
         uvicorn.run(create_app(service, max_body_bytes), host=host, port=port, log_level="info", access_log=False,
-                    timeout_graceful_shutdown=HTTP_SHUTDOWN_S)  # info: uvicorn says where it listens, once bound
+                    timeout_graceful_shutdown=HTTP_SHUTDOWN_S, http=protocol_with_deadline(request_read_timeout))  # info: uvicorn says where it listens, once bound
