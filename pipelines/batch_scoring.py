@@ -1,9 +1,9 @@
 """Batch scoring: upcoming patches scored with the champion → QA and device-monitoring lists."""
 
 from kfp import dsl
-
 from patchrisk_components.reliability_report.component import reliability_report
 from patchrisk_components.score_batch.component import score_batch
+from patchrisk_pipelines.task_pods import as_component_pod
 from patchrisk_pipelines.training import _with_s3_credentials, with_mlflow_credentials
 
 # Batch scoring's own MLflow user: reads models and runs, changes nothing (docs/security.md).
@@ -34,14 +34,15 @@ def batch_scoring_pipeline(
             empty to leave drift out.
         canary_report_uri: A `patchrisk rollout analyze` JSON report for the canary view; empty for none.
     """
-    task = score_batch(model_uri=model_uri, patches_uri=patches_uri, mlflow_tracking_uri=mlflow_tracking_uri)
+    task = as_component_pod(score_batch(model_uri=model_uri, patches_uri=patches_uri,
+                                        mlflow_tracking_uri=mlflow_tracking_uri))
     task.set_caching_options(False)  # the champion behind the alias changes between runs
     _with_s3_credentials(task)
     with_mlflow_credentials(task, MLFLOW_SECRET)
     model_name = "patch-risk"  # the spec batch scoring serves: upcoming firmware patches
-    page = reliability_report(model_name=model_name, mlflow_tracking_uri=mlflow_tracking_uri,
-                              log_store_uri=log_store_uri, canary_report_uri=canary_report_uri,
-                              qa_priority=task.outputs["qa_priority"])
+    page = as_component_pod(reliability_report(model_name=model_name, mlflow_tracking_uri=mlflow_tracking_uri,
+                                               log_store_uri=log_store_uri, canary_report_uri=canary_report_uri,
+                                               qa_priority=task.outputs["qa_priority"]))
     page.set_caching_options(False)
     _with_s3_credentials(page)
     with_mlflow_credentials(page, MLFLOW_SECRET)

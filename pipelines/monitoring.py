@@ -7,15 +7,17 @@ from patchrisk_components.monitor_window.component import (
     plan_monitor_window,
     sketch_window_partition,
 )
+from patchrisk_pipelines.task_pods import as_component_pod
 from patchrisk_pipelines.training import _with_s3_credentials, with_mlflow_credentials
 
 # The monitor's own MLflow user (docs/security.md): the CronJob's, read champions, log monitoring runs.
 MLFLOW_SECRET = "patchrisk-mlflow-monitor"
 
 
-def _credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
+def _monitor_task(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """The monitor's credentials, the components' pod settings, and no caching."""
     task.set_caching_options(False)  # logs keep arriving and the champion changes: never reuse a result
-    _with_s3_credentials(task)
+    _with_s3_credentials(as_component_pod(task))
     return with_mlflow_credentials(task, MLFLOW_SECRET)
 
 
@@ -52,16 +54,16 @@ def monitoring_pipeline(
         training_data_uri: Data a triggered retraining trains on; empty for the config's.
         log_to_mlflow: Log the window's metrics and summary as an MLflow run.
     """
-    plan = _credentials(plan_monitor_window(
+    plan = _monitor_task(plan_monitor_window(
         model=model, window_end=window_end, window_hours=window_hours, partitions=partitions,
         monitoring_config=monitoring_config, log_store_uri=log_store_uri, mlflow_tracking_uri=mlflow_tracking_uri,
         trigger_backend=trigger_backend, training_data_uri=training_data_uri))
     with dsl.ParallelFor(plan.output) as partition:
-        sketch = _credentials(sketch_window_partition(
+        sketch = _monitor_task(sketch_window_partition(
             model=model, partition=partition, window_hours=window_hours, monitoring_config=monitoring_config,
             log_store_uri=log_store_uri, mlflow_tracking_uri=mlflow_tracking_uri))
         sketch.set_cpu_request("1").set_memory_request("1G").set_memory_limit("2G")
-    _credentials(merge_and_decide(
+    _monitor_task(merge_and_decide(
         model=model, window_hours=window_hours, monitoring_config=monitoring_config, log_store_uri=log_store_uri,
         mlflow_tracking_uri=mlflow_tracking_uri, trigger_backend=trigger_backend,
         training_data_uri=training_data_uri, log_to_mlflow=log_to_mlflow,

@@ -12,6 +12,7 @@ from patchrisk_components.record_rejection.component import record_rejection
 from patchrisk_components.register_model.component import register_model
 from patchrisk_components.train_model.component import train_model
 from patchrisk_components.validate_data.component import validate_data
+from patchrisk_pipelines.task_pods import TRAINING_TIMEOUT_S, as_component_pod
 
 PIPELINE_NAME = "patchrisk-training"
 S3_SECRET = "patchrisk-s3-credentials"
@@ -35,7 +36,8 @@ def with_mlflow_credentials(task: dsl.PipelineTask, secret: str = MLFLOW_SECRET)
 
 
 def _train(spec, table, seed, device, iterations, gpu: bool) -> dsl.PipelineTask:
-    task = train_model(spec=spec, table=table, seed=seed, device=device, iterations=iterations)
+    task = as_component_pod(train_model(spec=spec, table=table, seed=seed, device=device, iterations=iterations),
+                            TRAINING_TIMEOUT_S)
     task.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("6G")
     if gpu:
         task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
@@ -47,13 +49,14 @@ def _train_evaluate_register(spec, table, seed, device, iterations, mlflow_track
                              git_commit, policy_env, environment, gpu: bool) -> None:
     trained = _train(spec, table, seed, device, iterations, gpu=gpu)
     model, holdout = trained.outputs["model"], trained.outputs["holdout"]
-    gates = validation_gates(model=model, holdout=holdout, spec=spec, policy_env=policy_env,
-                             mlflow_tracking_uri=mlflow_tracking_uri, model_name="", environment=environment)
+    gates = as_component_pod(validation_gates(model=model, holdout=holdout, spec=spec, policy_env=policy_env,
+                                              mlflow_tracking_uri=mlflow_tracking_uri, model_name="",
+                                              environment=environment))
     gates.set_caching_options(False)  # the champion it compares against changes between runs
     _with_s3_credentials(gates)  # downloads the champion (s3://patchrisk-models) to compare against
     with_mlflow_credentials(gates)
     with dsl.If(gates.outputs["passed"] == True, name="all-gates-passed"):
-        registered = register_model(
+        registered = as_component_pod(register_model(
             model=model,
             evaluation=trained.outputs["evaluation"],
             gate_report=gates.outputs["gate_report"],
@@ -61,12 +64,12 @@ def _train_evaluate_register(spec, table, seed, device, iterations, mlflow_track
             model_store_uri=model_store_uri,
             pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             git_commit=git_commit,
-        )
+        ))
         registered.set_caching_options(False)  # registration has side effects; never skip it
         _with_s3_credentials(registered)
         with_mlflow_credentials(registered)
     with dsl.Else(name="rejected-by-gate"):
-        record_rejection(reason=gates.outputs["reason"])
+        as_component_pod(record_rejection(reason=gates.outputs["reason"]))
 
 
 @dsl.pipeline(
@@ -104,9 +107,9 @@ def training_pipeline(
             compare against; empty: the pods' PATCHRISK_ENVIRONMENT (dev when unset). The monitor
             passes its own.
     """
-    prepared = _with_s3_credentials(prepare_data(spec=spec, data_uri=data_uri))
-    validated = _with_s3_credentials(validate_data(spec=spec, data_uri=data_uri, table=prepared.outputs["table"],
-                                                   policy_env=policy_env))
+    prepared = _with_s3_credentials(as_component_pod(prepare_data(spec=spec, data_uri=data_uri)))
+    validated = _with_s3_credentials(as_component_pod(validate_data(
+        spec=spec, data_uri=data_uri, table=prepared.outputs["table"], policy_env=policy_env)))
 
     # Two branches rather than one task with a parameterised accelerator: the GPU request must
     # be part of the task spec, and kfp.local cannot merge branch outputs (dsl.OneOf).
