@@ -24,6 +24,8 @@ from patchrisk.errors import PatchriskError
 from patchrisk.json_values import finite_number
 
 T = TypeVar("T")
+# The largest answer read: a 500-row batch's predictions are ~100 KB, its explanations a few hundred KB.
+MAX_ANSWER_BYTES = 32 * 2**20
 
 
 class EndpointError(Exception):
@@ -154,7 +156,7 @@ class RiskClient:
 
     def _post_json(self, path: str, payload: dict) -> dict:
         try:
-            response = self._http.post(self.endpoint + path, json=payload)
+            response = self._answer(self.endpoint + path, payload)
         except (httpx.TransportError, httpx.TimeoutException) as err:
             raise _Retryable(f"cannot reach {self.endpoint}: {err or type(err).__name__}") from None
         _raise_for_status(response.status_code, _error_text(response))
@@ -164,6 +166,25 @@ class RiskClient:
             raise _not_a_prediction(
                 self.endpoint, f"no JSON (HTTP {response.status_code}, Content-Type "
                 f"{response.headers.get('content-type', 'none')!r}); is --endpoint the predictor?") from None
+
+    def _answer(self, url: str, payload: dict) -> httpx.Response:
+        """The whole answer, read as it streams: within ``timeout`` of the call (httpx's own timeout
+        bounds each read, so a trickle would go on for ever) and at most MAX_ANSWER_BYTES."""
+        deadline = time.monotonic() + self.timeout
+        with self._http.stream("POST", url, json=payload) as streamed:
+            body = bytearray()
+            for chunk in streamed.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise EndpointError(f"{self.endpoint} answered with over the limit of {MAX_ANSWER_BYTES // 2**20} "
+                                        "MiB (a risk prediction is far smaller); is --endpoint the predictor?")
+                if time.monotonic() > deadline:
+                    raise _Retryable(f"cannot reach {self.endpoint}: no whole answer within {self.timeout:g} s "
+                                     f"(--timeout; {len(body):,} bytes had arrived)")
+        # iter_bytes decoded any Content-Encoding: the copy says what it holds, plain bytes
+        kept = [(k, v) for k, v in streamed.headers.multi_items()
+                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(streamed.status_code, headers=kept, content=bytes(body), request=streamed.request)
 
     # -- V2 ----------------------------------------------------------------------------------
     def _predict_v2(self, rows: list[dict]) -> Scores:

@@ -1,0 +1,98 @@
+"""An endpoint that answers too slowly or too much. Was: `--timeout` bounded each read, not the call,
+so an endpoint sending a byte every fraction of a second held the CI job until its own timeout; and
+an answer of any size was read whole into memory (an artifact server behind a wrong --endpoint).
+Now an answer must arrive whole within --timeout, and one over the size limit is refused as it
+streams: both are endpoint errors (exit 2, or 0 with --fail-open), named."""
+
+from __future__ import annotations
+
+import json
+import time
+from http.server import BaseHTTPRequestHandler
+
+from patchrisk.risk_gate.client import MAX_ANSWER_BYTES
+from patchrisk.risk_gate.gate import gate_files
+from tests.unit.canned_http import loopback_http_server
+from tests.unit.test_risk_gate_answers import ROW
+
+
+def _server(chunks, pause: float, declared: int):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(declared))
+            self.end_headers()
+            try:
+                for chunk in chunks():
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    time.sleep(pause)
+            except OSError:  # the gate hung up
+                pass
+
+        def log_message(self, *_args):
+            pass
+
+    return loopback_http_server(Handler)
+
+
+def _patch(tmp_path):
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps(ROW))
+    return patch
+
+
+def test_an_answer_that_trickles_in_ends_at_the_timeout(tmp_path):
+    def trickle():  # a byte every 0.1 s for 4 s at most, never the whole answer
+        for _ in range(40):
+            yield b" "
+
+    with _server(trickle, pause=0.1, declared=10_000) as url:
+        started = time.monotonic()
+        report = gate_files([_patch(tmp_path)], url, retries=0, timeout=1.0)
+        took = time.monotonic() - started
+    assert report.exit_code == 2 and report.verdict == "error", report.to_json()
+    assert "no whole answer within 1 s" in report.error, report.error
+    assert took < 2.5, took
+
+
+def test_an_answer_over_the_size_limit_is_refused_while_it_streams(tmp_path):
+    block = b" " * (1 << 20)
+
+    def endless():
+        for _ in range(MAX_ANSWER_BYTES // len(block) + 8):
+            yield block
+
+    with _server(endless, pause=0, declared=MAX_ANSWER_BYTES + 8 * len(block)) as url:
+        report = gate_files([_patch(tmp_path)], url, retries=0, timeout=10.0)
+        assert gate_files([_patch(tmp_path)], url, retries=0, timeout=10.0, fail_open=True).exit_code == 0
+    assert report.exit_code == 2 and report.verdict == "error", report.to_json()
+    assert f"over the limit of {MAX_ANSWER_BYTES // 2**20} MiB" in report.error, report.error
+
+
+def test_a_compressed_answer_is_read_once(tmp_path):
+    """A proxy may gzip the predictor's answer; the gate reads it decoded, as before."""
+    import gzip
+
+    from tests.unit.test_risk_gate_answers import _prediction
+
+    body = gzip.compress(json.dumps(_prediction(0.9)).encode())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-encoding", "gzip")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args):
+            pass
+
+    with loopback_http_server(Handler) as url:
+        report = gate_files([_patch(tmp_path)], url, retries=0, threshold=0.95)
+    assert (report.exit_code, [p.risk_score for p in report.patches]) == (0, [0.9]), report.to_json()
