@@ -229,6 +229,7 @@ def test_rollback_replaces_a_hand_edited_canary_weight_and_names_it(gitops_repo,
     refused = run(repo, "rollback", "--overlay", "staging", "--reason", "incident")
     assert refused.exit_code == 2, refused.output
     assert "spec.predictor.model.storageUri is" in refused.output and "v9" in refused.output
+    assert "rollout rollback` replaces" not in refused.output  # a champion edit: revert it
     assert commits(repo)[0] == "staging: champion by hand" and aliases() == {"champion": "1", "canary": "2"}
 
     repo.git.revert("--no-edit", "HEAD")
@@ -237,6 +238,7 @@ def test_rollback_replaces_a_hand_edited_canary_weight_and_names_it(gitops_repo,
     repo.index.commit("staging: canary traffic off (incident)")
     status = run(repo, "status", "--overlay", "staging")  # the other commands still name the edit
     assert status.exit_code == 2 and "spec.canary.0.trafficPercent is 0, but" in status.output
+    assert "or roll the canary back (`rollout rollback` replaces" in status.output
 
     result = run(repo, "rollback", "--overlay", "staging", "--reason", "incident")
     assert result.exit_code == 0, result.output

@@ -132,12 +132,16 @@ def require_overlay_agrees(overlay: Overlay, journal: Journal, replaceable: Coll
     schedule, and the next transition would overwrite it without a word. Named (exit 2) instead,
     unless the field is in ``replaceable`` (a command that rewrites it anyway, such as a rollback
     dropping the canary; it names what it replaces: ``overlay_differences``)."""
-    for field, (found, recorded) in overlay_differences(overlay, journal).items():
+    differences = overlay_differences(overlay, journal)
+    # a canary cut by hand while one runs (an incident): a rollback would finish the job
+    canary_cut = journal.phase == "canary" and set(differences) <= overlay.canary_fields()
+    for field, (found, recorded) in differences.items():
         if field not in replaceable:
             raise PatchriskError(f"{overlay.patch_path}: {field} is {found!r}, but {journal_path(overlay)} "
                                  f"records {recorded!r}; the patch was edited after the last rollout commit. Revert "
                                  "that edit: the rollout commands (start, step, promote, rollback) change both "
-                                 "files in one commit")
+                                 "files in one commit" + ("; or roll the canary back (`rollout rollback` replaces an "
+                                                          "edit of the canary's fields)" if canary_cut else ""))
 
 
 def current_journal(overlay: Overlay, model: str, replaceable: Collection[str] = ()) -> Journal:
