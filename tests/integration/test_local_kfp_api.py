@@ -124,3 +124,71 @@ def test_a_compiled_pipeline_with_its_platform_spec_uploads_and_its_run_state_is
         time.sleep(0.5)
     assert client.get_run(run.run_id).state == "SUCCEEDED"
     assert json.loads(record.read_text())["state"] == "SUCCEEDED"  # what `make run` waits on
+
+
+@pytest.fixture(scope="module")
+def kfp_api_in_an_overlay(tmp_path_factory):
+    """The stand-in as a runner's overlay starts it: its Services and Secrets files beside it."""
+    state = tmp_path_factory.mktemp("kfp-overlay")
+    (state / TOKENS_FILE).write_text(json.dumps({
+        TOKEN: {"service_account": "patchrisk-monitor", "namespace": "patchrisk-staging", "audience": AUDIENCE}}))
+    (state / "network.json").write_text(json.dumps({
+        "services": [{"name": "mlflow", "namespace": "patchrisk-infra", "ip": "127.9.1.2", "external": "mlflow"}],
+        "stand_ins": {}}))
+    host = _start_kfp_api(state)
+    yield f"http://{host}", state
+    stop_group(read_pid(state / KFP_PID))
+
+
+def test_a_runs_tasks_run_as_the_irs_user_and_write_only_where_a_pod_may(kfp_api_in_an_overlay, tmp_path):
+    """Was: the stand-in ran every task as the developer (root here) with the whole filesystem
+    writable, so a task writing outside its outputs, its temporary folder or HOME, or one that needs
+    a user the image has, passed locally and failed in its pod. Now the run gets the IR's runAsUser and
+    runAsGroup and a read-only root, its own folder (outputs, TMPDIR, HOME) writable."""
+    import kfp
+    from kfp import compiler, dsl, kubernetes
+
+    @dsl.component(base_image="python:3.11")
+    def whoami(outside: str) -> str:
+        import json
+        import os
+        import pathlib
+        import tempfile
+
+        def writable(folder: str) -> bool:
+            try:
+                probe = pathlib.Path(folder) / "probe"
+                probe.write_text("x")
+                probe.unlink()
+                return True
+            except OSError:
+                return False
+
+        return json.dumps({"uid": os.getuid(), "gid": os.getgid(), "outside": writable(outside),
+                           "tmp": writable(tempfile.gettempdir()), "home": writable(os.path.expanduser("~"))})
+
+    @dsl.pipeline(name="whoami")
+    def who(outside: str) -> str:
+        task = whoami(outside=outside)
+        kubernetes.set_security_context(task, run_as_user=1000, run_as_group=1000, run_as_non_root=True)
+        return task.output
+
+    ir = tmp_path / "whoami.yaml"
+    compiler.Compiler().compile(who, str(ir))
+    outside = tmp_path / "not-the-runs"
+    outside.mkdir()
+    host, state = kfp_api_in_an_overlay
+    client = kfp.Client(host=host, existing_token=TOKEN)
+    experiment = client.create_experiment("retraining", namespace="patchrisk-staging")
+    pipeline = client.upload_pipeline(str(ir), pipeline_name="whoami")
+    version = client.list_pipeline_versions(pipeline.pipeline_id).pipeline_versions[0]
+    run = client.run_pipeline(experiment.experiment_id, "whoami-1", params={"outside": str(outside)},
+                              pipeline_id=pipeline.pipeline_id, version_id=version.pipeline_version_id)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and client.get_run(run.run_id).state in ("PENDING", "RUNNING"):
+        time.sleep(0.5)
+    log = (state / "kfp" / "runs" / run.run_id / "run.log").read_text()
+    assert client.get_run(run.run_id).state == "SUCCEEDED", log[-3000:]
+    seen = json.loads(log.split("Output: ", 1)[1].splitlines()[0].strip("'"))
+    assert seen == {"uid": 1000, "gid": 1000, "outside": False, "tmp": True, "home": True}, log[-2000:]
+    assert list(outside.iterdir()) == []

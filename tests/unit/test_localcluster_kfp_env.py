@@ -8,10 +8,11 @@ import yaml
 
 from patchrisk.localcluster.kfp_env import (
     MissingSecret,
-    in_cluster_dns,
     ir_documents,
     pipeline_secrets,
     run_environment,
+    run_user,
+    sandboxed_run,
     secret_env,
 )
 from tests.conftest import REPO
@@ -56,8 +57,10 @@ def test_a_missing_secret_key_fails_the_run_naming_the_secret_and_key(tmp_path):
 
 def test_the_run_resolves_the_overlay_services_by_their_cluster_names(tmp_path):
     state = _overlay_state(tmp_path, {})
-    argv = in_cluster_dns(state, tmp_path, ["python", "-m", "x"])
-    assert argv[:2] == ["bwrap", "--bind"] and argv[-3:] == ["python", "-m", "x"]
+    argv, env = sandboxed_run(state, tmp_path, ["python", "-m", "x"], TRAINING_IR)
+    assert argv[:4] == ["bwrap", "--ro-bind", "/", "/"] and argv[-3:] == ["python", "-m", "x"]
+    assert argv[argv.index("--uid") + 1] == "1000" and argv[argv.index("--gid") + 1] == "1000"  # the IR's
+    assert env == {"TMPDIR": str(tmp_path / "tmp"), "HOME": str(tmp_path / "home")}
     hosts = (tmp_path / "hosts").read_text()
     assert "127.9.1.2\tmlflow.patchrisk-infra.svc.cluster.local" in hosts
     assert "patchrisk-sink.patchrisk-staging.svc.cluster.local" in hosts
@@ -65,4 +68,16 @@ def test_the_run_resolves_the_overlay_services_by_their_cluster_names(tmp_path):
 
 def test_outside_an_overlay_a_run_gets_nothing_extra(tmp_path):
     assert run_environment(tmp_path, TRAINING_IR) == {}
-    assert in_cluster_dns(tmp_path, tmp_path, ["python"]) == ["python"]
+    assert sandboxed_run(tmp_path, tmp_path, ["python"], TRAINING_IR) == (["python"], {})
+
+
+def test_tasks_of_one_run_that_name_different_users_cannot_run_locally():
+    from patchrisk.localcluster.kfp_env import MixedRunUsers
+
+    executors = {"exec-a": {"securityContext": {"runAsUser": "1000", "runAsGroup": "1000"}},
+                 "exec-b": {"securityContext": {"runAsUser": "2000"}}, "exec-c": {}}
+    platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+    with pytest.raises(MixedRunUsers, match=r"\(1000, 1000\), \(2000, 2000\)"):
+        run_user(platform)
+    del executors["exec-b"]
+    assert run_user(platform) == (1000, 1000) and run_user({}) is None

@@ -231,9 +231,10 @@ class KfpStandIn:
         env, cluster DNS, object storage); ``run.json`` in the run's folder follows its state."""
         from patchrisk.localcluster.kfp_env import (
             MissingSecret,
+            MixedRunUsers,
             base_environment,
-            in_cluster_dns,
             run_environment,
+            sandboxed_run,
         )
 
         run_dir = self.folder / "runs" / run["run_id"]
@@ -243,15 +244,18 @@ class KfpStandIn:
             run["state"] = "RUNNING"
             self._record(run, run_dir)
         with open(run_dir / "run.log", "wb") as log:
+            argv = [sys.executable, "-m", "patchrisk.localcluster.kfp_run", str(ir), str(run_dir)]
             try:
                 env = {**base_environment(), **run_environment(self.state, ir.read_text())}
+                command, pod_env = sandboxed_run(self.state, run_dir, argv, ir.read_text())
             except MissingSecret as err:  # the pods would not start: CreateContainerConfigError
                 log.write(f"CreateContainerConfigError: {err}\n".encode())
                 code = 1
+            except MixedRunUsers as err:
+                log.write(f"cannot run here: {err}\n".encode())
+                code = 1
             else:
-                argv = [sys.executable, "-m", "patchrisk.localcluster.kfp_run", str(ir), str(run_dir)]
-                code = subprocess.call(in_cluster_dns(self.state, run_dir, argv), stdout=log,
-                                       stderr=subprocess.STDOUT, env=env)
+                code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env={**env, **pod_env})
         with self.lock:
             run["state"] = "SUCCEEDED" if code == 0 else "FAILED"
             run["finished_at"] = _now()

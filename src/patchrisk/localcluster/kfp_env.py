@@ -9,6 +9,8 @@ On a cluster each task's pod gets:
   the run naming it, as the pod would fail with ``CreateContainerConfigError``;
 - cluster DNS: here the overlay's Services in a hosts file, bound at ``/etc/hosts`` by bubblewrap
   around the run (the network is the host's, as for every pod of the runner);
+- the IR's ``securityContext`` (``runAsUser``/``runAsGroup``) and an image's filesystem as that user
+  finds it: here a read-only root but for the run's folder, TMPDIR and HOME (``sandboxed_run``);
 - object storage at the cloud's default endpoint: here the S3 stand-in the overlay forwards to.
 """
 
@@ -28,6 +30,10 @@ NETWORK_FILE = "network.json"
 
 class MissingSecret(RuntimeError):
     """A Secret (or key) the run's tasks take as env is not in the overlay's local Secrets."""
+
+
+class MixedRunUsers(RuntimeError):
+    """The run's tasks name different users; kfp.local runs them all in one process tree."""
 
 
 def ir_documents(text: str) -> tuple[dict, dict]:
@@ -87,16 +93,40 @@ def run_environment(state: Path, ir_text: str) -> dict[str, str]:
     return env
 
 
-def in_cluster_dns(state: Path, run_dir: Path, argv: list[str]) -> list[str]:
-    """``argv`` under bubblewrap with the overlay's Services at ``/etc/hosts`` (unchanged outside an overlay)."""
+def run_user(platform: dict) -> tuple[int, int] | None:
+    """The (runAsUser, runAsGroup) the IR's tasks run as; None when no task names one. kfp.local runs
+    every task in one process tree, so tasks that name different users cannot all be honoured."""
+    executors = (((platform.get("platforms") or {}).get("kubernetes") or {}).get("deploymentSpec") or {}).get(
+        "executors") or {}
+    users = {(int(c["runAsUser"]), int(c.get("runAsGroup", c["runAsUser"])))
+             for c in ((e.get("securityContext") or {}) for e in executors.values()) if "runAsUser" in c}
+    if len(users) > 1:
+        raise MixedRunUsers(f"the run's tasks run as different users (runAsUser, runAsGroup) {sorted(users)}: "
+                            "the local runs run every task as one")
+    return next(iter(users), None)
+
+
+def sandboxed_run(state: Path, run_dir: Path, argv: list[str], ir_text: str) -> tuple[list[str], dict[str, str]]:
+    """``argv`` under bubblewrap as the run's pods would run it, and the env it adds (unchanged outside
+    an overlay): the overlay's Services at ``/etc/hosts``; the IR's ``runAsUser``/``runAsGroup``;
+    the root read-only, as a non-root user finds an image's, but for the run's folder (outputs), where
+    TMPDIR and HOME point (a pod's /tmp and home are its own)."""
     state = Path(state)
     if not (state / NETWORK_FILE).is_file():
-        return argv
+        return argv, {}
     network = json.loads((state / NETWORK_FILE).read_text())
     namespace = next((s["namespace"] for s in network["services"] if not s.get("external")), None)
-    hosts = Path(run_dir) / "hosts"
+    run_dir = Path(run_dir)
+    hosts = run_dir / "hosts"
     hosts.write_text(hosts_file({(s["name"], s["namespace"]): s["ip"] for s in network["services"]}, namespace))
-    return ["bwrap", "--bind", "/", "/", "--ro-bind", str(hosts), "/etc/hosts", "--die-with-parent", "--", *argv]
+    tmp, home = run_dir / "tmp", run_dir / "home"
+    tmp.mkdir(exist_ok=True)
+    home.mkdir(exist_ok=True)
+    user = run_user(ir_documents(ir_text)[1])
+    identity = ["--unshare-user", "--uid", str(user[0]), "--gid", str(user[1])] if user else []
+    command = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--bind", str(run_dir), str(run_dir),
+               "--ro-bind", str(hosts), "/etc/hosts", *identity, "--die-with-parent", "--", *argv]
+    return command, {"TMPDIR": str(tmp), "HOME": str(home)}
 
 
 def base_environment() -> dict[str, str]:
