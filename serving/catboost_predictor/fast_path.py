@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import orjson
 from kserve.errors import InvalidInput
 from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME, get_labels
+from patchrisk_serving.catboost_predictor.binary_envelope import HEADER as BINARY_TENSOR_HEADER
 from patchrisk_serving.catboost_predictor.request_limits import replay
 
 from patchrisk.contract.requests import check_field_nesting
@@ -235,10 +236,13 @@ class DeepFieldsMiddleware:
         await self.app(scope, replay(raw, receive), send)
 
 
+_BINARY_TENSOR_HEADER = BINARY_TENSOR_HEADER.encode()  # ASGI header names: lower-case bytes
+
+
 def _json_part(raw: bytes, headers) -> bytes:
     """The JSON of a V2 body: all of it, or the header a binary tensor body starts with."""
     for name, value in headers:
-        if name == b"inference-header-content-length":
+        if name == _BINARY_TENSOR_HEADER:
             try:
                 return raw[:int(value)]
             except ValueError:

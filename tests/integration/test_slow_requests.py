@@ -44,8 +44,13 @@ def closed_after(port: int, parts: list[bytes], gap: float = 0.0, wait: float = 
         return received, time.monotonic() - started
 
 
+def request_head(path: str, extra_headers: str = "") -> str:
+    """A POST's request line and headers, unfinished (no blank line)."""
+    return f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{extra_headers}"
+
+
 def slow_request_cases(path: str, body: bytes, extra_headers: str = "") -> dict[str, list[bytes]]:
-    head = f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{extra_headers}"
+    head = request_head(path, extra_headers)
     return {
         "half the headers": [head.encode()],
         "the headers and part of the body": [f"{head}content-length: {len(body)}\r\n\r\n".encode(), body[:10]],
@@ -59,8 +64,7 @@ def assert_slow_requests_are_cut_off(port: int, path: str, body: bytes, extra_he
         assert received.startswith(b"HTTP/1.1 408 "), (case, received[:300])
         assert b"within 1 s of its first byte" in received, (case, received[:300])
     # within the deadline, a request sent in three pieces is answered as a whole one is
-    head = f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{extra_headers}"
-    pieces = [head.encode(), f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode(), body]
+    pieces = [request_head(path, extra_headers).encode(), f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode(), body]
     received, after = closed_after(port, pieces, gap=0.2)
     assert received.split(b"\r\n", 1)[0] in (b"HTTP/1.1 200 OK", b"HTTP/1.1 202 Accepted"), received[:300]
 

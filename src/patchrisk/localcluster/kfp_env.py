@@ -44,10 +44,15 @@ def ir_documents(text: str) -> tuple[dict, dict]:
     return spec, platform
 
 
+def executor_configs(platform: dict) -> dict[str, dict]:
+    """The kubernetes platform spec's settings per task executor (Secrets, securityContext, ...)."""
+    return (((platform.get("platforms") or {}).get("kubernetes") or {}).get("deploymentSpec") or {}).get(
+        "executors") or {}
+
+
 def secret_env(platform: dict) -> list[tuple[str, str, str, bool]]:
     """(Secret, key, env var, optional) for every ``secretAsEnv`` of every task of the IR."""
-    executors = (((platform.get("platforms") or {}).get("kubernetes") or {}).get("deploymentSpec") or {}).get(
-        "executors") or {}
+    executors = executor_configs(platform)
     out = []
     for executor in executors.values():
         for entry in executor.get("secretAsEnv") or []:
@@ -96,8 +101,7 @@ def run_environment(state: Path, ir_text: str) -> dict[str, str]:
 def run_user(platform: dict) -> tuple[int, int] | None:
     """The (runAsUser, runAsGroup) the IR's tasks run as; None when no task names one. kfp.local runs
     every task in one process tree, so tasks that name different users cannot all be honoured."""
-    executors = (((platform.get("platforms") or {}).get("kubernetes") or {}).get("deploymentSpec") or {}).get(
-        "executors") or {}
+    executors = executor_configs(platform)
     users = {(int(c["runAsUser"]), int(c.get("runAsGroup", c["runAsUser"])))
              for c in ((e.get("securityContext") or {}) for e in executors.values()) if "runAsUser" in c}
     if len(users) > 1:
