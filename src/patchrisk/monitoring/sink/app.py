@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from patchrisk.monitoring.sink.attribution import EXPLICIT_ENDPOINTS
-from patchrisk.monitoring.sink.events import MalformedEvent, parse_event
+from patchrisk.monitoring.sink.events import MalformedEvent, parse_lowercase_event
 from patchrisk.monitoring.sink.service import SinkService
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,9 @@ def create_app(service: SinkService, max_body_bytes: int = MAX_BODY_BYTES):
             body = await read_asgi_body(scope, receive, max_body_bytes)
             if body is None:
                 return  # nobody to answer; nothing was accepted
+            # ASGI header names are lowercase (the server lowers them): no second pass to lower them
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-            event = parse_event(headers, body)
+            event = parse_lowercase_event(headers, body)
             if path_endpoint is not None:
                 if path_endpoint not in EXPLICIT_ENDPOINTS:
                     raise MalformedEvent("unknown_endpoint", f"endpoint {path_endpoint!r} in the URL path is not "
