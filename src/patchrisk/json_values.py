@@ -48,7 +48,18 @@ def too_deep(what: str) -> str:
     return f"{what} is nested too deeply (at most {MAX_NESTING} levels of arrays and objects)"
 
 
+# Past this size numpy counts the brackets: ``bytes.count`` reads a byte at a time, and on a 100-row
+# V1 body (36 KB) its two counts cost more than orjson's whole parse (72 vs 11 us with numpy); below
+# it numpy's fixed cost per call is the larger one.
+_NUMPY_COUNT_MIN_BYTES = 4096
+
+
 def may_nest_deeper(text: bytes) -> bool:
     """Whether JSON ``text`` holds enough brackets to nest past :data:`MAX_NESTING` (a count in C:
     most bodies need no walk)."""
-    return text.count(b"[") + text.count(b"{") > MAX_NESTING
+    if len(text) < _NUMPY_COUNT_MIN_BYTES:
+        return text.count(b"[") + text.count(b"{") > MAX_NESTING
+    import numpy as np  # here, not above: the risk gate's CLI reads this module and never needs numpy
+
+    codes = np.frombuffer(text, np.uint8)
+    return int(np.count_nonzero(codes == ord("["))) + int(np.count_nonzero(codes == ord("{"))) > MAX_NESTING
