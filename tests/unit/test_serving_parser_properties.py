@@ -281,3 +281,19 @@ def test_v2_feature_inputs_with_bad_cells_agree_on_both_paths(inputs):
     assert outcome(lambda: parse_v2(inputs, by_columns).matrix) == expected
     if expected[0] == "rejected" and expected[2] is not None:
         assert expected[3] in NAMES
+
+
+@FAST
+@given(batches_with_ids_and_odd_keys() | batches_with_bad_cells())
+def test_usual_columns_are_the_columns_of_what_from_objects_types(rows):
+    """The log sink's reading of a batch by columns: when it takes one, the same typed values and ids
+    as the predictor's own reading; a batch it leaves (None) is one from_objects reads row by row."""
+    validator = RowValidator(SPEC, MAX_ROWS)
+    usual = validator.usual_columns(rows)
+    if usual is None:
+        return
+    columns, ids = usual
+    matrix, expected_ids = validator.from_objects(rows)
+    as_text = lambda values: ["NaN" if isinstance(v, float) and math.isnan(v) else v for v in values]
+    assert [as_text(column) for column in columns] == [as_text(column) for column in zip(*matrix)]
+    assert ids == expected_ids

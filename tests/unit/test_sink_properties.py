@@ -125,3 +125,50 @@ def test_valid_exchanges_around_a_hostile_one_are_written(hostile):
         assert kept.groupby("event_id").size().to_dict() == {"before": 3, "after": 3}
         assert set(kept["status"]) == {"ok"}
         assert json.loads(json.dumps(list(kept["row_id"]))) == [r["patch_id"] for r in good] * 2
+
+
+PREDICTION_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**400), 10**400),
+                              st.booleans(), st.none(), st.text(max_size=3))
+
+
+@st.composite
+def exchanges_of_usual_rows_with_odd_cells(draw):
+    """A 100-row-like exchange (8 to 12 rows, the column paths' size) with up to 3 request cells and up
+    to 3 prediction fields replaced by arbitrary values or dropped, and sometimes no ids at all."""
+    with_ids = draw(st.booleans())
+    rows = instances(draw(st.integers(8, 12)), seed=draw(st.integers(0, 50)), with_ids=with_ids)
+    for _ in range(draw(st.integers(0, 3))):
+        rows[draw(st.integers(0, len(rows) - 1))][draw(st.sampled_from(sorted(rows[0])))] = draw(scalars)
+    response = v1_response(rows, "1")
+    for _ in range(draw(st.integers(0, 3))):
+        prediction = response["predictions"][draw(st.integers(0, len(rows) - 1))]
+        name = draw(st.sampled_from(sorted(prediction)))
+        if draw(st.booleans()):
+            del prediction[name]
+        else:
+            prediction[name] = draw(PREDICTION_VALUES)
+    return {"instances": rows}, response
+
+
+@FAST
+@given(exchange=exchanges_of_usual_rows_with_odd_cells())
+def test_rows_read_by_columns_equal_rows_read_one_by_one(exchange):
+    """The sink reads a usual V1 batch and its predictions a column at a time; what it logs is what the
+    row-by-row reading logs (values, ids, status and the reason of a refusal or an undecodable score)."""
+    from unittest import mock
+
+    from patchrisk.monitoring.sink import rows as sink_rows
+
+    request, response = exchange
+    sent = logger_events(request, response, "patch-risk", "prod", event_id="columns")
+    events = [parse_event(headers, raw) for headers, raw in sent]
+
+    def logged() -> list[str]:
+        block = safe_exchange_rows(Exchange(*events), lambda model, version, explicit: "default", contracts)
+        return [json.dumps(row, default=str, sort_keys=True) for row in block]  # NaN and None told apart
+
+    by_columns = logged()
+    with mock.patch.object(sink_rows, "_usual_v1_columns", return_value=None), \
+            mock.patch.object(sink_rows, "_usual_predictions", return_value=None):
+        one_by_one = logged()
+    assert by_columns == one_by_one

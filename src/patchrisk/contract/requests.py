@@ -35,6 +35,23 @@ class ParsedRequest:
 
 def parse_v1(body: Any, validator: RowValidator) -> ParsedRequest:
     """``{"instances": [...]}`` with rows as objects or as lists in schema order."""
+    instances = v1_instances(body, validator)
+    first = instances[0]
+    if isinstance(first, dict):
+        matrix, ids = validator.from_objects(instances)
+        return ParsedRequest(matrix, ids)
+    if isinstance(first, list):
+        return ParsedRequest(validator.from_lists(instances))
+    raise InvalidRequest(
+        f"row 0: expected an object (feature name -> value) or a list of values in schema "
+        f"order, got {_describe(first)}",
+        row=0,
+    )
+
+
+def v1_instances(body: Any, validator: RowValidator) -> list:
+    """The rows of a V1 body, after the checks of its envelope (a JSON object whose ``instances``
+    is a list of 1 to ``max_batch_rows`` rows, no other field nested too deeply)."""
     if isinstance(body, bytes):  # KServe passes a body it did not read as JSON on as bytes
         raise InvalidRequest("request body must be JSON sent with 'Content-Type: application/json'")
     if not isinstance(body, dict):
@@ -49,17 +66,7 @@ def parse_v1(body: Any, validator: RowValidator) -> ParsedRequest:
     if not isinstance(instances, list):
         raise InvalidRequest(f"'instances' must be a list of rows, got {_describe(instances)}")
     validator.check_batch_size(len(instances))
-    first = instances[0]
-    if isinstance(first, dict):
-        matrix, ids = validator.from_objects(instances)
-        return ParsedRequest(matrix, ids)
-    if isinstance(first, list):
-        return ParsedRequest(validator.from_lists(instances))
-    raise InvalidRequest(
-        f"row 0: expected an object (feature name -> value) or a list of values in schema "
-        f"order, got {_describe(first)}",
-        row=0,
-    )
+    return instances
 
 
 def parse_v2(inputs: Sequence[Any], validator: RowValidator) -> ParsedRequest:

@@ -302,13 +302,18 @@ class RowValidator:
     def _typed_by_columns(
         self, columns: list[list], text_columns: frozenset[int] = frozenset()
     ) -> list[list[Any]] | None:
+        typed = self._typed_columns(columns, text_columns)
+        return None if typed is None else list(map(list, zip(*typed)))
+
+    def _typed_columns(self, columns: list[list], text_columns: frozenset[int] = frozenset()) -> list[list] | None:
+        """Each column checked and typed whole (feature order), None when any needs the per-value path."""
         typed = []
         for i, column in enumerate(columns):
             out = (self._text_columns[i] if i in text_columns else self._columns[i])(column)
             if out is None:
                 return None
             typed.append(out)
-        return list(map(list, zip(*typed)))
+        return typed
 
     # -- batch shape ------------------------------------------------------------------------
     def check_batch_size(self, count: int, what: str = "instances") -> None:
@@ -346,6 +351,21 @@ class RowValidator:
             except _Reject:
                 raise self._explain(i, [row[name] for name in names], convs) from None
         return matrix, ids
+
+    def usual_columns(self, rows: Sequence[Any]) -> tuple[list[list[Any]], list[Any]] | None:
+        """:meth:`from_objects` by columns, for a reader that wants columns (the log sink): the usual
+        batch's feature columns, typed as :meth:`from_objects` types them, and its ids. None for any
+        other batch, or one with a value the whole-column checks leave to the per-value path:
+        :meth:`from_objects` then types it or names what is wrong."""
+        if len(rows) < self.COLUMN_PATH_MIN_ROWS:
+            return None
+        self.check_batch_size(len(rows))
+        usual = self._usual_batch(rows)
+        if usual is None:
+            return None
+        ids, columns = usual
+        typed = self._typed_columns(columns)
+        return None if typed is None else (typed, ids)
 
     def _usual_batch(self, rows: Sequence[Any]) -> tuple[list[Any], list[list[Any]]] | None:
         """(ids, feature columns) of the usual batch: every row an object of exactly the features (or the

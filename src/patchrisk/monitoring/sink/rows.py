@@ -16,13 +16,15 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from types import SimpleNamespace
 from typing import Any
 
 from patchrisk.contract import Contract
 from patchrisk.contract.log_schema import LOG_BUCKET, LOG_SCORE, arrow_schema
 from patchrisk.contract.outputs import v2_output
-from patchrisk.contract.requests import parse_v1, parse_v2
+from patchrisk.contract.requests import parse_v1, parse_v2, v1_instances
 from patchrisk.errors import InvalidRequest
 from patchrisk.monitoring.prediction_logs import ERROR_REASON, FEATURES_JSON, STATUS_ERROR, STATUS_OK
 from patchrisk.monitoring.sink.events import LoggedEvent, response_version
@@ -198,6 +200,9 @@ def _scores(body: Any, spec: ModelSpec | None) -> tuple[list, list, list | None]
     id_column = spec.id_column if spec else None
     items = body.get("predictions") if isinstance(body.get("predictions"), list) else body.get("explanations")
     if isinstance(items, list):
+        usual = _usual_predictions(items, score_name, bucket_name, id_column)
+        if usual is not None:
+            return usual
         objects = [p if isinstance(p, dict) else {score_name: p} for p in items]
         ids = [p.get(id_column) for p in objects] if id_column else None
         return (_numbers([p.get(score_name, _ABSENT) for p in objects], score_name),
@@ -205,6 +210,23 @@ def _scores(body: Any, spec: ModelSpec | None) -> tuple[list, list, list | None]
     scores = _numbers(v2_output(body, score_name) or [], score_name)
     buckets = v2_output(body, bucket_name) or [None] * len(scores)
     return scores, buckets, None
+
+
+def _usual_predictions(items: list, score_name: str, bucket_name: str, id_column: str | None) -> tuple | None:
+    """What :func:`_scores` reads from V1 predictions that are all objects holding a numeric score,
+    read a column at a time in C; None for any other list (read row by row, which names a bad score)."""
+    if not items or set(map(type, items)) != {dict}:
+        return None
+    try:
+        scores = list(map(itemgetter(score_name), items))
+    except KeyError:
+        return None
+    kinds = set(map(type, scores))
+    if not kinds <= {int, float}:  # bool is neither: text, null or a boolean take the row-by-row path
+        return None
+    buckets = list(map(dict.get, items, repeat(bucket_name)))
+    ids = list(map(dict.get, items, repeat(id_column))) if id_column else None
+    return (scores if kinds == {float} else list(map(float, scores))), buckets, ids
 
 
 _ABSENT = object()  # a V1 prediction without the score's key: another output name (a version whose contract is unknown)
@@ -229,6 +251,11 @@ def _features(contract: Contract | None, body: Any) -> tuple[dict[str, list], li
     rejected = None
     if validator is not None:
         try:
+            usual = _usual_v1_columns(body, validator)
+            if usual is not None:  # the common batch, typed by columns (no matrix to build and take apart)
+                columns, ids = usual
+                typed = [_COLUMN_TYPING[f.dtype](c) for f, c in zip(validator.spec.features, columns)]
+                return dict(zip(validator.spec.feature_names, typed)), [None] * len(ids), ids, None
             parsed = _parse(body, validator)
             typed = _typed_columns(parsed.matrix, validator.spec)
             return dict(zip(validator.spec.feature_names, typed)), [None] * len(parsed.matrix), parsed.ids, None
@@ -238,6 +265,15 @@ def _features(contract: Contract | None, body: Any) -> tuple[dict[str, list], li
     spec = validator.spec if validator else None
     ids = [r.get(spec.id_column) if spec and isinstance(r, dict) else None for r in instances or []]
     return {}, [bounded_json(r) for r in raw], ids or None, rejected
+
+
+def _usual_v1_columns(body: Any, validator) -> tuple[list[list], list] | None:
+    """A V1 body of the usual rows as the validator's typed columns and the rows' ids (None: any
+    other body, which :func:`_parse` reads); raises InvalidRequest as the predictor refuses it."""
+    if not isinstance(body, dict) or "inputs" in body:
+        return None
+    instances = v1_instances(body, validator)
+    return validator.usual_columns(instances) if type(instances[0]) is dict else None
 
 
 def _parse(body: dict, validator):
