@@ -9,7 +9,11 @@ of the version that answered, read from their model store as in production (the 
 kept raw JSON instead); turning rows into Parquet runs in the sink's background flush, on the same cores.
 
 For the comparison the same client drives the predictor (same rows, same concurrency): the
-predictor emits two events per request, so the sink must accept at least 2x its request rate.
+predictor emits two events per request, so the sink must accept at least 2x its request rate. Cases
+run in interleaved rounds (``--rounds``, default 3): in each round a case's predictor run comes just
+before its sink runs, and the ratios printed are the medians of each round's own ratio (the machine's
+speed drifts by tens of per cent within minutes; one predictor run minutes away from the sink's made
+ratios of 0.9x and 1.4x from one tree).
 
 ``--replicas 1 2`` (the default) runs every case against one sink process and against two (a
 Deployment's replicas: one store, a spool each; the callers' connections split between them, as a
@@ -31,7 +35,7 @@ more CPU than the predictor spends on the call).
 load and writes them all at the final flush: the acknowledgement path alone, to see what share of the
 sink's cores turning rows into Parquet takes (it runs in the same process, on the same GIL).
 
-    .venv/bin/python bench/sink.py [--seconds 10] [--concurrency 8 32] [--rows 1 100] [--replicas 1 2]
+    .venv/bin/python bench/sink.py [--seconds 4] [--rounds 3] [--concurrency 8 32] [--rows 1 100] [--replicas 1 2]
                                    [--flush-after-load]
 """
 
@@ -161,7 +165,8 @@ def rows_written(store: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="load per case (default 10)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="load per case and round (default 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, medians printed (default 3)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="sink processes (default 1 2)")
@@ -205,37 +210,41 @@ def main() -> int:
     def cpu_of(processes) -> float:
         return sum(cpu_seconds(process.pid) for process in processes)
 
-    results, predictor_runs = [], {}
+    # Rounds interleave the predictor and the sinks case by case: the machine's speed drifts by tens of
+    # per cent within minutes, so a ratio compares runs made seconds apart, and the medians are printed.
+    sink_runs: dict[tuple, list[dict]] = {}
+    predictor_runs: dict[tuple, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
         tmp = Path(tmp)
         print("training the bench model ...", file=sys.stderr, flush=True)
         model_dir = train(tmp / "model", 7)
         with serve_in_subprocess(model_dir) as predictor:
-            for protocol in ("v1", "v2"):
-                for rows in args.rows:
-                    path, request, response = bodies(rows, protocol)
-                    events = [{"headers": h, "body": b.decode()} for h, b in
-                              logger_events(request, response, MODEL, "bench", endpoint="default")]
-                    for concurrency in args.concurrency:
-                        for replicas in args.replicas:
-                            case = f"{protocol}-{rows}-{concurrency}-{replicas}"
-                            store = str(tmp / f"logs-{case}")
-                            print(f"  {protocol} {rows} row(s) c={concurrency}, {replicas} sink(s) ...", file=sys.stderr,
-                                  flush=True)
-                            with sinks(store, tmp / f"spool-{case}", replicas) as running:
-                                before = cpu_of(s.process for s in running)
-                                sink_run = run_case(tmp, [s.port for s in running], "/endpoint/default", "sink",
-                                                    events, concurrency, args.seconds)
-                                for sink in running:
-                                    httpx.post(f"{sink.url}/flush", timeout=300).raise_for_status()
-                                sink_run["cpu_s"] = cpu_of(s.process for s in running) - before
-                                written = rows_written(store)
-                            results.append((protocol, rows, concurrency, replicas, sink_run, written))
-                        before = cpu_of([predictor.process])
-                        pred_run = run_case(tmp, [predictor.port], path, "predictor", {"body": json.dumps(request)},
-                                            concurrency, args.seconds)
-                        pred_run["cpu_s"] = cpu_of([predictor.process]) - before
-                        predictor_runs[(protocol, rows, concurrency)] = pred_run
+            for round_number in range(1, args.rounds + 1):
+                for protocol in ("v1", "v2"):
+                    for rows in args.rows:
+                        path, request, response = bodies(rows, protocol)
+                        events = [{"headers": h, "body": b.decode()} for h, b in
+                                  logger_events(request, response, MODEL, "bench", endpoint="default")]
+                        for concurrency in args.concurrency:
+                            before = cpu_of([predictor.process])
+                            pred_run = run_case(tmp, [predictor.port], path, "predictor", {"body": json.dumps(request)},
+                                                concurrency, args.seconds)
+                            pred_run["cpu_s"] = cpu_of([predictor.process]) - before
+                            predictor_runs.setdefault((protocol, rows, concurrency), []).append(pred_run)
+                            for replicas in args.replicas:
+                                case = f"{protocol}-{rows}-{concurrency}-{replicas}-{round_number}"
+                                store = str(tmp / f"logs-{case}")
+                                print(f"  round {round_number}/{args.rounds}: {protocol} {rows} row(s) c={concurrency}, "
+                                      f"{replicas} sink(s) ...", file=sys.stderr, flush=True)
+                                with sinks(store, tmp / f"spool-{case}", replicas) as running:
+                                    before = cpu_of(s.process for s in running)
+                                    sink_run = run_case(tmp, [s.port for s in running], "/endpoint/default", "sink",
+                                                        events, concurrency, args.seconds)
+                                    for sink in running:
+                                        httpx.post(f"{sink.url}/flush", timeout=300).raise_for_status()
+                                    sink_run["cpu_s"] = cpu_of(s.process for s in running) - before
+                                    sink_run["written"] = rows_written(store)
+                                sink_runs.setdefault((protocol, rows, concurrency, replicas), []).append(sink_run)
 
     def verdict(ok: bool) -> str:
         return "(no flush: diagnostic)" if args.flush_after_load else "ok" if ok else "MISSED"
@@ -243,20 +252,27 @@ def main() -> int:
     print(f"\n{'case':>16} {'sinks':>5} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>9} {'non-2xx':>8} "
           f"{'pred req/s':>10} {'ratio':>6}  targets: ratio >= {TARGET_RATIO:.0f}x, p99 <= {TARGET_P99_MS:.0f} ms  "
           f"| {'sink CPU ms/ev':>14} {'pred CPU ms/req':>15} {'sink cores/pred core':>20}")
-    for protocol, rows, concurrency, replicas, s, written in results:
-        p = predictor_runs[(protocol, rows, concurrency)]
-        events_per_s = s["count"] / s["seconds"]
-        pred_per_s = p["count"] / p["seconds"]
-        ratio = events_per_s / pred_per_s if pred_per_s else float("inf")
-        bad = sum(n for status, n in s["statuses"].items() if not 200 <= int(status) < 300)
-        ok = ratio >= TARGET_RATIO and s["p99_ms"] <= TARGET_P99_MS and bad == 0
-        sink_ms = s["cpu_s"] * 1000 / max(s["count"], 1)
-        pred_ms = p["cpu_s"] * 1000 / max(p["count"], 1)
-        cores = EVENTS_PER_CALL * sink_ms / pred_ms if pred_ms else float("inf")
+    median = statistics.median
+    for (protocol, rows, concurrency, replicas), runs in sink_runs.items():
+        preds = predictor_runs[(protocol, rows, concurrency)]  # round n of each was run back to back
+        events_per_s = median(s["count"] / s["seconds"] for s in runs)
+        pred_per_s = median(p["count"] / p["seconds"] for p in preds)
+        ratio = median(s["count"] / s["seconds"] / (p["count"] / p["seconds"]) for s, p in zip(runs, preds))
+        p50, p99 = median(s["p50_ms"] for s in runs), median(s["p99_ms"] for s in runs)
+        bad = sum(n for s in runs for status, n in s["statuses"].items() if not 200 <= int(status) < 300)
+        ok = ratio >= TARGET_RATIO and p99 <= TARGET_P99_MS and bad == 0
+        sink_ms = median(s["cpu_s"] * 1000 / max(s["count"], 1) for s in runs)
+        pred_ms = median(p["cpu_s"] * 1000 / max(p["count"], 1) for p in preds)
+        cores = median(EVENTS_PER_CALL * (s["cpu_s"] / max(s["count"], 1)) / (p["cpu_s"] / max(p["count"], 1))
+                       for s, p in zip(runs, preds))
+        rows_per_s = median(s["written"] / s["seconds"] for s in runs)
         print(f"{protocol + ' ' + str(rows) + 'r c=' + str(concurrency):>16} {replicas:>5} {events_per_s:>9,.0f} "
-              f"{s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} {written / s['seconds']:>9,.0f} {bad:>8} "
+              f"{p50:>7.1f} {p99:>7.1f} {rows_per_s:>9,.0f} {bad:>8} "
               f"{pred_per_s:>10,.0f} {ratio:>5.2f}x  {verdict(ok):<24}| {sink_ms:>14.3f} {pred_ms:>15.3f} "
               f"{cores:>20.2f}")
+    if args.rounds > 1:
+        print(f"medians of {args.rounds} interleaved rounds; ratio and sink cores/pred core: medians of each "
+              "round's own ratio (its predictor run just before its sink runs)")
     return 0
 
 
