@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         threshold: float = typer.Option(
             0.6, min=0, max=1, help="Block patches whose risk score is above this."
         ),
-        timeout: float = typer.Option(10.0, min=0.1, help="Seconds each HTTP call may take, its whole answer included (V2: each read)."),
+        timeout: float = typer.Option(10.0, min=0.1, help="Seconds each HTTP call may take, its whole answer included."),
         retries: int = typer.Option(
             3, min=0, help="Retries on connection errors, timeouts and 5xx (not 4xx)."
         ),

@@ -2,7 +2,9 @@
 so an endpoint sending a byte every fraction of a second held the CI job until its own timeout; and
 an answer of any size was read whole into memory (an artifact server behind a wrong --endpoint).
 Now an answer must arrive whole within --timeout, and one over the size limit is refused as it
-streams: both are endpoint errors (exit 2, or 0 with --fail-open), named."""
+streams: both are endpoint errors (exit 2, or 0 with --fail-open), named. V1 (httpx) and V2
+(tritonclient, whose own timeouts bound each read too) alike; on V2 the model's metadata is asked
+first, answered here at once, then the inference answer misbehaves."""
 
 from __future__ import annotations
 
@@ -10,19 +12,31 @@ import json
 import time
 from http.server import BaseHTTPRequestHandler
 
+import pytest
+
 from patchrisk.risk_gate.client import MAX_ANSWER_BYTES
 from patchrisk.risk_gate.gate import gate_files
 from tests.unit.canned_http import loopback_http_server
 from tests.unit.test_risk_gate_answers import ROW
 
+METADATA = json.dumps({"inputs": [{"name": k} for k in ROW if k != "patch_id"]}).encode()
 
-def _server(chunks, pause: float, declared: int):
+
+def _server(chunks, pause: float, declared: int | None):
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # V2 model metadata, answered at once
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(METADATA)))
+            self.end_headers()
+            self.wfile.write(METADATA)
+
         def do_POST(self):
             self.rfile.read(int(self.headers.get("content-length") or 0))
             self.send_response(200)
             self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(declared))
+            if declared is not None:  # else the answer ends when the connection closes (HTTP/1.0)
+                self.send_header("content-length", str(declared))
             self.end_headers()
             try:
                 for chunk in chunks():
@@ -44,30 +58,36 @@ def _patch(tmp_path):
     return patch
 
 
-def test_an_answer_that_trickles_in_ends_at_the_timeout(tmp_path):
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_an_answer_that_trickles_in_ends_at_the_timeout(tmp_path, protocol):
     def trickle():  # a byte every 0.1 s for 4 s at most, never the whole answer
         for _ in range(40):
             yield b" "
 
     with _server(trickle, pause=0.1, declared=10_000) as url:
         started = time.monotonic()
-        report = gate_files([_patch(tmp_path)], url, retries=0, timeout=1.0)
+        report = gate_files([_patch(tmp_path)], url, protocol=protocol, retries=0, timeout=1.0)
         took = time.monotonic() - started
     assert report.exit_code == 2 and report.verdict == "error", report.to_json()
     assert "no whole answer within 1 s" in report.error, report.error
     assert took < 2.5, took
 
 
-def test_an_answer_over_the_size_limit_is_refused_while_it_streams(tmp_path):
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+@pytest.mark.parametrize("declared", ["the size", "no size"])
+def test_an_answer_over_the_size_limit_is_refused_while_it_streams(tmp_path, protocol, declared):
     block = b" " * (1 << 20)
+    blocks = MAX_ANSWER_BYTES // len(block) + 8
 
     def endless():
-        for _ in range(MAX_ANSWER_BYTES // len(block) + 8):
+        for _ in range(blocks):
             yield block
 
-    with _server(endless, pause=0, declared=MAX_ANSWER_BYTES + 8 * len(block)) as url:
-        report = gate_files([_patch(tmp_path)], url, retries=0, timeout=10.0)
-        assert gate_files([_patch(tmp_path)], url, retries=0, timeout=10.0, fail_open=True).exit_code == 0
+    # "no size": no Content-Length, the answer ends with the connection: only counting what arrives tells
+    with _server(endless, pause=0, declared=blocks * len(block) if declared == "the size" else None) as url:
+        report = gate_files([_patch(tmp_path)], url, protocol=protocol, retries=0, timeout=10.0)
+        assert gate_files([_patch(tmp_path)], url, protocol=protocol, retries=0, timeout=10.0,
+                          fail_open=True).exit_code == 0
     assert report.exit_code == 2 and report.verdict == "error", report.to_json()
     assert f"over the limit of {MAX_ANSWER_BYTES // 2**20} MiB" in report.error, report.error
 

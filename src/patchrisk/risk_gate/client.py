@@ -176,8 +176,7 @@ class RiskClient:
             for chunk in streamed.iter_bytes():
                 body += chunk
                 if len(body) > MAX_ANSWER_BYTES:
-                    raise EndpointError(f"{self.endpoint} answered with over the limit of {MAX_ANSWER_BYTES // 2**20} "
-                                        "MiB (a risk prediction is far smaller); is --endpoint the predictor?")
+                    raise _too_large(self.endpoint)
                 if time.monotonic() > deadline:
                     raise _Retryable(f"cannot reach {self.endpoint}: no whole answer within {self.timeout:g} s "
                                      f"(--timeout; {len(body):,} bytes had arrived)")
@@ -190,24 +189,31 @@ class RiskClient:
     def _predict_v2(self, rows: list[dict]) -> Scores:
         import numpy as np
         import tritonclient.http as triton
+        from geventhttpclient.response import HTTPParseError
         from tritonclient.utils import InferenceServerException
 
         client = triton.InferenceServerClient(
             url=self.endpoint.split("://", 1)[1],
             connection_timeout=self.timeout,
-            network_timeout=self.timeout,
+            network_timeout=self.timeout,  # per read, as httpx's: _in_time bounds each whole answer
             **self._triton_tls(),
         )
+        # tritonclient reads every answer whole into memory: through this stub, at most MAX_ANSWER_BYTES
+        client._client_stub = _BoundedStub(client._client_stub, lambda: _too_large(self.endpoint))
         headers = {"Content-Type": "application/json"}  # tritonclient leaves it out; KServe needs it
         try:
-            names = _input_names(client.get_model_metadata(self.model, headers=headers), self.endpoint)
+            metadata = self._in_time(lambda: client.get_model_metadata(self.model, headers=headers))
+            names = _input_names(metadata, self.endpoint)
             values = np.array([[_as_text(row.get(n)) for n in names] for row in rows], dtype=object)
             tensor = triton.InferInput("input-0", list(values.shape), "BYTES")
             tensor.set_data_from_numpy(values, binary_data=False)
             outputs = [
                 triton.InferRequestedOutput(n, binary_data=False) for n in (self.score_name, self.bucket_name)
             ]
-            result = client.infer(self.model, [tensor], outputs=outputs, headers=headers)
+            result = self._in_time(lambda: client.infer(self.model, [tensor], outputs=outputs, headers=headers))
+        except HTTPParseError as err:  # the answer broke off (the connection closed mid-answer) or is no HTTP
+            raise _Retryable(f"cannot reach {self.endpoint}: the answer is no whole HTTP response "
+                             f"({str(err)[:200]})") from None
         except InferenceServerException as err:
             status = int(err.status()) if str(err.status() or "").isdigit() else None
             if status is None:
@@ -232,6 +238,19 @@ class RiskClient:
                                                    f"{len(rows)} value(s) each")
         scores = [self._score(s, b, i) for i, (s, b) in enumerate(zip(score_values.tolist(), _decoded(buckets)))]
         return Scores(scores, version)
+
+    def _in_time(self, call: Callable[[], T]) -> T:
+        """``call`` (one tritonclient request) with its whole answer within ``timeout``: gevent's timer
+        interrupts whichever read is waiting when the time is up (tritonclient's own timeouts bound
+        each read, so a trickle went on for ever)."""
+        import gevent
+
+        try:
+            with gevent.Timeout(self.timeout):
+                return call()
+        except gevent.Timeout:
+            raise _Retryable(f"cannot reach {self.endpoint}: no whole answer within {self.timeout:g} s "
+                             "(--timeout)") from None
 
     def _score(self, score: Any, bucket: Any, index: int) -> Score:
         if not (finite_number(score) and 0 <= score <= 1):
@@ -263,6 +282,58 @@ class RiskClient:
                 self.log(f"{what}: {err}; retrying in {delay:.1f}s ({attempt + 1}/{self.retries})")
                 time.sleep(delay)
         raise AssertionError("unreachable")
+
+
+def _too_large(endpoint: str) -> EndpointError:
+    return EndpointError(f"{endpoint} answered with over the limit of {MAX_ANSWER_BYTES // 2**20} MiB (a risk "
+                         "prediction is far smaller); is --endpoint the predictor?")
+
+
+class _BoundedStub:
+    """tritonclient's HTTP client (geventhttpclient) whose answers are read at most MAX_ANSWER_BYTES."""
+
+    def __init__(self, stub: Any, too_large: Callable[[], Exception]):
+        self._stub, self._too_large = stub, too_large
+
+    def get(self, *args: Any, **kwargs: Any) -> _BoundedAnswer:
+        return _BoundedAnswer(self._stub.get(*args, **kwargs), self._too_large)
+
+    def post(self, *args: Any, **kwargs: Any) -> _BoundedAnswer:
+        return _BoundedAnswer(self._stub.post(*args, **kwargs), self._too_large)
+
+    def __getattr__(self, name: str) -> Any:  # close() and the rest: the stub's own
+        return getattr(self._stub, name)
+
+
+class _BoundedAnswer:
+    """An answer read a block at a time, counted, refused once past MAX_ANSWER_BYTES (declared or not)."""
+
+    BLOCK = 64 * 1024
+
+    def __init__(self, response: Any, too_large: Callable[[], Exception]):
+        self._response, self._too_large, self._read = response, too_large, 0
+        declared = response.get("content-length")
+        if isinstance(declared, str) and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            response.release()
+            raise too_large()
+
+    def read(self, length: int | None = None) -> bytes:
+        if length is not None:
+            return self._counted(self._response.read(length))
+        blocks = []
+        while block := self._counted(self._response.read(self.BLOCK)):
+            blocks.append(block)
+        return b"".join(blocks)
+
+    def _counted(self, block: bytes) -> bytes:
+        self._read += len(block)
+        if self._read > MAX_ANSWER_BYTES:
+            self._response.release()
+            raise self._too_large()
+        return block
+
+    def __getattr__(self, name: str) -> Any:  # status_code, get() and the rest: the answer's own
+        return getattr(self._response, name)
 
 
 def _raise_for_status(status: int, message: str) -> None:
