@@ -116,3 +116,17 @@ def test_a_compressed_answer_is_read_once(tmp_path):
     with loopback_http_server(Handler) as url:
         report = gate_files([_patch(tmp_path)], url, retries=0, threshold=0.95)
     assert (report.exit_code, [p.risk_score for p in report.patches]) == (0, [0.9]), report.to_json()
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_an_answer_that_breaks_off_is_an_endpoint_error(tmp_path, protocol):
+    """Content-Length 10,000, ten bytes, then the connection closes (a proxy restarting). V2 crashed
+    with geventhttpclient's parse error and a traceback."""
+
+    def ten_bytes():
+        yield b'{"predicti'
+
+    with _server(ten_bytes, pause=0, declared=10_000) as url:
+        report = gate_files([_patch(tmp_path)], url, protocol=protocol, retries=1, backoff=0.01, timeout=5.0)
+    assert report.exit_code == 2 and report.verdict == "error", report.to_json()
+    assert "failed after 2 attempt(s)" in report.error, report.error
