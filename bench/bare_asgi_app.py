@@ -1,6 +1,7 @@
 """The floor for bench/serving.py: a bare Starlette endpoint making the predictor's model call.
 
-No KServe, no validation: parse JSON, rows to lists in feature order, ``bundle.predict_matrix``.
+No KServe, no validation: parse JSON, rows to lists in feature order, ``bundle.predict_matrix`` with the
+predictor's thread count. (The plain KServe predictor keeps CatBoost's default, as its users would.)
     python bench/bare_asgi_app.py MODEL_DIR PORT
 """
 
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from patchrisk.model_bundle import ModelBundle, rows_to_matrix
+from patchrisk.model_bundle import SERVING_THREADS, ModelBundle, rows_to_matrix
 
 bundle = ModelBundle.load(sys.argv[1])
 names = bundle.spec.feature_names
@@ -24,7 +25,7 @@ names = bundle.spec.feature_names
 async def predict(request: Request) -> Response:
     rows = orjson.loads(await request.body())["instances"]
     scores = bundle.predict_matrix(
-        rows_to_matrix([[r[n] for n in names] for r in rows], bundle.spec)
+        rows_to_matrix([[r[n] for n in names] for r in rows], bundle.spec), SERVING_THREADS
     ).tolist()
     body = {"predictions": [{"risk_score": s, "risk_bucket": bundle.spec.risk_bucket(s)} for s in scores]}
     return Response(orjson.dumps(body), media_type="application/json")
