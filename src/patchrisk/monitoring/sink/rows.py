@@ -51,7 +51,11 @@ class Exchange:
 
     @property
     def rows(self) -> int:
-        return max(e.rows for e in (self.request, self.response) if e is not None)
+        # read on every pairing: a generator over the two events was a thirtieth of a one-row event's CPU
+        request, response = self.request, self.response
+        if request is None or response is None:
+            return (request or response).rows
+        return max(request.rows, response.rows)
 
 
 class RowBlock(Sequence):
