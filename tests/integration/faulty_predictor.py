@@ -28,18 +28,18 @@ def faulty_bundle_class(gate: Path):
             column = self.spec.feature_names.index("lines_added")
             return any(row[column] == lines for row in matrix)
 
-        def predict_matrix(self, matrix):
+        def predict_matrix(self, matrix, threads=-1):
             if self._marked(matrix, PREDICT_BUG_LINES):
                 raise RuntimeError(SECRET_DETAIL)
-            return super().predict_matrix(matrix)
+            return super().predict_matrix(matrix, threads)
 
-        def contributions(self, matrix):
+        def contributions(self, matrix, threads=-1):
             if self._marked(matrix, EXPLAIN_GATE_LINES):
                 (gate / "started").touch()
                 deadline = time.monotonic() + 60
                 while not (gate / "release").exists() and time.monotonic() < deadline:
                     time.sleep(0.01)
-            return super().contributions(matrix)
+            return super().contributions(matrix, threads)
 
     return FaultyBundle
 

@@ -274,10 +274,11 @@ def _features(contract: Contract | None, body: Any) -> tuple[dict[str, list], li
 def _usual_v1_columns(body: Any, validator) -> tuple[list[list], list] | None:
     """A V1 body of the usual rows as the validator's typed columns and the rows' ids (None: any
     other body, which :func:`_parse` reads); raises InvalidRequest as the predictor refuses it."""
-    if not isinstance(body, dict) or "inputs" in body:
-        return None
-    instances = v1_instances(body, validator)
-    return validator.usual_columns(instances) if type(instances[0]) is dict else None
+    instances = body.get("instances") if isinstance(body, dict) and "inputs" not in body else None
+    if type(instances) is not list or len(instances) < validator.COLUMN_PATH_MIN_ROWS or type(instances[0]) is not dict:
+        return None  # a one-row call (most calls) goes straight to _parse: no envelope checked twice
+    v1_instances(body, validator)  # the envelope's checks, as parse_v1 makes them
+    return validator.usual_columns(instances)
 
 
 def _parse(body: dict, validator):
