@@ -20,6 +20,9 @@ import pytest
 from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
 from serving_support import MODEL_NAME, trained_model_dir
 
+from patchrisk.datagen import generate_rows
+from patchrisk.spec import load_spec
+
 pytestmark = pytest.mark.integration
 
 CALLERS, SECONDS = 4, 2.0
@@ -46,12 +49,13 @@ def call_for(url: str, body: dict, seconds: float) -> int:
 @pytest.mark.parametrize("rows", [1, 100])
 def test_requests_are_scored_without_worker_threads_spending_cpu(tmp_path_factory, rows):
     model_dir = trained_model_dir(tmp_path_factory.mktemp("threads"))
-    instances = json.loads((model_dir / "metadata.json").read_text())["reference_rows"]
-    body = {"instances": (instances * rows)[:rows]}
+    spec = load_spec("patch-risk")
+    body = {"instances": json.loads(generate_rows(spec, rows, seed=rows)[spec.feature_names].to_json(orient="records"))}
     with serve_in_subprocess(model_dir) as server:
         pid = server.process.pid
         url = f"{server.url}/v1/models/{MODEL_NAME}:predict"
-        assert call_for(url, body, 0.2)  # warm: the first calls build what later ones reuse
+        first = httpx.post(url, json=body, timeout=30)  # warm: the first call builds what later ones reuse
+        assert first.status_code == 200, first.text[:500]
         before = cpu_ticks_by_thread(pid)
         answered = []
         callers = [threading.Thread(target=lambda: answered.append(call_for(url, body, SECONDS)))
