@@ -199,7 +199,7 @@ class RiskClient:
             **self._triton_tls(),
         )
         # tritonclient reads every answer whole into memory: through this stub, at most MAX_ANSWER_BYTES
-        client._client_stub = _BoundedStub(client._client_stub, lambda: _too_large(self.endpoint))
+        client._client_stub = _BoundedStub(client._client_stub, self.endpoint)
         headers = {"Content-Type": "application/json"}  # tritonclient leaves it out; KServe needs it
         try:
             metadata = self._in_time(lambda: client.get_model_metadata(self.model, headers=headers))
@@ -292,14 +292,14 @@ def _too_large(endpoint: str) -> EndpointError:
 class _BoundedStub:
     """tritonclient's HTTP client (geventhttpclient) whose answers are read at most MAX_ANSWER_BYTES."""
 
-    def __init__(self, stub: Any, too_large: Callable[[], Exception]):
-        self._stub, self._too_large = stub, too_large
+    def __init__(self, stub: Any, endpoint: str):
+        self._stub, self._endpoint = stub, endpoint
 
     def get(self, *args: Any, **kwargs: Any) -> _BoundedAnswer:
-        return _BoundedAnswer(self._stub.get(*args, **kwargs), self._too_large)
+        return _BoundedAnswer(self._stub.get(*args, **kwargs), self._endpoint)
 
     def post(self, *args: Any, **kwargs: Any) -> _BoundedAnswer:
-        return _BoundedAnswer(self._stub.post(*args, **kwargs), self._too_large)
+        return _BoundedAnswer(self._stub.post(*args, **kwargs), self._endpoint)
 
     def __getattr__(self, name: str) -> Any:  # close() and the rest: the stub's own
         return getattr(self._stub, name)
@@ -310,12 +310,12 @@ class _BoundedAnswer:
 
     BLOCK = 64 * 1024
 
-    def __init__(self, response: Any, too_large: Callable[[], Exception]):
-        self._response, self._too_large, self._read = response, too_large, 0
+    def __init__(self, response: Any, endpoint: str):
+        self._response, self._endpoint, self._read = response, endpoint, 0
         declared = response.get("content-length")
         if isinstance(declared, str) and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
             response.release()
-            raise too_large()
+            raise _too_large(endpoint)
 
     def read(self, length: int | None = None) -> bytes:
         if length is not None:
@@ -329,7 +329,7 @@ class _BoundedAnswer:
         self._read += len(block)
         if self._read > MAX_ANSWER_BYTES:
             self._response.release()
-            raise self._too_large()
+            raise _too_large(self._endpoint)
         return block
 
     def __getattr__(self, name: str) -> Any:  # status_code, get() and the rest: the answer's own
