@@ -62,6 +62,9 @@ class ModelResponseMiddleware:
         self.model_name = model_name
         self.model_version = model_version
         self._header = (MODEL_VERSION_HEADER.encode(), model_version.encode())
+        # Each label set's request counter and latency histogram, looked up in prometheus_client once
+        # (its ``labels()`` takes a lock and builds a key on every call). At most 2 names x 3 endpoints.
+        self._observers: dict[tuple[str, str, str], tuple] = {}
 
     def _labels(self, path: str) -> tuple[str, str, str] | None:
         match = _ENDPOINT.match(path)
@@ -114,8 +117,12 @@ class ModelResponseMiddleware:
             await self._send_private_error(scope, send, status, "failed", exc_info=True)
         finally:
             if labels is not None:
-                metrics.REQUESTS.labels(*labels).inc()
-                metrics.LATENCY.labels(*labels).observe(time.perf_counter() - started)
+                observers = self._observers.get(labels)
+                if observers is None:
+                    observers = self._observers[labels] = (metrics.REQUESTS.labels(*labels),
+                                                           metrics.LATENCY.labels(*labels))
+                observers[0].inc()
+                observers[1].observe(time.perf_counter() - started)
                 reason = metrics.error_reason(status)
                 if reason:
                     metrics.ERRORS.labels(*labels, reason).inc()
