@@ -37,14 +37,14 @@ def kserve_app(model_dir: Path):
     model = PatchRiskModel(MODEL, str(model_dir))
     model.load()
     server = model_server.ModelServer(http_port=0, workers=1, enable_grpc=False, enable_latency_logging=False)
-    server_hooks.install(model_server.app, server.dataplane, MODEL, model.version, access_log=False,
-                         max_request_bytes=request_limits.default_max_bytes(1000), fast_path_model=model)
+    served = server_hooks.install(model_server.app, server.dataplane, MODEL, model.version, access_log=False,
+                                  max_request_bytes=request_limits.default_max_bytes(1000), fast_path_model=model)
     server.register_model(model)
     rest = RESTServer(model_server.FASTAPI_APP_IMPORT_STRING, server.dataplane, server.model_repository_extension,
                       0)
     server_hooks.leave_out_request_timing(rest)
     rest.create_application()
-    return model_server.app
+    return served
 
 
 def floor_app(model_dir: Path):

@@ -50,12 +50,15 @@ class PatchRiskModelServer(kserve.ModelServer):
         self.host = host
         self.request_read_timeout = request_read_timeout
         self.model_repository_extension = server_hooks.OneModelRepository(self.model_repository_extension)
+        self.served_app = None  # the ASGI app uvicorn runs (server_hooks.install); None: KServe's own
 
     def setup_event_loop(self):
         # Runs after start() built the REST server and before it builds the app and binds its socket.
         if self._rest_server is not None:
             self._rest_server.config.host = self.host
             self._rest_server.config.http = protocol_with_deadline(self.request_read_timeout)
+            if self.served_app is not None:
+                self._rest_server.config.app = self.served_app
             server_hooks.answer_invalid_input_with_hints(self._rest_server)
             if not self.enable_latency_logging:
                 server_hooks.leave_out_request_timing(self._rest_server)
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None, bundle: ModelBundle | None = None) -> in
         event_loop=args.event_loop,
         timeout_keep_alive=args.timeout_keep_alive,
     )
-    server_hooks.install(
+    server.served_app = server_hooks.install(
         model_server.app,
         server.dataplane,
         args.model_name,

@@ -78,6 +78,11 @@ class ModelResponseMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.frame(self.app, scope, receive, send, time.perf_counter())
+
+    async def frame(self, app, scope, receive, send, started: float) -> None:
+        """Run ``app`` for an HTTP request with the version header, metrics (latency from ``started``)
+        and private 5xx bodies; also the front door's (fast_path.FrontDoor) for the calls it answers."""
         labels = self._labels(scope["path"])
         status = 500
         started_response = False
@@ -107,9 +112,8 @@ class ModelResponseMiddleware:
                 return
             await send(message)
 
-        started = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_version)
+            await app(scope, receive, send_with_version)
         except Exception:
             if started_response:
                 raise  # half a response is out: nothing to add, the server closes the connection
@@ -237,8 +241,9 @@ def install(
     access_log: bool,
     max_request_bytes: int,
     fast_path_model=None,
-) -> None:
-    """Hook the predictor's additions into KServe's app before the server starts.
+):
+    """Hook the predictor's additions into KServe's app before the server starts; returns the ASGI
+    app to serve (KServe's, or the fast path's front door before it).
 
     ``fast_path_model``: answer this model's ``:predict`` and ``/infer`` on the fast path
     (fast_path.py); None leaves every request to KServe's routes."""
@@ -257,7 +262,11 @@ def install(
     refuse_unreadable_binary_bodies(dataplane)
     # Added last = runs first: the response middleware sees (and counts) the limit's 413s too, and
     # the fast path (innermost) gets only bodies under the limit and its answers get the version header.
-    from patchrisk_serving.catboost_predictor.fast_path import DeepFieldsMiddleware, FastPathMiddleware
+    from patchrisk_serving.catboost_predictor.fast_path import (
+        DeepFieldsMiddleware,
+        FastPathMiddleware,
+        FrontDoor,
+    )
 
     app.add_middleware(DeepFieldsMiddleware, model_name=model_name)  # what reaches KServe's V2 route
     if fast_path_model is not None:
@@ -276,6 +285,11 @@ def install(
     logging.getLogger("kserve").addFilter(_InvalidInputAsWarning())
     if not access_log:
         quiet_request_logs()
+    if fast_path_model is None:
+        return app
+    return FrontDoor(app, FastPathMiddleware(app, fast_path_model),
+                     ModelResponseMiddleware(app, model_name=model_name, model_version=model_version),
+                     max_bytes=max_request_bytes)
 
 
 def skip_opentelemetry_probe(app) -> None:
