@@ -255,9 +255,7 @@ class FrontDoor:
             return  # the client went away
         try:
             request = self.fast_path.read(decode, raw)
-        except InvalidInput as err:
-            request = err
-        except Exception as err:  # noqa: BLE001  raised again inside the framing, which answers a private 500
+        except Exception as err:  # noqa: BLE001  answered inside the framing: InvalidInput a 400, else a private 500
             request = err
         if request is None:
             await self.app(scope, replay(raw, receive), send)
