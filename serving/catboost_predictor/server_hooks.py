@@ -287,6 +287,8 @@ def install(
         quiet_request_logs()
     if fast_path_model is None:
         return app
+    # The front door's own fast path and framing (Starlette builds the chain's instances lazily, out of
+    # reach here); their ``app`` goes unused: the front door hands what they decline to the whole app.
     return FrontDoor(app, FastPathMiddleware(app, fast_path_model),
                      ModelResponseMiddleware(app, model_name=model_name, model_version=model_version),
                      max_bytes=max_request_bytes)
