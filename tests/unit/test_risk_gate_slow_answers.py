@@ -92,17 +92,13 @@ def test_an_answer_over_the_size_limit_is_refused_while_it_streams(tmp_path, pro
     assert f"over the limit of {MAX_ANSWER_BYTES // 2**20} MiB" in report.error, report.error
 
 
-def test_a_compressed_answer_is_read_once(tmp_path):
-    """A proxy may gzip the predictor's answer; the gate reads it decoded, as before."""
+def _gzipping_server(answer: bytes):
+    """Gzips every answer, unasked (HTTP allows it when the request names no Accept-Encoding): the V2
+    model metadata on GET, ``answer`` on POST."""
     import gzip
 
-    from tests.unit.test_risk_gate_answers import _prediction
-
-    body = gzip.compress(json.dumps(_prediction(0.9)).encode())
-
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("content-length") or 0))
+        def _send(self, body: bytes) -> None:
             self.send_response(200)
             self.send_header("content-type", "application/json")
             self.send_header("content-encoding", "gzip")
@@ -110,12 +106,61 @@ def test_a_compressed_answer_is_read_once(tmp_path):
             self.end_headers()
             self.wfile.write(body)
 
+        def do_GET(self):
+            self._send(gzip.compress(METADATA))
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self._send(gzip.compress(answer))
+
+        def log_message(self, *_args):
+            pass
+
+    return loopback_http_server(Handler)
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_a_compressed_answer_is_read_once(tmp_path, protocol):
+    """A proxy may gzip the predictor's answer; the gate reads it decoded. V2 was refused as "no JSON":
+    tritonclient decodes an inference answer but reads the model's metadata as it came."""
+    from tests.unit.test_risk_gate_answers import _prediction
+
+    v2_answer = {"model_name": "patch-risk", "model_version": "3", "outputs": [
+        {"name": "risk_score", "shape": [1], "datatype": "FP64", "data": [0.9]},
+        {"name": "risk_bucket", "shape": [1], "datatype": "BYTES", "data": ["high"]}]}
+    answer = _prediction(0.9) if protocol == "v1" else v2_answer
+    with _gzipping_server(json.dumps(answer).encode()) as url:
+        report = gate_files([_patch(tmp_path)], url, protocol=protocol, retries=0, threshold=0.95)
+    assert (report.exit_code, [p.risk_score for p in report.patches]) == (0, [0.9]), report.to_json()
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_a_compressed_answer_over_the_size_limit_once_decoded_is_refused(tmp_path, protocol):
+    """40 KB of gzip that decodes to 40 MiB. V2 (tritonclient) decoded an answer whole, whatever it
+    grew to: a small compressed body could take the CI runner's memory."""
+    with _gzipping_server(b" " * (MAX_ANSWER_BYTES + 8 * 2**20)) as url:
+        report = gate_files([_patch(tmp_path)], url, protocol=protocol, retries=0, timeout=10.0)
+    assert report.exit_code == 2 and report.verdict == "error", report.to_json()
+    assert f"over the limit of {MAX_ANSWER_BYTES // 2**20} MiB" in report.error, report.error
+
+
+def test_a_v2_answer_in_an_encoding_the_gate_cannot_read_is_named(tmp_path):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-encoding", "br")
+            self.send_header("content-length", "4")
+            self.end_headers()
+            self.wfile.write(b"\x0b\x01\x80{")
+
         def log_message(self, *_args):
             pass
 
     with loopback_http_server(Handler) as url:
-        report = gate_files([_patch(tmp_path)], url, retries=0, threshold=0.95)
-    assert (report.exit_code, [p.risk_score for p in report.patches]) == (0, [0.9]), report.to_json()
+        report = gate_files([_patch(tmp_path)], url, protocol="v2", retries=0, timeout=5.0)
+    assert report.exit_code == 2 and report.verdict == "error", report.to_json()
+    assert "Content-Encoding 'br', which the gate cannot read" in report.error, report.error
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ssl
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,9 +307,15 @@ class _BoundedStub:
 
 
 class _BoundedAnswer:
-    """An answer read a block at a time, counted, refused once past MAX_ANSWER_BYTES (declared or not)."""
+    """An answer read a block at a time, counted, refused once past MAX_ANSWER_BYTES (declared or not).
+
+    A gzip or deflate answer (HTTP lets a server encode one when the request names no Accept-Encoding,
+    as tritonclient's do not) is decoded here as it is read, and the decoded bytes are what is counted:
+    tritonclient decoded an inference answer whole, however large it grew, and read the model's
+    metadata undecoded. What it sees is the plain answer, without the encoding's headers."""
 
     BLOCK = 64 * 1024
+    _DECODED_HEADERS = frozenset({"content-encoding", "content-length"})
 
     def __init__(self, response: Any, endpoint: str):
         self._response, self._endpoint, self._read = response, endpoint, 0
@@ -316,14 +323,42 @@ class _BoundedAnswer:
         if isinstance(declared, str) and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
             response.release()
             raise _too_large(endpoint)
+        encoding = str(response.get("content-encoding") or "identity").strip().lower()
+        self._decoder = self._plain = None
+        self._offset = 0
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # either header, gzip or zlib
+        elif encoding != "identity":
+            response.release()
+            raise _not_a_prediction(endpoint, f"an answer in Content-Encoding {encoding[:40]!r}, which the gate "
+                                              "cannot read (gzip and deflate it can)")
 
     def read(self, length: int | None = None) -> bytes:
+        if self._decoder is not None:
+            return self._decoded_part(length)
         if length is not None:
             return self._counted(self._response.read(length))
         blocks = []
         while block := self._counted(self._response.read(self.BLOCK)):
             blocks.append(block)
         return b"".join(blocks)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if self._decoder is not None and name.lower() in self._DECODED_HEADERS:
+            return default  # they describe the encoded bytes, not what read() returns
+        return self._response.get(name, default)
+
+    def _decoded_part(self, length: int | None) -> bytes:
+        if self._plain is None:
+            blocks = []
+            while block := self._response.read(self.BLOCK):
+                # never more out of one block than the limit leaves: a few KB may decode to gigabytes
+                blocks.append(self._counted(self._decoder.decompress(block, MAX_ANSWER_BYTES + 1 - self._read)))
+            blocks.append(self._counted(self._decoder.flush()))
+            self._plain = b"".join(blocks)
+        start = self._offset
+        self._offset = len(self._plain) if length is None or length < 0 else min(len(self._plain), start + length)
+        return self._plain[start:self._offset]
 
     def _counted(self, block: bytes) -> bytes:
         self._read += len(block)
@@ -332,7 +367,7 @@ class _BoundedAnswer:
             raise _too_large(self._endpoint)
         return block
 
-    def __getattr__(self, name: str) -> Any:  # status_code, get() and the rest: the answer's own
+    def __getattr__(self, name: str) -> Any:  # status_code and the rest: the answer's own
         return getattr(self._response, name)
 
 
