@@ -99,6 +99,8 @@ def test_v2_bodies_kserve_must_answer_fall_through(fast_path):
         json.dumps({"inputs": [{**base, "datatype": "FP16"}]}).encode(),  # KServe's FP16 refusal
         json.dumps({"id": 5, "inputs": [base]}).encode(),
         json.dumps({"inputs": [{k: v for k, v in base.items() if k != "shape"}]}).encode(),
+        json.dumps({"inputs": [{**base, "parameters": {"binary_data_size": [4]}}]}).encode(),  # not a parameter
+        json.dumps({"inputs": [{**base, "parameters": ["binary_data"]}]}).encode(),
     ):
         assert fast_path.decode_v2(body) is None, body
 
