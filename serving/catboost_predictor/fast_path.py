@@ -37,7 +37,7 @@ import orjson
 from kserve.errors import InvalidInput
 from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME, get_labels
 from patchrisk_serving.catboost_predictor.binary_envelope import HEADER as BINARY_TENSOR_HEADER
-from patchrisk_serving.catboost_predictor.request_limits import replay
+from patchrisk_serving.catboost_predictor.request_limits import declared_length, replay
 
 from patchrisk.contract.requests import check_field_nesting
 from patchrisk.contract.rows import quoted_name
@@ -108,8 +108,7 @@ def decode_v2(raw: bytes) -> FastV2Request | None:
             return None
         if type(shape) is not list or not _all_ints(shape):
             return None
-        parameters = get("parameters")
-        if parameters is not None and not _parameters_ok(parameters):
+        if not _parameters_ok(get("parameters")):
             return None
         datatype = datatype.upper()
         if datatype == "FP16":
@@ -282,13 +281,10 @@ class FrontDoor:
 
     def _plain_body(self, headers) -> bool:
         """A declared length within the limit and no Content-Encoding."""
-        length = None
-        for name, value in headers:
-            if name == b"content-length":
-                length = value
-            elif name == b"content-encoding":
-                return False
-        return length is not None and length.isdigit() and int(length) <= self.max_bytes
+        if any(name == b"content-encoding" for name, _ in headers):
+            return False
+        declared = declared_length(headers)
+        return declared is not None and declared <= self.max_bytes
 
 
 async def _reject(send, err: InvalidInput) -> None:

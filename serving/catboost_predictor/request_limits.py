@@ -31,7 +31,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope["headers"])
+        declared = declared_length(scope["headers"])
         if declared is not None:
             if declared > self.max_bytes:
                 await self._refuse(send, f"request body of {declared} bytes is over")
@@ -60,7 +60,8 @@ class BodyLimitMiddleware:
                                     "requests", [(b"connection", b"close")])
 
 
-def _content_length(headers) -> int | None:
+def declared_length(headers) -> int | None:
+    """The request's Content-Length, or None (a chunked body)."""
     for name, value in headers:
         if name == b"content-length":
             try:
