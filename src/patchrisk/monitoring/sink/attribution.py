@@ -35,9 +35,12 @@ AliasLookup = Callable[[str], dict[str, str]]
 
 class EndpointResolver:
     def __init__(self, lookup_aliases: AliasLookup, ttl: float = 30.0, failure_ttl: float = 5.0,
-                 warm_up: Callable[[], object] | None = None):
+                 warm_up: Callable[[], object] | None = None, after_warm_up: Callable[[], object] | None = None):
+        """``after_warm_up``: called in the warm-up's thread once it succeeded (the sink process freezes
+        the registry client's objects: :mod:`.heap`)."""
         self._lookup = lookup_aliases
         self._warm_up = warm_up
+        self._after_warm_up = after_warm_up
         self._warmed = threading.Event()
         self._warm_up_started = warm_up is None
         self._warm_up_lock = threading.Lock()
@@ -60,6 +63,8 @@ class EndpointResolver:
     def _quiet_warm_up(self) -> None:
         try:
             self._warm_up()
+            if self._after_warm_up is not None:
+                self._after_warm_up()
         except Exception as err:  # noqa: BLE001  a lookup retries the import and logs its own failure
             log.warning("registry warm-up failed: %s", err)
         finally:
@@ -112,8 +117,9 @@ class EndpointResolver:
         return "canary" if canary is not None and str(canary) == str(version) else "default"
 
 
-def registry_resolver(settings, ttl: float = 30.0) -> EndpointResolver:
-    """A resolver reading the settings' environment's aliases from the configured MLflow registry."""
+def registry_resolver(settings, ttl: float = 30.0, after_warm_up: Callable[[], object] | None = None) -> EndpointResolver:
+    """A resolver reading the settings' environment's aliases from the configured MLflow registry
+    (``after_warm_up``: see :class:`EndpointResolver`)."""
 
     def lookup(model: str) -> dict[str, str]:
         from patchrisk.registry import environment_aliases
@@ -123,4 +129,4 @@ def registry_resolver(settings, ttl: float = 30.0) -> EndpointResolver:
     def warm_up() -> None:
         import mlflow  # noqa: F401  the slow part of the first lookup; the store is touched on demand
 
-    return EndpointResolver(lookup, ttl=ttl, warm_up=warm_up)
+    return EndpointResolver(lookup, ttl=ttl, warm_up=warm_up, after_warm_up=after_warm_up)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
 
 
 class SinkMetrics:
@@ -37,5 +37,9 @@ class SinkMetrics:
                                      "1 while flushing and publishing work, 0 after a failure (see /healthz)",
                                      registry=r)
         self.publish_healthy.set(1)
+        GCCollector(registry=r)  # python_gc_collections_total and the objects collected, per generation
+        self.gc_frozen_objects = Gauge("patchrisk_sink_gc_frozen_objects",
+                                       "Objects left out of garbage collection (start-up, late imports: see heap.py)",
+                                       registry=r)
         self.replayed = Counter("patchrisk_sink_spool_replayed_events_total", "Events replayed at start",
                                 registry=r)
