@@ -5,9 +5,10 @@ GIL, so no event is read or acknowledged meanwhile. A sink holds tens of thousan
 from its imports for its whole life (Starlette, pyarrow, the contract code; MLflow adds ~110,000
 once attribution first needs the registry), and with the default thresholds (a young collection
 every 700 net allocations, the older ones every 10 of those) a busy sink walked them again and
-again: one sink pinned to a core acknowledged 5.8-6.4k one-row events/s at a p99 of 66-85 ms (wrk,
-c=8); with its start-up objects frozen and a young collection every 50,000 allocations,
-7.4-7.9k at 16 ms, and 1.2-1.4k -> 1.9-2.0k events/s at 100 rows.
+again while events waited. Interleaved with the tree before (one sink pinned to a core, wrk with a
+fresh ce-id per exchange, c=8), freezing them and collecting the young generation every 50,000
+allocations took the p99 acknowledgement from 60-153 ms to 8-29 ms (V1 and V2, 1 and 100 rows)
+and the events/s by 0.90-1.25x.
 
 Full collections still run on their own (every 10 x 10 young ones, once the old generation grew by a
 quarter), over what was made since: the waiting events, connections, caches.
