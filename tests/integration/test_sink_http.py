@@ -360,16 +360,15 @@ def test_a_busy_sink_leaves_its_start_up_objects_out_of_garbage_collection(sink,
     """The collector walks every object of the generations it collects, holding the GIL: a busy sink
     paused its acknowledgements to walk its imports again and again (p99 66-85 ms at c=8). Start-up's
     objects are frozen, and MLflow's once attribution first imports it; young collections are rare."""
-    frozen_at_start = metric(sink.metrics(), "patchrisk_sink_gc_frozen_objects")
-    assert frozen_at_start > 20_000
+    assert metric(sink.metrics(), "patchrisk_sink_gc_frozen_objects") > 20_000  # start-up's objects: ~55,000
     spec, rows = patch_rows(1, seed=901)
 
     def exchange(n):  # no ce-endpoint: attributed by the answering version, so the registry client warms up
         return logger_events({"instances": rows}, v1_response(spec, rows, "1"), MODEL, "prod", event_id=f"gc-{n}")
 
     assert [r.status_code for r in send(sink.url, exchange(0))] == [202, 202]
-    deadline = time.monotonic() + 60
-    while metric(sink.metrics(), "patchrisk_sink_gc_frozen_objects") < frozen_at_start + 50_000:
+    deadline = time.monotonic() + 60  # MLflow's ~110,000 on top (now, or when an earlier test warmed it up)
+    while metric(sink.metrics(), "patchrisk_sink_gc_frozen_objects") < 120_000:
         assert time.monotonic() < deadline, "MLflow's client, imported for attribution, was never frozen"
         time.sleep(0.2)
 
