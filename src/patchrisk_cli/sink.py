@@ -82,8 +82,8 @@ def register(app: typer.Typer) -> None:
         )
         # Each version's rows are typed by the contract stored with that version (its model store copy).
         # Rows without a response (no version) are typed by the champion's contract.
-        resolver = registry_resolver(  # MLflow's client, imported on first need, is frozen as start-up is
-            settings, ttl=alias_ttl, after_warm_up=lambda: service.metrics.gc_frozen_objects.set(freeze_what_lives_now()))
+        # MLflow's client, imported on first need, is frozen as start-up is
+        resolver = registry_resolver(settings, ttl=alias_ttl, after_warm_up=freeze_what_lives_now)
         try:
             service = SinkService(config, resolver, contracts=settings_book(
                 settings, MAX_ROWS_PER_EVENT, unanswered_version=resolver.champion_version))
@@ -104,6 +104,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"metrics also on http://{host}:{metrics_port}/metrics", err=True)
         typer.echo(f"sink on http://{host}:{port} -> {config.store_uri} (spool {config.spool_dir})", err=True)
         app = create_app(service, max_body_bytes)
-        service.metrics.gc_frozen_objects.set(keep_start_up_out_of_collections())  # every start-up object made
+        keep_start_up_out_of_collections()  # every start-up object made
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
                     timeout_graceful_shutdown=HTTP_SHUTDOWN_S, http=protocol_with_deadline(request_read_timeout))  # info: uvicorn says where it listens, once bound

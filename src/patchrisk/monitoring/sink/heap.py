@@ -22,18 +22,17 @@ import gc
 YOUNG_THRESHOLD = 50_000
 
 
-def keep_start_up_out_of_collections() -> int:
+def keep_start_up_out_of_collections() -> None:
     """For a long-running sink process, once it is set up: collect what start-up left as garbage,
-    freeze the rest, and collect the young generation less often; returns the objects frozen."""
+    freeze the rest, and collect the young generation less often."""
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
-    return freeze_what_lives_now()
+    freeze_what_lives_now()
 
 
-def freeze_what_lives_now() -> int:
+def freeze_what_lives_now() -> None:
     """Leave every object alive now out of later collections (after start-up, after a late import of a
-    large library); returns how many are frozen in all. Frozen objects are still freed when nothing
+    large library; ``gc.get_freeze_count()`` counts them). Frozen objects are still freed when nothing
     refers to them; only a reference cycle among them would outlive its use."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()

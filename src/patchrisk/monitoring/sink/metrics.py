@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
 
 
@@ -41,5 +43,6 @@ class SinkMetrics:
         self.gc_frozen_objects = Gauge("patchrisk_sink_gc_frozen_objects",
                                        "Objects left out of garbage collection (start-up, late imports: see heap.py)",
                                        registry=r)
+        self.gc_frozen_objects.set_function(gc.get_freeze_count)  # read at each scrape: whoever froze them
         self.replayed = Counter("patchrisk_sink_spool_replayed_events_total", "Events replayed at start",
                                 registry=r)
