@@ -42,12 +42,17 @@ MODEL = "patch-risk"
 
 
 def ensure_hey() -> str:
-    if shutil.which("hey") is None:
+    return ensure_load_generator("hey")
+
+
+def ensure_load_generator(name: str) -> str:
+    """The path of ``hey`` or ``wrk`` (both Debian packages), installing them with apt-get when missing."""
+    if shutil.which(name) is None:
         print("installing hey and wrk (apt-get) ...", file=sys.stderr, flush=True)
         subprocess.run(["apt-get", "install", "-y", "-q", "hey", "wrk"], check=False, capture_output=True)
-    found = shutil.which("hey")
+    found = shutil.which(name)
     if found is None:
-        raise SystemExit("bench/serving.py needs `hey` (apt-get install -y hey) and could not install it")
+        raise SystemExit(f"the bench needs `{name}` (apt-get install -y {name}) and could not install it")
     return found
 
 

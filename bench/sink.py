@@ -1,35 +1,37 @@
 """Sink throughput: KServe-logger CloudEvents (request + response per exchange) against the real sink.
 
-The load comes from an asyncio HTTP/1.1 client in its own process (keep-alive connections, one
-per concurrent caller, pre-built bodies: the client is cheap enough not to be what is measured).
-Every exchange is two events with one fresh ``ce-id``, as KServe's logger sends them: V1 and V2
-bodies, 1 and 100 rows. The sink acknowledges an event only after appending it to its spool and
-fsyncing, so the acknowledgement latency includes the fsync. The sinks type each row by the contract
-of the version that answered, read from their model store as in production (the bench fails if a row
-kept raw JSON instead); turning rows into Parquet runs in the sink's background flush, on the same cores.
+The load comes from ``wrk`` (Debian package, installed with apt-get when missing) with a generated Lua
+script: a native client, so the client is not what is measured (the Python asyncio client this bench
+used before cost about as much CPU per event as the sink, on the same 2 cores). Every exchange is two
+events with one fresh ``ce-id``, as KServe's logger sends them, and its events go out on whichever
+connections ask next (the logger's worker pool does the same): V1 and V2 bodies, 1 and 100 rows. The
+sink acknowledges an event only after appending it to its spool and fsyncing, so the acknowledgement
+latency includes the fsync. The sinks type each row by the contract of the version that answered,
+read from their model store as in production (the bench fails if a row kept raw JSON instead);
+turning rows into Parquet runs in the sink's background flush, in the same process.
 
-For the comparison the same client drives the predictor (same rows, same concurrency): the
-predictor emits two events per request, so the sink must accept at least 2x its request rate. Cases
-run in interleaved rounds (``--rounds``, default 3): in each round a case's predictor run comes just
-before its sink runs, and the ratios printed are the medians of each round's own ratio (the machine's
-speed drifts by tens of per cent within minutes; one predictor run minutes away from the sink's made
-ratios of 0.9x and 1.4x from one tree).
+For the comparison wrk drives the predictor too (same rows, same concurrency): the predictor emits two
+events per request, so the sink must accept at least 2x its request rate. Placement as in
+``bench/serving.py``: the predictor and a single sink run pinned to one core (every thread), wrk on the
+other. Cases run in interleaved rounds (``--rounds``, default 3): in each round a case's predictor run
+comes just before its sink runs, and the ratios printed are the medians of each round's own ratio (the
+machine's speed drifts by tens of per cent within minutes).
 
 ``--replicas 1 2`` (the default) runs every case against one sink process and against two (a
-Deployment's replicas: one store, a spool each; the callers' connections split between them, as a
-Service spreads them; pairing happens at read time, so any replica may take any event). Nothing is
-pinned: on a 2-core machine the sinks, the client and the predictor share both cores.
+Deployment's replicas: one store, a spool each; the connections split between them, one wrk per
+replica, as a Service spreads callers; pairing happens at read time, so any replica may take any
+event). Two replicas get a core each and the load runs wherever the kernel puts it: on a 2-core
+machine it takes its share from both sinks, where the predictor had a core of its own.
 
 Prints per case: accepted events/s, p50/p99 acknowledgement latency, rows written/s (rows in the
 Parquet output after the final flush, per second of load), the predictor's requests/s, and the
 targets: sink events/s >= 2x predictor requests/s at the same concurrency, p99 ack <= 20 ms.
 
 A second view, by CPU: the sinks' CPU time per accepted event (the load and the final flush: every
-row written) against the predictor's per request. Here sinks, client and predictor share 2 cores, so
-the rates above say what one machine does; the CPU view says what scaling out buys where each
-replica has cores of its own: ``sink cores per predictor core`` = 2 x sink CPU per event / predictor
-CPU per request (at most 1 meets the target: the sink keeps up with both events of every call on no
-more CPU than the predictor spends on the call).
+row written) against the predictor's per request. ``sink cores per predictor core`` = 2 x sink CPU per
+event / predictor CPU per request: the sink cores a deployment needs for each predictor core (at most
+1 meets the target in one process; above it, the sink's autoscaler needs that many cores per predictor
+core: ``patchrisk manifests check``, rule sink-capacity, holds every overlay to the most measured).
 
 ``--flush-after-load`` (a diagnostic, not the target's measure) holds every row in the buffer during the
 load and writes them all at the final flush: the acknowledgement path alone, to see what share of the
@@ -42,15 +44,15 @@ sink's cores turning rows into Parquet takes (it runs in the same process, on th
 from __future__ import annotations
 
 import argparse
-import asyncio
+import concurrent.futures
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -60,69 +62,60 @@ TARGET_RATIO, TARGET_P99_MS = 2.0, 20.0
 EVENTS_PER_CALL = 2  # KServe's logger: a request event and a response event per predictor call
 
 
-# ---- the load generator (its own process) --------------------------------------------------------
+# ---- the load generator: wrk with a Lua script (a native client, pinned apart from the servers) -----
 
-def _http_request(path: str, headers: dict[str, str], body: bytes) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "host: 127.0.0.1", f"content-length: {len(body)}",
-             *(f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("content-length", "host"))]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
-    return status
+def _lua_text(value: str) -> str:
+    """``value`` as a Lua long string (raw bytes, no escapes), at a level it cannot close early."""
+    level = 0
+    while f"]{'=' * level}]" in value:
+        level += 1
+    return f"[{'=' * level}[{value}]{'=' * level}]"
 
 
-async def _caller(port: int, requests, deadline: float, latencies: list[float], statuses: dict) -> None:
-    """``requests`` yields lists of raw requests: one exchange (2 events for the sink, 1 call for the predictor)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.perf_counter() < deadline:
-            for raw in next(requests):
-                started = time.perf_counter()
-                writer.write(raw)
-                status = await _read_response(reader)
-                latencies.append(time.perf_counter() - started)
-                statuses[status] = statuses.get(status, 0) + 1
-    finally:
-        writer.close()
+def _lua_table(headers: dict[str, str]) -> str:
+    return "{" + ", ".join(f"[ {_lua_text(k)} ] = {_lua_text(v)}" for k, v in headers.items()) + "}"
 
 
-def load(ports: list[int], path: str, kind: str, template_file: str, concurrency: int, seconds: float) -> dict:
-    """Drive one case; ``kind`` sink: templates are logger events (ce-id replaced per exchange). Caller
-    ``n`` keeps one connection to ``ports[n % len(ports)]``."""
-    templates = json.loads(Path(template_file).read_text())
+# Every exchange gets a fresh ce-id (``<run>-<n>``): its events are sent in turn, by whichever
+# connections ask next, so a request and its response may travel on different connections, as the
+# logger's worker pool sends them. done() prints the figures as one JSON line.
+_LUA = """
+local path, run, events = %(path)s, %(run)s, {%(events)s}
+local exchange, next_event, id = 0, #events, nil
+request = function()
+  next_event = next_event + 1
+  if next_event > #events then next_event, exchange = 1, exchange + 1; id = run .. "-" .. exchange end
+  local event = events[next_event]
+  if %(with_id)s then event.headers["ce-id"] = id end
+  return wrk.format("POST", path, event.headers, event.body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"count": %%d, "seconds": %%.6f, "non_2xx": %%d, "socket_errors": %%d, '
+    .. '"p50_ms": %%.3f, "p99_ms": %%.3f}\\n', summary.requests, summary.duration / 1e6, e.status,
+    e.connect + e.read + e.write + e.timeout, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
 
-    def exchanges():
-        while True:
-            if kind == "sink":
-                event_id = str(uuid.uuid4())
-                yield [_http_request(path, {**t["headers"], "ce-id": event_id}, t["body"].encode()) for t in templates]
-            else:
-                yield [_http_request(path, {"content-type": "application/json"}, templates["body"].encode())]
 
-    async def run():
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        requests = exchanges()
-        started = time.perf_counter()
-        await asyncio.gather(*(_caller(ports[n % len(ports)], requests, started + seconds, latencies, statuses)
-                               for n in range(concurrency)))
-        return latencies, statuses, time.perf_counter() - started
+def wrk_script(directory: Path, path: str, events: list[tuple[dict[str, str], str]], with_id: bool) -> Path:
+    """A Lua script sending ``events`` (headers, body) in turn; ``with_id``: a fresh ce-id per round of them."""
+    script = directory / f"load-{uuid.uuid4().hex}.lua"
+    entries = ", ".join(f"{{headers = {_lua_table(h)}, body = {_lua_text(b)}}}" for h, b in events)
+    script.write_text(_LUA % {"path": _lua_text(path), "run": _lua_text(uuid.uuid4().hex[:12]), "events": entries,
+                              "with_id": "true" if with_id else "false"})
+    return script
 
-    latencies, statuses, elapsed = asyncio.run(run())
-    latencies.sort()
-    return {"count": len(latencies), "seconds": elapsed, "statuses": statuses,
-            "p50_ms": 1000 * statistics.median(latencies) if latencies else None,
-            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None}
+
+def wrk(wrk_bin: str, url: str, script: Path, concurrency: int, seconds: int, core: str | None) -> dict:
+    """One wrk run (one thread: ``concurrency`` connections on the load core); its done() figures."""
+    command = [wrk_bin, "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url]
+    if core is not None:
+        command = ["taskset", "-c", core, *command]
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
+    if out.returncode != 0 or not out.stdout.strip().endswith("}"):
+        raise SystemExit(f"wrk failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---- the bench ---------------------------------------------------------------------------------
@@ -139,14 +132,24 @@ def bodies(rows: int, protocol: str) -> tuple[str, dict, dict]:
     return f"/v2/models/{MODEL}/infer", v2_request(found), v2_response(scores, "1")
 
 
-def run_case(tmp: Path, ports: list[int], path: str, kind: str, templates, concurrency: int, seconds: float) -> dict:
-    template_file = tmp / f"templates-{uuid.uuid4().hex}.json"
-    template_file.write_text(json.dumps(templates))
-    out = subprocess.run([sys.executable, __file__, "--load", ",".join(map(str, ports)), path, kind, str(template_file),
-                          str(concurrency), str(seconds)], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"load generator failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run_case(wrk_bin: str, tmp: Path, ports: list[int], path: str, events, with_id: bool, concurrency: int, seconds: int,
+             cores: list[str | None]) -> dict:
+    """``concurrency`` connections split over ``ports`` (one wrk per port, run at once, on ``cores[n]``,
+    as a Service spreads callers' connections over replicas); the runs' figures combined."""
+    # a script per replica: each its own ce-id prefix, so no two exchanges share an id
+    scripts = [wrk_script(tmp, path, events, with_id) for _ in ports]
+    shares = [concurrency // len(ports) + (n < concurrency % len(ports)) for n in range(len(ports))]
+    with concurrent.futures.ThreadPoolExecutor(len(ports)) as pool:
+        runs = list(pool.map(lambda n: wrk(wrk_bin, f"http://127.0.0.1:{ports[n]}", scripts[n], shares[n], seconds,
+                                           cores[n]), range(len(ports))))
+    for script in scripts:
+        script.unlink()
+    # count: answered 2xx (wrk counts every answer; a refused event, 503 when the sink cannot keep up,
+    # is no throughput); non_2xx: those and the exchanges that got no answer at all
+    refused = sum(r["non_2xx"] for r in runs)
+    return {"count": sum(r["count"] for r in runs) - refused, "seconds": max(r["seconds"] for r in runs),
+            "non_2xx": refused + sum(r["socket_errors"] for r in runs),
+            "p50_ms": max(r["p50_ms"] for r in runs), "p99_ms": max(r["p99_ms"] for r in runs)}
 
 
 def rows_written(store: str) -> int:
@@ -165,19 +168,22 @@ def rows_written(store: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="load per case and round (default 4)")
+    parser.add_argument("--seconds", type=int, default=4, help="load per case and round (default 4)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, medians printed (default 3)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="sink processes (default 1 2)")
     parser.add_argument("--flush-after-load", action="store_true",
                         help="diagnostic: no flush during the load (the acknowledgement path alone)")
-    parser.add_argument("--load", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.load:
-        port, path, kind, template_file, concurrency, seconds = args.load
-        print(json.dumps(load([int(p) for p in port.split(",")], path, kind, template_file, int(concurrency), float(seconds))))
-        return 0
+    sys.path.insert(0, str(REPO / "bench"))
+    from soak import train
+
+    from serving import cores, cpu_seconds, ensure_load_generator, pin  # bench/serving.py
+
+    wrk_bin = ensure_load_generator("wrk")
+    server_core, load_core = cores()
+    every_core = sorted(os.sched_getaffinity(0))
 
     import httpx
     from patchrisk_serving.catboost_predictor.testing import serve_in_subprocess
@@ -202,11 +208,6 @@ def main() -> int:
                                                           env={"PATCHRISK_STATE_DIR": str(spool / "state")}))
                    for n in range(count)]
 
-    sys.path.insert(0, str(REPO / "bench"))
-    from soak import train
-
-    from serving import cpu_seconds  # bench/serving.py: this folder is first on sys.path
-
     def cpu_of(processes) -> float:
         return sum(cpu_seconds(process.pid) for process in processes)
 
@@ -219,16 +220,18 @@ def main() -> int:
         print("training the bench model ...", file=sys.stderr, flush=True)
         model_dir = train(tmp / "model", 7)
         with serve_in_subprocess(model_dir) as predictor:
+            pin(predictor.process.pid, server_core)
             for round_number in range(1, args.rounds + 1):
                 for protocol in ("v1", "v2"):
                     for rows in args.rows:
                         path, request, response = bodies(rows, protocol)
-                        events = [{"headers": h, "body": b.decode()} for h, b in
+                        events = [(h, b.decode()) for h, b in
                                   logger_events(request, response, MODEL, "bench", endpoint="default")]
                         for concurrency in args.concurrency:
                             before = cpu_of([predictor.process])
-                            pred_run = run_case(tmp, [predictor.port], path, "predictor", {"body": json.dumps(request)},
-                                                concurrency, args.seconds)
+                            pred_run = run_case(wrk_bin, tmp, [predictor.port], path,
+                                                [({"content-type": "application/json"}, json.dumps(request))],
+                                                False, concurrency, args.seconds, [load_core])
                             pred_run["cpu_s"] = cpu_of([predictor.process]) - before
                             predictor_runs.setdefault((protocol, rows, concurrency), []).append(pred_run)
                             for replicas in args.replicas:
@@ -237,9 +240,15 @@ def main() -> int:
                                 print(f"  round {round_number}/{args.rounds}: {protocol} {rows} row(s) c={concurrency}, "
                                       f"{replicas} sink(s) ...", file=sys.stderr, flush=True)
                                 with sinks(store, tmp / f"spool-{case}", replicas) as running:
+                                    # one sink: the predictor's core, the load on the other (as the predictor
+                                    # ran); more: a core each, the load wherever the kernel puts it
+                                    for n, sink in enumerate(running):
+                                        pin(sink.process.pid, server_core if replicas == 1
+                                            else str(every_core[n % len(every_core)]))
                                     before = cpu_of(s.process for s in running)
-                                    sink_run = run_case(tmp, [s.port for s in running], "/endpoint/default", "sink",
-                                                        events, concurrency, args.seconds)
+                                    sink_run = run_case(wrk_bin, tmp, [s.port for s in running], "/endpoint/default", events,
+                                                        True, concurrency, args.seconds,
+                                                        [load_core] if replicas == 1 else [None] * replicas)
                                     for sink in running:
                                         httpx.post(f"{sink.url}/flush", timeout=300).raise_for_status()
                                     sink_run["cpu_s"] = cpu_of(s.process for s in running) - before
@@ -259,7 +268,7 @@ def main() -> int:
         pred_per_s = median(p["count"] / p["seconds"] for p in preds)
         ratio = median(s["count"] / s["seconds"] / (p["count"] / p["seconds"]) for s, p in zip(runs, preds))
         p50, p99 = median(s["p50_ms"] for s in runs), median(s["p99_ms"] for s in runs)
-        bad = sum(n for s in runs for status, n in s["statuses"].items() if not 200 <= int(status) < 300)
+        bad = sum(s["non_2xx"] for s in runs)
         ok = ratio >= TARGET_RATIO and p99 <= TARGET_P99_MS and bad == 0
         sink_ms = median(s["cpu_s"] * 1000 / max(s["count"], 1) for s in runs)
         pred_ms = median(p["cpu_s"] * 1000 / max(p["count"], 1) for p in preds)
