@@ -128,6 +128,28 @@ def test_the_async_waiter_shares_one_fsync_and_returns_only_once_on_disk(tmp_pat
     spool.close()
 
 
+def test_deliveries_of_one_pass_of_the_loop_share_one_fsync(tmp_path):
+    """Each caller waits for its own ticket, as the app's handlers do: every event written before the
+    loop's pass ends is covered by the one fsync that follows it."""
+    spool = Spool(tmp_path)
+    events = [parse_event(h, b, RECEIVED) for h, b in
+              (base_request({"instances": instances(1, seed=s)}) for s in range(8))]
+
+    async def deliver(event):
+        await asyncio.sleep(0)  # every caller resumes in the same pass, as connections read in one poll do
+        await spool.durable(spool.write(event))
+
+    async def all_at_once():
+        await asyncio.gather(*(deliver(event) for event in events))
+
+    asyncio.run(all_at_once())
+    assert spool.fsyncs == 1
+    asyncio.run(all_at_once())  # a second event loop on the same spool (the first one is closed)
+    assert spool.fsyncs == 2
+    spool.close()
+    assert len(Spool(tmp_path).replayed()) == 16
+
+
 def test_concurrent_async_accepts_are_all_durable_and_replayed(tmp_path):
     config = SinkConfig(store_uri=str(tmp_path / "store"), spool_dir=tmp_path / "spool", flush_seconds=3600)
     service = SinkService(config, EndpointResolver(lambda model: {}))

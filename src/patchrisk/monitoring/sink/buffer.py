@@ -59,6 +59,7 @@ class Spool:
         self._waiters: list[tuple[int, asyncio.Future]] = []
         self._waiters_lock = threading.Lock()
         self._sync_wanted = threading.Event()
+        self._wake_scheduled: set[asyncio.AbstractEventLoop] = set()  # loops whose pass ends by waking the syncer
         self._syncer: threading.Thread | None = None
         self._closing = False
 
@@ -125,10 +126,17 @@ class Spool:
     async def durable(self, ticket: int) -> None:
         """:meth:`wait_durable` for a caller on an event loop, which it never blocks: the syncer
         thread fsyncs once for every ticket that arrived while its previous fsync ran, then wakes
-        their futures (one hop back to each loop per fsync, not one thread hop per event)."""
+        their futures (one hop back to each loop per fsync, not one thread hop per event).
+
+        The syncer is woken once the loop has run what is ready now (``call_soon``), not by the first
+        waiter: the events of one pass (every connection that had a delivery ready) then share one
+        fsync. Woken by the first, it took the GIL at the loop's next pause and fsynced a part of the
+        pass: one-row events from 4 connections (a replica's share of 8) made 0.5 fsyncs an event
+        instead of 0.25, and 4.7-5.0k events/s instead of 5.2-5.9k (pinned to one core, wrk)."""
         if self._synced >= ticket:
             return
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         with self._waiters_lock:
             if self._closing:
                 raise OSError("the spool is closed")
@@ -136,8 +144,16 @@ class Spool:
             if self._syncer is None:
                 self._syncer = threading.Thread(target=self._sync_waiters, name="spool-sync", daemon=True)
                 self._syncer.start()
-        self._sync_wanted.set()
+            wake = loop not in self._wake_scheduled
+            self._wake_scheduled.add(loop)
+        if wake:
+            loop.call_soon(self._wake_syncer, loop)
         await future
+
+    def _wake_syncer(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._waiters_lock:
+            self._wake_scheduled.discard(loop)
+        self._sync_wanted.set()
 
     def _sync_waiters(self) -> None:
         while True:
