@@ -111,6 +111,29 @@ def test_rotation_carries_each_waiting_event_as_the_line_it_was_acknowledged_wit
 
 
 
+def test_a_rotation_that_cannot_write_its_next_file_leaves_the_spool_as_it_was(tmp_path):
+    """The next file is written outside the service's lock: a failure there (a full disk) cancels
+    the rotation, removes the half-written file, and the spool goes on taking events."""
+
+    class Unwritable:
+        def spool_line(self) -> bytes:
+            raise OSError(28, "No space left on device")
+
+    spool = Spool(tmp_path)
+    (first, second), third = events(), events(seed=9)[0]
+    spool.append(first)
+    spool.begin_rotation()
+    spool.append(second)  # admitted while the next file is prepared
+    with pytest.raises(OSError, match="No space left"):
+        spool.prepare_rotation([first, Unwritable()])
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    spool.append(third)
+    spool.rotate([second, third])
+    spool.close()
+    assert [e.id for e in Spool(tmp_path).replayed()] == [second.id, third.id]
+    assert [e.kind for e in Spool(tmp_path).replayed()] == [second.kind, third.kind]
+
+
 def test_one_fsync_acknowledges_every_event_written_before_it(tmp_path):
     """Group commit: the events of concurrent loggers share a disk wait instead of queueing for one each."""
     spool = Spool(tmp_path)

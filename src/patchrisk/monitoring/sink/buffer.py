@@ -29,8 +29,10 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from patchrisk.monitoring.sink.dead_letters import DeadLetters
 from patchrisk.monitoring.sink.events import LoggedEvent, MalformedEvent
@@ -41,6 +43,16 @@ NEW, DUPLICATE, COLLISION = "new", "duplicate", "collision"
 
 SPOOL_FILE = "events.jsonl"
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class NextSpool:
+    """A rotation's next spool file, prepared and fsynced under a temporary name."""
+
+    generation: str
+    tmp: Path
+    fh: BinaryIO
+    size: int  # bytes written to it
 
 
 class Spool:
@@ -62,6 +74,8 @@ class Spool:
         self._wake_scheduled: set[asyncio.AbstractEventLoop] = set()  # loops whose pass ends by waking the syncer
         self._syncer: threading.Thread | None = None
         self._closing = False
+        self._since_begin: list[bytes] | None = None  # lines written while a rotation is prepared
+        self._retired: list = []  # handles of replaced spool files, closed by close_retired()
 
     def _open_existing(self) -> tuple[str, list[LoggedEvent]]:
         if not self.path.exists():
@@ -102,6 +116,8 @@ class Spool:
         """Append ``event`` (not yet durable); returns the ticket to pass to :meth:`wait_durable`."""
         line = event.spool_line()
         self._fh.write(line)
+        if self._since_begin is not None:  # a rotation is being prepared: the next file gets it too
+            self._since_begin.append(line)
         self.bytes += len(line)
         event.raw_body, event.spooled = None, line  # the line, not the body text, is what a rotation copies
         self._written += 1
@@ -185,17 +201,83 @@ class Spool:
         """Write and wait: one event, durable on return."""
         self.wait_durable(self.write(event))
 
-    def rotate(self, carry_over: Iterable[LoggedEvent]) -> str:
-        """Start a new generation holding only ``carry_over``; returns the new generation. The new
-        file is fsynced with every waiting event in it, so all tickets so far count as durable."""
+    # Rotation in three steps, so that the owner's lock (which admissions wait for) is held only while
+    # the few lines written meanwhile are copied and the new file takes the old one's name. Done whole
+    # under that lock, a flush at c=32 held admissions ~10-15 ms: writing and fsyncing ~1,000
+    # carried-over events, and closing the replaced file, which frees its blocks (4-7 ms for a few MB).
+    def begin_rotation(self) -> None:
+        """Under the owner's lock, in the same hold that takes the carry-over from its buffer: every
+        line written from now on is also kept, for :meth:`finish_rotation` to copy."""
+        self._since_begin = []
+
+    def prepare_rotation(self, carry_over: Iterable[LoggedEvent]) -> NextSpool:
+        """Outside the owner's lock (admissions go on): the next spool file, holding ``carry_over``,
+        fsynced under a temporary name. A failure cancels the rotation; the spool stays as it was."""
         generation = uuid.uuid4().hex
+        tmp = self.path.with_name(f".{SPOOL_FILE}.{generation}.tmp")
+        try:
+            fh = open(tmp, "wb")  # noqa: SIM115  becomes the spool's handle in finish_rotation
+        except BaseException:
+            self.cancel_rotation()
+            raise
+        try:
+            size = fh.write(json.dumps({"spool_generation": generation}).encode() + b"\n")
+            for line in (event.spool_line() for event in carry_over):
+                size += fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException:
+            fh.close()
+            tmp.unlink(missing_ok=True)
+            self.cancel_rotation()
+            raise
+        return NextSpool(generation, tmp, fh, size)
+
+    def finish_rotation(self, next_spool: NextSpool) -> str:
+        """Under the owner's lock: the lines written since :meth:`begin_rotation` appended to the next
+        file, fsynced, and the file renamed over the spool (the commit point); every ticket so far is
+        durable in it. Returns the new generation. The replaced file's handle waits for
+        :meth:`close_retired`, to be called once the owner's lock is released."""
         with self._sync_lock:
-            self._write_new(generation, carry_over)
-            self._fh.close()
-            self._fh = open(self.path, "ab")  # noqa: SIM115  held open: every accepted event appends
-            self.generation = generation
+            since, self._since_begin = self._since_begin or [], None
+            fh = next_spool.fh
+            try:
+                if since:
+                    fh.writelines(since)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(next_spool.tmp, self.path)
+            except BaseException:
+                fh.close()
+                next_spool.tmp.unlink(missing_ok=True)
+                raise
+            self._retired.append(self._fh)
+            self._fh = fh  # the renamed file, open at its end: every accepted event appends to it
+            self.generation = next_spool.generation
             self._synced = self._written
-            self.bytes = self.path.stat().st_size
+            self.bytes = next_spool.size + sum(map(len, since))
+            try:  # before any later acknowledgement: the rename is durable
+                _fsync_dir(self.directory)
+            except OSError as err:  # renamed already: the rotation stands (raising would drop its batch)
+                log.warning("spool rotation: fsync of %s failed (%s); the next fsync covers the rename",
+                            self.directory, err)
+        return self.generation
+
+    def cancel_rotation(self) -> None:
+        self._since_begin = None
+
+    def close_retired(self) -> None:
+        """Close the handles of spool files that rotations replaced (outside the owner's lock)."""
+        while self._retired:
+            self._retired.pop().close()
+
+    def rotate(self, carry_over: Iterable[LoggedEvent]) -> str:
+        """Start a new generation holding only ``carry_over``, in one go (the caller keeps the spool
+        unchanged meanwhile); returns the new generation. The new file is fsynced with every waiting
+        event in it, so all tickets so far count as durable."""
+        self.begin_rotation()
+        generation = self.finish_rotation(self.prepare_rotation(carry_over))
+        self.close_retired()
         return generation
 
     def _write_new(self, generation: str, events: Iterable[LoggedEvent]) -> None:
@@ -216,6 +298,7 @@ class Spool:
             self._sync_wanted.set()
             syncer.join(timeout=30)
         self._fh.close()
+        self.close_retired()
 
 
 def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
