@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
 
@@ -44,5 +45,9 @@ class SinkMetrics:
                                        "Objects left out of garbage collection (start-up, late imports: see heap.py)",
                                        registry=r)
         self.gc_frozen_objects.set_function(gc.get_freeze_count)  # read at each scrape: whoever froze them
+        self.gil_switch_interval = Gauge("patchrisk_sink_gil_switch_interval_seconds",
+                                         "Longest wait of a thread for the GIL before its holder is asked to "
+                                         "let go (gil.py)", registry=r)
+        self.gil_switch_interval.set_function(sys.getswitchinterval)
         self.replayed = Counter("patchrisk_sink_spool_replayed_events_total", "Events replayed at start",
                                 registry=r)
