@@ -59,7 +59,6 @@ def register(app: typer.Typer) -> None:
         from patchrisk.monitoring.sink.app import create_app
         from patchrisk.monitoring.sink.attribution import registry_resolver
         from patchrisk.monitoring.sink.events import MAX_ROWS_PER_EVENT
-        from patchrisk.monitoring.sink.gil import share_the_gil_in_short_turns
         from patchrisk.monitoring.sink.heap import freeze_what_lives_now, keep_start_up_out_of_collections
         from patchrisk.monitoring.sink.service import SinkConfig, SinkService
         from patchrisk.settings import get_settings
@@ -106,6 +105,5 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"sink on http://{host}:{port} -> {config.store_uri} (spool {config.spool_dir})", err=True)
         app = create_app(service, max_body_bytes)
         keep_start_up_out_of_collections()  # every start-up object made
-        share_the_gil_in_short_turns()  # the loop, the syncer and the flush
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
                     timeout_graceful_shutdown=HTTP_SHUTDOWN_S, http=protocol_with_deadline(request_read_timeout))  # info: uvicorn says where it listens, once bound

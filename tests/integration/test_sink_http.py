@@ -23,6 +23,7 @@ from patchrisk.monitoring.sink.testing import logger_events, sink_in_subprocess
 from patchrisk.registry import aliases, register_model_dir
 from patchrisk.settings import Settings
 from patchrisk.storage import Store
+from patchrisk_cli.sink import GIL_SWITCH_INTERVAL_S
 from tests.integration.http_support import LOOPBACK_TLS
 
 pytestmark = pytest.mark.integration
@@ -378,7 +379,8 @@ def test_a_busy_sink_leaves_its_start_up_objects_out_of_garbage_collection(sink,
     assert metric(sink.metrics(), "python_gc_collections_total", generation="0") - young_before <= 1
 
 
-def test_the_sink_hands_the_gil_over_within_a_millisecond(sink):
+def test_the_sink_hands_the_gil_over_within_half_a_millisecond(sink):
     """The event loop, the spool's syncer and the flush share the GIL: at CPython's 5 ms turns, events
-    that arrived during a flush waited several turns (p99 at c=8: 17-22 ms; at 1 ms: 11-16 ms)."""
-    assert metric(sink.metrics(), "patchrisk_sink_gil_switch_interval_seconds") == pytest.approx(0.001)
+    that arrived during a flush waited several turns. The gauge shows what the running sink uses."""
+    assert metric(sink.metrics(), "patchrisk_sink_gil_switch_interval_seconds") == pytest.approx(GIL_SWITCH_INTERVAL_S)
+    assert GIL_SWITCH_INTERVAL_S <= 0.001

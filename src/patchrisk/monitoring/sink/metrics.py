@@ -47,7 +47,7 @@ class SinkMetrics:
         self.gc_frozen_objects.set_function(gc.get_freeze_count)  # read at each scrape: whoever froze them
         self.gil_switch_interval = Gauge("patchrisk_sink_gil_switch_interval_seconds",
                                          "Longest wait of a thread for the GIL before its holder is asked to "
-                                         "let go (gil.py)", registry=r)
+                                         "let go (set by the sink command)", registry=r)
         self.gil_switch_interval.set_function(sys.getswitchinterval)
         self.replayed = Counter("patchrisk_sink_spool_replayed_events_total", "Events replayed at start",
                                 registry=r)
