@@ -6,6 +6,7 @@ only what is on disk. The app is driven in-process through ASGI (no server)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 from datetime import UTC, datetime
@@ -108,6 +109,33 @@ def test_a_spool_line_replays_to_the_event_that_was_accepted(tmp_path, body):
     assert json.loads(line) == json.loads(json.dumps(expected))  # NaN compares by its text
     replayed, = Spool(tmp_path).replayed()
     assert json.dumps(replayed.to_record()) == json.dumps(expected)
+
+
+@pytest.mark.parametrize(("body", "released"), [
+    (json.dumps(v2_request(instances(1, seed=8))).encode(), True),  # ~25 arrays and objects
+    (b'{"inputs": [{"name": "a", "shape": [1], "datatype": "FP64",\n "data": [-0.0]}]}', True),
+    (b'{"inputs": [{"name": "a", "shape": [1], "datatype": "BYTES", "data": ["caf\xc3\xa9"]}], "x": 1e-300}', True),
+    (b'{"inputs": [{"name": "a", "shape": [1], "datatype": "INT64", "data": [123456789012345678901234567890]}]}',
+     False),  # json path (an exact integer orjson would round): kept decoded
+    (json.dumps({"instances": instances(100, seed=8)}).encode(), False),  # rows of plain values: not walked
+])
+def test_a_spooled_v2_event_holds_no_object_the_garbage_collector_walks(tmp_path, body, released):
+    """Buffered until the next flush, a V2 event's decoded body was walked by every collection of the
+    sink's heap (one-row V2 calls at c=32: 13 % of the sink's time, pauses up to 270 ms). Once its spool
+    line holds the body's exact text, the event keeps that line and decodes the body when read."""
+    headers, _ = base_request()
+    event = parse_event(headers, body, RECEIVED)
+    accepted = json.dumps(event.body)
+    spool = Spool(tmp_path)
+    spool.wait_durable(spool.write(event))
+    assert (event.body_at is not None) == released
+    walked = [name for name, value in vars(event).items() if gc.is_tracked(value)]
+    assert walked == ([] if released else ["body"])
+    assert json.dumps(event.body) == accepted  # read again, as the flush reads it: the same value
+    assert json.dumps(event.to_record()["body"]) == accepted
+    spool.close()
+    replayed, = Spool(tmp_path).replayed()
+    assert json.dumps(replayed.body) == accepted
 
 
 def test_the_async_waiter_shares_one_fsync_and_returns_only_once_on_disk(tmp_path):

@@ -119,7 +119,12 @@ class Spool:
         if self._since_begin is not None:  # a rotation is being prepared: the next file gets it too
             self._since_begin.append(line)
         self.bytes += len(line)
-        event.raw_body, event.spooled = None, line  # the line, not the body text, is what a rotation copies
+        # the line, not the body text, is what a rotation copies; a V2 body goes where the line holds
+        # its exact text, so the buffer holds bytes rather than arrays every collection walks
+        if event.raw_body is not None and event.body_is_columnar():
+            event.release_body(line, event.raw_body)
+        else:
+            event.spooled = line
         self._written += 1
         return self._written
 

@@ -96,11 +96,13 @@ def log_schema_of(contract_of: ContractOf):
 
 def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf, contract_of: ContractOf = no_contracts) -> RowBlock:
     first = exchange.first
-    version = response_version(exchange.response.body) if exchange.response else None
+    # each body read once: a spooled event's is decoded again at each read (LoggedEvent.release_body)
+    response_body = exchange.response.body if exchange.response else None
+    version = response_version(response_body) if exchange.response else None
     explicit = next((e.endpoint for e in (exchange.request, exchange.response) if e and e.endpoint), None)
     contract = contract_of(first.model_name, version)
     spec = contract.spec if contract else None
-    scores, buckets, response_ids = _scores(exchange.response.body if exchange.response else None, spec)
+    scores, buckets, response_ids = _scores(response_body, spec)
     features, raw, request_ids, rejected = _features(contract, exchange.request.body if exchange.request else None)
     count = exchange.rows
     complete = exchange.request is not None and exchange.response is not None and len(scores) == len(raw)
