@@ -32,6 +32,9 @@ def register(app: typer.Typer) -> None:
             30.0, min=0.05, help="Seconds to wait for a request's response before logging it as an error row."
         ),
         max_buffer_rows: int = typer.Option(50_000, min=1, help="Rows held before answering 503."),
+        buffer_full_wait: float = typer.Option(
+            5.0, min=0, help="Seconds an event that finds the buffer full waits for the flush to make room "
+            "before 503 (the KServe logger does not retry)."),
         spool_dir: Path = typer.Option(
             None, help="Write-ahead spool (must survive restarts; default <state>/sink-spool)."
         ),
@@ -78,6 +81,7 @@ def register(app: typer.Typer) -> None:
             flush_seconds=flush_seconds,
             response_timeout=response_timeout,
             max_buffer_rows=max_buffer_rows,
+            buffer_full_wait_s=buffer_full_wait,
             max_disk_bytes=max_disk_bytes,
         )
         # Each version's rows are typed by the contract stored with that version (its model store copy).

@@ -3,6 +3,7 @@ a poisoned spool and an unwritable store (in-process SinkService on tmp dirs, no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -344,6 +345,54 @@ def test_a_response_completing_a_waiting_request_is_accepted_when_the_buffer_is_
     service.flush()
     df = read_prediction_logs(service.config.store_uri, "patch-risk")
     assert df["event_id"].tolist() == ["completed"] * 2 and set(df["status"]) == {"ok"}
+
+
+def test_an_event_that_finds_the_buffer_full_waits_for_the_flush_to_make_room(tmp_path):
+    """At saturation the event loop admits faster than the flush writes (they share the GIL): a burst
+    filled the buffer and each event after it got an immediate 503, a call the logger never sends again
+    (one sink, V2, 100 rows, c=32: ~1,400 in 12 s). It waits for the flush the refusal wakes instead."""
+    config = SinkConfig(store_uri=str(tmp_path / "logs"), spool_dir=tmp_path / "spool", max_buffer_rows=2,
+                        flush_seconds=3600)
+    service = SinkService(config, EndpointResolver(lambda model: {}), contracts=contracts)
+    service.start()
+    try:
+        for seed in (1, 2):  # two complete one-row exchanges: the buffer is full, all of it ready
+            rows = instances(1, seed=seed)
+            for h, b in logger_events({"instances": rows}, v1_response(rows, "1"), "patch-risk", "prod",
+                                      event_id=f"ready-{seed}"):
+                assert service.accept(parse_event(h, b))
+        late, = [parse_event(h, b) for h, b in logger_events({"instances": instances(1, seed=3)}, None,
+                                                            "patch-risk", "prod", event_id="late")]
+        assert asyncio.run(service.accept_async(late)) is True  # admitted once the flush took the batch
+        deadline = time.monotonic() + 10
+        while service.metrics.flushes.labels("ok")._value.get() < 1:  # and, a moment later, published it
+            assert time.monotonic() < deadline, "the flush the refusal woke never finished"
+            time.sleep(0.01)
+        assert sorted(set(read_prediction_logs(config.store_uri, "patch-risk")["event_id"])) == ["ready-1", "ready-2"]
+        assert service.metrics.buffer_full_waits._value.get() == 1
+    finally:
+        service.stop()
+
+
+def test_an_event_still_without_room_after_the_wait_gets_503(tmp_path):
+    """What is buffered waits for its partner (nothing ready to flush): the wait ends, and the 503 says why."""
+    config = SinkConfig(store_uri=str(tmp_path / "logs"), spool_dir=tmp_path / "spool", max_buffer_rows=2,
+                        flush_seconds=3600, buffer_full_wait_s=0.2)
+    service = SinkService(config, EndpointResolver(lambda model: {}), contracts=contracts)
+    service.start()
+    try:
+        waiting, = [parse_event(h, b) for h, b in logger_events({"instances": instances(2, seed=4)}, None,
+                                                               "patch-risk", "prod", event_id="waiting")]
+        assert service.accept(waiting)
+        late, = [parse_event(h, b) for h, b in logger_events({"instances": instances(1, seed=5)}, None,
+                                                            "patch-risk", "prod", event_id="late")]
+        started = time.monotonic()
+        with pytest.raises(MalformedEvent) as caught:
+            asyncio.run(service.accept_async(late))
+        assert caught.value.status == 503 and caught.value.reason == "buffer_full"
+        assert time.monotonic() - started >= 0.2
+    finally:
+        service.stop()
 
 
 def without_time(sent: list[tuple[dict, bytes]]) -> list[tuple[dict, bytes]]:

@@ -29,6 +29,9 @@ class SinkMetrics:
                                          "Requests with no response within the timeout (error rows)", registry=r)
         self.unpaired_responses = Counter("patchrisk_sink_unpaired_responses_total",
                                           "Responses whose request never arrived", registry=r)
+        self.buffer_full_waits = Counter("patchrisk_sink_buffer_full_waits_total",
+                                         "Events that found the buffer full and waited for the flush to make "
+                                         "room (503 if none came within --buffer-full-wait)", registry=r)
         self.buffered_rows = Gauge("patchrisk_sink_buffered_rows", "Rows held in memory (and spool)", registry=r)
         self.flush_seconds = Histogram("patchrisk_sink_flush_seconds", "Flush duration", registry=r)
         self.collisions = Counter("patchrisk_sink_id_collisions_total",

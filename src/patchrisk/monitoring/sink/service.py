@@ -55,6 +55,7 @@ class Admission:
 
 
 MIN_DISK_BYTES = 64 * 1024
+ROOM_POLL_S = 0.01  # how often an event waiting for room in a full buffer tries again
 FLUSH_THREAD_STOP_S = 30  # longest wait, at stop, for a flush in progress (the pod's grace period covers it)
 
 
@@ -68,6 +69,11 @@ class SinkConfig:
     flush_seconds: float = 60.0
     response_timeout: float = 30.0
     max_buffer_rows: int = 50_000
+    # An event that finds the buffer full waits up to this long for the flush to make room before its
+    # 503: the KServe logger does not retry, and at saturation the event loop admits faster than the
+    # flush (on the same GIL) writes, so a burst filled the buffer and lost calls (one sink, V2, 100
+    # rows, c=32: ~1,400 refused in 12 s) that a wait of milliseconds would have stored.
+    buffer_full_wait_s: float = 5.0
     # The spool file plus the outbox (batches staged while the store is down) stay within this, with one
     # event's overshoot at most: past it events get 503 and the logger retries. Set it below the spool
     # volume's size (the Deployment's emptyDir sizeLimit: a pod past it is evicted, volume and all).
@@ -116,6 +122,7 @@ class SinkService:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_flush = time.monotonic()
+        self._room_wanted = False  # an admission found the buffer full: flush what is ready
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -161,10 +168,25 @@ class SinkService:
     async def accept_async(self, event: LoggedEvent) -> bool:
         """:meth:`accept` for the HTTP handler: the buffer work runs on the event loop (it is short),
         only the fsync off it (shared by every event that arrived meanwhile: :meth:`Spool.durable`).
-        While a flush holds the buffer (rotating the spool), the wait for it runs off the loop."""
-        admission = self.admit(event, block=False)
-        if admission is None:
-            admission = await asyncio.to_thread(self.admit, event)
+        While a flush holds the buffer (rotating the spool), the wait for it runs off the loop. An event
+        that finds the buffer full waits for the flush to make room (``buffer_full_wait_s``), then 503."""
+        waited_since = None
+        while True:
+            try:
+                admission = self.admit(event, block=False)
+                if admission is None:
+                    admission = await asyncio.to_thread(self.admit, event)
+                break
+            except MalformedEvent as err:
+                if err.reason != "buffer_full" or self._stop.is_set():
+                    raise
+                now = time.monotonic()
+                if waited_since is None:
+                    waited_since = now
+                    self.metrics.buffer_full_waits.inc()
+                if now - waited_since >= self.config.buffer_full_wait_s:
+                    raise
+                await asyncio.sleep(ROOM_POLL_S)  # the flush thread was woken by the refusal
         await self.spool.durable(admission.ticket)
         return self.confirm(admission)
 
@@ -191,6 +213,7 @@ class SinkService:
                                      f"ever buffers ({self.config.max_buffer_rows}): split the batch", status=413)
             growth = self.buffer.rows_added_by(event)  # a partner completing its exchange adds few or none
             if growth and self.buffer.rows + growth > self.config.max_buffer_rows:
+                self._room_wanted = True  # the flush thread writes what is ready now, whatever its count
                 self._wake.set()
                 raise MalformedEvent("buffer_full", f"buffer holds {self.buffer.rows} rows, limit "
                                      f"{self.config.max_buffer_rows}: retry after the next flush", status=503)
@@ -234,7 +257,9 @@ class SinkService:
             try:
                 self.expire()
                 due = time.monotonic() - self._last_flush >= self.config.flush_seconds
-                if due or self.buffer.ready_rows >= self.config.flush_rows:
+                room = self._room_wanted and self.buffer.ready_rows > 0
+                if due or room or self.buffer.ready_rows >= self.config.flush_rows:
+                    self._room_wanted = False
                     self.flush()
             except Exception:  # keep the thread alive; the next tick retries (events stay spooled)
                 log.exception("flush failed")
