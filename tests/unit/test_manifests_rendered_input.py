@@ -82,8 +82,8 @@ TARGETS_SINK = "scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: si
     ('"1"', "{scaleTargetRef: [sink], maxReplicas: 4}",
      {("HorizontalPodAutoscaler/sink", "spec.scaleTargetRef", "k8s-schema"), ("Deployment/sink", "-", "sink-autoscaling")}),
     ("2000q", f"{{{TARGETS_SINK}, maxReplicas: 4}}", {("Deployment/sink", "-", "sink-capacity")}),
-    ('"1"', f"{{{TARGETS_SINK}, maxReplicas: 4}}", set()),  # 4 sink cores for 2 x 1 predictor cores: room
-    ('"1"', f"{{{TARGETS_SINK}, maxReplicas: 3}}", {("HorizontalPodAutoscaler/sink", "spec.maxReplicas", "sink-capacity")}),
+    ('"1"', f"{{{TARGETS_SINK}, maxReplicas: 5}}", set()),  # 5 sink cores for 2 x 1 predictor cores: room
+    ('"1"', f"{{{TARGETS_SINK}, maxReplicas: 4}}", {("HorizontalPodAutoscaler/sink", "spec.maxReplicas", "sink-capacity")}),
 ])
 def test_a_log_sink_is_weighed_against_its_predictor_and_a_field_of_the_wrong_shape_is_named(tmp_path, cpu, scaling,
                                                                                                expected):

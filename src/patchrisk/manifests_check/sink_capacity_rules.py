@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 from patchrisk.manifests_check.findings import Finding, object_id
 
-# The most sink CPU per predictor CPU `bench/sink.py` has measured (100 rows a call, one sink process:
-# 0.95-1.72 sink cores per predictor core across runs), rounded up.
-SINK_CORES_PER_PREDICTOR_CORE = 1.75
+# The most sink CPU per predictor CPU `bench/sink.py` has measured with wrk, each server pinned to a core
+# of its own (100 rows a call at c=8, one sink process: 2.09 and 2.17 in the runs of 2026-12-03; the
+# Python load client before made 0.95-2.92 of shared cores), rounded up to a quarter.
+SINK_CORES_PER_PREDICTOR_CORE = 2.25
 _NOT_READ = object()  # a CPU limit that is there but is no quantity
 
 
