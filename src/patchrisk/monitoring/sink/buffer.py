@@ -264,8 +264,8 @@ class Spool:
             try:  # before any later acknowledgement: the rename is durable
                 _fsync_dir(self.directory)
             except OSError as err:  # renamed already: the rotation stands (raising would drop its batch)
-                log.warning("spool rotation: fsync of %s failed (%s); the next fsync covers the rename",
-                            self.directory, err)
+                log.warning("spool rotation: fsync of %s failed (%s); the rename is durable once the file "
+                            "system commits it (on ext4, with the next fsync of the spool)", self.directory, err)
         return self.generation
 
     def cancel_rotation(self) -> None:
