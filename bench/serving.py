@@ -41,10 +41,6 @@ BENCH = Path(__file__).resolve().parent
 MODEL = "patch-risk"
 
 
-def ensure_hey() -> str:
-    return ensure_load_generator("hey")
-
-
 def ensure_load_generator(name: str) -> str:
     """The path of ``hey`` or ``wrk`` (both Debian packages), installing them with apt-get when missing."""
     if shutil.which(name) is None:
@@ -135,7 +131,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     args = parser.parse_args()
-    hey_bin = ensure_hey()
+    hey_bin = ensure_load_generator("hey")
     server_core, load_core = cores()
     from patchrisk_serving.catboost_predictor.testing import free_port, predictor_command, stop
 

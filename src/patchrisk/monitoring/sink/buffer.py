@@ -122,9 +122,9 @@ class Spool:
         # the line, not the body text, is what a rotation copies; a V2 body goes where the line holds
         # its exact text, so the buffer holds bytes rather than arrays every collection walks
         if event.raw_body is not None and event.body_is_columnar():
-            event.release_body(line, event.raw_body)
+            event.release_body(line)
         else:
-            event.spooled = line
+            event.raw_body, event.spooled = None, line
         self._written += 1
         return self._written
 

@@ -94,16 +94,16 @@ class LoggedEvent:
         body = self.__dict__.get("body")
         return isinstance(body, dict) and (isinstance(body.get("inputs"), list) or isinstance(body.get("outputs"), list))
 
-    def release_body(self, line: bytes, exact_text: bytes) -> None:
-        """Keep ``line`` (the spool's) and drop the decoded body, whose JSON text ``exact_text`` ends the
-        line: reads of ``body`` decode it again (a flush reads each body once or twice).
+    def release_body(self, line: bytes) -> None:
+        """Keep ``line`` (the spool's, ending with the body's exact JSON text ``raw_body``) and drop the
+        decoded body: reads of ``body`` decode it again (a flush reads each body once or twice).
 
         Held decoded until the flush, a buffered event's arrays and objects were walked by every
         garbage collection: a V2 call is ~25 of them an event (:meth:`body_is_columnar`), and one sink at
         c=32 spent 13 % of its time collecting, in pauses up to 270 ms (a collection of the middle
         generation), the p99 acknowledgement of one-row V2 calls (60-220 ms; 21-24 ms released)."""
+        self.body_at = len(line) - len(self.raw_body) - 2  # the line ends with the body, then "}\n"
         self.raw_body, self.spooled = None, line
-        self.body_at = len(line) - len(exact_text) - 2  # the line ends with the body, then "}\n"
         del self.body
 
     @property

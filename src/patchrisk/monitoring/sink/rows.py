@@ -98,7 +98,7 @@ def exchange_rows(exchange: Exchange, endpoint_of: EndpointOf, contract_of: Cont
     first = exchange.first
     # each body read once: a spooled event's is decoded again at each read (LoggedEvent.release_body)
     response_body = exchange.response.body if exchange.response else None
-    version = response_version(response_body) if exchange.response else None
+    version = response_version(response_body)
     explicit = next((e.endpoint for e in (exchange.request, exchange.response) if e and e.endpoint), None)
     contract = contract_of(first.model_name, version)
     spec = contract.spec if contract else None
