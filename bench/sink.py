@@ -23,6 +23,16 @@ replica, as a Service spreads callers; pairing happens at read time, so any repl
 event). Two replicas get a core each and the load runs wherever the kernel puts it: on a 2-core
 machine it takes its share from both sinks, where the predictor had a core of its own.
 
+``--own-core-replicas N`` (default 4; 0: none) shows replicas that each have a core of their own, as a
+Deployment's pods on a cluster do, which this machine cannot host at once (2 cores, and the load needs
+one): one replica gets its share of the connections (c / N, as a Service spreads them) and runs alone,
+pinned to the predictor's core with wrk on the other, exactly as the predictor ran; its rates times N
+are the N replicas'. (Replicas share nothing on the acknowledgement path: a process, a spool and a port
+each. What this leaves out: their fsyncs meeting on one disk when they share a node.) It is the view
+that tells whether scaling out meets the target at the same concurrency: in a closed loop of c
+connections the rate is c / latency whatever the number of processes, so replicas that share too few
+cores (the two above, at c=8) add cores' worth of CPU but not a lower latency per event.
+
 Prints per case: accepted events/s, p50/p99 acknowledgement latency, rows written/s (rows in the
 Parquet output after the final flush, per second of load), the predictor's requests/s, and the
 targets: sink events/s >= 2x predictor requests/s at the same concurrency, p99 ack <= 20 ms.
@@ -38,6 +48,7 @@ load and writes them all at the final flush: the acknowledgement path alone, to 
 sink's cores turning rows into Parquet takes (it runs in the same process, on the same GIL).
 
     .venv/bin/python bench/sink.py [--seconds 4] [--rounds 3] [--concurrency 8 32] [--rows 1 100] [--replicas 1 2]
+                                   [--own-core-replicas 4]
                                    [--flush-after-load]
 """
 
@@ -173,9 +184,16 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="sink processes (default 1 2)")
+    parser.add_argument("--own-core-replicas", type=int, default=4,
+                        help="replicas on cores of their own: one measured alone with its share of the "
+                             "connections, its rates times this (default 4; 0: none)")
     parser.add_argument("--flush-after-load", action="store_true",
                         help="diagnostic: no flush during the load (the acknowledgement path alone)")
     args = parser.parse_args()
+    own = args.own_core_replicas
+    if own < 0 or any(own and (c % own or c < own) for c in args.concurrency):
+        parser.error(f"--own-core-replicas {own}: every --concurrency must be a multiple of it (each replica "
+                     "gets an equal share of the connections)")
     sys.path.insert(0, str(REPO / "bench"))
     from soak import train
 
@@ -253,7 +271,23 @@ def main() -> int:
                                         httpx.post(f"{sink.url}/flush", timeout=300).raise_for_status()
                                     sink_run["cpu_s"] = cpu_of(s.process for s in running) - before
                                     sink_run["written"] = rows_written(store)
-                                sink_runs.setdefault((protocol, rows, concurrency, replicas), []).append(sink_run)
+                                sink_runs.setdefault((protocol, rows, concurrency, str(replicas)), []).append(sink_run)
+                            if own:
+                                case = f"{protocol}-{rows}-{concurrency}-own{own}-{round_number}"
+                                store = str(tmp / f"logs-{case}")
+                                print(f"  round {round_number}/{args.rounds}: {protocol} {rows} row(s) c={concurrency}, "
+                                      f"1 of {own} sinks on cores of their own (c={concurrency // own}) ...",
+                                      file=sys.stderr, flush=True)
+                                with sinks(store, tmp / f"spool-{case}", 1) as (sink,):
+                                    pin(sink.process.pid, server_core)
+                                    before = cpu_of([sink.process])
+                                    sink_run = run_case(wrk_bin, tmp, [sink.port], "/endpoint/default", events, True,
+                                                        concurrency // own, args.seconds, [load_core])
+                                    httpx.post(f"{sink.url}/flush", timeout=300).raise_for_status()
+                                    sink_run["cpu_s"] = cpu_of([sink.process]) - before
+                                    sink_run["written"] = rows_written(store)
+                                sink_run["scale"] = own  # the N replicas: N times the one measured
+                                sink_runs.setdefault((protocol, rows, concurrency, f"{own} own"), []).append(sink_run)
 
     def verdict(ok: bool) -> str:
         return "-" if args.flush_after_load else "ok" if ok else "MISSED"
@@ -263,20 +297,26 @@ def main() -> int:
           f"| {'sink CPU ms/ev':>14} {'pred CPU ms/req':>15} {'sink cores/pred core':>20}")
     median = statistics.median
     most_cores = 0.0
+    met: dict[str, list[bool]] = {}  # per kind of sinks: each case's verdicts, rate and p99 together
+
+    def rate(run: dict, of: str = "count") -> float:
+        return run[of] * run.get("scale", 1) / run["seconds"]
+
     for (protocol, rows, concurrency, replicas), runs in sink_runs.items():
         preds = predictor_runs[(protocol, rows, concurrency)]  # round n of each was run back to back
-        events_per_s = median(s["count"] / s["seconds"] for s in runs)
+        events_per_s = median(rate(s) for s in runs)
         pred_per_s = median(p["count"] / p["seconds"] for p in preds)
-        ratio = median(s["count"] / s["seconds"] / (p["count"] / p["seconds"]) for s, p in zip(runs, preds))
+        ratio = median(rate(s) / (p["count"] / p["seconds"]) for s, p in zip(runs, preds))
         p50, p99 = median(s["p50_ms"] for s in runs), median(s["p99_ms"] for s in runs)
         bad = sum(s["non_2xx"] for s in runs)
         sink_ms = median(s["cpu_s"] * 1000 / max(s["count"], 1) for s in runs)
         pred_ms = median(p["cpu_s"] * 1000 / max(p["count"], 1) for p in preds)
         cores = median(EVENTS_PER_CALL * (s["cpu_s"] / max(s["count"], 1)) / (p["cpu_s"] / max(p["count"], 1))
                        for s, p in zip(runs, preds))
-        if replicas == 1:
+        if replicas == "1":
             most_cores = max(most_cores, cores)
-        rows_per_s = median(s["written"] / s["seconds"] for s in runs)
+        met.setdefault(replicas, []).append(ratio >= TARGET_RATIO and p99 <= TARGET_P99_MS and not bad)
+        rows_per_s = median(rate(s, "written") for s in runs)
         print(f"{protocol + ' ' + str(rows) + 'r c=' + str(concurrency):>16} {replicas:>5} {events_per_s:>9,.0f} "
               f"{p50:>7.1f} {p99:>7.1f} {rows_per_s:>9,.0f} {bad:>8} {pred_per_s:>10,.0f} "
               f"{median(p['p99_ms'] for p in preds):>8.1f} {ratio:>5.2f}x {verdict(ratio >= TARGET_RATIO and not bad):>6} "
@@ -286,6 +326,19 @@ def main() -> int:
               "round's own ratio (its predictor run just before its sink runs)")
     print("at c=32 both servers are saturated: a closed loop's mean latency is then c / rate (32 / 2,000 a second "
           "is 16 ms), whatever the server")
+    if args.own_core_replicas:
+        n = args.own_core_replicas
+        print(f"{n} own: {n} replicas on cores of their own (a cluster's pods), which this machine cannot run at "
+              f"once: one replica measured alone with its share of the connections (c / {n}), pinned as the "
+              f"predictor was (its core, the load on the other); events/s and rows/s are its rates x {n}, the "
+              "latencies and CPU its own")
+    if not args.flush_after_load:
+        for replicas, verdicts in met.items():
+            what = {"1": "one sink", "2": "two sinks sharing this machine's cores"}.get(
+                replicas, f"{replicas.split()[0]} sinks on cores of their own" if "own" in replicas
+                else f"{replicas} sinks sharing this machine's cores")
+            print(f"target (events/s >= {TARGET_RATIO:g}x the predictor's requests/s and p99 <= {TARGET_P99_MS:g} ms, "
+                  f"no refusals) with {what}: met in {sum(verdicts)} of {len(verdicts)} cases")
     if not args.flush_after_load:
         from patchrisk.manifests_check.sink_capacity_rules import SINK_CORES_PER_PREDICTOR_CORE
 
