@@ -261,6 +261,42 @@ def test_rollback_replaces_a_hand_edited_canary_weight_and_names_it(gitops_repo,
     assert commits(repo)[0] == "staging: canary by hand"
 
 
+def test_rollback_acts_on_an_analysis_made_before_a_hand_cut(gitops_repo, rollout_env, tmp_path):
+    """The incident flow: an analysis of the canary, then the release manager cuts its traffic by hand
+    before anyone runs the CLI, then `rollout rollback --analysis <that report>`. Was: refused (exit 2,
+    "overlay staging changed since the analysis ... analyse again"), and a fresh analysis of a canary
+    cut to 0 % has no traffic to judge. A rollback only removes the canary, so the report still says why,
+    as long as it analyses the canary being rolled back; one about another canary is refused."""
+    repo = gitops_repo
+    assert run(repo, "start", "--overlay", "staging", "--model-version", "2").exit_code == 0
+    traffic(rollout_env, "2", seed=720)
+    analysed = run(repo, "analyze", "--overlay", "staging")
+    assert analysed.exit_code == 0 and "decision:" in analysed.output, analysed.output
+    report = Path(report_path(analysed))
+    patch = staging(repo) / "inferenceservice-patch.yaml"
+    patch.write_text(patch.read_text().replace("trafficPercent: 10", "trafficPercent: 0"))
+    repo.index.add([str(patch.relative_to(repo.working_tree_dir))])
+    repo.index.commit("staging: canary traffic off (incident)")
+
+    other = tmp_path / "other-canary.json"
+    recorded = json.loads(report.read_text())
+    other.write_text(json.dumps({**recorded, "canary": {**recorded["canary"], "version": "9"}}))
+    refused = run(repo, "rollback", "--overlay", "staging", "--analysis", str(other))
+    assert refused.exit_code == 2, refused.output
+    assert "analyses canary v9, but v2 is the canary in staging" in refused.output, refused.output
+    assert commits(repo)[0] == "staging: canary traffic off (incident)" and aliases() == {"champion": "1", "canary": "2"}
+
+    result = run(repo, "rollback", "--overlay", "staging", "--analysis", str(report))
+    assert result.exit_code == 0, result.output
+    assert commits(repo)[0] == "rollout(patch-risk): roll back canary v2 [staging]"
+    message = repo.head.commit.message
+    assert "replaces a hand edit: spec.canary.0.trafficPercent 0 (recorded 10)" in message
+    assert f"made at {recorded['head_commit']}, before the overlay last changed" in message, message
+    assert not overlay_doc(repo, "staging")["spec"].get("canary")
+    assert aliases() == {"champion": "1"} and version_tags("2").get("rolled_back") == "true"
+    assert_manifests_pass(repo, "staging")
+
+
 def test_a_detached_head_is_refused_before_anything_is_written(gitops_repo, rollout_env):
     """Was: without a remote, `rollout start` on a detached HEAD committed on no branch (lost at the
     next checkout) and moved the canary alias, exit 0."""

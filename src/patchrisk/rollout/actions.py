@@ -157,8 +157,13 @@ def start(ctx: RolloutContext, version: str, dry_run: bool = False) -> Outcome:
 
 # -- acting on an analysis ---------------------------------------------------------------------
 def analysis_for(ctx: RolloutContext, analysis_path: Path | None, labels: Path | None,
-                 report_dir: Path | None) -> dict:
-    """The given report, refused when the overlay changed since it was made; else a fresh one."""
+                 report_dir: Path | None, rolling_back: bool = False) -> dict:
+    """The given report, refused when the overlay changed since it was made; else a fresh one.
+
+    ``rolling_back``: a report made before the overlay changed is taken as long as it analyses the
+    canary being rolled back. A rollback only removes the canary, and in an incident the overlay has
+    often changed since the analysis: the release manager cut the canary's traffic by hand first, after
+    which a fresh analysis has no canary traffic left to judge."""
     if analysis_path is None:
         return analyze(ctx, labels, report_dir)
     report = load_report(analysis_path)
@@ -166,6 +171,12 @@ def analysis_for(ctx: RolloutContext, analysis_path: Path | None, labels: Path |
         raise PatchriskError(f"{analysis_path} analyses {report['model']} in {report['environment']}, "
                              f"not {ctx.model} in {ctx.environment}")
     current = ctx.overlay.content_hash()
+    if rolling_back and report["overlay_hash"] != current:
+        analysed, running = report["canary"]["version"], ctx.journal.canary.version
+        if analysed == running:
+            return report
+        raise PatchriskError(f"{analysis_path} analyses canary v{analysed}, but v{running} is the canary in "
+                             f"{ctx.environment}: analyse it, or roll back with --reason alone")
     if report["overlay_hash"] != current:
         raise PatchriskError(f"overlay {ctx.environment} changed since the analysis {analysis_path} "
                              f"(made at commit {report['head_commit']}, overlay hash "
@@ -270,8 +281,10 @@ def rollback(ctx: RolloutContext, analysis_path: Path | None = None, labels: Pat
             return Outcome(f"canary v{gone} is already rolled back in {ctx.environment}; nothing to do", noop=True)
         return Outcome(f"no canary is running in {ctx.environment} (phase {journal.phase}); nothing to roll back",
                        noop=True)
-    report = analysis_for(ctx, analysis_path, labels, report_dir)
+    report = analysis_for(ctx, analysis_path, labels, report_dir, rolling_back=True)
     why = reason or "; ".join(report["decision"]["reasons"])
+    if report["overlay_hash"] != ctx.overlay.content_hash():
+        why += f" (analysis made at {report['head_commit']}, before the overlay last changed)"
     return apply_rollback(ctx, report, dry_run, why)
 
 
