@@ -326,8 +326,8 @@ def main() -> int:
               "round's own ratio (its predictor run just before its sink runs)")
     print("at c=32 both servers are saturated: a closed loop's mean latency is then c / rate (32 / 2,000 a second "
           "is 16 ms), whatever the server")
-    if args.own_core_replicas:
-        n = args.own_core_replicas
+    if own:
+        n = own
         print(f"{n} own: {n} replicas on cores of their own (a cluster's pods), which this machine cannot run at "
               f"once: one replica measured alone with its share of the connections (c / {n}), pinned as the "
               f"predictor was (its core, the load on the other); events/s and rows/s are its rates x {n}, the "
@@ -339,7 +339,6 @@ def main() -> int:
                 else f"{replicas} sinks sharing this machine's cores")
             print(f"target (events/s >= {TARGET_RATIO:g}x the predictor's requests/s and p99 <= {TARGET_P99_MS:g} ms, "
                   f"no refusals) with {what}: met in {sum(verdicts)} of {len(verdicts)} cases")
-    if not args.flush_after_load:
         from patchrisk.manifests_check.sink_capacity_rules import SINK_CORES_PER_PREDICTOR_CORE
 
         covered = most_cores <= SINK_CORES_PER_PREDICTOR_CORE
