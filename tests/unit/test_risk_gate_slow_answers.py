@@ -163,6 +163,59 @@ def test_a_v2_answer_in_an_encoding_the_gate_cannot_read_is_named(tmp_path):
     assert "Content-Encoding 'br', which the gate cannot read" in report.error, report.error
 
 
+def test_a_v1_answer_in_brotli_is_named_not_decoded_whole(tmp_path):
+    """Brotli packs 256 MiB of one byte into ~400 bytes, and httpx decoded each network chunk whole
+    before the gate counted it: a few KB of answer could take the CI runner's memory. The V1 client
+    asked for it too (httpx offers every encoding it can decode). It now offers gzip and deflate,
+    which it decodes a bounded block at a time, and names any other encoding, as the V2 client does."""
+    import brotli
+
+    from tests.unit.test_risk_gate_answers import _prediction
+
+    offered = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            offered.append(self.headers.get("accept-encoding", ""))
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            body = brotli.compress(json.dumps(_prediction(0.9)).encode())
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-encoding", "br")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args):
+            pass
+
+    with loopback_http_server(Handler) as url:
+        report = gate_files([_patch(tmp_path)], url, protocol="v1", retries=0, timeout=5.0, threshold=0.95)
+    assert report.exit_code == 2 and report.verdict == "error", report.to_json()
+    assert "Content-Encoding 'br', which the gate cannot read" in report.error, report.error
+    assert offered and all("br" not in o and "gzip" in o for o in offered), offered
+
+
+def test_a_v1_answer_whose_gzip_is_broken_is_named(tmp_path):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-encoding", "gzip")
+            self.send_header("content-length", "12")
+            self.end_headers()
+            self.wfile.write(b"not gzip at all"[:12])
+
+        def log_message(self, *_args):
+            pass
+
+    with loopback_http_server(Handler) as url:
+        report = gate_files([_patch(tmp_path)], url, protocol="v1", retries=0, timeout=5.0)
+    assert report.exit_code == 2 and report.verdict == "error", report.to_json()
+    assert "whose gzip encoding is broken" in report.error, report.error
+
+
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
 def test_an_answer_that_breaks_off_is_an_endpoint_error(tmp_path, protocol):
     """Content-Length 10,000, ten bytes, then the connection closes (a proxy restarting). V2 crashed

@@ -170,18 +170,24 @@ class RiskClient:
 
     def _answer(self, url: str, payload: dict) -> httpx.Response:
         """The whole answer, read as it streams: within ``timeout`` of the call (httpx's own timeout
-        bounds each read, so a trickle would go on for ever) and at most MAX_ANSWER_BYTES."""
+        bounds each read, so a trickle would go on for ever) and at most MAX_ANSWER_BYTES, decoded
+        here a bounded block at a time. (httpx decodes each network chunk whole, and offers brotli,
+        which packs 256 MiB into ~400 bytes: a few KB of answer could take the runner's memory.)"""
         deadline = time.monotonic() + self.timeout
-        with self._http.stream("POST", url, json=payload) as streamed:
+        with self._http.stream("POST", url, json=payload, headers={"accept-encoding": ACCEPTED_ENCODINGS}) as streamed:
+            decode = _bounded_decoder(streamed.headers.get("content-encoding"), self.endpoint)
             body = bytearray()
-            for chunk in streamed.iter_bytes():
-                body += chunk
+            for chunk in streamed.iter_raw():
+                body += decode(chunk, MAX_ANSWER_BYTES + 1 - len(body))
                 if len(body) > MAX_ANSWER_BYTES:
                     raise _too_large(self.endpoint)
                 if time.monotonic() > deadline:
                     raise _Retryable(f"cannot reach {self.endpoint}: no whole answer within {self.timeout:g} s "
                                      f"(--timeout; {len(body):,} bytes had arrived)")
-        # iter_bytes decoded any Content-Encoding: the copy says what it holds, plain bytes
+            body += decode(b"", MAX_ANSWER_BYTES + 1 - len(body))
+            if len(body) > MAX_ANSWER_BYTES:
+                raise _too_large(self.endpoint)
+        # decoded here: the copy says what it holds, plain bytes
         kept = [(k, v) for k, v in streamed.headers.multi_items()
                 if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
         return httpx.Response(streamed.status_code, headers=kept, content=bytes(body), request=streamed.request)
@@ -283,6 +289,30 @@ class RiskClient:
                 self.log(f"{what}: {err}; retrying in {delay:.1f}s ({attempt + 1}/{self.retries})")
                 time.sleep(delay)
         raise AssertionError("unreachable")
+
+
+ACCEPTED_ENCODINGS = "gzip, deflate"
+
+
+def _bounded_decoder(content_encoding: str | None, endpoint: str) -> Callable[[bytes, int], bytes]:
+    """``decode(block, most)``: the plain bytes of the next block of an answer in ``content_encoding``,
+    never more than ``most`` out of one block; ``decode(b"", most)`` once at the end (what the decoder
+    still holds). gzip and deflate (zlib) only; any other encoding is named."""
+    encoding = str(content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return lambda block, _most: block
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise _not_a_prediction(endpoint, f"an answer in Content-Encoding {encoding[:40]!r}, which the gate "
+                                          "cannot read (gzip and deflate it can)")
+    decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # either header, gzip or zlib
+
+    def decode(block: bytes, most: int) -> bytes:
+        try:
+            return decoder.decompress(block, most) if block else decoder.flush()
+        except zlib.error as err:
+            raise _not_a_prediction(endpoint, f"an answer whose {encoding} encoding is broken ({err})") from None
+
+    return decode
 
 
 def _too_large(endpoint: str) -> EndpointError:
