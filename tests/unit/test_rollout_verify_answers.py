@@ -54,3 +54,68 @@ def test_an_endpoint_that_is_no_url_is_the_callers_mistake_and_rolls_nothing_bac
 
     with pytest.raises(PatchriskError, match=rf"^--endpoint {re.escape(endpoint)}: not an http\(s\) URL"):
         check_endpoint(endpoint)
+
+
+def _misbehaving_endpoint(body_parts, declared: int):
+    """Answers every GET and POST 200 with ``declared`` as Content-Length and ``body_parts()`` as the
+    body, a part at a time (each part may take its time)."""
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.unit.canned_http import loopback_http_server
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(declared))
+            self.end_headers()
+            try:
+                for part in body_parts():
+                    self.wfile.write(part)
+                    self.wfile.flush()
+            except OSError:  # the client gave up: what the test wants
+                pass
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *_args):
+            pass
+
+    return loopback_http_server(Handler)
+
+
+def test_an_endpoint_that_trickles_its_answer_fails_the_check_within_the_timeout(trained_patch_model):
+    """A byte every 50 ms: httpx's timeout bounds each read, not the answer, so verify waited for as
+    long as the endpoint liked (here 30 s; an endpoint could keep it for ever), and the promotion was
+    neither confirmed nor rolled back meanwhile."""
+    import threading
+    import time
+
+    def trickle():
+        for _ in range(600):
+            yield b" "
+            time.sleep(0.05)
+
+    results = []
+    with _misbehaving_endpoint(trickle, declared=600) as url:
+        worker = threading.Thread(target=lambda: results.append(
+            verify_endpoint(url, "patch-risk", "4", trained_patch_model[1], timeout=1.0)), daemon=True)
+        started = time.monotonic()
+        worker.start()
+        worker.join(15)
+        assert results, f"verify still waiting after {time.monotonic() - started:.0f} s"
+    failed = {name: detail for name, ok, detail in results[0].checks if not ok}
+    assert "no whole answer within 1 s" in failed.get("v1_ready", ""), failed
+
+
+def test_an_answer_past_the_size_limit_is_refused_as_it_streams(trained_patch_model):
+    """A wrong --endpoint (an artifact server) answering gigabytes was read whole into memory."""
+    from patchrisk.http_answers import MAX_ANSWER_BYTES
+
+    block = b" " * 2**20
+    parts = MAX_ANSWER_BYTES // len(block) + 8
+    with _misbehaving_endpoint(lambda: (block for _ in range(parts)), declared=parts * len(block)) as url:
+        result = verify_endpoint(url, "patch-risk", "4", trained_patch_model[1], timeout=10.0)
+    failed = {name: detail for name, ok, detail in result.checks if not ok}
+    assert f"over the limit of {MAX_ANSWER_BYTES // 2**20} MiB" in failed.get("v1_ready", ""), failed

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ssl
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,18 @@ from urllib.parse import urlsplit
 import httpx
 
 from patchrisk.errors import PatchriskError
+from patchrisk.http_answers import (
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    AnswerTooSlow,
+    AnswerUndecodable,
+    bounded_decoder,
+    read_whole,
+)
 from patchrisk.json_values import finite_number
 
 T = TypeVar("T")
 # The largest answer read: a 500-row batch's predictions are ~100 KB, its explanations a few hundred KB.
-MAX_ANSWER_BYTES = 32 * 2**20
 
 
 class EndpointError(Exception):
@@ -169,28 +175,16 @@ class RiskClient:
                 f"{response.headers.get('content-type', 'none')!r}); is --endpoint the predictor?") from None
 
     def _answer(self, url: str, payload: dict) -> httpx.Response:
-        """The whole answer, read as it streams: within ``timeout`` of the call (httpx's own timeout
-        bounds each read, so a trickle would go on for ever) and at most MAX_ANSWER_BYTES, decoded
-        here a bounded block at a time. (httpx decodes each network chunk whole, and offers brotli,
-        which packs 256 MiB into ~400 bytes: a few KB of answer could take the runner's memory.)"""
-        deadline = time.monotonic() + self.timeout
-        with self._http.stream("POST", url, json=payload, headers={"accept-encoding": ACCEPTED_ENCODINGS}) as streamed:
-            decode = _bounded_decoder(streamed.headers.get("content-encoding"), self.endpoint)
-            body = bytearray()
-            for chunk in streamed.iter_raw():
-                body += decode(chunk, MAX_ANSWER_BYTES + 1 - len(body))
-                if len(body) > MAX_ANSWER_BYTES:
-                    raise _too_large(self.endpoint)
-                if time.monotonic() > deadline:
-                    raise _Retryable(f"cannot reach {self.endpoint}: no whole answer within {self.timeout:g} s "
-                                     f"(--timeout; {len(body):,} bytes had arrived)")
-            body += decode(b"", MAX_ANSWER_BYTES + 1 - len(body))
-            if len(body) > MAX_ANSWER_BYTES:
-                raise _too_large(self.endpoint)
-        # decoded here: the copy says what it holds, plain bytes
-        kept = [(k, v) for k, v in streamed.headers.multi_items()
-                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
-        return httpx.Response(streamed.status_code, headers=kept, content=bytes(body), request=streamed.request)
+        """The whole answer, within ``timeout`` of the call and MAX_ANSWER_BYTES (:mod:`patchrisk.http_answers`)."""
+        try:
+            return read_whole(self._http, "POST", url, within=self.timeout, json=payload)
+        except AnswerTooLarge:
+            raise _too_large(self.endpoint) from None
+        except AnswerTooSlow as err:
+            raise _Retryable(f"cannot reach {self.endpoint}: no whole answer within {self.timeout:g} s "
+                             f"(--timeout; {err})") from None
+        except AnswerUndecodable as err:
+            raise _not_a_prediction(self.endpoint, _undecodable(err)) from None
 
     # -- V2 ----------------------------------------------------------------------------------
     def _predict_v2(self, rows: list[dict]) -> Scores:
@@ -291,28 +285,9 @@ class RiskClient:
         raise AssertionError("unreachable")
 
 
-ACCEPTED_ENCODINGS = "gzip, deflate"
-
-
-def _bounded_decoder(content_encoding: str | None, endpoint: str) -> Callable[[bytes, int], bytes]:
-    """``decode(block, most)``: the plain bytes of the next block of an answer in ``content_encoding``,
-    never more than ``most`` out of one block; ``decode(b"", most)`` once at the end (what the decoder
-    still holds). gzip and deflate (zlib) only; any other encoding is named."""
-    encoding = str(content_encoding or "identity").strip().lower()
-    if encoding == "identity":
-        return lambda block, _most: block
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise _not_a_prediction(endpoint, f"an answer in Content-Encoding {encoding[:40]!r}, which the gate "
-                                          "cannot read (gzip and deflate it can)")
-    decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # either header, gzip or zlib
-
-    def decode(block: bytes, most: int) -> bytes:
-        try:
-            return decoder.decompress(block, most) if block else decoder.flush()
-        except zlib.error as err:
-            raise _not_a_prediction(endpoint, f"an answer whose {encoding} encoding is broken ({err})") from None
-
-    return decode
+def _undecodable(err: AnswerUndecodable) -> str:
+    text = str(err)
+    return f"{text}, which the gate cannot read (gzip and deflate it can)" if "Content-Encoding" in text else text
 
 
 def _too_large(endpoint: str) -> EndpointError:
@@ -353,15 +328,14 @@ class _BoundedAnswer:
         if isinstance(declared, str) and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
             response.release()
             raise _too_large(endpoint)
-        encoding = str(response.get("content-encoding") or "identity").strip().lower()
-        self._decoder = self._plain = None
-        self._offset = 0
-        if encoding in ("gzip", "x-gzip", "deflate"):
-            self._decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # either header, gzip or zlib
-        elif encoding != "identity":
+        encoding = response.get("content-encoding")
+        self._plain, self._offset = None, 0
+        try:
+            self._decoder = None if str(encoding or "identity").strip().lower() == "identity" else \
+                bounded_decoder(encoding)
+        except AnswerUndecodable as err:
             response.release()
-            raise _not_a_prediction(endpoint, f"an answer in Content-Encoding {encoding[:40]!r}, which the gate "
-                                              "cannot read (gzip and deflate it can)")
+            raise _not_a_prediction(endpoint, _undecodable(err)) from None
 
     def read(self, length: int | None = None) -> bytes:
         if self._decoder is not None:
@@ -382,13 +356,20 @@ class _BoundedAnswer:
         if self._plain is None:
             blocks = []
             while block := self._response.read(self.BLOCK):
-                # never more out of one block than the limit leaves: a few KB may decode to gigabytes
-                blocks.append(self._counted(self._decoder.decompress(block, MAX_ANSWER_BYTES + 1 - self._read)))
-            blocks.append(self._counted(self._decoder.flush()))
+                blocks.append(self._counted(self._decoded(block)))
+            blocks.append(self._counted(self._decoded(b"")))
             self._plain = b"".join(blocks)
         start = self._offset
         self._offset = len(self._plain) if length is None or length < 0 else min(len(self._plain), start + length)
         return self._plain[start:self._offset]
+
+    def _decoded(self, block: bytes) -> bytes:
+        """Never more out of one block than the limit leaves: a few KB may decode to gigabytes."""
+        try:
+            return self._decoder(block, MAX_ANSWER_BYTES + 1 - self._read)
+        except AnswerUndecodable as err:
+            self._response.release()
+            raise _not_a_prediction(self._endpoint, _undecodable(err)) from None
 
     def _counted(self, block: bytes) -> bytes:
         self._read += len(block)

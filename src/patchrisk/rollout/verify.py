@@ -12,6 +12,7 @@ import httpx
 
 from patchrisk.contract.outputs import v2_output
 from patchrisk.errors import PatchriskError
+from patchrisk.http_answers import AnswerError, AnswerTooLarge, AnswerTooSlow, read_whole
 
 TOLERANCE = 1e-6
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -70,11 +71,20 @@ def _scores_match(got: list[float], expected: list[float]) -> tuple[bool, str]:
     return ok, f"max |score - reference| = {worst:.2e} (tolerance {TOLERANCE:g})"
 
 
-def _get(client: httpx.Client, path: str) -> httpx.Response | str:
+def _get(client: httpx.Client, path: str, timeout: float) -> httpx.Response | str:
     try:
-        return client.get(path)
-    except httpx.HTTPError as err:
-        return f"{type(err).__name__}: {err}"
+        return read_whole(client, "GET", path, within=timeout)
+    except (httpx.HTTPError, AnswerError) as err:
+        return _unanswered(err, timeout)
+
+
+def _unanswered(err: Exception, timeout: float) -> str:
+    """Why a call got no answer to check, in words (an endpoint trickling or flooding its answer too)."""
+    if isinstance(err, AnswerTooSlow):
+        return f"no whole answer within {timeout:g} s ({err})"
+    if isinstance(err, AnswerTooLarge):
+        return f"an answer {err} (a smoke check's answer is a few KB; is --endpoint the predictor?)"
+    return str(err) if isinstance(err, AnswerError) else f"{type(err).__name__}: {err}"
 
 
 def check_endpoint(endpoint: str) -> None:
@@ -106,14 +116,14 @@ def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec=Non
     result = VerifyResult(endpoint, model, str(version))
     rows, expected = reference_of(model_dir)
     with httpx.Client(base_url=endpoint.rstrip("/"), timeout=timeout) as client:
-        v1 = _get(client, f"/v1/models/{model}")
+        v1 = _get(client, f"/v1/models/{model}", timeout)
         if isinstance(v1, str):
             result.add("v1_ready", False, v1)
         else:
             status = _json_object(v1)
             result.add("v1_ready", v1.status_code == 200 and isinstance(status, dict) and status.get("ready") is True,
                        f"HTTP {v1.status_code} {v1.text[:200]}" if isinstance(status, dict) else status)
-        v2 = _get(client, f"/v2/models/{model}/ready")
+        v2 = _get(client, f"/v2/models/{model}/ready", timeout)
         result.add("v2_ready", isinstance(v2, httpx.Response) and v2.status_code == 200,
                    v2 if isinstance(v2, str) else f"HTTP {v2.status_code}")
         if not result.passed:
@@ -125,10 +135,11 @@ def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec=Non
 
 def _post(client, result: VerifyResult, check: str, path: str, body: dict) -> httpx.Response | None:
     """The 200 response, or None with ``check`` recorded as failed (unreachable or an error status)."""
+    timeout = client.timeout.read or 30.0
     try:
-        resp = client.post(path, json=body, headers=JSON_HEADERS)
-    except httpx.HTTPError as err:
-        result.add(check, False, f"{type(err).__name__}: {err}")
+        resp = read_whole(client, "POST", path, within=timeout, json=body, headers=JSON_HEADERS)
+    except (httpx.HTTPError, AnswerError) as err:
+        result.add(check, False, _unanswered(err, timeout))
         return None
     if resp.status_code != 200:
         result.add(check, False, f"HTTP {resp.status_code}: {resp.text[:300]}")
