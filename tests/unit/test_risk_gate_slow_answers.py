@@ -144,20 +144,32 @@ def test_a_compressed_answer_over_the_size_limit_once_decoded_is_refused(tmp_pat
     assert f"over the limit of {MAX_ANSWER_BYTES // 2**20} MiB" in report.error, report.error
 
 
-def test_a_v2_answer_in_an_encoding_the_gate_cannot_read_is_named(tmp_path):
+def _encoded_server(encoding: str, body: bytes, offered: list[str] | None = None):
+    """Answers every GET and POST with ``body`` as it is, labelled Content-Encoding ``encoding``;
+    records each request's Accept-Encoding in ``offered``."""
+
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
+        def _answer(self):
+            if offered is not None:
+                offered.append(self.headers.get("accept-encoding", ""))
+            self.rfile.read(int(self.headers.get("content-length") or 0))
             self.send_response(200)
             self.send_header("content-type", "application/json")
-            self.send_header("content-encoding", "br")
-            self.send_header("content-length", "4")
+            self.send_header("content-encoding", encoding)
+            self.send_header("content-length", str(len(body)))
             self.end_headers()
-            self.wfile.write(b"\x0b\x01\x80{")
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
 
         def log_message(self, *_args):
             pass
 
-    with loopback_http_server(Handler) as url:
+    return loopback_http_server(Handler)
+
+
+def test_a_v2_answer_in_an_encoding_the_gate_cannot_read_is_named(tmp_path):
+    with _encoded_server("br", b"\x0b\x01\x80{") as url:
         report = gate_files([_patch(tmp_path)], url, protocol="v2", retries=0, timeout=5.0)
     assert report.exit_code == 2 and report.verdict == "error", report.to_json()
     assert "Content-Encoding 'br', which the gate cannot read" in report.error, report.error
@@ -172,24 +184,8 @@ def test_a_v1_answer_in_brotli_is_named_not_decoded_whole(tmp_path):
 
     from tests.unit.test_risk_gate_answers import _prediction
 
-    offered = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            offered.append(self.headers.get("accept-encoding", ""))
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            body = brotli.compress(json.dumps(_prediction(0.9)).encode())
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-encoding", "br")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args):
-            pass
-
-    with loopback_http_server(Handler) as url:
+    offered: list[str] = []
+    with _encoded_server("br", brotli.compress(json.dumps(_prediction(0.9)).encode()), offered) as url:
         report = gate_files([_patch(tmp_path)], url, protocol="v1", retries=0, timeout=5.0, threshold=0.95)
     assert report.exit_code == 2 and report.verdict == "error", report.to_json()
     assert "Content-Encoding 'br', which the gate cannot read" in report.error, report.error
@@ -197,20 +193,7 @@ def test_a_v1_answer_in_brotli_is_named_not_decoded_whole(tmp_path):
 
 
 def test_a_v1_answer_whose_gzip_is_broken_is_named(tmp_path):
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-encoding", "gzip")
-            self.send_header("content-length", "12")
-            self.end_headers()
-            self.wfile.write(b"not gzip at all"[:12])
-
-        def log_message(self, *_args):
-            pass
-
-    with loopback_http_server(Handler) as url:
+    with _encoded_server("gzip", b"not gzip at all") as url:
         report = gate_files([_patch(tmp_path)], url, protocol="v1", retries=0, timeout=5.0)
     assert report.exit_code == 2 and report.verdict == "error", report.to_json()
     assert "whose gzip encoding is broken" in report.error, report.error
