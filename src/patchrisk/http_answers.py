@@ -16,7 +16,9 @@ from collections.abc import Callable
 
 import httpx
 
-MAX_ANSWER_BYTES = 32 * 2**20  # an answer far past any prediction or status (decoded bytes)
+# The largest answer read, decoded: a 500-row batch's predictions are ~100 KB, its explanations a few
+# hundred KB, a smoke check's answers a few KB.
+MAX_ANSWER_BYTES = 32 * 2**20
 ACCEPTED_ENCODINGS = "gzip, deflate"
 
 
@@ -35,18 +37,22 @@ class AnswerTooSlow(AnswerError):
 
 
 class AnswerUndecodable(AnswerError):
-    pass
+    """A gzip or deflate answer whose bytes are no such thing."""
+
+
+class AnswerEncodingUnsupported(AnswerUndecodable):
+    """An answer in an encoding other than gzip, deflate or identity."""
 
 
 def bounded_decoder(content_encoding: str | None) -> Callable[[bytes, int], bytes]:
     """``decode(block, most)``: the plain bytes of the next block of an answer in ``content_encoding``,
     never more than ``most`` out of one block; ``decode(b"", most)`` once at the end (what the decoder
-    still holds). gzip and deflate (zlib) only; another encoding raises :class:`AnswerUndecodable`."""
+    still holds). gzip and deflate (zlib) only; another encoding raises :class:`AnswerEncodingUnsupported`."""
     encoding = str(content_encoding or "identity").strip().lower()
     if encoding == "identity":
         return lambda block, _most: block
     if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise AnswerUndecodable(f"an answer in Content-Encoding {encoding[:40]!r}")
+        raise AnswerEncodingUnsupported(f"an answer in Content-Encoding {encoding[:40]!r}")
     decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # either header, gzip or zlib
 
     def decode(block: bytes, most: int) -> bytes:
@@ -67,19 +73,23 @@ def read_whole(client: httpx.Client, method: str, url: str, *, within: float, li
     with client.stream(method, url, headers=headers, **request) as streamed:
         declared = streamed.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit and "content-encoding" not in streamed.headers:
-            raise AnswerTooLarge(f"over the limit of {limit // 2**20} MiB")
+            raise _too_large(limit)
         decode = bounded_decoder(streamed.headers.get("content-encoding"))
         body = bytearray()
         for chunk in streamed.iter_raw():
             body += decode(chunk, limit + 1 - len(body))
             if len(body) > limit:
-                raise AnswerTooLarge(f"over the limit of {limit // 2**20} MiB")
+                raise _too_large(limit)
             if time.monotonic() > deadline:
                 raise AnswerTooSlow(len(body))
         body += decode(b"", limit + 1 - len(body))
         if len(body) > limit:
-            raise AnswerTooLarge(f"over the limit of {limit // 2**20} MiB")
+            raise _too_large(limit)
     # decoded here: the copy says what it holds, plain bytes
     kept = [(k, v) for k, v in streamed.headers.multi_items()
             if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
     return httpx.Response(streamed.status_code, headers=kept, content=bytes(body), request=streamed.request)
+
+
+def _too_large(limit: int) -> AnswerTooLarge:
+    return AnswerTooLarge(f"over the limit of {limit // 2**20} MiB")

@@ -1,11 +1,13 @@
 """Loopback HTTP servers for unit tests: a thread, no process. ``loopback_http_server`` serves any
 handler class; ``canned_http_server`` answers every request with HTTP 200 and what
-``answer(method, path)`` returns: for clients that must not trust an answer just because it is a 200."""
+``answer(method, path)`` returns: for clients that must not trust an answer just because it is a 200;
+``streaming_http_server`` answers every request with a body written a part at a time and the headers
+given: for clients that must bound how long and how large an answer may be, and how it is encoded."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,6 +27,37 @@ def canned_http_server(answer: Answer) -> Iterator[str]:
             self.send_header("content-length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        do_GET = do_POST = _respond
+
+        def log_message(self, *_args):
+            pass
+
+    with loopback_http_server(Handler) as url:
+        yield url
+
+
+@contextmanager
+def streaming_http_server(parts: Callable[[], Iterable[bytes]], headers: dict[str, str],
+                          seen: list | None = None) -> Iterator[str]:
+    """Answers every GET and POST 200 with ``headers`` and ``parts()`` as the body, written and flushed
+    a part at a time (a part may take its time); each request's headers go to ``seen``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _respond(self):
+            if seen is not None:
+                seen.append(self.headers)
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(200)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            try:
+                for part in parts():
+                    self.wfile.write(part)
+                    self.wfile.flush()
+            except OSError:  # the client hung up: what a test of a bounded read wants
+                pass
 
         do_GET = do_POST = _respond
 

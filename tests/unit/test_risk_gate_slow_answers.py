@@ -16,7 +16,7 @@ import pytest
 
 from patchrisk.risk_gate.client import MAX_ANSWER_BYTES
 from patchrisk.risk_gate.gate import gate_files
-from tests.unit.canned_http import loopback_http_server
+from tests.unit.canned_http import loopback_http_server, streaming_http_server
 from tests.unit.test_risk_gate_answers import ROW
 
 METADATA = json.dumps({"inputs": [{"name": k} for k in ROW if k != "patch_id"]}).encode()
@@ -144,28 +144,11 @@ def test_a_compressed_answer_over_the_size_limit_once_decoded_is_refused(tmp_pat
     assert f"over the limit of {MAX_ANSWER_BYTES // 2**20} MiB" in report.error, report.error
 
 
-def _encoded_server(encoding: str, body: bytes, offered: list[str] | None = None):
+def _encoded_server(encoding: str, body: bytes, seen: list | None = None):
     """Answers every GET and POST with ``body`` as it is, labelled Content-Encoding ``encoding``;
-    records each request's Accept-Encoding in ``offered``."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self):
-            if offered is not None:
-                offered.append(self.headers.get("accept-encoding", ""))
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-encoding", encoding)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *_args):
-            pass
-
-    return loopback_http_server(Handler)
+    each request's headers go to ``seen``."""
+    return streaming_http_server(lambda: [body], {"content-type": "application/json", "content-encoding": encoding,
+                                                  "content-length": str(len(body))}, seen)
 
 
 def test_a_v2_answer_in_an_encoding_the_gate_cannot_read_is_named(tmp_path):
@@ -184,9 +167,10 @@ def test_a_v1_answer_in_brotli_is_named_not_decoded_whole(tmp_path):
 
     from tests.unit.test_risk_gate_answers import _prediction
 
-    offered: list[str] = []
-    with _encoded_server("br", brotli.compress(json.dumps(_prediction(0.9)).encode()), offered) as url:
+    seen: list = []
+    with _encoded_server("br", brotli.compress(json.dumps(_prediction(0.9)).encode()), seen) as url:
         report = gate_files([_patch(tmp_path)], url, protocol="v1", retries=0, timeout=5.0, threshold=0.95)
+    offered = [headers.get("accept-encoding", "") for headers in seen]
     assert report.exit_code == 2 and report.verdict == "error", report.to_json()
     assert "Content-Encoding 'br', which the gate cannot read" in report.error, report.error
     assert offered and all("br" not in o and "gzip" in o for o in offered), offered

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from patchrisk.rollout.verify import verify_endpoint
-from tests.unit.canned_http import canned_http_server
+from tests.unit.canned_http import canned_http_server, streaming_http_server
 
 ANSWERS = {
     "a login page": ("text/html", b"<html><body>Sign in</body></html>"),
@@ -59,30 +59,7 @@ def test_an_endpoint_that_is_no_url_is_the_callers_mistake_and_rolls_nothing_bac
 def _misbehaving_endpoint(body_parts, declared: int):
     """Answers every GET and POST 200 with ``declared`` as Content-Length and ``body_parts()`` as the
     body, a part at a time (each part may take its time)."""
-    from http.server import BaseHTTPRequestHandler
-
-    from tests.unit.canned_http import loopback_http_server
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self):
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(declared))
-            self.end_headers()
-            try:
-                for part in body_parts():
-                    self.wfile.write(part)
-                    self.wfile.flush()
-            except OSError:  # the client gave up: what the test wants
-                pass
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *_args):
-            pass
-
-    return loopback_http_server(Handler)
+    return streaming_http_server(body_parts, {"content-type": "application/json", "content-length": str(declared)})
 
 
 def test_an_endpoint_that_trickles_its_answer_fails_the_check_within_the_timeout(trained_patch_model):

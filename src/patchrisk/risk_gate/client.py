@@ -23,6 +23,7 @@ import httpx
 from patchrisk.errors import PatchriskError
 from patchrisk.http_answers import (
     MAX_ANSWER_BYTES,
+    AnswerEncodingUnsupported,
     AnswerTooLarge,
     AnswerTooSlow,
     AnswerUndecodable,
@@ -32,7 +33,6 @@ from patchrisk.http_answers import (
 from patchrisk.json_values import finite_number
 
 T = TypeVar("T")
-# The largest answer read: a 500-row batch's predictions are ~100 KB, its explanations a few hundred KB.
 
 
 class EndpointError(Exception):
@@ -286,8 +286,9 @@ class RiskClient:
 
 
 def _undecodable(err: AnswerUndecodable) -> str:
-    text = str(err)
-    return f"{text}, which the gate cannot read (gzip and deflate it can)" if "Content-Encoding" in text else text
+    if isinstance(err, AnswerEncodingUnsupported):
+        return f"{err}, which the gate cannot read (gzip and deflate it can)"
+    return str(err)
 
 
 def _too_large(endpoint: str) -> EndpointError:

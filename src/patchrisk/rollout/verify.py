@@ -71,11 +71,16 @@ def _scores_match(got: list[float], expected: list[float]) -> tuple[bool, str]:
     return ok, f"max |score - reference| = {worst:.2e} (tolerance {TOLERANCE:g})"
 
 
-def _get(client: httpx.Client, path: str, timeout: float) -> httpx.Response | str:
+def _get(client: httpx.Client, path: str) -> httpx.Response | str:
     try:
-        return read_whole(client, "GET", path, within=timeout)
+        return read_whole(client, "GET", path, within=_within(client))
     except (httpx.HTTPError, AnswerError) as err:
-        return _unanswered(err, timeout)
+        return _unanswered(err, _within(client))
+
+
+def _within(client: httpx.Client) -> float:
+    """The verify timeout (the client's) for a whole answer: httpx's own bounds each read."""
+    return client.timeout.read or 30.0
 
 
 def _unanswered(err: Exception, timeout: float) -> str:
@@ -116,14 +121,14 @@ def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec=Non
     result = VerifyResult(endpoint, model, str(version))
     rows, expected = reference_of(model_dir)
     with httpx.Client(base_url=endpoint.rstrip("/"), timeout=timeout) as client:
-        v1 = _get(client, f"/v1/models/{model}", timeout)
+        v1 = _get(client, f"/v1/models/{model}")
         if isinstance(v1, str):
             result.add("v1_ready", False, v1)
         else:
             status = _json_object(v1)
             result.add("v1_ready", v1.status_code == 200 and isinstance(status, dict) and status.get("ready") is True,
                        f"HTTP {v1.status_code} {v1.text[:200]}" if isinstance(status, dict) else status)
-        v2 = _get(client, f"/v2/models/{model}/ready", timeout)
+        v2 = _get(client, f"/v2/models/{model}/ready")
         result.add("v2_ready", isinstance(v2, httpx.Response) and v2.status_code == 200,
                    v2 if isinstance(v2, str) else f"HTTP {v2.status_code}")
         if not result.passed:
@@ -135,11 +140,10 @@ def verify_endpoint(endpoint: str, model: str, version: str, model_dir, spec=Non
 
 def _post(client, result: VerifyResult, check: str, path: str, body: dict) -> httpx.Response | None:
     """The 200 response, or None with ``check`` recorded as failed (unreachable or an error status)."""
-    timeout = client.timeout.read or 30.0
     try:
-        resp = read_whole(client, "POST", path, within=timeout, json=body, headers=JSON_HEADERS)
+        resp = read_whole(client, "POST", path, within=_within(client), json=body, headers=JSON_HEADERS)
     except (httpx.HTTPError, AnswerError) as err:
-        result.add(check, False, _unanswered(err, timeout))
+        result.add(check, False, _unanswered(err, _within(client)))
         return None
     if resp.status_code != 200:
         result.add(check, False, f"HTTP {resp.status_code}: {resp.text[:300]}")
