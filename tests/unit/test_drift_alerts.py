@@ -1,11 +1,12 @@
 """Alerts: the JSON log line and a Slack-compatible webhook whose failure is never fatal."""
 
 import json
+import time
 from http.server import BaseHTTPRequestHandler
 
 from patchrisk.monitoring.drift.alerts import headline, log_line, send_webhook
 from tests.conftest import free_port
-from tests.unit.canned_http import loopback_http_server
+from tests.unit.canned_http import loopback_http_server, streaming_http_server
 
 SUMMARY = {
     "model": {"name": "patch-risk", "version": "3"},
@@ -48,6 +49,24 @@ def test_webhook_posts_a_slack_payload():
     content_type, body = received[0]
     assert content_type == "application/json" and body["text"] == headline(SUMMARY)
     assert body["blocks"][0]["type"] == "header" and any("Reasons" in json.dumps(b) for b in body["blocks"])
+
+
+def test_a_webhook_answer_that_never_ends_does_not_hold_the_monitor():
+    """The POST is what matters: a webhook (or what stands at its URL) answering 200 and then a body a
+    byte at a time kept the monitor's run reading it for as long as it went on (httpx bounds each read,
+    not the answer); its status is all the monitor needs."""
+
+    def trickle():
+        for _ in range(40):
+            yield b"o"
+            time.sleep(0.25)
+
+    with streaming_http_server(trickle, {"content-type": "text/plain"}) as base:
+        started = time.monotonic()
+        result = send_webhook(f"{base}/hook", SUMMARY, 1)
+        took = time.monotonic() - started
+    assert result == {"status": "sent", "http_status": 200, "url": f"{base}/<redacted>"}
+    assert took < 3, f"the monitor waited {took:.1f} s for the webhook's answer"
 
 
 def test_webhook_failure_is_reported_not_raised():

@@ -123,9 +123,11 @@ def send_webhook(url: str, summary: dict, timeout_s: float) -> dict:
 
     shown = redact_url(url)
     try:
-        with _urls_redacted_in_http_logs():
-            response = httpx.post(url, json=slack_payload(summary), timeout=timeout_s)
-        response.raise_for_status()
+        # The answer's body is never read: its status says whether the post arrived, and whatever
+        # stands at the URL could answer 200 and then a body that never ends.
+        with (_urls_redacted_in_http_logs(), httpx.Client(timeout=timeout_s) as client,
+              client.stream("POST", url, json=slack_payload(summary)) as response):
+            response.raise_for_status()
         return {"status": "sent", "http_status": response.status_code, "url": shown}
     except httpx.HTTPError as exc:
         # httpx puts the full URL in some messages ("... for url '...'"): keep only scheme and host.
