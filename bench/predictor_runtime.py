@@ -3,7 +3,8 @@
     python bench/predictor_runtime.py [--model-dir DIR]
 
 Builds a fresh venv from requirements-predictor.lock (``uv pip install --no-deps``, wheels from uv's
-cache), installs this project without dependencies, prints the venv's size, then starts the
+cache), installs this project without dependencies, removes the packages' own test suites (as the
+image does: serving/slim_venv.py), prints the venv's size, then starts the
 predictor from it (training a small model first unless --model-dir is given) and prints the time
 to the first answered prediction. tests/integration/test_runtime_locks.py uses the same functions.
 """
@@ -44,6 +45,9 @@ def build_runtime_venv(dest: Path) -> Path:
     for name in ("src", "components", "pipelines", "serving"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     subprocess.run([uv, "pip", "install", "-q", "--no-deps", "--python", str(python), str(source)], check=True)
+    # as the Dockerfile does: the packages' own test suites out
+    subprocess.run([str(python), "-m", "patchrisk_serving.slim_venv", str(dest)], check=True, capture_output=True,
+                   env=image_env())
     return python
 
 

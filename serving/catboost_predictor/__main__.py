@@ -17,6 +17,7 @@ from kserve import logging as kserve_logging
 from kserve import model_server
 from kserve.utils.utils import strtobool
 from patchrisk_serving.catboost_predictor import request_limits, server_hooks
+from patchrisk_serving.catboost_predictor.event_loop import EventLoopUnavailable, install_event_loop
 from patchrisk_serving.catboost_predictor.model import PatchRiskModel
 
 from patchrisk.errors import PatchriskError
@@ -137,6 +138,11 @@ def main(argv: list[str] | None = None, bundle: ModelBundle | None = None) -> in
         log.error("--workers %s is not supported: the predictor runs one server process per pod; "
                   "scale with replicas", args.workers)
         return 2
+    try:
+        loop = install_event_loop(args.event_loop)
+    except EventLoopUnavailable as err:
+        log.error("%s", err)
+        return 2
     if args.configure_logging:
         kserve_logging.configure_logging(args.log_config_file)
     logging.getLogger("patchrisk").handlers = logging.getLogger("kserve").handlers
@@ -173,6 +179,7 @@ def main(argv: list[str] | None = None, bundle: ModelBundle | None = None) -> in
     )
     # Registered even when the self-check failed: the server runs and reports the model not ready (503).
     server.register_model(model)
+    log.info("serving on the %s event loop (--event-loop %s)", loop, args.event_loop)
     server.start([])
     return 0
 

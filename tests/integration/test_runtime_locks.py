@@ -50,6 +50,8 @@ def test_the_predictor_lock_venv_is_small_and_runtime_only(runtime_python):
     excludes = (REPO / "requirements-predictor.excludes").read_text().splitlines()
     excluded = {line.strip().lower() for line in excludes if line.strip() and not line.startswith("#")}
     assert not installed_distributions(runtime_python) & excluded
+    assert runtime.importable(runtime_python, "uvloop")  # the loop the predictor serves on
+    assert not list(venv.glob("lib/python*/site-packages/**/tests")), "a package's test suite is in the image"
 
 
 def test_the_predictor_serves_v1_v2_and_explain_from_the_lock(runtime_python, trained_patch_model):
