@@ -218,12 +218,17 @@ def _floor_then_pipeline(data: Path, tmp: Path, import_timer: bool) -> Timings:
     return Timings(pipeline, floor, pipeline_cpu, floor_cpu, imported_seconds(out.stderr), tasks)
 
 
+def orchestration_share(t: Timings) -> float:
+    """The share of the pipeline's wall time spent outside component bodies: what it takes beyond the floor."""
+    return max(t.pipeline - t.floor, 0) / t.pipeline
+
+
 def print_headline(runs: list[Timings], rows: int, what: str) -> None:
     """The median pair (by its orchestration share), and every pair's share when there are several."""
-    shares = [max(t.pipeline - t.floor, 0) / t.pipeline for t in runs]
+    shares = [orchestration_share(t) for t in runs]
     # the middle pair; of an even count, the higher of the two middle ones
-    t = sorted(runs, key=lambda run: max(run.pipeline - run.floor, 0) / run.pipeline)[len(runs) // 2]
-    share = max(t.pipeline - t.floor, 0) / t.pipeline
+    t = sorted(runs, key=orchestration_share)[len(runs) // 2]
+    share = orchestration_share(t)
     cpu_share = max(t.pipeline_cpu - t.floor_cpu, 0) / t.pipeline_cpu
     median = f", the median of {len(runs)} pairs" if len(runs) > 1 else ""
     print(f"\nTraining pipeline end to end at {rows:,} rows {what}{median}")
