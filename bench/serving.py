@@ -1,6 +1,8 @@
 """Serving throughput and latency, measured with a native load generator (issue 16, item 1).
 
-Three servers, one worker each, the same model call (``bundle.predict_matrix``):
+Four servers (and a second copy of ours for the side-by-side pairs), one worker each, the same
+model call (``bundle.predict_matrix``); floor, ours and routes on uvloop, plain on the standard
+loop that KServe's own start gives a plain predictor:
 
 - floor: a bare Starlette endpoint (bench/bare_asgi_app.py), V1 bodies only
 - plain: a plain KServe custom predictor as the KServe docs show it, no validation
