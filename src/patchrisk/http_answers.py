@@ -44,11 +44,20 @@ class AnswerEncodingUnsupported(AnswerUndecodable):
     """An answer in an encoding other than gzip, deflate or identity."""
 
 
+def _encoding(content_encoding: str | None) -> str:
+    return str(content_encoding or "identity").strip().lower()
+
+
+def is_identity(content_encoding: str | None) -> bool:
+    """An answer sent as it is (no Content-Encoding, or ``identity``)."""
+    return _encoding(content_encoding) == "identity"
+
+
 def bounded_decoder(content_encoding: str | None) -> Callable[[bytes, int], bytes]:
     """``decode(block, most)``: the plain bytes of the next block of an answer in ``content_encoding``,
     never more than ``most`` out of one block; ``decode(b"", most)`` once at the end (what the decoder
     still holds). gzip and deflate (zlib) only; another encoding raises :class:`AnswerEncodingUnsupported`."""
-    encoding = str(content_encoding or "identity").strip().lower()
+    encoding = _encoding(content_encoding)
     if encoding == "identity":
         return lambda block, _most: block
     if encoding not in ("gzip", "x-gzip", "deflate"):

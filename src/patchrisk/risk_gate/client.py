@@ -28,6 +28,7 @@ from patchrisk.http_answers import (
     AnswerTooSlow,
     AnswerUndecodable,
     bounded_decoder,
+    is_identity,
     read_whole,
 )
 from patchrisk.json_values import finite_number
@@ -332,8 +333,7 @@ class _BoundedAnswer:
         encoding = response.get("content-encoding")
         self._plain, self._offset = None, 0
         try:
-            self._decoder = None if str(encoding or "identity").strip().lower() == "identity" else \
-                bounded_decoder(encoding)
+            self._decoder = None if is_identity(encoding) else bounded_decoder(encoding)
         except AnswerUndecodable as err:
             response.release()
             raise _not_a_prediction(endpoint, _undecodable(err)) from None
